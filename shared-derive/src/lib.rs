@@ -1,0 +1,1 @@
+//! `#[derive(SharedStruct)]` for `shared-runtime` (implemented in a later issue).

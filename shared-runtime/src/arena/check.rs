@@ -1,0 +1,182 @@
+//! Checking the allocator's invariants, and rebuilding its state after a crash.
+
+use crate::arena::heap::{bin_index, Heap, FLAGS, HDR, NBINS, PREV_USED, PUNCHED, USED};
+use crate::{Error, Result};
+
+/// What [`Arena::check`](crate::Arena::check) found: the heap's blocks, all verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HeapReport {
+    /// Blocks in use.
+    pub used_blocks: u64,
+    /// Bytes of blocks in use, headers included.
+    pub used_bytes: u64,
+    /// Free blocks (reusable holes below the high-water mark).
+    pub free_blocks: u64,
+    /// Bytes of free blocks.
+    pub free_bytes: u64,
+    /// Bytes from the heap's start to its high-water mark: `used_bytes + free_bytes`.
+    pub heap_bytes: u64,
+}
+
+fn broken(what: String) -> Error {
+    Error::Corrupted(what)
+}
+
+/// One pass over the block chain: each block's offset, size and header word.
+fn walk(h: &Heap<'_>, mut f: impl FnMut(u64, u64, u64) -> Result<()>) -> Result<()> {
+    let st = h.state();
+    let (mut b, top) = (st.start.get(), st.top.get());
+    while b < top {
+        let size = h.size_of(b)?;
+        f(b, size, h.word(b))?;
+        b += size;
+    }
+    if b != top {
+        return Err(broken(format!("the last block ends at {b}, past the heap's end {top}")));
+    }
+    Ok(())
+}
+
+/// Verifies every invariant listed in `heap.rs`.
+pub(crate) fn verify(h: &Heap<'_>) -> Result<HeapReport> {
+    let st = h.state();
+    let mut r = HeapReport { used_blocks: 0, used_bytes: 0, free_blocks: 0, free_bytes: 0, heap_bytes: 0 };
+    let mut prev_used = true;
+    walk(h, |b, size, w| {
+        if (w & PREV_USED != 0) != prev_used {
+            return Err(broken(format!("block {b}: PREV_USED flag disagrees with its neighbour")));
+        }
+        if w & USED != 0 {
+            r.used_blocks += 1;
+            r.used_bytes += size;
+            prev_used = true;
+            return Ok(());
+        }
+        if !prev_used {
+            return Err(broken(format!("block {b}: two free blocks in a row were not merged")));
+        }
+        if h.word(b + size - 8) != size {
+            return Err(broken(format!("block {b}: footer disagrees with header")));
+        }
+        // Freed memory is zero: allocation relies on it.
+        let payload_end = b + size - 8;
+        let mut off = b + 24;
+        while off < payload_end {
+            if h.word(off) != 0 {
+                return Err(broken(format!("free block {b}: byte {off} is not zero")));
+            }
+            off += 8;
+        }
+        r.free_blocks += 1;
+        r.free_bytes += size;
+        prev_used = false;
+        Ok(())
+    })?;
+    if !prev_used {
+        return Err(broken("the block before the heap's end is free but was not merged".into()));
+    }
+    r.heap_bytes = st.top.get() - st.start.get();
+    if r.used_bytes + r.free_bytes != r.heap_bytes {
+        return Err(broken(format!(
+            "used {} + free {} != heap {} bytes",
+            r.used_bytes, r.free_bytes, r.heap_bytes
+        )));
+    }
+    if (r.used_blocks, r.used_bytes) != (st.used_blocks.get(), st.used_bytes.get()) {
+        return Err(broken(format!(
+            "counters say {} blocks / {} bytes in use, the heap holds {} / {}",
+            st.used_blocks.get(),
+            st.used_bytes.get(),
+            r.used_blocks,
+            r.used_bytes
+        )));
+    }
+    let mut listed = 0;
+    for i in 0..NBINS {
+        let mut b = st.bins[i].get();
+        let nonempty = st.bitmap[i / 64].get() & (1 << (i % 64)) != 0;
+        if nonempty != (b != 0) {
+            return Err(broken(format!("bin {i}: bitmap disagrees with the list")));
+        }
+        let mut prev = 0;
+        while b != 0 {
+            let b_ok = h.block(b)?;
+            let w = h.word(b_ok);
+            if w & USED != 0 || bin_index(w & !FLAGS) != i || h.word(b_ok + 16) != prev {
+                return Err(broken(format!("bin {i}: block {b} is listed wrongly")));
+            }
+            listed += 1;
+            if listed > r.free_blocks {
+                return Err(broken("the free lists hold more blocks than the heap".into()));
+            }
+            prev = b;
+            b = h.word(b_ok + 8);
+        }
+    }
+    if listed != r.free_blocks {
+        return Err(broken(format!("{} free blocks but {listed} listed", r.free_blocks)));
+    }
+    // The unused tail reads as zero (spot-check its first bytes).
+    let tail_end = (st.top.get() + 4096).min(st.committed.get());
+    let mut off = st.top.get();
+    while off < tail_end {
+        if h.word(off) != 0 {
+            return Err(broken(format!("unused tail: byte {off} is not zero")));
+        }
+        off += 8;
+    }
+    Ok(r)
+}
+
+/// Rebuilds the free lists, flags and counters from the chain of block sizes, after a
+/// process died holding the arena's lock. Blocks marked used stay used (their owners may be
+/// alive); free neighbours are merged, free memory is zeroed again, and the unused tail is
+/// scrubbed.
+pub(crate) fn rebuild(h: &Heap<'_>) -> Result<()> {
+    let st = h.state();
+    for i in 0..NBINS {
+        st.bins[i].set(0);
+    }
+    for w in &st.bitmap {
+        w.set(0);
+    }
+    let (mut used_blocks, mut used_bytes) = (0, 0);
+    let mut frees: Vec<(u64, u64)> = Vec::new(); // merged free runs
+    let mut prev_used = true;
+    walk(h, |b, size, w| {
+        if w & USED != 0 {
+            used_blocks += 1;
+            used_bytes += size;
+            h.set_word(b, (w & !PREV_USED) | if prev_used { PREV_USED } else { 0 });
+            prev_used = true;
+        } else {
+            match frees.last_mut() {
+                Some((start, len)) if !prev_used && *start + *len == b => *len += size,
+                _ => frees.push((b, size)),
+            }
+            prev_used = false;
+        }
+        Ok(())
+    })?;
+    st.used_blocks.set(used_blocks);
+    st.used_bytes.set(used_bytes);
+    let top = st.top.get();
+    if let Some(&(start, len)) = frees.last() {
+        if start + len == top {
+            frees.pop();
+            st.top.set(start);
+        }
+    }
+    h.scrub_tail(st.top.get(), st.committed.get());
+    for (start, len) in frees {
+        // Pages of the run may have been punched: mark it so they are reserved again
+        // before reuse (reserving a page that is present costs little).
+        h.zero_payload(start, start + HDR, start + len);
+        h.set_word(start + 8, 0);
+        h.set_word(start, len | PREV_USED | PUNCHED);
+        h.set_word(start + len - 8, len);
+        h.insert(start, len);
+    }
+    Ok(())
+}

@@ -1,0 +1,507 @@
+//! The allocator: boundary-tag blocks with segregated free lists, all stored in the arena.
+//!
+//! Everything here runs with the arena's robust mutex held (see `arena::Arena::heap`), so
+//! plain reads and writes of the bookkeeping words are race-free. Offsets, never pointers,
+//! are stored, so the state means the same thing in every process that maps the arena.
+//!
+//! # Block format (all offsets and sizes are multiples of [`GRAIN`])
+//! ```text
+//! used block:  [size|flags][owner pid][payload ...................................]
+//! free block:  [size|flags][next free][prev free][zeroes ...............][size]
+//!               word 0      word 1     word 2                              footer
+//! ```
+//! `flags` are [`USED`], [`PREV_USED`] (the block before this one is in use, so there is no
+//! footer to read) and [`PUNCHED`] (some pages of this free block were returned to the OS
+//! and must be reserved again before they are handed out).
+//!
+//! # Invariants (checked by `check::verify`)
+//! 1. Blocks tile `[start, top)` exactly; `[top, committed)` is zero and never handed out.
+//! 2. No two free blocks are adjacent, and the block before `top` is never free.
+//! 3. Every free block is in exactly the bin of its size, and its payload is zero except its
+//!    links and footer: freed memory is zeroed when freed, so allocation never has to.
+//! 4. `PREV_USED` of every block tells the truth about its predecessor.
+//!
+//! Every change to the chain of block sizes is one aligned 8-byte store, ordered with
+//! compiler fences, so a process killed at any instruction leaves a walkable chain; the
+//! free lists and counters are then rebuilt from it by `check::rebuild`.
+
+use std::cell::Cell;
+use std::sync::atomic::{compiler_fence, Ordering};
+
+use crate::arena::ArenaHeader;
+use crate::sys::memory::SharedMemory;
+use crate::{Error, Result};
+
+/// Allocation granularity and block alignment.
+pub(crate) const GRAIN: u64 = 16;
+/// Bytes of block header before every payload.
+pub(crate) const HDR: u64 = 16;
+/// Smallest block: header plus two free-list links (the footer then overlaps nothing).
+pub(crate) const MIN_BLOCK: u64 = 32;
+pub(crate) const USED: u64 = 1;
+pub(crate) const PREV_USED: u64 = 2;
+pub(crate) const PUNCHED: u64 = 4;
+pub(crate) const FLAGS: u64 = GRAIN - 1;
+/// Exact-size bins for 32, 48, ..., 1024 bytes; larger blocks are binned by power of two.
+const SMALL_BINS: usize = 63;
+const SMALL_MAX: u64 = 1024;
+/// Number of free-list bins.
+pub(crate) const NBINS: usize = 128;
+/// Free runs at least this large have their whole pages returned to the OS.
+pub(crate) const PUNCH_MIN: u64 = 256 * 1024;
+/// The never-used tail is reserved from the OS in steps of this many bytes.
+const COMMIT_STEP: u64 = 1 << 20;
+
+/// The allocator's state, stored in the arena header.
+///
+/// Fields are `Cell`s: the state is only ever reached through a shared reference made
+/// while the arena lock is held, by one thread at a time.
+#[repr(C)]
+pub(crate) struct HeapState {
+    pub(crate) start: Cell<u64>,
+    pub(crate) top: Cell<u64>,
+    pub(crate) committed: Cell<u64>,
+    pub(crate) used_bytes: Cell<u64>,
+    pub(crate) used_blocks: Cell<u64>,
+    pub(crate) allocations: Cell<u64>,
+    pub(crate) frees: Cell<u64>,
+    pub(crate) bitmap: [Cell<u64>; NBINS / 64],
+    pub(crate) bins: [Cell<u64>; NBINS],
+}
+
+/// Adds `delta` to a counter.
+pub(crate) fn bump(c: &Cell<u64>, delta: i64) {
+    c.set(c.get().wrapping_add_signed(delta));
+}
+
+/// The bin that holds free blocks of `size` bytes.
+pub(crate) fn bin_index(size: u64) -> usize {
+    if size <= SMALL_MAX {
+        (size / GRAIN) as usize - 2
+    } else {
+        SMALL_BINS + (63 - size.leading_zeros() as usize) - 10
+    }
+}
+
+fn page_up(x: u64, page: u64) -> u64 {
+    x.div_ceil(page) * page
+}
+
+fn page_down(x: u64, page: u64) -> u64 {
+    x / page * page
+}
+
+/// Orders one bookkeeping store before the next, so that a process killed between them
+/// leaves a state `check::rebuild` understands (x86-64 keeps stores in program order; the
+/// fence stops the compiler from reordering them).
+fn step() {
+    compiler_fence(Ordering::SeqCst);
+}
+
+/// The allocator, borrowed while the arena's lock is held.
+pub(crate) struct Heap<'a> {
+    pub(crate) mem: &'a SharedMemory,
+    pub(crate) page: u64,
+}
+
+impl Heap<'_> {
+    pub(crate) fn base(&self) -> *mut u8 {
+        self.mem.base()
+    }
+
+    pub(crate) fn state(&self) -> &HeapState {
+        // SAFETY: the header sits at offset 0 of the mapping, initialised when the arena was
+        // created, and lives as long as `self.mem`. A `Heap` exists only while the arena lock
+        // is held by this thread, so no other thread or process touches the state meanwhile;
+        // all mutation goes through `Cell`s, which a shared reference permits.
+        unsafe { &(*self.base().cast::<ArenaHeader>()).heap }
+    }
+
+    /// Reads the bookkeeping word at `off`.
+    pub(crate) fn word(&self, off: u64) -> u64 {
+        debug_assert!(off % 8 == 0 && off + 8 <= self.mem.len());
+        // SAFETY: callers only pass offsets of words inside `[start, committed)` (checked by
+        // `block` for anything read from shared state), which are mapped and 8-aligned; the
+        // lock makes the access race-free.
+        unsafe { self.base().add(off as usize).cast::<u64>().read() }
+    }
+
+    pub(crate) fn set_word(&self, off: u64, value: u64) {
+        debug_assert!(off % 8 == 0 && off + 8 <= self.mem.len());
+        // SAFETY: as in `word`.
+        unsafe { self.base().add(off as usize).cast::<u64>().write(value) }
+    }
+
+    /// Zeroes `[from, to)`.
+    fn memzero(&self, from: u64, to: u64) {
+        if to > from {
+            // SAFETY: the range lies inside the mapping (callers stay below `committed`) and
+            // belongs to a free block or the unused tail, which no one else reads or writes.
+            unsafe { self.base().add(from as usize).write_bytes(0, (to - from) as usize) }
+        }
+    }
+
+    /// Zeroes the payload `[from, to)` of a free block that ends at `to`: its whole interior
+    /// pages are returned to the OS when the run is large, the rest is written. The block's
+    /// header words and footer are left alone. Returns whether pages were punched.
+    pub(crate) fn zero_payload(&self, block: u64, from: u64, to: u64) -> bool {
+        let (a, b) = (page_up(block + MIN_BLOCK, self.page), page_down(to - 8, self.page));
+        if to - from >= PUNCH_MIN && b > a && a >= from && self.mem.punch_hole(a, b - a) {
+            self.memzero(from, a);
+            self.memzero(b, to);
+            true
+        } else {
+            self.memzero(from, to);
+            false
+        }
+    }
+
+    /// Validates a block offset read from shared state.
+    pub(crate) fn block(&self, off: u64) -> Result<u64> {
+        let st = self.state();
+        if off < st.start.get() || off % GRAIN != 0 || off.saturating_add(MIN_BLOCK) > st.top.get() {
+            return Err(Error::Corrupted(format!(
+                "block offset {off} outside the heap [{}, {})",
+                st.start.get(), st.top.get()
+            )));
+        }
+        Ok(off)
+    }
+
+    /// The size of the block at `b`, validated against the heap's end.
+    pub(crate) fn size_of(&self, b: u64) -> Result<u64> {
+        let size = self.word(b) & !FLAGS;
+        if size < MIN_BLOCK || b.saturating_add(size) > self.state().top.get() {
+            return Err(Error::Corrupted(format!("block at {b} has impossible size {size}")));
+        }
+        Ok(size)
+    }
+
+    pub(crate) fn insert(&self, b: u64, size: u64) {
+        let st = self.state();
+        let i = bin_index(size);
+        let head = st.bins[i].get();
+        self.set_word(b + 8, head);
+        self.set_word(b + 16, 0);
+        if head != 0 {
+            self.set_word(head + 16, b);
+        }
+        st.bins[i].set(b);
+        st.bitmap[i / 64].set(st.bitmap[i / 64].get() | 1 << (i % 64));
+    }
+
+    fn unlink(&self, b: u64) -> Result<()> {
+        let size = self.size_of(b)?;
+        let (next, prev) = (self.word(b + 8), self.word(b + 16));
+        let st = self.state();
+        let i = bin_index(size);
+        if prev != 0 {
+            self.set_word(self.block(prev)? + 8, next);
+        } else if st.bins[i].get() == b {
+            st.bins[i].set(next);
+            if next == 0 {
+                st.bitmap[i / 64].set(st.bitmap[i / 64].get() & !(1 << (i % 64)));
+            }
+        } else {
+            return Err(Error::Corrupted(format!("free block {b} missing from its bin {i}")));
+        }
+        if next != 0 {
+            self.set_word(self.block(next)? + 16, prev);
+        }
+        self.set_word(b + 8, 0);
+        self.set_word(b + 16, 0);
+        Ok(())
+    }
+
+    /// The first non-empty bin at or after `from`.
+    fn next_bin(&self, from: usize) -> Option<usize> {
+        let st = self.state();
+        let mut i = from;
+        while i < NBINS {
+            let word = st.bitmap[i / 64].get() >> (i % 64);
+            if word != 0 {
+                return Some(i + word.trailing_zeros() as usize);
+            }
+            i = (i / 64 + 1) * 64;
+        }
+        None
+    }
+
+    /// Takes a free block of at least `need` bytes out of the bins.
+    fn take_free(&self, need: u64) -> Result<Option<u64>> {
+        let first = bin_index(need);
+        let mut i = first;
+        while let Some(bin) = self.next_bin(i) {
+            let mut b = self.state().bins[bin].get();
+            while b != 0 {
+                let b_checked = self.block(b)?;
+                if self.size_of(b_checked)? >= need {
+                    self.unlink(b_checked)?;
+                    return Ok(Some(b_checked));
+                }
+                if bin != first || bin < SMALL_BINS {
+                    break; // every block of a later (or exact) bin is large enough
+                }
+                b = self.word(b_checked + 8);
+            }
+            i = bin + 1;
+        }
+        Ok(None)
+    }
+
+    /// Cuts a fresh block of `size` bytes off the never-used tail, reserving its pages.
+    fn carve(&self, size: u64) -> Result<u64> {
+        let cap = self.mem.len();
+        let st = self.state();
+        let b = st.top.get();
+        let end = b.checked_add(size).filter(|&e| e <= cap).ok_or(Error::OutOfMemory {
+            requested: size,
+            available: cap - b,
+            capacity: cap,
+        })?;
+        let committed = st.committed.get();
+        if end > committed {
+            let want = page_up(end, COMMIT_STEP).min(cap);
+            if self.mem.reserve(committed, want - committed).is_err() {
+                let exact = page_up(end, self.page).min(cap);
+                self.mem.reserve(committed, exact - committed)?;
+                st.committed.set(exact);
+            } else {
+                st.committed.set(want);
+            }
+        }
+        self.set_word(b, size | PREV_USED);
+        step();
+        st.top.set(end);
+        Ok(b)
+    }
+
+    /// Allocates `size` bytes aligned to `align` for process `owner`; returns the payload's
+    /// offset. The payload is zero.
+    pub(crate) fn alloc(&self, size: u64, align: u64, owner: u32) -> Result<u64> {
+        let need = size
+            .checked_add(HDR + GRAIN - 1)
+            .map(|n| (n & !(GRAIN - 1)).max(MIN_BLOCK))
+            .ok_or(Error::OutOfMemory {
+                requested: size,
+                available: self.mem.len() - self.state().top.get(),
+                capacity: self.mem.len(),
+            })?;
+        let extra = if align > GRAIN { align + MIN_BLOCK } else { 0 };
+        let ask = need.checked_add(extra).ok_or(Error::OutOfMemory {
+            requested: size,
+            available: self.mem.len() - self.state().top.get(),
+            capacity: self.mem.len(),
+        })?;
+        let mut b = match self.take_free(ask)? {
+            Some(b) => b,
+            None => self.carve(ask)?,
+        };
+        if align > GRAIN {
+            let mut s = (b + HDR).next_multiple_of(align) - HDR;
+            if s != b && s - b < MIN_BLOCK {
+                s += align;
+            }
+            if s != b {
+                // Split off the front [b, s) and give it back.
+                let w = self.word(b);
+                let total = w & !FLAGS;
+                // The aligned part is marked used so that giving back the front does not
+                // merge the two again; `place` finishes it.
+                // (Owner first, so that a crash right here leaves a block a dead process owns.)
+                self.set_word(s + 8, u64::from(owner));
+                self.set_word(s, (total - (s - b)) | (w & PUNCHED) | USED);
+                step();
+                self.set_word(b, (s - b) | (w & (PREV_USED | PUNCHED)) | USED);
+                step();
+                self.release(b, false)?;
+                b = s;
+            }
+        }
+        self.place(b, need, owner)?;
+        let st = self.state();
+        bump(&st.used_bytes, (self.word(b) & !FLAGS) as i64);
+        bump(&st.used_blocks, 1);
+        bump(&st.allocations, 1);
+        Ok(b + HDR)
+    }
+
+    /// Marks the unlinked free block `b` used for `need` bytes, returning any tail.
+    fn place(&self, b: u64, need: u64, owner: u32) -> Result<()> {
+        let w = self.word(b);
+        let size = w & !FLAGS;
+        if w & PUNCHED != 0 {
+            let (from, to) = (page_down(b, self.page), page_up(b + need, self.page));
+            if let Err(e) = self.mem.reserve(from, to - from) {
+                self.set_word(b, w | USED);
+                self.release(b, false)?;
+                return Err(e);
+            }
+        }
+        let mut tail = None;
+        if size - need >= MIN_BLOCK {
+            // The tail starts out free but unlisted: a crash leaves two free neighbours,
+            // which `check::rebuild` merges.
+            let r = b + need;
+            self.set_word(r, (size - need) | (w & PUNCHED) | PREV_USED);
+            step();
+            tail = Some(r);
+        } else {
+            let next = b + size;
+            if next < self.state().top.get() {
+                self.set_word(next, self.word(next) | PREV_USED);
+            }
+        }
+        let own = if tail.is_some() { need } else { size };
+        // The payload is zero except the free links and footer of the block it was.
+        self.set_word(b + 16, 0);
+        if tail.is_none() {
+            self.set_word(b + size - 8, 0);
+        }
+        self.set_word(b + 8, u64::from(owner));
+        self.set_word(b, own | (w & PREV_USED) | USED);
+        step();
+        if let Some(r) = tail {
+            // The tail's bytes are part of a zeroed free run except its old footer, which
+            // is exactly where its own footer goes. `release` expects a used block.
+            self.set_word(r, self.word(r) | USED);
+            self.release(r, false)?;
+        }
+        Ok(())
+    }
+
+    /// Frees the used block whose payload is at `payload`, owned by `owner`.
+    pub(crate) fn free(&self, payload: u64, owner: u32) -> Result<()> {
+        let b = self.block(payload.wrapping_sub(HDR))?;
+        let w = self.word(b);
+        let size = self.size_of(b)?;
+        if w & USED == 0 {
+            return Err(Error::Corrupted(format!("double free of the block at {b}")));
+        }
+        let recorded = self.word(b + 8);
+        if recorded != u64::from(owner) {
+            return Err(Error::Corrupted(format!(
+                "block at {b} belongs to process {recorded}, not {owner}"
+            )));
+        }
+        self.release(b, true)?;
+        let st = self.state();
+        bump(&st.used_bytes, -(size as i64));
+        bump(&st.used_blocks, -1);
+        bump(&st.frees, 1);
+        Ok(())
+    }
+
+    /// Turns the block at `b` (marked used, not in any bin) into free space, coalescing it
+    /// with free neighbours or the unused tail. `dirty`: its payload may hold data.
+    pub(crate) fn release(&self, b: u64, dirty: bool) -> Result<()> {
+        let w = self.word(b);
+        let size = w & !FLAGS;
+        let mut punched = w & PUNCHED;
+        self.set_word(b + 8, 0);
+        self.set_word(b, size | (w & (PREV_USED | PUNCHED)));
+        step();
+        let (mut start, end0) = (b, b + size);
+        let mut start_flags = w & PREV_USED;
+        if w & PREV_USED == 0 {
+            let p = self.block(b.wrapping_sub(self.word(b - 8)))?;
+            let pw = self.word(p);
+            if pw & USED != 0 || self.size_of(p)? + p != b {
+                return Err(Error::Corrupted(format!("bad footer before block {b}")));
+            }
+            self.unlink(p)?;
+            start = p;
+            start_flags = pw & PREV_USED;
+            punched |= pw & PUNCHED;
+        }
+        let top = self.state().top.get();
+        if end0 == top {
+            // Give the whole run back to the unused tail, which must read as zero.
+            self.state().top.set(start);
+            step();
+            self.scrub_tail(start, top);
+            return Ok(());
+        }
+        if dirty {
+            if self.zero_payload(b, b + HDR, end0) {
+                punched = PUNCHED;
+            }
+        }
+        let mut end = end0;
+        let nw = self.word(end0);
+        if nw & USED == 0 {
+            let nsize = self.size_of(end0)?;
+            self.unlink(end0)?;
+            end = end0 + nsize;
+            punched |= nw & PUNCHED;
+        } else {
+            self.set_word(end0, nw & !PREV_USED);
+        }
+        self.set_word(start, (end - start) | start_flags | punched);
+        step();
+        // Words of absorbed blocks are now payload of the merged block: zero them.
+        if start != b {
+            self.set_word(b - 8, 0);
+            self.set_word(b, 0);
+        }
+        if end != end0 {
+            self.set_word(end0, 0);
+            self.set_word(end0 + 8, 0);
+            self.set_word(end0 + 16, 0);
+        }
+        self.set_word(end - 8, end - start);
+        if punched == 0 && end - start >= PUNCH_MIN && self.zero_payload(start, start + HDR, end) {
+            self.set_word(start, self.word(start) | PUNCHED);
+        }
+        self.insert(start, end - start);
+        Ok(())
+    }
+
+    /// Zeroes `[from, to)`, which was just returned to the unused tail, handing whole pages
+    /// back to the OS (and lowering `committed` to match) when the run is large.
+    pub(crate) fn scrub_tail(&self, from: u64, to: u64) {
+        let st = self.state();
+        let keep = page_up(from, self.page);
+        let committed = st.committed.get();
+        if to - from >= PUNCH_MIN && committed > keep && self.mem.punch_hole(keep, committed - keep)
+        {
+            self.memzero(from, keep.min(to));
+            st.committed.set(keep);
+        } else {
+            self.memzero(from, to);
+        }
+    }
+}
+
+impl Heap<'_> {
+    /// The used block whose payload is at `payload`, validated.
+    fn used_block(&self, payload: u64) -> Result<u64> {
+        let b = self.block(payload.wrapping_sub(HDR))?;
+        self.size_of(b)?;
+        if self.word(b) & USED == 0 {
+            return Err(Error::Corrupted(format!("no object at offset {payload}: it is free")));
+        }
+        Ok(b)
+    }
+
+    /// How many payload bytes the used block at `payload` holds.
+    pub(crate) fn payload_capacity(&self, payload: u64) -> Result<u64> {
+        let b = self.used_block(payload)?;
+        Ok(self.size_of(b)? - HDR)
+    }
+
+    /// Changes the owner recorded in the block at `payload` from `from` to `to`.
+    pub(crate) fn set_owner(&self, payload: u64, from: u32, to: u32) -> Result<()> {
+        let b = self.used_block(payload)?;
+        let recorded = self.word(b + 8);
+        if recorded != u64::from(from) {
+            return Err(Error::Corrupted(if from == 0 {
+                format!("the object at offset {payload} is owned by process {recorded}")
+            } else {
+                format!("the object at offset {payload} is not owned by process {from}")
+            }));
+        }
+        self.set_word(b + 8, u64::from(to));
+        Ok(())
+    }
+}

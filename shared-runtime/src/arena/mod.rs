@@ -1,0 +1,253 @@
+//! The shared arena: one memory mapping that never moves, and an allocator whose state
+//! lives inside it.
+
+mod allocation;
+pub(crate) mod check;
+pub(crate) mod heap;
+mod stats;
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use crate::sys::memory::{page_size, physical_memory, SharedMemory};
+use crate::sys::mutex::{Acquired, RobustMutex};
+use crate::{Error, Result};
+
+pub(crate) use allocation::Allocation;
+pub use check::HeapReport;
+use heap::{Heap, HeapState, GRAIN};
+pub use stats::ArenaStats;
+
+const MAGIC: u64 = u64::from_le_bytes(*b"shctypes");
+const VERSION: u32 = 1;
+/// The largest alignment an object may ask for: arenas are page-aligned in every process.
+pub const MAX_ALIGN: usize = 4096;
+
+/// What sits at offset 0 of every arena.
+#[repr(C)]
+pub(crate) struct ArenaHeader {
+    magic: u64,
+    version: u32,
+    _reserved: u32,
+    capacity: u64,
+    lock: RobustMutex,
+    pub(crate) heap: HeapState,
+}
+
+struct ArenaInner {
+    mem: SharedMemory,
+    page: u64,
+}
+
+/// A region of shared memory that typed objects are allocated from.
+///
+/// An arena is one `MAP_SHARED` mapping of a sparse memory file, created once and never
+/// moved, so every process forked after its creation sees the same bytes at the same
+/// address. Pages are paid for only when they are allocated; the capacity is an upper
+/// bound, not a reservation. The allocator's state (free lists, counters) is stored in the
+/// arena itself, behind a robust process-shared lock, so an object allocated by any process
+/// of a forked family is valid in all of them.
+///
+/// `Arena` is a cheap handle: clones refer to the same arena, and the mapping lives until
+/// the last handle (including those held by objects allocated from it) is dropped.
+///
+/// # Safety
+/// Any process that shares the arena may write any of its bytes at any time. The crate
+/// never exposes that memory as a plain reference except under a lock or exclusive
+/// ownership; see `docs/safety.md`.
+///
+/// ```
+/// use shared_runtime::{Arena, RawValue};
+///
+/// let arena = Arena::with_capacity(1 << 20)?;
+/// let v = RawValue::new_in(&arena, 42u64)?;
+/// assert_eq!(v.get(), 42);
+/// assert_eq!(arena.stats()?.live_allocations, 1);
+/// drop(v);
+/// assert_eq!(arena.stats()?.live_allocations, 0);
+/// # Ok::<(), shared_runtime::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Arena {
+    inner: Arc<ArenaInner>,
+}
+
+impl Arena {
+    /// Creates an arena that can hold up to `capacity` bytes (rounded up to whole pages).
+    ///
+    /// Nothing is reserved up front but the first megabyte; the rest is taken from the
+    /// system as objects are allocated.
+    ///
+    /// # Errors
+    /// [`Error::InvalidCapacity`] if `capacity` cannot even hold the arena's header, or
+    /// [`Error::Os`] if the system refuses the memory file or the mapping.
+    ///
+    /// ```
+    /// let arena = shared_runtime::Arena::with_capacity(64 * 1024)?;
+    /// assert_eq!(arena.capacity(), 64 * 1024);
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn with_capacity(capacity: u64) -> Result<Arena> {
+        let page = page_size() as u64;
+        let min = heap_start() + 4 * GRAIN;
+        if capacity < min {
+            return Err(Error::InvalidCapacity {
+                capacity,
+                reason: "too small to hold the arena header and one object",
+            });
+        }
+        let capacity = capacity.checked_next_multiple_of(page).ok_or(Error::InvalidCapacity {
+            capacity,
+            reason: "larger than the address space",
+        })?;
+        let mem = SharedMemory::create_anonymous("shared-runtime-arena", capacity)?;
+        let first = capacity.min(1 << 20);
+        mem.reserve(0, first)?;
+        let header = mem.base().cast::<ArenaHeader>();
+        // SAFETY: the mapping is fresh, page-aligned, at least `heap_start()` bytes long and
+        // reserved; no other process can see it yet, so writing the header is exclusive.
+        unsafe {
+            (*header).magic = MAGIC;
+            (*header).version = VERSION;
+            (*header).capacity = capacity;
+            RobustMutex::init(std::ptr::addr_of_mut!((*header).lock), false)?;
+            // The rest of the heap state is zero, as the fresh file is: empty bins.
+            let heap = &(*header).heap;
+            heap.start.set(heap_start());
+            heap.top.set(heap_start());
+            heap.committed.set(first);
+        }
+        Ok(Arena { inner: Arc::new(ArenaInner { mem, page }) })
+    }
+
+    /// The arena every constructor without `_in` allocates from, created on first use.
+    ///
+    /// Its capacity is the machine's physical memory (the mapping is sparse: only
+    /// allocated pages cost anything). Create it before forking, as
+    /// [`Process::start`](crate::Process::start) does, so parent and children share it.
+    ///
+    /// # Panics
+    /// If the system refuses to create the arena at all (no memory file can be created or
+    /// mapped), which leaves no way for any constructor to work.
+    ///
+    /// ```
+    /// let a = shared_runtime::Arena::global();
+    /// assert!(a.capacity() > 0);
+    /// ```
+    pub fn global() -> &'static Arena {
+        static GLOBAL: OnceLock<Arena> = OnceLock::new();
+        GLOBAL.get_or_init(|| {
+            Arena::with_capacity(physical_memory())
+                .unwrap_or_else(|e| panic!("cannot create the global shared arena: {e}"))
+        })
+    }
+
+    /// The most bytes this arena can hold.
+    pub fn capacity(&self) -> u64 {
+        self.inner.mem.len()
+    }
+
+    /// Whether two handles name the same arena.
+    ///
+    /// ```
+    /// let a = shared_runtime::Arena::with_capacity(1 << 16)?;
+    /// assert!(a.same_as(&a.clone()));
+    /// assert!(!a.same_as(shared_runtime::Arena::global()));
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn same_as(&self, other: &Arena) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    pub(crate) fn base(&self) -> *mut u8 {
+        self.inner.mem.base()
+    }
+
+    fn header(&self) -> &ArenaHeader {
+        // SAFETY: the header was initialised in `with_capacity` and lives as long as the
+        // mapping; the only field reached through this shared reference is the mutex, which
+        // is an `UnsafeCell` used through pthread calls (the heap state is reached through a
+        // raw pointer while the lock is held).
+        unsafe { &*self.base().cast::<ArenaHeader>() }
+    }
+
+    /// Runs `f` on the allocator with the arena's lock held. If the previous holder died
+    /// in the middle of an operation, the allocator is rebuilt from its block chain first.
+    pub(crate) fn with_heap<R>(&self, f: impl FnOnce(&Heap<'_>) -> Result<R>) -> Result<R> {
+        let lock = &self.header().lock;
+        let how = lock.lock()?;
+        struct Unlock<'a>(&'a RobustMutex);
+        impl Drop for Unlock<'_> {
+            fn drop(&mut self) {
+                // SAFETY: constructed only right after `lock()` succeeded on this thread.
+                unsafe { self.0.unlock() }
+            }
+        }
+        let _unlock = Unlock(lock);
+        let heap = Heap { mem: &self.inner.mem, page: self.inner.page };
+        if how == Acquired::OwnerDied {
+            check::rebuild(&heap)?;
+        }
+        f(&heap)
+    }
+
+    /// Allocates `size` zeroed bytes aligned to `align`, owned by the calling process.
+    pub(crate) fn alloc(&self, size: usize, align: usize) -> Result<Allocation> {
+        if align > MAX_ALIGN {
+            return Err(Error::Alignment { align, max: MAX_ALIGN });
+        }
+        let owner = crate::sys::process::current_pid();
+        let offset = self.with_heap(|h| h.alloc(size as u64, align as u64, owner as u32))?;
+        Ok(Allocation::new(self.clone(), offset, owner))
+    }
+
+    /// Counters of the allocator.
+    ///
+    /// # Errors
+    /// Only if the arena's lock cannot be taken or its state is corrupted.
+    ///
+    /// ```
+    /// let arena = shared_runtime::Arena::with_capacity(1 << 20)?;
+    /// let before = arena.stats()?;
+    /// let a = shared_runtime::RawArray::<u8>::zeroed_in(&arena, 1000)?;
+    /// let after = arena.stats()?;
+    /// assert_eq!(after.allocations, before.allocations + 1);
+    /// assert!(after.bytes_in_use >= before.bytes_in_use + 1000);
+    /// # drop(a);
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn stats(&self) -> Result<ArenaStats> {
+        self.with_heap(|h| Ok(ArenaStats::read(h)))
+    }
+
+    /// Walks every block of the allocator and checks its invariants (blocks tile the heap
+    /// with no gap or overlap, free + used = heap bytes, free lists agree with the blocks,
+    /// freed memory is zero). Meant for tests and for diagnosing a damaged arena.
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`] naming the first broken invariant.
+    ///
+    /// ```
+    /// let arena = shared_runtime::Arena::with_capacity(1 << 20)?;
+    /// let report = arena.check()?;
+    /// assert_eq!(report.used_blocks, 0);
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn check(&self) -> Result<HeapReport> {
+        self.with_heap(check::verify)
+    }
+}
+
+/// Where the first block starts: after the header, on a cache line.
+fn heap_start() -> u64 {
+    (std::mem::size_of::<ArenaHeader>() as u64).next_multiple_of(64)
+}
+
+impl fmt::Debug for Arena {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Arena")
+            .field("base", &self.base())
+            .field("capacity", &self.capacity())
+            .finish()
+    }
+}

@@ -1,0 +1,116 @@
+//! The crate's one error type.
+
+use std::io;
+
+/// Everything that can go wrong in this crate, with a message a user can act on.
+///
+/// ```
+/// use shared_runtime::{Error, RawArray};
+///
+/// let err = RawArray::<u64>::zeroed(usize::MAX).unwrap_err();
+/// assert!(matches!(err, Error::SizeOverflow { .. }));
+/// println!("{err}");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system call failed.
+    #[error("{call} failed: {source}")]
+    Os {
+        /// The call that failed, e.g. `memfd_create`.
+        call: &'static str,
+        /// The error the OS reported.
+        #[source]
+        source: io::Error,
+    },
+    /// The byte size of a request does not fit in the address space.
+    #[error("{count} elements of {elem_size} bytes overflow the address space")]
+    SizeOverflow {
+        /// Number of elements requested.
+        count: usize,
+        /// Size of one element in bytes.
+        elem_size: usize,
+    },
+    /// The arena has no room for the request (its capacity is fixed when it is created).
+    #[error(
+        "shared arena is out of memory: {requested} bytes requested, {available} of {capacity} \
+         bytes still unused; create a larger arena with Arena::with_capacity"
+    )]
+    OutOfMemory {
+        /// Bytes requested (including the block header).
+        requested: u64,
+        /// Bytes the arena could still hand out from its never-used tail.
+        available: u64,
+        /// The arena's capacity.
+        capacity: u64,
+    },
+    /// The system could not reserve pages for an allocation (RAM and swap exhausted).
+    #[error("the system could not reserve {bytes} bytes of shared memory: {source}")]
+    NoSystemMemory {
+        /// Bytes that were being reserved.
+        bytes: u64,
+        /// The error `fallocate` reported.
+        #[source]
+        source: io::Error,
+    },
+    /// An alignment this crate cannot honour.
+    #[error("alignment {align} is not supported: shared objects may be aligned to at most {max}")]
+    Alignment {
+        /// The requested alignment.
+        align: usize,
+        /// The largest supported alignment.
+        max: usize,
+    },
+    /// The arena's bookkeeping is inconsistent (corrupted by a foreign writer or a bug).
+    #[error("shared arena is corrupted: {0}")]
+    Corrupted(String),
+    /// A capacity that cannot be used for an arena.
+    #[error("invalid arena capacity {capacity}: {reason}")]
+    InvalidCapacity {
+        /// The requested capacity.
+        capacity: u64,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// A byte string does not fit in a `CChar` array.
+    #[error("{len} bytes do not fit in a character array of length {capacity}")]
+    TooLong {
+        /// The length of the bytes given.
+        len: usize,
+        /// The length of the array.
+        capacity: usize,
+    },
+    /// A child process failed: it exited with a non-zero code or was killed by a signal.
+    #[error("child process {pid} {how}")]
+    ChildFailed {
+        /// The child's process id.
+        pid: i32,
+        /// What happened, e.g. "exited with code 101" or "was killed by signal 9 (SIGKILL)".
+        how: String,
+    },
+    /// A wait ran out of time.
+    #[error("timed out after {0:?}")]
+    Timeout(std::time::Duration),
+}
+
+/// `Result` with this crate's [`Error`].
+///
+/// ```
+/// fn make() -> shared_runtime::Result<shared_runtime::RawValue<i32>> {
+///     shared_runtime::RawValue::new(5)
+/// }
+/// assert_eq!(make().unwrap().get(), 5);
+/// ```
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps the calling thread's last OS error.
+    pub(crate) fn last_os(call: &'static str) -> Self {
+        Error::Os { call, source: io::Error::last_os_error() }
+    }
+
+    /// Wraps a `nix` error.
+    pub(crate) fn nix(call: &'static str, errno: nix::errno::Errno) -> Self {
+        Error::Os { call, source: io::Error::from_raw_os_error(errno as i32) }
+    }
+}

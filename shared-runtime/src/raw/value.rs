@@ -1,0 +1,194 @@
+//! `RawValue<T>`: one shared value, no lock.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::mem::{align_of, size_of};
+use std::sync::atomic::Ordering;
+
+use crate::arena::{Allocation, Arena};
+use crate::{Result, SharedType};
+
+/// One value of type `T` in shared memory, without a lock (ctypes' `RawValue`).
+///
+/// Reads and writes are racy but sound: each is a relaxed atomic copy, so a value written by
+/// another process at the same moment may be seen *torn* (partly old, partly new) for types
+/// wider than a machine word, exactly as with ctypes. Use [`Value`](crate::Value) when a
+/// read-modify-write must not lose updates.
+///
+/// The value is freed when the handle is dropped by the process that created it; a forked
+/// child dropping its copy frees nothing.
+///
+/// ```
+/// use shared_runtime::{Process, RawValue};
+///
+/// let x = RawValue::new(1.0f64 / 3.0)?;
+/// Process::start(|| x.set(x.get() * 3.0))?.join()?;
+/// assert_eq!(x.get(), 1.0);
+/// # Ok::<(), shared_runtime::Error>(())
+/// ```
+pub struct RawValue<T: SharedType> {
+    alloc: Allocation,
+    _type: PhantomData<T>,
+}
+
+impl<T: SharedType> RawValue<T> {
+    /// A new shared value holding `value`, in the [global arena](Arena::global).
+    ///
+    /// # Errors
+    /// [`Error::OutOfMemory`](crate::Error::OutOfMemory) if the arena is full.
+    ///
+    /// ```
+    /// let v = shared_runtime::RawValue::new(7u16)?;
+    /// assert_eq!(v.get(), 7);
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn new(value: T) -> Result<Self> {
+        Self::new_in(Arena::global(), value)
+    }
+
+    /// [`new`](Self::new) in the given arena.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    ///
+    /// ```
+    /// let arena = shared_runtime::Arena::with_capacity(1 << 16)?;
+    /// let v = shared_runtime::RawValue::new_in(&arena, -3i8)?;
+    /// assert_eq!(v.get(), -3);
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn new_in(arena: &Arena, value: T) -> Result<Self> {
+        let v = Self::zeroed_in(arena)?;
+        v.set(value);
+        Ok(v)
+    }
+
+    /// A new shared value with every byte zero, in the global arena.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    ///
+    /// ```
+    /// assert_eq!(shared_runtime::RawValue::<f32>::zeroed()?.get(), 0.0);
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn zeroed() -> Result<Self> {
+        Self::zeroed_in(Arena::global())
+    }
+
+    /// [`zeroed`](Self::zeroed) in the given arena.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    ///
+    /// ```
+    /// let arena = shared_runtime::Arena::with_capacity(1 << 16)?;
+    /// assert_eq!(shared_runtime::RawValue::<u64>::zeroed_in(&arena)?.get(), 0);
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn zeroed_in(arena: &Arena) -> Result<Self> {
+        // Fresh arena memory is zero (the allocator zeroes what it frees).
+        let alloc = arena.alloc(size_of::<T>(), align_of::<T>())?;
+        Ok(RawValue { alloc, _type: PhantomData })
+    }
+
+    fn ptr(&self) -> *mut T {
+        self.alloc.ptr().cast::<T>()
+    }
+
+    /// Reads the value (a relaxed atomic copy; may be torn by a concurrent writer).
+    ///
+    /// ```
+    /// let v = shared_runtime::RawValue::new([1u8, 2, 3])?;
+    /// assert_eq!(v.get(), [1, 2, 3]);
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn get(&self) -> T {
+        // SAFETY: the allocation holds a `T`-sized, `T`-aligned block that lives as long as
+        // `self`; other writers use atomics or are other processes, so the relaxed atomic
+        // copy is race-free; any bytes read form a valid `T` because `SharedType` promises
+        // every bit pattern is valid.
+        unsafe { atomic_memcpy::atomic_load(self.ptr(), Ordering::Relaxed).assume_init() }
+    }
+
+    /// Writes the value (a relaxed atomic copy; a concurrent reader may see it torn).
+    ///
+    /// ```
+    /// let v = shared_runtime::RawValue::new(1i64)?;
+    /// v.set(-9);
+    /// assert_eq!(v.get(), -9);
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn set(&self, value: T) {
+        // SAFETY: as in `get`; `store` writes with relaxed atomics.
+        unsafe { T::store(&value, self.ptr()) }
+    }
+
+    /// The arena the value lives in.
+    ///
+    /// ```
+    /// let v = shared_runtime::RawValue::new(0u8)?;
+    /// assert!(v.arena().same_as(shared_runtime::Arena::global()));
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn arena(&self) -> &Arena {
+        self.alloc.arena()
+    }
+
+    /// The value's byte offset in its arena: the same in every process that maps it.
+    ///
+    /// ```
+    /// let v = shared_runtime::RawValue::new(0u8)?;
+    /// assert!(v.offset() > 0);
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn offset(&self) -> u64 {
+        self.alloc.offset()
+    }
+
+    /// Gives up this process's ownership without freeing the value, and returns its offset,
+    /// so that another process of the family (or this one) can take it over with
+    /// [`from_offset_in`](Self::from_offset_in). Until then, nobody frees it.
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`](crate::Error::Corrupted) if the arena's record of the value was
+    /// damaged, or if this process is not its owner (a forked child's copy of its parent's
+    /// value).
+    ///
+    /// ```
+    /// use shared_runtime::{Arena, RawValue};
+    ///
+    /// let off = RawValue::new(99u32)?.into_offset()?;
+    /// let v = RawValue::<u32>::from_offset_in(Arena::global(), off)?;
+    /// assert_eq!(v.get(), 99);
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn into_offset(self) -> Result<u64> {
+        self.alloc.detach()
+    }
+
+    /// Takes over a value given up with [`into_offset`](Self::into_offset): the calling
+    /// process becomes its owner and frees it on drop.
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`](crate::Error::Corrupted) if no value was given up at `offset`,
+    /// if it was already taken over, or if the block there is too small or misaligned for
+    /// a `T`.
+    ///
+    /// ```
+    /// let v = shared_runtime::RawValue::new(1u8)?;
+    /// // Still owned: it cannot be taken over.
+    /// assert!(shared_runtime::RawValue::<u8>::from_offset_in(v.arena(), v.offset()).is_err());
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn from_offset_in(arena: &Arena, offset: u64) -> Result<Self> {
+        let alloc = Allocation::adopt(arena, offset, size_of::<T>(), align_of::<T>())?;
+        Ok(RawValue { alloc, _type: PhantomData })
+    }
+}
+
+impl<T: SharedType + fmt::Debug> fmt::Debug for RawValue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RawValue").field(&self.get()).finish()
+    }
+}

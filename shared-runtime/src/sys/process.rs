@@ -1,0 +1,140 @@
+//! Processes: the cached process id, fork, wait and signals.
+
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{fork, ForkResult, Pid};
+
+use crate::{Error, Result};
+
+/// This process's id, cached; 0 until first asked for.
+static PID: AtomicI32 = AtomicI32::new(0);
+static ATFORK: Once = Once::new();
+
+extern "C" fn refresh_pid_in_child() {
+    PID.store(nix::unistd::getpid().as_raw(), Ordering::Relaxed);
+}
+
+/// The calling process's id without a system call on the hot path.
+///
+/// glibc's `getpid` is a real system call; ownership checks run on every drop, so the id
+/// is cached and refreshed in the child by a `pthread_atfork` handler (which runs for
+/// every `fork()` made through libc, ours or the user's).
+pub(crate) fn current_pid() -> i32 {
+    let pid = PID.load(Ordering::Relaxed);
+    if pid != 0 {
+        return pid;
+    }
+    ATFORK.call_once(|| {
+        // SAFETY: registering a child handler that only stores to an atomic is
+        // async-signal-safe, which is what pthread_atfork(3) requires of a child handler.
+        let rc = unsafe { libc::pthread_atfork(None, None, Some(refresh_pid_in_child)) };
+        assert_eq!(rc, 0, "pthread_atfork failed");
+        PID.store(nix::unistd::getpid().as_raw(), Ordering::Relaxed);
+    });
+    PID.load(Ordering::Relaxed)
+}
+
+/// Which side of a fork the caller is on.
+pub(crate) enum Forked {
+    Parent(i32),
+    Child,
+}
+
+/// Forks the calling process.
+///
+/// # Safety
+/// In a multi-threaded program the child may only run code that does not need locks held
+/// by other threads of the parent (see `fork(2)`); the caller must keep the child's work to
+/// that and end it with [`exit_now`].
+pub(crate) unsafe fn fork_process() -> Result<Forked> {
+    current_pid(); // make sure the atfork handler is registered before the first fork
+    // SAFETY: the caller upholds fork's contract (see this function's Safety section).
+    match unsafe { fork() }.map_err(|e| Error::nix("fork", e))? {
+        ForkResult::Parent { child } => Ok(Forked::Parent(child.as_raw())),
+        ForkResult::Child => Ok(Forked::Child),
+    }
+}
+
+/// Ends the calling process at once with `code`, without running `atexit` handlers or
+/// flushing stdio buffers inherited from the parent (which would print them twice).
+pub(crate) fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit is always safe to call; it does not return.
+    unsafe { libc::_exit(code) }
+}
+
+/// Writes `msg` to standard error with one `write(2)`, taking no lock (safe in a forked
+/// child of a multi-threaded parent, where std's stderr lock may be held forever).
+pub(crate) fn write_stderr(msg: &[u8]) {
+    // SAFETY: the pointer and length describe `msg`, which is alive for the call.
+    let _ = unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+}
+
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+fn decode(status: WaitStatus) -> Option<Exit> {
+    match status {
+        WaitStatus::Exited(_, code) => Some(Exit::Code(code)),
+        WaitStatus::Signaled(_, sig, _) => Some(Exit::Signal(sig as i32)),
+        _ => None,
+    }
+}
+
+/// Waits for child `pid` to end; `None` waits forever. `Ok(None)` means the time ran out.
+pub(crate) fn wait_child(pid: i32, timeout: Option<Duration>) -> Result<Option<Exit>> {
+    let pid = Pid::from_raw(pid);
+    let Some(timeout) = timeout else {
+        loop {
+            match waitpid(pid, None) {
+                Ok(status) => {
+                    if let Some(exit) = decode(status) {
+                        return Ok(Some(exit));
+                    }
+                }
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(Error::nix("waitpid", e)),
+            }
+        }
+    };
+    let deadline = Instant::now() + timeout;
+    let mut nap = Duration::from_micros(50);
+    loop {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => {}
+            Ok(status) => {
+                if let Some(exit) = decode(status) {
+                    return Ok(Some(exit));
+                }
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(Error::nix("waitpid", e)),
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(nap.min(deadline - now));
+        nap = (nap * 2).min(Duration::from_millis(10));
+    }
+}
+
+/// Sends `SIGKILL` to `pid`. A process that is already gone is not an error.
+pub(crate) fn kill_process(pid: i32) -> Result<()> {
+    match kill(Pid::from_raw(pid), Signal::SIGKILL) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+        Err(e) => Err(Error::nix("kill", e)),
+    }
+}
+
+/// The conventional name of signal `sig`, e.g. `SIGKILL`.
+pub(crate) fn signal_name(sig: i32) -> &'static str {
+    Signal::try_from(sig).map(Signal::as_str).unwrap_or("unknown signal")
+}

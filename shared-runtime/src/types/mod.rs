@@ -1,0 +1,11 @@
+//! What can live in shared memory: the [`SharedType`] trait, type layouts, and the
+//! character types of the typecode table.
+
+mod chars;
+mod layout;
+mod macros;
+mod shared_type;
+
+pub use chars::{CChar, WChar};
+pub use layout::{FieldLayout, LayoutKind, Primitive, TypeLayout};
+pub use shared_type::SharedType;

@@ -1,0 +1,92 @@
+//! The marker trait for types that may live in shared memory.
+
+use std::sync::atomic::Ordering;
+
+use crate::types::layout::{LayoutKind, Primitive, TypeLayout};
+
+/// A type whose values can live in memory shared between processes.
+///
+/// Implemented for the primitive types of the typecode table (`i8`..`u64`, `f32`, `f64`),
+/// [`CChar`](crate::CChar), [`WChar`](crate::WChar), arrays `[T; N]` of shared types, and
+/// structs that `#[derive(SharedStruct)]`.
+///
+/// `bool` and `char` are deliberately **not** shared types: not every bit pattern is a valid
+/// `bool` or `char`, and another process (or a torn racy write) can leave any bit pattern in
+/// shared memory, so reading one back could be undefined behaviour. Use `u8` (0/1) and
+/// [`WChar`](crate::WChar) (a `u32` code point) instead, as ctypes does.
+///
+/// # Safety
+/// An implementor must guarantee that:
+/// - every sequence of `size_of::<Self>()` initialised bytes is a valid value (no invalid bit
+///   patterns: no `bool`, `char`, enums, references or `NonZero*`);
+/// - it holds no pointer, reference or handle that is meaningless in another process;
+/// - its layout is fixed (`#[repr(C)]`, `#[repr(transparent)]` or a primitive) and described
+///   truthfully by [`LAYOUT`](SharedType::LAYOUT);
+/// - [`store`](SharedType::store) writes every non-padding byte of `dst`.
+///
+/// ```
+/// use shared_runtime::SharedType;
+///
+/// assert_eq!(<f64 as SharedType>::LAYOUT.size, 8);
+/// assert_eq!(<[i16; 3] as SharedType>::LAYOUT.size, 6);
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot live in shared memory",
+    label = "not a shared type",
+    note = "shared types are the typecode primitives (i8..u64, f32, f64), CChar, WChar, arrays \
+            of them, and #[repr(C)] structs with #[derive(SharedStruct)]",
+    note = "pointers, references, Box, Vec, String, Rc and Arc mean nothing in another \
+            process: store an index or an offset instead; use u8 for bool and WChar for char"
+)]
+pub unsafe trait SharedType: Copy + Send + Sync + 'static {
+    /// The type's layout: name, size, alignment and fields.
+    const LAYOUT: TypeLayout;
+
+    /// Writes `*src` to `dst` with relaxed atomic word stores, never writing padding (so
+    /// uninitialised padding bytes of `src` never reach shared memory).
+    ///
+    /// # Safety
+    /// `dst` must be valid for writes of `Self` and aligned; other processes may access it
+    /// concurrently only through atomic operations.
+    #[doc(hidden)]
+    unsafe fn store(src: &Self, dst: *mut Self) {
+        // SAFETY: the caller guarantees `dst` is valid and aligned; types without padding
+        // (every non-derived implementor) have no uninitialised bytes to leak.
+        unsafe { atomic_memcpy::atomic_store(dst, *src, Ordering::Relaxed) }
+    }
+}
+
+macro_rules! primitive {
+    ($($t:ty => $p:ident),* $(,)?) => {$(
+        // SAFETY: a primitive integer or float: every bit pattern is valid, no pointers,
+        // fixed layout, and the layout below is its own.
+        unsafe impl SharedType for $t {
+            const LAYOUT: TypeLayout = TypeLayout::primitive(Primitive::$p);
+        }
+    )*};
+}
+
+primitive! {
+    i8 => I8, u8 => U8, i16 => I16, u16 => U16, i32 => I32, u32 => U32,
+    i64 => I64, u64 => U64, f32 => F32, f64 => F64,
+}
+
+// SAFETY: an array of shared types is valid for every bit pattern its elements are, holds
+// what they hold, and has the fixed layout of N consecutive elements (no padding between
+// them, since size is a multiple of alignment).
+unsafe impl<T: SharedType, const N: usize> SharedType for [T; N] {
+    const LAYOUT: TypeLayout = TypeLayout {
+        name: "array",
+        size: std::mem::size_of::<[T; N]>(),
+        align: std::mem::align_of::<[T; N]>(),
+        kind: LayoutKind::Array { elem: &T::LAYOUT, len: N },
+    };
+
+    unsafe fn store(src: &Self, dst: *mut Self) {
+        for (i, item) in src.iter().enumerate() {
+            // SAFETY: element i of a valid, aligned `*mut [T; N]` is a valid, aligned
+            // `*mut T`; the caller's concurrency guarantee carries over.
+            unsafe { T::store(item, dst.cast::<T>().add(i)) }
+        }
+    }
+}
