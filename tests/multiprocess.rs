@@ -1,1 +1,242 @@
-//! placeholder
+//! Raw objects across fork: children write, parents read, and failures are reported.
+
+mod common;
+
+use common::{finish, forking};
+use shared_runtime::{
+    raw_array, raw_value, Arena, CChar, Error, Process, RawArray, RawValue, WChar, PANIC_EXIT_CODE,
+};
+
+/// A child writes a raw value and a raw array of every typecode; the parent reads them.
+#[test]
+fn child_writes_every_typecode() {
+    let _serial = forking();
+    macro_rules! check_typecode {
+        ($code:tt, $first:expr, $second:expr) => {{
+            let v = raw_value!($code, $first).unwrap();
+            let a = raw_array!($code, [$first, $first, $first]).unwrap();
+            assert_eq!(v.get(), $first);
+            finish(
+                Process::start(|| {
+                    v.set($second);
+                    a.set(1, $second);
+                    a.write(2, &[$second]);
+                })
+                .unwrap(),
+            )
+            .unwrap();
+            assert_eq!(v.get(), $second, "typecode {}", $code);
+            assert_eq!(a.to_vec(), [$first, $second, $second], "typecode {}", $code);
+        }};
+    }
+    check_typecode!('c', CChar(b'x'), CChar(b'y'));
+    check_typecode!('u', WChar::from('a'), WChar::from('€'));
+    check_typecode!('b', -5i8, 7i8);
+    check_typecode!('B', 5u8, 250u8);
+    check_typecode!('h', -232i16, 234i16);
+    check_typecode!('H', 232u16, 65000u16);
+    check_typecode!('i', 4343i32, 24234i32);
+    check_typecode!('I', 4343u32, 4_000_000_000u32);
+    check_typecode!('l', -(1i64 << 40), 1i64 << 41);
+    check_typecode!('L', 1u64 << 40, 1u64 << 63);
+    check_typecode!('q', 1i64 << 33, 1i64 << 34);
+    check_typecode!('Q', 1u64 << 33, u64::MAX);
+    check_typecode!('f', 3.625f32, -4.25f32);
+    check_typecode!('d', 3.625f64, -4.25f64);
+}
+
+/// An object allocated by a child is valid in the parent, found through its offset.
+#[test]
+fn child_allocation_is_visible_to_parent() {
+    let _serial = forking();
+    let mailbox = RawValue::new(0u64).unwrap();
+    finish(
+        Process::start(|| {
+            let a = RawArray::from_slice(&[10u32, 20, 30]).unwrap();
+            mailbox.set(a.into_offset().unwrap());
+        })
+        .unwrap(),
+    )
+    .unwrap();
+    let offset = mailbox.get();
+    assert_ne!(offset, 0);
+    let a = RawArray::<u32>::from_offset_in(Arena::global(), offset, 3).unwrap();
+    assert_eq!(a.to_vec(), [10, 20, 30]);
+    Arena::global().check().unwrap();
+}
+
+/// A forked child's copies of its parent's objects free nothing when dropped.
+#[test]
+fn child_drop_frees_nothing() {
+    let _serial = forking();
+    let arena = Arena::with_capacity(1 << 20).unwrap();
+    let v = RawValue::new_in(&arena, 7u32).unwrap();
+    let a = RawArray::from_slice_in(&arena, &[1u8, 2, 3]).unwrap();
+    let before = arena.stats().unwrap();
+    let arena_ref = &arena;
+    finish(
+        Process::start(move || {
+            let arena = arena_ref;
+            drop(v);
+            drop(a);
+            // The child's own allocations are its own and are freed.
+            drop(RawValue::new_in(&arena, 1u8).unwrap());
+            // The parent's objects still count as live here too.
+            assert_eq!(arena.stats().unwrap().live_allocations, 2);
+        })
+        .unwrap(),
+    )
+    .unwrap();
+    // The parent's copies were moved into the closure: the parent frees them once the
+    // child has ended, and only then.
+    let after = arena.stats().unwrap();
+    assert_eq!(after.live_allocations, before.live_allocations - 2);
+    assert_eq!(
+        after.frees,
+        before.frees + 3,
+        "the child's object once, the parent's two once"
+    );
+    arena.check().unwrap();
+}
+
+/// Objects moved into a child's closure stay allocated until the child has ended.
+#[test]
+fn moved_objects_outlive_the_child() {
+    let _serial = forking();
+    let arena = Arena::with_capacity(1 << 20).unwrap();
+    let v = RawValue::new_in(&arena, 0u64).unwrap();
+    let offset = v.offset();
+    let p = Process::start(move || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        v.set(v.get() + 1);
+    })
+    .unwrap();
+    // While the child runs, the parent's allocation must not be reused.
+    let other = RawValue::new_in(&arena, 5u64).unwrap();
+    assert_ne!(other.offset(), offset);
+    finish(p).unwrap();
+    assert_eq!(other.get(), 5, "the child wrote only to its own object");
+    assert_eq!(arena.stats().unwrap().live_allocations, 1);
+}
+
+#[test]
+fn child_panic_is_a_failed_join() {
+    let _serial = forking();
+    let p = Process::start(|| panic!("deliberate panic in the child")).unwrap();
+    let pid = p.pid();
+    let err = finish(p).unwrap_err();
+    match &err {
+        Error::ChildFailed { pid: failed, how } => {
+            assert_eq!(*failed, pid);
+            assert_eq!(how, &format!("exited with code {PANIC_EXIT_CODE}"));
+        }
+        other => panic!("unexpected error {other:?}"),
+    }
+}
+
+#[test]
+fn child_exit_code_is_reported() {
+    let _serial = forking();
+    let err = finish(Process::start(|| std::process::exit(3)).unwrap()).unwrap_err();
+    assert!(err.to_string().ends_with("exited with code 3"), "{err}");
+}
+
+#[test]
+fn killed_child_is_a_failed_join() {
+    let _serial = forking();
+    let started = RawValue::new(0u8).unwrap();
+    let mut p = Process::start(|| {
+        started.set(1);
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    })
+    .unwrap();
+    while started.get() == 0 {
+        std::thread::yield_now();
+    }
+    assert!(matches!(
+        p.join_timeout(std::time::Duration::from_millis(20)),
+        Err(Error::Timeout(_))
+    ));
+    p.kill().unwrap();
+    let err = finish(p).unwrap_err();
+    assert!(
+        err.to_string().contains("killed by signal 9 (SIGKILL)"),
+        "{err}"
+    );
+}
+
+/// Drop joins: the closure may borrow, and the borrowed object outlives the child.
+#[test]
+fn drop_joins_the_child() {
+    let _serial = forking();
+    let v = RawValue::new(0u32).unwrap();
+    {
+        let _p = Process::start(|| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            v.set(99);
+        })
+        .unwrap();
+    }
+    assert_eq!(
+        v.get(),
+        99,
+        "the child had finished when its Process was dropped"
+    );
+}
+
+/// `CChar` arrays keep ctypes' value/raw semantics across processes.
+#[test]
+fn child_sets_c_string() {
+    let _serial = forking();
+    let s = RawArray::from_slice(CChar::from_bytes(b"hello world")).unwrap();
+    finish(Process::start(|| s.set_value(&s.value().to_ascii_uppercase()).unwrap()).unwrap())
+        .unwrap();
+    assert_eq!(s.value(), b"HELLO WORLD");
+    let err = s.set_value(b"this is far too long").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::TooLong {
+                len: 20,
+                capacity: 11
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        s.value(),
+        b"HELLO WORLD",
+        "a failed set_value writes nothing"
+    );
+    assert!(s.set_raw(&[b'x'; 12]).is_err());
+    s.set_raw(b"ab\0").unwrap();
+    assert_eq!(s.value(), b"ab");
+    assert_eq!(s.raw(), b"ab\0LO WORLD");
+}
+
+/// Several children allocate and free concurrently in the global arena.
+#[test]
+fn children_allocate_concurrently() {
+    let _serial = forking();
+    let arena = Arena::with_capacity(64 << 20).unwrap();
+    let workers: Vec<_> = (0..4u8)
+        .map(|t| {
+            let arena = &arena;
+            Process::start(move || {
+                for i in 0..2_000usize {
+                    let a = RawArray::from_slice_in(arena, &vec![t; i % 500 + 1]).unwrap();
+                    assert!(a.to_vec().iter().all(|&b| b == t));
+                }
+            })
+            .unwrap()
+        })
+        .collect();
+    for w in workers {
+        finish(w).unwrap();
+    }
+    let report = arena.check().unwrap();
+    assert_eq!(report.used_blocks, 0);
+    assert_eq!(arena.stats().unwrap().allocations, 8_000);
+}

@@ -106,11 +106,17 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Wraps the calling thread's last OS error.
     pub(crate) fn last_os(call: &'static str) -> Self {
-        Error::Os { call, source: io::Error::last_os_error() }
+        Error::Os {
+            call,
+            source: io::Error::last_os_error(),
+        }
     }
 
     /// Wraps a `nix` error.
     pub(crate) fn nix(call: &'static str, errno: nix::errno::Errno) -> Self {
-        Error::Os { call, source: io::Error::from_raw_os_error(errno as i32) }
+        Error::Os {
+            call,
+            source: io::Error::from_raw_os_error(errno as i32),
+        }
     }
 }

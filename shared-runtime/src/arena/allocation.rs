@@ -15,7 +15,11 @@ pub(crate) struct Allocation {
 
 impl Allocation {
     pub(crate) fn new(arena: Arena, offset: u64, owner: i32) -> Self {
-        Allocation { arena, offset, owner }
+        Allocation {
+            arena,
+            offset,
+            owner,
+        }
     }
 
     /// Address of the payload in this process.
@@ -67,7 +71,9 @@ impl Drop for Allocation {
             // A failure here means the arena's bookkeeping was damaged by someone else; there
             // is nobody to report it to from a destructor, and leaking the block is the safe
             // outcome. `Arena::check` reports such damage.
-            let _ = self.arena.with_heap(|h| h.free(self.offset, self.owner as u32));
+            let _ = self
+                .arena
+                .with_heap(|h| h.free(self.offset, self.owner as u32));
         }
     }
 }

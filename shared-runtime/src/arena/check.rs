@@ -33,7 +33,9 @@ fn walk(h: &Heap<'_>, mut f: impl FnMut(u64, u64, u64) -> Result<()>) -> Result<
         b += size;
     }
     if b != top {
-        return Err(broken(format!("the last block ends at {b}, past the heap's end {top}")));
+        return Err(broken(format!(
+            "the last block ends at {b}, past the heap's end {top}"
+        )));
     }
     Ok(())
 }
@@ -41,11 +43,19 @@ fn walk(h: &Heap<'_>, mut f: impl FnMut(u64, u64, u64) -> Result<()>) -> Result<
 /// Verifies every invariant listed in `heap.rs`.
 pub(crate) fn verify(h: &Heap<'_>) -> Result<HeapReport> {
     let st = h.state();
-    let mut r = HeapReport { used_blocks: 0, used_bytes: 0, free_blocks: 0, free_bytes: 0, heap_bytes: 0 };
+    let mut r = HeapReport {
+        used_blocks: 0,
+        used_bytes: 0,
+        free_blocks: 0,
+        free_bytes: 0,
+        heap_bytes: 0,
+    };
     let mut prev_used = true;
     walk(h, |b, size, w| {
         if (w & PREV_USED != 0) != prev_used {
-            return Err(broken(format!("block {b}: PREV_USED flag disagrees with its neighbour")));
+            return Err(broken(format!(
+                "block {b}: PREV_USED flag disagrees with its neighbour"
+            )));
         }
         if w & USED != 0 {
             r.used_blocks += 1;
@@ -54,7 +64,9 @@ pub(crate) fn verify(h: &Heap<'_>) -> Result<HeapReport> {
             return Ok(());
         }
         if !prev_used {
-            return Err(broken(format!("block {b}: two free blocks in a row were not merged")));
+            return Err(broken(format!(
+                "block {b}: two free blocks in a row were not merged"
+            )));
         }
         if h.word(b + size - 8) != size {
             return Err(broken(format!("block {b}: footer disagrees with header")));
@@ -74,7 +86,9 @@ pub(crate) fn verify(h: &Heap<'_>) -> Result<HeapReport> {
         Ok(())
     })?;
     if !prev_used {
-        return Err(broken("the block before the heap's end is free but was not merged".into()));
+        return Err(broken(
+            "the block before the heap's end is free but was not merged".into(),
+        ));
     }
     r.heap_bytes = st.top.get() - st.start.get();
     if r.used_bytes + r.free_bytes != r.heap_bytes {
@@ -108,14 +122,19 @@ pub(crate) fn verify(h: &Heap<'_>) -> Result<HeapReport> {
             }
             listed += 1;
             if listed > r.free_blocks {
-                return Err(broken("the free lists hold more blocks than the heap".into()));
+                return Err(broken(
+                    "the free lists hold more blocks than the heap".into(),
+                ));
             }
             prev = b;
             b = h.word(b_ok + 8);
         }
     }
     if listed != r.free_blocks {
-        return Err(broken(format!("{} free blocks but {listed} listed", r.free_blocks)));
+        return Err(broken(format!(
+            "{} free blocks but {listed} listed",
+            r.free_blocks
+        )));
     }
     // The unused tail reads as zero (spot-check its first bytes).
     let tail_end = (st.top.get() + 4096).min(st.committed.get());

@@ -137,7 +137,11 @@ impl Heap<'_> {
         if to > from {
             // SAFETY: the range lies inside the mapping (callers stay below `committed`) and
             // belongs to a free block or the unused tail, which no one else reads or writes.
-            unsafe { self.base().add(from as usize).write_bytes(0, (to - from) as usize) }
+            unsafe {
+                self.base()
+                    .add(from as usize)
+                    .write_bytes(0, (to - from) as usize)
+            }
         }
     }
 
@@ -145,7 +149,10 @@ impl Heap<'_> {
     /// pages are returned to the OS when the run is large, the rest is written. The block's
     /// header words and footer are left alone. Returns whether pages were punched.
     pub(crate) fn zero_payload(&self, block: u64, from: u64, to: u64) -> bool {
-        let (a, b) = (page_up(block + MIN_BLOCK, self.page), page_down(to - 8, self.page));
+        let (a, b) = (
+            page_up(block + MIN_BLOCK, self.page),
+            page_down(to - 8, self.page),
+        );
         if to - from >= PUNCH_MIN && b > a && a >= from && self.mem.punch_hole(a, b - a) {
             self.memzero(from, a);
             self.memzero(b, to);
@@ -159,10 +166,12 @@ impl Heap<'_> {
     /// Validates a block offset read from shared state.
     pub(crate) fn block(&self, off: u64) -> Result<u64> {
         let st = self.state();
-        if off < st.start.get() || off % GRAIN != 0 || off.saturating_add(MIN_BLOCK) > st.top.get() {
+        if off < st.start.get() || off % GRAIN != 0 || off.saturating_add(MIN_BLOCK) > st.top.get()
+        {
             return Err(Error::Corrupted(format!(
                 "block offset {off} outside the heap [{}, {})",
-                st.start.get(), st.top.get()
+                st.start.get(),
+                st.top.get()
             )));
         }
         Ok(off)
@@ -172,7 +181,9 @@ impl Heap<'_> {
     pub(crate) fn size_of(&self, b: u64) -> Result<u64> {
         let size = self.word(b) & !FLAGS;
         if size < MIN_BLOCK || b.saturating_add(size) > self.state().top.get() {
-            return Err(Error::Corrupted(format!("block at {b} has impossible size {size}")));
+            return Err(Error::Corrupted(format!(
+                "block at {b} has impossible size {size}"
+            )));
         }
         Ok(size)
     }
@@ -203,7 +214,9 @@ impl Heap<'_> {
                 st.bitmap[i / 64].set(st.bitmap[i / 64].get() & !(1 << (i % 64)));
             }
         } else {
-            return Err(Error::Corrupted(format!("free block {b} missing from its bin {i}")));
+            return Err(Error::Corrupted(format!(
+                "free block {b} missing from its bin {i}"
+            )));
         }
         if next != 0 {
             self.set_word(self.block(next)? + 16, prev);
@@ -254,11 +267,14 @@ impl Heap<'_> {
         let cap = self.mem.len();
         let st = self.state();
         let b = st.top.get();
-        let end = b.checked_add(size).filter(|&e| e <= cap).ok_or(Error::OutOfMemory {
-            requested: size,
-            available: cap - b,
-            capacity: cap,
-        })?;
+        let end = b
+            .checked_add(size)
+            .filter(|&e| e <= cap)
+            .ok_or(Error::OutOfMemory {
+                requested: size,
+                available: cap - b,
+                capacity: cap,
+            })?;
         let committed = st.committed.get();
         if end > committed {
             let want = page_up(end, COMMIT_STEP).min(cap);
@@ -422,10 +438,8 @@ impl Heap<'_> {
             self.scrub_tail(start, top);
             return Ok(());
         }
-        if dirty {
-            if self.zero_payload(b, b + HDR, end0) {
-                punched = PUNCHED;
-            }
+        if dirty && self.zero_payload(b, b + HDR, end0) {
+            punched = PUNCHED;
         }
         let mut end = end0;
         let nw = self.word(end0);
@@ -449,10 +463,10 @@ impl Heap<'_> {
             self.set_word(end0 + 8, 0);
             self.set_word(end0 + 16, 0);
         }
-        self.set_word(end - 8, end - start);
         if punched == 0 && end - start >= PUNCH_MIN && self.zero_payload(start, start + HDR, end) {
             self.set_word(start, self.word(start) | PUNCHED);
         }
+        self.set_word(end - 8, end - start);
         self.insert(start, end - start);
         Ok(())
     }
@@ -479,7 +493,9 @@ impl Heap<'_> {
         let b = self.block(payload.wrapping_sub(HDR))?;
         self.size_of(b)?;
         if self.word(b) & USED == 0 {
-            return Err(Error::Corrupted(format!("no object at offset {payload}: it is free")));
+            return Err(Error::Corrupted(format!(
+                "no object at offset {payload}: it is free"
+            )));
         }
         Ok(b)
     }

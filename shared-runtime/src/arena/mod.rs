@@ -96,10 +96,12 @@ impl Arena {
                 reason: "too small to hold the arena header and one object",
             });
         }
-        let capacity = capacity.checked_next_multiple_of(page).ok_or(Error::InvalidCapacity {
-            capacity,
-            reason: "larger than the address space",
-        })?;
+        let capacity = capacity
+            .checked_next_multiple_of(page)
+            .ok_or(Error::InvalidCapacity {
+                capacity,
+                reason: "larger than the address space",
+            })?;
         let mem = SharedMemory::create_anonymous("shared-runtime-arena", capacity)?;
         let first = capacity.min(1 << 20);
         mem.reserve(0, first)?;
@@ -117,7 +119,9 @@ impl Arena {
             heap.top.set(heap_start());
             heap.committed.set(first);
         }
-        Ok(Arena { inner: Arc::new(ArenaInner { mem, page }) })
+        Ok(Arena {
+            inner: Arc::new(ArenaInner { mem, page }),
+        })
     }
 
     /// The arena every constructor without `_in` allocates from, created on first use.
@@ -184,7 +188,10 @@ impl Arena {
             }
         }
         let _unlock = Unlock(lock);
-        let heap = Heap { mem: &self.inner.mem, page: self.inner.page };
+        let heap = Heap {
+            mem: &self.inner.mem,
+            page: self.inner.page,
+        };
         if how == Acquired::OwnerDied {
             check::rebuild(&heap)?;
         }
@@ -194,7 +201,10 @@ impl Arena {
     /// Allocates `size` zeroed bytes aligned to `align`, owned by the calling process.
     pub(crate) fn alloc(&self, size: usize, align: usize) -> Result<Allocation> {
         if align > MAX_ALIGN {
-            return Err(Error::Alignment { align, max: MAX_ALIGN });
+            return Err(Error::Alignment {
+                align,
+                max: MAX_ALIGN,
+            });
         }
         let owner = crate::sys::process::current_pid();
         let offset = self.with_heap(|h| h.alloc(size as u64, align as u64, owner as u32))?;

@@ -22,8 +22,9 @@ pub const PANIC_EXIT_CODE: i32 = 101;
 /// use shared_runtime::{Process, RawArray};
 ///
 /// let squares = RawArray::<u64>::zeroed(4)?;
+/// let squares = &squares;
 /// let workers: Vec<_> = (0..4)
-///     .map(|i| Process::start(|| squares.set(i, (i * i) as u64)))
+///     .map(|i| Process::start(move || squares.set(i, (i * i) as u64)))
 ///     .collect::<Result<_, _>>()?;
 /// for w in workers {
 ///     w.join()?;
@@ -35,6 +36,10 @@ pub const PANIC_EXIT_CODE: i32 = 101;
 pub struct Process<'scope> {
     pid: i32,
     done: bool,
+    /// The parent's copy of the closure: it owns whatever the closure captured by value
+    /// (shared objects moved into it among them), which must stay alive, and unfreed,
+    /// until the child that uses them has ended.
+    _captured: Box<dyn FnOnce() + 'scope>,
     _scope: PhantomData<&'scope ()>,
 }
 
@@ -61,13 +66,19 @@ impl<'scope> Process<'scope> {
     /// ```
     pub fn start<F: FnOnce() + 'scope>(f: F) -> Result<Process<'scope>> {
         Arena::global();
+        let f: Box<dyn FnOnce() + 'scope> = Box::new(f);
         // Anything the parent buffered would otherwise be printed twice.
         let _ = std::io::stdout().flush();
         // SAFETY: the child runs only `f` (plus a panic hook that formats into a String and
         // writes it with one write(2)) and then leaves with _exit, never returning into the
         // caller's code; the documentation above tells the caller which locks `f` must avoid.
         match unsafe { sys::fork_process()? } {
-            Forked::Parent(pid) => Ok(Process { pid, done: false, _scope: PhantomData }),
+            Forked::Parent(pid) => Ok(Process {
+                pid,
+                done: false,
+                _captured: f,
+                _scope: PhantomData,
+            }),
             Forked::Child => run_child(f),
         }
     }
@@ -93,6 +104,7 @@ impl<'scope> Process<'scope> {
         let exit = sys::wait_child(self.pid, None)?.expect("an unbounded wait returns an exit");
         self.done = true;
         self.judge(exit)
+        // `self` drops here, and with it what the closure captured.
     }
 
     /// Waits at most `timeout` for the child to end.
@@ -154,7 +166,7 @@ impl Drop for Process<'_> {
     }
 }
 
-fn run_child<F: FnOnce()>(f: F) -> ! {
+fn run_child(f: Box<dyn FnOnce() + '_>) -> ! {
     panic::set_hook(Box::new(|info| {
         let msg = format!("process {} panicked: {info}\n", sys::current_pid());
         sys::write_stderr(msg.as_bytes());

@@ -35,7 +35,10 @@ pub struct RawArray<T: SharedType> {
 fn byte_len<T>(len: usize) -> Result<usize> {
     len.checked_mul(size_of::<T>())
         .filter(|&n| n <= isize::MAX as usize)
-        .ok_or(Error::SizeOverflow { count: len, elem_size: size_of::<T>() })
+        .ok_or(Error::SizeOverflow {
+            count: len,
+            elem_size: size_of::<T>(),
+        })
 }
 
 /// Turns a range into `start..end`, panicking like slice indexing when it is out of bounds.
@@ -51,7 +54,10 @@ pub(crate) fn resolve(range: impl RangeBounds<usize>, len: usize) -> Range<usize
         Bound::Unbounded => len,
     };
     assert!(start <= end, "range starts at {start} but ends at {end}");
-    assert!(end <= len, "range end index {end} out of range for array of length {len}");
+    assert!(
+        end <= len,
+        "range end index {end} out of range for array of length {len}"
+    );
     start..end
 }
 
@@ -83,7 +89,11 @@ impl<T: SharedType> RawArray<T> {
     /// ```
     pub fn zeroed_in(arena: &Arena, len: usize) -> Result<Self> {
         let alloc = arena.alloc(byte_len::<T>(len)?, align_of::<T>())?;
-        Ok(RawArray { alloc, len, _type: PhantomData })
+        Ok(RawArray {
+            alloc,
+            len,
+            _type: PhantomData,
+        })
     }
 
     /// A new array holding a copy of `items`, in the global arena.
@@ -240,7 +250,9 @@ impl<T: SharedType> RawArray<T> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn write(&self, start: usize, items: &[T]) {
-        let end = start.checked_add(items.len()).expect("range end overflows usize");
+        let end = start
+            .checked_add(items.len())
+            .expect("range end overflows usize");
         let r = resolve(start..end, self.len);
         if T::LAYOUT.has_padding() {
             for (i, item) in items.iter().enumerate() {
@@ -315,7 +327,11 @@ impl<T: SharedType> RawArray<T> {
     /// ```
     pub fn from_offset_in(arena: &Arena, offset: u64, len: usize) -> Result<Self> {
         let alloc = Allocation::adopt(arena, offset, byte_len::<T>(len)?, align_of::<T>())?;
-        Ok(RawArray { alloc, len, _type: PhantomData })
+        Ok(RawArray {
+            alloc,
+            len,
+            _type: PhantomData,
+        })
     }
 }
 

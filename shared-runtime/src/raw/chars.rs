@@ -75,7 +75,10 @@ impl RawArray<CChar> {
 
 pub(crate) fn check_fits(bytes: &[u8], capacity: usize) -> Result<()> {
     if bytes.len() > capacity {
-        return Err(Error::TooLong { len: bytes.len(), capacity });
+        return Err(Error::TooLong {
+            len: bytes.len(),
+            capacity,
+        });
     }
     Ok(())
 }

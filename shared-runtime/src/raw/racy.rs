@@ -20,7 +20,7 @@ const WORD: usize = 8;
 pub(crate) unsafe fn load(src: *const u8, dst: *mut u8, len: usize) {
     let head = src.align_offset(WORD).min(len);
     let words = (len - head) / WORD;
-    // SAFETY (all three loops): every offset stays below `len`, so each access is inside the
+    // SAFETY: in all three loops, every offset stays below `len`, so each access is inside the
     // ranges the caller vouched for; shared bytes are read only through atomics (an
     // `AtomicU8`/`AtomicU64` has the size and, for the aligned words, alignment of what it
     // reads), and `dst` is private so plain writes are fine.

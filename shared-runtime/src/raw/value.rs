@@ -89,7 +89,10 @@ impl<T: SharedType> RawValue<T> {
     pub fn zeroed_in(arena: &Arena) -> Result<Self> {
         // Fresh arena memory is zero (the allocator zeroes what it frees).
         let alloc = arena.alloc(size_of::<T>(), align_of::<T>())?;
-        Ok(RawValue { alloc, _type: PhantomData })
+        Ok(RawValue {
+            alloc,
+            _type: PhantomData,
+        })
     }
 
     fn ptr(&self) -> *mut T {
@@ -183,7 +186,10 @@ impl<T: SharedType> RawValue<T> {
     /// ```
     pub fn from_offset_in(arena: &Arena, offset: u64) -> Result<Self> {
         let alloc = Allocation::adopt(arena, offset, size_of::<T>(), align_of::<T>())?;
-        Ok(RawValue { alloc, _type: PhantomData })
+        Ok(RawValue {
+            alloc,
+            _type: PhantomData,
+        })
     }
 }
 

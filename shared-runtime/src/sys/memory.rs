@@ -47,10 +47,13 @@ impl SharedMemory {
     /// Creates an anonymous memfd of `len` bytes (sparse: no page is allocated yet) and
     /// maps all of it shared.
     pub(crate) fn create_anonymous(name: &str, len: u64) -> Result<Self> {
-        let fd: OwnedFd = memfd_create(name, MFdFlags::MFD_CLOEXEC)
-            .map_err(|e| Error::nix("memfd_create", e))?;
+        let fd: OwnedFd =
+            memfd_create(name, MFdFlags::MFD_CLOEXEC).map_err(|e| Error::nix("memfd_create", e))?;
         let file = File::from(fd);
-        file.set_len(len).map_err(|source| Error::Os { call: "ftruncate", source })?;
+        file.set_len(len).map_err(|source| Error::Os {
+            call: "ftruncate",
+            source,
+        })?;
         let len = usize::try_from(len).map_err(|_| Error::InvalidCapacity {
             capacity: len,
             reason: "larger than the address space",
@@ -59,8 +62,13 @@ impl SharedMemory {
         // truncate it behind our back (it has no name, and we never shrink it), so every
         // byte of the mapping stays backed. `map_mut` maps with MAP_SHARED, which is what
         // makes writes visible across fork (memmap2's anonymous maps are MAP_PRIVATE).
-        let map = unsafe { memmap2::MmapOptions::new().len(len).map_mut(&file) }
-            .map_err(|source| Error::Os { call: "mmap", source })?;
+        let map =
+            unsafe { memmap2::MmapOptions::new().len(len).map_mut(&file) }.map_err(|source| {
+                Error::Os {
+                    call: "mmap",
+                    source,
+                }
+            })?;
         Ok(SharedMemory { file, map })
     }
 
@@ -80,9 +88,16 @@ impl SharedMemory {
         if len == 0 {
             return Ok(());
         }
-        fallocate(self.file.as_fd(), FallocateFlags::empty(), offset as i64, len as i64).map_err(
-            |e| Error::NoSystemMemory { bytes: len, source: std::io::Error::from(e) },
+        fallocate(
+            self.file.as_fd(),
+            FallocateFlags::empty(),
+            offset as i64,
+            len as i64,
         )
+        .map_err(|e| Error::NoSystemMemory {
+            bytes: len,
+            source: std::io::Error::from(e),
+        })
     }
 
     /// Returns the pages of `[offset, offset + len)` to the OS; they read as zero afterwards.

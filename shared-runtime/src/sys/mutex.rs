@@ -49,7 +49,10 @@ fn check(call: &'static str, rc: libc::c_int) -> Result<()> {
     if rc == 0 {
         Ok(())
     } else {
-        Err(Error::Os { call, source: std::io::Error::from_raw_os_error(rc) })
+        Err(Error::Os {
+            call,
+            source: std::io::Error::from_raw_os_error(rc),
+        })
     }
 }
 
@@ -64,12 +67,21 @@ impl RobustMutex {
         // SAFETY: attr is a local we initialise with pthread_mutexattr_init before any other
         // use, and destroy before returning; `this` is valid per the caller's contract.
         unsafe {
-            check("pthread_mutexattr_init", libc::pthread_mutexattr_init(attr.as_mut_ptr()))?;
+            check(
+                "pthread_mutexattr_init",
+                libc::pthread_mutexattr_init(attr.as_mut_ptr()),
+            )?;
             let a = attr.as_mut_ptr();
-            let kind =
-                if recursive { libc::PTHREAD_MUTEX_RECURSIVE } else { libc::PTHREAD_MUTEX_NORMAL };
+            let kind = if recursive {
+                libc::PTHREAD_MUTEX_RECURSIVE
+            } else {
+                libc::PTHREAD_MUTEX_NORMAL
+            };
             let rc = (|| {
-                check("pthread_mutexattr_settype", libc::pthread_mutexattr_settype(a, kind))?;
+                check(
+                    "pthread_mutexattr_settype",
+                    libc::pthread_mutexattr_settype(a, kind),
+                )?;
                 check(
                     "pthread_mutexattr_setpshared",
                     libc::pthread_mutexattr_setpshared(a, libc::PTHREAD_PROCESS_SHARED),
@@ -78,7 +90,10 @@ impl RobustMutex {
                     "pthread_mutexattr_setrobust",
                     libc::pthread_mutexattr_setrobust(a, libc::PTHREAD_MUTEX_ROBUST),
                 )?;
-                check("pthread_mutex_init", libc::pthread_mutex_init((*this).inner.get(), a))
+                check(
+                    "pthread_mutex_init",
+                    libc::pthread_mutex_init((*this).inner.get(), a),
+                )
             })();
             libc::pthread_mutexattr_destroy(a);
             rc
@@ -138,10 +153,12 @@ impl RobustMutex {
             .saturating_add(timeout.as_secs())
             .saturating_add(nanos / 1_000_000_000)
             .min(i64::MAX as u64);
-        let deadline = libc::timespec { tv_sec: secs as i64, tv_nsec: (nanos % 1_000_000_000) as i64 };
+        let deadline = libc::timespec {
+            tv_sec: secs as i64,
+            tv_nsec: (nanos % 1_000_000_000) as i64,
+        };
         // SAFETY: the mutex was initialised by `init`; `deadline` is a valid timespec.
-        let rc =
-            unsafe { pthread_mutex_clocklock(self.raw(), libc::CLOCK_MONOTONIC, &deadline) };
+        let rc = unsafe { pthread_mutex_clocklock(self.raw(), libc::CLOCK_MONOTONIC, &deadline) };
         self.obtained("pthread_mutex_clocklock", rc)
     }
 

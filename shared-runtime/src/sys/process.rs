@@ -52,7 +52,7 @@ pub(crate) enum Forked {
 /// that and end it with [`exit_now`].
 pub(crate) unsafe fn fork_process() -> Result<Forked> {
     current_pid(); // make sure the atfork handler is registered before the first fork
-    // SAFETY: the caller upholds fork's contract (see this function's Safety section).
+                   // SAFETY: the caller upholds fork's contract (see this function's Safety section).
     match unsafe { fork() }.map_err(|e| Error::nix("fork", e))? {
         ForkResult::Parent { child } => Ok(Forked::Parent(child.as_raw())),
         ForkResult::Child => Ok(Forked::Child),
@@ -136,5 +136,7 @@ pub(crate) fn kill_process(pid: i32) -> Result<()> {
 
 /// The conventional name of signal `sig`, e.g. `SIGKILL`.
 pub(crate) fn signal_name(sig: i32) -> &'static str {
-    Signal::try_from(sig).map(Signal::as_str).unwrap_or("unknown signal")
+    Signal::try_from(sig)
+        .map(Signal::as_str)
+        .unwrap_or("unknown signal")
 }

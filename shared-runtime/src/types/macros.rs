@@ -14,28 +14,59 @@
 /// ```
 #[macro_export]
 macro_rules! typecode {
-    ('c') => { $crate::CChar };
-    ('u') => { $crate::WChar };
-    ('b') => { i8 };
-    ('B') => { u8 };
-    ('h') => { i16 };
-    ('H') => { u16 };
-    ('i') => { i32 };
-    ('I') => { u32 };
-    ('l') => { ::std::os::raw::c_long };
-    ('L') => { ::std::os::raw::c_ulong };
-    ('q') => { i64 };
-    ('Q') => { u64 };
-    ('f') => { f32 };
-    ('d') => { f64 };
+    ('c') => {
+        $crate::CChar
+    };
+    ('u') => {
+        $crate::WChar
+    };
+    ('b') => {
+        i8
+    };
+    ('B') => {
+        u8
+    };
+    ('h') => {
+        i16
+    };
+    ('H') => {
+        u16
+    };
+    ('i') => {
+        i32
+    };
+    ('I') => {
+        u32
+    };
+    ('l') => {
+        ::std::os::raw::c_long
+    };
+    ('L') => {
+        ::std::os::raw::c_ulong
+    };
+    ('q') => {
+        i64
+    };
+    ('Q') => {
+        u64
+    };
+    ('f') => {
+        f32
+    };
+    ('d') => {
+        f64
+    };
     ($other:literal) => {
         ::std::compile_error!(::std::concat!(
-            "unknown typecode ", ::std::stringify!($other),
+            "unknown typecode ",
+            ::std::stringify!($other),
             "; valid typecodes: 'c' CChar, 'u' WChar, 'b' i8, 'B' u8, 'h' i16, 'H' u16, ",
             "'i' i32, 'I' u32, 'l' c_long, 'L' c_ulong, 'q' i64, 'Q' u64, 'f' f32, 'd' f64"
         ))
     };
-    ($t:ty) => { $t };
+    ($t:ty) => {
+        $t
+    };
 }
 
 /// A [`RawValue`](crate::RawValue) from a typecode (or a shared type) and an optional
@@ -53,12 +84,20 @@ macro_rules! typecode {
 /// ```
 #[macro_export]
 macro_rules! raw_value {
-    ($code:literal) => { $crate::RawValue::<$crate::typecode!($code)>::zeroed() };
-    ($code:literal, $value:expr $(,)?) => {
+    // A single token (a typecode literal, a type name or an array type) is forwarded as a
+    // token tree, so that `typecode!` can still recognise the literal.
+    ($code:tt) => {
+        $crate::RawValue::<$crate::typecode!($code)>::zeroed()
+    };
+    ($code:tt, $value:expr $(,)?) => {
         $crate::RawValue::<$crate::typecode!($code)>::new($value)
     };
-    ($t:ty) => { $crate::RawValue::<$t>::zeroed() };
-    ($t:ty, $value:expr $(,)?) => { $crate::RawValue::<$t>::new($value) };
+    ($t:ty) => {
+        $crate::RawValue::<$t>::zeroed()
+    };
+    ($t:ty, $value:expr $(,)?) => {
+        $crate::RawValue::<$t>::new($value)
+    };
 }
 
 /// A [`RawArray`](crate::RawArray) from a typecode (or a shared type) and a size or a list of
@@ -74,10 +113,10 @@ macro_rules! raw_value {
 /// ```
 #[macro_export]
 macro_rules! raw_array {
-    ($code:literal, [$($item:expr),* $(,)?] $(,)?) => {
+    ($code:tt, [$($item:expr),* $(,)?] $(,)?) => {
         $crate::RawArray::<$crate::typecode!($code)>::from_slice(&[$($item),*])
     };
-    ($code:literal, $len:expr $(,)?) => {
+    ($code:tt, $len:expr $(,)?) => {
         $crate::RawArray::<$crate::typecode!($code)>::zeroed($len)
     };
     ($t:ty, [$($item:expr),* $(,)?] $(,)?) => {

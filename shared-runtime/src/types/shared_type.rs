@@ -79,7 +79,10 @@ unsafe impl<T: SharedType, const N: usize> SharedType for [T; N] {
         name: "array",
         size: std::mem::size_of::<[T; N]>(),
         align: std::mem::align_of::<[T; N]>(),
-        kind: LayoutKind::Array { elem: &T::LAYOUT, len: N },
+        kind: LayoutKind::Array {
+            elem: &T::LAYOUT,
+            len: N,
+        },
     };
 
     unsafe fn store(src: &Self, dst: *mut Self) {
