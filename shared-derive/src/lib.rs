@@ -1,10 +1,59 @@
-//! `#[derive(SharedStruct)]` for `shared-runtime`.
+//! `#[derive(SharedStruct)]` for `shared-runtime`: a `#[repr(C)]` struct whose fields are
+//! all shared types becomes a shared type itself, with its layout checked by the compiler.
+//!
+//! Use it through `shared_runtime::SharedStruct` (this crate is its implementation):
+//!
+//! ```text
+//! use shared_runtime::{RawValue, SharedStruct};
+//!
+//! #[derive(SharedStruct, Clone, Copy, Debug, PartialEq)]
+//! #[repr(C)]
+//! struct Point { x: f64, y: f64 }
+//!
+//! let p = RawValue::new(Point { x: 1.0, y: 2.0 })?;
+//! ```
+//!
+//! Runnable examples live in `shared-runtime`'s documentation (`TypeLayout::to_ctypes`),
+//! and `docs/derive.md` lists every rule the derive checks.
+//!
+//! The macro runs in three passes, each in its own module: `ast` reads the `syn` input
+//! (with `attr` for `#[repr]` and `#[shared]`), `valid` collects every reason the struct
+//! cannot be shared, and `expand` writes the impl, or on failure the errors plus a stub
+//! impl so the rest of the user's crate does not fail with unrelated errors.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod ast;
+mod attr;
+mod errors;
+mod expand;
+mod valid;
 
 use proc_macro::TokenStream;
+use syn::{parse_macro_input, DeriveInput};
 
-/// Derives `SharedType` for a `#[repr(C)]` struct whose fields are all shared types.
+/// Derives `shared_runtime::SharedType` for a `#[repr(C)]` struct whose fields are all
+/// shared types.
+///
+/// The struct must also be `Copy` (`#[derive(Clone, Copy)]`), must not be generic and must
+/// have at least one field; tuple structs are allowed (their fields are named `"0"`, `"1"`,
+/// ... in the layout). Pointers, references, `Box`, `Vec`, `String`, `Rc`, `Arc`, `bool`
+/// and `char` fields are rejected with a message that says what to use instead; any other
+/// field type must implement `SharedType`.
+///
+/// One option exists: `#[shared(crate = "path")]` names the runtime crate when it is not
+/// reachable as `::shared_runtime` (for crates that re-export it).
+///
+/// ```text
+/// #[derive(SharedStruct, Clone, Copy)]
+/// #[repr(C, align(16))]
+/// struct Particle { pos: [f32; 3], mass: f32, id: u64 }
+/// ```
 #[proc_macro_derive(SharedStruct, attributes(shared))]
 pub fn derive_shared_struct(input: TokenStream) -> TokenStream {
-    let _ = input;
-    TokenStream::new()
+    let input = parse_macro_input!(input as DeriveInput);
+    expand::derive(&input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
 }

@@ -44,6 +44,7 @@ mod arena;
 mod error;
 mod process;
 mod raw;
+mod sync;
 mod sys;
 mod types;
 
@@ -51,11 +52,16 @@ pub use arena::{Arena, ArenaStats, HeapReport, MAX_ALIGN};
 pub use error::{Error, Result};
 pub use process::{Process, PANIC_EXIT_CODE};
 pub use raw::{copy, copy_in, copy_slice, copy_slice_in, RawArray, RawValue};
+pub use sync::{
+    synchronized, Array, Lock, LockGuard, RLock, SharedLock, SharedObject, SyncGuard, Synchronized,
+    Value,
+};
 pub use types::{CChar, FieldLayout, LayoutKind, Primitive, SharedType, TypeLayout, WChar};
 
 /// Re-exports of `shared_derive`'s generated code needs; not a public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::arena::crash::crash_after_steps;
     pub use crate::types::{FieldLayout, LayoutKind, SharedType, TypeLayout};
     pub use core::mem::{align_of, offset_of, size_of};
     pub use core::primitive::{bool, str, u64, usize};

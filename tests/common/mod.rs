@@ -28,3 +28,15 @@ pub fn finish(mut p: Process<'_>) -> Result<()> {
         other => other,
     }
 }
+
+/// Polls `cond` until it holds or [`PATIENCE`] runs out; returns whether it held.
+pub fn wait_until(mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !cond() {
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    true
+}

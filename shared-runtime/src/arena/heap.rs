@@ -96,6 +96,7 @@ fn page_down(x: u64, page: u64) -> u64 {
 /// fence stops the compiler from reordering them).
 fn step() {
     compiler_fence(Ordering::SeqCst);
+    crate::arena::crash::tick();
 }
 
 /// The allocator, borrowed while the arena's lock is held.
@@ -197,6 +198,7 @@ impl Heap<'_> {
         if head != 0 {
             self.set_word(head + 16, b);
         }
+        step();
         st.bins[i].set(b);
         st.bitmap[i / 64].set(st.bitmap[i / 64].get() | 1 << (i % 64));
     }
@@ -218,6 +220,7 @@ impl Heap<'_> {
                 "free block {b} missing from its bin {i}"
             )));
         }
+        step();
         if next != 0 {
             self.set_word(self.block(next)? + 16, prev);
         }

@@ -3,6 +3,7 @@
 
 mod allocation;
 pub(crate) mod check;
+pub(crate) mod crash;
 pub(crate) mod heap;
 mod stats;
 
@@ -10,7 +11,7 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use crate::sys::memory::{page_size, physical_memory, SharedMemory};
-use crate::sys::mutex::{Acquired, RobustMutex};
+use crate::sys::mutex::{Acquired, MutexKind, RobustMutex};
 use crate::{Error, Result};
 
 pub(crate) use allocation::Allocation;
@@ -112,7 +113,7 @@ impl Arena {
             (*header).magic = MAGIC;
             (*header).version = VERSION;
             (*header).capacity = capacity;
-            RobustMutex::init(std::ptr::addr_of_mut!((*header).lock), false)?;
+            RobustMutex::init(std::ptr::addr_of_mut!((*header).lock), MutexKind::Normal)?;
             // The rest of the heap state is zero, as the fresh file is: empty bins.
             let heap = &(*header).heap;
             heap.start.set(heap_start());

@@ -3,6 +3,8 @@
 use std::io::Write;
 use std::marker::PhantomData;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Once;
 use std::time::Duration;
 
 use crate::sys::process::{self as sys, Exit, Forked};
@@ -66,11 +68,12 @@ impl<'scope> Process<'scope> {
     /// ```
     pub fn start<F: FnOnce() + 'scope>(f: F) -> Result<Process<'scope>> {
         Arena::global();
+        install_panic_hook();
         let f: Box<dyn FnOnce() + 'scope> = Box::new(f);
         // Anything the parent buffered would otherwise be printed twice.
         let _ = std::io::stdout().flush();
-        // SAFETY: the child runs only `f` (plus a panic hook that formats into a String and
-        // writes it with one write(2)) and then leaves with _exit, never returning into the
+        // SAFETY: the child runs only `f` (plus the panic hook, which formats into a String
+        // and writes it with one write(2)) and then leaves with _exit, never returning into the
         // caller's code; the documentation above tells the caller which locks `f` must avoid.
         match unsafe { sys::fork_process()? } {
             Forked::Parent(pid) => Ok(Process {
@@ -166,11 +169,30 @@ impl Drop for Process<'_> {
     }
 }
 
+/// Set in a forked child: panics there are reported by [`report_child_panic`].
+static IN_CHILD: AtomicBool = AtomicBool::new(false);
+
+/// Installs, once and in the parent, a panic hook that reports a child's panic with one
+/// `write(2)` and defers to the previous hook everywhere else. Installing it in the child
+/// instead would take the hook's lock, which another thread of the parent may have held at
+/// the fork (a test harness running a panicking test, say): the child would hang forever.
+fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if IN_CHILD.load(Ordering::Relaxed) {
+                let msg = format!("process {} panicked: {info}\n", sys::current_pid());
+                sys::write_stderr(msg.as_bytes());
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
 fn run_child(f: Box<dyn FnOnce() + '_>) -> ! {
-    panic::set_hook(Box::new(|info| {
-        let msg = format!("process {} panicked: {info}\n", sys::current_pid());
-        sys::write_stderr(msg.as_bytes());
-    }));
+    IN_CHILD.store(true, Ordering::Relaxed);
     let code = match panic::catch_unwind(AssertUnwindSafe(f)) {
         Ok(()) => 0,
         Err(_) => PANIC_EXIT_CODE,

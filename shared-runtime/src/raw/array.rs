@@ -127,7 +127,7 @@ impl<T: SharedType> RawArray<T> {
         Ok(a)
     }
 
-    fn ptr(&self) -> *mut T {
+    pub(crate) fn as_ptr(&self) -> *mut T {
         self.alloc.ptr().cast::<T>()
     }
 
@@ -166,7 +166,7 @@ impl<T: SharedType> RawArray<T> {
         // the copy is a relaxed atomic one (see `RawValue::get`), and every bit pattern is a
         // valid T.
         Some(unsafe {
-            atomic_memcpy::atomic_load(self.ptr().add(index), Ordering::Relaxed).assume_init()
+            atomic_memcpy::atomic_load(self.as_ptr().add(index), Ordering::Relaxed).assume_init()
         })
     }
 
@@ -184,7 +184,7 @@ impl<T: SharedType> RawArray<T> {
     pub fn set(&self, index: usize, value: T) {
         self.check_index(index);
         // SAFETY: index < len (checked above); see `get`.
-        unsafe { T::store(&value, self.ptr().add(index)) }
+        unsafe { T::store(&value, self.as_ptr().add(index)) }
     }
 
     pub(crate) fn check_index(&self, index: usize) {
@@ -228,7 +228,7 @@ impl<T: SharedType> RawArray<T> {
         // reinterpretation as Vec<T> are sound.
         unsafe {
             racy::load(
-                self.ptr().add(r.start).cast::<u8>(),
+                self.as_ptr().add(r.start).cast::<u8>(),
                 out.as_mut_ptr().cast::<u8>(),
                 n * size_of::<T>(),
             );
@@ -257,7 +257,7 @@ impl<T: SharedType> RawArray<T> {
         if T::LAYOUT.has_padding() {
             for (i, item) in items.iter().enumerate() {
                 // SAFETY: r.start + i < r.end <= len; see `set`.
-                unsafe { T::store(item, self.ptr().add(r.start + i)) }
+                unsafe { T::store(item, self.as_ptr().add(r.start + i)) }
             }
         } else {
             // SAFETY: the destination range is inside the allocation; `T` has no padding, so
@@ -266,7 +266,7 @@ impl<T: SharedType> RawArray<T> {
             unsafe {
                 racy::store(
                     items.as_ptr().cast::<u8>(),
-                    self.ptr().add(r.start).cast::<u8>(),
+                    self.as_ptr().add(r.start).cast::<u8>(),
                     std::mem::size_of_val(items),
                 )
             }

@@ -95,7 +95,7 @@ impl<T: SharedType> RawValue<T> {
         })
     }
 
-    fn ptr(&self) -> *mut T {
+    pub(crate) fn as_ptr(&self) -> *mut T {
         self.alloc.ptr().cast::<T>()
     }
 
@@ -111,7 +111,7 @@ impl<T: SharedType> RawValue<T> {
         // `self`; other writers use atomics or are other processes, so the relaxed atomic
         // copy is race-free; any bytes read form a valid `T` because `SharedType` promises
         // every bit pattern is valid.
-        unsafe { atomic_memcpy::atomic_load(self.ptr(), Ordering::Relaxed).assume_init() }
+        unsafe { atomic_memcpy::atomic_load(self.as_ptr(), Ordering::Relaxed).assume_init() }
     }
 
     /// Writes the value (a relaxed atomic copy; a concurrent reader may see it torn).
@@ -124,7 +124,7 @@ impl<T: SharedType> RawValue<T> {
     /// ```
     pub fn set(&self, value: T) {
         // SAFETY: as in `get`; `store` writes with relaxed atomics.
-        unsafe { T::store(&value, self.ptr()) }
+        unsafe { T::store(&value, self.as_ptr()) }
     }
 
     /// The arena the value lives in.

@@ -30,6 +30,17 @@ pub(crate) enum Acquired {
     OwnerDied,
 }
 
+/// The pthread mutex types used here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MutexKind {
+    /// No owner checks: the arena's internal lock, only ever taken in balanced pairs.
+    Normal,
+    /// Re-locking by the owner fails with `EDEADLK` instead of hanging.
+    ErrorCheck,
+    /// The owner may re-lock; it must unlock as many times.
+    Recursive,
+}
+
 /// A `pthread_mutex_t` initialised `PTHREAD_PROCESS_SHARED` + `PTHREAD_MUTEX_ROBUST`.
 ///
 /// Only ever reached through a pointer into shared memory; every access goes through the
@@ -62,7 +73,7 @@ impl RobustMutex {
     /// # Safety
     /// `this` must be valid for writes of `size_of::<RobustMutex>()` bytes, aligned, and
     /// not in use as a mutex by any thread or process.
-    pub(crate) unsafe fn init(this: *mut RobustMutex, recursive: bool) -> Result<()> {
+    pub(crate) unsafe fn init(this: *mut RobustMutex, kind: MutexKind) -> Result<()> {
         let mut attr = MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
         // SAFETY: attr is a local we initialise with pthread_mutexattr_init before any other
         // use, and destroy before returning; `this` is valid per the caller's contract.
@@ -72,10 +83,10 @@ impl RobustMutex {
                 libc::pthread_mutexattr_init(attr.as_mut_ptr()),
             )?;
             let a = attr.as_mut_ptr();
-            let kind = if recursive {
-                libc::PTHREAD_MUTEX_RECURSIVE
-            } else {
-                libc::PTHREAD_MUTEX_NORMAL
+            let kind = match kind {
+                MutexKind::Normal => libc::PTHREAD_MUTEX_NORMAL,
+                MutexKind::ErrorCheck => libc::PTHREAD_MUTEX_ERRORCHECK,
+                MutexKind::Recursive => libc::PTHREAD_MUTEX_RECURSIVE,
             };
             let rc = (|| {
                 check(

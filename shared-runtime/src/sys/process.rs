@@ -1,5 +1,6 @@
 //! Processes: the cached process id, fork, wait and signals.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Once;
 use std::time::{Duration, Instant};
@@ -14,8 +15,26 @@ use crate::{Error, Result};
 static PID: AtomicI32 = AtomicI32::new(0);
 static ATFORK: Once = Once::new();
 
+thread_local! {
+    /// This thread's id, cached; 0 until first asked for.
+    static TID: Cell<i32> = const { Cell::new(0) };
+}
+
 extern "C" fn refresh_pid_in_child() {
     PID.store(nix::unistd::getpid().as_raw(), Ordering::Relaxed);
+    // The child's only thread is the copy of the one that forked: its cached id is stale.
+    let _ = TID.try_with(|t| t.set(0));
+}
+
+/// The calling thread's id (`gettid`), cached per thread and refreshed after fork.
+pub(crate) fn current_tid() -> i32 {
+    current_pid(); // registers the fork handler that keeps the cache right
+    TID.with(|t| {
+        if t.get() == 0 {
+            t.set(nix::unistd::gettid().as_raw());
+        }
+        t.get()
+    })
 }
 
 /// The calling process's id without a system call on the hot path.

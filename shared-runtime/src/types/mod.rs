@@ -2,6 +2,7 @@
 //! character types of the typecode table.
 
 mod chars;
+mod ctypes;
 mod layout;
 mod macros;
 mod shared_type;

@@ -1,0 +1,208 @@
+//! Writes the `SharedType` impl of a valid struct, or, when the struct is not valid, its
+//! errors plus a stub impl that keeps the rest of the user's crate from failing with
+//! unrelated errors (thiserror's fallback).
+//!
+//! Everything generated is wrapped in `const _: () = { ... };`, reaches the runtime only
+//! through `<crate>::__private` and the standard library only through `::core`, so it means
+//! the same under `#![no_implicit_prelude]` and beside any names the user has in scope.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{DeriveInput, Ident};
+
+use crate::ast::{Data, Field, Input, Struct};
+use crate::errors::Errors;
+use crate::valid::unshareable;
+
+/// The derive: parse, validate, expand.
+pub(crate) fn derive(node: &DeriveInput) -> syn::Result<TokenStream> {
+    let mut errors = Errors::default();
+    let input = Input::from_syn(node, &mut errors);
+    input.validate(&mut errors);
+    match (errors.finish(), &input.data) {
+        (Ok(()), Data::Struct(s)) => Ok(impl_struct(&input, s)),
+        (Err(error), _) => Ok(fallback(&input, &error)),
+        (Ok(()), _) => Err(syn::Error::new(
+            Span::call_site(),
+            "internal error in #[derive(SharedStruct)]: an enum or union passed validation",
+        )),
+    }
+}
+
+/// `<FieldTy as SharedType>`, spanned at the field's type so that rustc's "cannot live in
+/// shared memory" error points at it.
+fn as_shared(field: &Field<'_>, private: &TokenStream) -> TokenStream {
+    let ty = field.ty;
+    quote_spanned!(ty.span()=> <#ty as #private::SharedType>)
+}
+
+fn impl_struct(input: &Input<'_>, s: &Struct<'_>) -> TokenStream {
+    let krate = input.krate();
+    let private = quote!(#krate::__private);
+    let ident = input.ident;
+    let name = &input.name;
+    // Local names the user's items cannot capture (mixed-site hygiene, like macro_rules).
+    let src = Ident::new("__src", Span::mixed_site());
+    let dst = Ident::new("__dst", Span::mixed_site());
+
+    let field_layouts = s.fields.iter().map(|field| {
+        let (member, field_name) = (&field.member, &field.name);
+        let shared = as_shared(field, &private);
+        quote! {
+            #private::FieldLayout {
+                name: #field_name,
+                offset: #private::offset_of!(#ident, #member),
+                ty: &#shared::LAYOUT,
+            }
+        }
+    });
+    let stores = s.fields.iter().map(|field| {
+        let member = &field.member;
+        let shared = as_shared(field, &private);
+        quote! {
+            #shared::store(&#src.#member, ::core::ptr::addr_of_mut!((*#dst).#member));
+        }
+    });
+    let checks = layout_checks(input, s, &private);
+
+    // SAFETY (of the generated impl): validation proved the struct is #[repr(C)] (so its
+    // layout is fixed, and `offset_of!` and `size_of` describe it), not packed (so every
+    // field is aligned), not generic, and not an enum or union; the impl's body makes rustc
+    // prove every field type is a `SharedType`, so every byte pattern of each field is valid,
+    // no field holds a pointer, and the struct is `Copy + Send + Sync + 'static` like its
+    // fields. `store` writes each field through the field type's own `store`, which covers
+    // every non-padding byte of the struct and never writes padding.
+    quote! {
+        #[allow(deprecated)]
+        const _: () = {
+            #[automatically_derived]
+            unsafe impl #private::SharedType for #ident {
+                const LAYOUT: #private::TypeLayout = #private::TypeLayout {
+                    name: #name,
+                    size: #private::size_of::<#ident>(),
+                    align: #private::align_of::<#ident>(),
+                    kind: #private::LayoutKind::Struct { fields: &[#(#field_layouts),*] },
+                };
+
+                #[inline]
+                unsafe fn store(#src: &Self, #dst: *mut Self) {
+                    // SAFETY (the generated block): the caller guarantees `__dst` is valid for
+                    // writes of `Self` and aligned, so each field place `(*__dst).f` is valid
+                    // and aligned for its type (#[repr(C)], not packed); `addr_of_mut!` takes
+                    // its address without making a reference to shared memory; the caller's
+                    // concurrency guarantee is the one each field's `store` needs.
+                    unsafe { #(#stores)* }
+                }
+            }
+
+            #checks
+        };
+    }
+}
+
+/// Compile-time assertions backing the layout: each field type's `LAYOUT` tells the truth
+/// about its size and alignment, and the fields lie inside the struct in order, without
+/// overlapping.
+fn layout_checks(input: &Input<'_>, s: &Struct<'_>, private: &TokenStream) -> TokenStream {
+    let ident = input.ident;
+    let name = &input.name;
+    let size_of_struct = quote!(#private::size_of::<#ident>());
+    let mut previous_end: Option<TokenStream> = None;
+    let asserts = s.fields.iter().map(|field| {
+        let (member, ty) = (&field.member, field.ty);
+        let shared = as_shared(field, private);
+        let offset = quote!(#private::offset_of!(#ident, #member));
+        let size = quote!(#private::size_of::<#ty>());
+        let truthful = format!(
+            "the type of field `{}` of `{name}` has a SharedType::LAYOUT whose size or \
+             alignment is not its own: its `unsafe impl SharedType` is wrong",
+            field.name,
+        );
+        let inside = format!("field `{}` does not lie inside `{name}`", field.name);
+        let ordered = format!(
+            "field `{}` of `{name}` overlaps the field before it",
+            field.name
+        );
+        let in_order = previous_end.as_ref().map(|end| {
+            quote! { ::core::assert!(#end <= #offset, #ordered); }
+        });
+        previous_end = Some(quote!(#offset + #size));
+        quote! {
+            ::core::assert!(
+                #shared::LAYOUT.size == #size
+                    && #shared::LAYOUT.align == #private::align_of::<#ty>(),
+                #truthful
+            );
+            ::core::assert!(#offset + #size <= #size_of_struct, #inside);
+            #in_order
+        }
+    });
+    let asserts: Vec<_> = asserts.collect();
+    quote! {
+        const _: () = { #(#asserts)* };
+    }
+}
+
+/// The errors, plus a stub impl so that uses of the type elsewhere do not fail as well, plus
+/// `FieldTy: SharedType` checks for the fields the macro had nothing to say about, so that
+/// those errors come in the same compile.
+fn fallback(input: &Input<'_>, error: &syn::Error) -> TokenStream {
+    let errors = error.to_compile_error();
+    let krate = input.krate();
+    let private = quote!(#krate::__private);
+    let ident = input.ident;
+    let name = &input.name;
+    let (_, ty_generics, _) = input.generics.split_for_impl();
+    let mut generics = input.generics.clone();
+    // A higher-ranked bound is not a "trivial bound", so rustc accepts the impl even when
+    // the struct is not `Copy` (https://github.com/rust-lang/rust/issues/48214).
+    generics
+        .make_where_clause()
+        .predicates
+        .push(syn::parse_quote! {
+            for<'__shared_workaround> #ident #ty_generics: ::core::marker::Copy
+                + ::core::marker::Send
+                + ::core::marker::Sync
+                + 'static
+        });
+    let (impl_generics, _, where_clause) = generics.split_for_impl();
+
+    let field_checks = match &input.data {
+        Data::Struct(s) if input.generics.params.is_empty() => {
+            let layouts = s
+                .fields
+                .iter()
+                .filter(|f| unshareable(f.ty).is_none())
+                .map(|field| {
+                    let shared = as_shared(field, &private);
+                    quote!(#shared::LAYOUT)
+                });
+            quote! {
+                const _: &[#private::TypeLayout] = &[#(#layouts),*];
+            }
+        }
+        _ => TokenStream::new(),
+    };
+
+    quote! {
+        #errors
+
+        #[allow(deprecated)]
+        const _: () = {
+            // SAFETY: none needed: the crate does not compile (the errors above), so this
+            // placeholder impl never runs.
+            #[automatically_derived]
+            unsafe impl #impl_generics #private::SharedType for #ident #ty_generics #where_clause {
+                const LAYOUT: #private::TypeLayout = #private::TypeLayout {
+                    name: #name,
+                    size: 0,
+                    align: 1,
+                    kind: #private::LayoutKind::Struct { fields: &[] },
+                };
+            }
+
+            #field_checks
+        };
+    }
+}

@@ -1,0 +1,26 @@
+//! A fault-injection hook for tests: kill the process at the n-th bookkeeping step.
+//!
+//! Every change to the allocator's shared state is split into steps (see `heap::step`).
+//! Tests arm this counter in a forked child to make it die, by `SIGKILL`, between two
+//! steps, and then check that the family recovers. Disarmed, it costs one relaxed load.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+static STEPS_LEFT: AtomicU64 = AtomicU64::new(0);
+
+/// Arms the hook: the process kills itself at the `n`-th step from now (`0` disarms).
+pub fn crash_after_steps(n: u64) {
+    STEPS_LEFT.store(n, Relaxed);
+}
+
+/// Counts one step, dying if it was the armed one.
+#[inline]
+pub(crate) fn tick() {
+    let left = STEPS_LEFT.load(Relaxed);
+    if left != 0 {
+        if left == 1 {
+            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+        }
+        STEPS_LEFT.store(left - 1, Relaxed);
+    }
+}

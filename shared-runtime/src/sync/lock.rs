@@ -1,0 +1,213 @@
+//! `Lock` and `RLock`: process-shared, robust locks that live in the arena.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::{LockResult, TryLockResult};
+use std::time::Duration;
+
+use crate::arena::Arena;
+use crate::sync::lock_cell::LockCore;
+use crate::sys::mutex::MutexKind;
+use crate::Result;
+
+/// Proof that a lock is held; releases it when dropped.
+///
+/// Returned by [`Lock::acquire`] and [`RLock::acquire`] (and their `try_`/`_timeout`
+/// forms). A guard cannot be sent to another thread: the thread that acquired a lock must
+/// release it. If the thread panics while holding the guard, the lock is marked poisoned and
+/// the next acquirer is told, as with `std::sync::Mutex`.
+///
+/// ```
+/// let lock = shared_runtime::Lock::new()?;
+/// let guard = lock.acquire().unwrap();
+/// assert!(lock.try_acquire().is_err()); // held
+/// drop(guard);
+/// assert!(lock.try_acquire().is_ok());
+/// # Ok::<(), shared_runtime::Error>(())
+/// ```
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct LockGuard<'a> {
+    core: &'a LockCore,
+    /// Not `Send`: pthread mutexes must be unlocked by the thread that locked them.
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<'a> LockGuard<'a> {
+    /// # Safety
+    /// The calling thread must have just acquired `core`'s mutex (one level of it).
+    pub(crate) unsafe fn new(core: &'a LockCore) -> Self {
+        LockGuard {
+            core,
+            _not_send: PhantomData,
+        }
+    }
+}
+
+impl Drop for LockGuard<'_> {
+    fn drop(&mut self) {
+        self.core.leave();
+    }
+}
+
+impl fmt::Debug for LockGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockGuard").finish_non_exhaustive()
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// A lock that can guard a [`Synchronized`](crate::Synchronized) object: [`Lock`] or
+/// [`RLock`]. Sealed: the wrappers rely on it excluding every other holder.
+///
+/// ```
+/// use shared_runtime::{Lock, SharedLock};
+///
+/// fn locked_twice<L: SharedLock>(lock: &L) -> bool {
+///     let _g = lock.acquire().unwrap();
+///     lock.try_acquire().is_ok()
+/// }
+/// assert!(!locked_twice(&Lock::new()?));
+/// # Ok::<(), shared_runtime::Error>(())
+/// ```
+pub trait SharedLock: sealed::Sealed + Clone + Send + Sync + fmt::Debug + 'static {
+    /// A new lock in `arena`.
+    ///
+    /// # Errors
+    /// As [`Lock::new`].
+    fn new_in(arena: &Arena) -> Result<Self>;
+    /// Blocks until the lock is held; see [`Lock::acquire`].
+    fn acquire(&self) -> LockResult<LockGuard<'_>>;
+    /// Takes the lock only if it is free now; see [`Lock::try_acquire`].
+    fn try_acquire(&self) -> TryLockResult<LockGuard<'_>>;
+    /// Waits at most `timeout`; see [`Lock::acquire_timeout`].
+    fn acquire_timeout(&self, timeout: Duration) -> TryLockResult<LockGuard<'_>>;
+    /// Whether `self` and `other` name the same shared lock.
+    fn same_as(&self, other: &Self) -> bool;
+    /// The arena the lock lives in.
+    fn arena(&self) -> &Arena;
+}
+
+macro_rules! lock_type {
+    ($name:ident, $kind:expr, $what:literal, $example:literal) => {
+        #[doc = $what]
+        ///
+        /// The lock is a few dozen bytes of an [`Arena`], not a file descriptor or a mapping,
+        /// so millions of them are fine. Clones name the same lock, in this process and in
+        /// forked children.
+        ///
+        /// It is *robust*: if its holder dies (a panic that aborts, `exit`, even `SIGKILL`),
+        /// the next acquirer gets it, inside a [`PoisonError`](std::sync::PoisonError) that
+        /// says the protected data may be half-updated (take the guard with
+        /// `into_inner()`), and the lock works normally afterwards. No waiter is left
+        /// blocked on a dead holder.
+        ///
+        #[doc = $example]
+        #[derive(Clone)]
+        pub struct $name {
+            core: LockCore,
+        }
+
+        impl $name {
+            #[doc = concat!("A new `", stringify!($name), "` in the [global arena](Arena::global).")]
+            ///
+            /// # Errors
+            /// [`Error::OutOfMemory`](crate::Error::OutOfMemory) if the arena is full, or
+            /// [`Error::Os`](crate::Error::Os) if the system refuses to set up the mutex.
+            pub fn new() -> Result<Self> {
+                Self::new_in(Arena::global())
+            }
+
+            #[doc = concat!("A new `", stringify!($name), "` in `arena`.")]
+            ///
+            /// # Errors
+            /// As [`new`](Self::new).
+            pub fn new_in(arena: &Arena) -> Result<Self> {
+                Ok($name { core: LockCore::new_in(arena, $kind)? })
+            }
+
+            /// Blocks until this thread holds the lock.
+            ///
+            /// # Errors
+            /// A [`PoisonError`](std::sync::PoisonError) holding the guard if the previous
+            /// holder died or panicked while holding the lock (the lock *is* held).
+            ///
+            /// # Panics
+            /// If the lock's shared memory is damaged so that the OS refuses it.
+            pub fn acquire(&self) -> LockResult<LockGuard<'_>> {
+                self.core.acquire()
+            }
+
+            /// Takes the lock if it is free right now.
+            ///
+            /// # Errors
+            /// [`TryLockError::WouldBlock`](std::sync::TryLockError::WouldBlock) if another
+            /// thread or process holds it; `Poisoned` as in [`acquire`](Self::acquire).
+            pub fn try_acquire(&self) -> TryLockResult<LockGuard<'_>> {
+                self.core.try_acquire()
+            }
+
+            /// Waits at most `timeout` (on the monotonic clock) for the lock.
+            ///
+            /// # Errors
+            /// `WouldBlock` if the time ran out; `Poisoned` as in [`acquire`](Self::acquire).
+            pub fn acquire_timeout(&self, timeout: Duration) -> TryLockResult<LockGuard<'_>> {
+                self.core.acquire_timeout(timeout)
+            }
+        }
+
+        impl sealed::Sealed for $name {}
+
+        impl SharedLock for $name {
+            fn new_in(arena: &Arena) -> Result<Self> {
+                $name::new_in(arena)
+            }
+            fn acquire(&self) -> LockResult<LockGuard<'_>> {
+                self.core.acquire()
+            }
+            fn try_acquire(&self) -> TryLockResult<LockGuard<'_>> {
+                self.core.try_acquire()
+            }
+            fn acquire_timeout(&self, timeout: Duration) -> TryLockResult<LockGuard<'_>> {
+                self.core.acquire_timeout(timeout)
+            }
+            fn same_as(&self, other: &Self) -> bool {
+                self.core.same_as(&other.core)
+            }
+            fn arena(&self) -> &Arena {
+                self.core.arena()
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.core.debug(stringify!($name), f)
+            }
+        }
+    };
+}
+
+lock_type!(
+    Lock,
+    MutexKind::ErrorCheck,
+    "A process-shared, non-recursive lock (ctypes' `Lock`).\n\nAcquiring it again on the \
+     thread that holds it panics with a message instead of hanging.",
+    "```\nuse shared_runtime::{Lock, Process, RawValue};\n\nlet lock = Lock::new()?;\nlet \
+     n = RawValue::new(0u64)?;\nlet child = Process::start(|| {\n    for _ in 0..1000 {\n        \
+     let _g = lock.acquire().unwrap();\n        n.set(n.get() + 1);\n    }\n})?;\nfor _ in \
+     0..1000 {\n    let _g = lock.acquire().unwrap();\n    n.set(n.get() + 1);\n}\n\
+     child.join()?;\nassert_eq!(n.get(), 2000);\n# Ok::<(), shared_runtime::Error>(())\n```"
+);
+
+lock_type!(
+    RLock,
+    MutexKind::Recursive,
+    "A process-shared, recursive lock (ctypes' `RLock`): the thread that holds it may \
+     acquire it again, and it is released when every guard is dropped. The default lock of \
+     [`Value`](crate::Value) and [`Array`](crate::Array).",
+    "```\nlet r = shared_runtime::RLock::new()?;\nlet a = r.acquire().unwrap();\nlet b = \
+     r.acquire().unwrap(); // same thread: fine\nassert!(format!(\"{r:?}\").contains(\"depth: \
+     2\"));\ndrop((b, a));\n# Ok::<(), shared_runtime::Error>(())\n```"
+);

@@ -1,0 +1,172 @@
+//! `Value<T, L>`: constructors and accessors of a synchronized shared value.
+
+use std::sync::LockResult;
+
+use crate::arena::Arena;
+use crate::raw::RawValue;
+use crate::sync::guard::SyncGuard;
+use crate::sync::lock::{RLock, SharedLock};
+use crate::sync::synchronized::{Synchronized, Value};
+use crate::{Result, SharedType};
+
+impl<T: SharedType> Value<T, RLock> {
+    /// A new shared value holding `value`, guarded by a fresh [`RLock`], in the global arena
+    /// (ctypes' `Value(typecode, value)`).
+    ///
+    /// # Errors
+    /// [`Error::OutOfMemory`](crate::Error::OutOfMemory) if the arena is full.
+    ///
+    /// ```
+    /// let n = shared_runtime::Value::new(7i32)?;
+    /// n.update(|v| *v = v.pow(2));
+    /// assert_eq!(n.get(), 49);
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn new(value: T) -> Result<Self> {
+        Self::new_in(Arena::global(), value)
+    }
+
+    /// [`new`](Self::new) in `arena` (value and lock both).
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    ///
+    /// ```
+    /// let arena = shared_runtime::Arena::with_capacity(1 << 16)?;
+    /// assert_eq!(shared_runtime::Value::new_in(&arena, 1.5f32)?.get(), 1.5);
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn new_in(arena: &Arena, value: T) -> Result<Self> {
+        Self::with_lock_in(arena, value, RLock::new_in(arena)?)
+    }
+
+    /// A new zeroed shared value with a fresh [`RLock`], in the global arena.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    ///
+    /// ```
+    /// assert_eq!(shared_runtime::Value::<u64>::zeroed()?.get(), 0);
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn zeroed() -> Result<Self> {
+        let arena = Arena::global();
+        Ok(Synchronized::from_parts(
+            RawValue::zeroed_in(arena)?,
+            RLock::new_in(arena)?,
+        ))
+    }
+}
+
+impl<T: SharedType, L: SharedLock> Value<T, L> {
+    /// A new shared value guarded by `lock` (which may guard other objects too), in the
+    /// global arena.
+    ///
+    /// # Errors
+    /// As [`Value::new`].
+    ///
+    /// ```
+    /// use shared_runtime::{Lock, Value};
+    /// let lock = Lock::new()?;
+    /// let (a, b) = (Value::with_lock(1u8, lock.clone())?, Value::with_lock(2u8, lock)?);
+    /// assert_eq!(a.get() + b.get(), 3);
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn with_lock(value: T, lock: L) -> Result<Self> {
+        Self::with_lock_in(Arena::global(), value, lock)
+    }
+
+    /// [`with_lock`](Self::with_lock), with the value in `arena`.
+    ///
+    /// # Errors
+    /// As [`Value::new`].
+    ///
+    /// ```
+    /// let arena = shared_runtime::Arena::with_capacity(1 << 16)?;
+    /// let lock = shared_runtime::Lock::new_in(&arena)?;
+    /// let v = shared_runtime::Value::with_lock_in(&arena, 9i64, lock)?;
+    /// assert_eq!(v.get(), 9);
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn with_lock_in(arena: &Arena, value: T, lock: L) -> Result<Self> {
+        Ok(Synchronized::from_parts(
+            RawValue::new_in(arena, value)?,
+            lock,
+        ))
+    }
+
+    /// Reads the value under the lock.
+    ///
+    /// # Panics
+    /// If this thread already has the value borrowed (see [`SyncGuard`]).
+    ///
+    /// ```
+    /// assert_eq!(shared_runtime::Value::new([1u8, 2])?.get(), [1, 2]);
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn get(&self) -> T {
+        let _held = self.lock_and_borrow();
+        self.getobj().get()
+    }
+
+    /// Writes the value under the lock.
+    ///
+    /// # Panics
+    /// If this thread already has the value borrowed (see [`SyncGuard`]).
+    ///
+    /// ```
+    /// let v = shared_runtime::Value::new(0.0f64)?;
+    /// v.set(2.5);
+    /// assert_eq!(v.get(), 2.5);
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn set(&self, value: T) {
+        let _held = self.lock_and_borrow();
+        self.getobj().set(value)
+    }
+
+    /// Runs `f` on the value under one acquisition of the lock (a read-modify-write that
+    /// no other process can interleave with), and returns what `f` returns.
+    ///
+    /// # Panics
+    /// If this thread already has the value borrowed (see [`SyncGuard`]), or if `f` panics
+    /// (the lock is then marked poisoned).
+    ///
+    /// ```
+    /// let hits = shared_runtime::Value::new(0u32)?;
+    /// let before = hits.update(|h| std::mem::replace(h, *h + 1));
+    /// assert_eq!((before, hits.get()), (0, 1));
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        let _held = self.lock_and_borrow();
+        let mut value = self.getobj().get();
+        let result = f(&mut value);
+        self.getobj().set(value);
+        result
+    }
+
+    /// Holds the lock and gives a guard that derefs to the value, for any amount of work
+    /// under one acquisition.
+    ///
+    /// # Errors
+    /// A [`PoisonError`](std::sync::PoisonError) holding the guard if a previous holder died or panicked while
+    /// holding the lock; the data may be half-updated.
+    ///
+    /// # Panics
+    /// If this thread already has the value borrowed.
+    ///
+    /// ```
+    /// let v = shared_runtime::Value::new(10i32)?;
+    /// {
+    ///     let mut g = v.acquire().unwrap();
+    ///     *g += 1;
+    ///     *g *= 2;
+    /// }
+    /// assert_eq!(v.get(), 22);
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn acquire(&self) -> LockResult<SyncGuard<'_, T>> {
+        self.guard(self.getobj().as_ptr())
+    }
+}

@@ -1,0 +1,276 @@
+//! Lock and RLock: semantics, cross-process exclusion, and recovery from dead holders.
+
+mod common;
+
+use std::sync::TryLockError;
+use std::time::{Duration, Instant};
+
+use common::{finish, forking, wait_until};
+use shared_runtime::{Arena, Lock, Process, RLock, RawValue, SharedLock};
+
+#[test]
+fn acquire_try_and_timeout() {
+    let lock = Lock::new().unwrap();
+    let g = lock.acquire().unwrap();
+    assert!(matches!(lock.try_acquire(), Err(TryLockError::WouldBlock)));
+    // On the holding thread a timed wait could never succeed: it says so at once.
+    assert!(matches!(
+        lock.acquire_timeout(Duration::from_millis(50)),
+        Err(TryLockError::WouldBlock)
+    ));
+    // Another thread waits out the timeout.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let t = Instant::now();
+            assert!(matches!(
+                lock.acquire_timeout(Duration::from_millis(50)),
+                Err(TryLockError::WouldBlock)
+            ));
+            assert!(
+                t.elapsed() >= Duration::from_millis(45),
+                "waited {:?}",
+                t.elapsed()
+            );
+        });
+    });
+    drop(g);
+    assert!(lock.try_acquire().is_ok());
+    assert!(lock.acquire_timeout(Duration::from_millis(50)).is_ok());
+    assert!(lock.acquire_timeout(Duration::ZERO).is_ok());
+}
+
+#[test]
+fn other_threads_wait_for_the_holder() {
+    let lock = Lock::new().unwrap();
+    let n = RawValue::new(0u64).unwrap();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..10_000 {
+                    let _g = lock.acquire().unwrap();
+                    n.set(n.get() + 1);
+                }
+            });
+        }
+    });
+    assert_eq!(n.get(), 40_000);
+}
+
+#[test]
+fn rlock_reenters_three_deep() {
+    let r = RLock::new().unwrap();
+    let a = r.acquire().unwrap();
+    let b = r.acquire().unwrap();
+    let c = r.try_acquire().unwrap();
+    assert!(format!("{r:?}").contains("depth: 3"), "{r:?}");
+    let pid = std::process::id() as i32;
+    assert!(
+        format!("{r:?}").contains(&format!("owner: Some({pid})")),
+        "{r:?}"
+    );
+    // Another thread cannot get it until all three are released.
+    std::thread::scope(|s| {
+        s.spawn(|| assert!(matches!(r.try_acquire(), Err(TryLockError::WouldBlock))));
+    });
+    drop(c);
+    drop(b);
+    std::thread::scope(|s| {
+        s.spawn(|| assert!(r.try_acquire().is_err()));
+    });
+    drop(a);
+    std::thread::scope(|s| {
+        s.spawn(|| assert!(r.try_acquire().is_ok()));
+    });
+    assert!(format!("{r:?}").contains("owner: None"), "{r:?}");
+}
+
+#[test]
+#[should_panic(expected = "this thread already holds this Lock, which is not re-entrant")]
+fn relocking_a_lock_on_the_same_thread_panics_instead_of_hanging() {
+    let lock = Lock::new().unwrap();
+    let _a = lock.acquire().unwrap();
+    let _b = lock.acquire();
+}
+
+#[test]
+fn clones_name_the_same_lock() {
+    let a = Lock::new().unwrap();
+    let b = a.clone();
+    assert!(a.same_as(&b));
+    assert!(!a.same_as(&Lock::new().unwrap()));
+    let _g = a.acquire().unwrap();
+    assert!(b.try_acquire().is_err());
+}
+
+#[test]
+fn a_panicking_holder_poisons_the_lock_once() {
+    let lock = Lock::new().unwrap();
+    let caught = std::panic::catch_unwind(|| {
+        let _g = lock.acquire().unwrap();
+        panic!("while holding the lock");
+    });
+    assert!(caught.is_err());
+    let err = lock.acquire().unwrap_err();
+    drop(err.into_inner()); // the guard is reachable, and releases the lock
+    assert!(
+        lock.acquire().is_ok(),
+        "the next acquirer after that is not told again"
+    );
+}
+
+#[test]
+fn locks_live_in_the_arena() {
+    let arena = Arena::with_capacity(64 << 20).unwrap();
+    let before = arena.stats().unwrap().bytes_in_use;
+    let locks: Vec<Lock> = (0..100_000)
+        .map(|_| Lock::new_in(&arena).unwrap())
+        .collect();
+    let per_lock = (arena.stats().unwrap().bytes_in_use - before) / 100_000;
+    assert!(per_lock <= 96, "a lock costs {per_lock} bytes of the arena");
+    for l in locks.iter().step_by(9973) {
+        drop(l.acquire().unwrap());
+    }
+    drop(locks);
+    assert_eq!(arena.stats().unwrap().bytes_in_use, before);
+}
+
+#[test]
+fn lock_held_by_a_child_is_held_for_the_parent() {
+    let _serial = forking();
+    let lock = Lock::new().unwrap();
+    let state = RawValue::new(0u8).unwrap(); // 1: child holds it, 2: parent is done looking
+    let child = Process::start(|| {
+        let _g = lock.acquire().unwrap();
+        state.set(1);
+        assert!(wait_until(|| state.get() == 2));
+    })
+    .unwrap();
+    assert!(wait_until(|| state.get() == 1));
+    assert!(matches!(lock.try_acquire(), Err(TryLockError::WouldBlock)));
+    assert!(matches!(
+        lock.acquire_timeout(Duration::from_millis(20)),
+        Err(TryLockError::WouldBlock)
+    ));
+    assert!(
+        format!("{lock:?}").contains(&format!("owner: Some({})", child.pid())),
+        "{lock:?}"
+    );
+    state.set(2);
+    let g = lock.acquire().unwrap(); // released when the child let go
+    drop(g);
+    finish(child).unwrap();
+}
+
+#[test]
+fn two_processes_lose_no_increment() {
+    let _serial = forking();
+    for lock_is_recursive in [false, true] {
+        let n = RawValue::new(0u64).unwrap();
+        let (lock, rlock) = (Lock::new().unwrap(), RLock::new().unwrap());
+        let work = || {
+            for _ in 0..100_000 {
+                let _g = if lock_is_recursive {
+                    rlock.acquire()
+                } else {
+                    lock.acquire()
+                }
+                .unwrap();
+                n.set(n.get() + 1);
+            }
+        };
+        let child = Process::start(work).unwrap();
+        work();
+        finish(child).unwrap();
+        assert_eq!(n.get(), 200_000, "recursive: {lock_is_recursive}");
+    }
+}
+
+/// A child killed while holding the lock: the parent gets it back within a second, told
+/// by a poison error, and the lock works normally afterwards. Twenty times in a row.
+#[test]
+fn sigkilled_holder_is_recovered_with_poison() {
+    let _serial = forking();
+    for lock in [Lock::new().unwrap().into(), RLock::new().unwrap().into()] {
+        let lock: AnyLock = lock;
+        for round in 0..20 {
+            let holding = RawValue::new(0u8).unwrap();
+            let mut child = Process::start(|| {
+                let _g = lock.acquire();
+                holding.set(1);
+                loop {
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            })
+            .unwrap();
+            assert!(
+                wait_until(|| holding.get() == 1),
+                "round {round}: child never took the lock"
+            );
+            child.kill().unwrap();
+            let t = Instant::now();
+            let poisoned = lock.acquire_within(Duration::from_secs(1));
+            assert!(
+                poisoned,
+                "round {round}: recovered without the poison indication"
+            );
+            assert!(
+                t.elapsed() < Duration::from_secs(1),
+                "round {round}: {:?}",
+                t.elapsed()
+            );
+            assert!(child
+                .join_timeout(common::PATIENCE)
+                .unwrap_err()
+                .to_string()
+                .contains("SIGKILL"));
+            assert!(
+                !lock.acquire_within(Duration::from_secs(1)),
+                "round {round}: still poisoned"
+            );
+        }
+    }
+}
+
+/// Either kind of lock, for running one test body over both.
+enum AnyLock {
+    Lock(Lock),
+    RLock(RLock),
+}
+
+impl From<Lock> for AnyLock {
+    fn from(l: Lock) -> Self {
+        AnyLock::Lock(l)
+    }
+}
+
+impl From<RLock> for AnyLock {
+    fn from(l: RLock) -> Self {
+        AnyLock::RLock(l)
+    }
+}
+
+impl AnyLock {
+    fn acquire(&self) -> Box<dyn std::fmt::Debug + '_> {
+        match self {
+            AnyLock::Lock(l) => Box::new(l.acquire().unwrap()),
+            AnyLock::RLock(l) => Box::new(l.acquire().unwrap()),
+        }
+    }
+
+    /// Acquires and releases within `timeout`; returns whether it came poisoned. Panics if
+    /// the lock could not be had in time.
+    fn acquire_within(&self, timeout: Duration) -> bool {
+        let r = match self {
+            AnyLock::Lock(l) => l.acquire_timeout(timeout).map(drop),
+            AnyLock::RLock(l) => l.acquire_timeout(timeout).map(drop),
+        };
+        match r {
+            Ok(()) => false,
+            Err(TryLockError::Poisoned(p)) => {
+                drop(p.into_inner());
+                true
+            }
+            Err(TryLockError::WouldBlock) => panic!("lock not recovered within {timeout:?}"),
+        }
+    }
+}

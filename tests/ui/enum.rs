@@ -1,0 +1,10 @@
+use shared_runtime::SharedStruct;
+
+#[derive(SharedStruct, Clone, Copy)]
+#[repr(C)]
+enum State {
+    Idle,
+    Busy,
+}
+
+fn main() {}

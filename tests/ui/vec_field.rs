@@ -1,0 +1,9 @@
+use shared_runtime::SharedStruct;
+
+#[derive(SharedStruct, Clone)]
+#[repr(C)]
+struct Samples {
+    values: Vec<f64>,
+}
+
+fn main() {}
