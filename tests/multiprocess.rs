@@ -80,7 +80,7 @@ fn child_drop_frees_nothing() {
             drop(v);
             drop(a);
             // The child's own allocations are its own and are freed.
-            drop(RawValue::new_in(&arena, 1u8).unwrap());
+            drop(RawValue::new_in(arena, 1u8).unwrap());
             // The parent's objects still count as live here too.
             assert_eq!(arena.stats().unwrap().live_allocations, 2);
         })
