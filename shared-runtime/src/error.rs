@@ -88,6 +88,57 @@ pub enum Error {
         /// What happened, e.g. "exited with code 101" or "was killed by signal 9 (SIGKILL)".
         how: String,
     },
+    /// A name that cannot name a shared-memory segment or object.
+    #[error("invalid name {name:?}: {reason}")]
+    InvalidName {
+        /// The name given.
+        name: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// A shared-memory segment that is not (or no longer) a usable arena.
+    #[error("segment {name:?} is not a usable arena: {reason}")]
+    InvalidSegment {
+        /// The segment's name.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No segment or named object of that name exists.
+    #[error("{what} {name:?} does not exist")]
+    NotFound {
+        /// "segment" or "object".
+        what: &'static str,
+        /// The name looked for.
+        name: String,
+    },
+    /// A segment or named object of that name exists already.
+    #[error("{what} {name:?} already exists")]
+    AlreadyExists {
+        /// "segment" or "object".
+        what: &'static str,
+        /// The name.
+        name: String,
+    },
+    /// A shared object was opened as a type whose layout differs from the one it was
+    /// created with.
+    #[error("{name} was created as {stored} but opened as {requested}")]
+    LayoutMismatch {
+        /// The object's name or handle.
+        name: String,
+        /// The layout it was created with.
+        stored: String,
+        /// The layout it was opened as.
+        requested: String,
+    },
+    /// A handle string that cannot be parsed.
+    #[error("invalid handle {text:?}: {reason}")]
+    InvalidHandle {
+        /// The text given.
+        text: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A wait ran out of time.
     #[error("timed out after {0:?}")]
     Timeout(std::time::Duration),

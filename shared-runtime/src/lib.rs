@@ -48,7 +48,7 @@ mod sync;
 mod sys;
 mod types;
 
-pub use arena::{Arena, ArenaStats, HeapReport, MAX_ALIGN};
+pub use arena::{Arena, ArenaStats, HeapReport, ARENA_ENV, MAX_ALIGN};
 pub use error::{Error, Result};
 pub use process::{Process, PANIC_EXIT_CODE};
 pub use raw::{copy, copy_in, copy_slice, copy_slice_in, RawArray, RawValue};

@@ -247,9 +247,15 @@ impl Heap<'_> {
     fn take_free(&self, need: u64) -> Result<Option<u64>> {
         let first = bin_index(need);
         let mut i = first;
+        // A damaged list could loop: no list can be longer than the heap has blocks.
+        let st = self.state();
+        let mut budget = (st.top.get() - st.start.get()) / MIN_BLOCK + 1;
         while let Some(bin) = self.next_bin(i) {
             let mut b = self.state().bins[bin].get();
             while b != 0 {
+                budget = budget
+                    .checked_sub(1)
+                    .ok_or_else(|| Error::Corrupted(format!("free list {bin} loops")))?;
                 let b_checked = self.block(b)?;
                 if self.size_of(b_checked)? >= need {
                     self.unlink(b_checked)?;

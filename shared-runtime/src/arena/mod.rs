@@ -4,40 +4,45 @@
 mod allocation;
 pub(crate) mod check;
 pub(crate) mod crash;
+pub(crate) mod header;
 pub(crate) mod heap;
+mod named;
 mod stats;
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use crate::sys::memory::{page_size, physical_memory, SharedMemory};
-use crate::sys::mutex::{Acquired, MutexKind, RobustMutex};
+use crate::sys::mutex::{Acquired, RobustMutex};
 use crate::{Error, Result};
 
 pub(crate) use allocation::Allocation;
 pub use check::HeapReport;
-use heap::{Heap, HeapState, GRAIN};
+use header::{min_capacity, ArenaHeader};
+use heap::Heap;
+pub use named::ARENA_ENV;
 pub use stats::ArenaStats;
 
-const MAGIC: u64 = u64::from_le_bytes(*b"shctypes");
-const VERSION: u32 = 1;
 /// The largest alignment an object may ask for: arenas are page-aligned in every process.
 pub const MAX_ALIGN: usize = 4096;
-
-/// What sits at offset 0 of every arena.
-#[repr(C)]
-pub(crate) struct ArenaHeader {
-    magic: u64,
-    version: u32,
-    _reserved: u32,
-    capacity: u64,
-    lock: RobustMutex,
-    pub(crate) heap: HeapState,
-}
 
 struct ArenaInner {
     mem: SharedMemory,
     page: u64,
+    /// The shared-memory name of a named arena.
+    name: Option<String>,
+    /// The process that unlinks the name when its last handle goes (the creator), or 0.
+    unlink_by: i32,
+}
+
+impl Drop for ArenaInner {
+    fn drop(&mut self) {
+        if let Some(name) = &self.name {
+            if self.unlink_by == crate::sys::process::current_pid() {
+                crate::sys::memory::unlink_named(name);
+            }
+        }
+    }
 }
 
 /// A region of shared memory that typed objects are allocated from.
@@ -89,40 +94,36 @@ impl Arena {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn with_capacity(capacity: u64) -> Result<Arena> {
-        let page = page_size() as u64;
-        let min = heap_start() + 4 * GRAIN;
-        if capacity < min {
-            return Err(Error::InvalidCapacity {
-                capacity,
-                reason: "too small to hold the arena header and one object",
-            });
-        }
-        let capacity = capacity
-            .checked_next_multiple_of(page)
-            .ok_or(Error::InvalidCapacity {
-                capacity,
-                reason: "larger than the address space",
-            })?;
+        let capacity = checked_capacity(capacity)?;
         let mem = SharedMemory::create_anonymous("shared-runtime-arena", capacity)?;
-        let first = capacity.min(1 << 20);
+        Arena::initialise(mem, None)
+    }
+
+    /// Sets up a header in fresh memory and wraps it.
+    fn initialise(mem: SharedMemory, name: Option<String>) -> Result<Arena> {
+        let first = mem.len().min(1 << 20);
         mem.reserve(0, first)?;
-        let header = mem.base().cast::<ArenaHeader>();
-        // SAFETY: the mapping is fresh, page-aligned, at least `heap_start()` bytes long and
-        // reserved; no other process can see it yet, so writing the header is exclusive.
-        unsafe {
-            (*header).magic = MAGIC;
-            (*header).version = VERSION;
-            (*header).capacity = capacity;
-            RobustMutex::init(std::ptr::addr_of_mut!((*header).lock), MutexKind::Normal)?;
-            // The rest of the heap state is zero, as the fresh file is: empty bins.
-            let heap = &(*header).heap;
-            heap.start.set(heap_start());
-            heap.top.set(heap_start());
-            heap.committed.set(first);
+        // SAFETY: the memory is fresh and nobody else can see it yet (a named segment was
+        // created with O_EXCL a moment ago and holds no valid header for openers yet).
+        unsafe { header::init(&mem, first)? };
+        let unlink_by = if name.is_some() {
+            crate::sys::process::current_pid()
+        } else {
+            0
+        };
+        Ok(Arena::wrap(mem, name, unlink_by))
+    }
+
+    fn wrap(mem: SharedMemory, name: Option<String>, unlink_by: i32) -> Arena {
+        let page = page_size() as u64;
+        Arena {
+            inner: Arc::new(ArenaInner {
+                mem,
+                page,
+                name,
+                unlink_by,
+            }),
         }
-        Ok(Arena {
-            inner: Arc::new(ArenaInner { mem, page }),
-        })
     }
 
     /// The arena every constructor without `_in` allocates from, created on first use.
@@ -168,7 +169,7 @@ impl Arena {
         self.inner.mem.base()
     }
 
-    fn header(&self) -> &ArenaHeader {
+    pub(crate) fn header(&self) -> &ArenaHeader {
         // SAFETY: the header was initialised in `with_capacity` and lives as long as the
         // mapping; the only field reached through this shared reference is the mutex, which
         // is an `UnsafeCell` used through pthread calls (the heap state is reached through a
@@ -249,9 +250,20 @@ impl Arena {
     }
 }
 
-/// Where the first block starts: after the header, on a cache line.
-fn heap_start() -> u64 {
-    (std::mem::size_of::<ArenaHeader>() as u64).next_multiple_of(64)
+/// Rounds a requested capacity to whole pages, refusing what cannot hold an arena.
+fn checked_capacity(capacity: u64) -> Result<u64> {
+    if capacity < min_capacity() {
+        return Err(Error::InvalidCapacity {
+            capacity,
+            reason: "too small to hold the arena header and one object",
+        });
+    }
+    capacity
+        .checked_next_multiple_of(page_size() as u64)
+        .ok_or(Error::InvalidCapacity {
+            capacity,
+            reason: "larger than the address space",
+        })
 }
 
 impl fmt::Debug for Arena {
@@ -259,6 +271,7 @@ impl fmt::Debug for Arena {
         f.debug_struct("Arena")
             .field("base", &self.base())
             .field("capacity", &self.capacity())
+            .field("name", &self.inner.name)
             .finish()
     }
 }

@@ -1,11 +1,14 @@
 //! Shared memory: a memfd, its `MAP_SHARED` mapping, page reservation and hole punching.
 
 use std::fs::File;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use memmap2::MmapMut;
+use nix::fcntl::OFlag;
 use nix::fcntl::{fallocate, FallocateFlags};
 use nix::sys::memfd::{memfd_create, MFdFlags};
+use nix::sys::mman::{shm_open, shm_unlink};
+use nix::sys::stat::Mode;
 
 use crate::{Error, Result};
 
@@ -49,19 +52,76 @@ impl SharedMemory {
     pub(crate) fn create_anonymous(name: &str, len: u64) -> Result<Self> {
         let fd: OwnedFd =
             memfd_create(name, MFdFlags::MFD_CLOEXEC).map_err(|e| Error::nix("memfd_create", e))?;
-        let file = File::from(fd);
+        Self::sized(File::from(fd), len)
+    }
+
+    /// Creates the POSIX shared-memory object `/name` (which must not exist yet), readable
+    /// and writable by this user only, of `len` bytes, and maps it.
+    pub(crate) fn create_named(name: &str, len: u64) -> Result<Self> {
+        let flags = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR | OFlag::O_CLOEXEC;
+        let fd = shm_open(
+            format!("/{name}").as_str(),
+            flags,
+            Mode::S_IRUSR | Mode::S_IWUSR,
+        )
+        .map_err(|e| Error::nix("shm_open", e))?;
+        let made = Self::sized(File::from(fd), len);
+        if made.is_err() {
+            unlink_named(name);
+        }
+        made
+    }
+
+    /// Opens the existing POSIX shared-memory object `/name` and maps exactly the bytes it
+    /// has now (never more: touching a page past the end of a file raises `SIGBUS`).
+    pub(crate) fn open_named(name: &str) -> Result<Self> {
+        let flags = OFlag::O_RDWR | OFlag::O_CLOEXEC;
+        let fd = shm_open(format!("/{name}").as_str(), flags, Mode::empty())
+            .map_err(|e| Error::nix("shm_open", e))?;
+        Self::existing(File::from(fd))
+    }
+
+    /// Maps the memory file `fd` (inherited from another process) as it is now.
+    pub(crate) fn open_fd(fd: OwnedFd) -> Result<Self> {
+        Self::existing(File::from(fd))
+    }
+
+    fn existing(file: File) -> Result<Self> {
+        let len = file
+            .metadata()
+            .map_err(|source| Error::Os {
+                call: "fstat",
+                source,
+            })?
+            .len();
+        Self::map(file, len)
+    }
+
+    fn sized(file: File, len: u64) -> Result<Self> {
         file.set_len(len).map_err(|source| Error::Os {
             call: "ftruncate",
             source,
         })?;
+        Self::map(file, len)
+    }
+
+    fn map(file: File, len: u64) -> Result<Self> {
         let len = usize::try_from(len).map_err(|_| Error::InvalidCapacity {
             capacity: len,
             reason: "larger than the address space",
         })?;
-        // SAFETY: the file is a memfd we just created and sized to `len`; nobody can
-        // truncate it behind our back (it has no name, and we never shrink it), so every
-        // byte of the mapping stays backed. `map_mut` maps with MAP_SHARED, which is what
-        // makes writes visible across fork (memmap2's anonymous maps are MAP_PRIVATE).
+        if len == 0 {
+            return Err(Error::InvalidCapacity {
+                capacity: 0,
+                reason: "the memory file is empty",
+            });
+        }
+        // SAFETY: `len` is the file's current size (we just set or read it), so every page
+        // of the mapping is backed. A process that shrinks a shared file behind our back can
+        // still make a later access raise SIGBUS; files we create are never shrunk by us, and
+        // `docs/safety.md` states the residual risk for segments opened by name. `map_mut`
+        // maps with MAP_SHARED, which is what makes writes visible across processes
+        // (memmap2's anonymous maps are MAP_PRIVATE).
         let map =
             unsafe { memmap2::MmapOptions::new().len(len).map_mut(&file) }.map_err(|source| {
                 Error::Os {
@@ -70,6 +130,11 @@ impl SharedMemory {
                 }
             })?;
         Ok(SharedMemory { file, map })
+    }
+
+    /// The memory file, to be inherited by a spawned program.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
     }
 
     /// The address of byte 0 of the mapping. Never changes while `self` lives.
@@ -110,4 +175,10 @@ impl SharedMemory {
         let mode = FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE;
         fallocate(self.file.as_fd(), mode, offset as i64, len as i64).is_ok()
     }
+}
+
+/// Removes the name `/name` of a POSIX shared-memory object (mappings stay valid). Returns
+/// whether a name was removed.
+pub(crate) fn unlink_named(name: &str) -> bool {
+    shm_unlink(format!("/{name}").as_str()).is_ok()
 }

@@ -1,0 +1,142 @@
+//! The arena header at offset 0: what identifies an arena and how it is checked.
+
+use std::ptr::addr_of;
+
+use crate::arena::heap::{HeapState, GRAIN, MIN_BLOCK};
+use crate::sys::memory::SharedMemory;
+use crate::sys::mutex::{MutexKind, RobustMutex};
+use crate::{Error, Result};
+
+/// "shctypes", little-endian.
+pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"shctypes");
+/// Bumped whenever the header or block format changes.
+pub(crate) const VERSION: u32 = 1;
+
+/// What sits at offset 0 of every arena.
+#[repr(C)]
+pub(crate) struct ArenaHeader {
+    magic: u64,
+    version: u32,
+    _reserved: u32,
+    capacity: u64,
+    /// A random number naming this arena in handles.
+    id: u64,
+    pub(crate) lock: RobustMutex,
+    pub(crate) heap: HeapState,
+}
+
+/// Where the first block starts: after the header, on a cache line.
+pub(crate) fn heap_start() -> u64 {
+    (std::mem::size_of::<ArenaHeader>() as u64).next_multiple_of(64)
+}
+
+/// The smallest arena: a header and one small object.
+pub(crate) fn min_capacity() -> u64 {
+    heap_start() + 2 * MIN_BLOCK + GRAIN
+}
+
+fn random_id() -> u64 {
+    let mut id = [0u8; 8];
+    // SAFETY: getrandom writes at most `id.len()` bytes to the buffer we own.
+    let n = unsafe { libc::getrandom(id.as_mut_ptr().cast(), id.len(), 0) };
+    if n != 8 {
+        // No entropy source: a mix of time, pid and address is unique enough for an id.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        return t ^ (u64::from(std::process::id()) << 32) ^ (id.as_ptr() as u64);
+    }
+    u64::from_ne_bytes(id)
+}
+
+/// Writes a fresh header into `mem`, which must be new, zeroed and not yet shared.
+///
+/// # Safety
+/// No other thread or process may access `mem` during the call.
+pub(crate) unsafe fn init(mem: &SharedMemory, first_reserved: u64) -> Result<()> {
+    let header = mem.base().cast::<ArenaHeader>();
+    // SAFETY: the caller guarantees exclusive access; the mapping is page-aligned and
+    // larger than the header (checked by the callers against `min_capacity`).
+    unsafe {
+        (*header).magic = MAGIC;
+        (*header).version = VERSION;
+        (*header).capacity = mem.len();
+        (*header).id = random_id();
+        RobustMutex::init(std::ptr::addr_of_mut!((*header).lock), MutexKind::Normal)?;
+        // The rest of the heap state is zero, as the fresh file is: empty bins.
+        let heap = &(*header).heap;
+        heap.start.set(heap_start());
+        heap.top.set(heap_start());
+        heap.committed.set(first_reserved);
+    }
+    Ok(())
+}
+
+fn invalid(name: &str, reason: String) -> Error {
+    Error::InvalidSegment {
+        name: name.to_string(),
+        reason,
+    }
+}
+
+/// Checks that `mem` (opened by name, so written by someone else) holds an arena of ours
+/// and that the scalars everything else relies on are in bounds.
+pub(crate) fn validate(mem: &SharedMemory, name: &str) -> Result<()> {
+    let len = mem.len();
+    if len < min_capacity() {
+        return Err(invalid(
+            name,
+            format!("only {len} bytes: too small to be an arena"),
+        ));
+    }
+    let header = mem.base().cast::<ArenaHeader>();
+    // SAFETY: the mapping holds at least `min_capacity()` bytes, more than the header; the
+    // reads are volatile because another process may write these words at any time (such
+    // a race can only produce a wrong value, which the checks below then reject).
+    let (magic, version, capacity) = unsafe {
+        (
+            addr_of!((*header).magic).read_volatile(),
+            addr_of!((*header).version).read_volatile(),
+            addr_of!((*header).capacity).read_volatile(),
+        )
+    };
+    if magic != MAGIC {
+        return Err(invalid(
+            name,
+            format!("magic number {magic:#018x} is not an arena's"),
+        ));
+    }
+    if version != VERSION {
+        return Err(invalid(
+            name,
+            format!("format version {version}, this build reads {VERSION}"),
+        ));
+    }
+    if capacity != len {
+        return Err(invalid(
+            name,
+            format!("header says {capacity} bytes but the segment has {len} (truncated?)"),
+        ));
+    }
+    // SAFETY: as above; the heap state is inside the header.
+    let heap = unsafe { &*addr_of!((*header).heap) };
+    check_state(heap, len).map_err(|e| invalid(name, e))
+}
+
+/// The allocator's scalars are in bounds: `start <= top <= committed <= len`, and every bin
+/// head is zero or a block offset below `top`.
+pub(crate) fn check_state(st: &HeapState, len: u64) -> Result<(), String> {
+    let (start, top, committed) = (st.start.get(), st.top.get(), st.committed.get());
+    if start != heap_start() || top < start || top > committed || committed > len {
+        return Err(format!(
+            "heap bounds start {start}, top {top}, reserved {committed} do not fit {len} bytes"
+        ));
+    }
+    Ok(())
+}
+
+impl ArenaHeader {
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+}
