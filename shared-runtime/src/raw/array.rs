@@ -127,6 +127,11 @@ impl<T: SharedType> RawArray<T> {
         Ok(a)
     }
 
+    /// Wraps a block already holding `len` elements (used by named objects and handles).
+    pub(crate) fn from_allocation(alloc: Allocation, len: usize) -> Self {
+        RawArray { alloc, len, _type: PhantomData }
+    }
+
     pub(crate) fn as_ptr(&self) -> *mut T {
         self.alloc.ptr().cast::<T>()
     }
