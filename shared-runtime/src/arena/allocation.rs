@@ -22,6 +22,16 @@ impl Allocation {
         }
     }
 
+    /// A handle to a block this process does not own (a named object, or one opened from
+    /// a handle): it never frees it.
+    pub(crate) fn borrowed(arena: Arena, offset: u64) -> Self {
+        Allocation {
+            arena,
+            offset,
+            owner: 0,
+        }
+    }
+
     /// Address of the payload in this process.
     pub(crate) fn ptr(&self) -> *mut u8 {
         // SAFETY: the offset was handed out by the allocator of this arena, so it lies inside

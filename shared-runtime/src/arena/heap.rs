@@ -67,6 +67,8 @@ pub(crate) struct HeapState {
     pub(crate) frees: Cell<u64>,
     pub(crate) bitmap: [Cell<u64>; NBINS / 64],
     pub(crate) bins: [Cell<u64>; NBINS],
+    /// Payload offset of the newest named-object entry, 0 if none (see `registry.rs`).
+    pub(crate) registry: Cell<u64>,
 }
 
 /// Adds `delta` to a counter.
