@@ -42,6 +42,7 @@
 
 mod arena;
 mod error;
+mod handle;
 mod process;
 mod raw;
 mod sync;
@@ -50,6 +51,7 @@ mod types;
 
 pub use arena::{Arena, ArenaStats, HeapReport, ARENA_ENV, MAX_ALIGN};
 pub use error::{Error, Result};
+pub use handle::Handle;
 pub use process::{Process, PANIC_EXIT_CODE};
 pub use raw::{copy, copy_in, copy_slice, copy_slice_in, RawArray, RawValue};
 pub use sync::{

@@ -7,7 +7,7 @@ pub(crate) mod crash;
 pub(crate) mod header;
 pub(crate) mod heap;
 mod named;
-mod registry;
+pub(crate) mod registry;
 mod stats;
 
 use std::fmt;

@@ -1,0 +1,176 @@
+//! Making handles from raw objects, and opening them.
+
+use std::mem::{align_of, size_of};
+
+use crate::arena::registry::type_label;
+use crate::arena::{Allocation, Arena};
+use crate::handle::Handle;
+use crate::raw::{RawArray, RawValue};
+use crate::{Error, Result, SharedType};
+
+/// Checks that `h` can be opened in `arena` as `len` elements of `T`, and wraps the block.
+fn open<T: SharedType>(arena: &Arena, h: &Handle, array: bool) -> Result<Allocation> {
+    let bad = |reason| Error::InvalidHandle {
+        text: h.to_string(),
+        reason,
+    };
+    if h.arena != arena.id() {
+        return Err(bad("it belongs to another arena"));
+    }
+    if h.array != array {
+        return Err(bad(if array {
+            "it names a value, not an array"
+        } else {
+            "it names an array"
+        }));
+    }
+    if h.fingerprint != T::LAYOUT.fingerprint() {
+        return Err(Error::LayoutMismatch {
+            name: format!("handle {h}"),
+            stored: format!("a type with layout fingerprint {:#018x}", h.fingerprint),
+            requested: format!(
+                "{} (layout fingerprint {:#018x})",
+                type_label(&T::LAYOUT),
+                T::LAYOUT.fingerprint()
+            ),
+        });
+    }
+    let bytes = usize::try_from(h.len)
+        .ok()
+        .and_then(|n| n.checked_mul(size_of::<T>()))
+        .ok_or(bad("its length overflows"))?;
+    if h.owned {
+        return Allocation::adopt(arena, h.offset, bytes, align_of::<T>());
+    }
+    arena.with_heap(|heap| {
+        let cap = heap.payload_capacity(h.offset)?;
+        if cap < bytes as u64 || h.offset % align_of::<T>() as u64 != 0 {
+            return Err(bad("the object it names is smaller than it says"));
+        }
+        Ok(())
+    })?;
+    Ok(Allocation::borrowed(arena.clone(), h.offset))
+}
+
+impl<T: SharedType> RawValue<T> {
+    /// A handle naming this value; this process keeps ownership. Opening it elsewhere gives
+    /// a view that never frees the value: keep this one alive meanwhile.
+    ///
+    /// ```
+    /// let v = shared_runtime::RawValue::new(1u8)?;
+    /// assert!(!v.handle().owned);
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn handle(&self) -> Handle {
+        Handle {
+            arena: self.arena().id(),
+            offset: self.offset(),
+            len: 1,
+            fingerprint: T::LAYOUT.fingerprint(),
+            array: false,
+            owned: false,
+        }
+    }
+
+    /// Gives up ownership and returns a handle that carries it: whoever opens the handle
+    /// (in any process mapping the arena) becomes the owner and frees the value.
+    ///
+    /// # Errors
+    /// As [`into_offset`](Self::into_offset).
+    ///
+    /// ```
+    /// use shared_runtime::RawValue;
+    /// let v = RawValue::new(2.5f64)?;
+    /// let arena = v.arena().clone();
+    /// let h = v.into_handle()?;
+    /// let mine = RawValue::<f64>::open_handle(&arena, &h)?;
+    /// assert_eq!(mine.get(), 2.5);
+    /// assert!(RawValue::<f64>::open_handle(&arena, &h).is_err(), "taken over once only");
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn into_handle(self) -> Result<Handle> {
+        let mut h = self.handle();
+        h.owned = true;
+        self.into_offset()?;
+        Ok(h)
+    }
+
+    /// Opens a value handle in `arena`, checking the arena, the layout fingerprint and the
+    /// block it names. An owned handle transfers ownership to this process.
+    ///
+    /// # Errors
+    /// [`Error::InvalidHandle`] for a handle of another arena, of an array, or naming a
+    /// block too small; [`Error::LayoutMismatch`] if `T` is not the type it was made for.
+    ///
+    /// ```
+    /// let v = shared_runtime::RawValue::new(1u32)?;
+    /// let err = shared_runtime::RawValue::<f32>::open_handle(v.arena(), &v.handle());
+    /// assert!(matches!(err, Err(shared_runtime::Error::LayoutMismatch { .. })));
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn open_handle(arena: &Arena, handle: &Handle) -> Result<RawValue<T>> {
+        if handle.len != 1 {
+            return Err(Error::InvalidHandle {
+                text: handle.to_string(),
+                reason: "a value handle has length 1",
+            });
+        }
+        Ok(RawValue::from_allocation(open::<T>(arena, handle, false)?))
+    }
+}
+
+impl<T: SharedType> RawArray<T> {
+    /// A handle naming this array; this process keeps ownership.
+    ///
+    /// ```
+    /// let a = shared_runtime::RawArray::<u8>::zeroed(3)?;
+    /// assert_eq!(a.handle().len, 3);
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn handle(&self) -> Handle {
+        Handle {
+            arena: self.arena().id(),
+            offset: self.offset(),
+            len: self.len() as u64,
+            fingerprint: T::LAYOUT.fingerprint(),
+            array: true,
+            owned: false,
+        }
+    }
+
+    /// Gives up ownership and returns a handle that carries it.
+    ///
+    /// # Errors
+    /// As [`into_offset`](Self::into_offset).
+    ///
+    /// ```
+    /// use shared_runtime::RawArray;
+    /// let a = RawArray::from_slice(&[1i16, 2])?;
+    /// let arena = a.arena().clone();
+    /// let h = a.into_handle()?;
+    /// assert_eq!(RawArray::<i16>::open_handle(&arena, &h)?.to_vec(), [1, 2]);
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn into_handle(self) -> Result<Handle> {
+        let mut h = self.handle();
+        h.owned = true;
+        self.into_offset()?;
+        Ok(h)
+    }
+
+    /// Opens an array handle in `arena`; see [`RawValue::open_handle`].
+    ///
+    /// # Errors
+    /// As [`RawValue::open_handle`].
+    ///
+    /// ```
+    /// let a = shared_runtime::RawArray::from_slice(&[5u64])?;
+    /// let b = shared_runtime::RawArray::<u64>::open_handle(a.arena(), &a.handle())?;
+    /// assert_eq!(b.to_vec(), [5]);
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn open_handle(arena: &Arena, handle: &Handle) -> Result<RawArray<T>> {
+        let alloc = open::<T>(arena, handle, true)?;
+        Ok(RawArray::from_allocation(alloc, handle.len as usize))
+    }
+}
