@@ -64,6 +64,7 @@ pub use types::{CChar, FieldLayout, LayoutKind, Primitive, SharedType, TypeLayou
 #[doc(hidden)]
 pub mod __private {
     pub use crate::arena::crash::crash_after_steps;
+    pub use crate::arena::header::layout_for_tests;
     pub use crate::types::{FieldLayout, LayoutKind, SharedType, TypeLayout};
     pub use core::mem::{align_of, offset_of, size_of};
     pub use core::primitive::{bool, str, u64, usize};

@@ -21,6 +21,10 @@ pub(crate) struct ArenaHeader {
     capacity: u64,
     /// A random number naming this arena in handles.
     id: u64,
+    /// The creating process and when it started (so a reused pid is not mistaken for it):
+    /// `Arena::remove_stale` removes named segments whose creator is gone.
+    creator_pid: i64,
+    creator_start: u64,
     pub(crate) lock: RobustMutex,
     pub(crate) heap: HeapState,
 }
@@ -62,6 +66,9 @@ pub(crate) unsafe fn init(mem: &SharedMemory, first_reserved: u64) -> Result<()>
         (*header).version = VERSION;
         (*header).capacity = mem.len();
         (*header).id = random_id();
+        let pid = crate::sys::process::current_pid();
+        (*header).creator_pid = i64::from(pid);
+        (*header).creator_start = crate::sys::process::start_time(pid).unwrap_or(0);
         RobustMutex::init(std::ptr::addr_of_mut!((*header).lock), MutexKind::Normal)?;
         // The rest of the heap state is zero, as the fresh file is: empty bins.
         let heap = &(*header).heap;
@@ -127,7 +134,12 @@ pub(crate) fn validate(mem: &SharedMemory, name: &str) -> Result<()> {
 /// head is zero or a block offset below `top`.
 pub(crate) fn check_state(st: &HeapState, len: u64) -> Result<(), String> {
     let (start, top, committed) = (st.start.get(), st.top.get(), st.committed.get());
-    if start != heap_start() || top < start || top > committed || committed > len {
+    if start != heap_start()
+        || top < start
+        || top % GRAIN != 0
+        || top > committed
+        || committed > len
+    {
         return Err(format!(
             "heap bounds start {start}, top {top}, reserved {committed} do not fit {len} bytes"
         ));
@@ -139,4 +151,23 @@ impl ArenaHeader {
     pub(crate) fn id(&self) -> u64 {
         self.id
     }
+
+    /// Whether the process that created the arena has ended.
+    pub(crate) fn creator_is_gone(&self) -> bool {
+        let Ok(pid) = i32::try_from(self.creator_pid) else {
+            return true;
+        };
+        crate::sys::process::start_time(pid) != Some(self.creator_start)
+    }
+}
+
+/// Where the arena's mutex lies in the header (for fault-injection tests that must not
+/// turn it into "held by a thread that never existed", which no lock can tell from a live
+/// holder), and where the heap starts.
+pub fn layout_for_tests() -> (usize, usize, u64) {
+    (
+        std::mem::offset_of!(ArenaHeader, lock),
+        std::mem::size_of::<RobustMutex>(),
+        heap_start(),
+    )
 }

@@ -126,6 +126,39 @@ impl Arena {
         Ok(unlink_named(name))
     }
 
+    /// Removes the names of arenas whose creator is gone (killed before it could remove
+    /// them): every segment in `/dev/shm` that this user can open, that is a valid arena,
+    /// and whose creating process (pid and start time) no longer runs. Returns the names
+    /// removed. Other programs' segments are never touched.
+    ///
+    /// # Errors
+    /// [`Error::Os`] if `/dev/shm` cannot be listed.
+    ///
+    /// ```
+    /// let removed = shared_runtime::Arena::remove_stale()?;
+    /// # let _ = removed;
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn remove_stale() -> Result<Vec<String>> {
+        let dir = std::fs::read_dir("/dev/shm").map_err(|source| Error::Os {
+            call: "opendir /dev/shm",
+            source,
+        })?;
+        let mut removed = Vec::new();
+        for entry in dir.flatten() {
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            let Ok(arena) = Arena::open_named(&name) else {
+                continue;
+            };
+            if arena.header().creator_is_gone() && unlink_named(&name) {
+                removed.push(name);
+            }
+        }
+        Ok(removed)
+    }
+
     /// The arena's segment name, if it is a named arena.
     ///
     /// ```

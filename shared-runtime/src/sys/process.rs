@@ -159,3 +159,17 @@ pub(crate) fn signal_name(sig: i32) -> &'static str {
         .map(Signal::as_str)
         .unwrap_or("unknown signal")
 }
+
+/// When process `pid` started, in clock ticks after boot (field 22 of `/proc/<pid>/stat`),
+/// or `None` if there is no such process (or it is a zombie: it has ended).
+pub(crate) fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may contain anything: skip past it.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
+}
