@@ -37,7 +37,11 @@ fn main() -> shared_runtime::Result<()> {
     let x = RawValue::new(1.0 / 3.0)?;
     let s = Array::from_slice_with_lock(CChar::from_bytes(b"hello world"), lock.clone())?;
     let a = Array::from_slice_with_lock(
-        &[Point { x: 1.875, y: -6.25 }, Point { x: -5.75, y: 2.0 }, Point { x: 2.375, y: 9.5 }],
+        &[
+            Point { x: 1.875, y: -6.25 },
+            Point { x: -5.75, y: 2.0 },
+            Point { x: 2.375, y: 9.5 },
+        ],
         lock.clone(),
     )?;
     let p = Process::start(|| modify(&n, &x, &s, &a))?;
@@ -45,7 +49,10 @@ fn main() -> shared_runtime::Result<()> {
     println!("{}", n.get()); // 49
     println!("{}", x.get()); // 0.1111111111111111
     println!("{}", String::from_utf8_lossy(&s.value())); // HELLO WORLD
-    println!("{:?}", a.to_vec().iter().map(|p| (p.x, p.y)).collect::<Vec<_>>());
+    println!(
+        "{:?}",
+        a.to_vec().iter().map(|p| (p.x, p.y)).collect::<Vec<_>>()
+    );
     // [(3.515625, 39.0625), (33.0625, 4.0), (5.640625, 90.25)]
     Ok(())
 }

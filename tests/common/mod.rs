@@ -40,3 +40,22 @@ pub fn wait_until(mut cond: impl FnMut() -> bool) -> bool {
     }
     true
 }
+
+/// The path of example `name`: `cargo test` builds examples next to the test binaries'
+/// `deps/` directory.
+pub fn example(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} was not built; run through `cargo test`",
+        path.display()
+    );
+    path
+}
