@@ -62,7 +62,6 @@ pub(crate) unsafe fn init(mem: &SharedMemory, first_reserved: u64) -> Result<()>
     // SAFETY: the caller guarantees exclusive access; the mapping is page-aligned and
     // larger than the header (checked by the callers against `min_capacity`).
     unsafe {
-        (*header).magic = MAGIC;
         (*header).version = VERSION;
         (*header).capacity = mem.len();
         (*header).id = random_id();
@@ -75,6 +74,10 @@ pub(crate) unsafe fn init(mem: &SharedMemory, first_reserved: u64) -> Result<()>
         heap.start.set(heap_start());
         heap.top.set(heap_start());
         heap.committed.set(first_reserved);
+        // The magic number goes last: a process opening the segment by name meanwhile
+        // sees either no arena or a complete one.
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
+        std::ptr::addr_of_mut!((*header).magic).write_volatile(MAGIC);
     }
     Ok(())
 }
@@ -100,9 +103,12 @@ pub(crate) fn validate(mem: &SharedMemory, name: &str) -> Result<()> {
     // SAFETY: the mapping holds at least `min_capacity()` bytes, more than the header; the
     // reads are volatile because another process may write these words at any time (such
     // a race can only produce a wrong value, which the checks below then reject).
-    let (magic, version, capacity) = unsafe {
+    let magic = unsafe { addr_of!((*header).magic).read_volatile() };
+    // Pairs with the release fence before the creator writes the magic number.
+    std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+    // SAFETY: as above.
+    let (version, capacity) = unsafe {
         (
-            addr_of!((*header).magic).read_volatile(),
             addr_of!((*header).version).read_volatile(),
             addr_of!((*header).capacity).read_volatile(),
         )
