@@ -72,7 +72,7 @@ fn kill_storm_leaves_the_arena_consistent() {
         let workers: Vec<_> = (0..3)
             .map(|w| {
                 let arena = &arena;
-                let mut p = Process::start(move || {
+                let p = Process::start(move || {
                     let mut mine = Vec::new();
                     for i in 0usize.. {
                         mine.push(

@@ -1,13 +1,14 @@
 //! `#[derive(SharedStruct)]`: layouts, nesting, padding, alignment, hygiene, `store`, the
-//! Python `ctypes` rendering, and CPython's sharedctypes structure tests on raw objects.
+//! Python `ctypes` rendering, CPython's sharedctypes structure tests on raw objects, and
+//! (in `derive/accessors.rs`) the generated field accessors on every container.
 
 use std::mem::{align_of, offset_of, size_of, MaybeUninit};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use shared_runtime::{
-    copy, CChar, Error, LayoutKind, Process, RawArray, RawValue, SharedStruct, SharedType,
-    TypeLayout, WChar,
+    copy, Array, CChar, Error, LayoutKind, Process, RawArray, RawValue, SharedStruct, SharedType,
+    TypeLayout, Value, WChar,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -186,6 +187,10 @@ mod no_prelude {
     }
 }
 
+/// Field accessors (`x()`, `set_x(v)`, `update_x(f)`, `x_place()`) on every container.
+#[path = "derive/accessors.rs"]
+mod accessors;
+
 // ---------------------------------------------------------------------------------------
 // Helpers.
 
@@ -198,7 +203,11 @@ fn fork_lock() -> MutexGuard<'static, ()> {
 
 /// Runs `f` in a forked child and waits for it; a child that fails or hangs fails the test.
 fn in_child<'a>(f: impl FnOnce() + 'a) {
-    let mut child = Process::start(f).expect("fork");
+    finish(Process::start(f).expect("fork"));
+}
+
+/// Waits for `child`; a child that fails or hangs fails the test.
+fn finish(mut child: Process<'_>) {
     match child.join_timeout(Duration::from_secs(30)) {
         Ok(()) => {}
         Err(Error::Timeout(_)) => {
@@ -636,6 +645,42 @@ fn cpython_sharedctypes() {
     assert!((y.get() - 2.0 / 3.0).abs() < 1e-12, "{}", y.get());
     assert_eq!(z.get(), 1 << 34);
     assert_eq!(foo.get(), Foo { x: 6, y: 4.0, z: 0 });
+    for i in 0..10 {
+        assert_eq!(arr.get(i), Some(i as f64 * 2.0));
+    }
+    assert_eq!(string.value(), b"hellohello");
+}
+
+/// CPython's `test_synchronize` (`test_sharedctypes` with `lock=True`): the test above on
+/// synchronized objects, with the struct's fields updated in place by its accessors.
+#[test]
+fn cpython_sharedctypes_synchronized() {
+    let _fork = fork_lock();
+    let x = Value::new(7i32).unwrap();
+    let y = Value::new(1.0f64 / 3.0).unwrap();
+    let z = Value::new(1i64 << 33).unwrap();
+    let foo = Value::new(Foo { x: 3, y: 2.0, z: 0 }).unwrap();
+    let arr = Array::from_slice(&(0..10).map(f64::from).collect::<Vec<_>>()).unwrap();
+    let string = Array::<CChar>::zeroed(20).unwrap();
+    string.set_value(b"hello").unwrap();
+
+    in_child(|| {
+        x.update(|v| *v *= 2);
+        y.update(|v| *v *= 2.0);
+        z.update(|v| *v *= 2);
+        foo.update_x(|v| *v *= 2);
+        foo.update_y(|v| *v *= 2.0);
+        string.set_value(&string.value().repeat(2)).unwrap();
+        for i in 0..arr.len() {
+            arr.update(i, |v| *v *= 2.0);
+        }
+    });
+
+    assert_eq!(x.get(), 14);
+    assert!((y.get() - 2.0 / 3.0).abs() < 1e-12, "{}", y.get());
+    assert_eq!(z.get(), 1 << 34);
+    assert_eq!(foo.get(), Foo { x: 6, y: 4.0, z: 0 });
+    assert_eq!((foo.x(), foo.y(), foo.z()), (6, 4.0, 0));
     for i in 0..10 {
         assert_eq!(arr.get(i), Some(i as f64 * 2.0));
     }

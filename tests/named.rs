@@ -180,7 +180,8 @@ fn fuzzed_headers_never_crash() {
     let objects: Vec<_> = (0..40)
         .map(|i| RawArray::<u8>::zeroed_in(&arena, 100 * i + 1).unwrap())
         .collect();
-    drop(objects.into_iter().step_by(2).count()); // free every other one: populated bins
+    // Free every other one, so that the bins are populated.
+    let objects: Vec<_> = objects.into_iter().step_by(2).collect();
     let keep: Vec<_> = (0..10)
         .map(|i| arena.create(&format!("o{i}"), i as u64).unwrap())
         .collect();
@@ -193,7 +194,10 @@ fn fuzzed_headers_never_crash() {
         .open(shm_path(&name))
         .unwrap();
     let pristine = file.read_at_owned(0, span);
-    let mut seed = 0x1234_5678_9abc_def0u64;
+    let mut seed = std::env::var("SHR_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x1234_5678_9abc_def0u64);
     let mut rand = move || {
         seed ^= seed << 13;
         seed ^= seed >> 7;
@@ -231,7 +235,7 @@ fn fuzzed_headers_never_crash() {
         "opened {opened}, refused {refused}"
     );
     file.write_at(&pristine, 0).unwrap();
-    drop(keep);
+    drop((keep, objects));
     drop(arena);
 }
 

@@ -4,7 +4,7 @@
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Data as SynData, DataEnum, DataUnion, DeriveInput, Fields, Generics, Ident, Index};
-use syn::{Member, Type};
+use syn::{Member, Type, Visibility};
 
 use crate::attr::{self, Options, Repr};
 use crate::errors::Errors;
@@ -14,6 +14,7 @@ pub(crate) struct Input<'a> {
     pub ident: &'a Ident,
     /// The name the layout carries: the identifier without `r#`.
     pub name: String,
+    pub vis: &'a Visibility,
     pub generics: &'a Generics,
     pub repr: Repr,
     pub options: Options,
@@ -39,6 +40,7 @@ pub(crate) struct Field<'a> {
     pub member: Member,
     /// The name the layout carries: `"x"` (without `r#`) or `"0"`.
     pub name: String,
+    pub vis: &'a Visibility,
     pub ty: &'a Type,
 }
 
@@ -54,6 +56,7 @@ impl<'a> Input<'a> {
         Input {
             ident: &node.ident,
             name: node.ident.unraw().to_string(),
+            vis: &node.vis,
             generics: &node.generics,
             repr,
             options,
@@ -90,6 +93,7 @@ impl<'a> Struct<'a> {
                 Field {
                     member,
                     name,
+                    vis: &field.vis,
                     ty: &field.ty,
                 }
             })

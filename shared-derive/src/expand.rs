@@ -11,6 +11,7 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{DeriveInput, Ident};
 
+use crate::accessors;
 use crate::ast::{Data, Field, Input, Struct};
 use crate::errors::Errors;
 use crate::valid::unshareable;
@@ -65,6 +66,7 @@ fn impl_struct(input: &Input<'_>, s: &Struct<'_>) -> TokenStream {
         }
     });
     let checks = layout_checks(input, s, &private);
+    let (fields_trait, fields_impl) = accessors::expand(input, s, &private, false);
 
     // SAFETY (of the generated impl): validation proved the struct is #[repr(C)] (so its
     // layout is fixed, and `offset_of!` and `size_of` describe it), not packed (so every
@@ -74,6 +76,8 @@ fn impl_struct(input: &Input<'_>, s: &Struct<'_>) -> TokenStream {
     // fields. `store` writes each field through the field type's own `store`, which covers
     // every non-padding byte of the struct and never writes padding.
     quote! {
+        #fields_trait
+
         #[allow(deprecated)]
         const _: () = {
             #[automatically_derived]
@@ -97,6 +101,8 @@ fn impl_struct(input: &Input<'_>, s: &Struct<'_>) -> TokenStream {
             }
 
             #checks
+
+            #fields_impl
         };
     }
 }
@@ -184,9 +190,19 @@ fn fallback(input: &Input<'_>, error: &syn::Error) -> TokenStream {
         }
         _ => TokenStream::new(),
     };
+    // The accessor trait too, so that code calling `v.x()` adds no errors of its own; not
+    // for fields already reported as unshareable, nor when accessor names collide.
+    let (fields_trait, fields_impl) = match &input.data {
+        Data::Struct(s) if input.generics.params.is_empty() && !accessors::names_collide(s) => {
+            accessors::expand(input, s, &private, true)
+        }
+        _ => (TokenStream::new(), TokenStream::new()),
+    };
 
     quote! {
         #errors
+
+        #fields_trait
 
         #[allow(deprecated)]
         const _: () = {
@@ -203,6 +219,8 @@ fn fallback(input: &Input<'_>, error: &syn::Error) -> TokenStream {
             }
 
             #field_checks
+
+            #fields_impl
         };
     }
 }

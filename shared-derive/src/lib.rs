@@ -18,12 +18,14 @@
 //!
 //! The macro runs in three passes, each in its own module: `ast` reads the `syn` input
 //! (with `attr` for `#[repr]` and `#[shared]`), `valid` collects every reason the struct
-//! cannot be shared, and `expand` writes the impl, or on failure the errors plus a stub
-//! impl so the rest of the user's crate does not fail with unrelated errors.
+//! cannot be shared, and `expand` writes the impl (with `accessors` for the field-accessor
+//! trait), or on failure the errors plus a stub impl so the rest of the user's crate does
+//! not fail with unrelated errors.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod accessors;
 mod ast;
 mod attr;
 mod errors;
@@ -41,6 +43,14 @@ use syn::{parse_macro_input, DeriveInput};
 /// ... in the layout). Pointers, references, `Box`, `Vec`, `String`, `Rc`, `Arc`, `bool`
 /// and `char` fields are rejected with a message that says what to use instead; any other
 /// field type must implement `SharedType`.
+///
+/// It also writes a trait `{Struct}Fields` beside the struct, implemented for every shared
+/// container of it (`RawValue`, `Value`, array elements through `at(i)`, guards, and
+/// places of nested struct fields), with four methods per field `x: F`: `x() -> F`,
+/// `set_x(F)`, `update_x(|&mut F| -> R) -> R` and `x_place()`. Each reads or writes only that
+/// field; on a synchronized container each call takes the lock once. Tuple struct fields
+/// are `_0()`, `set_0()`, ...; the trait is as visible as the struct and its least visible
+/// field. `docs/derive.md` has the details.
 ///
 /// One option exists: `#[shared(crate = "path")]` names the runtime crate when it is not
 /// reachable as `::shared_runtime` (for crates that re-export it).

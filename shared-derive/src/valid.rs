@@ -117,6 +117,7 @@ fn check_fields(s: &Struct<'_>, input: &Input<'_>, errors: &mut Errors) {
             errors.spanned(ty, message);
         }
     }
+    crate::accessors::check_names(s, errors);
 }
 
 /// Why a field type obviously cannot live in shared memory, if it obviously cannot: the

@@ -43,6 +43,7 @@
 mod arena;
 mod error;
 mod handle;
+mod place;
 mod process;
 mod raw;
 mod sync;
@@ -52,6 +53,7 @@ mod types;
 pub use arena::{Arena, ArenaStats, HeapReport, ARENA_ENV, MAX_ALIGN};
 pub use error::{Error, Result};
 pub use handle::Handle;
+pub use place::{Access, HasPlace, Held, Locked, Place, Unlocked};
 pub use process::{Process, PANIC_EXIT_CODE};
 pub use raw::{copy, copy_in, copy_slice, copy_slice_in, RawArray, RawValue};
 pub use sync::{
@@ -65,6 +67,7 @@ pub use types::{CChar, FieldLayout, LayoutKind, Primitive, SharedType, TypeLayou
 pub mod __private {
     pub use crate::arena::crash::crash_after_steps;
     pub use crate::arena::header::layout_for_tests;
+    pub use crate::place::{HasPlace, Place};
     pub use crate::types::{FieldLayout, LayoutKind, SharedType, TypeLayout};
     pub use core::mem::{align_of, offset_of, size_of};
     pub use core::primitive::{bool, str, u64, usize};

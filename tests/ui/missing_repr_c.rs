@@ -7,6 +7,7 @@ struct Point {
 }
 
 fn main() {
-    // No further errors here: the derive leaves a stub impl behind.
-    let _ = RawValue::new(Point { x: 1.0, y: 2.0 });
+    // No further errors here: the derive leaves a stub impl and the accessor trait behind.
+    let p = RawValue::new(Point { x: 1.0, y: 2.0 }).unwrap();
+    p.set_x(p.y());
 }

@@ -1,6 +1,6 @@
 //! Checking the allocator's invariants, and rebuilding its state after a crash.
 
-use crate::arena::heap::{bin_index, Heap, FLAGS, HDR, NBINS, PREV_USED, PUNCHED, USED};
+use crate::arena::heap::{bin_index, Heap, HDR, NBINS, PREV_USED, PUNCHED, USED};
 use crate::{Error, Result};
 
 /// What [`Arena::check`](crate::Arena::check) found: the heap's blocks, all verified.
@@ -117,7 +117,8 @@ pub(crate) fn verify(h: &Heap<'_>) -> Result<HeapReport> {
         while b != 0 {
             let b_ok = h.block(b)?;
             let w = h.word(b_ok);
-            if w & USED != 0 || bin_index(w & !FLAGS) != i || h.word(b_ok + 16) != prev {
+            let size = h.size_of(b_ok)?;
+            if w & USED != 0 || bin_index(size) != i || h.word(b_ok + 16) != prev {
                 return Err(broken(format!("bin {i}: block {b} is listed wrongly")));
             }
             listed += 1;

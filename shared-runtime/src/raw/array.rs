@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use crate::arena::{Allocation, Arena};
 use crate::raw::racy;
-use crate::{Error, Result, SharedType};
+use crate::{Error, Place, Result, SharedType, Unlocked};
 
 /// A fixed-length array of `T` in shared memory, without a lock (ctypes' `RawArray`).
 ///
@@ -129,7 +129,11 @@ impl<T: SharedType> RawArray<T> {
 
     /// Wraps a block already holding `len` elements (used by named objects and handles).
     pub(crate) fn from_allocation(alloc: Allocation, len: usize) -> Self {
-        RawArray { alloc, len, _type: PhantomData }
+        RawArray {
+            alloc,
+            len,
+            _type: PhantomData,
+        }
     }
 
     pub(crate) fn as_ptr(&self) -> *mut T {
@@ -190,6 +194,38 @@ impl<T: SharedType> RawArray<T> {
         self.check_index(index);
         // SAFETY: index < len (checked above); see `get`.
         unsafe { T::store(&value, self.as_ptr().add(index)) }
+    }
+
+    /// The [`Place`] of element `index`: read or write it, or one field of it (with a
+    /// derived struct's accessors), without copying anything else. No lock: each access is
+    /// a relaxed atomic copy.
+    ///
+    /// # Panics
+    /// If `index >= len()`, with a message naming both, like slice indexing.
+    ///
+    /// ```
+    /// use shared_runtime::{RawArray, SharedStruct};
+    ///
+    /// #[derive(SharedStruct, Clone, Copy)]
+    /// #[repr(C)]
+    /// struct Point {
+    ///     x: f64,
+    ///     y: f64,
+    /// }
+    ///
+    /// let a = RawArray::<Point>::zeroed(2)?;
+    /// a.at(1).set_y(5.0);
+    /// assert_eq!((a.at(0).y(), a.at(1).y()), (0.0, 5.0));
+    /// a.at(0).set(Point { x: 1.0, y: 2.0 });
+    /// assert_eq!(a.get(0).map(|p| p.x), Some(1.0));
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn at(&self, index: usize) -> Place<'_, T, Unlocked> {
+        self.check_index(index);
+        // SAFETY: index < len (checked above), so the element is an aligned `T` inside the
+        // allocation, which lives as long as `self`; a raw array never hands out references
+        // into its memory, and `Unlocked` promises no exclusion.
+        unsafe { Place::new(self.as_ptr().add(index), Unlocked::new()) }
     }
 
     pub(crate) fn check_index(&self, index: usize) {

@@ -97,7 +97,10 @@ impl<T: SharedType> RawValue<T> {
 
     /// Wraps a block already holding a `T` (used by named objects and handles).
     pub(crate) fn from_allocation(alloc: Allocation) -> Self {
-        RawValue { alloc, _type: PhantomData }
+        RawValue {
+            alloc,
+            _type: PhantomData,
+        }
     }
 
     pub(crate) fn as_ptr(&self) -> *mut T {

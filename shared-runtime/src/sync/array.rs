@@ -8,7 +8,7 @@ use crate::raw::RawArray;
 use crate::sync::guard::SyncGuard;
 use crate::sync::lock::{RLock, SharedLock};
 use crate::sync::synchronized::{Array, Synchronized};
-use crate::{CChar, Result, SharedType};
+use crate::{CChar, Locked, Place, Result, SharedType};
 
 impl<T: SharedType> Array<T, RLock> {
     /// A new array of `len` zeroed elements guarded by a fresh [`RLock`], in the global
@@ -210,6 +210,40 @@ impl<T: SharedType, L: SharedLock> Array<T, L> {
         let result = f(&mut value);
         self.getobj().set(index, value);
         result
+    }
+
+    /// The [`Place`] of element `index`: read or write it, or one field of it (with a
+    /// derived struct's accessors), without copying anything else. Takes no lock itself;
+    /// each operation on the place takes the array's lock once.
+    ///
+    /// # Panics
+    /// If `index >= len()`, naming both, like slice indexing. Operations on the place panic
+    /// if this thread has the array borrowed (see [`SyncGuard`]).
+    ///
+    /// ```
+    /// use shared_runtime::{Array, SharedStruct};
+    ///
+    /// #[derive(SharedStruct, Clone, Copy)]
+    /// #[repr(C)]
+    /// struct Particle {
+    ///     pos: [f32; 3],
+    ///     mass: f32,
+    /// }
+    ///
+    /// let a = Array::<Particle>::zeroed(4)?;
+    /// a.at(3).set_mass(2.5); // one acquisition of the lock
+    /// a.at(3).pos_place().at(0).set(-1.0);
+    /// a.at(3).update_mass(|m| *m *= 2.0);
+    /// assert_eq!((a.at(3).mass(), a.at(3).pos()), (5.0, [-1.0, 0.0, 0.0]));
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn at(&self, index: usize) -> Place<'_, T, Locked<'_, RawArray<T>, L>> {
+        self.getobj().check_index(index);
+        // SAFETY: index < len (checked above), so the element is an aligned `T` inside the
+        // array's memory, which lives as long as `self`; references into that memory exist
+        // only inside a guard or an `update`, which mark the array borrowed, and every
+        // operation of a `Locked` place takes the lock and checks that mark first.
+        unsafe { Place::new(self.getobj().as_ptr().add(index), Locked::new(self)) }
     }
 
     /// A copy of every element, under the lock.

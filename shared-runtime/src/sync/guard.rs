@@ -7,6 +7,7 @@ use std::ptr::NonNull;
 
 use crate::sync::lock::LockGuard;
 use crate::sync::synchronized::Borrow;
+use crate::{Held, Place, SharedType};
 
 /// The lock of a [`Synchronized`](crate::Synchronized) object, held, giving plain access to
 /// its data: derefs to `T` for a [`Value`](crate::Value), to `[T]` for an
@@ -46,6 +47,71 @@ impl<'a, T: ?Sized> SyncGuard<'a, T> {
             _lock: lock,
             _data: PhantomData,
         }
+    }
+}
+
+impl<T: SharedType> SyncGuard<'_, T> {
+    /// The [`Place`] of the guarded value, for a derived struct's field accessors (or
+    /// `get`/`set`/`update`) without locking again: `SyncGuard::place(&mut g).set_x(1.0)`.
+    /// An associated function, so that it never hides a method of the value.
+    ///
+    /// The place borrows the guard mutably: the guard's `&T` (from `Deref`) cannot live
+    /// while the place writes. Plain field access through the guard (`g.x`, `g.x = 1.0`)
+    /// works too.
+    ///
+    /// ```
+    /// use shared_runtime::{Lock, SharedStruct, SyncGuard, Value};
+    ///
+    /// #[derive(SharedStruct, Clone, Copy, Debug, PartialEq)]
+    /// #[repr(C)]
+    /// struct Point {
+    ///     x: f64,
+    ///     y: f64,
+    /// }
+    ///
+    /// // A non-reentrant lock: locking it again on this thread would panic.
+    /// let v = Value::with_lock(Point { x: 1.0, y: 2.0 }, Lock::new()?)?;
+    /// let mut g = v.acquire().unwrap();
+    /// let p = SyncGuard::place(&mut g);
+    /// p.set_x(p.y() * 10.0); // no second acquisition
+    /// g.y += 1.0;
+    /// drop(g);
+    /// assert_eq!(v.get(), Point { x: 20.0, y: 3.0 });
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn place(this: &mut Self) -> Place<'_, T, Held> {
+        // SAFETY: the guard's pointer is the object's aligned `T`, valid while the guard
+        // lives; this thread holds the lock and has the object marked borrowed, and the
+        // place borrows the guard mutably, so no reference from `Deref` lives while it does.
+        unsafe { Place::new(this.data.as_ptr(), Held::new()) }
+    }
+}
+
+impl<T: SharedType> SyncGuard<'_, [T]> {
+    /// The [`Place`] of element `index` of the guarded array, without locking again; see
+    /// [`SyncGuard::place`]. Indexing the guard (`g[i]`, `g[i].x = 1.0`) works too.
+    ///
+    /// # Panics
+    /// If `index >= len`, naming both, like slice indexing.
+    ///
+    /// ```
+    /// use shared_runtime::{Array, SyncGuard};
+    /// let a = Array::from_slice(&[[1u8, 2], [3, 4]])?;
+    /// let mut g = a.acquire().unwrap();
+    /// SyncGuard::at(&mut g, 1).at(0).update(|b| *b *= 10);
+    /// drop(g);
+    /// assert_eq!(a.to_vec(), [[1, 2], [30, 4]]);
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn at(this: &mut Self, index: usize) -> Place<'_, T, Held> {
+        let len = this.data.len();
+        assert!(
+            index < len,
+            "index out of bounds: the len is {len} but the index is {index}"
+        );
+        // SAFETY: as in `place`, for element `index < len` of the guarded slice, which is
+        // inside it (so `add` stays in bounds) and aligned for `T`.
+        unsafe { Place::new(this.data.as_ptr().cast::<T>().add(index), Held::new()) }
     }
 }
 
