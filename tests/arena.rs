@@ -319,3 +319,19 @@ fn random_mixed_sizes_keep_invariants() {
     drop(alive);
     assert_eq!(arena.check().unwrap().heap_bytes, 0);
 }
+
+/// An offset inside an object, dressed up to look like a block header, is not taken for
+/// one: the owner word carries a per-arena check value.
+#[test]
+fn forged_offsets_are_refused() {
+    let arena = Arena::with_capacity(1 << 20).unwrap();
+    let a = RawArray::<u64>::zeroed_in(&arena, 64).unwrap();
+    let fake_payload = a.offset() + 8 * 8;
+    // Fake header: a 64-byte used block, owner word 0 (as a given-up block has).
+    a.write(6, &[64 | 1, 0]);
+    let err = RawValue::<u64>::from_offset_in(&arena, fake_payload).unwrap_err();
+    assert!(err.to_string().contains("no object starts at offset"), "{err}");
+    let h = shared_runtime::Handle { offset: fake_payload, ..a.handle() };
+    assert!(RawArray::<u64>::open_handle(&arena, &h).is_err());
+    arena.check().unwrap();
+}

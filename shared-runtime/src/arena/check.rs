@@ -58,6 +58,7 @@ pub(crate) fn verify(h: &Heap<'_>) -> Result<HeapReport> {
             )));
         }
         if w & USED != 0 {
+            h.owner_of(b)?;
             r.used_blocks += 1;
             r.used_bytes += size;
             prev_used = true;
@@ -192,11 +193,13 @@ pub(crate) fn rebuild(h: &Heap<'_>) -> Result<()> {
     for (start, len) in frees {
         // Pages of the run may have been punched: mark it so they are reserved again
         // before reuse (reserving a page that is present costs little).
+        // The run becomes one block first (a single store), so that the chain stays
+        // walkable however far this loop gets; then its interior is cleared.
+        h.set_word(start, len | PREV_USED | PUNCHED);
         h.zero_payload(start, start + HDR, start + len);
         h.set_word(start + 8, 0);
-        h.set_word(start, len | PREV_USED | PUNCHED);
         h.set_word(start + len - 8, len);
-        h.insert(start, len);
+        h.insert(start, len)?;
     }
     Ok(())
 }

@@ -69,6 +69,8 @@ pub(crate) struct HeapState {
     pub(crate) bins: [Cell<u64>; NBINS],
     /// Payload offset of the newest named-object entry, 0 if none (see `registry.rs`).
     pub(crate) registry: Cell<u64>,
+    /// Non-zero while `check::rebuild` runs: if its process dies too, the next one redoes it.
+    pub(crate) rebuilding: Cell<u64>,
 }
 
 /// Adds `delta` to a counter.
@@ -191,10 +193,13 @@ impl Heap<'_> {
         Ok(size)
     }
 
-    pub(crate) fn insert(&self, b: u64, size: u64) {
+    pub(crate) fn insert(&self, b: u64, size: u64) -> Result<()> {
         let st = self.state();
         let i = bin_index(size);
         let head = st.bins[i].get();
+        if head != 0 {
+            self.block(head)?;
+        }
         self.set_word(b + 8, head);
         self.set_word(b + 16, 0);
         if head != 0 {
@@ -203,6 +208,7 @@ impl Heap<'_> {
         step();
         st.bins[i].set(b);
         st.bitmap[i / 64].set(st.bitmap[i / 64].get() | 1 << (i % 64));
+        Ok(())
     }
 
     fn unlink(&self, b: u64) -> Result<()> {
@@ -324,6 +330,20 @@ impl Heap<'_> {
             Some(b) => b,
             None => self.carve(ask)?,
         };
+        let w = self.word(b);
+        if w & PUNCHED != 0 {
+            // Some pages were given back to the OS: reserve every page this allocation will
+            // write (its headers, the tail's header, the payload) before writing any.
+            let end = (b + ask + MIN_BLOCK).min(b + (w & !FLAGS));
+            let (from, to) = (page_down(b, self.page), page_up(end, self.page));
+            if let Err(e) = self.mem.reserve(from, to - from) {
+                // A used block always carries its tag (see `owner_of`), even for an instant.
+                self.set_word(b + 8, self.tag(b, owner));
+                self.set_word(b, w | USED);
+                self.release(b, false)?;
+                return Err(e);
+            }
+        }
         if align > GRAIN {
             let mut s = (b + HDR).next_multiple_of(align) - HDR;
             if s != b && s - b < MIN_BLOCK {
@@ -336,9 +356,10 @@ impl Heap<'_> {
                 // The aligned part is marked used so that giving back the front does not
                 // merge the two again; `place` finishes it.
                 // (Owner first, so that a crash right here leaves a block a dead process owns.)
-                self.set_word(s + 8, u64::from(owner));
+                self.set_word(s + 8, self.tag(s, owner));
                 self.set_word(s, (total - (s - b)) | (w & PUNCHED) | USED);
                 step();
+                self.set_word(b + 8, self.tag(b, owner));
                 self.set_word(b, (s - b) | (w & (PREV_USED | PUNCHED)) | USED);
                 step();
                 self.release(b, false)?;
@@ -357,14 +378,6 @@ impl Heap<'_> {
     fn place(&self, b: u64, need: u64, owner: u32) -> Result<()> {
         let w = self.word(b);
         let size = w & !FLAGS;
-        if w & PUNCHED != 0 {
-            let (from, to) = (page_down(b, self.page), page_up(b + need, self.page));
-            if let Err(e) = self.mem.reserve(from, to - from) {
-                self.set_word(b, w | USED);
-                self.release(b, false)?;
-                return Err(e);
-            }
-        }
         let mut tail = None;
         if size - need >= MIN_BLOCK {
             // The tail starts out free but unlisted: a crash leaves two free neighbours,
@@ -385,12 +398,13 @@ impl Heap<'_> {
         if tail.is_none() {
             self.set_word(b + size - 8, 0);
         }
-        self.set_word(b + 8, u64::from(owner));
+        self.set_word(b + 8, self.tag(b, owner));
         self.set_word(b, own | (w & PREV_USED) | USED);
         step();
         if let Some(r) = tail {
             // The tail's bytes are part of a zeroed free run except its old footer, which
             // is exactly where its own footer goes. `release` expects a used block.
+            self.set_word(r + 8, self.tag(r, owner));
             self.set_word(r, self.word(r) | USED);
             self.release(r, false)?;
         }
@@ -405,8 +419,8 @@ impl Heap<'_> {
         if w & USED == 0 {
             return Err(Error::Corrupted(format!("double free of the block at {b}")));
         }
-        let recorded = self.word(b + 8);
-        if recorded != u64::from(owner) {
+        let recorded = self.owner_of(b)?;
+        if recorded != owner {
             return Err(Error::Corrupted(format!(
                 "block at {b} belongs to process {recorded}, not {owner}"
             )));
@@ -425,9 +439,10 @@ impl Heap<'_> {
         let w = self.word(b);
         let size = w & !FLAGS;
         let mut punched = w & PUNCHED;
-        self.set_word(b + 8, 0);
+        // Free first, then clear the owner tag: a used block is never seen without its tag.
         self.set_word(b, size | (w & (PREV_USED | PUNCHED)));
         step();
+        self.set_word(b + 8, 0);
         let (mut start, end0) = (b, b + size);
         let mut start_flags = w & PREV_USED;
         if w & PREV_USED == 0 {
@@ -478,8 +493,7 @@ impl Heap<'_> {
             self.set_word(start, self.word(start) | PUNCHED);
         }
         self.set_word(end - 8, end - start);
-        self.insert(start, end - start);
-        Ok(())
+        self.insert(start, end - start)
     }
 
     /// Zeroes `[from, to)`, which was just returned to the unused tail, handing whole pages
@@ -499,6 +513,30 @@ impl Heap<'_> {
 }
 
 impl Heap<'_> {
+    /// The check value stored beside the owner in a used block's header: it depends on
+    /// the arena and the block's offset, so an offset that is not the start of a block
+    /// (a stale or forged handle) is recognised instead of being freed as one.
+    fn canary(&self, b: u64) -> u64 {
+        // SAFETY: the header is at offset 0 of the mapping; `id` is written once, when the
+        // arena is created, before anyone else can see it.
+        let id = unsafe { (*self.base().cast::<crate::arena::ArenaHeader>()).id() };
+        (id ^ b).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32
+    }
+
+    /// Word 1 of a used block: its owner and canary.
+    pub(crate) fn tag(&self, b: u64, owner: u32) -> u64 {
+        u64::from(owner) | self.canary(b) << 32
+    }
+
+    /// The owner recorded in the used block `b`, if its canary is right.
+    pub(crate) fn owner_of(&self, b: u64) -> Result<u32> {
+        let word = self.word(b + 8);
+        if word >> 32 != self.canary(b) {
+            return Err(Error::Corrupted(format!("no object starts at offset {}", b + HDR)));
+        }
+        Ok(word as u32)
+    }
+
     /// The used block whose payload is at `payload`, validated.
     fn used_block(&self, payload: u64) -> Result<u64> {
         let b = self.block(payload.wrapping_sub(HDR))?;
@@ -508,6 +546,7 @@ impl Heap<'_> {
                 "no object at offset {payload}: it is free"
             )));
         }
+        self.owner_of(b)?;
         Ok(b)
     }
 
@@ -520,15 +559,15 @@ impl Heap<'_> {
     /// Changes the owner recorded in the block at `payload` from `from` to `to`.
     pub(crate) fn set_owner(&self, payload: u64, from: u32, to: u32) -> Result<()> {
         let b = self.used_block(payload)?;
-        let recorded = self.word(b + 8);
-        if recorded != u64::from(from) {
+        let recorded = self.owner_of(b)?;
+        if recorded != from {
             return Err(Error::Corrupted(if from == 0 {
                 format!("the object at offset {payload} is owned by process {recorded}")
             } else {
                 format!("the object at offset {payload} is not owned by process {from}")
             }));
         }
-        self.set_word(b + 8, u64::from(to));
+        self.set_word(b + 8, self.tag(b, to));
         Ok(())
     }
 }

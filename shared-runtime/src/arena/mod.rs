@@ -195,8 +195,15 @@ impl Arena {
             mem: &self.inner.mem,
             page: self.inner.page,
         };
-        if how == Acquired::OwnerDied {
+        // Everything else the allocator reads is checked as it is read; these scalars bound
+        // those checks, so they are checked first (another process may have damaged them).
+        header::check_state(heap.state(), self.capacity()).map_err(Error::Corrupted)?;
+        // A rebuild that was itself interrupted is redone: the flag lives in the arena.
+        let st = heap.state();
+        if how == Acquired::OwnerDied || st.rebuilding.get() != 0 {
+            st.rebuilding.set(1);
             check::rebuild(&heap)?;
+            st.rebuilding.set(0);
         }
         f(&heap)
     }
