@@ -330,8 +330,14 @@ fn forged_offsets_are_refused() {
     // Fake header: a 64-byte used block, owner word 0 (as a given-up block has).
     a.write(6, &[64 | 1, 0]);
     let err = RawValue::<u64>::from_offset_in(&arena, fake_payload).unwrap_err();
-    assert!(err.to_string().contains("no object starts at offset"), "{err}");
-    let h = shared_runtime::Handle { offset: fake_payload, ..a.handle() };
+    assert!(
+        err.to_string().contains("no object starts at offset"),
+        "{err}"
+    );
+    let h = shared_runtime::Handle {
+        offset: fake_payload,
+        ..a.handle()
+    };
     assert!(RawArray::<u64>::open_handle(&arena, &h).is_err());
     arena.check().unwrap();
 }

@@ -240,3 +240,16 @@ fn children_allocate_concurrently() {
     assert_eq!(report.used_blocks, 0);
     assert_eq!(arena.stats().unwrap().allocations, 8_000);
 }
+
+/// After `join_timeout` has seen the child end, `join` reports the same outcome instead
+/// of waiting for a process that no longer exists.
+#[test]
+fn join_after_join_timeout_reports_the_same_exit() {
+    let _serial = forking();
+    let mut p = Process::start(|| std::process::exit(7)).unwrap();
+    let first = p.join_timeout(common::PATIENCE).unwrap_err().to_string();
+    assert!(first.ends_with("exited with code 7"), "{first}");
+    let again = p.join_timeout(common::PATIENCE).unwrap_err().to_string();
+    assert_eq!(again, first);
+    assert_eq!(p.join().unwrap_err().to_string(), first);
+}

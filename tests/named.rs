@@ -430,3 +430,38 @@ fn spawned_program_opens_handles() {
         arena.check().unwrap();
     }
 }
+
+/// Two views of one named object cannot both be wrapped with a lock: their guards would
+/// give two `&mut` to the same memory.
+#[test]
+fn only_owned_objects_can_be_synchronized() {
+    use shared_runtime::{synchronized, RLock};
+    let arena = Arena::with_capacity(1 << 20).unwrap();
+    arena.create("x", 1u64).unwrap();
+    let view = arena.open::<u64>("x").unwrap();
+    let err = synchronized::<_, RLock>(view, None).unwrap_err();
+    assert!(matches!(err, Error::NotOwned), "{err}");
+    let owned = RawValue::new_in(&arena, 2u64).unwrap();
+    let borrowed = RawValue::<u64>::open_handle(&arena, &owned.handle()).unwrap();
+    assert!(synchronized::<_, RLock>(borrowed, None).is_err());
+    assert_eq!(synchronized::<_, RLock>(owned, None).unwrap().get(), 2);
+}
+
+/// A program the arena is shared with cannot shrink it (which would make every process's
+/// accesses raise SIGBUS): the memory file is sealed.
+#[test]
+fn inherited_arena_cannot_be_resized() {
+    let arena = Arena::with_capacity(1 << 20).unwrap();
+    let v = RawValue::new_in(&arena, 5u32).unwrap();
+    let mut cmd = Command::new("sh");
+    cmd.args([
+        "-c",
+        r#"fd=${SHARED_RUNTIME_ARENA#fd:}; truncate -s 4096 /proc/self/fd/$fd"#,
+    ]);
+    arena.share_with(&mut cmd).unwrap();
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success(), "truncate succeeded");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"));
+    assert_eq!(v.get(), 5);
+    arena.check().unwrap();
+}

@@ -139,6 +139,13 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// `synchronized` was given an object this process does not own.
+    #[error(
+        "only an object this process owns can be synchronized: a view opened by name or \
+         from a borrowed handle may have twins, and a lock guard must be the only way to its \
+         data (take ownership with an owned handle, or copy the data into a new object)"
+    )]
+    NotOwned,
     /// A wait ran out of time.
     #[error("timed out after {0:?}")]
     Timeout(std::time::Duration),

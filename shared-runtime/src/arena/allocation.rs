@@ -43,6 +43,11 @@ impl Allocation {
         self.offset
     }
 
+    /// Whether the calling process owns the block (so this is its only handle here).
+    pub(crate) fn owned_here(&self) -> bool {
+        self.owner == current_pid()
+    }
+
     pub(crate) fn arena(&self) -> &Arena {
         &self.arena
     }

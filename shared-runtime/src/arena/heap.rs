@@ -532,7 +532,10 @@ impl Heap<'_> {
     pub(crate) fn owner_of(&self, b: u64) -> Result<u32> {
         let word = self.word(b + 8);
         if word >> 32 != self.canary(b) {
-            return Err(Error::Corrupted(format!("no object starts at offset {}", b + HDR)));
+            return Err(Error::Corrupted(format!(
+                "no object starts at offset {}",
+                b + HDR
+            )));
         }
         Ok(word as u32)
     }

@@ -37,7 +37,8 @@ pub const PANIC_EXIT_CODE: i32 = 101;
 #[must_use = "a Process is joined when dropped; call join() to see whether the child failed"]
 pub struct Process<'scope> {
     pid: i32,
-    done: bool,
+    /// How the child ended, once it has been reaped.
+    exit: Option<Exit>,
     /// The parent's copy of the closure: it owns whatever the closure captured by value
     /// (shared objects moved into it among them), which must stay alive, and unfreed,
     /// until the child that uses them has ended.
@@ -78,7 +79,7 @@ impl<'scope> Process<'scope> {
         match unsafe { sys::fork_process()? } {
             Forked::Parent(pid) => Ok(Process {
                 pid,
-                done: false,
+                exit: None,
                 _captured: f,
                 _scope: PhantomData,
             }),
@@ -104,8 +105,11 @@ impl<'scope> Process<'scope> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn join(mut self) -> Result<()> {
-        let exit = sys::wait_child(self.pid, None)?.expect("an unbounded wait returns an exit");
-        self.done = true;
+        let exit = match self.exit {
+            Some(exit) => exit, // reaped by an earlier join_timeout
+            None => sys::wait_child(self.pid, None)?.expect("an unbounded wait returns an exit"),
+        };
+        self.exit = Some(exit);
         self.judge(exit)
         // `self` drops here, and with it what the closure captured.
     }
@@ -126,12 +130,12 @@ impl<'scope> Process<'scope> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn join_timeout(&mut self, timeout: Duration) -> Result<()> {
-        if self.done {
-            return Ok(());
+        if let Some(exit) = self.exit {
+            return self.judge(exit);
         }
         match sys::wait_child(self.pid, Some(timeout))? {
             Some(exit) => {
-                self.done = true;
+                self.exit = Some(exit);
                 self.judge(exit)
             }
             None => Err(Error::Timeout(timeout)),
@@ -144,7 +148,7 @@ impl<'scope> Process<'scope> {
     /// # Errors
     /// [`Error::Os`] if the signal cannot be sent.
     pub fn kill(&self) -> Result<()> {
-        if self.done {
+        if self.exit.is_some() {
             return Ok(());
         }
         sys::kill_process(self.pid)
@@ -162,7 +166,7 @@ impl<'scope> Process<'scope> {
 
 impl Drop for Process<'_> {
     fn drop(&mut self) {
-        if !self.done {
+        if self.exit.is_none() {
             // The closure may borrow the parent's objects: they must outlive the child.
             let _ = sys::wait_child(self.pid, None);
         }

@@ -136,6 +136,10 @@ impl<T: SharedType> RawArray<T> {
         }
     }
 
+    pub(crate) fn owned_here(&self) -> bool {
+        self.alloc.owned_here()
+    }
+
     pub(crate) fn as_ptr(&self) -> *mut T {
         self.alloc.ptr().cast::<T>()
     }

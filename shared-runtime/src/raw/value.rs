@@ -103,6 +103,10 @@ impl<T: SharedType> RawValue<T> {
         }
     }
 
+    pub(crate) fn owned_here(&self) -> bool {
+        self.alloc.owned_here()
+    }
+
     pub(crate) fn as_ptr(&self) -> *mut T {
         self.alloc.ptr().cast::<T>()
     }

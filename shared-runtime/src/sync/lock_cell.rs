@@ -75,14 +75,24 @@ impl LockCore {
 
     fn enter(&self, how: Acquired) -> LockResult<LockGuard<'_>> {
         let c = self.cell();
-        if how == Acquired::OwnerDied {
-            c.depth.store(0, Relaxed);
+        // Only the holder writes these fields, so plain loads and stores suffice (atomics
+        // only because other threads and processes may read them for `Debug`).
+        let depth = if how == Acquired::OwnerDied {
+            0
+        } else {
+            c.depth.load(Relaxed)
+        };
+        c.depth.store(depth + 1, Relaxed);
+        let mut poisoned = false;
+        if depth == 0 {
+            c.owner.store(current_pid(), Relaxed);
+            if c.poisoned.load(Relaxed) != 0 {
+                c.poisoned.store(0, Relaxed);
+                poisoned = true;
+            }
         }
-        let first = c.depth.fetch_add(1, Relaxed) == 0;
-        c.owner.store(current_pid(), Relaxed);
         // SAFETY: the mutex was just acquired by this thread; the guard releases it once.
         let guard = unsafe { LockGuard::new(self) };
-        let poisoned = first && c.poisoned.swap(0, Relaxed) != 0;
         if how == Acquired::OwnerDied || poisoned {
             Err(PoisonError::new(guard))
         } else {
@@ -127,7 +137,9 @@ impl LockCore {
         if std::thread::panicking() {
             c.poisoned.store(1, Relaxed);
         }
-        if c.depth.fetch_sub(1, Relaxed) == 1 {
+        let depth = c.depth.load(Relaxed);
+        c.depth.store(depth.saturating_sub(1), Relaxed);
+        if depth <= 1 {
             c.owner.store(0, Relaxed);
         }
         // SAFETY: called only from the guard's drop, on the thread that acquired the mutex.

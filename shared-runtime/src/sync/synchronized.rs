@@ -48,6 +48,10 @@ mod sealed {
 pub trait SharedObject: sealed::Sealed {
     /// The arena the object lives in.
     fn arena(&self) -> &Arena;
+    /// Whether this process owns the object: then this handle is the only one to its
+    /// memory in this process, which a lock's guard relies on.
+    #[doc(hidden)]
+    fn owned_here(&self) -> bool;
 }
 
 impl<T: SharedType> sealed::Sealed for RawValue<T> {}
@@ -55,11 +59,17 @@ impl<T: SharedType> SharedObject for RawValue<T> {
     fn arena(&self) -> &Arena {
         RawValue::arena(self)
     }
+    fn owned_here(&self) -> bool {
+        RawValue::owned_here(self)
+    }
 }
 impl<T: SharedType> sealed::Sealed for RawArray<T> {}
 impl<T: SharedType> SharedObject for RawArray<T> {
     fn arena(&self) -> &Arena {
         RawArray::arena(self)
+    }
+    fn owned_here(&self) -> bool {
+        RawArray::owned_here(self)
     }
 }
 
@@ -68,7 +78,10 @@ impl<T: SharedType> SharedObject for RawArray<T> {
 /// `synchronized::<_, RLock>(obj, None)` or through the variable's type.
 ///
 /// # Errors
-/// As [`RLock::new`] when a fresh lock must be made.
+/// [`Error::NotOwned`](crate::Error::NotOwned) if this process does not own `obj` (a view
+/// opened by name or from a borrowed handle: several such views of one object could each
+/// be wrapped, and their guards would alias); as [`RLock::new`] when a fresh lock must be
+/// made.
 ///
 /// ```
 /// use shared_runtime::{synchronized, RawArray, RLock, Value};
@@ -84,6 +97,9 @@ pub fn synchronized<O: SharedObject, L: SharedLock>(
     obj: O,
     lock: Option<L>,
 ) -> Result<Synchronized<O, L>> {
+    if !obj.owned_here() {
+        return Err(crate::Error::NotOwned);
+    }
     let lock = match lock {
         Some(lock) => lock,
         None => L::new_in(obj.arena())?,

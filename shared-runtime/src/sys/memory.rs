@@ -4,8 +4,8 @@ use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use memmap2::MmapMut;
-use nix::fcntl::OFlag;
 use nix::fcntl::{fallocate, FallocateFlags};
+use nix::fcntl::{fcntl, FcntlArg, OFlag, SealFlag};
 use nix::sys::memfd::{memfd_create, MFdFlags};
 use nix::sys::mman::{shm_open, shm_unlink};
 use nix::sys::stat::Mode;
@@ -50,9 +50,19 @@ impl SharedMemory {
     /// Creates an anonymous memfd of `len` bytes (sparse: no page is allocated yet) and
     /// maps all of it shared.
     pub(crate) fn create_anonymous(name: &str, len: u64) -> Result<Self> {
-        let fd: OwnedFd =
-            memfd_create(name, MFdFlags::MFD_CLOEXEC).map_err(|e| Error::nix("memfd_create", e))?;
-        Self::sized(File::from(fd), len)
+        let flags = MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING;
+        let fd: OwnedFd = memfd_create(name, flags).map_err(|e| Error::nix("memfd_create", e))?;
+        let file = File::from(fd);
+        file.set_len(len).map_err(|source| Error::Os {
+            call: "ftruncate",
+            source,
+        })?;
+        // Nobody (a spawned program that inherits the descriptor included) may change the
+        // size from now on: shrinking it would make every process's accesses raise SIGBUS.
+        let seals = SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW;
+        fcntl(&file, FcntlArg::F_ADD_SEALS(seals))
+            .map_err(|e| Error::nix("fcntl(F_ADD_SEALS)", e))?;
+        Self::map(file, len)
     }
 
     /// Creates the POSIX shared-memory object `/name` (which must not exist yet), readable

@@ -123,9 +123,12 @@ impl RobustMutex {
                 // SAFETY: EOWNERDEAD means we now hold the mutex; marking it consistent is
                 // what pthread_mutex_consistent(3) requires before it can be unlocked
                 // normally (otherwise it becomes permanently unusable).
-                check("pthread_mutex_consistent", unsafe {
-                    libc::pthread_mutex_consistent(self.raw())
-                })?;
+                let rc = unsafe { libc::pthread_mutex_consistent(self.raw()) };
+                if rc != 0 {
+                    // SAFETY: we hold the mutex (EOWNERDEAD); give it back before failing.
+                    unsafe { libc::pthread_mutex_unlock(self.raw()) };
+                    return check("pthread_mutex_consistent", rc).map(|()| None);
+                }
                 Ok(Some(Acquired::OwnerDied))
             }
             libc::EBUSY | libc::ETIMEDOUT => Ok(None),
