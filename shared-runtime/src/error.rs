@@ -162,14 +162,6 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// Wraps the calling thread's last OS error.
-    pub(crate) fn last_os(call: &'static str) -> Self {
-        Error::Os {
-            call,
-            source: io::Error::last_os_error(),
-        }
-    }
-
     /// Wraps a `nix` error.
     pub(crate) fn nix(call: &'static str, errno: nix::errno::Errno) -> Self {
         Error::Os {

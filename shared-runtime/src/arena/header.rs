@@ -4,7 +4,7 @@ use std::ptr::addr_of;
 
 use crate::arena::heap::{HeapState, GRAIN, MIN_BLOCK};
 use crate::sys::memory::SharedMemory;
-use crate::sys::mutex::{MutexKind, RobustMutex};
+use crate::sys::mutex::RobustMutex;
 use crate::{Error, Result};
 
 /// "shctypes", little-endian.
@@ -68,7 +68,7 @@ pub(crate) unsafe fn init(mem: &SharedMemory, first_reserved: u64) -> Result<()>
         let pid = crate::sys::process::current_pid();
         (*header).creator_pid = i64::from(pid);
         (*header).creator_start = crate::sys::process::start_time(pid).unwrap_or(0);
-        RobustMutex::init(std::ptr::addr_of_mut!((*header).lock), MutexKind::Normal)?;
+        RobustMutex::init(std::ptr::addr_of_mut!((*header).lock))?;
         // The rest of the heap state is zero, as the fresh file is: empty bins.
         let heap = &(*header).heap;
         heap.start.set(heap_start());

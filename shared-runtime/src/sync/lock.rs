@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use crate::arena::Arena;
 use crate::sync::lock_cell::LockCore;
-use crate::sys::mutex::MutexKind;
 use crate::Result;
 
 /// Proof that a lock is held; releases it when dropped.
@@ -91,7 +90,7 @@ pub trait SharedLock: sealed::Sealed + Clone + Send + Sync + fmt::Debug + 'stati
 }
 
 macro_rules! lock_type {
-    ($name:ident, $kind:expr, $what:literal, $example:literal) => {
+    ($name:ident, $recursive:expr, $what:literal, $example:literal) => {
         #[doc = $what]
         ///
         /// The lock is a few dozen bytes of an [`Arena`], not a file descriptor or a mapping,
@@ -125,7 +124,7 @@ macro_rules! lock_type {
             /// # Errors
             /// As [`new`](Self::new).
             pub fn new_in(arena: &Arena) -> Result<Self> {
-                Ok($name { core: LockCore::new_in(arena, $kind)? })
+                Ok($name { core: LockCore::new_in(arena, $recursive)? })
             }
 
             /// Blocks until this thread holds the lock.
@@ -191,7 +190,7 @@ macro_rules! lock_type {
 
 lock_type!(
     Lock,
-    MutexKind::ErrorCheck,
+    false,
     "A process-shared, non-recursive lock (ctypes' `Lock`).\n\nAcquiring it again on the \
      thread that holds it panics with a message instead of hanging.",
     "```\nuse shared_runtime::{Lock, Process, RawValue};\n\nlet lock = Lock::new()?;\nlet \
@@ -203,7 +202,7 @@ lock_type!(
 
 lock_type!(
     RLock,
-    MutexKind::Recursive,
+    true,
     "A process-shared, recursive lock (ctypes' `RLock`): the thread that holds it may \
      acquire it again, and it is released when every guard is dropped. The default lock of \
      [`Value`](crate::Value) and [`Array`](crate::Array).",

@@ -4,22 +4,23 @@ use std::fmt;
 use std::mem::{align_of, size_of};
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering::Relaxed};
 use std::sync::{Arc, LockResult, PoisonError, TryLockError, TryLockResult};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::arena::{Allocation, Arena};
 use crate::sync::lock::LockGuard;
-use crate::sys::mutex::{Acquired, MutexKind, RobustMutex};
-use crate::sys::process::current_pid;
-use crate::{Error, Result};
+use crate::sys::futex::FutexLock;
+use crate::sys::mutex::Acquired;
+use crate::sys::process::{current_pid, thread_identity};
+use crate::Result;
 
-/// A lock in shared memory: a robust process-shared mutex plus what `Debug` shows and the
-/// poison flag. 56 bytes.
+/// A lock in shared memory: the robust futex lock word, plus what `Debug` shows and the
+/// poison flag. 24 bytes (48 of arena with the block header).
 #[repr(C)]
 pub(crate) struct LockCell {
-    mutex: RobustMutex,
+    lock: FutexLock,
     /// Process id of the holder, 0 when free (informational: written by the holder).
     owner: AtomicI32,
-    /// How many times the holder has acquired it (1 for `Lock`).
+    /// How many times the holder has acquired it (at most 1 for `Lock`).
     depth: AtomicU32,
     /// A holder panicked while holding it; the next acquirer is told.
     poisoned: AtomicU32,
@@ -30,24 +31,31 @@ pub(crate) struct LockCell {
 #[derive(Clone)]
 pub(crate) struct LockCore {
     alloc: Arc<Allocation>,
+    recursive: bool,
+}
+
+/// What acquiring found when the lock was already this thread's.
+enum Reentry {
+    /// An `RLock`: one level deeper.
+    Deeper,
+    /// A `Lock`: it would never be released.
+    Deadlock,
 }
 
 impl LockCore {
-    pub(crate) fn new_in(arena: &Arena, kind: MutexKind) -> Result<Self> {
+    pub(crate) fn new_in(arena: &Arena, recursive: bool) -> Result<Self> {
+        // A fresh block is zeroed: an unlocked lock word, no owner, depth 0, not poisoned.
         let alloc = arena.alloc(size_of::<LockCell>(), align_of::<LockCell>())?;
-        let cell = alloc.ptr().cast::<LockCell>();
-        // SAFETY: the block is fresh, zeroed (so the atomics read 0), large and aligned
-        // enough for a LockCell, and no one else knows its offset yet.
-        unsafe { RobustMutex::init(std::ptr::addr_of_mut!((*cell).mutex), kind)? };
         Ok(LockCore {
             alloc: Arc::new(alloc),
+            recursive,
         })
     }
 
     fn cell(&self) -> &LockCell {
-        // SAFETY: the allocation holds an initialised LockCell for as long as `self.alloc`
-        // lives. Every field is an atomic or a pthread mutex (an UnsafeCell driven by pthread
-        // calls), so a shared reference is sound even while other processes use the lock.
+        // SAFETY: the allocation holds a LockCell (all zeroes is a valid, unlocked one) for
+        // as long as `self.alloc` lives. Every field is an atomic, so a shared reference is
+        // sound even while other threads and processes use the lock.
         unsafe { &*self.alloc.ptr().cast::<LockCell>() }
     }
 
@@ -59,18 +67,13 @@ impl LockCore {
         self.alloc.arena()
     }
 
-    /// An OS error from a lock call means the lock's memory is damaged or misused; it is
-    /// not something a caller can handle through `LockResult`, so it is a panic that says so.
-    fn fail(&self, e: Error) -> ! {
-        if let Error::Os { source, .. } = &e {
-            if source.raw_os_error() == Some(libc::EDEADLK) {
-                panic!(
-                    "deadlock: this thread already holds this Lock, which is not re-entrant \
-                     (use an RLock to acquire it again while holding it)"
-                );
-            }
-        }
-        panic!("process-shared lock failed: {e}")
+    /// Whether this thread holds the lock already, and what that means.
+    fn reentry(&self, me: u64) -> Option<Reentry> {
+        (self.cell().lock.holder() == me).then_some(if self.recursive {
+            Reentry::Deeper
+        } else {
+            Reentry::Deadlock
+        })
     }
 
     fn enter(&self, how: Acquired) -> LockResult<LockGuard<'_>> {
@@ -91,7 +94,8 @@ impl LockCore {
                 poisoned = true;
             }
         }
-        // SAFETY: the mutex was just acquired by this thread; the guard releases it once.
+        // SAFETY: the lock was just acquired (or re-entered) by this thread; the guard
+        // releases one level of it, once.
         let guard = unsafe { LockGuard::new(self) };
         if how == Acquired::OwnerDied || poisoned {
             Err(PoisonError::new(guard))
@@ -108,27 +112,44 @@ impl LockCore {
     }
 
     pub(crate) fn acquire(&self) -> LockResult<LockGuard<'_>> {
-        let how = self.cell().mutex.lock().unwrap_or_else(|e| self.fail(e));
-        self.enter(how)
-    }
-
-    /// For the non-blocking forms, a `Lock` this thread already holds simply "would block".
-    fn held_here(&self, r: Result<Option<Acquired>>) -> Option<Acquired> {
-        match r {
-            Ok(how) => how,
-            Err(Error::Os { source, .. }) if source.raw_os_error() == Some(libc::EDEADLK) => None,
-            Err(e) => self.fail(e),
+        let me = thread_identity();
+        match self.reentry(me) {
+            Some(Reentry::Deeper) => self.enter(Acquired::Clean),
+            Some(Reentry::Deadlock) => panic!(
+                "deadlock: this thread already holds this Lock, which is not re-entrant \
+                 (use an RLock to acquire it again while holding it)"
+            ),
+            None => {
+                let how = self
+                    .cell()
+                    .lock
+                    .lock(me, None)
+                    .expect("an unbounded wait succeeds");
+                self.enter(how)
+            }
         }
     }
 
     pub(crate) fn try_acquire(&self) -> TryLockResult<LockGuard<'_>> {
-        let how = self.held_here(self.cell().mutex.try_lock());
-        self.enter_try(how)
+        let me = thread_identity();
+        match self.reentry(me) {
+            Some(Reentry::Deeper) => self.enter_try(Some(Acquired::Clean)),
+            // For the non-blocking forms, a `Lock` this thread holds simply "would block".
+            Some(Reentry::Deadlock) => Err(TryLockError::WouldBlock),
+            None => self.enter_try(self.cell().lock.try_lock(me)),
+        }
     }
 
     pub(crate) fn acquire_timeout(&self, timeout: Duration) -> TryLockResult<LockGuard<'_>> {
-        let how = self.held_here(self.cell().mutex.lock_timeout(timeout));
-        self.enter_try(how)
+        let me = thread_identity();
+        match self.reentry(me) {
+            Some(Reentry::Deeper) => self.enter_try(Some(Acquired::Clean)),
+            Some(Reentry::Deadlock) => Err(TryLockError::WouldBlock),
+            None => {
+                let deadline = Instant::now().checked_add(timeout);
+                self.enter_try(self.cell().lock.lock(me, deadline))
+            }
+        }
     }
 
     /// Called by the guard, on the holding thread, to release one level.
@@ -141,9 +162,10 @@ impl LockCore {
         c.depth.store(depth.saturating_sub(1), Relaxed);
         if depth <= 1 {
             c.owner.store(0, Relaxed);
+            // SAFETY: called only from a guard's drop, on the thread that holds the lock,
+            // and this was its last level.
+            unsafe { c.lock.unlock() }
         }
-        // SAFETY: called only from the guard's drop, on the thread that acquired the mutex.
-        unsafe { c.mutex.unlock() }
     }
 
     pub(crate) fn debug(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -151,7 +173,7 @@ impl LockCore {
         let owner = c.owner.load(Relaxed);
         let mut d = f.debug_struct(name);
         d.field("owner", &(owner != 0).then_some(owner));
-        if name == "RLock" {
+        if self.recursive {
             d.field("depth", &c.depth.load(Relaxed));
         }
         d.field("poisoned", &(c.poisoned.load(Relaxed) != 0))

@@ -5,6 +5,7 @@
 //! process-shared pthread mutexes). Everything here is Linux/glibc first; another Unix
 //! needs only these files replaced.
 
+pub(crate) mod futex;
 pub(crate) mod memory;
 pub(crate) mod mutex;
 pub(crate) mod process;

@@ -16,25 +16,45 @@ static PID: AtomicI32 = AtomicI32::new(0);
 static ATFORK: Once = Once::new();
 
 thread_local! {
-    /// This thread's id, cached; 0 until first asked for.
-    static TID: Cell<i32> = const { Cell::new(0) };
+    /// This thread's identity (see [`thread_identity`]), cached; 0 until first asked for.
+    static IDENTITY: Cell<u64> = const { Cell::new(0) };
 }
 
 extern "C" fn refresh_pid_in_child() {
     PID.store(nix::unistd::getpid().as_raw(), Ordering::Relaxed);
     // The child's only thread is the copy of the one that forked: its cached id is stale.
-    let _ = TID.try_with(|t| t.set(0));
+    let _ = IDENTITY.try_with(|t| t.set(0));
+}
+
+/// The calling thread's identity: its id (`gettid`) in the low 32 bits and the low 32 bits
+/// of its start time (clock ticks after boot) in the high ones, so that a thread id reused
+/// after its thread ended is not mistaken for it. Cached per thread (the start time costs
+/// one read of `/proc`), refreshed after fork.
+pub(crate) fn thread_identity() -> u64 {
+    current_pid(); // registers the fork handler that keeps the cache right
+    IDENTITY.with(|t| {
+        if t.get() == 0 {
+            let tid = nix::unistd::gettid().as_raw();
+            let start = read_start_time("/proc/thread-self/stat").unwrap_or(0);
+            t.set(u64::from(tid as u32) | (start as u32 as u64) << 32);
+        }
+        t.get()
+    })
 }
 
 /// The calling thread's id (`gettid`), cached per thread and refreshed after fork.
 pub(crate) fn current_tid() -> i32 {
-    current_pid(); // registers the fork handler that keeps the cache right
-    TID.with(|t| {
-        if t.get() == 0 {
-            t.set(nix::unistd::gettid().as_raw());
-        }
-        t.get()
-    })
+    thread_identity() as u32 as i32
+}
+
+/// Whether the thread with this identity (from [`thread_identity`]) still runs: its
+/// `/proc` entry exists, is not a zombie, and started when the identity says.
+pub(crate) fn thread_alive(identity: u64) -> bool {
+    let (tid, stamp) = (identity as u32, (identity >> 32) as u32);
+    match read_start_time(&format!("/proc/{tid}/stat")) {
+        None => false,
+        Some(start) => stamp == 0 || start as u32 == stamp,
+    }
 }
 
 /// The calling process's id without a system call on the hot path.
@@ -163,7 +183,11 @@ pub(crate) fn signal_name(sig: i32) -> &'static str {
 /// When process `pid` started, in clock ticks after boot (field 22 of `/proc/<pid>/stat`),
 /// or `None` if there is no such process (or it is a zombie: it has ended).
 pub(crate) fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    read_start_time(&format!("/proc/{pid}/stat"))
+}
+
+fn read_start_time(path: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(path).ok()?;
     // The command name (field 2) is in parentheses and may contain anything: skip past it.
     let rest = &stat[stat.rfind(')')? + 1..];
     let mut fields = rest.split_whitespace();

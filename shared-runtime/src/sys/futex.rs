@@ -1,0 +1,175 @@
+//! A robust process-shared lock on one 64-bit word and a futex.
+//!
+//! The word holds the holder's *identity* ([`thread_identity`]: thread id plus the low bits
+//! of the thread's start time) and a waiters bit, or 0 when free. Taking a free lock is one
+//! compare-and-swap, releasing it one swap (plus a `FUTEX_WAKE` only if someone sleeps):
+//! no per-thread robust list to maintain, which is what makes glibc's robust mutex slower.
+//!
+//! A holder that dies cannot release, and nobody tells the waiters (the kernel's robust
+//! list is glibc's). So a waiter sleeps at most [`POLL`] at a time and then checks that the
+//! holder still runs ([`thread_alive`]: its `/proc` entry exists, is not a zombie, and
+//! started when the identity says, so a reused thread id is not mistaken for it). If it
+//! does not, the waiter takes the lock over with one compare-and-swap from exactly the dead
+//! identity (so only one waiter does), and reports `OwnerDied`.
+//!
+//! Limits: thread ids must mean the same thing to every user of the lock (one pid
+//! namespace); a dead holder is noticed within [`POLL`], not at once.
+
+use std::sync::atomic::{
+    AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
+use std::time::{Duration, Instant};
+
+use crate::sys::mutex::Acquired;
+use crate::sys::process::thread_alive;
+
+/// Set while some thread sleeps on the lock (bit 31: above every thread id).
+const WAITERS: u64 = 1 << 31;
+/// How long a waiter sleeps before checking that the holder still runs.
+pub(crate) const POLL: Duration = Duration::from_millis(50);
+/// Spins before sleeping, for holders that are about to release.
+const SPINS: u32 = 100;
+
+/// The lock word. Lives in shared memory; all access is atomic.
+#[repr(C)]
+pub(crate) struct FutexLock {
+    word: AtomicU64,
+}
+
+fn futex_wait(word: &AtomicU64, expected_low: u32, timeout: Duration) {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+    };
+    // SAFETY: FUTEX_WAIT reads the aligned 32-bit word at the address (the low half of the
+    // 64-bit lock word on little-endian x86-64) and sleeps only if it still equals
+    // `expected_low`; the timespec is a valid relative timeout. Not FUTEX_PRIVATE: waiters
+    // may be in other processes. Every outcome (woken, timeout, EAGAIN, EINTR) is handled by
+    // the caller re-reading the word.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr().cast::<u32>(),
+            libc::FUTEX_WAIT,
+            expected_low,
+            &ts,
+        );
+    }
+}
+
+fn futex_wake_one(word: &AtomicU64) {
+    // SAFETY: FUTEX_WAKE only wakes threads waiting on this address; it reads nothing.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr().cast::<u32>(),
+            libc::FUTEX_WAKE,
+            1,
+        );
+    }
+}
+
+const _: () = assert!(
+    cfg!(target_endian = "little"),
+    "the futex word is the low half"
+);
+
+impl FutexLock {
+    /// The identity of the holder (0 if free).
+    pub(crate) fn holder(&self) -> u64 {
+        self.word.load(Relaxed) & !WAITERS
+    }
+
+    /// Takes the lock for `me`, waiting until `deadline` (`None`: forever). `None` if the
+    /// time ran out. The caller must not hold it already.
+    pub(crate) fn lock(&self, me: u64, deadline: Option<Instant>) -> Option<Acquired> {
+        if self.word.compare_exchange(0, me, Acquire, Relaxed).is_ok() {
+            return Some(Acquired::Clean);
+        }
+        self.lock_slow(me, deadline)
+    }
+
+    #[cold]
+    fn lock_slow(&self, me: u64, deadline: Option<Instant>) -> Option<Acquired> {
+        let mut spins = 0;
+        let mut last_check = Instant::now();
+        loop {
+            let cur = self.word.load(Relaxed);
+            if cur == 0 {
+                // Others may be asleep: keep the waiters bit, so our release wakes one.
+                if self
+                    .word
+                    .compare_exchange(0, me | WAITERS, Acquire, Relaxed)
+                    .is_ok()
+                {
+                    return Some(Acquired::Clean);
+                }
+                continue;
+            }
+            if spins < SPINS {
+                spins += 1;
+                std::hint::spin_loop();
+                continue;
+            }
+            let now = Instant::now();
+            if now.duration_since(last_check) >= POLL {
+                last_check = now;
+                if let Some(how) = self.take_from_dead(cur, me) {
+                    return Some(how);
+                }
+            }
+            let mut nap = POLL.saturating_sub(now.duration_since(last_check));
+            if let Some(deadline) = deadline {
+                if now >= deadline {
+                    return None;
+                }
+                nap = nap.min(deadline - now);
+            }
+            if cur & WAITERS == 0
+                && self
+                    .word
+                    .compare_exchange(cur, cur | WAITERS, Relaxed, Relaxed)
+                    .is_err()
+            {
+                continue;
+            }
+            futex_wait(
+                &self.word,
+                (cur | WAITERS) as u32,
+                nap.max(Duration::from_micros(1)),
+            );
+        }
+    }
+
+    /// If the holder recorded in `cur` has died, takes the lock over for `me`.
+    fn take_from_dead(&self, cur: u64, me: u64) -> Option<Acquired> {
+        let holder = cur & !WAITERS;
+        if holder == 0 || thread_alive(holder) {
+            return None;
+        }
+        // Only one taker wins: the word must still name exactly the dead holder.
+        self.word
+            .compare_exchange(cur, me | (cur & WAITERS), Acquire, Relaxed)
+            .ok()
+            .map(|_| Acquired::OwnerDied)
+    }
+
+    /// Takes the lock if it is free, or if its holder has died.
+    pub(crate) fn try_lock(&self, me: u64) -> Option<Acquired> {
+        match self.word.compare_exchange(0, me, Acquire, Relaxed) {
+            Ok(_) => Some(Acquired::Clean),
+            Err(cur) => self.take_from_dead(cur, me),
+        }
+    }
+
+    /// Releases the lock.
+    ///
+    /// # Safety
+    /// The calling thread must hold it.
+    pub(crate) unsafe fn unlock(&self) {
+        if self.word.swap(0, Release) & WAITERS != 0 {
+            futex_wake_one(&self.word);
+        }
+    }
+}
