@@ -285,8 +285,15 @@ fn a_thread_that_exits_holding_the_lock_is_recovered() {
             s.spawn(|| std::mem::forget(lock.acquire()));
         });
         let t = Instant::now();
-        assert!(lock.acquire_within(Duration::from_secs(5)), "recovered without poison");
-        assert!(t.elapsed() < Duration::from_secs(1), "took {:?}", t.elapsed());
+        assert!(
+            lock.acquire_within(Duration::from_secs(5)),
+            "recovered without poison"
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "took {:?}",
+            t.elapsed()
+        );
         assert!(!lock.acquire_within(Duration::from_secs(1)));
     }
 }

@@ -235,3 +235,20 @@ fn objects_are_send_and_sync() {
     assert_send_sync::<Lock>();
     assert_send_sync::<RLock>();
 }
+
+#[test]
+fn locked_bulk_copies_check_ranges_and_round_trip() {
+    let a = Array::from_slice(&(0..100u16).collect::<Vec<_>>()).unwrap();
+    assert_eq!(a.read(10..13), [10, 11, 12]);
+    a.write(98, &[7, 7]);
+    assert_eq!(a.read(97..), [97, 7, 7]);
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.write(99, &[1, 2])));
+    assert!(caught.is_err(), "writing past the end panics");
+    assert!(
+        a.getlock().try_acquire().is_ok(),
+        "and leaves the lock free, unpoisoned"
+    );
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.read(50..101)));
+    assert!(caught.is_err());
+    assert_eq!(a.to_vec().len(), 100);
+}

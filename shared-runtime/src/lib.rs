@@ -7,36 +7,69 @@
 //! ## A tour
 //!
 //! ```
-//! use shared_runtime::{CChar, Process, RawArray, RawValue};
+//! use shared_runtime::{Array, CChar, Lock, Process, RawArray, RawValue, SharedStruct, Value};
 //!
-//! // Objects live in a shared arena; forked children see the same memory.
-//! let counter = RawValue::new(0u64)?;
-//! let samples = RawArray::<f64>::zeroed(3)?;
-//! let name = RawArray::<CChar>::zeroed(16)?;
+//! // A struct that can live in shared memory: #[repr(C)], Copy, shareable fields only.
+//! // (A pointer, a `Vec` or a `bool` field would be a compile error saying what to use.)
+//! #[derive(SharedStruct, Clone, Copy, Debug, PartialEq)]
+//! #[repr(C)]
+//! struct Sample {
+//!     t: f64,
+//!     value: i32,
+//! }
 //!
-//! let child = Process::start(|| {
-//!     counter.set(41);
-//!     samples.write(0, &[0.5, 1.5, 2.5]);
-//!     name.set_value(b"from the child").unwrap();
-//! })?;
-//! child.join()?; // an error if the child panicked or was killed
+//! // Objects are allocated from a shared arena; forked children see the same memory.
+//! let hits = Value::new(0u64)?;                    // guarded by its own RLock
+//! let lock = Lock::new()?;                         // or share one lock between objects
+//! let samples = Array::<Sample, Lock>::zeroed_with_lock(4, lock.clone())?;
+//! let name = RawArray::<CChar>::zeroed(16)?;       // raw: no lock, racy but sound
+//! let ratio = RawValue::new(0.5f64)?;
 //!
-//! counter.set(counter.get() + 1);
-//! assert_eq!(counter.get(), 42);
-//! assert_eq!(samples.to_vec(), [0.5, 1.5, 2.5]);
-//! assert_eq!(name.value(), b"from the child");
+//! let workers: Vec<Process> = (0..2)
+//!     .map(|w| {
+//!         let (hits, samples, name, ratio) = (&hits, &samples, &name, &ratio);
+//!         Process::start(move || {
+//!             for i in (w..4).step_by(2) {
+//!                 samples.update(i, |s| *s = Sample { t: i as f64 / 4.0, value: i as i32 });
+//!                 hits.update(|h| *h += 1);         // one locked read-modify-write
+//!             }
+//!             if w == 0 {
+//!                 name.set_value(b"worker 0").unwrap();
+//!                 ratio.set(ratio.get() * 3.0);
+//!             }
+//!         })
+//!     })
+//!     .collect::<Result<_, _>>()?;
+//! for w in workers {
+//!     w.join()?;                                   // an error if a child panicked or died
+//! }
 //!
-//! // Typecode macros, as in Python: raw_array!('i', [9, 2, 8]) is RawArray<i32>.
-//! let a = shared_runtime::raw_array!('i', [9, 2, 8])?;
-//! assert_eq!(a.get(1), Some(2));
+//! assert_eq!(hits.get(), 4);
+//! assert_eq!(samples.get(3), Some(Sample { t: 0.75, value: 3 }));
+//! {
+//!     let all = samples.acquire().unwrap();        // one lock for any amount of work
+//!     assert_eq!(all.iter().map(|s| s.value).sum::<i32>(), 6);
+//! }
+//! assert_eq!(name.value(), b"worker 0");
+//! assert_eq!(ratio.get(), 1.5);
+//!
+//! // Typecode macros, as in Python: array!('i', [9, 2, 8]) is an Array<i32>.
+//! let a = shared_runtime::array!('i', [9, 2, 8])?;
+//! assert_eq!(a.to_vec(), [9, 2, 8]);
 //! # Ok::<(), shared_runtime::Error>(())
 //! ```
 //!
+//! Locks survive a crashed holder: if a process dies holding one (even by `SIGKILL`), the
+//! next acquirer gets it inside a `PoisonError`. Processes that did not fork from the
+//! creator attach through named arenas, handles or an inherited descriptor
+//! ([`Arena::create_named`], [`Handle`], [`Arena::share_with`]); see `docs/interop.md`.
+//!
 //! ## Safety model
 //!
-//! Memory another process can write is never handed out as a plain `&T`: raw objects copy
-//! in and out with relaxed atomics (sound, possibly torn, like ctypes' "potentially
-//! non-atomic" access). See `docs/safety.md`.
+//! Memory another process can write is never handed out as a plain `&T` without the lock:
+//! raw objects copy in and out with relaxed atomics (sound, possibly torn, like ctypes'
+//! "potentially non-atomic" access); locked objects give references only while their lock
+//! is held. See `docs/safety.md`.
 
 #![warn(missing_docs)]
 

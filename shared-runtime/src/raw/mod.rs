@@ -6,6 +6,7 @@ mod copy;
 pub(crate) mod racy;
 mod value;
 
+pub(crate) use array::resolve;
 pub use array::RawArray;
 pub use copy::{copy, copy_in, copy_slice, copy_slice_in};
 pub use value::RawValue;

@@ -253,8 +253,7 @@ impl<T: SharedType, L: SharedLock> Array<T, L> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn to_vec(&self) -> Vec<T> {
-        let _held = self.lock_and_borrow();
-        self.getobj().to_vec()
+        self.read(..)
     }
 
     /// A copy of the elements in `range`, under the lock.
@@ -268,8 +267,14 @@ impl<T: SharedType, L: SharedLock> Array<T, L> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn read(&self, range: impl RangeBounds<usize>) -> Vec<T> {
+        let raw = self.getobj();
+        let r = crate::raw::resolve(range, raw.len());
         let _held = self.lock_and_borrow();
-        self.getobj().read(range)
+        // SAFETY: the lock is held and the borrow mark set, so no one else reaches these
+        // elements meanwhile (the same guarantee `acquire()`'s guard relies on): a plain
+        // copy, at memcpy speed, is race-free. The range is inside the array (checked by
+        // `resolve`), aligned, and every bit pattern is a valid T.
+        unsafe { std::slice::from_raw_parts(raw.as_ptr().add(r.start), r.len()).to_vec() }
     }
 
     /// Copies `items` in starting at element `start`, under the lock.
@@ -284,8 +289,21 @@ impl<T: SharedType, L: SharedLock> Array<T, L> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn write(&self, start: usize, items: &[T]) {
+        let raw = self.getobj();
+        let end = start
+            .checked_add(items.len())
+            .expect("range end overflows usize");
+        let r = crate::raw::resolve(start..end, raw.len());
+        if T::LAYOUT.has_padding() {
+            // Element by element, so that no uninitialised padding reaches shared memory.
+            let _held = self.lock_and_borrow();
+            raw.write(start, items);
+            return;
+        }
         let _held = self.lock_and_borrow();
-        self.getobj().write(start, items)
+        // SAFETY: as in `read`; `T` has no padding, so every source byte is initialised,
+        // and the destination range is inside the array.
+        unsafe { std::ptr::copy_nonoverlapping(items.as_ptr(), raw.as_ptr().add(r.start), r.len()) }
     }
 
     /// Holds the lock and gives a guard that derefs to the elements as a slice.
