@@ -8,6 +8,18 @@ use crate::handle::Handle;
 use crate::raw::{RawArray, RawValue};
 use crate::{Error, Result, SharedType};
 
+/// A lending handle for the object at `offset`: a value, or an array of `len` elements.
+fn lend<T: SharedType>(arena: &Arena, offset: u64, len: Option<usize>) -> Handle {
+    Handle {
+        arena: arena.id(),
+        offset,
+        len: len.map_or(1, |n| n as u64),
+        fingerprint: T::LAYOUT.fingerprint(),
+        array: len.is_some(),
+        owned: false,
+    }
+}
+
 /// Checks that `h` can be opened in `arena` as `len` elements of `T`, and wraps the block.
 fn open<T: SharedType>(arena: &Arena, h: &Handle, array: bool) -> Result<Allocation> {
     let bad = |reason| Error::InvalidHandle {
@@ -62,14 +74,7 @@ impl<T: SharedType> RawValue<T> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn handle(&self) -> Handle {
-        Handle {
-            arena: self.arena().id(),
-            offset: self.offset(),
-            len: 1,
-            fingerprint: T::LAYOUT.fingerprint(),
-            array: false,
-            owned: false,
-        }
+        lend::<T>(self.arena(), self.offset(), None)
     }
 
     /// Gives up ownership and returns a handle that carries it: whoever opens the handle
@@ -89,10 +94,12 @@ impl<T: SharedType> RawValue<T> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn into_handle(self) -> Result<Handle> {
-        let mut h = self.handle();
-        h.owned = true;
+        let lent = self.handle();
         self.into_offset()?;
-        Ok(h)
+        Ok(Handle {
+            owned: true,
+            ..lent
+        })
     }
 
     /// Opens a value handle in `arena`, checking the arena, the layout fingerprint and the
@@ -128,14 +135,7 @@ impl<T: SharedType> RawArray<T> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn handle(&self) -> Handle {
-        Handle {
-            arena: self.arena().id(),
-            offset: self.offset(),
-            len: self.len() as u64,
-            fingerprint: T::LAYOUT.fingerprint(),
-            array: true,
-            owned: false,
-        }
+        lend::<T>(self.arena(), self.offset(), Some(self.len()))
     }
 
     /// Gives up ownership and returns a handle that carries it.
@@ -152,10 +152,12 @@ impl<T: SharedType> RawArray<T> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn into_handle(self) -> Result<Handle> {
-        let mut h = self.handle();
-        h.owned = true;
+        let lent = self.handle();
         self.into_offset()?;
-        Ok(h)
+        Ok(Handle {
+            owned: true,
+            ..lent
+        })
     }
 
     /// Opens an array handle in `arena`; see [`RawValue::open_handle`].
