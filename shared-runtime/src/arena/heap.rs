@@ -28,6 +28,7 @@
 use std::cell::Cell;
 use std::sync::atomic::{compiler_fence, Ordering};
 
+pub(crate) use crate::arena::bins::bin_index;
 use crate::arena::ArenaHeader;
 use crate::sys::memory::SharedMemory;
 use crate::{Error, Result};
@@ -42,9 +43,6 @@ pub(crate) const USED: u64 = 1;
 pub(crate) const PREV_USED: u64 = 2;
 pub(crate) const PUNCHED: u64 = 4;
 pub(crate) const FLAGS: u64 = GRAIN - 1;
-/// Exact-size bins for 32, 48, ..., 1024 bytes; larger blocks are binned by power of two.
-const SMALL_BINS: usize = 63;
-const SMALL_MAX: u64 = 1024;
 /// Number of free-list bins.
 pub(crate) const NBINS: usize = 128;
 /// Free runs at least this large have their whole pages returned to the OS.
@@ -78,15 +76,6 @@ pub(crate) fn bump(c: &Cell<u64>, delta: i64) {
     c.set(c.get().wrapping_add_signed(delta));
 }
 
-/// The bin that holds free blocks of `size` bytes.
-pub(crate) fn bin_index(size: u64) -> usize {
-    if size <= SMALL_MAX {
-        (size / GRAIN) as usize - 2
-    } else {
-        SMALL_BINS + (63 - size.leading_zeros() as usize) - 10
-    }
-}
-
 fn page_up(x: u64, page: u64) -> u64 {
     x.div_ceil(page) * page
 }
@@ -98,7 +87,7 @@ fn page_down(x: u64, page: u64) -> u64 {
 /// Orders one bookkeeping store before the next, so that a process killed between them
 /// leaves a state `check::rebuild` understands (x86-64 keeps stores in program order; the
 /// fence stops the compiler from reordering them).
-fn step() {
+pub(crate) fn step() {
     compiler_fence(Ordering::SeqCst);
     crate::arena::crash::tick();
 }
@@ -191,92 +180,6 @@ impl Heap<'_> {
             )));
         }
         Ok(size)
-    }
-
-    pub(crate) fn insert(&self, b: u64, size: u64) -> Result<()> {
-        let st = self.state();
-        let i = bin_index(size);
-        let head = st.bins[i].get();
-        if head != 0 {
-            self.block(head)?;
-        }
-        self.set_word(b + 8, head);
-        self.set_word(b + 16, 0);
-        if head != 0 {
-            self.set_word(head + 16, b);
-        }
-        step();
-        st.bins[i].set(b);
-        st.bitmap[i / 64].set(st.bitmap[i / 64].get() | 1 << (i % 64));
-        Ok(())
-    }
-
-    fn unlink(&self, b: u64) -> Result<()> {
-        let size = self.size_of(b)?;
-        let (next, prev) = (self.word(b + 8), self.word(b + 16));
-        let st = self.state();
-        let i = bin_index(size);
-        if prev != 0 {
-            self.set_word(self.block(prev)? + 8, next);
-        } else if st.bins[i].get() == b {
-            st.bins[i].set(next);
-            if next == 0 {
-                st.bitmap[i / 64].set(st.bitmap[i / 64].get() & !(1 << (i % 64)));
-            }
-        } else {
-            return Err(Error::Corrupted(format!(
-                "free block {b} missing from its bin {i}"
-            )));
-        }
-        step();
-        if next != 0 {
-            self.set_word(self.block(next)? + 16, prev);
-        }
-        self.set_word(b + 8, 0);
-        self.set_word(b + 16, 0);
-        Ok(())
-    }
-
-    /// The first non-empty bin at or after `from`.
-    fn next_bin(&self, from: usize) -> Option<usize> {
-        let st = self.state();
-        let mut i = from;
-        while i < NBINS {
-            let word = st.bitmap[i / 64].get() >> (i % 64);
-            if word != 0 {
-                return Some(i + word.trailing_zeros() as usize);
-            }
-            i = (i / 64 + 1) * 64;
-        }
-        None
-    }
-
-    /// Takes a free block of at least `need` bytes out of the bins.
-    fn take_free(&self, need: u64) -> Result<Option<u64>> {
-        let first = bin_index(need);
-        let mut i = first;
-        // A damaged list could loop: no list can be longer than the heap has blocks.
-        let st = self.state();
-        let mut budget = (st.top.get() - st.start.get()) / MIN_BLOCK + 1;
-        while let Some(bin) = self.next_bin(i) {
-            let mut b = self.state().bins[bin].get();
-            while b != 0 {
-                budget = budget
-                    .checked_sub(1)
-                    .ok_or_else(|| Error::Corrupted(format!("free list {bin} loops")))?;
-                let b_checked = self.block(b)?;
-                if self.size_of(b_checked)? >= need {
-                    self.unlink(b_checked)?;
-                    return Ok(Some(b_checked));
-                }
-                if bin != first || bin < SMALL_BINS {
-                    break; // every block of a later (or exact) bin is large enough
-                }
-                b = self.word(b_checked + 8);
-            }
-            i = bin + 1;
-        }
-        Ok(None)
     }
 
     /// Cuts a fresh block of `size` bytes off the never-used tail, reserving its pages.
@@ -509,68 +412,5 @@ impl Heap<'_> {
         } else {
             self.memzero(from, to);
         }
-    }
-}
-
-impl Heap<'_> {
-    /// The check value stored beside the owner in a used block's header: it depends on
-    /// the arena and the block's offset, so an offset that is not the start of a block
-    /// (a stale or forged handle) is recognised instead of being freed as one.
-    fn canary(&self, b: u64) -> u64 {
-        // SAFETY: the header is at offset 0 of the mapping; `id` is written once, when the
-        // arena is created, before anyone else can see it.
-        let id = unsafe { (*self.base().cast::<crate::arena::ArenaHeader>()).id() };
-        (id ^ b).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32
-    }
-
-    /// Word 1 of a used block: its owner and canary.
-    pub(crate) fn tag(&self, b: u64, owner: u32) -> u64 {
-        u64::from(owner) | self.canary(b) << 32
-    }
-
-    /// The owner recorded in the used block `b`, if its canary is right.
-    pub(crate) fn owner_of(&self, b: u64) -> Result<u32> {
-        let word = self.word(b + 8);
-        if word >> 32 != self.canary(b) {
-            return Err(Error::Corrupted(format!(
-                "no object starts at offset {}",
-                b + HDR
-            )));
-        }
-        Ok(word as u32)
-    }
-
-    /// The used block whose payload is at `payload`, validated.
-    fn used_block(&self, payload: u64) -> Result<u64> {
-        let b = self.block(payload.wrapping_sub(HDR))?;
-        self.size_of(b)?;
-        if self.word(b) & USED == 0 {
-            return Err(Error::Corrupted(format!(
-                "no object at offset {payload}: it is free"
-            )));
-        }
-        self.owner_of(b)?;
-        Ok(b)
-    }
-
-    /// How many payload bytes the used block at `payload` holds.
-    pub(crate) fn payload_capacity(&self, payload: u64) -> Result<u64> {
-        let b = self.used_block(payload)?;
-        Ok(self.size_of(b)? - HDR)
-    }
-
-    /// Changes the owner recorded in the block at `payload` from `from` to `to`.
-    pub(crate) fn set_owner(&self, payload: u64, from: u32, to: u32) -> Result<()> {
-        let b = self.used_block(payload)?;
-        let recorded = self.owner_of(b)?;
-        if recorded != from {
-            return Err(Error::Corrupted(if from == 0 {
-                format!("the object at offset {payload} is owned by process {recorded}")
-            } else {
-                format!("the object at offset {payload} is not owned by process {from}")
-            }));
-        }
-        self.set_word(b + 8, self.tag(b, to));
-        Ok(())
     }
 }

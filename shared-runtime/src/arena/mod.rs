@@ -2,13 +2,16 @@
 //! lives inside it.
 
 mod allocation;
+mod bins;
 pub(crate) mod check;
 pub(crate) mod crash;
 pub(crate) mod header;
 pub(crate) mod heap;
 mod named;
+mod objects;
 pub(crate) mod registry;
 mod stats;
+mod tags;
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
