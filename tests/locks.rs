@@ -297,3 +297,81 @@ fn a_thread_that_exits_holding_the_lock_is_recovered() {
         assert!(!lock.acquire_within(Duration::from_secs(1)));
     }
 }
+
+/// A holder whose `/proc` entry cannot be parsed as text (a thread name that is not UTF-8)
+/// is still alive: its lock must not be taken from it.
+#[test]
+fn a_live_holder_with_an_odd_thread_name_keeps_its_lock() {
+    let lock = Lock::new().unwrap();
+    let holding = std::sync::Barrier::new(2);
+    let release = std::sync::Barrier::new(2);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // 15 bytes: the kernel keeps them, cutting "é" in half.
+            let name = b"abcdefghijklmn\xc3\0";
+            // SAFETY: prctl(PR_SET_NAME) reads a NUL-terminated string of at most 16 bytes.
+            unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
+            let _g = lock.acquire().unwrap();
+            holding.wait();
+            release.wait();
+        });
+        holding.wait();
+        // Well past the 50 ms liveness poll: a wrong "dead" verdict would steal the lock.
+        let timed = matches!(
+            lock.acquire_timeout(Duration::from_millis(300)),
+            Err(TryLockError::WouldBlock)
+        );
+        let tried = matches!(lock.try_acquire(), Err(TryLockError::WouldBlock));
+        release.wait(); // before asserting, so that a failure cannot hang the holder
+        assert!(timed && tried, "a live holder lost its lock");
+    });
+    assert!(lock.acquire().is_ok());
+}
+
+/// A guard moved into a forked child's closure is the parent thread's: dropping the child's
+/// copy releases nothing, and the parent's copy releases the lock when the child is joined.
+#[test]
+fn a_guard_that_crosses_fork_is_released_once_by_its_owner() {
+    let _serial = forking();
+    let lock = Lock::new().unwrap();
+    let guard = lock.acquire().unwrap();
+    let child = Process::start(move || drop(guard)).unwrap();
+    // The child has dropped its copy; the lock must still be held (by this thread).
+    assert!(wait_until(|| child.pid() > 0));
+    std::thread::sleep(Duration::from_millis(20));
+    std::thread::scope(|s| {
+        s.spawn(|| assert!(matches!(lock.try_acquire(), Err(TryLockError::WouldBlock))));
+    });
+    finish(child).unwrap(); // drops the parent's copy of the closure, and so the guard
+    std::thread::scope(|s| {
+        s.spawn(|| assert!(lock.try_acquire().is_ok()));
+    });
+}
+
+/// A timed wait shorter than the liveness poll still takes over from a dead holder.
+#[test]
+fn short_timeouts_recover_a_dead_holder() {
+    let _serial = forking();
+    let lock = Lock::new().unwrap();
+    let holding = RawValue::new(0u8).unwrap();
+    let mut child = Process::start(|| {
+        std::mem::forget(lock.acquire().unwrap());
+        holding.set(1);
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    })
+    .unwrap();
+    assert!(wait_until(|| holding.get() == 1));
+    child.kill().unwrap();
+    assert!(child.join_timeout(common::PATIENCE).is_err());
+    let got = (0..100).find_map(|_| match lock.acquire_timeout(Duration::from_millis(5)) {
+        Err(TryLockError::WouldBlock) => None,
+        other => Some(other.is_err()),
+    });
+    assert_eq!(
+        got,
+        Some(true),
+        "never recovered, or recovered without the poison"
+    );
+}

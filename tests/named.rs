@@ -465,3 +465,31 @@ fn inherited_arena_cannot_be_resized() {
     assert_eq!(v.get(), 5);
     arena.check().unwrap();
 }
+
+/// A creator whose name was removed and re-created by someone else does not remove the new
+/// segment when it goes.
+#[test]
+fn a_creator_does_not_unlink_a_recreated_name() {
+    let name = unique("recreate");
+    let first = Arena::create_named(&name, 1 << 20).unwrap();
+    assert!(Arena::remove_named(&name).unwrap());
+    let second = Arena::create_named(&name, 1 << 20).unwrap();
+    drop(first);
+    let opened = Arena::open_named(&name).unwrap();
+    assert_eq!(opened.id(), second.id());
+    drop((opened, second));
+    assert!(matches!(
+        Arena::open_named(&name),
+        Err(Error::NotFound { .. })
+    ));
+}
+
+#[test]
+fn handle_text_has_one_spelling() {
+    let v = RawValue::new(1u8).unwrap();
+    let text = v.handle().to_string();
+    let plus = text.replacen(":", ":+", 2).replacen("shr1:+", "shr1:", 1);
+    assert_ne!(plus, text);
+    assert!(plus.parse::<Handle>().is_err(), "{plus}");
+    assert!(text.parse::<Handle>().is_ok());
+}

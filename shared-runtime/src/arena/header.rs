@@ -67,7 +67,10 @@ pub(crate) unsafe fn init(mem: &SharedMemory, first_reserved: u64) -> Result<()>
         (*header).id = random_id();
         let pid = crate::sys::process::current_pid();
         (*header).creator_pid = i64::from(pid);
-        (*header).creator_start = crate::sys::process::start_time(pid).unwrap_or(0);
+        (*header).creator_start = match crate::sys::process::start_time(pid) {
+            crate::sys::process::Liveness::Alive(start) => start,
+            _ => 0, // unknown: `remove_stale` then never removes this segment
+        };
         RobustMutex::init(std::ptr::addr_of_mut!((*header).lock))?;
         // The rest of the heap state is zero, as the fresh file is: empty bins.
         let heap = &(*header).heap;
@@ -159,11 +162,21 @@ impl ArenaHeader {
     }
 
     /// Whether the process that created the arena has ended.
+    /// Only proof counts: an unknown start time, or a `/proc` that cannot answer, keeps
+    /// the segment.
     pub(crate) fn creator_is_gone(&self) -> bool {
+        use crate::sys::process::{start_time, Liveness};
         let Ok(pid) = i32::try_from(self.creator_pid) else {
-            return true;
+            return false;
         };
-        crate::sys::process::start_time(pid) != Some(self.creator_start)
+        if self.creator_start == 0 || pid <= 0 {
+            return false;
+        }
+        match start_time(pid) {
+            Liveness::Gone => true,
+            Liveness::Alive(start) => start != self.creator_start,
+            Liveness::Unknown => false,
+        }
     }
 }
 

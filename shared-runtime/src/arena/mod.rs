@@ -43,7 +43,7 @@ impl Drop for ArenaInner {
     fn drop(&mut self) {
         if let Some(name) = &self.name {
             if self.unlink_by == crate::sys::process::current_pid() {
-                crate::sys::memory::unlink_named(name);
+                crate::sys::memory::unlink_if_same(name, &self.mem);
             }
         }
     }

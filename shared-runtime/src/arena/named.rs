@@ -5,7 +5,7 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use crate::arena::{checked_capacity, header, Arena};
-use crate::sys::memory::{unlink_named, SharedMemory};
+use crate::sys::memory::{unlink_if_same, unlink_named, SharedMemory};
 use crate::{Error, Result};
 
 /// The environment variable through which [`Arena::share_with`] tells a spawned program
@@ -152,7 +152,7 @@ impl Arena {
             let Ok(arena) = Arena::open_named(&name) else {
                 continue;
             };
-            if arena.header().creator_is_gone() && unlink_named(&name) {
+            if arena.header().creator_is_gone() && unlink_if_same(&name, &arena.inner.mem) {
                 removed.push(name);
             }
         }

@@ -101,6 +101,12 @@ pub(crate) fn check_name(name: &str) -> Result<()> {
 
 impl Heap<'_> {
     pub(crate) fn read_entry(&self, at: u64) -> Result<Entry> {
+        let b = self.used_block(at)?;
+        if self.owner_of(b)? != REGISTRY_OWNER {
+            return Err(Error::Corrupted(format!(
+                "block at {at} is not a directory entry"
+            )));
+        }
         if self.payload_capacity(at)? < size_of::<Entry>() as u64 {
             return Err(Error::Corrupted(format!(
                 "directory entry at {at} is too small"

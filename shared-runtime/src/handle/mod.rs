@@ -79,7 +79,14 @@ impl FromStr for Handle {
         if prefix != PREFIX {
             return Err(bad("it does not start with shr1:"));
         }
-        let hex = |s: &str| u64::from_str_radix(s, 16).map_err(|_| bad("a field is not hex"));
+        let hex = |s: &str| {
+            // from_str_radix would also take a leading '+': one spelling per handle.
+            let digits = !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit());
+            digits
+                .then(|| u64::from_str_radix(s, 16).ok())
+                .flatten()
+                .ok_or(bad("a field is not hex"))
+        };
         let (array, owned) = match flags {
             "vb" => (false, false),
             "vo" => (false, true),

@@ -155,6 +155,11 @@ impl LockCore {
     /// Called by the guard, on the holding thread, to release one level.
     pub(crate) fn leave(&self) {
         let c = self.cell();
+        if c.lock.holder() != thread_identity() {
+            // A guard that crossed a fork (moved into a child's closure): the lock is the
+            // parent thread's, and only that thread's copy of the guard may release it.
+            return;
+        }
         if std::thread::panicking() {
             c.poisoned.store(1, Relaxed);
         }

@@ -94,15 +94,15 @@ impl FutexLock {
     fn lock_slow(&self, me: u64, deadline: Option<Instant>) -> Option<Acquired> {
         let mut spins = 0;
         let mut last_check = Instant::now();
+        let (mut checked, mut slept) = (false, false);
         loop {
             let cur = self.word.load(Relaxed);
             if cur == 0 {
                 // Others may be asleep: keep the waiters bit, so our release wakes one.
-                if self
+                let taken = self
                     .word
-                    .compare_exchange(0, me | WAITERS, Acquire, Relaxed)
-                    .is_ok()
-                {
+                    .compare_exchange(0, me | WAITERS, Acquire, Relaxed);
+                if taken.is_ok() {
                     return Some(Acquired::Clean);
                 }
                 continue;
@@ -113,32 +113,41 @@ impl FutexLock {
                 continue;
             }
             let now = Instant::now();
-            if now.duration_since(last_check) >= POLL {
-                last_check = now;
+            let timed_out = deadline.is_some_and(|d| now >= d);
+            // Check the holder every POLL, and once before giving up (a timeout shorter
+            // than POLL must still be able to take over from a dead holder).
+            if now.duration_since(last_check) >= POLL || (timed_out && !checked) {
+                (last_check, checked) = (now, true);
                 if let Some(how) = self.take_from_dead(cur, me) {
                     return Some(how);
                 }
             }
+            if timed_out {
+                if slept {
+                    // A release may have woken us and found nobody else to wake: pass the
+                    // wake-up on rather than leave another sleeper waiting a whole POLL.
+                    futex_wake_one(&self.word);
+                }
+                return None;
+            }
             let mut nap = POLL.saturating_sub(now.duration_since(last_check));
             if let Some(deadline) = deadline {
-                if now >= deadline {
-                    return None;
-                }
                 nap = nap.min(deadline - now);
             }
-            if cur & WAITERS == 0
-                && self
+            if cur & WAITERS == 0 {
+                let marked = self
                     .word
-                    .compare_exchange(cur, cur | WAITERS, Relaxed, Relaxed)
-                    .is_err()
-            {
-                continue;
+                    .compare_exchange(cur, cur | WAITERS, Relaxed, Relaxed);
+                if marked.is_err() {
+                    continue;
+                }
             }
             futex_wait(
                 &self.word,
                 (cur | WAITERS) as u32,
                 nap.max(Duration::from_micros(1)),
             );
+            slept = true;
         }
     }
 

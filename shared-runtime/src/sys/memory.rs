@@ -192,3 +192,18 @@ impl SharedMemory {
 pub(crate) fn unlink_named(name: &str) -> bool {
     shm_unlink(format!("/{name}").as_str()).is_ok()
 }
+
+/// Removes the name `/name` only if it still names the memory file `mem` maps (a process
+/// that removed and re-created the name meanwhile keeps its new segment). The check and the
+/// removal are two steps, so a re-creation exactly between them can still be hit.
+pub(crate) fn unlink_if_same(name: &str, mem: &SharedMemory) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+    let Ok(fd) = shm_open(format!("/{name}").as_str(), flags, Mode::empty()) else {
+        return false;
+    };
+    let (Ok(named), Ok(ours)) = (File::from(fd).metadata(), mem.file.metadata()) else {
+        return false;
+    };
+    (named.dev(), named.ino()) == (ours.dev(), ours.ino()) && unlink_named(name)
+}

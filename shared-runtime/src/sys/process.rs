@@ -33,12 +33,20 @@ extern "C" fn refresh_pid_in_child() {
 pub(crate) fn thread_identity() -> u64 {
     current_pid(); // registers the fork handler that keeps the cache right
     IDENTITY.with(|t| {
-        if t.get() == 0 {
-            let tid = nix::unistd::gettid().as_raw();
-            let start = read_start_time("/proc/thread-self/stat").unwrap_or(0);
-            t.set(u64::from(tid as u32) | (start as u32 as u64) << 32);
+        if t.get() != 0 {
+            return t.get();
         }
-        t.get()
+        let tid = u64::from(nix::unistd::gettid().as_raw() as u32);
+        match read_start_time("/proc/thread-self/stat") {
+            // Stamps are never 0, so 0 can mean "not known" (see `thread_alive`).
+            Liveness::Alive(start) => {
+                let id = tid | u64::from((start as u32).max(1)) << 32;
+                t.set(id);
+                id
+            }
+            // No start time to be had (no /proc?): try again next time, don't cache.
+            _ => tid,
+        }
     })
 }
 
@@ -47,13 +55,17 @@ pub(crate) fn current_tid() -> i32 {
     thread_identity() as u32 as i32
 }
 
-/// Whether the thread with this identity (from [`thread_identity`]) still runs: its
-/// `/proc` entry exists, is not a zombie, and started when the identity says.
+/// Whether the thread with this identity (from [`thread_identity`]) may still run. Only
+/// proof of the contrary says no: its `/proc` entry is gone, or a zombie, or belongs to a
+/// thread that started at another time (a reused id). Anything that keeps us from knowing
+/// (no `/proc`, no free descriptor, an unreadable entry) counts as alive, because taking a
+/// lock from a live holder would be far worse than waiting.
 pub(crate) fn thread_alive(identity: u64) -> bool {
     let (tid, stamp) = (identity as u32, (identity >> 32) as u32);
     match read_start_time(&format!("/proc/{tid}/stat")) {
-        None => false,
-        Some(start) => stamp == 0 || start as u32 == stamp,
+        Liveness::Gone => false,
+        Liveness::Alive(start) => stamp == 0 || (start as u32).max(1) == stamp,
+        Liveness::Unknown => true,
     }
 }
 
@@ -180,20 +192,43 @@ pub(crate) fn signal_name(sig: i32) -> &'static str {
         .unwrap_or("unknown signal")
 }
 
-/// When process `pid` started, in clock ticks after boot (field 22 of `/proc/<pid>/stat`),
-/// or `None` if there is no such process (or it is a zombie: it has ended).
-pub(crate) fn start_time(pid: i32) -> Option<u64> {
+/// What `/proc` says about a process or thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Liveness {
+    /// It runs, and started this many clock ticks after boot (field 22 of its `stat`).
+    Alive(u64),
+    /// It has ended: no such entry, or a zombie.
+    Gone,
+    /// `/proc` could not tell (not mounted, no free descriptor, an unparsable entry).
+    Unknown,
+}
+
+/// What `/proc/<pid>/stat` says about process `pid`.
+pub(crate) fn start_time(pid: i32) -> Liveness {
     read_start_time(&format!("/proc/{pid}/stat"))
 }
 
-fn read_start_time(path: &str) -> Option<u64> {
-    let stat = std::fs::read_to_string(path).ok()?;
-    // The command name (field 2) is in parentheses and may contain anything: skip past it.
-    let rest = &stat[stat.rfind(')')? + 1..];
+fn read_start_time(path: &str) -> Liveness {
+    let stat = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => {
+            return Liveness::Gone;
+        }
+        Err(_) => return Liveness::Unknown,
+    };
+    // The command name (field 2) is in parentheses and may hold any bytes: skip past it.
+    let Some(close) = stat.iter().rposition(|&b| b == b')') else {
+        return Liveness::Unknown;
+    };
+    let rest = String::from_utf8_lossy(&stat[close + 1..]);
     let mut fields = rest.split_whitespace();
-    let state = fields.next()?;
-    if state == "Z" || state == "X" {
-        return None;
+    match fields.next() {
+        Some("Z" | "X") => return Liveness::Gone,
+        None => return Liveness::Unknown,
+        Some(_) => {}
     }
-    fields.nth(18)?.parse().ok()
+    match fields.nth(18).and_then(|f| f.parse().ok()) {
+        Some(start) => Liveness::Alive(start),
+        None => Liveness::Unknown,
+    }
 }
