@@ -107,3 +107,8 @@ pub mod __private {
 }
 
 pub use shared_derive::SharedStruct;
+
+/// The README's examples, run as doctests so that they cannot go stale.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
