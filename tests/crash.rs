@@ -104,4 +104,56 @@ fn kill_storm_leaves_the_arena_consistent() {
             );
         }
     }
+    // What the killed workers held is theirs no more: reclaim it all.
+    let reclaimed = arena.reclaim_dead().unwrap();
+    assert!(reclaimed.objects > 0);
+    let report = arena.check().unwrap();
+    assert_eq!(
+        report.used_blocks,
+        keep.len() as u64,
+        "only the survivors' objects remain"
+    );
+    for (i, k) in keep.iter().enumerate() {
+        assert!(
+            k.to_vec().iter().all(|&b| b == i as u8),
+            "object {i} after reclaiming"
+        );
+    }
+}
+
+/// Only the objects of processes that have ended are reclaimed.
+#[test]
+fn reclaim_spares_the_living() {
+    let _serial = forking();
+    let arena = Arena::with_capacity(8 << 20).unwrap();
+    let mine = RawValue::new_in(&arena, 1u64).unwrap();
+    let ready = RawValue::new_in(&arena, 0u8).unwrap();
+    let mut child = Process::start(|| {
+        let held: Vec<_> = (0..5)
+            .map(|i| RawValue::new_in(&arena, i as u32).unwrap())
+            .collect();
+        ready.set(1);
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            let _ = &held;
+        }
+    })
+    .unwrap();
+    assert!(common::wait_until(|| ready.get() == 1));
+    assert_eq!(
+        arena.reclaim_dead().unwrap().objects,
+        0,
+        "the child is alive"
+    );
+    child.kill().unwrap();
+    assert!(child.join_timeout(common::PATIENCE).is_err());
+    let reclaimed = arena.reclaim_dead().unwrap();
+    assert_eq!(reclaimed.objects, 5);
+    assert_eq!(
+        arena.stats().unwrap().live_allocations,
+        2,
+        "this process's two remain"
+    );
+    assert_eq!(mine.get(), 1);
+    arena.check().unwrap();
 }

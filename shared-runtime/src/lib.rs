@@ -83,7 +83,7 @@ mod sync;
 mod sys;
 mod types;
 
-pub use arena::{Arena, ArenaStats, HeapReport, ARENA_ENV, MAX_ALIGN};
+pub use arena::{Arena, ArenaStats, HeapReport, Reclaimed, ARENA_ENV, MAX_ALIGN};
 pub use error::{Error, Result};
 pub use handle::Handle;
 pub use place::{Access, HasPlace, Held, Locked, Place, Unlocked};

@@ -24,7 +24,7 @@ fn broken(what: String) -> Error {
 }
 
 /// One pass over the block chain: each block's offset, size and header word.
-fn walk(h: &Heap<'_>, mut f: impl FnMut(u64, u64, u64) -> Result<()>) -> Result<()> {
+pub(crate) fn walk(h: &Heap<'_>, mut f: impl FnMut(u64, u64, u64) -> Result<()>) -> Result<()> {
     let st = h.state();
     let (mut b, top) = (st.start.get(), st.top.get());
     while b < top {

@@ -9,6 +9,7 @@ pub(crate) mod header;
 pub(crate) mod heap;
 mod named;
 mod objects;
+mod reclaim;
 pub(crate) mod registry;
 mod stats;
 mod tags;
@@ -25,6 +26,7 @@ pub use check::HeapReport;
 use header::{min_capacity, ArenaHeader};
 use heap::Heap;
 pub use named::ARENA_ENV;
+pub use reclaim::Reclaimed;
 pub use stats::ArenaStats;
 
 /// The largest alignment an object may ask for: arenas are page-aligned in every process.
