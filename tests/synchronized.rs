@@ -252,3 +252,12 @@ fn locked_bulk_copies_check_ranges_and_round_trip() {
     assert!(caught.is_err());
     assert_eq!(a.to_vec().len(), 100);
 }
+
+#[test]
+#[should_panic(expected = "getobj() while this thread holds a guard")]
+fn raw_access_beside_a_live_guard_panics() {
+    let v = Value::new(1u64).unwrap();
+    let g = v.acquire().unwrap();
+    v.getobj().set(2); // would write behind `g`
+    drop(g);
+}

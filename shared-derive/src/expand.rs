@@ -53,7 +53,7 @@ fn impl_struct(input: &Input<'_>, s: &Struct<'_>) -> TokenStream {
         quote! {
             #private::FieldLayout {
                 name: #field_name,
-                offset: #private::offset_of!(#ident, #member),
+                offset: ::core::mem::offset_of!(#ident, #member),
                 ty: &#shared::LAYOUT,
             }
         }
@@ -84,8 +84,8 @@ fn impl_struct(input: &Input<'_>, s: &Struct<'_>) -> TokenStream {
             unsafe impl #private::SharedType for #ident {
                 const LAYOUT: #private::TypeLayout = #private::TypeLayout {
                     name: #name,
-                    size: #private::size_of::<#ident>(),
-                    align: #private::align_of::<#ident>(),
+                    size: ::core::mem::size_of::<#ident>(),
+                    align: ::core::mem::align_of::<#ident>(),
                     kind: #private::LayoutKind::Struct { fields: &[#(#field_layouts),*] },
                 };
 
@@ -113,13 +113,13 @@ fn impl_struct(input: &Input<'_>, s: &Struct<'_>) -> TokenStream {
 fn layout_checks(input: &Input<'_>, s: &Struct<'_>, private: &TokenStream) -> TokenStream {
     let ident = input.ident;
     let name = &input.name;
-    let size_of_struct = quote!(#private::size_of::<#ident>());
+    let size_of_struct = quote!(::core::mem::size_of::<#ident>());
     let mut previous_end: Option<TokenStream> = None;
     let asserts = s.fields.iter().map(|field| {
         let (member, ty) = (&field.member, field.ty);
         let shared = as_shared(field, private);
-        let offset = quote!(#private::offset_of!(#ident, #member));
-        let size = quote!(#private::size_of::<#ty>());
+        let offset = quote!(::core::mem::offset_of!(#ident, #member));
+        let size = quote!(::core::mem::size_of::<#ty>());
         let truthful = format!(
             "the type of field `{}` of `{name}` has a SharedType::LAYOUT whose size or \
              alignment is not its own: its `unsafe impl SharedType` is wrong",
@@ -137,7 +137,7 @@ fn layout_checks(input: &Input<'_>, s: &Struct<'_>, private: &TokenStream) -> To
         quote! {
             ::core::assert!(
                 #shared::LAYOUT.size == #size
-                    && #shared::LAYOUT.align == #private::align_of::<#ty>(),
+                    && #shared::LAYOUT.align == ::core::mem::align_of::<#ty>(),
                 #truthful
             );
             ::core::assert!(#offset + #size <= #size_of_struct, #inside);

@@ -143,3 +143,45 @@ fn ctypes_snippets_name_classes_and_padding() {
     let scene = Scene::LAYOUT.to_ctypes();
     assert_eq!(scene.matches("class ").count(), 4, "{scene}");
 }
+
+/// Field names that `ctypes.Structure` gives a meaning to are renamed with a trailing `_`,
+/// so the class can be created and `from_buffer` still works.
+#[derive(SharedStruct, Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+struct StructureWords {
+    _fields_: u32,
+    from_buffer: f64,
+    __init__: u8,
+    plain: u16,
+}
+
+#[test]
+fn structure_attribute_names_are_renamed() {
+    let snippet = StructureWords::LAYOUT.to_ctypes();
+    for renamed in [
+        "\"_fields__\"",
+        "\"from_buffer_\"",
+        "\"__init___\"",
+        "\"plain\"",
+    ] {
+        assert!(
+            snippet.contains(renamed),
+            "{renamed} missing from:\n{snippet}"
+        );
+    }
+    let script = format!(
+        "{snippet}\n\
+         buf = bytearray(ctypes.sizeof(StructureWords))\n\
+         s = StructureWords.from_buffer(buf)\n\
+         print(ctypes.sizeof(StructureWords), StructureWords.from_buffer_.offset, \
+         StructureWords.plain.offset)\n"
+    );
+    let Some(out) = python(&script) else { return };
+    let expected = format!(
+        "{} {} {}\n",
+        size_of::<StructureWords>(),
+        offset_of!(StructureWords, from_buffer),
+        offset_of!(StructureWords, plain)
+    );
+    assert_eq!(out, expected, "{snippet}");
+}

@@ -1,12 +1,19 @@
 //! The public face of named objects: `Arena::create`, `open`, `find_or_create` and their
 //! array forms, `remove`, `names`. The directory itself is in `registry.rs`.
 
-use std::mem::align_of;
+use std::mem::{align_of, size_of};
 
 use crate::arena::registry::{check_name, Request};
 use crate::arena::{Allocation, Arena};
 use crate::raw::{RawArray, RawValue};
 use crate::{Error, Result, SharedType};
+
+/// The directory sizes objects by their layout: a layout that lied about its size or
+/// alignment would make it hand out too little memory. (`SharedType` is an unsafe trait, so
+/// a lie is the implementor's bug; this turns it into a compile error.)
+const fn assert_truthful<T: SharedType>() {
+    assert!(T::LAYOUT.size == size_of::<T>() && T::LAYOUT.align == align_of::<T>());
+}
 
 impl Arena {
     fn named(&self, req: Request<'_>) -> Result<(Allocation, u64, bool)> {
@@ -21,6 +28,7 @@ impl Arena {
         value: Option<T>,
         open: bool,
     ) -> Result<(RawValue<T>, bool)> {
+        const { assert_truthful::<T>() };
         let init = |p: *mut u8| {
             if let Some(v) = &value {
                 // SAFETY: `p` is a fresh, aligned block of size_of::<T>() bytes.
@@ -46,7 +54,7 @@ impl Arena {
         items: Option<&[T]>,
         open: bool,
     ) -> Result<(RawArray<T>, bool)> {
-        debug_assert_eq!(T::LAYOUT.align, align_of::<T>());
+        const { assert_truthful::<T>() };
         let init = |p: *mut u8| {
             for (i, v) in items.unwrap_or_default().iter().enumerate() {
                 // SAFETY: `p` is a fresh, aligned block of items.len() elements.

@@ -69,7 +69,7 @@ impl<'a, T: SharedType, L: SharedLock> HasPlace<'a, T> for &'a Synchronized<RawV
         // SAFETY: as for `RawValue`; references into the memory exist only inside a guard or
         // an `update`, which mark the object borrowed, and every operation of a `Locked`
         // place takes the lock and checks that mark first.
-        unsafe { Place::new(self.getobj().as_ptr(), Locked::new(self)) }
+        unsafe { Place::new(self.obj().as_ptr(), Locked::new(self)) }
     }
 }
 

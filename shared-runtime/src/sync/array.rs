@@ -148,7 +148,7 @@ impl<T: SharedType, L: SharedLock> Array<T, L> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn len(&self) -> usize {
-        self.getobj().len()
+        self.obj().len()
     }
 
     /// Whether the array has no elements.
@@ -158,7 +158,7 @@ impl<T: SharedType, L: SharedLock> Array<T, L> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn is_empty(&self) -> bool {
-        self.getobj().is_empty()
+        self.obj().is_empty()
     }
 
     /// Element `index` under the lock, or `None` if out of range.
@@ -170,7 +170,7 @@ impl<T: SharedType, L: SharedLock> Array<T, L> {
     /// ```
     pub fn get(&self, index: usize) -> Option<T> {
         let _held = self.lock_and_borrow();
-        self.getobj().get(index)
+        self.obj().get(index)
     }
 
     /// Sets element `index` under the lock.
@@ -185,9 +185,9 @@ impl<T: SharedType, L: SharedLock> Array<T, L> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn set(&self, index: usize, value: T) {
-        self.getobj().check_index(index);
+        self.obj().check_index(index);
         let _held = self.lock_and_borrow();
-        self.getobj().set(index, value)
+        self.obj().set(index, value)
     }
 
     /// Runs `f` on element `index` under one acquisition of the lock, and returns what it
@@ -204,11 +204,11 @@ impl<T: SharedType, L: SharedLock> Array<T, L> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn update<R>(&self, index: usize, f: impl FnOnce(&mut T) -> R) -> R {
-        self.getobj().check_index(index);
+        self.obj().check_index(index);
         let _held = self.lock_and_borrow();
-        let mut value = self.getobj().get(index).expect("index checked above");
+        let mut value = self.obj().get(index).expect("index checked above");
         let result = f(&mut value);
-        self.getobj().set(index, value);
+        self.obj().set(index, value);
         result
     }
 
@@ -238,12 +238,12 @@ impl<T: SharedType, L: SharedLock> Array<T, L> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn at(&self, index: usize) -> Place<'_, T, Locked<'_, RawArray<T>, L>> {
-        self.getobj().check_index(index);
+        self.obj().check_index(index);
         // SAFETY: index < len (checked above), so the element is an aligned `T` inside the
         // array's memory, which lives as long as `self`; references into that memory exist
         // only inside a guard or an `update`, which mark the array borrowed, and every
         // operation of a `Locked` place takes the lock and checks that mark first.
-        unsafe { Place::new(self.getobj().as_ptr().add(index), Locked::new(self)) }
+        unsafe { Place::new(self.obj().as_ptr().add(index), Locked::new(self)) }
     }
 
     /// A copy of every element, under the lock.
@@ -267,7 +267,7 @@ impl<T: SharedType, L: SharedLock> Array<T, L> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn read(&self, range: impl RangeBounds<usize>) -> Vec<T> {
-        let raw = self.getobj();
+        let raw = self.obj();
         let r = crate::raw::resolve(range, raw.len());
         let _held = self.lock_and_borrow();
         // SAFETY: the lock is held and the borrow mark set, so no one else reaches these
@@ -289,7 +289,7 @@ impl<T: SharedType, L: SharedLock> Array<T, L> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn write(&self, start: usize, items: &[T]) {
-        let raw = self.getobj();
+        let raw = self.obj();
         let end = start
             .checked_add(items.len())
             .expect("range end overflows usize");
@@ -322,7 +322,7 @@ impl<T: SharedType, L: SharedLock> Array<T, L> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn acquire(&self) -> LockResult<SyncGuard<'_, [T]>> {
-        let raw = self.getobj();
+        let raw = self.obj();
         self.guard(std::ptr::slice_from_raw_parts_mut(raw.as_ptr(), raw.len()))
     }
 }
@@ -337,7 +337,7 @@ impl<L: SharedLock> Array<CChar, L> {
     /// ```
     pub fn value(&self) -> Vec<u8> {
         let _held = self.lock_and_borrow();
-        self.getobj().value()
+        self.obj().value()
     }
 
     /// Stores `bytes`, NUL-terminated when there is room, under the lock.
@@ -353,7 +353,7 @@ impl<L: SharedLock> Array<CChar, L> {
     /// ```
     pub fn set_value(&self, bytes: &[u8]) -> Result<()> {
         let _held = self.lock_and_borrow();
-        self.getobj().set_value(bytes)
+        self.obj().set_value(bytes)
     }
 
     /// Every byte, under the lock (ctypes' `.raw`).
@@ -365,7 +365,7 @@ impl<L: SharedLock> Array<CChar, L> {
     /// ```
     pub fn raw(&self) -> Vec<u8> {
         let _held = self.lock_and_borrow();
-        self.getobj().raw()
+        self.obj().raw()
     }
 
     /// Overwrites the first `bytes.len()` bytes, under the lock (ctypes' `.raw = ...`).
@@ -381,6 +381,6 @@ impl<L: SharedLock> Array<CChar, L> {
     /// ```
     pub fn set_raw(&self, bytes: &[u8]) -> Result<()> {
         let _held = self.lock_and_borrow();
-        self.getobj().set_raw(bytes)
+        self.obj().set_raw(bytes)
     }
 }

@@ -129,6 +129,10 @@ impl<O, L: SharedLock> Synchronized<O, L> {
 
     /// The wrapped raw object (ctypes' `get_obj()`). Its accessors do not take the lock.
     ///
+    /// # Panics
+    /// If this thread holds a guard of this object (from `acquire()`): the raw accessors
+    /// would write behind the guard's reference.
+    ///
     /// ```
     /// let v = shared_runtime::Value::new(3i32)?;
     /// assert_eq!(v.getobj().get(), 3);
@@ -136,6 +140,17 @@ impl<O, L: SharedLock> Synchronized<O, L> {
     /// ```
     #[doc(alias = "get_obj")]
     pub fn getobj(&self) -> &O {
+        // The raw object's accessors ignore the lock: used while this thread holds a guard
+        // of the same object, they would write behind the guard's reference.
+        assert!(
+            self.borrowed_by.load(Relaxed) != current_tid(),
+            "getobj() while this thread holds a guard of the same object: use the guard"
+        );
+        &self.obj
+    }
+
+    /// The raw object, for the accessors that take the lock themselves.
+    pub(crate) fn obj(&self) -> &O {
         &self.obj
     }
 

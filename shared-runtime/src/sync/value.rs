@@ -106,7 +106,7 @@ impl<T: SharedType, L: SharedLock> Value<T, L> {
     /// ```
     pub fn get(&self) -> T {
         let _held = self.lock_and_borrow();
-        self.getobj().get()
+        self.obj().get()
     }
 
     /// Writes the value under the lock.
@@ -122,7 +122,7 @@ impl<T: SharedType, L: SharedLock> Value<T, L> {
     /// ```
     pub fn set(&self, value: T) {
         let _held = self.lock_and_borrow();
-        self.getobj().set(value)
+        self.obj().set(value)
     }
 
     /// Runs `f` on the value under one acquisition of the lock (a read-modify-write that
@@ -140,9 +140,9 @@ impl<T: SharedType, L: SharedLock> Value<T, L> {
     /// ```
     pub fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         let _held = self.lock_and_borrow();
-        let mut value = self.getobj().get();
+        let mut value = self.obj().get();
         let result = f(&mut value);
-        self.getobj().set(value);
+        self.obj().set(value);
         result
     }
 
@@ -167,6 +167,6 @@ impl<T: SharedType, L: SharedLock> Value<T, L> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn acquire(&self) -> LockResult<SyncGuard<'_, T>> {
-        self.guard(self.getobj().as_ptr())
+        self.guard(self.obj().as_ptr())
     }
 }

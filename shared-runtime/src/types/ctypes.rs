@@ -119,7 +119,11 @@ impl Classes {
             // A gap before the field (fields never overlap in a derived layout; if a
             // hand-written one says they do, the gap is taken as zero).
             padding.fill(&mut body, field.offset.saturating_sub(end));
-            let _ = writeln!(body, "        (\"{}\", {ty}),", field.name);
+            let _ = writeln!(
+                body,
+                "        (\"{}\", {ty}),",
+                python_field_name(field.name)
+            );
             end = end.max(field.offset + field.ty.size);
         }
         padding.fill(&mut body, layout.size.saturating_sub(end));
@@ -148,6 +152,33 @@ impl Classes {
         }
         self.names.insert(candidate.clone());
         candidate
+    }
+}
+
+/// Field names a `ctypes.Structure` cannot take, because ctypes gives them a meaning or
+/// the class needs them: they get a trailing `_` (as Python keywords do for class names).
+const STRUCTURE_NAMES: &[&str] = &[
+    "_fields_",
+    "_anonymous_",
+    "_pack_",
+    "_align_",
+    "_layout_",
+    "_swappedbytes_",
+    "_objects",
+    "from_buffer",
+    "from_buffer_copy",
+    "from_address",
+    "from_param",
+    "in_dll",
+];
+
+/// The Python attribute name for a Rust field.
+fn python_field_name(name: &str) -> String {
+    let dunder = name.len() > 4 && name.starts_with("__") && name.ends_with("__");
+    if dunder || name.starts_with("_b_") || STRUCTURE_NAMES.contains(&name) {
+        format!("{name}_")
+    } else {
+        name.to_string()
     }
 }
 

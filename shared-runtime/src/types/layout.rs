@@ -77,6 +77,21 @@ impl Primitive {
         }
     }
 
+    const fn align(self) -> usize {
+        match self {
+            Primitive::I8 => std::mem::align_of::<i8>(),
+            Primitive::U8 | Primitive::CChar => std::mem::align_of::<u8>(),
+            Primitive::I16 => std::mem::align_of::<i16>(),
+            Primitive::U16 => std::mem::align_of::<u16>(),
+            Primitive::I32 => std::mem::align_of::<i32>(),
+            Primitive::U32 | Primitive::WChar => std::mem::align_of::<u32>(),
+            Primitive::I64 => std::mem::align_of::<i64>(),
+            Primitive::U64 => std::mem::align_of::<u64>(),
+            Primitive::F32 => std::mem::align_of::<f32>(),
+            Primitive::F64 => std::mem::align_of::<f64>(),
+        }
+    }
+
     const fn size(self) -> usize {
         match self {
             Primitive::I8 | Primitive::U8 | Primitive::CChar => 1,
@@ -162,7 +177,7 @@ impl TypeLayout {
         TypeLayout {
             name: p.rust_name(),
             size: p.size(),
-            align: p.size(),
+            align: p.align(),
             kind: LayoutKind::Primitive(p),
         }
     }
