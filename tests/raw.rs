@@ -121,3 +121,32 @@ fn threads_share_raw_objects() {
     });
     assert_eq!(a.to_vec(), [0, 10, 20, 30, 40, 50, 60, 70]);
 }
+
+#[test]
+fn bulk_copies_around_the_asm_threshold_round_trip() {
+    // Lengths on both sides of the size from which x86-64 copies with `rep movsb`.
+    let data: Vec<u8> = (0..4096u32).map(|i| (i * 7 + 3) as u8).collect();
+    for start in [0, 1, 7, 8, 13] {
+        for len in [500, 511, 512, 513, 1000, 4000] {
+            let a = RawArray::<u8>::zeroed(4100).unwrap();
+            a.write(start, &data[..len]);
+            let got = a.to_vec();
+            assert_eq!(
+                &got[start..start + len],
+                &data[..len],
+                "start {start} len {len}"
+            );
+            assert!(got[..start]
+                .iter()
+                .chain(&got[start + len..])
+                .all(|&b| b == 0));
+            assert_eq!(
+                a.read(start..start + len),
+                &data[..len],
+                "start {start} len {len}"
+            );
+        }
+    }
+    let wide = RawArray::from_slice(&(0..10_000u64).collect::<Vec<_>>()).unwrap();
+    assert_eq!(wide.read(1234..1300), (1234..1300).collect::<Vec<u64>>());
+}
