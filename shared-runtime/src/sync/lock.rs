@@ -27,7 +27,7 @@ use crate::Result;
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct LockGuard<'a> {
     core: &'a LockCore,
-    /// Not `Send`: pthread mutexes must be unlocked by the thread that locked them.
+    /// Not `Send`: the lock word names the acquiring thread, which alone may release it.
     _not_send: PhantomData<*const ()>,
 }
 
@@ -101,7 +101,8 @@ macro_rules! lock_type {
         /// the next acquirer gets it, inside a [`PoisonError`](std::sync::PoisonError) that
         /// says the protected data may be half-updated (take the guard with
         /// `into_inner()`), and the lock works normally afterwards. No waiter is left
-        /// blocked on a dead holder.
+        /// blocked on a dead holder: waiters check the holder's liveness every 50 ms.
+        /// (A thread that panics while holding it also poisons it, as with std's `Mutex`.)
         ///
         #[doc = $example]
         #[derive(Clone)]
