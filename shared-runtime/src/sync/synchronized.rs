@@ -107,6 +107,14 @@ pub fn synchronized<O: SharedObject, L: SharedLock>(
     Ok(Synchronized::from_parts(obj, lock))
 }
 
+/// The lock of a synchronized object, held, with its data marked borrowed by this thread.
+pub(crate) struct Held<'a> {
+    // Field order matters: the mark is cleared while the lock is still held (cleared after
+    // the release, it could erase the mark of the next holder).
+    _borrow: Borrow<'a>,
+    _lock: LockGuard<'a>,
+}
+
 /// Marks a synchronized object's data as borrowed by the current thread; clears it on drop.
 pub(crate) struct Borrow<'a> {
     flag: &'a AtomicI32,
@@ -182,10 +190,10 @@ impl<O, L: SharedLock> Synchronized<O, L> {
 
     /// Takes the lock, ignoring poison (the convenience accessors report nothing; use
     /// `acquire` to learn that a holder died), and marks the data borrowed by this thread.
-    pub(crate) fn lock_and_borrow(&self) -> (LockGuard<'_>, Borrow<'_>) {
-        let guard = self.lock.acquire().unwrap_or_else(PoisonError::into_inner);
+    pub(crate) fn lock_and_borrow(&self) -> Held<'_> {
+        let lock = self.lock.acquire().unwrap_or_else(PoisonError::into_inner);
         let borrow = self.borrow();
-        (guard, borrow)
+        Held { _borrow: borrow, _lock: lock }
     }
 
     /// Like `lock_and_borrow`, also saying whether the lock was poisoned.
