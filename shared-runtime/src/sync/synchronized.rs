@@ -193,7 +193,10 @@ impl<O, L: SharedLock> Synchronized<O, L> {
     pub(crate) fn lock_and_borrow(&self) -> Held<'_> {
         let lock = self.lock.acquire().unwrap_or_else(PoisonError::into_inner);
         let borrow = self.borrow();
-        Held { _borrow: borrow, _lock: lock }
+        Held {
+            _borrow: borrow,
+            _lock: lock,
+        }
     }
 
     /// Like `lock_and_borrow`, also saying whether the lock was poisoned.

@@ -30,12 +30,15 @@ extern "C" fn refresh_pid_in_child() {
 /// of its start time (clock ticks after boot) in the high ones, so that a thread id reused
 /// after its thread ended is not mistaken for it. Cached per thread (the start time costs
 /// one read of `/proc`), refreshed after fork.
+#[inline]
 pub(crate) fn thread_identity() -> u64 {
+    let cached = IDENTITY.with(Cell::get);
+    if cached != 0 {
+        // Cached only after `current_pid` registered the fork handler that resets it.
+        return cached;
+    }
     current_pid(); // registers the fork handler that keeps the cache right
     IDENTITY.with(|t| {
-        if t.get() != 0 {
-            return t.get();
-        }
         let tid = u64::from(nix::unistd::gettid().as_raw() as u32);
         match read_start_time("/proc/thread-self/stat") {
             // Stamps are never 0, so 0 can mean "not known" (see `thread_alive`).
