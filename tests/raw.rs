@@ -43,25 +43,28 @@ fn write_out_of_range_panics() {
     RawArray::<u8>::zeroed(3).unwrap().write(2, &[1, 2]);
 }
 
+/// Writes `data` at `start` into a zeroed array of `size` bytes, and checks that reads see
+/// exactly it there and zeroes elsewhere.
+fn assert_round_trip(size: usize, start: usize, data: &[u8]) {
+    let len = data.len();
+    let a = RawArray::<u8>::zeroed(size).unwrap();
+    a.write(start, data);
+    let got = a.to_vec();
+    assert_eq!(&got[start..start + len], data, "start {start} len {len}");
+    assert!(got[..start]
+        .iter()
+        .chain(&got[start + len..])
+        .all(|&b| b == 0));
+    assert_eq!(a.read(start..start + len), data, "start {start} len {len}");
+}
+
 #[test]
 fn unaligned_bulk_ranges_round_trip() {
     // Bulk copies split into bytes and words; every start and length must come out right.
     let data: Vec<u8> = (0..64).collect();
     for start in 0..17 {
         for len in 0..40 {
-            let a = RawArray::<u8>::zeroed(64).unwrap();
-            a.write(start, &data[..len]);
-            let got = a.to_vec();
-            assert_eq!(
-                &got[start..start + len],
-                &data[..len],
-                "start {start} len {len}"
-            );
-            assert!(got[..start]
-                .iter()
-                .chain(&got[start + len..])
-                .all(|&b| b == 0));
-            assert_eq!(a.read(start..start + len), &data[..len]);
+            assert_round_trip(64, start, &data[..len]);
         }
     }
 }
@@ -128,23 +131,7 @@ fn bulk_copies_around_the_asm_threshold_round_trip() {
     let data: Vec<u8> = (0..4096u32).map(|i| (i * 7 + 3) as u8).collect();
     for start in [0, 1, 7, 8, 13] {
         for len in [500, 511, 512, 513, 1000, 4000] {
-            let a = RawArray::<u8>::zeroed(4100).unwrap();
-            a.write(start, &data[..len]);
-            let got = a.to_vec();
-            assert_eq!(
-                &got[start..start + len],
-                &data[..len],
-                "start {start} len {len}"
-            );
-            assert!(got[..start]
-                .iter()
-                .chain(&got[start + len..])
-                .all(|&b| b == 0));
-            assert_eq!(
-                a.read(start..start + len),
-                &data[..len],
-                "start {start} len {len}"
-            );
+            assert_round_trip(4100, start, &data[..len]);
         }
     }
     let wide = RawArray::from_slice(&(0..10_000u64).collect::<Vec<_>>()).unwrap();
