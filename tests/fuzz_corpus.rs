@@ -1,0 +1,1 @@
+//! Replays the committed fuzz corpus of damaged segments on stable Rust.

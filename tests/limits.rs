@@ -1,0 +1,1 @@
+//! Resource limits (arena capacity, address space, descriptors) give errors and leave allocated objects intact.

@@ -1,0 +1,1 @@
+//! A model-based test of the allocator: random operation sequences against a simple model.
