@@ -146,6 +146,43 @@ pub enum Error {
          data (take ownership with an owned handle, or copy the data into a new object)"
     )]
     NotOwned,
+    /// The calling thread's identity, which lock ownership is recorded under, could not be
+    /// established: `/proc` is mounted but this thread's start time cannot be read from it
+    /// (most often: the process has no free file descriptor). Nothing was locked; the same
+    /// call works once a descriptor is free.
+    #[error(
+        "cannot establish this thread's identity for lock ownership (reading \
+         /proc/thread-self/stat: {source}); nothing was locked: free a file descriptor and retry"
+    )]
+    ThreadIdentity {
+        /// Why the start time could not be read.
+        #[source]
+        source: io::Error,
+    },
+    /// Only the process that owns an object can hand it over.
+    #[error(
+        "the object at offset {offset} is not owned by this process (it is a forked child's \
+         copy of its parent's object, or a view opened from a borrowed handle): only its \
+         owner can hand it over"
+    )]
+    NotOwner {
+        /// The object's offset in its arena.
+        offset: u64,
+    },
+    /// An arena's allocator lock stayed held, by a holder not proven dead, for longer than
+    /// this process waits (see [`Arena::set_allocator_patience`](crate::Arena::set_allocator_patience)).
+    #[error(
+        "the arena's allocator lock has been held for over {waited:?} by thread {} \
+         (identity {holder:#x}), which is alive or not provably dead; nothing was changed \
+         (if that thread hangs, or the segment was damaged, this repeats)",
+        holder & 0x7fff_ffff
+    )]
+    AllocatorBusy {
+        /// The lock word's holder identity: thread id in the low 31 bits.
+        holder: u64,
+        /// How long this process waited.
+        waited: std::time::Duration,
+    },
     /// A wait ran out of time.
     #[error("timed out after {0:?}")]
     Timeout(std::time::Duration),

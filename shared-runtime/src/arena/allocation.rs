@@ -1,24 +1,27 @@
 //! One block of an arena, freed on drop by the process that owns it.
 
 use crate::arena::Arena;
-use crate::sys::process::current_pid;
+use crate::sys::process::{current_pid, process_key};
 use crate::Result;
 
 /// An owned block of an arena: the arena handle keeps the mapping alive, the offset names
 /// the payload. Only the owning process frees it; a forked child's copy of its parent's
-/// `Allocation` frees nothing when dropped.
+/// `Allocation` frees nothing when dropped, and neither does a descendant that happens to
+/// reuse the owner's pid (ownership is a `process_key`, not a bare pid).
 pub(crate) struct Allocation {
     arena: Arena,
     offset: u64,
-    owner: i32,
+    /// The `process_key` of the owning process, 0 if this handle owns nothing.
+    owner: u64,
 }
 
 impl Allocation {
-    pub(crate) fn new(arena: Arena, offset: u64, owner: i32) -> Self {
+    /// An allocation the calling process has just made.
+    pub(crate) fn new(arena: Arena, offset: u64) -> Self {
         Allocation {
             arena,
             offset,
-            owner,
+            owner: process_key(),
         }
     }
 
@@ -45,7 +48,7 @@ impl Allocation {
 
     /// Whether the calling process owns the block (so this is its only handle here).
     pub(crate) fn owned_here(&self) -> bool {
-        self.owner == current_pid()
+        self.owner != 0 && self.owner == process_key()
     }
 
     pub(crate) fn arena(&self) -> &Arena {
@@ -53,12 +56,18 @@ impl Allocation {
     }
 
     /// Gives up ownership without freeing: the block stays allocated, marked as waiting for
-    /// another process (or this one) to [`adopt`](Self::adopt) it.
-    pub(crate) fn detach(self) -> Result<u64> {
+    /// another process (or this one) to [`adopt`](Self::adopt) it. The arena handle is
+    /// released as usual (the block is not: this handle no longer owns it).
+    pub(crate) fn detach(mut self) -> Result<u64> {
+        if !self.owned_here() {
+            return Err(crate::Error::NotOwner {
+                offset: self.offset,
+            });
+        }
         let me = current_pid() as u32;
         let offset = self.offset;
         self.arena.with_heap(|h| h.set_owner(offset, me, 0))?;
-        std::mem::forget(self);
+        self.owner = 0;
         Ok(offset)
     }
 
@@ -66,7 +75,7 @@ impl Allocation {
     /// `size` bytes aligned to `align`.
     pub(crate) fn adopt(arena: &Arena, offset: u64, size: usize, align: usize) -> Result<Self> {
         let me = current_pid();
-        let capacity = arena.with_heap(|h| {
+        arena.with_heap(|h| {
             let cap = h.payload_capacity(offset)?;
             if cap < size as u64 || offset % align as u64 != 0 {
                 return Err(crate::Error::Corrupted(format!(
@@ -75,20 +84,20 @@ impl Allocation {
                 )));
             }
             h.set_owner(offset, 0, me as u32)
-        });
-        capacity.map(|_| Allocation::new(arena.clone(), offset, me))
+        })?;
+        Ok(Allocation::new(arena.clone(), offset))
     }
 }
 
 impl Drop for Allocation {
     fn drop(&mut self) {
-        if current_pid() == self.owner {
+        if self.owned_here() {
             // A failure here means the arena's bookkeeping was damaged by someone else; there
             // is nobody to report it to from a destructor, and leaking the block is the safe
             // outcome. `Arena::check` reports such damage.
             let _ = self
                 .arena
-                .with_heap(|h| h.free(self.offset, self.owner as u32));
+                .with_heap(|h| h.free(self.offset, current_pid() as u32));
         }
     }
 }

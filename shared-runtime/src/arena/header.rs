@@ -3,14 +3,15 @@
 use std::ptr::addr_of;
 
 use crate::arena::heap::{HeapState, GRAIN, MIN_BLOCK};
+use crate::sys::futex::FutexLock;
+use crate::sys::liveness;
 use crate::sys::memory::SharedMemory;
-use crate::sys::mutex::RobustMutex;
 use crate::{Error, Result};
 
 /// "shctypes", little-endian.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"shctypes");
 /// Bumped whenever the header or block format changes.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 
 /// What sits at offset 0 of every arena.
 #[repr(C)]
@@ -25,7 +26,11 @@ pub(crate) struct ArenaHeader {
     /// `Arena::remove_stale` removes named segments whose creator is gone.
     creator_pid: i64,
     creator_start: u64,
-    pub(crate) lock: RobustMutex,
+    /// The creator's pid namespace (inode of `/proc/self/ns/pid`), 0 if unknown: thread
+    /// ids in lock words mean something only in that namespace.
+    creator_pidns: u64,
+    /// The allocator's lock: a futex lock word, holding no address (see `sys::futex`).
+    pub(crate) lock: FutexLock,
     pub(crate) heap: HeapState,
 }
 
@@ -57,7 +62,7 @@ fn random_id() -> u64 {
 ///
 /// # Safety
 /// No other thread or process may access `mem` during the call.
-pub(crate) unsafe fn init(mem: &SharedMemory, first_reserved: u64) -> Result<()> {
+pub(crate) unsafe fn init(mem: &SharedMemory, first_reserved: u64) {
     let header = mem.base().cast::<ArenaHeader>();
     // SAFETY: the caller guarantees exclusive access; the mapping is page-aligned and
     // larger than the header (checked by the callers against `min_capacity`).
@@ -67,12 +72,11 @@ pub(crate) unsafe fn init(mem: &SharedMemory, first_reserved: u64) -> Result<()>
         (*header).id = random_id();
         let pid = crate::sys::process::current_pid();
         (*header).creator_pid = i64::from(pid);
-        (*header).creator_start = match crate::sys::process::start_time(pid) {
-            crate::sys::process::Liveness::Alive(start) => start,
-            _ => 0, // unknown: `remove_stale` then never removes this segment
-        };
-        RobustMutex::init(std::ptr::addr_of_mut!((*header).lock))?;
-        // The rest of the heap state is zero, as the fresh file is: empty bins.
+        // 0 when unknown: `remove_stale` then never removes this segment.
+        (*header).creator_start = liveness::process_start_time(pid).unwrap_or(0);
+        (*header).creator_pidns = liveness::pid_namespace().unwrap_or(0);
+        // The lock word and the rest of the heap state are zero, as the fresh file is: a
+        // free lock, empty bins.
         let heap = &(*header).heap;
         heap.start.set(heap_start());
         heap.top.set(heap_start());
@@ -82,7 +86,6 @@ pub(crate) unsafe fn init(mem: &SharedMemory, first_reserved: u64) -> Result<()>
         std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
         std::ptr::addr_of_mut!((*header).magic).write_volatile(MAGIC);
     }
-    Ok(())
 }
 
 fn invalid(name: &str, reason: String) -> Error {
@@ -134,6 +137,20 @@ pub(crate) fn validate(mem: &SharedMemory, name: &str) -> Result<()> {
             format!("header says {capacity} bytes but the segment has {len} (truncated?)"),
         ));
     }
+    // SAFETY: as above.
+    let pidns = unsafe { addr_of!((*header).creator_pidns).read_volatile() };
+    if let Some(mine) = liveness::pid_namespace() {
+        if pidns != 0 && pidns != mine {
+            return Err(invalid(
+                name,
+                format!(
+                    "created in another pid namespace ({pidns}, this process is in {mine}): \
+                     thread ids there name other threads here, so a lock whose holder died \
+                     could not be told from one whose holder runs"
+                ),
+            ));
+        }
+    }
     // SAFETY: as above; the heap state is inside the header.
     let heap = unsafe { &*addr_of!((*header).heap) };
     check_state(heap, len).map_err(|e| invalid(name, e))
@@ -161,32 +178,24 @@ impl ArenaHeader {
         self.id
     }
 
-    /// Whether the process that created the arena has ended.
-    /// Only proof counts: an unknown start time, or a `/proc` that cannot answer, keeps
-    /// the segment.
+    /// Whether the process that created the arena has provably ended (see
+    /// `sys::liveness`); a pid reused by another process counts as ended when the creator's
+    /// start time is known.
     pub(crate) fn creator_is_gone(&self) -> bool {
-        use crate::sys::process::{start_time, Liveness};
         let Ok(pid) = i32::try_from(self.creator_pid) else {
             return false;
         };
-        if self.creator_start == 0 || pid <= 0 {
-            return false;
-        }
-        match start_time(pid) {
-            Liveness::Gone => true,
-            Liveness::Alive(start) => start != self.creator_start,
-            Liveness::Unknown => false,
-        }
+        let start = (self.creator_start != 0).then_some(self.creator_start);
+        liveness::process_ended(pid, start)
     }
 }
 
-/// Where the arena's mutex lies in the header (for fault-injection tests that must not
-/// turn it into "held by a thread that never existed", which no lock can tell from a live
-/// holder), and where the heap starts.
+/// Where the arena's lock word lies in the header (for fault-injection tests), and where
+/// the heap starts.
 pub fn layout_for_tests() -> (usize, usize, u64) {
     (
         std::mem::offset_of!(ArenaHeader, lock),
-        std::mem::size_of::<RobustMutex>(),
+        std::mem::size_of::<FutexLock>(),
         heap_start(),
     )
 }

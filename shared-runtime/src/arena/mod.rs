@@ -7,6 +7,7 @@ pub(crate) mod check;
 pub(crate) mod crash;
 pub(crate) mod header;
 pub(crate) mod heap;
+mod heap_lock;
 mod named;
 mod objects;
 mod reclaim;
@@ -18,13 +19,12 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use crate::sys::memory::{page_size, physical_memory, SharedMemory};
-use crate::sys::mutex::{Acquired, RobustMutex};
+use crate::sys::process::process_key;
 use crate::{Error, Result};
 
 pub(crate) use allocation::Allocation;
 pub use check::HeapReport;
 use header::{min_capacity, ArenaHeader};
-use heap::Heap;
 pub use named::ARENA_ENV;
 pub use reclaim::Reclaimed;
 pub use stats::ArenaStats;
@@ -37,14 +37,15 @@ struct ArenaInner {
     page: u64,
     /// The shared-memory name of a named arena.
     name: Option<String>,
-    /// The process that unlinks the name when its last handle goes (the creator), or 0.
-    unlink_by: i32,
+    /// The process that unlinks the name when its last handle goes (the creator, as a
+    /// `process_key`, so a descendant that reuses its pid does not), or 0.
+    unlink_by: u64,
 }
 
 impl Drop for ArenaInner {
     fn drop(&mut self) {
         if let Some(name) = &self.name {
-            if self.unlink_by == crate::sys::process::current_pid() {
+            if self.unlink_by == process_key() {
                 crate::sys::memory::unlink_if_same(name, &self.mem);
             }
         }
@@ -111,16 +112,12 @@ impl Arena {
         mem.reserve(0, first)?;
         // SAFETY: the memory is fresh and nobody else can see it yet (a named segment was
         // created with O_EXCL a moment ago and holds no valid header for openers yet).
-        unsafe { header::init(&mem, first)? };
-        let unlink_by = if name.is_some() {
-            crate::sys::process::current_pid()
-        } else {
-            0
-        };
+        unsafe { header::init(&mem, first) };
+        let unlink_by = if name.is_some() { process_key() } else { 0 };
         Ok(Arena::wrap(mem, name, unlink_by))
     }
 
-    fn wrap(mem: SharedMemory, name: Option<String>, unlink_by: i32) -> Arena {
+    fn wrap(mem: SharedMemory, name: Option<String>, unlink_by: u64) -> Arena {
         let page = page_size() as u64;
         Arena {
             inner: Arc::new(ArenaInner {
@@ -183,36 +180,6 @@ impl Arena {
         unsafe { &*self.base().cast::<ArenaHeader>() }
     }
 
-    /// Runs `f` on the allocator with the arena's lock held. If the previous holder died
-    /// in the middle of an operation, the allocator is rebuilt from its block chain first.
-    pub(crate) fn with_heap<R>(&self, f: impl FnOnce(&Heap<'_>) -> Result<R>) -> Result<R> {
-        let lock = &self.header().lock;
-        let how = lock.lock()?;
-        struct Unlock<'a>(&'a RobustMutex);
-        impl Drop for Unlock<'_> {
-            fn drop(&mut self) {
-                // SAFETY: constructed only right after `lock()` succeeded on this thread.
-                unsafe { self.0.unlock() }
-            }
-        }
-        let _unlock = Unlock(lock);
-        let heap = Heap {
-            mem: &self.inner.mem,
-            page: self.inner.page,
-        };
-        // Everything else the allocator reads is checked as it is read; these scalars bound
-        // those checks, so they are checked first (another process may have damaged them).
-        header::check_state(heap.state(), self.capacity()).map_err(Error::Corrupted)?;
-        // A rebuild that was itself interrupted is redone: the flag lives in the arena.
-        let st = heap.state();
-        if how == Acquired::OwnerDied || st.rebuilding.get() != 0 {
-            st.rebuilding.set(1);
-            check::rebuild(&heap)?;
-            st.rebuilding.set(0);
-        }
-        f(&heap)
-    }
-
     /// Allocates `size` zeroed bytes aligned to `align`, owned by the calling process.
     pub(crate) fn alloc(&self, size: usize, align: usize) -> Result<Allocation> {
         if align > MAX_ALIGN {
@@ -221,9 +188,14 @@ impl Arena {
                 max: MAX_ALIGN,
             });
         }
-        let owner = crate::sys::process::current_pid();
-        let offset = self.with_heap(|h| h.alloc(size as u64, align as u64, owner as u32))?;
-        Ok(Allocation::new(self.clone(), offset, owner))
+        let offset = self.with_heap(|h| {
+            h.alloc(
+                size as u64,
+                align as u64,
+                crate::sys::process::current_pid() as u32,
+            )
+        })?;
+        Ok(Allocation::new(self.clone(), offset))
     }
 
     /// Counters of the allocator.

@@ -6,7 +6,7 @@ use crate::arena::check::walk;
 use crate::arena::heap::{HDR, USED};
 use crate::arena::registry::REGISTRY_OWNER;
 use crate::arena::Arena;
-use crate::sys::process::{start_time, Liveness};
+use crate::sys::liveness::process_ended;
 use crate::Result;
 
 /// What [`Arena::reclaim_dead`] freed.
@@ -23,9 +23,10 @@ impl Arena {
     /// Frees every object whose owning process has ended without freeing it (killed, or
     /// exited while it still held objects it had not handed on).
     ///
-    /// A process counts as ended only on proof (`/proc` says it is gone or a zombie), so a
-    /// live owner's objects are never touched; an owner whose pid was reused by a new
-    /// process is taken for alive, which only leaves its objects allocated. Objects given
+    /// A process counts as ended only on proof (no process of that id exists, or it is a
+    /// zombie; `/proc` is not needed), so a live owner's objects are never touched; an
+    /// owner whose pid was reused by a new process is taken for alive, which only leaves
+    /// its objects allocated. Objects given
     /// up with `into_offset`/`into_handle` and not yet taken over, and named objects, have
     /// no owner process and are kept. Views of a reclaimed object held elsewhere must not be
     /// used afterwards (their accesses stay in bounds but meet whatever is allocated there
@@ -61,7 +62,7 @@ impl Arena {
                     return Ok(());
                 }
                 let gone = *verdicts.entry(owner).or_insert_with(|| {
-                    i32::try_from(owner).is_ok_and(|pid| start_time(pid) == Liveness::Gone)
+                    i32::try_from(owner).is_ok_and(|pid| process_ended(pid, None))
                 });
                 if gone {
                     dead.push((b, size, owner));

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use crate::arena::{Allocation, Arena};
 use crate::sync::lock::LockGuard;
-use crate::sys::futex::FutexLock;
-use crate::sys::mutex::Acquired;
-use crate::sys::process::{current_pid, thread_identity};
+use crate::sys::futex::{Acquired, FutexLock};
+use crate::sys::liveness::{cached_identity, thread_identity};
+use crate::sys::process::current_pid;
 use crate::Result;
 
 /// A lock in shared memory: the robust futex lock word, plus what `Debug` shows and the
@@ -34,6 +34,13 @@ pub(crate) struct LockCore {
     recursive: bool,
 }
 
+/// The calling thread's identity, for the acquire functions, whose std-shaped results
+/// have no room for an [`Error`](crate::Error).
+#[track_caller]
+fn identity() -> u64 {
+    thread_identity().unwrap_or_else(|e| panic!("cannot take a lock: {e}"))
+}
+
 /// What acquiring found when the lock was already this thread's.
 enum Reentry {
     /// An `RLock`: one level deeper.
@@ -44,6 +51,9 @@ enum Reentry {
 
 impl LockCore {
     pub(crate) fn new_in(arena: &Arena, recursive: bool) -> Result<Self> {
+        // The creating thread will most likely take the lock: if it cannot be identified,
+        // say so now, as an error, rather than as a panic at the first `acquire`.
+        thread_identity()?;
         // A fresh block is zeroed: an unlocked lock word, no owner, depth 0, not poisoned.
         let alloc = arena.alloc(size_of::<LockCell>(), align_of::<LockCell>())?;
         Ok(LockCore {
@@ -85,7 +95,16 @@ impl LockCore {
         } else {
             c.depth.load(Relaxed)
         };
-        c.depth.store(depth + 1, Relaxed);
+        // Only a re-entry can be this deep (a fresh acquisition starts from 0), so the lock
+        // is this thread's and stays held by its earlier guards: refusing leaves it as it
+        // was. Wrapping instead would let the next release unlock under live guards.
+        let Some(deeper) = depth.checked_add(1) else {
+            panic!(
+                "RLock re-entered more than {} times by one thread",
+                u32::MAX
+            );
+        };
+        c.depth.store(deeper, Relaxed);
         let mut poisoned = false;
         if depth == 0 {
             c.owner.store(current_pid(), Relaxed);
@@ -112,7 +131,7 @@ impl LockCore {
     }
 
     pub(crate) fn acquire(&self) -> LockResult<LockGuard<'_>> {
-        let me = thread_identity();
+        let me = identity();
         match self.reentry(me) {
             Some(Reentry::Deeper) => self.enter(Acquired::Clean),
             Some(Reentry::Deadlock) => panic!(
@@ -131,7 +150,7 @@ impl LockCore {
     }
 
     pub(crate) fn try_acquire(&self) -> TryLockResult<LockGuard<'_>> {
-        let me = thread_identity();
+        let me = identity();
         match self.reentry(me) {
             Some(Reentry::Deeper) => self.enter_try(Some(Acquired::Clean)),
             // For the non-blocking forms, a `Lock` this thread holds simply "would block".
@@ -141,7 +160,7 @@ impl LockCore {
     }
 
     pub(crate) fn acquire_timeout(&self, timeout: Duration) -> TryLockResult<LockGuard<'_>> {
-        let me = thread_identity();
+        let me = identity();
         match self.reentry(me) {
             Some(Reentry::Deeper) => self.enter_try(Some(Acquired::Clean)),
             Some(Reentry::Deadlock) => Err(TryLockError::WouldBlock),
@@ -155,9 +174,10 @@ impl LockCore {
     /// Called by the guard, on the holding thread, to release one level.
     pub(crate) fn leave(&self) {
         let c = self.cell();
-        if c.lock.holder() != thread_identity() {
-            // A guard that crossed a fork (moved into a child's closure): the lock is the
-            // parent thread's, and only that thread's copy of the guard may release it.
+        // The identity was established when the lock was taken, so it is cached, unless
+        // this is a guard that crossed a fork (moved into a child's closure): the lock is
+        // the parent thread's, and only that thread's copy of the guard may release it.
+        if cached_identity() != Some(c.lock.holder()) {
             return;
         }
         if std::thread::panicking() {

@@ -9,7 +9,7 @@ use crate::arena::Arena;
 use crate::raw::{RawArray, RawValue};
 use crate::sync::guard::SyncGuard;
 use crate::sync::lock::{LockGuard, RLock, SharedLock};
-use crate::sys::process::current_tid;
+use crate::sys::liveness::current_tid;
 use crate::{Result, SharedType};
 
 /// A shared object paired with a process-shared lock (ctypes' synchronized wrapper).

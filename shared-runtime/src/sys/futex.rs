@@ -5,12 +5,16 @@
 //! compare-and-swap, releasing it one swap (plus a `FUTEX_WAKE` only if someone sleeps):
 //! no per-thread robust list to maintain, which is what makes glibc's robust mutex slower.
 //!
-//! A holder that dies cannot release, and nobody tells the waiters (the kernel's robust
-//! list is glibc's). So a waiter sleeps at most [`POLL`] at a time and then checks that the
-//! holder still runs ([`thread_alive`]: its `/proc` entry exists, is not a zombie, and
-//! started when the identity says, so a reused thread id is not mistaken for it). If it
-//! does not, the waiter takes the lock over with one compare-and-swap from exactly the dead
-//! identity (so only one waiter does), and reports `OwnerDied`.
+//! The word holds no address: nothing a writer of the shared memory puts there is ever
+//! followed, by this crate or by the kernel (unlike a glibc robust mutex, whose robust-list
+//! links live in the mutex and are followed by glibc on unlock).
+//!
+//! A holder that dies cannot release, and nobody tells the waiters. So a waiter sleeps at
+//! most [`POLL`] at a time and then asks for proof that the holder has ended
+//! ([`thread_ended`]: no such thread, a zombie, or a thread id reused by a thread that
+//! started at another time). Only on proof does the waiter take the lock over, with one
+//! compare-and-swap from exactly the dead identity (so only one waiter does), and report
+//! [`Acquired::OwnerDied`]; when nothing can be proven it goes on waiting.
 //!
 //! Limits: thread ids must mean the same thing to every user of the lock (one pid
 //! namespace); a dead holder is noticed within [`POLL`], not at once.
@@ -21,10 +25,19 @@ use std::sync::atomic::{
 };
 use std::time::{Duration, Instant};
 
-use crate::sys::mutex::Acquired;
-use crate::sys::process::thread_alive;
+use crate::sys::liveness::thread_ended;
 
-/// Set while some thread sleeps on the lock (bit 31: above every thread id).
+/// How a lock was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Acquired {
+    /// The previous holder released it.
+    Clean,
+    /// The previous holder provably died holding it; the caller now holds it.
+    OwnerDied,
+}
+
+/// Set while some thread sleeps on the lock (bit 31: above every thread id, see
+/// `liveness::TID_MASK`).
 const WAITERS: u64 = 1 << 31;
 /// How long a waiter sleeps before checking that the holder still runs.
 pub(crate) const POLL: Duration = Duration::from_millis(50);
@@ -154,7 +167,7 @@ impl FutexLock {
     /// If the holder recorded in `cur` has died, takes the lock over for `me`.
     fn take_from_dead(&self, cur: u64, me: u64) -> Option<Acquired> {
         let holder = cur & !WAITERS;
-        if holder == 0 || thread_alive(holder) {
+        if holder == 0 || !thread_ended(holder) {
             return None;
         }
         // Only one taker wins: the word must still name exactly the dead holder.

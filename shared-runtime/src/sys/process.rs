@@ -1,7 +1,6 @@
-//! Processes: the cached process id, fork, wait and signals.
+//! Processes: the cached process id and fork generation, fork, wait and signals.
 
-use std::cell::Cell;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
@@ -15,61 +14,25 @@ use crate::{Error, Result};
 static PID: AtomicI32 = AtomicI32::new(0);
 static ATFORK: Once = Once::new();
 
-thread_local! {
-    /// This thread's identity (see [`thread_identity`]), cached; 0 until first asked for.
-    static IDENTITY: Cell<u64> = const { Cell::new(0) };
-}
+/// How many forks separate this process from the first one that used this crate: a
+/// forked child is one more than its parent was at the fork (see [`process_key`]).
+static GENERATION: AtomicU64 = AtomicU64::new(0);
 
 extern "C" fn refresh_pid_in_child() {
     PID.store(nix::unistd::getpid().as_raw(), Ordering::Relaxed);
-    // The child's only thread is the copy of the one that forked: its cached id is stale.
-    let _ = IDENTITY.try_with(|t| t.set(0));
+    GENERATION.fetch_add(1, Ordering::Relaxed);
+    // The child's only thread is a new thread with the forking thread's memory.
+    crate::sys::liveness::forget_thread_ids();
 }
 
-/// The calling thread's identity: its id (`gettid`) in the low 32 bits and the low 32 bits
-/// of its start time (clock ticks after boot) in the high ones, so that a thread id reused
-/// after its thread ended is not mistaken for it. Cached per thread (the start time costs
-/// one read of `/proc`), refreshed after fork.
-#[inline]
-pub(crate) fn thread_identity() -> u64 {
-    let cached = IDENTITY.with(Cell::get);
-    if cached != 0 {
-        // Cached only after `current_pid` registered the fork handler that resets it.
-        return cached;
-    }
-    current_pid(); // registers the fork handler that keeps the cache right
-    IDENTITY.with(|t| {
-        let tid = u64::from(nix::unistd::gettid().as_raw() as u32);
-        match read_start_time("/proc/thread-self/stat") {
-            // Stamps are never 0, so 0 can mean "not known" (see `thread_alive`).
-            Liveness::Alive(start) => {
-                let id = tid | u64::from((start as u32).max(1)) << 32;
-                t.set(id);
-                id
-            }
-            // No start time to be had (no /proc?): try again next time, don't cache.
-            _ => tid,
-        }
-    })
-}
-
-/// The calling thread's id (`gettid`), cached per thread and refreshed after fork.
-pub(crate) fn current_tid() -> i32 {
-    thread_identity() as u32 as i32
-}
-
-/// Whether the thread with this identity (from [`thread_identity`]) may still run. Only
-/// proof of the contrary says no: its `/proc` entry is gone, or a zombie, or belongs to a
-/// thread that started at another time (a reused id). Anything that keeps us from knowing
-/// (no `/proc`, no free descriptor, an unreadable entry) counts as alive, because taking a
-/// lock from a live holder would be far worse than waiting.
-pub(crate) fn thread_alive(identity: u64) -> bool {
-    let (tid, stamp) = (identity as u32, (identity >> 32) as u32);
-    match read_start_time(&format!("/proc/{tid}/stat")) {
-        Liveness::Gone => false,
-        Liveness::Alive(start) => stamp == 0 || (start as u32).max(1) == stamp,
-        Liveness::Unknown => true,
-    }
+/// A key for "this very process": its id and its fork generation. A process that reuses
+/// the id of an ended ancestor and inherited the ancestor's objects through fork has a
+/// larger generation, so it is never taken for the ancestor (which is what lets an object
+/// be freed only by the process that owns it). Not meaningful across `exec`, which keeps
+/// no object of this crate.
+pub(crate) fn process_key() -> u64 {
+    let pid = current_pid();
+    u64::from(pid as u32) | GENERATION.load(Ordering::Relaxed) << 32
 }
 
 /// The calling process's id without a system call on the hot path.
@@ -193,45 +156,4 @@ pub(crate) fn signal_name(sig: i32) -> &'static str {
     Signal::try_from(sig)
         .map(Signal::as_str)
         .unwrap_or("unknown signal")
-}
-
-/// What `/proc` says about a process or thread.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Liveness {
-    /// It runs, and started this many clock ticks after boot (field 22 of its `stat`).
-    Alive(u64),
-    /// It has ended: no such entry, or a zombie.
-    Gone,
-    /// `/proc` could not tell (not mounted, no free descriptor, an unparsable entry).
-    Unknown,
-}
-
-/// What `/proc/<pid>/stat` says about process `pid`.
-pub(crate) fn start_time(pid: i32) -> Liveness {
-    read_start_time(&format!("/proc/{pid}/stat"))
-}
-
-fn read_start_time(path: &str) -> Liveness {
-    let stat = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => {
-            return Liveness::Gone;
-        }
-        Err(_) => return Liveness::Unknown,
-    };
-    // The command name (field 2) is in parentheses and may hold any bytes: skip past it.
-    let Some(close) = stat.iter().rposition(|&b| b == b')') else {
-        return Liveness::Unknown;
-    };
-    let rest = String::from_utf8_lossy(&stat[close + 1..]);
-    let mut fields = rest.split_whitespace();
-    match fields.next() {
-        Some("Z" | "X") => return Liveness::Gone,
-        None => return Liveness::Unknown,
-        Some(_) => {}
-    }
-    match fields.nth(18).and_then(|f| f.parse().ok()) {
-        Some(start) => Liveness::Alive(start),
-        None => Liveness::Unknown,
-    }
 }

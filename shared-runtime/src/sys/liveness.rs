@@ -1,0 +1,291 @@
+//! Who holds a lock or owns memory, and proof that such a thread or process has ended.
+//!
+//! Wraps `gettid(2)`, `kill(2)` with signal 0, `pidfd_open(2)` + `poll(2)`, `statfs(2)`,
+//! `readlink(2)` and `stat(2)` on `/proc`, and reads `/proc/<id>/stat`.
+//!
+//! # Identities
+//! A thread's *identity* is its thread id in the low 31 bits and a stamp in the high 32:
+//! the low 32 bits of the thread's start time (clock ticks after boot), so that a thread id
+//! reused after its thread ended is not mistaken for it. It is computed once per thread and
+//! never changes for the thread's life (a forked child's only thread gets a new one). When
+//! `/proc` is not a proc file system at all, the stamp is 0 ("unstamped") for every thread
+//! of the process, for good; when `/proc` is there but the start time cannot be read (no
+//! free descriptor, say), no identity is stored and [`thread_identity`] is an `Error`, so a
+//! thread never holds a lock under two different identities.
+//!
+//! # Proof of death
+//! "Cannot tell" always means alive: taking a lock from a live holder breaks mutual
+//! exclusion, while waiting on a dead one only costs time. A thread or process has ended
+//! only if one of these says so:
+//! 1. `kill(id, 0)` fails with `ESRCH`: no thread of that id exists in this pid namespace.
+//!    This needs no `/proc` and no descriptor.
+//! 2. `/proc/<id>/stat`, read from a proc file system of this process's own pid namespace,
+//!    shows a zombie, or a start time other than the stamp (the id was reused).
+//! 3. A pidfd of the id polls readable: the process (or thread) has exited and is a zombie.
+//!
+//! All of this assumes the holder and the checker share one pid namespace: a thread id
+//! means nothing in another. Named arenas record their creator's pid namespace and refuse
+//! openers from another one where both are known (see `arena::header`).
+
+use std::cell::Cell;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crate::sys::process::current_pid;
+use crate::{Error, Result};
+
+/// The bits of an identity that hold the thread id (bit 31 is the lock word's waiters bit).
+pub(crate) const TID_MASK: u64 = 0x7fff_ffff;
+
+thread_local! {
+    /// This thread's identity, 0 until established.
+    static IDENTITY: Cell<u64> = const { Cell::new(0) };
+    /// This thread's id, 0 until first asked for.
+    static TID: Cell<i32> = const { Cell::new(0) };
+}
+
+/// Forgets the calling thread's cached ids: called in a forked child, whose only thread is
+/// a new thread with the parent thread's memory.
+pub(crate) fn forget_thread_ids() {
+    let _ = IDENTITY.try_with(|t| t.set(0));
+    let _ = TID.try_with(|t| t.set(0));
+    PROC_IS_OURS.store(UNKNOWN, Relaxed);
+}
+
+/// The calling thread's id (`gettid`), cached per thread and refreshed after fork.
+#[inline]
+pub(crate) fn current_tid() -> i32 {
+    let cached = TID.with(Cell::get);
+    if cached != 0 {
+        return cached;
+    }
+    current_pid(); // registers the fork handler that keeps the cache right
+    let tid = nix::unistd::gettid().as_raw();
+    TID.with(|t| t.set(tid));
+    tid
+}
+
+/// The calling thread's identity, if it has been established.
+#[inline]
+pub(crate) fn cached_identity() -> Option<u64> {
+    let id = IDENTITY.with(Cell::get);
+    (id != 0).then_some(id)
+}
+
+/// The calling thread's identity (see the module doc), established on first use.
+///
+/// # Errors
+/// [`Error::ThreadIdentity`] if `/proc` is mounted but this thread's start time cannot be
+/// read (typically: no free file descriptor). Nothing is cached then; a later call tries
+/// again.
+#[inline]
+pub(crate) fn thread_identity() -> Result<u64> {
+    match cached_identity() {
+        Some(id) => Ok(id),
+        None => establish_identity(),
+    }
+}
+
+#[cold]
+fn establish_identity() -> Result<u64> {
+    let tid = current_tid();
+    let stamp = match read_stat("/proc/thread-self/stat") {
+        Stat::Running(start) => stamp_of(start),
+        _ if !proc_mounted() => 0,
+        Stat::Unreadable(source) => return Err(Error::ThreadIdentity { source }),
+        Stat::Ended | Stat::Unparsable => {
+            return Err(Error::ThreadIdentity {
+                source: io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "/proc/thread-self/stat does not describe a running thread",
+                ),
+            })
+        }
+    };
+    let id = (tid as u64 & TID_MASK) | u64::from(stamp) << 32;
+    IDENTITY.with(|t| t.set(id));
+    Ok(id)
+}
+
+/// The stamp of a start time: never 0, which means "unstamped".
+fn stamp_of(start: u64) -> u32 {
+    (start as u32).max(1)
+}
+
+/// Whether the thread with this identity has provably ended (see the module doc). `false`
+/// whenever that cannot be proven.
+pub(crate) fn thread_ended(identity: u64) -> bool {
+    let tid = (identity & TID_MASK) as i32;
+    let stamp = (identity >> 32) as u32;
+    if tid == 0 || tid > PID_MAX_LIMIT {
+        // No thread ever had this id: the word was written by something other than a
+        // holder (a damaged segment), and nobody holds the lock.
+        return true;
+    }
+    ended(tid, |start| stamp != 0 && stamp_of(start) != stamp)
+}
+
+/// The largest thread id Linux can hand out on 64-bit systems (`PID_MAX_LIMIT`, 4 Mi).
+const PID_MAX_LIMIT: i32 = 4 * 1024 * 1024;
+
+/// Whether process `pid` has provably ended; `start`, when known, is the start time it
+/// had, so a reused pid counts as ended.
+pub(crate) fn process_ended(pid: i32, start: Option<u64>) -> bool {
+    pid > 0 && ended(pid, |now| start.is_some_and(|s| s != now))
+}
+
+/// The shared proof: `reused(start)` says whether a running task that started at `start`
+/// is someone else.
+fn ended(id: i32, reused: impl Fn(u64) -> bool) -> bool {
+    match signal_probe(id) {
+        Probe::Absent => return true,
+        Probe::Unknown => return false,
+        Probe::Present => {}
+    }
+    if proc_is_ours() {
+        match read_stat(&format!("/proc/{id}/stat")) {
+            Stat::Ended => return true,
+            Stat::Running(start) => return reused(start),
+            // Hidden (hidepid), out of descriptors, or gone a moment ago: ask the pidfd.
+            Stat::Unreadable(_) | Stat::Unparsable => {}
+        }
+    }
+    pidfd_shows_exit(id)
+}
+
+/// The start time of process `pid` in clock ticks after boot, if `/proc` can tell.
+pub(crate) fn process_start_time(pid: i32) -> Option<u64> {
+    if !proc_is_ours() {
+        return None;
+    }
+    match read_stat(&format!("/proc/{pid}/stat")) {
+        Stat::Running(start) => Some(start),
+        _ => None,
+    }
+}
+
+/// The identity of this process's pid namespace (the inode of `/proc/self/ns/pid`), if it
+/// can be read.
+pub(crate) fn pid_namespace() -> Option<u64> {
+    if !proc_is_ours() {
+        return None;
+    }
+    nix::sys::stat::stat("/proc/self/ns/pid")
+        .ok()
+        .map(|st| st.st_ino)
+}
+
+enum Probe {
+    Absent,
+    Present,
+    Unknown,
+}
+
+fn signal_probe(id: i32) -> Probe {
+    use nix::errno::Errno;
+    // Signal 0 checks existence only. Linux resolves any thread id here, not only process
+    // ids (kill(2) looks the id up as a task and signals its thread group).
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(id), None) {
+        Ok(()) | Err(Errno::EPERM) => Probe::Present,
+        Err(Errno::ESRCH) => Probe::Absent,
+        Err(_) => Probe::Unknown,
+    }
+}
+
+/// `pidfd_open` flag for a thread rather than a thread-group leader (Linux 6.9).
+const PIDFD_THREAD: libc::c_uint = libc::O_EXCL as libc::c_uint;
+
+/// Whether a pidfd of `id` says it has exited (a zombie, or reaped meanwhile).
+fn pidfd_shows_exit(id: i32) -> bool {
+    let open = |flags: libc::c_uint| {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1; it
+        // touches no memory of ours.
+        unsafe { libc::syscall(libc::SYS_pidfd_open, id, flags) }
+    };
+    let mut fd = open(0);
+    if fd < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+        fd = open(PIDFD_THREAD); // not a thread-group leader: a thread id
+    }
+    if fd < 0 {
+        // ESRCH: no such task at all, which is proof; anything else (EMFILE, ENOSYS) is not.
+        return io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+    }
+    // SAFETY: `fd` was just returned by pidfd_open, is open, and is owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, a zero timeout; poll writes only `revents`.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    n == 1 && pfd.revents & libc::POLLIN != 0
+}
+
+/// `PROC_IS_OURS` values besides 0/1.
+const UNKNOWN: u64 = 2;
+/// Whether `/proc` is a proc file system of this process's pid namespace; per process.
+static PROC_IS_OURS: AtomicU64 = AtomicU64::new(UNKNOWN);
+
+/// Whether `/proc` is a proc file system at all.
+fn proc_mounted() -> bool {
+    // `statfs` needs no descriptor, so this answers even when none is free.
+    nix::sys::statfs::statfs("/proc")
+        .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC)
+}
+
+/// Whether `/proc` is a proc file system that shows this process's own pid namespace, so
+/// that `/proc/<id>` names the same thread as id `<id>` does in `kill`. A proc file system
+/// of another namespace (or none) is never read for proofs.
+fn proc_is_ours() -> bool {
+    match PROC_IS_OURS.load(Relaxed) {
+        0 => return false,
+        1 => return true,
+        _ => {}
+    }
+    let ours = proc_mounted()
+        && nix::fcntl::readlink("/proc/self")
+            .ok()
+            .and_then(|target| target.to_str()?.parse::<i32>().ok())
+            == Some(current_pid());
+    // Only a definite answer is kept: `readlink` needs no descriptor, so a failure is the
+    // mount itself, which a process does not change under its own feet.
+    PROC_IS_OURS.store(u64::from(ours), Relaxed);
+    ours
+}
+
+/// What a `/proc/<id>/stat` file says.
+enum Stat {
+    /// A running (or sleeping, stopped...) task that started this many ticks after boot.
+    Running(u64),
+    /// A zombie or dead task.
+    Ended,
+    /// The file could not be read (no entry, hidden, no descriptor, ...).
+    Unreadable(io::Error),
+    /// The file did not look like a stat file.
+    Unparsable,
+}
+
+fn read_stat(path: &str) -> Stat {
+    let stat = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) => return Stat::Unreadable(e),
+    };
+    // The command name (field 2) is in parentheses and may hold any bytes: skip past it.
+    let Some(close) = stat.iter().rposition(|&b| b == b')') else {
+        return Stat::Unparsable;
+    };
+    let rest = String::from_utf8_lossy(&stat[close + 1..]);
+    let mut fields = rest.split_whitespace();
+    match fields.next() {
+        Some("Z" | "X" | "x") => return Stat::Ended,
+        None => return Stat::Unparsable,
+        Some(_) => {}
+    }
+    // Field 22 (starttime) is the 19th after the state (field 3).
+    match fields.nth(18).and_then(|f| f.parse().ok()) {
+        Some(start) => Stat::Running(start),
+        None => Stat::Unparsable,
+    }
+}
