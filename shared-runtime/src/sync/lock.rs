@@ -115,7 +115,9 @@ macro_rules! lock_type {
             ///
             /// # Errors
             /// [`Error::OutOfMemory`](crate::Error::OutOfMemory) if the arena is full, or
-            /// [`Error::Os`](crate::Error::Os) if the system refuses to set up the mutex.
+            /// [`Error::ThreadIdentity`](crate::Error::ThreadIdentity) if the calling
+            /// thread cannot be identified as a holder (no free file descriptor to read
+            /// its start time).
             pub fn new() -> Result<Self> {
                 Self::new_in(Arena::global())
             }
@@ -135,7 +137,12 @@ macro_rules! lock_type {
             /// holder died or panicked while holding the lock (the lock *is* held).
             ///
             /// # Panics
-            /// If the lock's shared memory is damaged so that the OS refuses it.
+            /// If this thread's identity, which the lock records as its holder, cannot be
+            /// established (`/proc` is mounted but unreadable: see
+            /// [`Error::ThreadIdentity`](crate::Error::ThreadIdentity); creating the lock
+            /// or any lock on the same thread first reports it as an error instead); if a
+            /// `Lock` is acquired again by the thread holding it (a certain deadlock); if an
+            /// `RLock` is re-entered more than `u32::MAX` times.
             pub fn acquire(&self) -> LockResult<LockGuard<'_>> {
                 self.core.acquire()
             }
@@ -145,6 +152,9 @@ macro_rules! lock_type {
             /// # Errors
             /// [`TryLockError::WouldBlock`](std::sync::TryLockError::WouldBlock) if another
             /// thread or process holds it; `Poisoned` as in [`acquire`](Self::acquire).
+            ///
+            /// # Panics
+            /// As [`acquire_timeout`](Self::acquire_timeout).
             pub fn try_acquire(&self) -> TryLockResult<LockGuard<'_>> {
                 self.core.try_acquire()
             }
@@ -153,8 +163,25 @@ macro_rules! lock_type {
             ///
             /// # Errors
             /// `WouldBlock` if the time ran out; `Poisoned` as in [`acquire`](Self::acquire).
+            ///
+            /// # Panics
+            /// As [`acquire`](Self::acquire), except that a `Lock` this thread holds
+            /// already is `WouldBlock`.
             pub fn acquire_timeout(&self, timeout: Duration) -> TryLockResult<LockGuard<'_>> {
                 self.core.acquire_timeout(timeout)
+            }
+        }
+
+        impl $name {
+            /// Sets the re-entry depth recorded in the lock, for tests of the overflow check.
+            ///
+            /// # Safety
+            /// The calling thread must hold the lock, and must not release it more times
+            /// than it acquired it, whatever depth is set.
+            #[doc(hidden)]
+            pub unsafe fn set_depth_for_tests(&self, depth: u32) {
+                // SAFETY: forwarded to the caller.
+                unsafe { self.core.set_depth(depth) }
             }
         }
 

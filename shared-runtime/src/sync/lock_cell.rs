@@ -193,6 +193,15 @@ impl LockCore {
         }
     }
 
+    /// Overwrites the recorded re-entry depth.
+    ///
+    /// # Safety
+    /// The calling thread must hold the lock (the depth is the holder's to write), and the
+    /// guards it drops afterwards must not release the lock while another still lives.
+    pub(crate) unsafe fn set_depth(&self, depth: u32) {
+        self.cell().depth.store(depth, Relaxed);
+    }
+
     pub(crate) fn debug(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = self.cell();
         let owner = c.owner.load(Relaxed);
