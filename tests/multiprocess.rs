@@ -470,3 +470,24 @@ fn without_a_pidfd_the_pid_is_used() {
     .unwrap();
     finish(outer).unwrap();
 }
+
+/// A child killed by a signal `nix` has no name for (a real-time one) is reported with its
+/// number; decoding it into nix's `Signal` would fail after the child was reaped, and lose
+/// how it ended.
+#[test]
+fn child_killed_by_a_realtime_signal_is_reported() {
+    let _serial = forking();
+    let sig = libc::SIGRTMIN() + 1;
+    let p = Process::start(move || {
+        // SAFETY: raise(3) reads no memory; the default action of a real-time signal ends
+        // the process.
+        unsafe { libc::raise(sig) };
+    })
+    .unwrap();
+    let err = finish(p).unwrap_err();
+    assert!(
+        err.to_string()
+            .ends_with(&format!("was killed by signal {sig} (unknown signal)")),
+        "{err}"
+    );
+}
