@@ -67,9 +67,9 @@ impl PidFd {
     /// that it names a child of the caller's.
     ///
     /// The check (`waitid` with `WNOWAIT`, which reaps nothing) is what makes the pidfd
-    /// trustworthy: `pidfd_open` goes by pid, so if the child was reaped elsewhere before it
-    /// ran and its pid already reused, the pidfd would name that other process; it is not
-    /// our child, so the check says `ECHILD`. What it cannot catch is the pid reused by
+    /// trustworthy: `pidfd_open` goes by pid, so if the child was reaped elsewhere before
+    /// this call and its pid already reused, the pidfd would name that other process; it is
+    /// not our child, so the check says `ECHILD`. What it cannot catch is the pid reused by
     /// another child of this same process. The check also probes `waitid(P_PIDFD)`, which
     /// came one kernel release after `pidfd_open`.
     pub(crate) fn for_child(pid: i32) -> Opened {
