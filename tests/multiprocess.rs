@@ -253,3 +253,241 @@ fn join_after_join_timeout_reports_the_same_exit() {
     assert_eq!(again, first);
     assert_eq!(p.join().unwrap_err().to_string(), first);
 }
+
+/// Whether `err` is `join`'s report of a child that someone else reaped.
+fn reaped_elsewhere(err: &Error) -> bool {
+    matches!(err, Error::Os { source, .. }
+        if source.kind() == std::io::ErrorKind::NotFound
+            && source.to_string().contains("was reaped by someone else"))
+}
+
+/// Reaps child `pid` behind its `Process`'s back, as a `waitpid(-1)` elsewhere would.
+fn reap(pid: i32) {
+    let mut status = 0;
+    // SAFETY: waitpid writes only to `status`, which outlives the call.
+    let reaped = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(reaped, pid, "{}", std::io::Error::last_os_error());
+}
+
+/// A child reaped by someone else: `kill` is not an error (and signals nobody), `join`
+/// reports the reaping, as a typed error, instead of failing some other way or hanging.
+#[test]
+fn child_reaped_elsewhere_is_a_typed_error() {
+    let _serial = forking();
+    let mut p = Process::start(|| {}).unwrap();
+    reap(p.pid());
+    p.kill().unwrap();
+    let err = p.join_timeout(common::PATIENCE).unwrap_err();
+    assert!(reaped_elsewhere(&err), "{err}");
+    p.kill().unwrap();
+    let again = p.join().unwrap_err();
+    assert_eq!(again.to_string(), err.to_string());
+}
+
+/// The case pidfds are for, made to happen: the child is reaped elsewhere, its pid goes to
+/// a new process (a `sleep`), and then the `Process` is killed and joined. Going by pid
+/// would kill the `sleep` and report its end as the child's.
+///
+/// Pid reuse is forced in a pid namespace of its own (inside a user namespace, so no
+/// privilege is needed where unprivileged user namespaces are allowed): nothing else forks
+/// there, and writing `ns_last_pid` picks the next pid. Skipped, saying so, where the
+/// namespaces cannot be had.
+#[test]
+fn kill_and_join_never_reach_a_process_that_reused_the_pid() {
+    const SKIP: i32 = 77;
+    fn skip() -> ! {
+        // SAFETY: _exit ends the process at once and is always safe to call.
+        unsafe { libc::_exit(SKIP) }
+    }
+    fn in_namespace_init() {
+        let mut p = Process::start(|| {}).unwrap();
+        let pid = p.pid();
+        reap(pid);
+        let next = format!("{}", pid - 1); // the next fork here gets ns_last_pid + 1
+        if std::fs::write("/proc/sys/kernel/ns_last_pid", next).is_err() {
+            skip();
+        }
+        let mut victim = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        assert_eq!(victim.id() as i32, pid, "the pid was not reused");
+
+        p.kill().unwrap();
+        let err = p.join_timeout(common::PATIENCE).unwrap_err();
+        assert!(reaped_elsewhere(&err), "{err}");
+
+        // End the victim with SIGTERM: had `kill` reached it, it would have died of SIGKILL.
+        // SAFETY: kill(2) reads no memory; the victim is our unreaped child, so its pid
+        // cannot name anyone else.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        let status = victim.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGTERM), "victim: {status}");
+    }
+
+    let _serial = forking();
+    let outer = Process::start(|| {
+        // SAFETY: unshare takes flags only; the forked child has one thread, as a new user
+        // namespace requires.
+        if unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWPID) } != 0 {
+            skip();
+        }
+        // The next child is the new namespace's init, with pid 1.
+        match finish(Process::start(in_namespace_init).unwrap()) {
+            Ok(()) => {}
+            Err(Error::ChildFailed { how, .. }) if how == format!("exited with code {SKIP}") => {
+                skip()
+            }
+            Err(e) => panic!("{e}"),
+        }
+    })
+    .unwrap();
+    match finish(outer) {
+        Ok(()) => {}
+        Err(Error::ChildFailed { how, .. }) if how == format!("exited with code {SKIP}") => {
+            eprintln!("skipped: no user and pid namespace, or ns_last_pid not writable there");
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// With `SIGCHLD` ignored the kernel reaps children itself: `join` still waits for the
+/// child to end (what it borrowed must outlive it), then says it was reaped elsewhere.
+#[test]
+fn join_with_sigchld_ignored_waits_then_reports_the_reaping() {
+    struct Restore(libc::sighandler_t);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: puts back the disposition `signal` returned.
+            unsafe { libc::signal(libc::SIGCHLD, self.0) };
+        }
+    }
+    // Every test here that forks holds this, so no other test's child is auto-reaped.
+    let _serial = forking();
+    let done = RawValue::new(0u8).unwrap();
+    // SAFETY: SIG_IGN for SIGCHLD installs no handler; `Restore` puts the old one back.
+    let _restore = Restore(unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) });
+    let mut p = Process::start(|| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        done.set(1);
+    })
+    .unwrap();
+    let err = p.join_timeout(common::PATIENCE).unwrap_err();
+    assert!(reaped_elsewhere(&err), "{err}");
+    assert_eq!(done.get(), 1, "join returned before the child had ended");
+    p.kill().unwrap();
+}
+
+/// `join_timeout` sleeps until its deadline, and a deadline no clock can reach (which the
+/// pid-based loop overflowed on) means waiting for the end; after `kill`, the join sees it.
+#[test]
+fn join_timeout_times_out_then_sees_the_kill() {
+    use std::time::{Duration, Instant};
+    let _serial = forking();
+    let mut p = Process::start(|| loop {
+        std::thread::sleep(Duration::from_millis(10));
+    })
+    .unwrap();
+    let asked = Duration::from_millis(50);
+    let t = Instant::now();
+    assert!(matches!(p.join_timeout(asked), Err(Error::Timeout(_))));
+    assert!(t.elapsed() >= asked, "woke after {:?}", t.elapsed());
+    p.kill().unwrap();
+    let err = p.join_timeout(Duration::MAX).unwrap_err();
+    assert!(err.to_string().contains("SIGKILL"), "{err}");
+    p.kill().unwrap(); // ended: nothing to do
+    assert_eq!(p.join().unwrap_err().to_string(), err.to_string());
+}
+
+/// Dropping a killed `Process` waits for, and reaps, the child: no zombie is left.
+#[test]
+fn drop_reaps_a_killed_child() {
+    let _serial = forking();
+    let p = Process::start(|| loop {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    })
+    .unwrap();
+    let pid = p.pid();
+    p.kill().unwrap();
+    drop(p);
+    // SAFETY: a null status pointer asks waitpid to store nothing.
+    let rc = unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+    let errno = std::io::Error::last_os_error().raw_os_error();
+    assert_eq!(
+        (rc, errno),
+        (-1, Some(libc::ECHILD)),
+        "child {pid} was left unreaped"
+    );
+}
+
+/// Without a free file descriptor there is no pidfd: the `Process` goes by pid, and still
+/// times out, kills, joins, reports exit codes and reapings elsewhere. Run in a child, so
+/// that using up the descriptors touches no other test.
+#[test]
+fn without_a_pidfd_the_pid_is_used() {
+    let _serial = forking();
+    let outer = Process::start(|| {
+        let limit = libc::rlimit {
+            rlim_cur: 64,
+            rlim_max: 64,
+        };
+        // SAFETY: setrlimit reads the rlimit, which outlives the call.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+        let mut held = Vec::new();
+        loop {
+            match std::fs::File::open("/dev/null") {
+                Ok(f) => held.push(f),
+                Err(e) if e.raw_os_error() == Some(libc::EMFILE) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+
+        let mut p = Process::start(|| loop {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        })
+        .unwrap();
+        let short = std::time::Duration::from_millis(20);
+        assert!(matches!(p.join_timeout(short), Err(Error::Timeout(_))));
+        p.kill().unwrap();
+        let err = finish(p).unwrap_err();
+        assert!(err.to_string().contains("SIGKILL"), "{err}");
+
+        let err = finish(Process::start(|| std::process::exit(3)).unwrap()).unwrap_err();
+        assert!(err.to_string().ends_with("exited with code 3"), "{err}");
+
+        let p = Process::start(|| {}).unwrap();
+        reap(p.pid());
+        let err = p.join().unwrap_err();
+        assert!(reaped_elsewhere(&err), "{err}");
+
+        assert!(
+            std::fs::File::open("/dev/null").is_err(),
+            "a descriptor was free all along"
+        );
+        drop(held);
+    })
+    .unwrap();
+    finish(outer).unwrap();
+}
+
+/// A child killed by a signal `nix` has no name for (a real-time one) is reported with its
+/// number; decoding it into nix's `Signal` would fail after the child was reaped, and lose
+/// how it ended.
+#[test]
+fn child_killed_by_a_realtime_signal_is_reported() {
+    let _serial = forking();
+    let sig = libc::SIGRTMIN() + 1;
+    let p = Process::start(move || {
+        // SAFETY: raise(3) reads no memory; the default action of a real-time signal ends
+        // the process.
+        unsafe { libc::raise(sig) };
+    })
+    .unwrap();
+    let err = finish(p).unwrap_err();
+    assert!(
+        err.to_string()
+            .ends_with(&format!("was killed by signal {sig} (unknown signal)")),
+        "{err}"
+    );
+}

@@ -1,12 +1,15 @@
 //! `Process`: run a closure in a forked child.
 
-use std::io::Write;
+use std::io::{self, Write};
 use std::marker::PhantomData;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Once;
 use std::time::Duration;
 
+use nix::sys::signal::Signal;
+
+use crate::sys::pidfd::{Opened, PidFd, Wait};
 use crate::sys::process::{self as sys, Exit, Forked};
 use crate::{Arena, Error, Result};
 
@@ -34,11 +37,39 @@ pub const PANIC_EXIT_CODE: i32 = 101;
 /// assert_eq!(squares.to_vec(), [0, 1, 4, 9]);
 /// # Ok::<(), shared_runtime::Error>(())
 /// ```
+///
+/// # Pid reuse
+///
+/// Right after the fork, the parent opens a *pidfd* for the child (`pidfd_open(2)`) and
+/// from then on waits for it, times waits and signals it through that descriptor. A pidfd
+/// names one process, not a number: once the child is gone it names nobody, even after the
+/// child's pid has been given to another process. So if something else reaps the child (a
+/// `waitpid(-1)` in another thread, or `SIGCHLD` set to `SIG_IGN`, which has the kernel reap
+/// children itself), [`kill`](Self::kill) signals nobody and [`join`](Self::join) reports
+/// that the child was reaped elsewhere, where going by pid could kill, or wait for, an
+/// unrelated process that reused the pid.
+///
+/// Two limits:
+/// - The pidfd is opened by pid, just after `fork` returns. Should the child be reaped
+///   elsewhere *and* its pid reused in that instant (the pid counter must come all the way
+///   round, through `pid_max` other forks), the pidfd would name the wrong process; it is
+///   checked to name a child of the caller's, so only a pid reused by another child of this
+///   same process goes unnoticed. Forking with `clone3(CLONE_PIDFD)` would close that gap, but
+///   bypasses glibc's `fork` (its `pthread_atfork` handlers, which this crate relies on, and
+///   the child-side reset of its own state), which costs far more than it saves.
+/// - Without a pidfd (Linux before 5.4, a seccomp filter that forbids the calls, or no free
+///   file descriptor at the fork), the child is waited for and signalled by pid, exposed to
+///   pid reuse as above.
+///
+/// The pidfd is one file descriptor per `Process`, close-on-exec, closed when it is dropped.
 #[must_use = "a Process is joined when dropped; call join() to see whether the child failed"]
 pub struct Process<'scope> {
     pid: i32,
-    /// How the child ended, once it has been reaped.
-    exit: Option<Exit>,
+    /// The child's pidfd, opened right after the fork; `None` if none could be had, and the
+    /// child is then waited for and signalled by pid.
+    pidfd: Option<PidFd>,
+    /// How the child ended, once that is known.
+    ended: Option<Ended>,
     /// The parent's copy of the closure: it owns whatever the closure captured by value
     /// (shared objects moved into it among them), which must stay alive, and unfreed,
     /// until the child that uses them has ended.
@@ -59,7 +90,8 @@ impl<'scope> Process<'scope> {
     /// not flushed: end lines with a newline or flush them in `f`.
     ///
     /// # Errors
-    /// [`Error::Os`] if the system cannot fork.
+    /// [`Error::Os`] if the system cannot fork. Not being able to open a pidfd for the child
+    /// is not an error (see [Pid reuse](Self#pid-reuse)).
     ///
     /// ```
     /// let p = shared_runtime::Process::start(|| {})?;
@@ -77,17 +109,27 @@ impl<'scope> Process<'scope> {
         // and writes it with one write(2)) and then leaves with _exit, never returning into the
         // caller's code; the documentation above tells the caller which locks `f` must avoid.
         match unsafe { sys::fork_process()? } {
-            Forked::Parent(pid) => Ok(Process {
-                pid,
-                exit: None,
-                _captured: f,
-                _scope: PhantomData,
-            }),
+            Forked::Parent(pid) => {
+                // Before anything else, so that nothing has had time to reap the child.
+                let (pidfd, ended) = match PidFd::for_child(pid) {
+                    Opened::Fd(fd) => (Some(fd), None),
+                    Opened::ReapedElsewhere => (None, Some(Ended::Elsewhere("pidfd_open"))),
+                    Opened::Unavailable => (None, None), // by pid, as waitpid and kill do
+                };
+                Ok(Process {
+                    pid,
+                    pidfd,
+                    ended,
+                    _captured: f,
+                    _scope: PhantomData,
+                })
+            }
             Forked::Child => run_child(f),
         }
     }
 
-    /// The child's process id.
+    /// The child's process id. Once the child has been reaped, the number may be given to
+    /// another process.
     pub fn pid(&self) -> i32 {
         self.pid
     }
@@ -98,6 +140,11 @@ impl<'scope> Process<'scope> {
     /// [`Error::ChildFailed`] if the child exited with a non-zero code (its closure panicked,
     /// say) or was killed by a signal; the message says which.
     ///
+    /// [`Error::Os`] if the child was reaped by someone else (a `waitpid(-1)` in another
+    /// thread, or `SIGCHLD` set to `SIG_IGN`): it has ended, but how is unknown. The error's
+    /// source has kind [`NotFound`](std::io::ErrorKind::NotFound) and says so. Otherwise
+    /// [`Error::Os`] if waiting fails.
+    ///
     /// ```
     /// let p = shared_runtime::Process::start(|| panic!("boom"))?;
     /// let err = p.join().unwrap_err();
@@ -105,12 +152,8 @@ impl<'scope> Process<'scope> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn join(mut self) -> Result<()> {
-        let exit = match self.exit {
-            Some(exit) => exit, // reaped by an earlier join_timeout
-            None => sys::wait_child(self.pid, None)?.expect("an unbounded wait returns an exit"),
-        };
-        self.exit = Some(exit);
-        self.judge(exit)
+        let ended = self.wait(None)?.expect("an unbounded wait sees the end");
+        self.judge(ended)
         // `self` drops here, and with it what the closure captured.
     }
 
@@ -119,7 +162,8 @@ impl<'scope> Process<'scope> {
     /// # Errors
     /// [`Error::Timeout`] if the child is still running (it keeps running, and is waited
     /// for again when the `Process` is dropped; [`kill`](Self::kill) it first to stop it);
-    /// otherwise as [`join`](Self::join).
+    /// otherwise as [`join`](Self::join), a child reaped elsewhere included. Once the child
+    /// has ended, every later call (and `join`) reports the same.
     ///
     /// ```
     /// use std::time::Duration;
@@ -130,14 +174,8 @@ impl<'scope> Process<'scope> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn join_timeout(&mut self, timeout: Duration) -> Result<()> {
-        if let Some(exit) = self.exit {
-            return self.judge(exit);
-        }
-        match sys::wait_child(self.pid, Some(timeout))? {
-            Some(exit) => {
-                self.exit = Some(exit);
-                self.judge(exit)
-            }
+        match self.wait(Some(timeout))? {
+            Some(ended) => self.judge(ended),
             None => Err(Error::Timeout(timeout)),
         }
     }
@@ -145,31 +183,89 @@ impl<'scope> Process<'scope> {
     /// Kills the child with `SIGKILL` (nothing happens if it has already ended). It must
     /// still be joined, which reports the signal.
     ///
+    /// The signal goes through the child's pidfd: if the child has ended, reaped here or
+    /// elsewhere, it reaches nobody, even should its pid have been reused (see
+    /// [Pid reuse](Self#pid-reuse) for the fallback without a pidfd).
+    ///
     /// # Errors
-    /// [`Error::Os`] if the signal cannot be sent.
+    /// [`Error::Os`] if the signal cannot be sent. A child that has already ended, or was
+    /// reaped elsewhere, is not an error.
     pub fn kill(&self) -> Result<()> {
-        if self.exit.is_some() {
+        if self.ended.is_some() {
             return Ok(());
         }
-        sys::kill_process(self.pid)
+        match &self.pidfd {
+            Some(fd) => fd.send_signal(Signal::SIGKILL),
+            None => sys::kill_process(self.pid),
+        }
     }
 
-    fn judge(&self, exit: Exit) -> Result<()> {
-        let how = match exit {
-            Exit::Code(0) => return Ok(()),
-            Exit::Code(code) => format!("exited with code {code}"),
-            Exit::Signal(sig) => format!("was killed by signal {sig} ({})", sys::signal_name(sig)),
+    /// Waits at most `timeout` (`None`: as long as it takes) for the child to end, reaps it
+    /// and remembers how it ended; `None` if the time ran out.
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<Option<Ended>> {
+        if let Some(ended) = self.ended {
+            return Ok(Some(ended)); // an earlier wait saw it
+        }
+        let ended = match &self.pidfd {
+            Some(fd) => {
+                let wait = match timeout {
+                    None => fd.wait()?,
+                    Some(timeout) => fd.wait_timeout(timeout)?,
+                };
+                match wait {
+                    Wait::Running => None,
+                    Wait::Ended(exit) => Some(Ended::Exit(exit)),
+                    Wait::ReapedElsewhere => Some(Ended::Elsewhere("waitid")),
+                }
+            }
+            None => match sys::wait_child(self.pid, timeout) {
+                Ok(exit) => exit.map(Ended::Exit),
+                Err(Error::Os { source, .. }) if source.raw_os_error() == Some(libc::ECHILD) => {
+                    Some(Ended::Elsewhere("waitpid"))
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        self.ended = ended;
+        Ok(ended)
+    }
+
+    fn judge(&self, ended: Ended) -> Result<()> {
+        let how = match ended {
+            Ended::Exit(Exit::Code(0)) => return Ok(()),
+            Ended::Exit(Exit::Code(code)) => format!("exited with code {code}"),
+            Ended::Exit(Exit::Signal(sig)) => {
+                format!("was killed by signal {sig} ({})", sys::signal_name(sig))
+            }
+            Ended::Elsewhere(call) => {
+                let msg = format!(
+                    "child process {} was reaped by someone else (a wait for any child \
+                     elsewhere in this process, or SIGCHLD set to SIG_IGN): it has ended, \
+                     but how is unknown",
+                    self.pid
+                );
+                let source = io::Error::new(io::ErrorKind::NotFound, msg);
+                return Err(Error::Os { call, source });
+            }
         };
         Err(Error::ChildFailed { pid: self.pid, how })
     }
 }
 
+/// How a child ended, as far as its `Process` can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// Reaped here, so.
+    Exit(Exit),
+    /// Reaped by someone else, as `call` found (`ECHILD`, or `ESRCH` from `pidfd_open`).
+    Elsewhere(&'static str),
+}
+
 impl Drop for Process<'_> {
     fn drop(&mut self) {
-        if self.exit.is_none() {
-            // The closure may borrow the parent's objects: they must outlive the child.
-            let _ = sys::wait_child(self.pid, None);
-        }
+        // The closure may borrow the parent's objects: they must outlive the child. A child
+        // reaped elsewhere has ended too.
+        let _ = self.wait(None);
     }
 }
 

@@ -1,12 +1,15 @@
 //! The only place in the crate that calls the operating system.
 //!
 //! One module per OS area, as in `nix`: [`memory`] (memfd, mappings, page reservation),
-//! [`process`] (fork, wait, signals, the cached process id), [`liveness`] (thread
-//! identities and proof that a thread or process has ended) and [`futex`] (the robust
-//! lock word every lock of the crate, the allocator's included, is built on). Everything here is Linux/glibc first; another Unix
+//! [`process`] (fork, wait, signals, the cached process id and fork generation),
+//! [`pidfd`] (process file descriptors: `pidfd_open`, `pidfd_send_signal`,
+//! `waitid(P_PIDFD)`, `poll`), [`liveness`] (thread identities and proof that a thread or
+//! process has ended) and [`futex`] (the robust lock word every lock of the crate, the
+//! allocator's included, is built on). Everything here is Linux/glibc first; another Unix
 //! needs only these files replaced.
 
 pub(crate) mod futex;
 pub(crate) mod liveness;
 pub(crate) mod memory;
+pub(crate) mod pidfd;
 pub(crate) mod process;
