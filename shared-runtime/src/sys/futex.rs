@@ -25,7 +25,7 @@ use std::sync::atomic::{
 };
 use std::time::{Duration, Instant};
 
-use crate::sys::liveness::thread_ended;
+use crate::sys::liveness::{thread_ended, thread_vanished};
 
 /// How a lock was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,7 +107,7 @@ impl FutexLock {
     fn lock_slow(&self, me: u64, deadline: Option<Instant>) -> Option<Acquired> {
         let mut spins = 0;
         let mut last_check = Instant::now();
-        let (mut checked, mut slept) = (false, false);
+        let (mut checked, mut probed, mut slept) = (false, false, false);
         loop {
             let cur = self.word.load(Relaxed);
             if cur == 0 {
@@ -131,7 +131,14 @@ impl FutexLock {
             // than POLL must still be able to take over from a dead holder).
             if now.duration_since(last_check) >= POLL || (timed_out && !checked) {
                 (last_check, checked) = (now, true);
-                if let Some(how) = self.take_from_dead(cur, me) {
+                if let Some(how) = self.take_from_dead(cur, me, thread_ended) {
+                    return Some(how);
+                }
+            } else if !probed {
+                // Before the first sleep, the cheap half of the proof (one `kill(tid, 0)`):
+                // a holder whose thread is gone is taken over at once, not after a POLL.
+                probed = true;
+                if let Some(how) = self.take_from_dead(cur, me, thread_vanished) {
                     return Some(how);
                 }
             }
@@ -164,10 +171,11 @@ impl FutexLock {
         }
     }
 
-    /// If the holder recorded in `cur` has died, takes the lock over for `me`.
-    fn take_from_dead(&self, cur: u64, me: u64) -> Option<Acquired> {
+    /// If `dead` proves that the holder recorded in `cur` has ended, takes the lock over
+    /// for `me`.
+    fn take_from_dead(&self, cur: u64, me: u64, dead: fn(u64) -> bool) -> Option<Acquired> {
         let holder = cur & !WAITERS;
-        if holder == 0 || !thread_ended(holder) {
+        if holder == 0 || !dead(holder) {
             return None;
         }
         // Only one taker wins: the word must still name exactly the dead holder.
@@ -181,7 +189,7 @@ impl FutexLock {
     pub(crate) fn try_lock(&self, me: u64) -> Option<Acquired> {
         match self.word.compare_exchange(0, me, Acquire, Relaxed) {
             Ok(_) => Some(Acquired::Clean),
-            Err(cur) => self.take_from_dead(cur, me),
+            Err(cur) => self.take_from_dead(cur, me, thread_ended),
         }
     }
 

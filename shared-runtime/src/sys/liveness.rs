@@ -126,6 +126,13 @@ pub(crate) fn thread_ended(identity: u64) -> bool {
     ended(tid, |start| stamp != 0 && stamp_of(start) != stamp)
 }
 
+/// The cheap part of [`thread_ended`]: whether no thread of this identity's id exists at all
+/// (one `kill(tid, 0)`, no `/proc`, no descriptor). A `false` proves nothing.
+pub(crate) fn thread_vanished(identity: u64) -> bool {
+    let tid = (identity & TID_MASK) as i32;
+    tid == 0 || tid > PID_MAX_LIMIT || matches!(signal_probe(tid), Probe::Absent)
+}
+
 /// The largest thread id Linux can hand out on 64-bit systems (`PID_MAX_LIMIT`, 4 Mi).
 const PID_MAX_LIMIT: i32 = 4 * 1024 * 1024;
 
