@@ -73,10 +73,19 @@ fn allocator_lock(arena: &Arena, reap_first: bool) -> shared_runtime::Result<Dur
 fn main() -> shared_runtime::Result<()> {
     let arena = Arena::with_capacity(16 << 20)?;
     for (label, f) in [
-        ("Lock, holder SIGKILLed and reaped", (|a| user_lock(a, true)) as fn(&Arena) -> _),
-        ("Lock, holder SIGKILLed, an unreaped zombie", |a| user_lock(a, false)),
-        ("allocator, killed mid-operation and reaped", |a| allocator_lock(a, true)),
-        ("allocator, killed mid-operation, unreaped", |a| allocator_lock(a, false)),
+        (
+            "Lock, holder SIGKILLed and reaped",
+            (|a| user_lock(a, true)) as fn(&Arena) -> _,
+        ),
+        ("Lock, holder SIGKILLed, an unreaped zombie", |a| {
+            user_lock(a, false)
+        }),
+        ("allocator, killed mid-operation and reaped", |a| {
+            allocator_lock(a, true)
+        }),
+        ("allocator, killed mid-operation, unreaped", |a| {
+            allocator_lock(a, false)
+        }),
     ] {
         let times = (0..ROUNDS).map(|_| f(&arena)).collect::<Result<_, _>>()?;
         summary(label, times);

@@ -16,7 +16,6 @@
 mod common;
 
 use std::collections::VecDeque;
-use std::fs::OpenOptions;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{mpsc, Arc, Barrier, TryLockError};
 use std::time::Duration;
@@ -34,71 +33,33 @@ fn unique(tag: &str) -> String {
     )
 }
 
-/// The allocator mutex of a named arena, reached through a second mapping of its segment,
-/// so that a test can hold it (as a thread inside `alloc` does) or look at it.
+/// The allocator lock of a named arena, reached through a second handle of its segment, so
+/// that a test can hold it (as a thread inside `alloc` does) or look at it.
 struct ArenaMutex {
-    map: memmap2::MmapRaw,
-    at: usize,
+    arena: Arena,
 }
 
 impl ArenaMutex {
     fn of(name: &str) -> ArenaMutex {
-        let (at, len, heap_start) = shared_runtime::__private::layout_for_tests();
-        assert!(at + len <= heap_start as usize);
-        assert!(len >= std::mem::size_of::<libc::pthread_mutex_t>());
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(format!("/dev/shm/{name}"))
-            .unwrap();
-        let map = memmap2::MmapOptions::new()
-            .len(heap_start as usize)
-            .map_raw(&file)
-            .unwrap();
-        assert_eq!((map.as_ptr() as usize + at) % 8, 0, "mutex misaligned");
-        ArenaMutex { map, at }
+        ArenaMutex {
+            arena: Arena::open_named(name).unwrap(),
+        }
     }
 
-    fn raw(&self) -> *mut libc::pthread_mutex_t {
-        // SAFETY: `at` (checked in `of`) lies inside the mapping, which lives as long as self.
-        unsafe { self.map.as_mut_ptr().add(self.at).cast() }
-    }
-
-    /// Takes the allocator's mutex, as `alloc` does.
+    /// Takes the allocator's lock, as `alloc` does.
     fn lock(&self) {
-        // SAFETY: `raw` points to the arena's pthread mutex, initialised process-shared and
-        // robust when the arena was created, in a MAP_SHARED mapping of the same segment
-        // (a process-shared mutex may be used through any mapping of its memory), kept
-        // alive by `self`. Holding it only excludes the allocator, which then waits.
-        let rc = unsafe { libc::pthread_mutex_lock(self.raw()) };
-        assert_eq!(rc, 0, "pthread_mutex_lock");
+        self.arena.hold_allocator_lock_for_tests().unwrap();
     }
 
     /// Releases it; only on the thread that called `lock`.
     fn unlock(&self) {
-        // SAFETY: as in `lock`; every caller holds the mutex, taken by `lock` or by a
-        // successful `try_lock` on this same thread.
-        let rc = unsafe { libc::pthread_mutex_unlock(self.raw()) };
-        assert_eq!(rc, 0, "pthread_mutex_unlock");
+        // SAFETY: every caller took the lock with `lock` on this same thread.
+        unsafe { self.arena.release_allocator_lock_for_tests() }
     }
 
-    /// `pthread_mutex_trylock`'s answer: 0 (then the caller holds it), `EBUSY`, or
-    /// `EOWNERDEAD` (the holder died; the caller holds it, inconsistent).
-    fn try_lock(&self) -> i32 {
-        // SAFETY: as in `lock`; trylock never blocks.
-        unsafe { libc::pthread_mutex_trylock(self.raw()) }
-    }
-
-    /// Whether it was free: takes and releases it at once if so. Panics if its holder died.
+    /// Whether some thread holds it.
     fn busy(&self) -> bool {
-        match self.try_lock() {
-            0 => {
-                self.unlock();
-                false
-            }
-            libc::EBUSY => true,
-            rc => panic!("the arena's mutex answered trylock with {rc}"),
-        }
+        self.arena.allocator_lock_held_for_tests()
     }
 }
 
@@ -471,8 +432,8 @@ fn the_allocator_lock_a_parent_thread_holds_at_fork_is_waited_for() {
     assert_eq!(again.get(), 1);
 }
 
-/// A parent thread ends while holding the allocator mutex a child waits for: the kernel
-/// marks it owner-dead, the child's allocation recovers it (the heap is rebuilt) and
+/// A parent thread ends while holding the allocator lock a child waits for: the child
+/// proves the holder's death (its thread id is gone), the child's allocation recovers it (the heap is rebuilt) and
 /// succeeds; the parent's objects are intact and the parent allocates again.
 #[test]
 fn the_allocator_lock_whose_parent_thread_ends_holding_it_is_recovered() {
@@ -493,7 +454,7 @@ fn the_allocator_lock_whose_parent_thread_ends_holding_it_is_recovered() {
             mutex.lock();
             held.wait();
             rx.recv_timeout(PATIENCE).expect("never told to end");
-            // Ends holding it: the kernel's robust-list walk marks it owner-dead.
+            // Ends holding it: its thread id vanishes, which proves the death.
         })
     };
     held.wait();

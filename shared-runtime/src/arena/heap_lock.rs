@@ -89,4 +89,36 @@ impl Arena {
         }
         f(&heap)
     }
+
+    /// Takes this arena's allocator lock for the calling thread, as an allocation does, and
+    /// keeps it until [`release_allocator_lock_for_tests`](Self::release_allocator_lock_for_tests)
+    /// (for tests of what other threads and processes then see).
+    ///
+    /// # Errors
+    /// As any allocation.
+    #[doc(hidden)]
+    pub fn hold_allocator_lock_for_tests(&self) -> Result<()> {
+        let me = thread_identity()?;
+        match self.header().lock.lock(me, None) {
+            Some(_) => Ok(()),
+            None => unreachable!("an unbounded wait ends holding the lock"),
+        }
+    }
+
+    /// Releases what [`hold_allocator_lock_for_tests`](Self::hold_allocator_lock_for_tests)
+    /// took.
+    ///
+    /// # Safety
+    /// The calling thread must hold this arena's allocator lock, taken by that function.
+    #[doc(hidden)]
+    pub unsafe fn release_allocator_lock_for_tests(&self) {
+        // SAFETY: forwarded to the caller.
+        unsafe { self.header().lock.unlock() }
+    }
+
+    /// Whether some thread holds this arena's allocator lock right now.
+    #[doc(hidden)]
+    pub fn allocator_lock_held_for_tests(&self) -> bool {
+        self.header().lock.holder() != 0
+    }
 }

@@ -28,6 +28,7 @@
 //! openers from another one where both are known (see `arena::header`).
 
 use std::cell::Cell;
+use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -45,12 +46,16 @@ thread_local! {
     static TID: Cell<i32> = const { Cell::new(0) };
 }
 
-/// Forgets the calling thread's cached ids: called in a forked child, whose only thread is
-/// a new thread with the parent thread's memory.
-pub(crate) fn forget_thread_ids() {
+/// Renews the calling thread's cached ids: called in a forked child, whose only thread is
+/// a new thread with the parent thread's memory. The new identity is established at once
+/// when it can be (so a child that runs out of descriptors later still has one); this
+/// allocates nothing and makes only async-signal-safe calls, as a `pthread_atfork` child
+/// handler must.
+pub(crate) fn renew_thread_ids_after_fork() {
     let _ = IDENTITY.try_with(|t| t.set(0));
     let _ = TID.try_with(|t| t.set(0));
     PROC_IS_OURS.store(UNKNOWN, Relaxed);
+    let _ = establish_identity();
 }
 
 /// The calling thread's id (`gettid`), cached per thread and refreshed after fork.
@@ -90,16 +95,15 @@ pub(crate) fn thread_identity() -> Result<u64> {
 #[cold]
 fn establish_identity() -> Result<u64> {
     let tid = current_tid();
-    let stamp = match read_stat("/proc/thread-self/stat") {
+    let stamp = match read_stat(c"/proc/thread-self/stat") {
         Stat::Running(start) => stamp_of(start),
         _ if !proc_mounted() => 0,
         Stat::Unreadable(source) => return Err(Error::ThreadIdentity { source }),
+        // Our own stat file unreadable as one: say so without allocating (see
+        // `renew_thread_ids_after_fork`).
         Stat::Ended | Stat::Unparsable => {
             return Err(Error::ThreadIdentity {
-                source: io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "/proc/thread-self/stat does not describe a running thread",
-                ),
+                source: io::ErrorKind::InvalidData.into(),
             })
         }
     };
@@ -151,7 +155,7 @@ fn ended(id: i32, reused: impl Fn(u64) -> bool) -> bool {
         Probe::Present => {}
     }
     if proc_is_ours() {
-        match read_stat(&format!("/proc/{id}/stat")) {
+        match read_stat(&stat_path(id)) {
             Stat::Ended => return true,
             Stat::Running(start) => return reused(start),
             // Hidden (hidepid), out of descriptors, or gone a moment ago: ask the pidfd.
@@ -166,7 +170,7 @@ pub(crate) fn process_start_time(pid: i32) -> Option<u64> {
     if !proc_is_ours() {
         return None;
     }
-    match read_stat(&format!("/proc/{pid}/stat")) {
+    match read_stat(&stat_path(pid)) {
         Stat::Running(start) => Some(start),
         _ => None,
     }
@@ -262,6 +266,11 @@ fn proc_is_ours() -> bool {
     ours
 }
 
+/// `/proc/<id>/stat`.
+fn stat_path(id: i32) -> CString {
+    CString::new(format!("/proc/{id}/stat")).expect("no NUL in a formatted number")
+}
+
 /// What a `/proc/<id>/stat` file says.
 enum Stat {
     /// A running (or sleeping, stopped...) task that started this many ticks after boot.
@@ -274,17 +283,43 @@ enum Stat {
     Unparsable,
 }
 
-fn read_stat(path: &str) -> Stat {
-    let stat = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) => return Stat::Unreadable(e),
-    };
+/// Reads a `stat` file with plain `open`/`read` into a stack buffer: no allocation, so it
+/// may run in a `pthread_atfork` child handler.
+fn read_stat(path: &CStr) -> Stat {
+    let mut buf = [0u8; 1024];
+    // SAFETY: `path` is NUL-terminated; open returns a new descriptor or -1.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Stat::Unreadable(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and is owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut len = 0;
+    while len < buf.len() {
+        // SAFETY: the pointer and length describe the unfilled rest of `buf`.
+        let n = unsafe {
+            libc::read(
+                fd.as_raw_fd(),
+                buf[len..].as_mut_ptr().cast(),
+                buf.len() - len,
+            )
+        };
+        match n {
+            0 => break,
+            n if n > 0 => len += n as usize,
+            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            _ => return Stat::Unreadable(io::Error::last_os_error()),
+        }
+    }
+    let stat = &buf[..len];
     // The command name (field 2) is in parentheses and may hold any bytes: skip past it.
     let Some(close) = stat.iter().rposition(|&b| b == b')') else {
         return Stat::Unparsable;
     };
-    let rest = String::from_utf8_lossy(&stat[close + 1..]);
-    let mut fields = rest.split_whitespace();
+    let Ok(rest) = std::str::from_utf8(&stat[close + 1..]) else {
+        return Stat::Unparsable;
+    };
+    let mut fields = rest.split_ascii_whitespace();
     match fields.next() {
         Some("Z" | "X" | "x") => return Stat::Ended,
         None => return Stat::Unparsable,

@@ -22,7 +22,7 @@ extern "C" fn refresh_pid_in_child() {
     PID.store(nix::unistd::getpid().as_raw(), Ordering::Relaxed);
     GENERATION.fetch_add(1, Ordering::Relaxed);
     // The child's only thread is a new thread with the forking thread's memory.
-    crate::sys::liveness::forget_thread_ids();
+    crate::sys::liveness::renew_thread_ids_after_fork();
 }
 
 /// A key for "this very process": its id and its fork generation. A process that reuses
