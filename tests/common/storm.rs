@@ -905,7 +905,8 @@ fn storm(cfg: &Config, s: &Shared, arenas: [&Arena; 2]) -> Report {
         }
         s.set_stat(slot, WAITING_SINCE, 0);
         crew.start(slot);
-        if report.kills % cfg.reclaim_every == 0 {
+        // Not after the last kill: the final reclaim must have the last kills' blocks to find.
+        if report.kills % cfg.reclaim_every == 0 && report.kills < cfg.kills {
             for a in [GLOBAL, NAMED] {
                 report.reclaimed_during[a] += arenas[a].reclaim_dead().unwrap().objects;
                 if let Err(e) = arenas[a].check() {
