@@ -7,7 +7,8 @@
 //! - **three ledgers**, each a `total` and a per-slot `count` with an undo journal: a
 //!   `Value<Counters, Lock>` in the global arena, an `Array<u64, Lock>` in a named arena
 //!   (its journal a named object beside it, guarded by the array's lock), and a
-//!   `Value<Counters, RLock>` whose lock is taken one to three times before the value is
+//!   `Value<Counters, RLock>` whose lock is taken one to three times (by `acquire`, by
+//!   `acquire_timeout` retried, or by `try_acquire` retried) before the value is
 //!   (re-entrantly) acquired; now and then a worker takes all three, nested;
 //! - **allocations and frees** of `RawValue`s, `RawArray`s of random sizes and `Value`s
 //!   (two blocks: value and lock) in the global arena and in the named arena, kept for a
@@ -46,8 +47,8 @@ use std::sync::{LockResult, TryLockError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use shared_runtime::{
-    Arena, Array, Error, Lock, Process, RLock, RawArray, RawValue, SharedLock, SharedStruct,
-    SyncGuard, Value,
+    Arena, Array, Error, Lock, LockGuard, Process, RLock, RawArray, RawValue, SharedLock,
+    SharedStruct, SyncGuard, Value,
 };
 
 /// Workers running at once.
@@ -686,15 +687,18 @@ impl Worker<'_> {
         self.transact(&mut book, SLOTS_BOOK, poisoned, pause);
     }
 
-    /// The tally's `RLock`, taken one to three times, then the value's own acquisition on
-    /// top (re-entrant): a kill leaves the lock several levels deep.
+    /// The tally's `RLock`, taken one to three times (each by blocking, by timed attempts
+    /// or by non-blocking ones), then the value's own acquisition on top (re-entrant): a
+    /// kill leaves the lock several levels deep.
     fn tally_op(&mut self) {
         let (s, pause) = (self.s, self.pause());
         let depth = self.rng.between(1, 3);
         let mut poisoned = false;
         let mut levels = Vec::new();
         for _ in 0..depth {
-            let (g, p) = self.timed(|| s.tally.getlock().acquire());
+            let (how, timeout) = (self.rng.below(3), self.rng.between(1, 20));
+            let (g, p) =
+                self.timed(|| acquire_by(s.tally.getlock(), how, Duration::from_millis(timeout)));
             poisoned |= p;
             levels.push(g);
         }
@@ -801,6 +805,24 @@ impl Worker<'_> {
                 assert!(!poisoned, "a private Value's lock in the {where_} arena");
                 assert_eq!(*g, *tag, "a Value in the {where_} arena");
             }
+        }
+    }
+}
+
+/// Acquires `lock` in one of three ways: `acquire()` (`how` 0), `acquire_timeout(timeout)`
+/// retried until it succeeds (1), or `try_acquire()` retried (2), so that waiters of every
+/// kind meet at the same lock, timing out as others release it or die.
+fn acquire_by(lock: &RLock, how: u64, timeout: Duration) -> LockResult<LockGuard<'_>> {
+    loop {
+        let got = match how {
+            0 => return lock.acquire(),
+            1 => lock.acquire_timeout(timeout),
+            _ => lock.try_acquire(),
+        };
+        match got {
+            Ok(g) => return Ok(g),
+            Err(TryLockError::Poisoned(p)) => return Err(p),
+            Err(TryLockError::WouldBlock) => std::thread::yield_now(),
         }
     }
 }
