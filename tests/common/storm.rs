@@ -199,7 +199,7 @@ impl Rng {
 /// What a run did and found; every requirement has been asserted when it is returned.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
-    /// The seed, for replaying with [`SEED_ENV`].
+    /// The seed: [`SEED_ENV`] replays the run's random choices (not its timing).
     pub seed: u64,
     /// Workers killed by `SIGKILL`.
     pub kills: u64,
@@ -237,7 +237,11 @@ pub struct Report {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "kill storm, seed {} ({SEED_ENV} replays it)", self.seed)?;
+        writeln!(
+            f,
+            "kill storm, seed {} ({SEED_ENV} replays its random choices)",
+            self.seed
+        )?;
         writeln!(
             f,
             "  kills            {} ({} workers started)",
@@ -285,7 +289,7 @@ impl fmt::Display for Report {
 /// memory.
 pub fn run(cfg: &Config) -> Report {
     println!(
-        "kill storm: {} kills, seed {} (set {SEED_ENV}={} to replay)",
+        "kill storm: {} kills, seed {} ({SEED_ENV}={} replays its random choices)",
         cfg.kills, cfg.seed, cfg.seed
     );
     let started = Instant::now();
