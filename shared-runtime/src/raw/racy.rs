@@ -8,7 +8,7 @@
 //! runtime lengths, which that crate does not offer.
 //!
 //! On x86-64, copies of [`ASM_MIN`] bytes or more use one `rep movsb` in inline assembly
-//! (DESIGN decision 6): the compiler cannot see into an asm block, so it behaves as an
+//! (see docs/safety.md): the compiler cannot see into an asm block, so it behaves as an
 //! opaque routine; what it does — byte-granular loads and stores, each of which the
 //! hardware performs coherently — is exactly what a loop of relaxed atomic byte copies may
 //! do, so the copy is as sound as that loop, and runs at `memcpy` speed (the word loop
