@@ -127,7 +127,9 @@ pub(crate) fn thread_ended(identity: u64) -> bool {
         // holder (a damaged segment), and nobody holds the lock.
         return true;
     }
-    ended(tid, |start| stamp != 0 && stamp_of(start) != stamp)
+    ended(tid, Task::Thread, |start| {
+        stamp != 0 && stamp_of(start) != stamp
+    })
 }
 
 /// The cheap part of [`thread_ended`]: whether no thread of this identity's id exists at all
@@ -143,12 +145,22 @@ const PID_MAX_LIMIT: i32 = 4 * 1024 * 1024;
 /// Whether process `pid` has provably ended; `start`, when known, is the start time it
 /// had, so a reused pid counts as ended.
 pub(crate) fn process_ended(pid: i32, start: Option<u64>) -> bool {
-    pid > 0 && ended(pid, |now| start.is_some_and(|s| s != now))
+    pid > 0 && ended(pid, Task::Process, |now| start.is_some_and(|s| s != now))
+}
+
+/// What an id stands for in a proof.
+#[derive(PartialEq)]
+enum Task {
+    /// One thread: a zombie entry means that thread has ended.
+    Thread,
+    /// A whole process: its main thread may be a zombie while other threads still run,
+    /// so only a pidfd (readable once every thread has exited) proves the end.
+    Process,
 }
 
 /// The shared proof: `reused(start)` says whether a running task that started at `start`
 /// is someone else.
-fn ended(id: i32, reused: impl Fn(u64) -> bool) -> bool {
+fn ended(id: i32, task: Task, reused: impl Fn(u64) -> bool) -> bool {
     match signal_probe(id) {
         Probe::Absent => return true,
         Probe::Unknown => return false,
@@ -156,8 +168,9 @@ fn ended(id: i32, reused: impl Fn(u64) -> bool) -> bool {
     }
     if proc_is_ours() {
         match read_stat(&stat_path(id)) {
-            Stat::Ended => return true,
+            Stat::Ended if task == Task::Thread => return true,
             Stat::Running(start) => return reused(start),
+            Stat::Ended => {}
             // Hidden (hidepid), out of descriptors, or gone a moment ago: ask the pidfd.
             Stat::Unreadable(_) | Stat::Unparsable => {}
         }
@@ -179,9 +192,8 @@ pub(crate) fn process_start_time(pid: i32) -> Option<u64> {
 /// The identity of this process's pid namespace (the inode of `/proc/self/ns/pid`), if it
 /// can be read.
 pub(crate) fn pid_namespace() -> Option<u64> {
-    if !proc_is_ours() {
-        return None;
-    }
+    // `/proc/self` resolves through any proc file system that shows this process, even one
+    // of an ancestor pid namespace, and `ns/pid` is then still this process's own.
     nix::sys::stat::stat("/proc/self/ns/pid")
         .ok()
         .map(|st| st.st_ino)
