@@ -248,6 +248,7 @@ impl Segment {
             file,
             len,
             out: Outcome::default(),
+            verified: false,
             arenas: Vec::new(),
             bytes: Vec::new(),
             aligned: Vec::new(),
@@ -357,6 +358,9 @@ struct State<'s> {
     file: std::fs::File,
     len: u64,
     out: Outcome,
+    /// `check()` passed and nobody has written into the segment since: the heap is valid,
+    /// and the crate's own operations must keep it so.
+    verified: bool,
     arenas: Vec<Arena>,
     /// Byte arrays this process owns.
     bytes: Vec<RawArray<u8>>,
@@ -440,6 +444,30 @@ impl State<'_> {
 
     fn step(&mut self, input: &mut Input<'_>) {
         let code = input.u8() % op::COUNT;
+        let verified = self.verified;
+        self.apply(code, input);
+        // From a heap that `check()` found valid, with no foreign writes since, the crate's
+        // operations (successful or not) leave a valid heap.
+        if verified && self.verified && code != op::CHECK {
+            if let Some(a) = self.arenas.first() {
+                if let Err(e) = a.check() {
+                    panic!("op {code} broke a verified heap: {e}");
+                }
+            }
+        }
+    }
+
+    /// The allocator on a verified heap may run out of memory, never find it corrupted.
+    fn note_alloc<T>(&mut self, r: Result<T, Error>, what: &str) -> Option<T> {
+        if self.verified {
+            if let Err(e @ Error::Corrupted(_)) = &r {
+                panic!("{what} on a verified heap: {e}");
+            }
+        }
+        self.note(r)
+    }
+
+    fn apply(&mut self, code: u8, input: &mut Input<'_>) {
         match code {
             op::OPEN => {
                 let sel = input.u8();
@@ -467,6 +495,7 @@ impl State<'_> {
             }
             op::CHECK => {
                 if let Some(a) = self.arena(input.u8()) {
+                    self.verified = false;
                     if let Some(report) = self.note(a.check()) {
                         // Nothing ran in between: the counters `check` verified are the
                         // ones `stats` reads.
@@ -474,6 +503,11 @@ impl State<'_> {
                             assert_eq!(report.used_blocks, stats.live_allocations);
                             assert_eq!(report.used_bytes, stats.bytes_in_use);
                             assert_eq!(report.heap_bytes, stats.heap_bytes);
+                            // `check` reads only the first 4 KiB of the unused tail, and
+                            // the allocator takes the never-reserved rest to be zero: the
+                            // heap counts as verified if everything past its end is.
+                            let top = first_payload() - 16 + stats.heap_bytes;
+                            self.verified = self.zero_between(top, self.len);
                         }
                     }
                 }
@@ -508,7 +542,8 @@ impl State<'_> {
                     input.u32() as usize % (4 << 20)
                 };
                 if let Some(a) = self.arena(sel) {
-                    if let Some(x) = self.note(RawArray::<u8>::zeroed_in(&a, n)) {
+                    let made = RawArray::<u8>::zeroed_in(&a, n);
+                    if let Some(x) = self.note_alloc(made, "zeroed_in") {
                         assert_eq!(x.len(), n);
                         self.keep_bytes(x, true, "zeroed_in");
                     }
@@ -519,14 +554,16 @@ impl State<'_> {
                 if let Some(a) = self.arena(sel) {
                     if kind % 2 == 0 {
                         let n = usize::from(n % 4);
-                        if let Some(x) = self.note(RawArray::<Line>::zeroed_in(&a, n)) {
+                        let made = RawArray::<Line>::zeroed_in(&a, n);
+                        if let Some(x) = self.note_alloc(made, "zeroed_in::<Line>") {
                             assert_in_bounds::<Line>(&a, x.offset(), n, "zeroed_in::<Line>");
                             touch_array(&x);
                             push(&mut self.aligned, x);
                         }
                     } else {
                         let n = usize::from(n % 2);
-                        if let Some(x) = self.note(RawArray::<Page>::zeroed_in(&a, n)) {
+                        let made = RawArray::<Page>::zeroed_in(&a, n);
+                        if let Some(x) = self.note_alloc(made, "zeroed_in::<Page>") {
                             assert_in_bounds::<Page>(&a, x.offset(), n, "zeroed_in::<Page>");
                             touch_array(&x);
                             push(&mut self.pages, x);
@@ -780,9 +817,16 @@ impl State<'_> {
         }
     }
 
+    /// Whether the segment's bytes `[from, to)` are all zero.
+    fn zero_between(&self, from: u64, to: u64) -> bool {
+        let mut buf = vec![0u8; to.saturating_sub(from).min(self.len) as usize];
+        self.file.read_exact_at(&mut buf, from).is_ok() && buf.iter().all(|&b| b == 0)
+    }
+
     /// Writes into the segment as another process would, never past its end (growing the
     /// file is harmless, shrinking it under a mapping is the documented `SIGBUS` risk).
     fn poke(&mut self, off: u64, bytes: &[u8]) {
+        self.verified = false;
         if self.len == 0 {
             return;
         }
