@@ -98,7 +98,8 @@ pub mod op {
     /// `a:u8 k:u8` — `open_handle` of a kept handle (taking ownership if it carries it).
     pub const OPEN_HANDLE: u8 = 17;
     /// `a:u8 off:u32 len:u16 flags:u8` — `open_handle` of a handle made up in `a`:
-    /// flags bit 0 array, 1 owned, 2 wrong fingerprint, 3 wrong arena id.
+    /// flags bit 0 array, 1 owned, 2 wrong fingerprint, 3 wrong arena id, 4 opened as the
+    /// other kind (value or array).
     pub const FORGE_HANDLE: u8 = 18;
     /// `a:u8 n:u8 text[n]` — parses the text as a `Handle` and opens it.
     pub const HANDLE_TEXT: u8 = 19;
@@ -126,8 +127,16 @@ pub mod op {
     pub const TOUCH: u8 = 30;
     /// Drops every object (owned ones are freed).
     pub const DROP_ALL: u8 = 31;
+    /// `j:u8 who:u8` — rewrites the owner of byte array `j`'s block, keeping its check
+    /// value: nobody, init, a dead pid, the directory, or this process (`who % 5`).
+    pub const POKE_OWNER: u8 = 32;
+    /// Writes this thread's own identity into the allocator's lock word, as a process that
+    /// read it from `/proc` could.
+    pub const POKE_LOCK_SELF: u8 = 33;
+    /// `j:u8` — `into_offset()` of a view this process does not own (refused).
+    pub const INTO_OFFSET_VIEW: u8 = 34;
     /// Number of codes.
-    pub const COUNT: u8 = 32;
+    pub const COUNT: u8 = 35;
 }
 
 /// Names of named objects. A selector byte below `0xf0` picks one of these; any other is
@@ -638,7 +647,7 @@ impl State<'_> {
                 let (sel, k) = (input.u8(), input.u8());
                 if let (Some(a), Some(k)) = (self.arena(sel), pick(&self.handles, k)) {
                     let h = self.handles[k];
-                    self.open_handle(&a, &h);
+                    self.open_handle(&a, &h, h.array);
                 }
             }
             op::FORGE_HANDLE => {
@@ -659,7 +668,7 @@ impl State<'_> {
                         array,
                         owned: flags & 2 != 0,
                     };
-                    self.open_handle(&a, &h);
+                    self.open_handle(&a, &h, array != (flags & 16 != 0));
                 }
             }
             op::HANDLE_TEXT => {
@@ -670,7 +679,7 @@ impl State<'_> {
                     // The canonical spelling parses back to the same handle.
                     assert_eq!(h.to_string().parse::<Handle>().ok(), Some(h), "{text}");
                     if let Some(a) = self.arena(sel) {
-                        self.open_handle(&a, &h);
+                        self.open_handle(&a, &h, h.array);
                     }
                 }
             }
@@ -782,6 +791,30 @@ impl State<'_> {
                     v.set(v.get());
                 }
             }
+            op::POKE_OWNER => {
+                let (j, who) = (input.u8(), input.u8());
+                if let Some(j) = pick(&self.bytes, j) {
+                    let owner =
+                        [0, 1, DEAD_PID, u32::MAX, std::process::id()][usize::from(who % 5)];
+                    // Word 1 of the block header: the owner, then the check value.
+                    let at = self.bytes[j].offset() - 8;
+                    self.poke(at, &owner.to_le_bytes());
+                }
+            }
+            op::POKE_LOCK_SELF => {
+                if let Some(me) = thread_identity() {
+                    let at = shared_runtime::__private::layout_for_tests().0 as u64;
+                    self.poke(at, &me.to_le_bytes());
+                }
+            }
+            op::INTO_OFFSET_VIEW => {
+                if let Some(j) = pick(&self.views, input.u8()) {
+                    let x = self.views.swap_remove(j);
+                    if let Some(off) = self.note(x.into_offset()) {
+                        push(&mut self.offsets, (off, 0));
+                    }
+                }
+            }
             op::DROP_ALL => {
                 self.views.clear();
                 self.values.clear();
@@ -806,8 +839,8 @@ impl State<'_> {
         push(&mut self.words, x);
     }
 
-    fn open_handle(&mut self, a: &Arena, h: &Handle) {
-        if h.array {
+    fn open_handle(&mut self, a: &Arena, h: &Handle, as_array: bool) {
+        if as_array {
             if let Some(x) = self.note(RawArray::<u8>::open_handle(a, h)) {
                 assert_eq!(x.len() as u64, h.len);
                 self.keep_bytes(x, h.owned, "open_handle");
@@ -836,6 +869,21 @@ impl State<'_> {
             .write_all_at(&bytes[..n], off)
             .expect("write the segment");
     }
+}
+
+/// A process id that is never alive (above Linux's `PID_MAX_LIMIT`).
+pub const DEAD_PID: u32 = 0x7fff_fff0;
+
+/// This thread's identity as the crate's locks record it: the thread id, and the low 32
+/// bits of the thread's start time (never 0) above it; both from `/proc/thread-self/stat`.
+fn thread_identity() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    let tid: u64 = stat.split(' ').next()?.parse().ok()?;
+    // Fields after the command name (which may hold spaces): state is field 3, start
+    // time field 22.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let start: u64 = rest.split(' ').nth(19)?.parse().ok()?;
+    Some((tid & 0x7fff_ffff) | u64::from((start as u32).max(1)) << 32)
 }
 
 /// Reads (a bounded part of) an array and writes its first and last elements back.
