@@ -98,7 +98,8 @@ pub mod op {
     /// `a:u8 k:u8` — `open_handle` of a kept handle (taking ownership if it carries it).
     pub const OPEN_HANDLE: u8 = 17;
     /// `a:u8 off:u32 len:u16 flags:u8` — `open_handle` of a handle made up in `a`:
-    /// flags bit 0 array, 1 owned, 2 wrong fingerprint, 3 wrong arena id.
+    /// flags bit 0 array, 1 owned, 2 wrong fingerprint, 3 wrong arena id, 4 opened as the
+    /// other kind (value or array).
     pub const FORGE_HANDLE: u8 = 18;
     /// `a:u8 n:u8 text[n]` — parses the text as a `Handle` and opens it.
     pub const HANDLE_TEXT: u8 = 19;
@@ -126,8 +127,16 @@ pub mod op {
     pub const TOUCH: u8 = 30;
     /// Drops every object (owned ones are freed).
     pub const DROP_ALL: u8 = 31;
+    /// `j:u8 who:u8` — rewrites the owner of byte array `j`'s block, keeping its check
+    /// value: nobody, init, a dead pid, the directory, or this process (`who % 5`).
+    pub const POKE_OWNER: u8 = 32;
+    /// Writes this thread's own identity into the allocator's lock word, as a process that
+    /// read it from `/proc` could.
+    pub const POKE_LOCK_SELF: u8 = 33;
+    /// `j:u8` — `into_offset()` of a view this process does not own (refused).
+    pub const INTO_OFFSET_VIEW: u8 = 34;
     /// Number of codes.
-    pub const COUNT: u8 = 32;
+    pub const COUNT: u8 = 35;
 }
 
 /// Names of named objects. A selector byte below `0xf0` picks one of these; any other is
@@ -248,6 +257,7 @@ impl Segment {
             file,
             len,
             out: Outcome::default(),
+            verified: false,
             arenas: Vec::new(),
             bytes: Vec::new(),
             aligned: Vec::new(),
@@ -357,6 +367,9 @@ struct State<'s> {
     file: std::fs::File,
     len: u64,
     out: Outcome,
+    /// `check()` passed and nobody has written into the segment since: the heap is valid,
+    /// and the crate's own operations must keep it so.
+    verified: bool,
     arenas: Vec<Arena>,
     /// Byte arrays this process owns.
     bytes: Vec<RawArray<u8>>,
@@ -440,6 +453,30 @@ impl State<'_> {
 
     fn step(&mut self, input: &mut Input<'_>) {
         let code = input.u8() % op::COUNT;
+        let verified = self.verified;
+        self.apply(code, input);
+        // From a heap that `check()` found valid, with no foreign writes since, the crate's
+        // operations (successful or not) leave a valid heap.
+        if verified && self.verified && code != op::CHECK {
+            if let Some(a) = self.arenas.first() {
+                if let Err(e) = a.check() {
+                    panic!("op {code} broke a verified heap: {e}");
+                }
+            }
+        }
+    }
+
+    /// The allocator on a verified heap may run out of memory, never find it corrupted.
+    fn note_alloc<T>(&mut self, r: Result<T, Error>, what: &str) -> Option<T> {
+        if self.verified {
+            if let Err(e @ Error::Corrupted(_)) = &r {
+                panic!("{what} on a verified heap: {e}");
+            }
+        }
+        self.note(r)
+    }
+
+    fn apply(&mut self, code: u8, input: &mut Input<'_>) {
         match code {
             op::OPEN => {
                 let sel = input.u8();
@@ -467,6 +504,7 @@ impl State<'_> {
             }
             op::CHECK => {
                 if let Some(a) = self.arena(input.u8()) {
+                    self.verified = false;
                     if let Some(report) = self.note(a.check()) {
                         // Nothing ran in between: the counters `check` verified are the
                         // ones `stats` reads.
@@ -474,6 +512,11 @@ impl State<'_> {
                             assert_eq!(report.used_blocks, stats.live_allocations);
                             assert_eq!(report.used_bytes, stats.bytes_in_use);
                             assert_eq!(report.heap_bytes, stats.heap_bytes);
+                            // `check` reads only the first 4 KiB of the unused tail, and
+                            // the allocator takes the never-reserved rest to be zero: the
+                            // heap counts as verified if everything past its end is.
+                            let top = first_payload() - 16 + stats.heap_bytes;
+                            self.verified = self.zero_between(top, self.len);
                         }
                     }
                 }
@@ -508,7 +551,8 @@ impl State<'_> {
                     input.u32() as usize % (4 << 20)
                 };
                 if let Some(a) = self.arena(sel) {
-                    if let Some(x) = self.note(RawArray::<u8>::zeroed_in(&a, n)) {
+                    let made = RawArray::<u8>::zeroed_in(&a, n);
+                    if let Some(x) = self.note_alloc(made, "zeroed_in") {
                         assert_eq!(x.len(), n);
                         self.keep_bytes(x, true, "zeroed_in");
                     }
@@ -519,14 +563,16 @@ impl State<'_> {
                 if let Some(a) = self.arena(sel) {
                     if kind % 2 == 0 {
                         let n = usize::from(n % 4);
-                        if let Some(x) = self.note(RawArray::<Line>::zeroed_in(&a, n)) {
+                        let made = RawArray::<Line>::zeroed_in(&a, n);
+                        if let Some(x) = self.note_alloc(made, "zeroed_in::<Line>") {
                             assert_in_bounds::<Line>(&a, x.offset(), n, "zeroed_in::<Line>");
                             touch_array(&x);
                             push(&mut self.aligned, x);
                         }
                     } else {
                         let n = usize::from(n % 2);
-                        if let Some(x) = self.note(RawArray::<Page>::zeroed_in(&a, n)) {
+                        let made = RawArray::<Page>::zeroed_in(&a, n);
+                        if let Some(x) = self.note_alloc(made, "zeroed_in::<Page>") {
                             assert_in_bounds::<Page>(&a, x.offset(), n, "zeroed_in::<Page>");
                             touch_array(&x);
                             push(&mut self.pages, x);
@@ -601,7 +647,7 @@ impl State<'_> {
                 let (sel, k) = (input.u8(), input.u8());
                 if let (Some(a), Some(k)) = (self.arena(sel), pick(&self.handles, k)) {
                     let h = self.handles[k];
-                    self.open_handle(&a, &h);
+                    self.open_handle(&a, &h, h.array);
                 }
             }
             op::FORGE_HANDLE => {
@@ -622,7 +668,7 @@ impl State<'_> {
                         array,
                         owned: flags & 2 != 0,
                     };
-                    self.open_handle(&a, &h);
+                    self.open_handle(&a, &h, array != (flags & 16 != 0));
                 }
             }
             op::HANDLE_TEXT => {
@@ -633,7 +679,7 @@ impl State<'_> {
                     // The canonical spelling parses back to the same handle.
                     assert_eq!(h.to_string().parse::<Handle>().ok(), Some(h), "{text}");
                     if let Some(a) = self.arena(sel) {
-                        self.open_handle(&a, &h);
+                        self.open_handle(&a, &h, h.array);
                     }
                 }
             }
@@ -745,6 +791,30 @@ impl State<'_> {
                     v.set(v.get());
                 }
             }
+            op::POKE_OWNER => {
+                let (j, who) = (input.u8(), input.u8());
+                if let Some(j) = pick(&self.bytes, j) {
+                    let owner =
+                        [0, 1, DEAD_PID, u32::MAX, std::process::id()][usize::from(who % 5)];
+                    // Word 1 of the block header: the owner, then the check value.
+                    let at = self.bytes[j].offset() - 8;
+                    self.poke(at, &owner.to_le_bytes());
+                }
+            }
+            op::POKE_LOCK_SELF => {
+                if let Some(me) = thread_identity() {
+                    let at = shared_runtime::__private::layout_for_tests().0 as u64;
+                    self.poke(at, &me.to_le_bytes());
+                }
+            }
+            op::INTO_OFFSET_VIEW => {
+                if let Some(j) = pick(&self.views, input.u8()) {
+                    let x = self.views.swap_remove(j);
+                    if let Some(off) = self.note(x.into_offset()) {
+                        push(&mut self.offsets, (off, 0));
+                    }
+                }
+            }
             op::DROP_ALL => {
                 self.views.clear();
                 self.values.clear();
@@ -769,8 +839,8 @@ impl State<'_> {
         push(&mut self.words, x);
     }
 
-    fn open_handle(&mut self, a: &Arena, h: &Handle) {
-        if h.array {
+    fn open_handle(&mut self, a: &Arena, h: &Handle, as_array: bool) {
+        if as_array {
             if let Some(x) = self.note(RawArray::<u8>::open_handle(a, h)) {
                 assert_eq!(x.len() as u64, h.len);
                 self.keep_bytes(x, h.owned, "open_handle");
@@ -780,9 +850,16 @@ impl State<'_> {
         }
     }
 
+    /// Whether the segment's bytes `[from, to)` are all zero.
+    fn zero_between(&self, from: u64, to: u64) -> bool {
+        let mut buf = vec![0u8; to.saturating_sub(from).min(self.len) as usize];
+        self.file.read_exact_at(&mut buf, from).is_ok() && buf.iter().all(|&b| b == 0)
+    }
+
     /// Writes into the segment as another process would, never past its end (growing the
     /// file is harmless, shrinking it under a mapping is the documented `SIGBUS` risk).
     fn poke(&mut self, off: u64, bytes: &[u8]) {
+        self.verified = false;
         if self.len == 0 {
             return;
         }
@@ -792,6 +869,21 @@ impl State<'_> {
             .write_all_at(&bytes[..n], off)
             .expect("write the segment");
     }
+}
+
+/// A process id that is never alive (above Linux's `PID_MAX_LIMIT`).
+pub const DEAD_PID: u32 = 0x7fff_fff0;
+
+/// This thread's identity as the crate's locks record it: the thread id, and the low 32
+/// bits of the thread's start time (never 0) above it; both from `/proc/thread-self/stat`.
+fn thread_identity() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    let tid: u64 = stat.split(' ').next()?.parse().ok()?;
+    // Fields after the command name (which may hold spaces): state is field 3, start
+    // time field 22.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let start: u64 = rest.split(' ').nth(19)?.parse().ok()?;
+    Some((tid & 0x7fff_ffff) | u64::from((start as u32).max(1)) << 32)
 }
 
 /// Reads (a bounded part of) an array and writes its first and last elements back.
