@@ -316,7 +316,12 @@ impl Heap<'_> {
 
     /// Frees the used block whose payload is at `payload`, owned by `owner`.
     pub(crate) fn free(&self, payload: u64, owner: u32) -> Result<()> {
-        let b = self.block(payload.wrapping_sub(HDR))?;
+        if payload < HDR {
+            return Err(Error::Corrupted(format!(
+                "no object starts at offset {payload}"
+            )));
+        }
+        let b = self.block(payload - HDR)?;
         let w = self.word(b);
         let size = self.size_of(b)?;
         if w & USED == 0 {
@@ -339,8 +344,15 @@ impl Heap<'_> {
     /// Turns the block at `b` (marked used, not in any bin) into free space, coalescing it
     /// with free neighbours or the unused tail. `dirty`: its payload may hold data.
     pub(crate) fn release(&self, b: u64, dirty: bool) -> Result<()> {
+        // Validated here, where it is used, rather than trusted from the caller's earlier
+        // read: the word lives in memory other processes can write.
+        let size = self.size_of(b)?;
         let w = self.word(b);
-        let size = w & !FLAGS;
+        if w & !FLAGS != size {
+            return Err(Error::Corrupted(format!(
+                "block at {b} changed size while freed"
+            )));
+        }
         let mut punched = w & PUNCHED;
         // Free first, then clear the owner tag: a used block is never seen without its tag.
         self.set_word(b, size | (w & (PREV_USED | PUNCHED)));

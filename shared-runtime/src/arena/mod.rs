@@ -132,23 +132,58 @@ impl Arena {
     /// The arena every constructor without `_in` allocates from, created on first use.
     ///
     /// Its capacity is the machine's physical memory (the mapping is sparse: only
-    /// allocated pages cost anything). Create it before forking, as
-    /// [`Process::start`](crate::Process::start) does, so parent and children share it.
+    /// allocated pages cost anything), or as much of it as the process may map (under an
+    /// address-space limit, `ulimit -v`, it halves the size until the mapping fits, down
+    /// to 16 MiB). Create it before forking, as [`Process::start`](crate::Process::start)
+    /// does, so parent and children share it.
     ///
     /// # Panics
-    /// If the system refuses to create the arena at all (no memory file can be created or
-    /// mapped), which leaves no way for any constructor to work.
+    /// If the arena cannot be created (see [`try_global`](Self::try_global), which every
+    /// constructor uses and which reports that as an error instead).
     ///
     /// ```
     /// let a = shared_runtime::Arena::global();
     /// assert!(a.capacity() > 0);
     /// ```
     pub fn global() -> &'static Arena {
+        Arena::try_global().unwrap_or_else(|e| panic!("cannot create the global shared arena: {e}"))
+    }
+
+    /// The [global arena](Self::global), created on first use; an error if it cannot be
+    /// (a later call tries again).
+    ///
+    /// # Errors
+    /// [`Error::Os`] if no memory file can be created (no free descriptor, say) or not even
+    /// 16 MiB can be mapped.
+    ///
+    /// ```
+    /// let a = shared_runtime::Arena::try_global()?;
+    /// assert!(a.same_as(shared_runtime::Arena::global()));
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn try_global() -> Result<&'static Arena> {
         static GLOBAL: OnceLock<Arena> = OnceLock::new();
-        GLOBAL.get_or_init(|| {
-            Arena::with_capacity(physical_memory())
-                .unwrap_or_else(|e| panic!("cannot create the global shared arena: {e}"))
-        })
+        static CREATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        if let Some(arena) = GLOBAL.get() {
+            return Ok(arena);
+        }
+        let _one_at_a_time = CREATING.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(arena) = GLOBAL.get() {
+            return Ok(arena);
+        }
+        let mut capacity = physical_memory();
+        let arena = loop {
+            match Arena::with_capacity(capacity) {
+                Err(Error::Os {
+                    call: "mmap",
+                    source,
+                }) if source.raw_os_error() == Some(libc::ENOMEM) && capacity > 32 << 20 => {
+                    capacity /= 2;
+                }
+                other => break other?,
+            }
+        };
+        Ok(GLOBAL.get_or_init(|| arena))
     }
 
     /// The most bytes this arena can hold.

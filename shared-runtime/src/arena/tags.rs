@@ -34,7 +34,12 @@ impl Heap<'_> {
 
     /// The used block whose payload is at `payload`, validated.
     pub(crate) fn used_block(&self, payload: u64) -> Result<u64> {
-        let b = self.block(payload.wrapping_sub(HDR))?;
+        if payload < HDR {
+            return Err(Error::Corrupted(format!(
+                "no object starts at offset {payload}"
+            )));
+        }
+        let b = self.block(payload - HDR)?;
         self.size_of(b)?;
         if self.word(b) & USED == 0 {
             return Err(Error::Corrupted(format!(

@@ -100,7 +100,7 @@ impl<'scope> Process<'scope> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn start<F: FnOnce() + 'scope>(f: F) -> Result<Process<'scope>> {
-        Arena::global();
+        Arena::try_global()?;
         install_panic_hook();
         let f: Box<dyn FnOnce() + 'scope> = Box::new(f);
         // Anything the parent buffered would otherwise be printed twice.

@@ -74,7 +74,7 @@ impl<T: SharedType> RawArray<T> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn zeroed(len: usize) -> Result<Self> {
-        Self::zeroed_in(Arena::global(), len)
+        Self::zeroed_in(Arena::try_global()?, len)
     }
 
     /// [`zeroed`](Self::zeroed) in the given arena.
@@ -107,7 +107,7 @@ impl<T: SharedType> RawArray<T> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn from_slice(items: &[T]) -> Result<Self> {
-        Self::from_slice_in(Arena::global(), items)
+        Self::from_slice_in(Arena::try_global()?, items)
     }
 
     /// [`from_slice`](Self::from_slice) in the given arena.
@@ -322,7 +322,7 @@ impl<T: SharedType> RawArray<T> {
     ///
     /// ```
     /// let a = shared_runtime::RawArray::<u8>::zeroed(1)?;
-    /// assert!(a.arena().same_as(shared_runtime::Arena::global()));
+    /// assert!(a.arena().same_as(shared_runtime::Arena::try_global()?));
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn arena(&self) -> &Arena {
@@ -349,7 +349,7 @@ impl<T: SharedType> RawArray<T> {
     /// ```
     /// use shared_runtime::{Arena, RawArray};
     /// let off = RawArray::from_slice(&[1u8, 2])?.into_offset()?;
-    /// assert_eq!(RawArray::<u8>::from_offset_in(Arena::global(), off, 2)?.to_vec(), [1, 2]);
+    /// assert_eq!(RawArray::<u8>::from_offset_in(Arena::try_global()?, off, 2)?.to_vec(), [1, 2]);
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn into_offset(self) -> Result<u64> {
@@ -367,7 +367,7 @@ impl<T: SharedType> RawArray<T> {
     /// use shared_runtime::{Arena, RawArray};
     /// let off = RawArray::from_slice(&[1u8, 2])?.into_offset()?;
     /// // Asking for more elements than the block holds is refused.
-    /// assert!(RawArray::<u8>::from_offset_in(Arena::global(), off, 1 << 20).is_err());
+    /// assert!(RawArray::<u8>::from_offset_in(Arena::try_global()?, off, 1 << 20).is_err());
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn from_offset_in(arena: &Arena, offset: u64, len: usize) -> Result<Self> {

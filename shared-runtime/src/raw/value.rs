@@ -43,7 +43,7 @@ impl<T: SharedType> RawValue<T> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn new(value: T) -> Result<Self> {
-        Self::new_in(Arena::global(), value)
+        Self::new_in(Arena::try_global()?, value)
     }
 
     /// [`new`](Self::new) in the given arena.
@@ -73,7 +73,7 @@ impl<T: SharedType> RawValue<T> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn zeroed() -> Result<Self> {
-        Self::zeroed_in(Arena::global())
+        Self::zeroed_in(Arena::try_global()?)
     }
 
     /// [`zeroed`](Self::zeroed) in the given arena.
@@ -143,7 +143,7 @@ impl<T: SharedType> RawValue<T> {
     ///
     /// ```
     /// let v = shared_runtime::RawValue::new(0u8)?;
-    /// assert!(v.arena().same_as(shared_runtime::Arena::global()));
+    /// assert!(v.arena().same_as(shared_runtime::Arena::try_global()?));
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn arena(&self) -> &Arena {
@@ -174,7 +174,7 @@ impl<T: SharedType> RawValue<T> {
     /// use shared_runtime::{Arena, RawValue};
     ///
     /// let off = RawValue::new(99u32)?.into_offset()?;
-    /// let v = RawValue::<u32>::from_offset_in(Arena::global(), off)?;
+    /// let v = RawValue::<u32>::from_offset_in(Arena::try_global()?, off)?;
     /// assert_eq!(v.get(), 99);
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```

@@ -24,7 +24,7 @@ impl<T: SharedType> Array<T, RLock> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn zeroed(len: usize) -> Result<Self> {
-        Self::zeroed_in(Arena::global(), len)
+        Self::zeroed_in(Arena::try_global()?, len)
     }
 
     /// [`zeroed`](Self::zeroed) in `arena` (array and lock both).
@@ -53,7 +53,7 @@ impl<T: SharedType> Array<T, RLock> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn from_slice(items: &[T]) -> Result<Self> {
-        Self::from_slice_in(Arena::global(), items)
+        Self::from_slice_in(Arena::try_global()?, items)
     }
 
     /// [`from_slice`](Self::from_slice) in `arena`.
@@ -84,7 +84,7 @@ impl<T: SharedType, L: SharedLock> Array<T, L> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn zeroed_with_lock(len: usize, lock: L) -> Result<Self> {
-        Self::zeroed_with_lock_in(Arena::global(), len, lock)
+        Self::zeroed_with_lock_in(Arena::try_global()?, len, lock)
     }
 
     /// [`zeroed_with_lock`](Self::zeroed_with_lock), with the array in `arena`.
@@ -119,7 +119,7 @@ impl<T: SharedType, L: SharedLock> Array<T, L> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn from_slice_with_lock(items: &[T], lock: L) -> Result<Self> {
-        Self::from_slice_with_lock_in(Arena::global(), items, lock)
+        Self::from_slice_with_lock_in(Arena::try_global()?, items, lock)
     }
 
     /// [`from_slice_with_lock`](Self::from_slice_with_lock), with the array in `arena`.

@@ -119,7 +119,7 @@ macro_rules! lock_type {
             /// thread cannot be identified as a holder (no free file descriptor to read
             /// its start time).
             pub fn new() -> Result<Self> {
-                Self::new_in(Arena::global())
+                Self::new_in(Arena::try_global()?)
             }
 
             #[doc = concat!("A new `", stringify!($name), "` in `arena`.")]

@@ -23,7 +23,7 @@ impl<T: SharedType> Value<T, RLock> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn new(value: T) -> Result<Self> {
-        Self::new_in(Arena::global(), value)
+        Self::new_in(Arena::try_global()?, value)
     }
 
     /// [`new`](Self::new) in `arena` (value and lock both).
@@ -50,7 +50,7 @@ impl<T: SharedType> Value<T, RLock> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn zeroed() -> Result<Self> {
-        let arena = Arena::global();
+        let arena = Arena::try_global()?;
         Ok(Synchronized::from_parts(
             RawValue::zeroed_in(arena)?,
             RLock::new_in(arena)?,
@@ -73,7 +73,7 @@ impl<T: SharedType, L: SharedLock> Value<T, L> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn with_lock(value: T, lock: L) -> Result<Self> {
-        Self::with_lock_in(Arena::global(), value, lock)
+        Self::with_lock_in(Arena::try_global()?, value, lock)
     }
 
     /// [`with_lock`](Self::with_lock), with the value in `arena`.
