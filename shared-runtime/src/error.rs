@@ -175,10 +175,10 @@ pub enum Error {
         "the arena's allocator lock has been held for over {waited:?} by thread {} \
          (identity {holder:#x}), which is alive or not provably dead; nothing was changed \
          (if that thread hangs, or the segment was damaged, this repeats)",
-        holder & 0x7fff_ffff
+        holder & 0x3fff_ffff
     )]
     AllocatorBusy {
-        /// The lock word's holder identity: thread id in the low 31 bits.
+        /// The lock word's holder identity: thread id in the low 30 bits.
         holder: u64,
         /// How long this process waited.
         waited: std::time::Duration,

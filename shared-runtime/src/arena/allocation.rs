@@ -1,7 +1,7 @@
 //! One block of an arena, freed on drop by the process that owns it.
 
 use crate::arena::Arena;
-use crate::sys::process::{current_pid, process_key};
+use crate::sys::process::process_key;
 use crate::Result;
 
 /// An owned block of an arena: the arena handle keeps the mapping alive, the offset names
@@ -64,7 +64,7 @@ impl Allocation {
                 offset: self.offset,
             });
         }
-        let me = current_pid() as u32;
+        let me = self.arena.owner_tag();
         let offset = self.offset;
         self.arena.with_heap(|h| h.set_owner(offset, me, 0))?;
         self.owner = 0;
@@ -74,7 +74,7 @@ impl Allocation {
     /// Takes ownership of a detached block whose payload is at `offset` and holds at least
     /// `size` bytes aligned to `align`.
     pub(crate) fn adopt(arena: &Arena, offset: u64, size: usize, align: usize) -> Result<Self> {
-        let me = current_pid();
+        let me = arena.owner_tag();
         arena.with_heap(|h| {
             let cap = h.payload_capacity(offset)?;
             if cap < size as u64 || offset % align as u64 != 0 {
@@ -83,7 +83,7 @@ impl Allocation {
                      aligned to {align}"
                 )));
             }
-            h.set_owner(offset, 0, me as u32)
+            h.set_owner(offset, 0, me)
         })?;
         Ok(Allocation::new(arena.clone(), offset))
     }
@@ -97,7 +97,7 @@ impl Drop for Allocation {
             // outcome. `Arena::check` reports such damage.
             let _ = self
                 .arena
-                .with_heap(|h| h.free(self.offset, current_pid() as u32));
+                .with_heap(|h| h.free(self.offset, self.arena.owner_tag()));
         }
     }
 }

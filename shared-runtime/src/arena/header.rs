@@ -178,6 +178,14 @@ impl ArenaHeader {
         self.id
     }
 
+    /// The creator's pid namespace, 0 if unknown.
+    pub(crate) fn creator_pidns(&self) -> u64 {
+        // SAFETY: a field of the header, which lives as long as `self`; read volatile
+        // because another process may write it (a wrong value only changes a verdict
+        // towards "foreign", where nobody is proven dead).
+        unsafe { std::ptr::addr_of!(self.creator_pidns).read_volatile() }
+    }
+
     /// Whether the process that created the arena has provably ended (see
     /// `sys::liveness`); a pid reused by another process counts as ended when the creator's
     /// start time is known.
@@ -185,6 +193,10 @@ impl ArenaHeader {
         let Ok(pid) = i32::try_from(self.creator_pid) else {
             return false;
         };
+        let ns = self.creator_pidns();
+        if ns != 0 && liveness::pid_namespace().is_some_and(|mine| mine != ns) {
+            return false; // its pid names another process here
+        }
         let start = (self.creator_start != 0).then_some(self.creator_start);
         liveness::process_ended(pid, start)
     }

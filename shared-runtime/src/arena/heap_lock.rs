@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use crate::arena::heap::Heap;
 use crate::arena::{check, header, Arena};
 use crate::sys::futex::{Acquired, FutexLock};
-use crate::sys::liveness::thread_identity;
 use crate::{Error, Result};
 
 /// How long an allocator operation waits for the lock, in nanoseconds.
@@ -49,7 +48,7 @@ impl Arena {
     /// the allocator's patience; [`Error::Corrupted`] if the state is damaged.
     pub(crate) fn with_heap<R>(&self, f: impl FnOnce(&Heap<'_>) -> Result<R>) -> Result<R> {
         let lock = &self.header().lock;
-        let me = thread_identity()?;
+        let me = self.lock_identity()?;
         if lock.holder() == me {
             // The crate never calls the allocator from inside `f`, so another process wrote
             // this thread's identity there: waiting on ourselves would never end.
@@ -98,7 +97,7 @@ impl Arena {
     /// As any allocation.
     #[doc(hidden)]
     pub fn hold_allocator_lock_for_tests(&self) -> Result<()> {
-        let me = thread_identity()?;
+        let me = self.lock_identity()?;
         match self.header().lock.lock(me, None) {
             Some(_) => Ok(()),
             None => unreachable!("an unbounded wait ends holding the lock"),

@@ -9,6 +9,7 @@ pub(crate) mod header;
 pub(crate) mod heap;
 mod heap_lock;
 mod named;
+mod namespace;
 mod objects;
 mod reclaim;
 pub(crate) mod registry;
@@ -223,13 +224,7 @@ impl Arena {
                 max: MAX_ALIGN,
             });
         }
-        let offset = self.with_heap(|h| {
-            h.alloc(
-                size as u64,
-                align as u64,
-                crate::sys::process::current_pid() as u32,
-            )
-        })?;
+        let offset = self.with_heap(|h| h.alloc(size as u64, align as u64, self.owner_tag()))?;
         Ok(Allocation::new(self.clone(), offset))
     }
 

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use crate::arena::check::walk;
 use crate::arena::heap::{HDR, USED};
+use crate::arena::namespace::FOREIGN_OWNER;
 use crate::arena::registry::REGISTRY_OWNER;
 use crate::arena::Arena;
 use crate::sys::liveness::process_ended;
@@ -50,6 +51,10 @@ impl Arena {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn reclaim_dead(&self) -> Result<Reclaimed> {
+        if self.foreign() {
+            // Owners' pids name other processes here: nothing can be proven.
+            return Ok(Reclaimed::default());
+        }
         self.with_heap(|h| {
             let mut verdicts: HashMap<u32, bool> = HashMap::new();
             let mut dead = Vec::new();
@@ -58,7 +63,7 @@ impl Arena {
                     return Ok(());
                 }
                 let owner = h.owner_of(b)?;
-                if owner == 0 || owner == REGISTRY_OWNER {
+                if owner == 0 || owner == REGISTRY_OWNER || owner & FOREIGN_OWNER != 0 {
                     return Ok(());
                 }
                 let gone = *verdicts.entry(owner).or_insert_with(|| {

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use crate::arena::{Allocation, Arena};
 use crate::sync::lock::LockGuard;
 use crate::sys::futex::{Acquired, FutexLock};
-use crate::sys::liveness::{cached_identity, thread_identity};
 use crate::sys::process::current_pid;
 use crate::Result;
 
@@ -34,13 +33,6 @@ pub(crate) struct LockCore {
     recursive: bool,
 }
 
-/// The calling thread's identity, for the acquire functions, whose std-shaped results
-/// have no room for an [`Error`](crate::Error).
-#[track_caller]
-fn identity() -> u64 {
-    thread_identity().unwrap_or_else(|e| panic!("cannot take a lock: {e}"))
-}
-
 /// What acquiring found when the lock was already this thread's.
 enum Reentry {
     /// An `RLock`: one level deeper.
@@ -53,7 +45,7 @@ impl LockCore {
     pub(crate) fn new_in(arena: &Arena, recursive: bool) -> Result<Self> {
         // The creating thread will most likely take the lock: if it cannot be identified,
         // say so now, as an error, rather than as a panic at the first `acquire`.
-        thread_identity()?;
+        arena.lock_identity()?;
         // A fresh block is zeroed: an unlocked lock word, no owner, depth 0, not poisoned.
         let alloc = arena.alloc(size_of::<LockCell>(), align_of::<LockCell>())?;
         Ok(LockCore {
@@ -75,6 +67,15 @@ impl LockCore {
 
     pub(crate) fn arena(&self) -> &Arena {
         self.alloc.arena()
+    }
+
+    /// The calling thread's identity in this lock's arena, for the acquire functions, whose
+    /// std-shaped results have no room for an [`Error`](crate::Error).
+    #[track_caller]
+    fn identity(&self) -> u64 {
+        self.arena()
+            .lock_identity()
+            .unwrap_or_else(|e| panic!("cannot take a lock: {e}"))
     }
 
     /// Whether this thread holds the lock already, and what that means.
@@ -131,7 +132,7 @@ impl LockCore {
     }
 
     pub(crate) fn acquire(&self) -> LockResult<LockGuard<'_>> {
-        let me = identity();
+        let me = self.identity();
         match self.reentry(me) {
             Some(Reentry::Deeper) => self.enter(Acquired::Clean),
             Some(Reentry::Deadlock) => panic!(
@@ -150,7 +151,7 @@ impl LockCore {
     }
 
     pub(crate) fn try_acquire(&self) -> TryLockResult<LockGuard<'_>> {
-        let me = identity();
+        let me = self.identity();
         match self.reentry(me) {
             Some(Reentry::Deeper) => self.enter_try(Some(Acquired::Clean)),
             // For the non-blocking forms, a `Lock` this thread holds simply "would block".
@@ -160,7 +161,7 @@ impl LockCore {
     }
 
     pub(crate) fn acquire_timeout(&self, timeout: Duration) -> TryLockResult<LockGuard<'_>> {
-        let me = identity();
+        let me = self.identity();
         match self.reentry(me) {
             Some(Reentry::Deeper) => self.enter_try(Some(Acquired::Clean)),
             Some(Reentry::Deadlock) => Err(TryLockError::WouldBlock),
@@ -177,7 +178,7 @@ impl LockCore {
         // The identity was established when the lock was taken, so it is cached, unless
         // this is a guard that crossed a fork (moved into a child's closure): the lock is
         // the parent thread's, and only that thread's copy of the guard may release it.
-        if cached_identity() != Some(c.lock.holder()) {
+        if self.arena().cached_lock_identity() != Some(c.lock.holder()) {
             return;
         }
         if std::thread::panicking() {

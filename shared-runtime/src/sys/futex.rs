@@ -25,7 +25,7 @@ use std::sync::atomic::{
 };
 use std::time::{Duration, Instant};
 
-use crate::sys::liveness::{thread_ended, thread_vanished};
+use crate::sys::liveness::{thread_ended, thread_vanished, FOREIGN};
 
 /// How a lock was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,7 +175,9 @@ impl FutexLock {
     /// for `me`.
     fn take_from_dead(&self, cur: u64, me: u64, dead: fn(u64) -> bool) -> Option<Acquired> {
         let holder = cur & !WAITERS;
-        if holder == 0 || !dead(holder) {
+        // A taker of another pid namespace than the arena's creator cannot prove anyone
+        // dead: the ids it would check name other threads where it lives.
+        if holder == 0 || me & FOREIGN != 0 || !dead(holder) {
             return None;
         }
         // Only one taker wins: the word must still name exactly the dead holder.

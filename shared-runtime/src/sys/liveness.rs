@@ -37,7 +37,10 @@ use crate::sys::process::current_pid;
 use crate::{Error, Result};
 
 /// The bits of an identity that hold the thread id (bit 31 is the lock word's waiters bit).
-pub(crate) const TID_MASK: u64 = 0x7fff_ffff;
+pub(crate) const TID_MASK: u64 = 0x3fff_ffff;
+/// Set in identities written by a process of another pid namespace than the arena's
+/// creator (see `arena::namespace`): nobody can prove such a holder dead.
+pub(crate) const FOREIGN: u64 = 1 << 30;
 
 thread_local! {
     /// This thread's identity, 0 until established.
@@ -55,6 +58,7 @@ pub(crate) fn renew_thread_ids_after_fork() {
     let _ = IDENTITY.try_with(|t| t.set(0));
     let _ = TID.try_with(|t| t.set(0));
     PROC_IS_OURS.store(UNKNOWN, Relaxed);
+    PID_NAMESPACE.store(UNKNOWN_NS, Relaxed);
     let _ = establish_identity();
 }
 
@@ -120,6 +124,9 @@ fn stamp_of(start: u64) -> u32 {
 /// Whether the thread with this identity has provably ended (see the module doc). `false`
 /// whenever that cannot be proven.
 pub(crate) fn thread_ended(identity: u64) -> bool {
+    if identity & FOREIGN != 0 {
+        return false; // its id names another thread here
+    }
     let tid = (identity & TID_MASK) as i32;
     let stamp = (identity >> 32) as u32;
     if tid == 0 || tid > PID_MAX_LIMIT {
@@ -135,6 +142,9 @@ pub(crate) fn thread_ended(identity: u64) -> bool {
 /// The cheap part of [`thread_ended`]: whether no thread of this identity's id exists at all
 /// (one `kill(tid, 0)`, no `/proc`, no descriptor). A `false` proves nothing.
 pub(crate) fn thread_vanished(identity: u64) -> bool {
+    if identity & FOREIGN != 0 {
+        return false;
+    }
     let tid = (identity & TID_MASK) as i32;
     tid == 0 || tid > PID_MAX_LIMIT || matches!(signal_probe(tid), Probe::Absent)
 }
@@ -189,14 +199,24 @@ pub(crate) fn process_start_time(pid: i32) -> Option<u64> {
     }
 }
 
+/// `PID_NAMESPACE` before it has been read (inode numbers are never all ones).
+const UNKNOWN_NS: u64 = u64::MAX;
+/// This process's pid namespace, 0 if it cannot be read; per process, renewed after fork
+/// (a child of a process that called `unshare(CLONE_NEWPID)` is in another one).
+static PID_NAMESPACE: AtomicU64 = AtomicU64::new(UNKNOWN_NS);
+
 /// The identity of this process's pid namespace (the inode of `/proc/self/ns/pid`), if it
 /// can be read.
 pub(crate) fn pid_namespace() -> Option<u64> {
-    // `/proc/self` resolves through any proc file system that shows this process, even one
-    // of an ancestor pid namespace, and `ns/pid` is then still this process's own.
-    nix::sys::stat::stat("/proc/self/ns/pid")
-        .ok()
-        .map(|st| st.st_ino)
+    let mut ns = PID_NAMESPACE.load(Relaxed);
+    if ns == UNKNOWN_NS {
+        // `/proc/self` resolves through any proc file system that shows this process, even
+        // one of an ancestor pid namespace, and `ns/pid` is then still this process's own.
+        // `stat` needs no descriptor. A failure is kept: the mount does not come and go.
+        ns = nix::sys::stat::stat("/proc/self/ns/pid").map_or(0, |st| st.st_ino);
+        PID_NAMESPACE.store(ns, Relaxed);
+    }
+    (ns != 0).then_some(ns)
 }
 
 enum Probe {

@@ -1,0 +1,61 @@
+//! Which identities and owner tags a process writes into an arena, given its pid namespace.
+//!
+//! Thread and process ids mean something only in one pid namespace. Every arena records its
+//! creator's (`header::ArenaHeader::creator_pidns`). A process that can tell that it lives
+//! in *another* pid namespace (a child forked after `unshare(CLONE_NEWPID)`, say, which keeps
+//! the anonymous arena) is *foreign* to the arena: the lock words it writes carry
+//! `FOREIGN`, which no process can prove dead, and it proves nobody dead itself (its ids
+//! name other threads); its blocks carry [`FOREIGN_OWNER`], which `reclaim_dead` never
+//! frees, and it reclaims nothing. So processes of two namespaces exclude each other as
+//! any holders do, and a dead holder across the boundary is waited on, never guessed. A
+//! process that cannot read its pid namespace at all (no `/proc`) is taken to share the
+//! creator's.
+
+use crate::arena::Arena;
+use crate::sys::liveness::{cached_identity, pid_namespace, thread_identity, FOREIGN};
+use crate::sys::process::current_pid;
+use crate::Result;
+
+/// Marks an owner tag written by a foreign process (bit 30: above every pid).
+pub(crate) const FOREIGN_OWNER: u32 = 1 << 30;
+
+impl Arena {
+    /// Whether the calling process is provably in another pid namespace than the arena's
+    /// creator.
+    pub(crate) fn foreign(&self) -> bool {
+        let creator = self.header().creator_pidns();
+        creator != 0 && pid_namespace().is_some_and(|mine| mine != creator)
+    }
+
+    /// The calling thread's identity as written into this arena's lock words.
+    ///
+    /// # Errors
+    /// As [`thread_identity`].
+    pub(crate) fn lock_identity(&self) -> Result<u64> {
+        Ok(self.mark(thread_identity()?))
+    }
+
+    /// The calling thread's identity as written into this arena's lock words, if it has
+    /// been established.
+    pub(crate) fn cached_lock_identity(&self) -> Option<u64> {
+        cached_identity().map(|id| self.mark(id))
+    }
+
+    fn mark(&self, id: u64) -> u64 {
+        if self.foreign() {
+            id | FOREIGN
+        } else {
+            id
+        }
+    }
+
+    /// The owner tag of the calling process's blocks in this arena.
+    pub(crate) fn owner_tag(&self) -> u32 {
+        let pid = current_pid() as u32;
+        if self.foreign() {
+            pid | FOREIGN_OWNER
+        } else {
+            pid
+        }
+    }
+}
