@@ -157,7 +157,6 @@ fn parent_never_takes_a_lock_held_in_a_child_pidns() {
 /// holder is declared "reused, hence dead" and its lock is taken over. Neither the
 /// anonymous nor the named path records or checks the time namespace.
 #[test]
-#[ignore = "known gap: start-time stamps are shifted by a time namespace boottime offset (fix: remove the offset from /proc/self/timens_offsets)"]
 fn timens_holder_is_never_declared_dead() {
     let _serial = forking();
     let arena = Arena::with_capacity(1 << 20).unwrap();

@@ -28,12 +28,12 @@
 //! openers from another one where both are known (see `arena::header`).
 
 use std::cell::Cell;
-use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::sys::process::current_pid;
+use crate::sys::procfs::{read_stat, stat_path, Stat};
 use crate::{Error, Result};
 
 /// The bits of an identity that hold the thread id (bit 31 is the lock word's waiters bit).
@@ -59,6 +59,7 @@ pub(crate) fn renew_thread_ids_after_fork() {
     let _ = TID.try_with(|t| t.set(0));
     PROC_IS_OURS.store(UNKNOWN, Relaxed);
     PID_NAMESPACE.store(UNKNOWN_NS, Relaxed);
+    crate::sys::procfs::forget_time_namespace();
     let _ = establish_identity();
 }
 
@@ -296,70 +297,4 @@ fn proc_is_ours() -> bool {
     // mount itself, which a process does not change under its own feet.
     PROC_IS_OURS.store(u64::from(ours), Relaxed);
     ours
-}
-
-/// `/proc/<id>/stat`.
-fn stat_path(id: i32) -> CString {
-    CString::new(format!("/proc/{id}/stat")).expect("no NUL in a formatted number")
-}
-
-/// What a `/proc/<id>/stat` file says.
-enum Stat {
-    /// A running (or sleeping, stopped...) task that started this many ticks after boot.
-    Running(u64),
-    /// A zombie or dead task.
-    Ended,
-    /// The file could not be read (no entry, hidden, no descriptor, ...).
-    Unreadable(io::Error),
-    /// The file did not look like a stat file.
-    Unparsable,
-}
-
-/// Reads a `stat` file with plain `open`/`read` into a stack buffer: no allocation, so it
-/// may run in a `pthread_atfork` child handler.
-fn read_stat(path: &CStr) -> Stat {
-    let mut buf = [0u8; 1024];
-    // SAFETY: `path` is NUL-terminated; open returns a new descriptor or -1.
-    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Stat::Unreadable(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just opened and is owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let mut len = 0;
-    while len < buf.len() {
-        // SAFETY: the pointer and length describe the unfilled rest of `buf`.
-        let n = unsafe {
-            libc::read(
-                fd.as_raw_fd(),
-                buf[len..].as_mut_ptr().cast(),
-                buf.len() - len,
-            )
-        };
-        match n {
-            0 => break,
-            n if n > 0 => len += n as usize,
-            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
-            _ => return Stat::Unreadable(io::Error::last_os_error()),
-        }
-    }
-    let stat = &buf[..len];
-    // The command name (field 2) is in parentheses and may hold any bytes: skip past it.
-    let Some(close) = stat.iter().rposition(|&b| b == b')') else {
-        return Stat::Unparsable;
-    };
-    let Ok(rest) = std::str::from_utf8(&stat[close + 1..]) else {
-        return Stat::Unparsable;
-    };
-    let mut fields = rest.split_ascii_whitespace();
-    match fields.next() {
-        Some("Z" | "X" | "x") => return Stat::Ended,
-        None => return Stat::Unparsable,
-        Some(_) => {}
-    }
-    // Field 22 (starttime) is the 19th after the state (field 3).
-    match fields.nth(18).and_then(|f| f.parse().ok()) {
-        Some(start) => Stat::Running(start),
-        None => Stat::Unparsable,
-    }
 }
