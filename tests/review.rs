@@ -370,7 +370,6 @@ fn a_holder_that_execs_releases_its_lock() {
 /// the parent's cached pid, generation and thread identity, so it frees the parent's
 /// objects (equal `process_key`) and holds the parent thread's locks.
 #[test]
-#[ignore = "known gap: a child made without libc fork runs no pthread_atfork handler and keeps the parent cached pid/identity (fix: MADV_WIPEONFORK page)"]
 fn a_raw_fork_child_is_not_taken_for_its_parent() {
     let _serial = forking();
     let arena = Arena::with_capacity(1 << 20).unwrap();

@@ -66,6 +66,7 @@ pub(crate) fn renew_thread_ids_after_fork() {
 /// The calling thread's id (`gettid`), cached per thread and refreshed after fork.
 #[inline]
 pub(crate) fn current_tid() -> i32 {
+    crate::sys::process::renew_if_forked();
     let cached = TID.with(Cell::get);
     if cached != 0 {
         return cached;
@@ -79,6 +80,7 @@ pub(crate) fn current_tid() -> i32 {
 /// The calling thread's identity, if it has been established.
 #[inline]
 pub(crate) fn cached_identity() -> Option<u64> {
+    crate::sys::process::renew_if_forked();
     let id = IDENTITY.with(Cell::get);
     (id != 0).then_some(id)
 }

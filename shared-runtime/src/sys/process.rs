@@ -1,6 +1,6 @@
 //! Processes: the cached process id and fork generation, fork, wait and signals.
 
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU64, Ordering};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
@@ -18,11 +18,73 @@ static ATFORK: Once = Once::new();
 /// forked child is one more than its parent was at the fork (see [`process_key`]).
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
+/// A page the kernel zeroes in every child, however the child was made (`MADV_WIPEONFORK`):
+/// its first word is 1 in a process whose caches are its own, 0 in a child that has not
+/// renewed them yet. Null where the kernel refuses the advice (then only children made by
+/// libc's `fork`, which runs the `pthread_atfork` handler, renew their caches).
+static WIPED_IN_CHILDREN: AtomicPtr<AtomicU64> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Sets up [`WIPED_IN_CHILDREN`]; called once, before any fork this crate can see.
+fn map_wipe_page() {
+    let len = crate::sys::memory::page_size();
+    // SAFETY: a fresh anonymous private mapping; no existing memory is affected.
+    let page = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if page == libc::MAP_FAILED {
+        return;
+    }
+    // SAFETY: `page` is the mapping just made, `len` bytes long.
+    if unsafe { libc::madvise(page, len, libc::MADV_WIPEONFORK) } != 0 {
+        // SAFETY: as above; nothing else refers to it.
+        unsafe { libc::munmap(page, len) };
+        return;
+    }
+    let word = page.cast::<AtomicU64>();
+    // SAFETY: the page is mapped, writable, page-aligned and never unmapped; an AtomicU64
+    // may live in it.
+    unsafe { (*word).store(1, Ordering::Relaxed) };
+    WIPED_IN_CHILDREN.store(word, Ordering::Release);
+}
+
+/// Whether this process is a child whose inherited caches have not been renewed yet.
+#[inline]
+fn unrenewed_child() -> bool {
+    let word = WIPED_IN_CHILDREN.load(Ordering::Acquire);
+    // SAFETY: a non-null pointer is the wipe page, mapped for the life of the process (and
+    // inherited, mapped, by every child).
+    !word.is_null() && unsafe { (*word).load(Ordering::Relaxed) } == 0
+}
+
 extern "C" fn refresh_pid_in_child() {
+    // Marked renewed first: what follows asks for the pid and thread id, which must not
+    // start the renewal again.
+    let word = WIPED_IN_CHILDREN.load(Ordering::Acquire);
+    if !word.is_null() {
+        // SAFETY: as in `unrenewed_child`.
+        unsafe { (*word).store(1, Ordering::Relaxed) };
+    }
     PID.store(nix::unistd::getpid().as_raw(), Ordering::Relaxed);
     GENERATION.fetch_add(1, Ordering::Relaxed);
     // The child's only thread is a new thread with the forking thread's memory.
     crate::sys::liveness::renew_thread_ids_after_fork();
+}
+
+/// Renews the process-local caches in a child that was made without libc's `fork` (a raw
+/// `fork`/`clone` system call runs no `pthread_atfork` handler). Cheap when there is
+/// nothing to do: two loads.
+#[inline]
+pub(crate) fn renew_if_forked() {
+    if unrenewed_child() {
+        refresh_pid_in_child();
+    }
 }
 
 /// A key for "this very process": its id and its fork generation. A process that reuses
@@ -39,13 +101,16 @@ pub(crate) fn process_key() -> u64 {
 ///
 /// glibc's `getpid` is a real system call; ownership checks run on every drop, so the id
 /// is cached and refreshed in the child by a `pthread_atfork` handler (which runs for
-/// every `fork()` made through libc, ours or the user's).
+/// every `fork()` made through libc, ours or the user's; children made otherwise are caught
+/// by the wipe-on-fork page).
 pub(crate) fn current_pid() -> i32 {
+    renew_if_forked();
     let pid = PID.load(Ordering::Relaxed);
     if pid != 0 {
         return pid;
     }
     ATFORK.call_once(|| {
+        map_wipe_page();
         // SAFETY: registering a child handler that only stores to an atomic is
         // async-signal-safe, which is what pthread_atfork(3) requires of a child handler.
         let rc = unsafe { libc::pthread_atfork(None, None, Some(refresh_pid_in_child)) };
