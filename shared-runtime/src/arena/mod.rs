@@ -41,6 +41,10 @@ struct ArenaInner {
     /// The process that unlinks the name when its last handle goes (the creator, as a
     /// `process_key`, so a descendant that reuses its pid does not), or 0.
     unlink_by: u64,
+    /// The creator's pid namespace as the header said when this handle was made (a
+    /// private copy: the hot path reads no shared memory for it, and a later foreign write
+    /// cannot change this process's verdict), 0 if unknown.
+    creator_pidns: u64,
 }
 
 impl Drop for ArenaInner {
@@ -120,12 +124,16 @@ impl Arena {
 
     fn wrap(mem: SharedMemory, name: Option<String>, unlink_by: u64) -> Arena {
         let page = page_size() as u64;
+        // SAFETY: every caller has initialised or validated the header, which lies at the
+        // start of the mapping, before wrapping it.
+        let creator_pidns = unsafe { &*mem.base().cast::<ArenaHeader>() }.creator_pidns();
         Arena {
             inner: Arc::new(ArenaInner {
                 mem,
                 page,
                 name,
                 unlink_by,
+                creator_pidns,
             }),
         }
     }
@@ -202,6 +210,11 @@ impl Arena {
     /// ```
     pub fn same_as(&self, other: &Arena) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    #[inline]
+    pub(crate) fn creator_pidns(&self) -> u64 {
+        self.inner.creator_pidns
     }
 
     pub(crate) fn base(&self) -> *mut u8 {

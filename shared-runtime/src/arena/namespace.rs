@@ -22,8 +22,9 @@ pub(crate) const FOREIGN_OWNER: u32 = 1 << 30;
 impl Arena {
     /// Whether the calling process is provably in another pid namespace than the arena's
     /// creator.
+    #[inline]
     pub(crate) fn foreign(&self) -> bool {
-        let creator = self.header().creator_pidns();
+        let creator = self.creator_pidns();
         creator != 0 && pid_namespace().is_some_and(|mine| mine != creator)
     }
 
@@ -31,16 +32,19 @@ impl Arena {
     ///
     /// # Errors
     /// As [`thread_identity`].
+    #[inline]
     pub(crate) fn lock_identity(&self) -> Result<u64> {
         Ok(self.mark(thread_identity()?))
     }
 
     /// The calling thread's identity as written into this arena's lock words, if it has
     /// been established.
+    #[inline]
     pub(crate) fn cached_lock_identity(&self) -> Option<u64> {
         cached_identity().map(|id| self.mark(id))
     }
 
+    #[inline]
     fn mark(&self, id: u64) -> u64 {
         if self.foreign() {
             id | FOREIGN
@@ -50,6 +54,7 @@ impl Arena {
     }
 
     /// The owner tag of the calling process's blocks in this arena.
+    #[inline]
     pub(crate) fn owner_tag(&self) -> u32 {
         let pid = current_pid() as u32;
         if self.foreign() {

@@ -54,6 +54,7 @@ impl LockCore {
         })
     }
 
+    #[inline]
     fn cell(&self) -> &LockCell {
         // SAFETY: the allocation holds a LockCell (all zeroes is a valid, unlocked one) for
         // as long as `self.alloc` lives. Every field is an atomic, so a shared reference is
@@ -72,6 +73,7 @@ impl LockCore {
     /// The calling thread's identity in this lock's arena, for the acquire functions, whose
     /// std-shaped results have no room for an [`Error`](crate::Error).
     #[track_caller]
+    #[inline]
     fn identity(&self) -> u64 {
         self.arena()
             .lock_identity()
@@ -79,6 +81,7 @@ impl LockCore {
     }
 
     /// Whether this thread holds the lock already, and what that means.
+    #[inline]
     fn reentry(&self, me: u64) -> Option<Reentry> {
         (self.cell().lock.holder() == me).then_some(if self.recursive {
             Reentry::Deeper
@@ -87,6 +90,7 @@ impl LockCore {
         })
     }
 
+    #[inline]
     fn enter(&self, how: Acquired) -> LockResult<LockGuard<'_>> {
         let c = self.cell();
         // Only the holder writes these fields, so plain loads and stores suffice (atomics
@@ -173,6 +177,7 @@ impl LockCore {
     }
 
     /// Called by the guard, on the holding thread, to release one level.
+    #[inline]
     pub(crate) fn leave(&self) {
         let c = self.cell();
         // The identity was established when the lock was taken, so it is cached, unless

@@ -90,12 +90,14 @@ const _: () = assert!(
 
 impl FutexLock {
     /// The identity of the holder (0 if free).
+    #[inline]
     pub(crate) fn holder(&self) -> u64 {
         self.word.load(Relaxed) & !WAITERS
     }
 
     /// Takes the lock for `me`, waiting until `deadline` (`None`: forever). `None` if the
     /// time ran out. The caller must not hold it already.
+    #[inline]
     pub(crate) fn lock(&self, me: u64, deadline: Option<Instant>) -> Option<Acquired> {
         if self.word.compare_exchange(0, me, Acquire, Relaxed).is_ok() {
             return Some(Acquired::Clean);
@@ -188,6 +190,7 @@ impl FutexLock {
     }
 
     /// Takes the lock if it is free, or if its holder has died.
+    #[inline]
     pub(crate) fn try_lock(&self, me: u64) -> Option<Acquired> {
         match self.word.compare_exchange(0, me, Acquire, Relaxed) {
             Ok(_) => Some(Acquired::Clean),
@@ -199,6 +202,7 @@ impl FutexLock {
     ///
     /// # Safety
     /// The calling thread must hold it.
+    #[inline]
     pub(crate) unsafe fn unlock(&self) {
         if self.word.swap(0, Release) & WAITERS != 0 {
             futex_wake_one(&self.word);

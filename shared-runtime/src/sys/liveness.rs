@@ -210,6 +210,7 @@ static PID_NAMESPACE: AtomicU64 = AtomicU64::new(UNKNOWN_NS);
 
 /// The identity of this process's pid namespace (the inode of `/proc/self/ns/pid`), if it
 /// can be read.
+#[inline]
 pub(crate) fn pid_namespace() -> Option<u64> {
     let mut ns = PID_NAMESPACE.load(Relaxed);
     if ns == UNKNOWN_NS {

@@ -92,6 +92,7 @@ pub(crate) fn renew_if_forked() {
 /// larger generation, so it is never taken for the ancestor (which is what lets an object
 /// be freed only by the process that owns it). Not meaningful across `exec`, which keeps
 /// no object of this crate.
+#[inline]
 pub(crate) fn process_key() -> u64 {
     let pid = current_pid();
     u64::from(pid as u32) | GENERATION.load(Ordering::Relaxed) << 32
@@ -103,6 +104,7 @@ pub(crate) fn process_key() -> u64 {
 /// is cached and refreshed in the child by a `pthread_atfork` handler (which runs for
 /// every `fork()` made through libc, ours or the user's; children made otherwise are caught
 /// by the wipe-on-fork page).
+#[inline]
 pub(crate) fn current_pid() -> i32 {
     renew_if_forked();
     let pid = PID.load(Ordering::Relaxed);
