@@ -172,14 +172,12 @@ impl Arena {
     /// ```
     pub fn try_global() -> Result<&'static Arena> {
         static GLOBAL: OnceLock<Arena> = OnceLock::new();
-        static CREATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
         if let Some(arena) = GLOBAL.get() {
             return Ok(arena);
         }
-        let _one_at_a_time = CREATING.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(arena) = GLOBAL.get() {
-            return Ok(arena);
-        }
+        // No lock is held while creating (a child forked meanwhile would inherit it held
+        // forever): threads that race each create one, and all but the first published
+        // drop theirs.
         let mut capacity = physical_memory();
         let arena = loop {
             match Arena::with_capacity(capacity) {

@@ -29,9 +29,9 @@
 
 use std::cell::Cell;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use crate::sys::pidfd::PidFd;
 use crate::sys::process::current_pid;
 use crate::sys::procfs::{read_stat, stat_path, Stat};
 use crate::{Error, Result};
@@ -71,9 +71,11 @@ pub(crate) fn current_tid() -> i32 {
     if cached != 0 {
         return cached;
     }
-    current_pid(); // registers the fork handler that keeps the cache right
+    let pid = current_pid(); // registers the fork handler that keeps the cache right
     let tid = nix::unistd::gettid().as_raw();
-    TID.with(|t| t.set(tid));
+    if !vforked(pid) {
+        TID.with(|t| t.set(tid));
+    }
     tid
 }
 
@@ -115,8 +117,17 @@ fn establish_identity() -> Result<u64> {
         }
     };
     let id = (tid as u64 & TID_MASK) | u64::from(stamp) << 32;
-    IDENTITY.with(|t| t.set(id));
+    if !vforked(current_pid()) {
+        IDENTITY.with(|t| t.set(id));
+    }
     Ok(id)
+}
+
+/// Whether the caller runs in a child that shares this process's memory (`vfork`,
+/// `clone(CLONE_VM)`): its thread-local caches are the parent thread's, and nothing it
+/// learns about itself may be cached there.
+fn vforked(cached_pid: i32) -> bool {
+    nix::unistd::getpid().as_raw() != cached_pid
 }
 
 /// The stamp of a start time: never 0, which means "unstamped".
@@ -212,12 +223,18 @@ static PID_NAMESPACE: AtomicU64 = AtomicU64::new(UNKNOWN_NS);
 /// can be read.
 #[inline]
 pub(crate) fn pid_namespace() -> Option<u64> {
+    crate::sys::process::renew_if_forked();
     let mut ns = PID_NAMESPACE.load(Relaxed);
     if ns == UNKNOWN_NS {
         // `/proc/self` resolves through any proc file system that shows this process, even
         // one of an ancestor pid namespace, and `ns/pid` is then still this process's own.
         // `stat` needs no descriptor. A failure is kept: the mount does not come and go.
-        ns = nix::sys::stat::stat("/proc/self/ns/pid").map_or(0, |st| st.st_ino);
+        // Without `/proc`, a pidfd of ourselves can tell (Linux 6.11).
+        ns = nix::sys::stat::stat("/proc/self/ns/pid")
+            .map(|st| st.st_ino)
+            .ok()
+            .or_else(|| PidFd::open(current_pid()).ok()?.pid_namespace())
+            .unwrap_or(0);
         PID_NAMESPACE.store(ns, Relaxed);
     }
     (ns != 0).then_some(ns)
@@ -240,34 +257,13 @@ fn signal_probe(id: i32) -> Probe {
     }
 }
 
-/// `pidfd_open` flag for a thread rather than a thread-group leader (Linux 6.9).
-const PIDFD_THREAD: libc::c_uint = libc::O_EXCL as libc::c_uint;
-
 /// Whether a pidfd of `id` says it has exited (a zombie, or reaped meanwhile).
 fn pidfd_shows_exit(id: i32) -> bool {
-    let open = |flags: libc::c_uint| {
-        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1; it
-        // touches no memory of ours.
-        unsafe { libc::syscall(libc::SYS_pidfd_open, id, flags) }
-    };
-    let mut fd = open(0);
-    if fd < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
-        fd = open(PIDFD_THREAD); // not a thread-group leader: a thread id
+    match PidFd::open_task(id) {
+        Ok(fd) => fd.has_exited(),
+        // No such task at all, which is proof; anything else (EMFILE, ENOSYS) is not.
+        Err(e) => e == nix::errno::Errno::ESRCH,
     }
-    if fd < 0 {
-        // ESRCH: no such task at all, which is proof; anything else (EMFILE, ENOSYS) is not.
-        return io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
-    }
-    // SAFETY: `fd` was just returned by pidfd_open, is open, and is owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    let mut pfd = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, a zero timeout; poll writes only `revents`.
-    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
-    n == 1 && pfd.revents & libc::POLLIN != 0
 }
 
 /// `PROC_IS_OURS` values besides 0/1.
@@ -286,6 +282,7 @@ fn proc_mounted() -> bool {
 /// that `/proc/<id>` names the same thread as id `<id>` does in `kill`. A proc file system
 /// of another namespace (or none) is never read for proofs.
 fn proc_is_ours() -> bool {
+    crate::sys::process::renew_if_forked();
     match PROC_IS_OURS.load(Relaxed) {
         0 => return false,
         1 => return true,

@@ -21,6 +21,11 @@ use crate::{Error, Result};
 #[derive(Debug)]
 pub(crate) struct PidFd(OwnedFd);
 
+/// `pidfd_open` flag for a thread rather than a thread-group leader (`O_EXCL`'s value).
+const PIDFD_THREAD: libc::c_uint = libc::O_EXCL as libc::c_uint;
+/// `_IO(PIDFS_IOCTL_MAGIC = 0xFF, 5)`.
+const PIDFD_GET_PID_NAMESPACE: libc::c_ulong = 0xFF05;
+
 /// What [`PidFd::for_child`] found.
 #[derive(Debug)]
 pub(crate) enum Opened {
@@ -55,12 +60,53 @@ impl PidFd {
     /// Linux 5.3, `EMFILE`/`ENFILE` when no descriptor is free, `EPERM` under a seccomp
     /// filter that forbids the call.
     pub(crate) fn open(pid: i32) -> std::result::Result<PidFd, Errno> {
-        // SAFETY: pidfd_open takes two integers (a pid and flags 0) and touches no memory of
+        PidFd::open_with(pid, 0)
+    }
+
+    /// Opens a pidfd for thread `tid`, which need not lead its thread group
+    /// (`PIDFD_THREAD`, Linux 6.9), or for the process if `tid` is a process id.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open); `EINVAL` where the kernel has no thread pidfds.
+    pub(crate) fn open_task(tid: i32) -> std::result::Result<PidFd, Errno> {
+        match PidFd::open_with(tid, 0) {
+            Err(Errno::EINVAL) => PidFd::open_with(tid, PIDFD_THREAD),
+            other => other,
+        }
+    }
+
+    fn open_with(pid: i32, flags: libc::c_uint) -> std::result::Result<PidFd, Errno> {
+        // SAFETY: pidfd_open takes two integers (a pid and flags) and touches no memory of
         // ours.
-        let rc = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0 as libc::c_uint) };
+        let rc = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, flags) };
         let fd = Errno::result(rc)? as RawFd;
         // SAFETY: on success the kernel returned a new descriptor that nothing else owns.
         Ok(PidFd(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// Whether the process (or thread) has exited: the pidfd polls readable at once.
+    pub(crate) fn has_exited(&self) -> bool {
+        let mut pfd = libc::pollfd {
+            fd: self.0.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, a zero timeout; poll writes only `revents`.
+        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+        n == 1 && pfd.revents & libc::POLLIN != 0
+    }
+
+    /// The inode of the process's pid namespace (`PIDFD_GET_PID_NAMESPACE`, Linux 6.11),
+    /// which needs no `/proc`.
+    pub(crate) fn pid_namespace(&self) -> Option<u64> {
+        // SAFETY: the ioctl takes no argument and returns a new namespace descriptor or -1.
+        let ns = unsafe { libc::ioctl(self.0.as_raw_fd(), PIDFD_GET_PID_NAMESPACE, 0) };
+        if ns < 0 {
+            return None;
+        }
+        // SAFETY: a new descriptor nothing else owns.
+        let ns = unsafe { OwnedFd::from_raw_fd(ns) };
+        nix::sys::stat::fstat(&ns).ok().map(|st| st.st_ino)
     }
 
     /// Opens a pidfd for `pid`, a child of the caller's just returned by `fork`, and checks

@@ -94,7 +94,7 @@ pub(crate) fn renew_if_forked() {
 /// no object of this crate.
 #[inline]
 pub(crate) fn process_key() -> u64 {
-    let pid = current_pid();
+    let pid = current_pid(); // renews the caches of a child made without libc's fork
     u64::from(pid as u32) | GENERATION.load(Ordering::Relaxed) << 32
 }
 

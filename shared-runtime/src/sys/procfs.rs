@@ -7,7 +7,10 @@
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 
 /// Reads a small file into `buf` with plain `open`/`read`; returns the length read.
 fn read_small(path: &CStr, buf: &mut [u8]) -> io::Result<usize> {
@@ -40,33 +43,63 @@ fn read_small(path: &CStr, buf: &mut [u8]) -> io::Result<usize> {
 
 /// Clock ticks per second in `/proc` (`USER_HZ`, 100 on every Linux architecture's ABI).
 const USER_HZ: u64 = 100;
-/// `BOOTTIME_OFFSET` before it has been read.
-const UNREAD: u64 = u64::MAX;
-/// This process's boottime offset in clock ticks (two's complement), per process.
-static BOOTTIME_OFFSET: AtomicU64 = AtomicU64::new(UNREAD);
+/// The time namespace the cached offset belongs to (inode of `/proc/self/ns/time`), 0 when
+/// nothing is cached. Per process: `setns` can move a process to another time namespace.
+static OFFSET_NS: AtomicU64 = AtomicU64::new(0);
+/// The cached offset in clock ticks (two's complement), valid for `OFFSET_NS`.
+static BOOTTIME_OFFSET: AtomicU64 = AtomicU64::new(0);
+/// The initial time namespace's inode (`PROC_TIME_INIT_INO`): no offset.
+const INITIAL_TIME_NS: u64 = 0xEFFF_FFFA;
 
 /// Forgets the cached offset: a forked child of a process that called
 /// `unshare(CLONE_NEWTIME)` is in another time namespace.
 pub(crate) fn forget_time_namespace() {
-    BOOTTIME_OFFSET.store(UNREAD, Relaxed);
+    OFFSET_NS.store(0, Relaxed);
+}
+
+/// The inode of a `/proc/self/ns/` entry (`stat` needs no descriptor, allocates nothing).
+fn ns_inode(path: &CStr) -> io::Result<u64> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `path` is NUL-terminated; stat writes one `struct stat` into `st`.
+    if unsafe { libc::stat(path.as_ptr(), st.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: stat succeeded, so it filled `st`.
+    Ok(unsafe { st.assume_init() }.st_ino)
 }
 
 /// How far this process's time namespace shifts boot-relative times, in clock ticks
 /// (`/proc/<id>/stat` shows start times shifted by the *reader's* offset). 0 when the
-/// kernel has no time namespaces; `None` when the file cannot be read now.
+/// kernel has no time namespaces; `None` when it cannot be known now.
+///
+/// `/proc/self/timens_offsets` shows the offsets of the namespace this process's *children*
+/// get: after `unshare(CLONE_NEWTIME)` that is not its own. Then only the initial namespace
+/// (no offset) can be told; any other answer is `None`.
 fn boottime_offset() -> Option<u64> {
-    let cached = BOOTTIME_OFFSET.load(Relaxed);
-    if cached != UNREAD {
-        return Some(cached);
-    }
-    let mut buf = [0u8; 256];
-    let offset = match read_small(c"/proc/self/timens_offsets", &mut buf) {
-        Ok(len) => parse_boottime(&buf[..len])?,
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => 0,
+    let ns = match ns_inode(c"/proc/self/ns/time") {
+        Ok(ino) => ino,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) && proc_self_visible() => return Some(0),
         Err(_) => return None,
     };
+    if OFFSET_NS.load(Acquire) == ns {
+        return Some(BOOTTIME_OFFSET.load(Relaxed));
+    }
+    let offset = if ns_inode(c"/proc/self/ns/time_for_children").ok() != Some(ns) {
+        (ns == INITIAL_TIME_NS).then_some(0)?
+    } else {
+        let mut buf = [0u8; 256];
+        let len = read_small(c"/proc/self/timens_offsets", &mut buf).ok()?;
+        parse_boottime(&buf[..len])?
+    };
     BOOTTIME_OFFSET.store(offset, Relaxed);
+    OFFSET_NS.store(ns, Release);
     Some(offset)
+}
+
+/// Whether `/proc/self` exists (then a missing `ns/time` means a kernel without time
+/// namespaces).
+fn proc_self_visible() -> bool {
+    ns_inode(c"/proc/self").is_ok()
 }
 
 /// The `boottime <secs> <nanos>` line of `timens_offsets`, in clock ticks.
