@@ -12,7 +12,7 @@
 //! creator's.
 
 use crate::arena::Arena;
-use crate::sys::liveness::{pid_namespace, thread_identity, FOREIGN, TID_MASK};
+use crate::sys::liveness::{cached_identity, pid_namespace, thread_identity, FOREIGN, TID_MASK};
 use crate::sys::process::current_pid;
 use crate::Result;
 
@@ -37,6 +37,13 @@ impl Arena {
         Ok(self.mark(thread_identity()?))
     }
 
+    /// The calling thread's identity as written into this arena's lock words, if it has
+    /// been established.
+    #[inline]
+    pub(crate) fn cached_lock_identity(&self) -> Option<u64> {
+        cached_identity().map(|id| self.mark(id))
+    }
+
     /// A foreign identity keeps the thread id but trades the start-time stamp (which
     /// nobody checks: no one proves a foreign holder dead) for a mix of it with this
     /// process's pid namespace, so that threads of two foreign namespaces with the same id
@@ -46,9 +53,7 @@ impl Arena {
         if !self.foreign() {
             return id;
         }
-        let ns = pid_namespace().unwrap_or(0);
-        let mixed = ((id >> 32) ^ ns).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32;
-        (id & TID_MASK) | FOREIGN | mixed.max(1) << 32
+        foreign_identity(id)
     }
 
     /// The owner tag of the calling process's blocks in this arena.
@@ -61,4 +66,12 @@ impl Arena {
             pid
         }
     }
+}
+
+/// See `Arena::mark`.
+#[cold]
+fn foreign_identity(id: u64) -> u64 {
+    let ns = pid_namespace().unwrap_or(0);
+    let mixed = ((id >> 32) ^ ns).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32;
+    (id & TID_MASK) | FOREIGN | mixed.max(1) << 32
 }

@@ -27,23 +27,16 @@ use crate::Result;
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct LockGuard<'a> {
     core: &'a LockCore,
-    /// The identity the lock was taken as, and the `process_key` of the process that took
-    /// it: only that process's guard releases.
-    me: u64,
-    key: u64,
     /// Not `Send`: the lock word names the acquiring thread, which alone may release it.
     _not_send: PhantomData<*const ()>,
 }
 
 impl<'a> LockGuard<'a> {
     /// # Safety
-    /// The calling thread must have just acquired `core`'s lock (one level of it) as `me`,
-    /// in the process whose `process_key` is `key`.
-    pub(crate) unsafe fn new(core: &'a LockCore, me: u64, key: u64) -> Self {
+    /// The calling thread must have just acquired `core`'s lock (one level of it).
+    pub(crate) unsafe fn new(core: &'a LockCore) -> Self {
         LockGuard {
             core,
-            me,
-            key,
             _not_send: PhantomData,
         }
     }
@@ -51,7 +44,7 @@ impl<'a> LockGuard<'a> {
 
 impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
-        self.core.leave(self.me, self.key);
+        self.core.leave();
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::arena::{Allocation, Arena};
 use crate::sync::lock::LockGuard;
 use crate::sys::futex::{Acquired, FutexLock};
-use crate::sys::process::{current_pid, process_key};
+use crate::sys::process::current_pid;
 use crate::Result;
 
 /// A lock in shared memory: the robust futex lock word, plus what `Debug` shows and the
@@ -91,7 +91,7 @@ impl LockCore {
     }
 
     #[inline]
-    fn enter(&self, how: Acquired, me: u64) -> LockResult<LockGuard<'_>> {
+    fn enter(&self, how: Acquired) -> LockResult<LockGuard<'_>> {
         let c = self.cell();
         // Only the holder writes these fields, so plain loads and stores suffice (atomics
         // only because other threads and processes may read them for `Debug`).
@@ -120,7 +120,7 @@ impl LockCore {
         }
         // SAFETY: the lock was just acquired (or re-entered) by this thread; the guard
         // releases one level of it, once.
-        let guard = unsafe { LockGuard::new(self, me, process_key()) };
+        let guard = unsafe { LockGuard::new(self) };
         if how == Acquired::OwnerDied || poisoned {
             Err(PoisonError::new(guard))
         } else {
@@ -128,17 +128,17 @@ impl LockCore {
         }
     }
 
-    fn enter_try(&self, how: Option<Acquired>, me: u64) -> TryLockResult<LockGuard<'_>> {
+    fn enter_try(&self, how: Option<Acquired>) -> TryLockResult<LockGuard<'_>> {
         match how {
             None => Err(TryLockError::WouldBlock),
-            Some(how) => self.enter(how, me).map_err(TryLockError::Poisoned),
+            Some(how) => self.enter(how).map_err(TryLockError::Poisoned),
         }
     }
 
     pub(crate) fn acquire(&self) -> LockResult<LockGuard<'_>> {
         let me = self.identity();
         match self.reentry(me) {
-            Some(Reentry::Deeper) => self.enter(Acquired::Clean, me),
+            Some(Reentry::Deeper) => self.enter(Acquired::Clean),
             Some(Reentry::Deadlock) => panic!(
                 "deadlock: this thread already holds this Lock, which is not re-entrant \
                  (use an RLock to acquire it again while holding it)"
@@ -149,7 +149,7 @@ impl LockCore {
                     .lock
                     .lock(me, None)
                     .expect("an unbounded wait succeeds");
-                self.enter(how, me)
+                self.enter(how)
             }
         }
     }
@@ -157,35 +157,41 @@ impl LockCore {
     pub(crate) fn try_acquire(&self) -> TryLockResult<LockGuard<'_>> {
         let me = self.identity();
         match self.reentry(me) {
-            Some(Reentry::Deeper) => self.enter_try(Some(Acquired::Clean), me),
+            Some(Reentry::Deeper) => self.enter_try(Some(Acquired::Clean)),
             // For the non-blocking forms, a `Lock` this thread holds simply "would block".
             Some(Reentry::Deadlock) => Err(TryLockError::WouldBlock),
-            None => self.enter_try(self.cell().lock.try_lock(me), me),
+            None => self.enter_try(self.cell().lock.try_lock(me)),
         }
     }
 
     pub(crate) fn acquire_timeout(&self, timeout: Duration) -> TryLockResult<LockGuard<'_>> {
         let me = self.identity();
         match self.reentry(me) {
-            Some(Reentry::Deeper) => self.enter_try(Some(Acquired::Clean), me),
+            Some(Reentry::Deeper) => self.enter_try(Some(Acquired::Clean)),
             Some(Reentry::Deadlock) => Err(TryLockError::WouldBlock),
             None => {
                 let deadline = Instant::now().checked_add(timeout);
-                self.enter_try(self.cell().lock.lock(me, deadline), me)
+                self.enter_try(self.cell().lock.lock(me, deadline))
             }
         }
     }
 
-    /// Called by the guard, on the holding thread, to release one level of the lock taken
-    /// as `me` by the process `key`.
+    /// Called by the guard, on the holding thread, to release one level.
     #[inline]
-    pub(crate) fn leave(&self, me: u64, key: u64) {
+    pub(crate) fn leave(&self) {
         let c = self.cell();
         // A guard that crossed a fork (moved into a child's closure) releases nothing: the
-        // lock is the parent thread's, and only that thread's copy of the guard may release
-        // it. (The key, not the thread's cached identity, tells: a `vfork` child has no
-        // cache of its own but is still the process that took the lock.)
-        if c.lock.holder() != me || process_key() != key {
+        // lock is the parent thread's (the child's thread has another identity), and only
+        // that thread's copy of the guard may release it. The identity is cached since the
+        // lock was taken, except in a `vfork` child, which caches nothing and asks again.
+        let me = match self.arena().cached_lock_identity() {
+            Some(me) => me,
+            None => match self.arena().lock_identity() {
+                Ok(me) => me,
+                Err(_) => return,
+            },
+        };
+        if c.lock.holder() != me {
             return;
         }
         if std::thread::panicking() {

@@ -224,19 +224,27 @@ static PID_NAMESPACE: AtomicU64 = AtomicU64::new(UNKNOWN_NS);
 #[inline]
 pub(crate) fn pid_namespace() -> Option<u64> {
     crate::sys::process::renew_if_forked();
-    let mut ns = PID_NAMESPACE.load(Relaxed);
+    let ns = PID_NAMESPACE.load(Relaxed);
     if ns == UNKNOWN_NS {
+        return read_pid_namespace();
+    }
+    (ns != 0).then_some(ns)
+}
+
+#[cold]
+fn read_pid_namespace() -> Option<u64> {
+    let ns = {
         // `/proc/self` resolves through any proc file system that shows this process, even
         // one of an ancestor pid namespace, and `ns/pid` is then still this process's own.
         // `stat` needs no descriptor. A failure is kept: the mount does not come and go.
         // Without `/proc`, a pidfd of ourselves can tell (Linux 6.11).
-        ns = nix::sys::stat::stat("/proc/self/ns/pid")
+        nix::sys::stat::stat("/proc/self/ns/pid")
             .map(|st| st.st_ino)
             .ok()
             .or_else(|| PidFd::open(current_pid()).ok()?.pid_namespace())
-            .unwrap_or(0);
-        PID_NAMESPACE.store(ns, Relaxed);
-    }
+            .unwrap_or(0)
+    };
+    PID_NAMESPACE.store(ns, Relaxed);
     (ns != 0).then_some(ns)
 }
 
