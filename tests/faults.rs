@@ -10,15 +10,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::TryLockError;
 use std::time::Duration;
 
-use common::{finish, forking};
+use common::{finish, forking, hide_proc, unique};
 use shared_runtime::{Arena, Error, Lock, Process, RLock, RawArray, RawValue};
-
-fn unique(tag: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    format!("shr-faults-{tag}-{}-{n}", std::process::id())
-}
 
 fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
     payload
@@ -54,36 +47,6 @@ fn rlock_reentry_depth_never_wraps() {
     std::thread::scope(|s| {
         s.spawn(|| assert!(lock.try_acquire().is_ok(), "released at last"));
     });
-}
-
-/// Hides `/proc` from the calling process: a private mount namespace (in a new user
-/// namespace where plain `unshare` is refused) with an empty tmpfs mounted on `/proc`.
-fn hide_proc() -> Result<(), String> {
-    use nix::mount::{mount, MsFlags};
-    use nix::sched::{unshare, CloneFlags};
-    unshare(CloneFlags::CLONE_NEWNS)
-        .or_else(|_| unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS))
-        .map_err(|e| format!("unshare: {e}"))?;
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .map_err(|e| format!("making / private: {e}"))?;
-    mount(
-        Some("none"),
-        "/proc",
-        Some("tmpfs"),
-        MsFlags::empty(),
-        None::<&str>,
-    )
-    .map_err(|e| format!("mounting tmpfs on /proc: {e}"))?;
-    match std::fs::metadata("/proc/self") {
-        Ok(_) => Err("/proc/self still visible".into()),
-        Err(_) => Ok(()),
-    }
 }
 
 /// Whether a child can hide `/proc` here; prints why not when it cannot.

@@ -15,20 +15,8 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
-use common::{finish, forking};
+use common::{finish, forking, unique};
 use shared_runtime::{Arena, Error, Lock, Process, RLock, RawArray, RawValue, Value};
-
-/// A segment name no other test (or run) uses.
-fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "shr-limits-{}-{tag}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 /// Lowers the soft limit of `resource` to `soft` (the hard limit stays).
 fn lower_limit(resource: libc::__rlimit_resource_t, soft: u64) {

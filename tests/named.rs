@@ -7,18 +7,8 @@ use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::process::Command;
 
-use common::{finish, forking};
+use common::{finish, forking, unique};
 use shared_runtime::{Arena, Error, Handle, Process, RawArray, RawValue};
-
-fn unique(tag: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "shr-test-{}-{tag}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 fn shm_path(name: &str) -> String {
     format!("/dev/shm/{name}")

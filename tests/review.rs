@@ -9,15 +9,8 @@ mod common;
 use std::sync::TryLockError;
 use std::time::Duration;
 
-use common::{finish, forking, wait_until};
+use common::{finish, forking, unique, unshare_or_userns, wait_until};
 use shared_runtime::{Arena, Lock, Process, RLock, RawArray, RawValue};
-
-fn unique(tag: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    format!("shr-review-{tag}-{}-{n}", std::process::id())
-}
 
 /// Outcome codes written by children.
 const WOULD_BLOCK: u32 = 1;
@@ -46,12 +39,6 @@ fn describe(code: u32) -> &'static str {
         TAKEN_CLEAN => "Ok (taken while held)",
         _ => "?",
     }
-}
-
-/// `unshare(flags)`, retried inside a new user namespace where plain unshare is refused.
-fn unshare_or_userns(flags: libc::c_int) -> bool {
-    // SAFETY: unshare takes flags only; callers are single-threaded forked children.
-    unsafe { libc::unshare(flags) == 0 || libc::unshare(libc::CLONE_NEWUSER | flags) == 0 }
 }
 
 /// Finding 1a: an anonymous arena inherited by fork into another pid namespace. The

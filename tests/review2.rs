@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::TryLockResult;
 use std::time::Duration;
 
-use common::{finish, forking, wait_until};
+use common::{finish, forking, hide_proc, unshare_or_userns, wait_until};
 use shared_runtime::{Arena, Error, Lock, Process, RLock, RawArray, RawValue};
 
 const WOULD_BLOCK: u64 = 1;
@@ -43,12 +43,6 @@ fn describe(code: u64) -> &'static str {
         TAKEN_CLEAN => "Ok (taken while held by another live process)",
         _ => "?",
     }
-}
-
-/// `unshare(flags)`, retried inside a new user namespace where plain unshare is refused.
-fn unshare_or_userns(flags: libc::c_int) -> bool {
-    // SAFETY: unshare takes flags only; callers are single-threaded forked children.
-    unsafe { libc::unshare(flags) == 0 || libc::unshare(libc::CLONE_NEWUSER | flags) == 0 }
 }
 
 /// The calling process's start time (field 22 of `/proc/self/stat`), as this process's
@@ -379,36 +373,6 @@ fn a_raw_clone_newpid_child_cannot_open_a_named_arena() {
         got, 2,
         "a raw clone(CLONE_NEWPID) child opened a named arena of another pid namespace"
     );
-}
-
-/// Hides `/proc` from the calling process (a private mount namespace with an empty tmpfs
-/// on `/proc`), as `tests/faults.rs` does.
-fn hide_proc() -> Result<(), String> {
-    use nix::mount::{mount, MsFlags};
-    use nix::sched::{unshare, CloneFlags};
-    unshare(CloneFlags::CLONE_NEWNS)
-        .or_else(|_| unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS))
-        .map_err(|e| format!("unshare: {e}"))?;
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .map_err(|e| format!("making / private: {e}"))?;
-    mount(
-        Some("none"),
-        "/proc",
-        Some("tmpfs"),
-        MsFlags::empty(),
-        None::<&str>,
-    )
-    .map_err(|e| format!("mounting tmpfs on /proc: {e}"))?;
-    match std::fs::metadata("/proc/self") {
-        Ok(_) => Err("/proc/self still visible".into()),
-        Err(_) => Ok(()),
-    }
 }
 
 /// Finding D (two holders): an arena created where `/proc` cannot be read records

@@ -16,22 +16,12 @@
 mod common;
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Barrier, TryLockError};
 use std::time::Duration;
 
-use common::{finish, forking, wait_until, PATIENCE};
+use common::{finish, forking, unique, wait_until, PATIENCE};
 use shared_runtime::{Arena, Lock, Process, RLock, RawArray, RawValue, SharedLock, Value};
-
-/// A segment name no other test (or run) uses.
-fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "shr-threads-fork-{}-{tag}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 /// The allocator lock of a named arena, reached through a second handle of its segment, so
 /// that a test can hold it (as a thread inside `alloc` does) or look at it.

@@ -59,3 +59,47 @@ pub fn example(name: &str) -> std::path::PathBuf {
     );
     path
 }
+
+/// A segment name no other test (or run) uses, tagged `tag`.
+pub fn unique(tag: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    format!("shr-test-{tag}-{}-{n}", std::process::id())
+}
+
+/// Enters new namespaces (`flags`: `CLONE_NEW*`), in a new user namespace where plain
+/// `unshare` is refused; whether that worked. Only for single-threaded forked children.
+pub fn unshare_or_userns(flags: libc::c_int) -> bool {
+    // SAFETY: unshare takes flags only; callers are single-threaded forked children.
+    unsafe { libc::unshare(flags) == 0 || libc::unshare(libc::CLONE_NEWUSER | flags) == 0 }
+}
+
+/// Hides `/proc` from the calling process: a private mount namespace (in a new user
+/// namespace where plain `unshare` is refused) with an empty tmpfs mounted on `/proc`.
+pub fn hide_proc() -> Result<(), String> {
+    use nix::mount::{mount, MsFlags};
+    if !unshare_or_userns(libc::CLONE_NEWNS) {
+        return Err(format!("unshare: {}", std::io::Error::last_os_error()));
+    }
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| format!("making / private: {e}"))?;
+    mount(
+        Some("none"),
+        "/proc",
+        Some("tmpfs"),
+        MsFlags::empty(),
+        None::<&str>,
+    )
+    .map_err(|e| format!("mounting tmpfs on /proc: {e}"))?;
+    match std::fs::metadata("/proc/self") {
+        Ok(_) => Err("/proc/self still visible".into()),
+        Err(_) => Ok(()),
+    }
+}
