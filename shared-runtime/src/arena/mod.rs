@@ -17,7 +17,11 @@ mod stats;
 mod tags;
 
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{
+    AtomicPtr,
+    Ordering::{AcqRel, Acquire},
+};
+use std::sync::Arc;
 
 use crate::sys::memory::{page_size, physical_memory, SharedMemory};
 use crate::sys::process::process_key;
@@ -171,13 +175,15 @@ impl Arena {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn try_global() -> Result<&'static Arena> {
-        static GLOBAL: OnceLock<Arena> = OnceLock::new();
-        if let Some(arena) = GLOBAL.get() {
-            return Ok(arena);
+        // Not a `OnceLock`: no lock (a `Once` is one) may be held while creating, or a child
+        // forked meanwhile would wait forever for a thread it does not have. Threads that
+        // race each create one; the first published wins and the others drop theirs.
+        static GLOBAL: AtomicPtr<Arena> = AtomicPtr::new(std::ptr::null_mut());
+        let published = GLOBAL.load(Acquire);
+        if !published.is_null() {
+            // SAFETY: a non-null pointer came from `Box::into_raw` below and is never freed.
+            return Ok(unsafe { &*published });
         }
-        // No lock is held while creating (a child forked meanwhile would inherit it held
-        // forever): threads that race each create one, and all but the first published
-        // drop theirs.
         let mut capacity = physical_memory();
         let arena = loop {
             match Arena::with_capacity(capacity) {
@@ -190,7 +196,17 @@ impl Arena {
                 other => break other?,
             }
         };
-        Ok(GLOBAL.get_or_init(|| arena))
+        let mine = Box::into_raw(Box::new(arena));
+        match GLOBAL.compare_exchange(std::ptr::null_mut(), mine, AcqRel, Acquire) {
+            // SAFETY: published: never freed, so the reference is valid for 'static.
+            Ok(_) => Ok(unsafe { &*mine }),
+            Err(first) => {
+                // SAFETY: `mine` was never published; this is its only owner.
+                drop(unsafe { Box::from_raw(mine) });
+                // SAFETY: as for `published` above.
+                Ok(unsafe { &*first })
+            }
+        }
     }
 
     /// The most bytes this arena can hold.

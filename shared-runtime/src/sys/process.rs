@@ -14,6 +14,30 @@ use crate::{Error, Result};
 static PID: AtomicI32 = AtomicI32::new(0);
 static ATFORK: Once = Once::new();
 
+/// Registers the fork handler and maps the wipe-on-fork page when the program (or this
+/// library) is loaded, before `main` and before any thread exists: done later, under a
+/// `Once`, a fork while another thread was in the middle of it would leave the child
+/// waiting forever on that `Once`. (`current_pid` still does it if this did not run.)
+#[used]
+#[link_section = ".init_array"]
+static AT_LOAD: extern "C" fn() = {
+    extern "C" fn at_load() {
+        register_fork_handling();
+    }
+    at_load
+};
+
+fn register_fork_handling() {
+    ATFORK.call_once(|| {
+        map_wipe_page();
+        // SAFETY: registering a child handler is always allowed; the handler does only
+        // async-signal-safe work, which is what pthread_atfork(3) requires of one.
+        let rc = unsafe { libc::pthread_atfork(None, None, Some(refresh_pid_in_child)) };
+        assert_eq!(rc, 0, "pthread_atfork failed");
+        PID.store(nix::unistd::getpid().as_raw(), Ordering::Relaxed);
+    });
+}
+
 /// How many forks separate this process from the first one that used this crate: a
 /// forked child is one more than its parent was at the fork (see [`process_key`]).
 static GENERATION: AtomicU64 = AtomicU64::new(0);
@@ -111,14 +135,7 @@ pub(crate) fn current_pid() -> i32 {
     if pid != 0 {
         return pid;
     }
-    ATFORK.call_once(|| {
-        map_wipe_page();
-        // SAFETY: registering a child handler that only stores to an atomic is
-        // async-signal-safe, which is what pthread_atfork(3) requires of a child handler.
-        let rc = unsafe { libc::pthread_atfork(None, None, Some(refresh_pid_in_child)) };
-        assert_eq!(rc, 0, "pthread_atfork failed");
-        PID.store(nix::unistd::getpid().as_raw(), Ordering::Relaxed);
-    });
+    register_fork_handling();
     PID.load(Ordering::Relaxed)
 }
 
