@@ -6,39 +6,54 @@
 
 mod common;
 
-use std::sync::TryLockError;
 use std::time::Duration;
 
+use common::probe::{describe, outcome, POISONED, SKIPPED, WOULD_BLOCK};
 use common::{finish, forking, unique, unshare_or_userns, wait_until};
 use shared_runtime::{Arena, Lock, Process, RLock, RawArray, RawValue};
 
-/// Outcome codes written by children.
-const WOULD_BLOCK: u32 = 1;
-const POISONED: u32 = 2;
-const TAKEN_CLEAN: u32 = 3;
-const SKIPPED: u32 = 9;
-
-fn try_outcome(lock: &Lock) -> u32 {
-    match lock.try_acquire() {
-        Err(TryLockError::WouldBlock) => WOULD_BLOCK,
-        Err(TryLockError::Poisoned(g)) => {
-            std::mem::forget(g.into_inner());
-            POISONED
-        }
-        Ok(g) => {
-            std::mem::forget(g);
-            TAKEN_CLEAN
-        }
-    }
+fn try_outcome(lock: &Lock) -> u64 {
+    outcome(lock.try_acquire(), true)
 }
 
-fn describe(code: u32) -> &'static str {
-    match code {
-        WOULD_BLOCK => "WouldBlock",
-        POISONED => "Poisoned (taken over as if the holder had died)",
-        TAKEN_CLEAN => "Ok (taken while held)",
-        _ => "?",
-    }
+/// A child enters new namespaces with `enter` (false: not possible here); its child,
+/// living in them, takes `lock` and holds it while this process probes it for longer
+/// than a liveness poll. The probe's code, or `SKIPPED`.
+fn probe_a_holder_in_new_namespaces(enter: fn() -> bool) -> u64 {
+    let arena = Arena::with_capacity(1 << 20).unwrap();
+    let lock = Lock::new_in(&arena).unwrap();
+    // [held, release, skipped]
+    let state = RawArray::<u32>::zeroed_in(&arena, 3).unwrap();
+    let (lock, state) = (&lock, &state);
+    let child = Process::start(move || {
+        if !enter() {
+            state.set(2, 1);
+            state.set(0, 1);
+            return;
+        }
+        // Children of this process live in the new namespaces.
+        let gc = Process::start(move || {
+            let g = lock.acquire().unwrap();
+            state.set(0, 1);
+            while state.get(1) != Some(1) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            drop(g);
+        })
+        .unwrap();
+        gc.join().unwrap();
+    })
+    .unwrap();
+    assert!(wait_until(|| state.get(0) == Some(1)));
+    let got = if state.get(2) == Some(1) {
+        SKIPPED
+    } else {
+        // Longer than futex::POLL, so the waiter checks the holder.
+        outcome(lock.acquire_timeout(Duration::from_millis(300)), true)
+    };
+    state.set(1, 1);
+    finish(child).unwrap();
+    got
 }
 
 /// Finding 1a: an anonymous arena inherited by fork into another pid namespace. The
@@ -50,7 +65,7 @@ fn pidns_child_never_takes_a_live_parents_lock() {
     let _serial = forking();
     let arena = Arena::with_capacity(1 << 20).unwrap();
     let lock = Lock::new_in(&arena).unwrap();
-    let outcome = RawValue::new_in(&arena, 0u32).unwrap();
+    let outcome = RawValue::new_in(&arena, 0u64).unwrap();
     let g = lock.acquire().unwrap(); // this (live) thread holds it throughout
     let (lock, outcome) = (&lock, &outcome);
     let child = Process::start(move || {
@@ -84,48 +99,7 @@ fn pidns_child_never_takes_a_live_parents_lock() {
 #[test]
 fn parent_never_takes_a_lock_held_in_a_child_pidns() {
     let _serial = forking();
-    let arena = Arena::with_capacity(1 << 20).unwrap();
-    let lock = Lock::new_in(&arena).unwrap();
-    // [held, release, skipped]
-    let state = RawArray::<u32>::zeroed_in(&arena, 3).unwrap();
-    let (lock, state) = (&lock, &state);
-    let child = Process::start(move || {
-        if !unshare_or_userns(libc::CLONE_NEWPID) {
-            state.set(2, 1);
-            state.set(0, 1);
-            return;
-        }
-        let gc = Process::start(move || {
-            let g = lock.acquire().unwrap();
-            state.set(0, 1);
-            while state.get(1) != Some(1) {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            drop(g);
-        })
-        .unwrap();
-        gc.join().unwrap();
-    })
-    .unwrap();
-    assert!(wait_until(|| state.get(0) == Some(1)));
-    let got = if state.get(2) == Some(1) {
-        SKIPPED
-    } else {
-        // Longer than futex::POLL, so the waiter checks the holder.
-        match lock.acquire_timeout(Duration::from_millis(300)) {
-            Err(TryLockError::WouldBlock) => WOULD_BLOCK,
-            Err(TryLockError::Poisoned(g)) => {
-                std::mem::forget(g.into_inner());
-                POISONED
-            }
-            Ok(g) => {
-                std::mem::forget(g);
-                TAKEN_CLEAN
-            }
-        }
-    };
-    state.set(1, 1);
-    finish(child).unwrap();
+    let got = probe_a_holder_in_new_namespaces(|| unshare_or_userns(libc::CLONE_NEWPID));
     if got == SKIPPED {
         eprintln!("skipped: no pid namespace");
         return;
@@ -146,50 +120,10 @@ fn parent_never_takes_a_lock_held_in_a_child_pidns() {
 #[test]
 fn timens_holder_is_never_declared_dead() {
     let _serial = forking();
-    let arena = Arena::with_capacity(1 << 20).unwrap();
-    let lock = Lock::new_in(&arena).unwrap();
-    // [held, release, skipped]
-    let state = RawArray::<u32>::zeroed_in(&arena, 3).unwrap();
-    let (lock, state) = (&lock, &state);
-    let child = Process::start(move || {
-        let ok = unshare_or_userns(libc::CLONE_NEWTIME)
-            && std::fs::write("/proc/self/timens_offsets", "boottime 100000 0\n").is_ok();
-        if !ok {
-            state.set(2, 1);
-            state.set(0, 1);
-            return;
-        }
-        // Children of this process live in the new time namespace.
-        let gc = Process::start(move || {
-            let g = lock.acquire().unwrap();
-            state.set(0, 1);
-            while state.get(1) != Some(1) {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            drop(g);
-        })
-        .unwrap();
-        gc.join().unwrap();
-    })
-    .unwrap();
-    assert!(wait_until(|| state.get(0) == Some(1)));
-    let got = if state.get(2) == Some(1) {
-        SKIPPED
-    } else {
-        match lock.acquire_timeout(Duration::from_millis(300)) {
-            Err(TryLockError::WouldBlock) => WOULD_BLOCK,
-            Err(TryLockError::Poisoned(g)) => {
-                std::mem::forget(g.into_inner());
-                POISONED
-            }
-            Ok(g) => {
-                std::mem::forget(g);
-                TAKEN_CLEAN
-            }
-        }
-    };
-    state.set(1, 1);
-    finish(child).unwrap();
+    let got = probe_a_holder_in_new_namespaces(|| {
+        unshare_or_userns(libc::CLONE_NEWTIME)
+            && std::fs::write("/proc/self/timens_offsets", "boottime 100000 0\n").is_ok()
+    });
     if got == SKIPPED {
         eprintln!("skipped: no time namespace");
         return;
@@ -319,7 +253,7 @@ fn a_holder_that_execs_releases_its_lock() {
     let _serial = forking();
     let arena = Arena::with_capacity(1 << 20).unwrap();
     let lock = Lock::new_in(&arena).unwrap();
-    let held = RawValue::new_in(&arena, 0u32).unwrap();
+    let held = RawValue::new_in(&arena, 0u64).unwrap();
     let (lock, held) = (&lock, &held);
     let child = Process::start(move || {
         let g = lock.acquire().unwrap();
@@ -331,17 +265,7 @@ fn a_holder_that_execs_releases_its_lock() {
     .unwrap();
     assert!(wait_until(|| held.get() == 1));
     std::thread::sleep(Duration::from_millis(200)); // the exec has happened
-    let got = match lock.acquire_timeout(Duration::from_secs(2)) {
-        Err(TryLockError::WouldBlock) => WOULD_BLOCK,
-        Err(TryLockError::Poisoned(g)) => {
-            drop(g.into_inner());
-            POISONED
-        }
-        Ok(g) => {
-            drop(g);
-            TAKEN_CLEAN
-        }
-    };
+    let got = outcome(lock.acquire_timeout(Duration::from_secs(2)), false);
     child.kill().unwrap();
     let _ = finish(child);
     assert_eq!(
@@ -406,7 +330,7 @@ fn open_named_refuses_an_opener_in_another_pidns_without_its_own_proc() {
     let name = unique("pidns");
     let arena = Arena::create_named(&name, 1 << 20).unwrap();
     let scratch = Arena::with_capacity(1 << 16).unwrap();
-    let outcome = RawValue::new_in(&scratch, 0u32).unwrap(); // 1 opened, 2 refused
+    let outcome = RawValue::new_in(&scratch, 0u64).unwrap(); // 1 opened, 2 refused
     let (name_ref, outcome) = (&name, &outcome);
     let child = Process::start(move || {
         if !unshare_or_userns(libc::CLONE_NEWPID) {

@@ -8,42 +8,11 @@
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::TryLockResult;
 use std::time::Duration;
 
+use common::probe::{describe, outcome, SKIPPED, WOULD_BLOCK};
 use common::{finish, forking, hide_proc, unshare_or_userns, wait_until};
 use shared_runtime::{Arena, Error, Lock, Process, RLock, RawArray, RawValue};
-
-const WOULD_BLOCK: u64 = 1;
-const POISONED: u64 = 2;
-const TAKEN_CLEAN: u64 = 3;
-const SKIPPED: u64 = 9;
-
-/// The outcome of a non-blocking acquisition; a guard obtained is kept (forgotten) when
-/// `keep`, released otherwise.
-fn outcome<G>(r: TryLockResult<G>, keep: bool) -> u64 {
-    use std::sync::TryLockError;
-    let (code, guard) = match r {
-        Err(TryLockError::WouldBlock) => return WOULD_BLOCK,
-        Err(TryLockError::Poisoned(g)) => (POISONED, g.into_inner()),
-        Ok(g) => (TAKEN_CLEAN, g),
-    };
-    if keep {
-        std::mem::forget(guard);
-    } else {
-        drop(guard);
-    }
-    code
-}
-
-fn describe(code: u64) -> &'static str {
-    match code {
-        WOULD_BLOCK => "WouldBlock",
-        POISONED => "Poisoned (taken over as if the live holder had died)",
-        TAKEN_CLEAN => "Ok (taken while held by another live process)",
-        _ => "?",
-    }
-}
 
 /// The calling process's start time (field 22 of `/proc/self/stat`), as this process's
 /// time namespace shows it.

@@ -103,3 +103,45 @@ pub fn hide_proc() -> Result<(), String> {
         Err(_) => Ok(()),
     }
 }
+
+/// What a probing acquisition got, as a code a child can write into shared memory.
+pub mod probe {
+    use std::sync::TryLockResult;
+
+    /// The lock was held by someone else: the only right answer while its holder lives.
+    pub const WOULD_BLOCK: u64 = 1;
+    /// Taken over as if the holder had died.
+    pub const POISONED: u64 = 2;
+    /// Taken as if it were free.
+    pub const TAKEN_CLEAN: u64 = 3;
+    /// The test could not set up its scenario here.
+    pub const SKIPPED: u64 = 9;
+
+    /// The code of a non-blocking acquisition; a guard obtained is kept (forgotten) when
+    /// `keep`, released otherwise.
+    pub fn outcome<G>(r: TryLockResult<G>, keep: bool) -> u64 {
+        use std::sync::TryLockError;
+        let (code, guard) = match r {
+            Err(TryLockError::WouldBlock) => return WOULD_BLOCK,
+            Err(TryLockError::Poisoned(g)) => (POISONED, g.into_inner()),
+            Ok(g) => (TAKEN_CLEAN, g),
+        };
+        if keep {
+            std::mem::forget(guard);
+        } else {
+            drop(guard);
+        }
+        code
+    }
+
+    /// A code in words, for assertion messages.
+    pub fn describe(code: u64) -> &'static str {
+        match code {
+            WOULD_BLOCK => "WouldBlock",
+            POISONED => "Poisoned (taken over as if the live holder had died)",
+            TAKEN_CLEAN => "Ok (taken while held by another live process)",
+            SKIPPED => "skipped",
+            _ => "?",
+        }
+    }
+}
