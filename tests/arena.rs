@@ -1,26 +1,9 @@
 //! The shared arena's allocator: invariants under random work, bad sizes, exhaustion.
 
+mod common;
+
+use common::Rng;
 use shared_runtime::{Arena, Error, RawArray, RawValue};
-
-/// A small deterministic generator (xorshift64*), so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    /// A standard normal sample (Box-Muller).
-    fn normal(&mut self) -> f64 {
-        let (u, v) = (self.unit().max(1e-12), self.unit());
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-    }
-}
 
 /// CPython's test_heap, ported: 5 000 random allocations and frees with lognormal sizes
 /// around 1 KB and at most 50 alive; the invariants hold throughout and nothing leaks.

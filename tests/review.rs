@@ -143,6 +143,12 @@ fn exit_this_thread_only() -> ! {
     unreachable!()
 }
 
+/// Whether `/proc` shows process `pid`'s main thread as a zombie.
+fn main_thread_is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rsplit(')').next().unwrap().trim_start().starts_with('Z'))
+}
+
 /// Finding 3a: a process whose main thread has exited while other threads run shows "Z"
 /// in `/proc/<pid>/stat`. `liveness::ended` reads that as "ended", so `reclaim_dead` frees
 /// the objects of a LIVE process.
@@ -172,14 +178,7 @@ fn reclaim_dead_spares_a_live_process_whose_main_thread_exited() {
     assert!(wait_until(|| state.get(0) == Some(1)));
     let pid = child.pid();
     assert!(
-        wait_until(
-            || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s
-                .rsplit(')')
-                .next()
-                .unwrap()
-                .trim_start()
-                .starts_with('Z'))
-        ),
+        wait_until(|| main_thread_is_zombie(pid)),
         "the child's main thread did not become a zombie"
     );
     assert!(
@@ -224,15 +223,10 @@ fn remove_stale_spares_a_live_creator_whose_main_thread_exited() {
     .unwrap();
     assert!(wait_until(|| state.get(0) == Some(1)));
     let pid = child.pid();
-    assert!(wait_until(|| std::fs::read_to_string(format!(
-        "/proc/{pid}/stat"
-    ))
-    .is_ok_and(|s| s
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .trim_start()
-        .starts_with('Z'))));
+    assert!(
+        wait_until(|| main_thread_is_zombie(pid)),
+        "the child's main thread did not become a zombie"
+    );
     let removed = Arena::remove_stale().unwrap();
     state.set(1, 1);
     finish(child).unwrap();

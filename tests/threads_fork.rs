@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Barrier, TryLockError};
 use std::time::Duration;
 
-use common::{finish, forking, unique, wait_until, PATIENCE};
+use common::{finish, forking, unique, wait_until, Rng, PATIENCE};
 use shared_runtime::{Arena, Lock, Process, RLock, RawArray, RawValue, SharedLock, Value};
 
 /// The allocator lock of a named arena, reached through a second handle of its segment, so
@@ -50,18 +50,6 @@ impl ArenaMutex {
     /// Whether some thread holds it.
     fn busy(&self) -> bool {
         self.arena.allocator_lock_held_for_tests()
-    }
-}
-
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 }
 

@@ -193,8 +193,7 @@ impl ArenaHeader {
         let Ok(pid) = i32::try_from(self.creator_pid) else {
             return false;
         };
-        let ns = self.creator_pidns();
-        if ns != 0 && liveness::pid_namespace().is_some_and(|mine| mine != ns) {
+        if liveness::in_other_pid_namespace(self.creator_pidns()) {
             return false; // its pid names another process here
         }
         let start = (self.creator_start != 0).then_some(self.creator_start);

@@ -8,11 +8,13 @@
 //! name other threads); its blocks carry [`FOREIGN_OWNER`], which `reclaim_dead` never
 //! frees, and it reclaims nothing. So processes of two namespaces exclude each other as
 //! any holders do, and a dead holder across the boundary is waited on, never guessed. A
-//! process that cannot read its pid namespace at all (no `/proc`) is taken to share the
-//! creator's.
+//! process that can read its pid namespace neither from `/proc` nor through a pidfd is
+//! taken to share the creator's.
 
 use crate::arena::Arena;
-use crate::sys::liveness::{cached_identity, pid_namespace, thread_identity, FOREIGN, TID_MASK};
+use crate::sys::liveness::{
+    cached_identity, in_other_pid_namespace, pid_namespace, thread_identity, FOREIGN, TID_MASK,
+};
 use crate::sys::process::current_pid;
 use crate::Result;
 
@@ -24,8 +26,7 @@ impl Arena {
     /// creator.
     #[inline]
     pub(crate) fn foreign(&self) -> bool {
-        let creator = self.creator_pidns();
-        creator != 0 && pid_namespace().is_some_and(|mine| mine != creator)
+        in_other_pid_namespace(self.creator_pidns())
     }
 
     /// The calling thread's identity as written into this arena's lock words.

@@ -4,7 +4,8 @@
 //! `readlink(2)` and `stat(2)` on `/proc`, and reads `/proc/<id>/stat`.
 //!
 //! # Identities
-//! A thread's *identity* is its thread id in the low 31 bits and a stamp in the high 32:
+//! A thread's *identity* is its thread id in the low 30 bits (bit 30 marks a *foreign*
+//! identity, bit 31 is the lock word's waiters bit) and a stamp in the high 32:
 //! the low 32 bits of the thread's start time (clock ticks after boot), so that a thread id
 //! reused after its thread ended is not mistaken for it. It is computed once per thread and
 //! never changes for the thread's life (a forked child's only thread gets a new one). When
@@ -24,8 +25,8 @@
 //! 3. A pidfd of the id polls readable: the process (or thread) has exited and is a zombie.
 //!
 //! All of this assumes the holder and the checker share one pid namespace: a thread id
-//! means nothing in another. Named arenas record their creator's pid namespace and refuse
-//! openers from another one where both are known (see `arena::header`).
+//! means nothing in another. Processes of another pid namespace than an arena's creator
+//! write foreign identities, which nothing here proves dead (see `arena::namespace`).
 
 use std::cell::Cell;
 use std::io;
@@ -33,7 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::sys::pidfd::PidFd;
 use crate::sys::process::current_pid;
-use crate::sys::procfs::{read_stat, stat_path, Stat};
+use crate::sys::procfs::{ns_inode, read_stat, stat_path, Stat};
 use crate::{Error, Result};
 
 /// The bits of an identity that hold the thread id (bit 31 is the lock word's waiters bit).
@@ -138,29 +139,46 @@ fn stamp_of(start: u64) -> u32 {
 /// Whether the thread with this identity has provably ended (see the module doc). `false`
 /// whenever that cannot be proven.
 pub(crate) fn thread_ended(identity: u64) -> bool {
-    if identity & FOREIGN != 0 {
-        return false; // its id names another thread here
-    }
-    let tid = (identity & TID_MASK) as i32;
     let stamp = (identity >> 32) as u32;
-    if tid == 0 || tid > PID_MAX_LIMIT {
-        // No thread ever had this id: the word was written by something other than a
-        // holder (a damaged segment), and nobody holds the lock.
-        return true;
+    match checkable_tid(identity) {
+        Checkable::Foreign => false,
+        Checkable::Impossible => true,
+        Checkable::Tid(tid) => ended(tid, Task::Thread, |start| {
+            stamp != 0 && stamp_of(start) != stamp
+        }),
     }
-    ended(tid, Task::Thread, |start| {
-        stamp != 0 && stamp_of(start) != stamp
-    })
 }
 
 /// The cheap part of [`thread_ended`]: whether no thread of this identity's id exists at all
 /// (one `kill(tid, 0)`, no `/proc`, no descriptor). A `false` proves nothing.
 pub(crate) fn thread_vanished(identity: u64) -> bool {
-    if identity & FOREIGN != 0 {
-        return false;
+    match checkable_tid(identity) {
+        Checkable::Foreign => false,
+        Checkable::Impossible => true,
+        Checkable::Tid(tid) => matches!(signal_probe(tid), Probe::Absent),
     }
+}
+
+/// What the thread id of an identity allows a proof to say.
+enum Checkable {
+    /// A foreign identity: its id names another thread here, so nothing can be proven.
+    Foreign,
+    /// No thread ever had this id: the word was written by something other than a holder
+    /// (a damaged segment), and nobody holds the lock.
+    Impossible,
+    /// A thread id to check.
+    Tid(i32),
+}
+
+fn checkable_tid(identity: u64) -> Checkable {
     let tid = (identity & TID_MASK) as i32;
-    tid == 0 || tid > PID_MAX_LIMIT || matches!(signal_probe(tid), Probe::Absent)
+    if identity & FOREIGN != 0 {
+        Checkable::Foreign
+    } else if tid == 0 || tid > PID_MAX_LIMIT {
+        Checkable::Impossible
+    } else {
+        Checkable::Tid(tid)
+    }
 }
 
 /// The largest thread id Linux can hand out on 64-bit systems (`PID_MAX_LIMIT`, 4 Mi).
@@ -231,19 +249,22 @@ pub(crate) fn pid_namespace() -> Option<u64> {
     (ns != 0).then_some(ns)
 }
 
+/// Whether this process is provably in another pid namespace than `ns` (0: unknown).
+#[inline]
+pub(crate) fn in_other_pid_namespace(ns: u64) -> bool {
+    ns != 0 && pid_namespace().is_some_and(|mine| mine != ns)
+}
+
 #[cold]
 fn read_pid_namespace() -> Option<u64> {
-    let ns = {
-        // `/proc/self` resolves through any proc file system that shows this process, even
-        // one of an ancestor pid namespace, and `ns/pid` is then still this process's own.
-        // `stat` needs no descriptor. A failure is kept: the mount does not come and go.
-        // Without `/proc`, a pidfd of ourselves can tell (Linux 6.11).
-        nix::sys::stat::stat("/proc/self/ns/pid")
-            .map(|st| st.st_ino)
-            .ok()
-            .or_else(|| PidFd::open(current_pid()).ok()?.pid_namespace())
-            .unwrap_or(0)
-    };
+    // `/proc/self` resolves through any proc file system that shows this process, even one
+    // of an ancestor pid namespace, and `ns/pid` is then still this process's own. `stat`
+    // needs no descriptor. Without `/proc`, a pidfd of ourselves can tell (Linux 6.11). A
+    // failure of both is kept: the mount does not come and go.
+    let ns = ns_inode(c"/proc/self/ns/pid")
+        .ok()
+        .or_else(|| PidFd::open(current_pid()).ok()?.pid_namespace())
+        .unwrap_or(0);
     PID_NAMESPACE.store(ns, Relaxed);
     (ns != 0).then_some(ns)
 }

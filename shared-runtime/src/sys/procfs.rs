@@ -58,7 +58,7 @@ pub(crate) fn forget_time_namespace() {
 }
 
 /// The inode of a `/proc/self/ns/` entry (`stat` needs no descriptor, allocates nothing).
-fn ns_inode(path: &CStr) -> io::Result<u64> {
+pub(crate) fn ns_inode(path: &CStr) -> io::Result<u64> {
     let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: `path` is NUL-terminated; stat writes one `struct stat` into `st`.
     if unsafe { libc::stat(path.as_ptr(), st.as_mut_ptr()) } != 0 {
