@@ -29,7 +29,7 @@ fn user_lock(arena: &Arena, reap_first: bool) -> shared_runtime::Result<Duration
     let held = RawValue::new_in(arena, 0u32)?;
     let (l, h) = (&lock, &held);
     let mut holder = Process::start(move || {
-        let _g = l.acquire().unwrap();
+        let _g = l.lock().unwrap();
         h.set(1);
         std::thread::sleep(Duration::from_secs(60));
     })?;
@@ -43,7 +43,7 @@ fn user_lock(arena: &Arena, reap_first: bool) -> shared_runtime::Result<Duration
         std::thread::sleep(Duration::from_millis(5)); // dead, not reaped
     }
     let t = Instant::now();
-    let outcome = lock.acquire_timeout(Duration::from_secs(10));
+    let outcome = lock.try_lock_for(Duration::from_secs(10));
     let took = t.elapsed();
     assert!(outcome.is_err_and(|e| matches!(e, std::sync::TryLockError::Poisoned(_))));
     let _ = holder.join_timeout(Duration::from_secs(10));

@@ -28,24 +28,24 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 fn rlock_reentry_depth_never_wraps() {
     let arena = Arena::with_capacity(1 << 20).unwrap();
     let lock = RLock::new_in(&arena).unwrap();
-    let first = lock.acquire().unwrap();
+    let first = lock.lock().unwrap();
     // SAFETY: this thread holds the lock; the depth is put back to 1 before `first` is
     // dropped, so the guards released never outnumber the acquisitions.
     unsafe { lock.set_depth_for_tests(u32::MAX) }; // as if 2³²−2 guards had been forgotten
-    let again = catch_unwind(AssertUnwindSafe(|| lock.acquire().map(std::mem::forget)));
+    let again = catch_unwind(AssertUnwindSafe(|| lock.lock().map(std::mem::forget)));
     let text = panic_text(&*again.expect_err("re-entry past u32::MAX must be refused"));
     assert!(text.contains("re-entered"), "unexpected panic: {text}");
     // The lock is still this thread's alone.
     std::thread::scope(|s| {
         s.spawn(|| {
-            assert!(matches!(lock.try_acquire(), Err(TryLockError::WouldBlock)));
+            assert!(matches!(lock.try_lock(), Err(TryLockError::WouldBlock)));
         });
     });
     // SAFETY: as above: one level left, the one `first` releases.
     unsafe { lock.set_depth_for_tests(1) };
     drop(first);
     std::thread::scope(|s| {
-        s.spawn(|| assert!(lock.try_acquire().is_ok(), "released at last"));
+        s.spawn(|| assert!(lock.try_lock().is_ok(), "released at last"));
     });
 }
 
@@ -77,7 +77,7 @@ fn hidden_proc_never_lets_two_holders_in() {
             Process::start(move || {
                 hide_proc().unwrap();
                 for _ in 0..2 {
-                    let _g = lock.acquire().unwrap();
+                    let _g = lock.lock().unwrap();
                     if state.get(0) != Some(0) {
                         state.set(1, state.get(1).unwrap() + 1);
                     }
@@ -110,7 +110,7 @@ fn hidden_proc_still_recovers_a_dead_holder() {
     let held = RawValue::new_in(&arena, 0u32).unwrap();
     let (lock, held) = (&lock, &held);
     let holder = Process::start(move || {
-        let g = lock.acquire().unwrap();
+        let g = lock.lock().unwrap();
         held.set(1);
         std::thread::sleep(Duration::from_secs(60));
         drop(g);
@@ -120,7 +120,7 @@ fn hidden_proc_still_recovers_a_dead_holder() {
     holder.kill().unwrap(); // not reaped: a zombie until `finish` below
     let waiter = Process::start(move || {
         hide_proc().unwrap();
-        match lock.acquire_timeout(Duration::from_secs(20)) {
+        match lock.try_lock_for(Duration::from_secs(20)) {
             Err(TryLockError::Poisoned(_)) => {}
             Err(TryLockError::WouldBlock) => panic!("the dead holder was not recovered"),
             Ok(_) => panic!("recovered without being told of the death"),
@@ -185,7 +185,7 @@ fn out_of_descriptors_a_lock_is_refused_never_stranded() {
                     matches!(made, Err(Error::ThreadIdentity { .. })),
                     "creating a lock with no identity: {made:?}"
                 );
-                let taken = catch_unwind(AssertUnwindSafe(|| lock.acquire().map(|_| ())));
+                let taken = catch_unwind(AssertUnwindSafe(|| lock.lock().map(|_| ())));
                 set_nofile(saved);
                 let text = panic_text(&*taken.expect_err("acquired without an identity"));
                 assert!(text.contains("identity"), "unexpected panic: {text}");
@@ -193,19 +193,19 @@ fn out_of_descriptors_a_lock_is_refused_never_stranded() {
             .join()
             .unwrap();
             // Nothing is held: another thread takes and releases the lock at once.
-            s.spawn(|| assert!(lock.acquire_timeout(Duration::from_secs(5)).is_ok()))
+            s.spawn(|| assert!(lock.try_lock_for(Duration::from_secs(5)).is_ok()))
                 .join()
                 .unwrap();
             // A thread whose identity is established keeps it when descriptors run out.
             s.spawn(|| {
-                drop(lock.acquire().unwrap());
+                drop(lock.lock().unwrap());
                 let saved = exhaust_descriptors();
-                let g = lock.acquire().unwrap();
+                let g = lock.lock().unwrap();
                 drop(g);
                 set_nofile(saved);
                 std::thread::scope(|s2| {
                     s2.spawn(|| {
-                        let other = lock.acquire_timeout(Duration::from_secs(5));
+                        let other = lock.try_lock_for(Duration::from_secs(5));
                         assert!(other.is_ok(), "the lock was stranded");
                     });
                 });

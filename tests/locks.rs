@@ -11,11 +11,11 @@ use shared_runtime::{Arena, Lock, Process, RLock, RawValue, SharedLock};
 #[test]
 fn acquire_try_and_timeout() {
     let lock = Lock::new().unwrap();
-    let g = lock.acquire().unwrap();
-    assert!(matches!(lock.try_acquire(), Err(TryLockError::WouldBlock)));
+    let g = lock.lock().unwrap();
+    assert!(matches!(lock.try_lock(), Err(TryLockError::WouldBlock)));
     // On the holding thread a timed wait could never succeed: it says so at once.
     assert!(matches!(
-        lock.acquire_timeout(Duration::from_millis(50)),
+        lock.try_lock_for(Duration::from_millis(50)),
         Err(TryLockError::WouldBlock)
     ));
     // Another thread waits out the timeout.
@@ -23,7 +23,7 @@ fn acquire_try_and_timeout() {
         s.spawn(|| {
             let t = Instant::now();
             assert!(matches!(
-                lock.acquire_timeout(Duration::from_millis(50)),
+                lock.try_lock_for(Duration::from_millis(50)),
                 Err(TryLockError::WouldBlock)
             ));
             assert!(
@@ -34,9 +34,9 @@ fn acquire_try_and_timeout() {
         });
     });
     drop(g);
-    assert!(lock.try_acquire().is_ok());
-    assert!(lock.acquire_timeout(Duration::from_millis(50)).is_ok());
-    assert!(lock.acquire_timeout(Duration::ZERO).is_ok());
+    assert!(lock.try_lock().is_ok());
+    assert!(lock.try_lock_for(Duration::from_millis(50)).is_ok());
+    assert!(lock.try_lock_for(Duration::ZERO).is_ok());
 }
 
 #[test]
@@ -47,7 +47,7 @@ fn other_threads_wait_for_the_holder() {
         for _ in 0..4 {
             s.spawn(|| {
                 for _ in 0..10_000 {
-                    let _g = lock.acquire().unwrap();
+                    let _g = lock.lock().unwrap();
                     n.set(n.get() + 1);
                 }
             });
@@ -59,9 +59,9 @@ fn other_threads_wait_for_the_holder() {
 #[test]
 fn rlock_reenters_three_deep() {
     let r = RLock::new().unwrap();
-    let a = r.acquire().unwrap();
-    let b = r.acquire().unwrap();
-    let c = r.try_acquire().unwrap();
+    let a = r.lock().unwrap();
+    let b = r.lock().unwrap();
+    let c = r.try_lock().unwrap();
     assert!(format!("{r:?}").contains("depth: 3"), "{r:?}");
     let pid = std::process::id() as i32;
     assert!(
@@ -70,16 +70,16 @@ fn rlock_reenters_three_deep() {
     );
     // Another thread cannot get it until all three are released.
     std::thread::scope(|s| {
-        s.spawn(|| assert!(matches!(r.try_acquire(), Err(TryLockError::WouldBlock))));
+        s.spawn(|| assert!(matches!(r.try_lock(), Err(TryLockError::WouldBlock))));
     });
     drop(c);
     drop(b);
     std::thread::scope(|s| {
-        s.spawn(|| assert!(r.try_acquire().is_err()));
+        s.spawn(|| assert!(r.try_lock().is_err()));
     });
     drop(a);
     std::thread::scope(|s| {
-        s.spawn(|| assert!(r.try_acquire().is_ok()));
+        s.spawn(|| assert!(r.try_lock().is_ok()));
     });
     assert!(format!("{r:?}").contains("owner: None"), "{r:?}");
 }
@@ -88,8 +88,8 @@ fn rlock_reenters_three_deep() {
 #[should_panic(expected = "this thread already holds this Lock, which is not re-entrant")]
 fn relocking_a_lock_on_the_same_thread_panics_instead_of_hanging() {
     let lock = Lock::new().unwrap();
-    let _a = lock.acquire().unwrap();
-    let _b = lock.acquire();
+    let _a = lock.lock().unwrap();
+    let _b = lock.lock();
 }
 
 #[test]
@@ -98,22 +98,22 @@ fn clones_name_the_same_lock() {
     let b = a.clone();
     assert!(a.same_as(&b));
     assert!(!a.same_as(&Lock::new().unwrap()));
-    let _g = a.acquire().unwrap();
-    assert!(b.try_acquire().is_err());
+    let _g = a.lock().unwrap();
+    assert!(b.try_lock().is_err());
 }
 
 #[test]
 fn a_panicking_holder_poisons_the_lock_once() {
     let lock = Lock::new().unwrap();
     let caught = std::panic::catch_unwind(|| {
-        let _g = lock.acquire().unwrap();
+        let _g = lock.lock().unwrap();
         panic!("while holding the lock");
     });
     assert!(caught.is_err());
-    let err = lock.acquire().unwrap_err();
+    let err = lock.lock().unwrap_err();
     drop(err.into_inner()); // the guard is reachable, and releases the lock
     assert!(
-        lock.acquire().is_ok(),
+        lock.lock().is_ok(),
         "the next acquirer after that is not told again"
     );
 }
@@ -128,7 +128,7 @@ fn locks_live_in_the_arena() {
     let per_lock = (arena.stats().unwrap().bytes_in_use - before) / 100_000;
     assert!(per_lock <= 64, "a lock costs {per_lock} bytes of the arena");
     for l in locks.iter().step_by(9973) {
-        drop(l.acquire().unwrap());
+        drop(l.lock().unwrap());
     }
     drop(locks);
     assert_eq!(arena.stats().unwrap().bytes_in_use, before);
@@ -140,15 +140,15 @@ fn lock_held_by_a_child_is_held_for_the_parent() {
     let lock = Lock::new().unwrap();
     let state = RawValue::new(0u8).unwrap(); // 1: child holds it, 2: parent is done looking
     let child = Process::start(|| {
-        let _g = lock.acquire().unwrap();
+        let _g = lock.lock().unwrap();
         state.set(1);
         assert!(wait_until(|| state.get() == 2));
     })
     .unwrap();
     assert!(wait_until(|| state.get() == 1));
-    assert!(matches!(lock.try_acquire(), Err(TryLockError::WouldBlock)));
+    assert!(matches!(lock.try_lock(), Err(TryLockError::WouldBlock)));
     assert!(matches!(
-        lock.acquire_timeout(Duration::from_millis(20)),
+        lock.try_lock_for(Duration::from_millis(20)),
         Err(TryLockError::WouldBlock)
     ));
     assert!(
@@ -156,7 +156,7 @@ fn lock_held_by_a_child_is_held_for_the_parent() {
         "{lock:?}"
     );
     state.set(2);
-    let g = lock.acquire().unwrap(); // released when the child let go
+    let g = lock.lock().unwrap(); // released when the child let go
     drop(g);
     finish(child).unwrap();
 }
@@ -170,9 +170,9 @@ fn two_processes_lose_no_increment() {
         let work = || {
             for _ in 0..100_000 {
                 let _g = if lock_is_recursive {
-                    rlock.acquire()
+                    rlock.lock()
                 } else {
-                    lock.acquire()
+                    lock.lock()
                 }
                 .unwrap();
                 n.set(n.get() + 1);
@@ -195,7 +195,7 @@ fn sigkilled_holder_is_recovered_with_poison() {
         for round in 0..20 {
             let holding = RawValue::new(0u8).unwrap();
             let mut child = Process::start(|| {
-                let _g = lock.acquire();
+                let _g = lock.lock();
                 holding.set(1);
                 loop {
                     std::thread::sleep(Duration::from_secs(1));
@@ -250,10 +250,10 @@ impl From<RLock> for AnyLock {
 }
 
 impl AnyLock {
-    fn acquire(&self) -> Box<dyn std::fmt::Debug + '_> {
+    fn lock(&self) -> Box<dyn std::fmt::Debug + '_> {
         match self {
-            AnyLock::Lock(l) => Box::new(l.acquire().unwrap()),
-            AnyLock::RLock(l) => Box::new(l.acquire().unwrap()),
+            AnyLock::Lock(l) => Box::new(l.lock().unwrap()),
+            AnyLock::RLock(l) => Box::new(l.lock().unwrap()),
         }
     }
 
@@ -261,8 +261,8 @@ impl AnyLock {
     /// the lock could not be had in time.
     fn acquire_within(&self, timeout: Duration) -> bool {
         let r = match self {
-            AnyLock::Lock(l) => l.acquire_timeout(timeout).map(drop),
-            AnyLock::RLock(l) => l.acquire_timeout(timeout).map(drop),
+            AnyLock::Lock(l) => l.try_lock_for(timeout).map(drop),
+            AnyLock::RLock(l) => l.try_lock_for(timeout).map(drop),
         };
         match r {
             Ok(()) => false,
@@ -282,7 +282,7 @@ fn a_thread_that_exits_holding_the_lock_is_recovered() {
     for lock in [Lock::new().unwrap().into(), RLock::new().unwrap().into()] {
         let lock: AnyLock = lock;
         std::thread::scope(|s| {
-            s.spawn(|| std::mem::forget(lock.acquire()));
+            s.spawn(|| std::mem::forget(lock.lock()));
         });
         let t = Instant::now();
         assert!(
@@ -311,21 +311,21 @@ fn a_live_holder_with_an_odd_thread_name_keeps_its_lock() {
             let name = b"abcdefghijklmn\xc3\0";
             // SAFETY: prctl(PR_SET_NAME) reads a NUL-terminated string of at most 16 bytes.
             unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
-            let _g = lock.acquire().unwrap();
+            let _g = lock.lock().unwrap();
             holding.wait();
             release.wait();
         });
         holding.wait();
         // Well past the 50 ms liveness poll: a wrong "dead" verdict would steal the lock.
         let timed = matches!(
-            lock.acquire_timeout(Duration::from_millis(300)),
+            lock.try_lock_for(Duration::from_millis(300)),
             Err(TryLockError::WouldBlock)
         );
-        let tried = matches!(lock.try_acquire(), Err(TryLockError::WouldBlock));
+        let tried = matches!(lock.try_lock(), Err(TryLockError::WouldBlock));
         release.wait(); // before asserting, so that a failure cannot hang the holder
         assert!(timed && tried, "a live holder lost its lock");
     });
-    assert!(lock.acquire().is_ok());
+    assert!(lock.lock().is_ok());
 }
 
 /// A guard moved into a forked child's closure is the parent thread's: dropping the child's
@@ -334,17 +334,17 @@ fn a_live_holder_with_an_odd_thread_name_keeps_its_lock() {
 fn a_guard_that_crosses_fork_is_released_once_by_its_owner() {
     let _serial = forking();
     let lock = Lock::new().unwrap();
-    let guard = lock.acquire().unwrap();
+    let guard = lock.lock().unwrap();
     let child = Process::start(move || drop(guard)).unwrap();
     // The child has dropped its copy; the lock must still be held (by this thread).
     assert!(wait_until(|| child.pid() > 0));
     std::thread::sleep(Duration::from_millis(20));
     std::thread::scope(|s| {
-        s.spawn(|| assert!(matches!(lock.try_acquire(), Err(TryLockError::WouldBlock))));
+        s.spawn(|| assert!(matches!(lock.try_lock(), Err(TryLockError::WouldBlock))));
     });
     finish(child).unwrap(); // drops the parent's copy of the closure, and so the guard
     std::thread::scope(|s| {
-        s.spawn(|| assert!(lock.try_acquire().is_ok()));
+        s.spawn(|| assert!(lock.try_lock().is_ok()));
     });
 }
 
@@ -355,7 +355,7 @@ fn short_timeouts_recover_a_dead_holder() {
     let lock = Lock::new().unwrap();
     let holding = RawValue::new(0u8).unwrap();
     let mut child = Process::start(|| {
-        std::mem::forget(lock.acquire().unwrap());
+        std::mem::forget(lock.lock().unwrap());
         holding.set(1);
         loop {
             std::thread::sleep(Duration::from_secs(1));
@@ -365,7 +365,7 @@ fn short_timeouts_recover_a_dead_holder() {
     assert!(wait_until(|| holding.get() == 1));
     child.kill().unwrap();
     assert!(child.join_timeout(common::PATIENCE).is_err());
-    let got = (0..100).find_map(|_| match lock.acquire_timeout(Duration::from_millis(5)) {
+    let got = (0..100).find_map(|_| match lock.try_lock_for(Duration::from_millis(5)) {
         Err(TryLockError::WouldBlock) => None,
         other => Some(other.is_err()),
     });

@@ -13,7 +13,7 @@ use common::{finish, forking, unique, unshare_or_userns, wait_until};
 use shared_runtime::{Arena, Lock, Process, RLock, RawArray, RawValue};
 
 fn try_outcome(lock: &Lock) -> u64 {
-    outcome(lock.try_acquire(), true)
+    outcome(lock.try_lock(), true)
 }
 
 /// A child enters new namespaces with `enter` (false: not possible here); its child,
@@ -33,7 +33,7 @@ fn probe_a_holder_in_new_namespaces(enter: fn() -> bool) -> u64 {
         }
         // Children of this process live in the new namespaces.
         let gc = Process::start(move || {
-            let g = lock.acquire().unwrap();
+            let g = lock.lock().unwrap();
             state.set(0, 1);
             while state.get(1) != Some(1) {
                 std::thread::sleep(Duration::from_millis(1));
@@ -49,7 +49,7 @@ fn probe_a_holder_in_new_namespaces(enter: fn() -> bool) -> u64 {
         SKIPPED
     } else {
         // Longer than futex::POLL, so the waiter checks the holder.
-        outcome(lock.acquire_timeout(Duration::from_millis(300)), true)
+        outcome(lock.try_lock_for(Duration::from_millis(300)), true)
     };
     state.set(1, 1);
     finish(child).unwrap();
@@ -66,7 +66,7 @@ fn pidns_child_never_takes_a_live_parents_lock() {
     let arena = Arena::with_capacity(1 << 20).unwrap();
     let lock = Lock::new_in(&arena).unwrap();
     let outcome = RawValue::new_in(&arena, 0u64).unwrap();
-    let g = lock.acquire().unwrap(); // this (live) thread holds it throughout
+    let g = lock.lock().unwrap(); // this (live) thread holds it throughout
     let (lock, outcome) = (&lock, &outcome);
     let child = Process::start(move || {
         if !unshare_or_userns(libc::CLONE_NEWPID) {
@@ -250,7 +250,7 @@ fn a_holder_that_execs_releases_its_lock() {
     let held = RawValue::new_in(&arena, 0u64).unwrap();
     let (lock, held) = (&lock, &held);
     let child = Process::start(move || {
-        let g = lock.acquire().unwrap();
+        let g = lock.lock().unwrap();
         held.set(1);
         let err = std::process::Command::new("sleep").arg("20").exec();
         drop(g);
@@ -259,7 +259,7 @@ fn a_holder_that_execs_releases_its_lock() {
     .unwrap();
     assert!(wait_until(|| held.get() == 1));
     std::thread::sleep(Duration::from_millis(200)); // the exec has happened
-    let got = outcome(lock.acquire_timeout(Duration::from_secs(2)), false);
+    let got = outcome(lock.try_lock_for(Duration::from_secs(2)), false);
     child.kill().unwrap();
     let _ = finish(child);
     assert_eq!(
@@ -285,12 +285,12 @@ fn a_raw_fork_child_is_not_taken_for_its_parent() {
     let p = Process::start(move || {
         let lock = RLock::new_in(arena_ref).unwrap();
         let value = RawValue::new_in(arena_ref, 7u64).unwrap();
-        let g = lock.acquire().unwrap();
+        let g = lock.lock().unwrap();
         let before = arena_ref.stats().unwrap().live_allocations;
         // SAFETY: a raw fork; the child only touches the arena and leaves with _exit.
         let pid = unsafe { libc::syscall(libc::SYS_fork) };
         if pid == 0 {
-            let reentered = lock.try_acquire().is_ok();
+            let reentered = lock.try_lock().is_ok();
             report.set(0, u64::from(reentered));
             drop(value); // the parent's object
                          // SAFETY: leave at once.

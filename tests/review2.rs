@@ -37,13 +37,13 @@ fn wait_pid(pid: libc::pid_t) -> libc::c_int {
 /// single FOREIGN bit does not say *which* foreign namespace. Pid 1 of a child pid namespace
 /// N1 and pid 1 of a namespace N2 nested in it (or of a sibling namespace) that started in
 /// the same clock tick (10 ms) write the same identity `1 | FOREIGN | stamp`. The second
-/// one's `RLock::try_acquire` then sees "this thread already holds it" and re-enters a lock
+/// one's `RLock::try_lock` then sees "this thread already holds it" and re-enters a lock
 /// the first one holds; its allocator calls see "the allocator's lock names this thread".
 #[test]
 fn pid1s_of_two_foreign_pidns_never_both_hold_an_rlock() {
     let _serial = forking();
     let arena = Arena::with_capacity(1 << 20).unwrap();
-    // [start of N1's pid 1, start of N2's pid 1, try_acquire outcome, stats outcome]
+    // [start of N1's pid 1, start of N2's pid 1, try_lock outcome, stats outcome]
     let st = RawArray::<u64>::zeroed_in(&arena, 4).unwrap();
     for _attempt in 0..20 {
         for i in 0..4 {
@@ -58,7 +58,7 @@ fn pid1s_of_two_foreign_pidns_never_both_hold_an_rlock() {
             }
             let a1 = Process::start(move || {
                 // pid 1 of N1.
-                let g = lock_ref.acquire().unwrap();
+                let g = lock_ref.lock().unwrap();
                 arena_ref.hold_allocator_lock_for_tests().unwrap();
                 if !unshare_or_userns(libc::CLONE_NEWPID) {
                     st.set(2, SKIPPED);
@@ -67,7 +67,7 @@ fn pid1s_of_two_foreign_pidns_never_both_hold_an_rlock() {
                 let a2 = Process::start(move || {
                     // pid 1 of N2.
                     st.set(1, my_start_time());
-                    st.set(2, outcome(lock_ref.try_acquire(), false));
+                    st.set(2, outcome(lock_ref.try_lock(), false));
                     Arena::set_allocator_patience(Duration::from_millis(200));
                     st.set(
                         3,
@@ -103,7 +103,7 @@ fn pid1s_of_two_foreign_pidns_never_both_hold_an_rlock() {
             got == WOULD_BLOCK && stats == 11,
             "pid 1 of a nested pid namespace, started in the same tick as pid 1 of its \
              parent namespace (which holds the RLock and the allocator lock), got {} from \
-             try_acquire and {} from stats()",
+             try_lock and {} from stats()",
             describe(got),
             match stats {
                 10 => "Ok (allocator lock taken while held)",
@@ -129,7 +129,7 @@ fn a_process_that_unshared_a_time_namespace_never_takes_a_live_lock() {
     let arena = Arena::with_capacity(1 << 20).unwrap();
     let lock = Lock::new_in(&arena).unwrap();
     let out = RawValue::new_in(&arena, 0u64).unwrap();
-    let g = lock.acquire().unwrap(); // this live thread holds it throughout
+    let g = lock.lock().unwrap(); // this live thread holds it throughout
     let (lock_ref, out_ref) = (&lock, &out);
     let child = Process::start(move || {
         // SAFETY: a raw fork of a single-threaded process; the child leaves with _exit.
@@ -138,7 +138,7 @@ fn a_process_that_unshared_a_time_namespace_never_takes_a_live_lock() {
             let ok = unshare_or_userns(libc::CLONE_NEWTIME)
                 && std::fs::write("/proc/self/timens_offsets", "boottime 100000 0\n").is_ok();
             let got = if ok {
-                outcome(lock_ref.acquire_timeout(Duration::from_millis(300)), true)
+                outcome(lock_ref.try_lock_for(Duration::from_millis(300)), true)
             } else {
                 SKIPPED
             };
@@ -176,7 +176,7 @@ fn a_process_that_setns_into_a_time_namespace_never_takes_a_live_lock() {
     let lock = Lock::new_in(&arena).unwrap();
     // [pid of a process in the shifted time namespace (or SKIPPED), stop, outcome]
     let st = RawArray::<u64>::zeroed_in(&arena, 3).unwrap();
-    let g = lock.acquire().unwrap(); // this live thread holds it throughout
+    let g = lock.lock().unwrap(); // this live thread holds it throughout
     let (lock_ref, st) = (&lock, &st);
     let ns_owner = Process::start(move || {
         let ok = unshare_or_userns(libc::CLONE_NEWTIME)
@@ -211,7 +211,7 @@ fn a_process_that_setns_into_a_time_namespace_never_takes_a_live_lock() {
             }
             st.set(
                 2,
-                outcome(lock_ref.acquire_timeout(Duration::from_millis(300)), true),
+                outcome(lock_ref.try_lock_for(Duration::from_millis(300)), true),
             );
         })
         .unwrap();
@@ -363,14 +363,13 @@ fn a_pidns_child_never_takes_a_lock_of_a_creator_without_proc() {
         }
         let arena = Arena::with_capacity(1 << 20).unwrap(); // creator_pidns = 0
         let lock = Lock::new_in(&arena).unwrap();
-        let g = lock.acquire().unwrap(); // this live thread holds it throughout
+        let g = lock.lock().unwrap(); // this live thread holds it throughout
         if !unshare_or_userns(libc::CLONE_NEWPID) {
             out_ref.set(SKIPPED);
             return;
         }
         let lock_ref = &lock;
-        let gc =
-            Process::start(move || out_ref.set(outcome(lock_ref.try_acquire(), true))).unwrap();
+        let gc = Process::start(move || out_ref.set(outcome(lock_ref.try_lock(), true))).unwrap();
         gc.join().unwrap();
         drop(g);
     })
@@ -395,7 +394,7 @@ fn a_pidns_child_never_takes_a_lock_of_a_creator_without_proc() {
 extern "C" fn vfork_child(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `arg` is the `&Lock` passed by `vfork_touch`, alive while the parent waits.
     let lock = unsafe { &*arg.cast::<Lock>() };
-    drop(lock.try_acquire());
+    drop(lock.try_lock());
     // SAFETY: leave at once, without touching the shared stdio.
     unsafe { libc::_exit(0) }
 }
@@ -435,7 +434,7 @@ fn a_vfork_child_never_hands_its_identity_to_the_parent_thread() {
             s.spawn(|| {
                 // A fresh thread: no identity yet.
                 vfork_touch(lock_ref);
-                let g = lock_ref.acquire().unwrap();
+                let g = lock_ref.lock().unwrap();
                 st.set(0, 1);
                 while st.get(1) != Some(1) {
                     std::thread::sleep(Duration::from_millis(1));
@@ -446,7 +445,7 @@ fn a_vfork_child_never_hands_its_identity_to_the_parent_thread() {
     })
     .unwrap();
     assert!(wait_until(|| st.get(0) == Some(1)));
-    let got = outcome(lock.acquire_timeout(Duration::from_millis(300)), true);
+    let got = outcome(lock.try_lock_for(Duration::from_millis(300)), true);
     st.set(1, 1);
     finish(child).unwrap();
     assert_eq!(

@@ -123,7 +123,7 @@ fn getobj_and_getlock() {
     assert_eq!(fresh.to_vec(), [0, 0]);
     let (raw, l) = fresh.into_parts();
     assert_eq!(raw.len(), 2);
-    assert!(l.try_acquire().is_ok());
+    assert!(l.try_lock().is_ok());
 }
 
 #[test]
@@ -145,17 +145,17 @@ fn lock_is_held_across_get_set_update() {
 fn guards_give_plain_access_under_one_lock() {
     let a = Array::from_slice(&[5, 3, 9, 1]).unwrap();
     {
-        let mut g = a.acquire().unwrap();
+        let mut g = a.lock().unwrap();
         g.sort_unstable();
         g.iter_mut().for_each(|x| *x *= 2);
         // The lock is held: another thread cannot take it meanwhile.
         std::thread::scope(|s| {
-            s.spawn(|| assert!(a.getlock().try_acquire().is_err()));
+            s.spawn(|| assert!(a.getlock().try_lock().is_err()));
         });
     }
     assert_eq!(a.to_vec(), [2, 6, 10, 18]);
     let v = Value::new([1u8, 2, 3]).unwrap();
-    v.acquire().unwrap()[1] = 20;
+    v.lock().unwrap()[1] = 20;
     assert_eq!(v.get(), [1, 20, 3]);
 }
 
@@ -163,7 +163,7 @@ fn guards_give_plain_access_under_one_lock() {
 #[should_panic(expected = "already borrowed by this thread")]
 fn reentering_an_object_while_its_guard_lives_panics() {
     let v = Value::new(1u32).unwrap();
-    let _g = v.acquire().unwrap();
+    let _g = v.lock().unwrap();
     v.get(); // RLock would let this in; the borrow mark refuses it
 }
 
@@ -179,8 +179,8 @@ fn objects_sharing_an_rlock_nest() {
     let lock = RLock::new().unwrap();
     let a = Value::with_lock(1i32, lock.clone()).unwrap();
     let b = Value::with_lock(2i32, lock).unwrap();
-    let mut ga = a.acquire().unwrap();
-    let gb = b.acquire().unwrap(); // same thread, same RLock, different data: fine
+    let mut ga = a.lock().unwrap();
+    let gb = b.lock().unwrap(); // same thread, same RLock, different data: fine
     *ga += *gb;
     drop((gb, ga));
     assert_eq!(a.get(), 3);
@@ -206,7 +206,7 @@ fn a_dead_holder_is_reported_by_acquire_and_ignored_by_accessors() {
     let v = Value::new(0u64).unwrap();
     let holding = RawValue::new(0u8).unwrap();
     let mut child = Process::start(|| {
-        let mut g = v.acquire().unwrap();
+        let mut g = v.lock().unwrap();
         *g = 7;
         holding.set(1);
         loop {
@@ -217,7 +217,7 @@ fn a_dead_holder_is_reported_by_acquire_and_ignored_by_accessors() {
     assert!(common::wait_until(|| holding.get() == 1));
     child.kill().unwrap();
     let _ = child.join_timeout(common::PATIENCE);
-    let err = v.acquire().unwrap_err();
+    let err = v.lock().unwrap_err();
     assert_eq!(
         *err.into_inner(),
         7,
@@ -245,7 +245,7 @@ fn locked_bulk_copies_check_ranges_and_round_trip() {
     let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.write(99, &[1, 2])));
     assert!(caught.is_err(), "writing past the end panics");
     assert!(
-        a.getlock().try_acquire().is_ok(),
+        a.getlock().try_lock().is_ok(),
         "and leaves the lock free, unpoisoned"
     );
     let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.read(50..101)));
@@ -257,7 +257,7 @@ fn locked_bulk_copies_check_ranges_and_round_trip() {
 #[should_panic(expected = "getobj() while this thread holds a guard")]
 fn raw_access_beside_a_live_guard_panics() {
     let v = Value::new(1u64).unwrap();
-    let g = v.acquire().unwrap();
+    let g = v.lock().unwrap();
     v.getobj().set(2); // would write behind `g`
     drop(g);
 }

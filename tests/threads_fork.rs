@@ -101,7 +101,7 @@ impl Shared {
         self.by_update.update(|n| *n += 1);
         let g = self
             .lock
-            .acquire_timeout(PATIENCE)
+            .try_lock_for(PATIENCE)
             .unwrap_or_else(|e| panic!("the Lock was not had within {PATIENCE:?}: {e}"));
         self.by_lock.set(self.by_lock.get() + 1);
         // An allocation under the Lock: the Lock is held longer (so forks catch it held),
@@ -174,7 +174,7 @@ fn threads_and_forked_children_share_locks_and_arenas() {
             // First, before anything else can change it, what the fork left behind. A lock
             // held by a parent thread must look held, never dead (its holder lives).
             let arena_busy = shared.mutex.busy();
-            let lock_busy = match shared.lock.try_acquire() {
+            let lock_busy = match shared.lock.try_lock() {
                 Ok(g) => {
                     drop(g);
                     false
@@ -249,7 +249,7 @@ fn user_lock_held_at_fork_is_waited_for<L: SharedLock>() {
         let (lock, held, released) = (lock.clone(), held.clone(), released.clone());
         let (step, go) = (step.clone(), release.1);
         std::thread::spawn(move || {
-            let g = lock.acquire().unwrap();
+            let g = lock.lock().unwrap();
             held.wait();
             go.recv_timeout(PATIENCE).expect("never told to release");
             step.set(RELEASED);
@@ -261,12 +261,12 @@ fn user_lock_held_at_fork_is_waited_for<L: SharedLock>() {
     let step = &*step;
     let child = Process::start(|| {
         assert!(
-            matches!(lock.try_acquire(), Err(TryLockError::WouldBlock)),
+            matches!(lock.try_lock(), Err(TryLockError::WouldBlock)),
             "a lock a parent thread holds was free or taken over in the child"
         );
         step.set(WAITING);
         let g = lock
-            .acquire_timeout(PATIENCE)
+            .try_lock_for(PATIENCE)
             .unwrap_or_else(|e| panic!("the child did not get the lock cleanly: {e}"));
         assert_eq!(
             step.get(),
@@ -287,7 +287,7 @@ fn user_lock_held_at_fork_is_waited_for<L: SharedLock>() {
     finish(child).unwrap();
     assert_eq!((step.get(), count.get()), (DONE, 1));
     holder.join().unwrap();
-    assert!(lock.try_acquire().is_ok(), "the lock is free again");
+    assert!(lock.try_lock().is_ok(), "the lock is free again");
 }
 
 #[test]
@@ -311,9 +311,9 @@ fn a_lock_whose_parent_thread_ends_holding_it_is_recovered_by_the_child() {
             let (lock, rlock, held) = (lock.clone(), rlock.clone(), held.clone());
             std::thread::spawn(move || {
                 if recursive {
-                    std::mem::forget(rlock.acquire().unwrap());
+                    std::mem::forget(rlock.lock().unwrap());
                 } else {
-                    std::mem::forget(lock.acquire().unwrap());
+                    std::mem::forget(lock.lock().unwrap());
                 }
                 held.wait();
                 rx.recv_timeout(PATIENCE).expect("never told to end");
@@ -325,9 +325,9 @@ fn a_lock_whose_parent_thread_ends_holding_it_is_recovered_by_the_child() {
         let child = Process::start(|| {
             step.set(WAITING);
             let got = if recursive {
-                rlock.acquire_timeout(PATIENCE).map(drop)
+                rlock.try_lock_for(PATIENCE).map(drop)
             } else {
-                lock.acquire_timeout(PATIENCE).map(drop)
+                lock.try_lock_for(PATIENCE).map(drop)
             };
             match got {
                 Err(TryLockError::Poisoned(_)) => step.set(DONE),
@@ -343,9 +343,9 @@ fn a_lock_whose_parent_thread_ends_holding_it_is_recovered_by_the_child() {
         assert_eq!(step.get(), DONE);
         // Recovered and released by the child: free for the parent.
         if recursive {
-            assert!(rlock.try_acquire().is_ok());
+            assert!(rlock.try_lock().is_ok());
         } else {
-            assert!(lock.try_acquire().is_ok());
+            assert!(lock.try_lock().is_ok());
         }
     }
 }

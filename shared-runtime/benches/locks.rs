@@ -135,7 +135,7 @@ fn uncontended(c: &mut Criterion) {
     let v = RawValue::new(0u64).unwrap();
     g.bench_function("Lock+RawValue", |b| {
         b.iter(|| {
-            let _held = lock.acquire().unwrap();
+            let _held = lock.lock().unwrap();
             v.set(v.get() + 1);
         })
     });
@@ -143,7 +143,7 @@ fn uncontended(c: &mut Criterion) {
     let rlock = RLock::new().unwrap();
     g.bench_function("RLock+RawValue", |b| {
         b.iter(|| {
-            let _held = rlock.acquire().unwrap();
+            let _held = rlock.lock().unwrap();
             v.set(v.get() + 1);
         })
     });
@@ -156,8 +156,8 @@ fn uncontended(c: &mut Criterion) {
         b.iter(|| locked_value.update(|x| *x += 1))
     });
 
-    g.bench_function("Value::acquire (guard)", |b| {
-        b.iter(|| *value.acquire().unwrap() += 1)
+    g.bench_function("Value::lock (guard)", |b| {
+        b.iter(|| *value.lock().unwrap() += 1)
     });
 
     let robust = PthreadBaseline::new(true, libc::PTHREAD_MUTEX_NORMAL);

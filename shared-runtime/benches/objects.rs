@@ -182,10 +182,10 @@ fn bulk(c: &mut Criterion) {
     g.bench_function("Array::write (locked)", |b| {
         b.iter(|| black_box(&locked).write(0, black_box(&src)))
     });
-    g.bench_function("Array::acquire + copy_from_slice (locked)", |b| {
+    g.bench_function("Array::lock + copy_from_slice (locked)", |b| {
         b.iter(|| {
             black_box(&locked)
-                .acquire()
+                .lock()
                 .unwrap()
                 .copy_from_slice(black_box(&src))
         })

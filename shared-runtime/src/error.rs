@@ -183,6 +183,18 @@ pub enum Error {
         /// How long this process waited.
         waited: std::time::Duration,
     },
+    /// An object cannot be handed over while other clones of its handle live in this
+    /// process: they would go on using memory that is no longer theirs.
+    #[error(
+        "the object at offset {offset} has {clones} other live clone(s) of its handle in \
+         this process: drop them before handing it over"
+    )]
+    StillCloned {
+        /// The object's offset in its arena.
+        offset: u64,
+        /// How many other clones are alive.
+        clones: usize,
+    },
     /// A wait ran out of time.
     #[error("timed out after {0:?}")]
     Timeout(std::time::Duration),

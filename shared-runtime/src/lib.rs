@@ -47,7 +47,7 @@
 //! assert_eq!(hits.get(), 4);
 //! assert_eq!(samples.get(3), Some(Sample { t: 0.75, value: 3 }));
 //! {
-//!     let all = samples.acquire().unwrap();        // one lock for any amount of work
+//!     let all = samples.lock().unwrap();        // one lock for any amount of work
 //!     assert_eq!(all.iter().map(|s| s.value).sum::<i32>(), 6);
 //! }
 //! assert_eq!(name.value(), b"worker 0");

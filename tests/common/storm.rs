@@ -8,7 +8,7 @@
 //!   `Value<Counters, Lock>` in the global arena, an `Array<u64, Lock>` in a named arena
 //!   (its journal a named object beside it, guarded by the array's lock), and a
 //!   `Value<Counters, RLock>` whose lock is taken one to three times (by `acquire`, by
-//!   `acquire_timeout` retried, or by `try_acquire` retried) before the value is
+//!   `try_lock_for` retried, or by `try_lock` retried) before the value is
 //!   (re-entrantly) acquired; now and then a worker takes all three, nested;
 //! - **allocations and frees** of `RawValue`s, `RawArray`s of random sizes and `Value`s
 //!   (two blocks: value and lock) in the global arena and in the named arena, kept for a
@@ -677,13 +677,13 @@ impl Worker<'_> {
 
     fn ledger_op(&mut self) {
         let (s, pause) = (self.s, self.pause());
-        let (mut g, poisoned) = self.timed(|| s.ledger.acquire());
+        let (mut g, poisoned) = self.timed(|| s.ledger.lock());
         self.transact(&mut g, LEDGER, poisoned, pause);
     }
 
     fn slots_op(&mut self) {
         let (s, pause) = (self.s, self.pause());
-        let (guard, poisoned) = self.timed(|| s.slots.acquire());
+        let (guard, poisoned) = self.timed(|| s.slots.lock());
         let mut book = SlotsBook {
             guard,
             journal: &self.journal,
@@ -706,7 +706,7 @@ impl Worker<'_> {
             poisoned |= p;
             levels.push(g);
         }
-        let (mut g, p) = self.timed(|| s.tally.acquire());
+        let (mut g, p) = self.timed(|| s.tally.lock());
         self.transact(&mut g, TALLY, poisoned | p, pause);
         drop((g, levels));
     }
@@ -715,16 +715,16 @@ impl Worker<'_> {
     /// locks to their next holders.
     fn nested_op(&mut self) {
         let (s, pauses) = (self.s, [self.pause(), self.pause(), self.pause()]);
-        let (mut ledger, p) = self.timed(|| s.ledger.acquire());
+        let (mut ledger, p) = self.timed(|| s.ledger.lock());
         self.transact(&mut ledger, LEDGER, p, pauses[0]);
-        let (guard, p) = self.timed(|| s.slots.acquire());
+        let (guard, p) = self.timed(|| s.slots.lock());
         let mut slots = SlotsBook {
             guard,
             journal: &self.journal,
         };
         self.transact(&mut slots, SLOTS_BOOK, p, pauses[1]);
-        let (outer, p1) = self.timed(|| s.tally.getlock().acquire());
-        let (mut tally, p2) = self.timed(|| s.tally.acquire());
+        let (outer, p1) = self.timed(|| s.tally.getlock().lock());
+        let (mut tally, p2) = self.timed(|| s.tally.lock());
         self.transact(&mut tally, TALLY, p1 | p2, pauses[2]);
         drop((tally, outer, slots, ledger));
     }
@@ -805,7 +805,7 @@ impl Worker<'_> {
                 bytes.len()
             ),
             Obj::Locked(v, tag) => {
-                let (g, poisoned) = self.timed(|| v.acquire());
+                let (g, poisoned) = self.timed(|| v.lock());
                 assert!(!poisoned, "a private Value's lock in the {where_} arena");
                 assert_eq!(*g, *tag, "a Value in the {where_} arena");
             }
@@ -813,15 +813,15 @@ impl Worker<'_> {
     }
 }
 
-/// Acquires `lock` in one of three ways: `acquire()` (`how` 0), `acquire_timeout(timeout)`
-/// retried until it succeeds (1), or `try_acquire()` retried (2), so that waiters of every
+/// Acquires `lock` in one of three ways: `lock()` (`how` 0), `try_lock_for(timeout)`
+/// retried until it succeeds (1), or `try_lock()` retried (2), so that waiters of every
 /// kind meet at the same lock, timing out as others release it or die.
 fn acquire_by(lock: &RLock, how: u64, timeout: Duration) -> LockResult<LockGuard<'_>> {
     loop {
         let got = match how {
-            0 => return lock.acquire(),
-            1 => lock.acquire_timeout(timeout),
-            _ => lock.try_acquire(),
+            0 => return lock.lock(),
+            1 => lock.try_lock_for(timeout),
+            _ => lock.try_lock(),
         };
         match got {
             Ok(g) => return Ok(g),
@@ -986,12 +986,12 @@ fn check_books(s: &Shared, report: &mut Report) {
     let books = [
         {
             let poisoned = probe(s.ledger.getlock(), s, LEDGER);
-            let (mut g, p) = split(s.ledger.acquire());
+            let (mut g, p) = split(s.ledger.lock());
             settle(&mut g, s, LEDGER, poisoned | p, report)
         },
         {
             let poisoned = probe(s.slots.getlock(), s, SLOTS_BOOK);
-            let (guard, p) = split(s.slots.acquire());
+            let (guard, p) = split(s.slots.lock());
             let mut book = SlotsBook {
                 guard,
                 journal: &s.journal,
@@ -1000,7 +1000,7 @@ fn check_books(s: &Shared, report: &mut Report) {
         },
         {
             let poisoned = probe(s.tally.getlock(), s, TALLY);
-            let (mut g, p) = split(s.tally.acquire());
+            let (mut g, p) = split(s.tally.lock());
             settle(&mut g, s, TALLY, poisoned | p, report)
         },
     ];
@@ -1031,7 +1031,7 @@ fn check_books(s: &Shared, report: &mut Report) {
 /// died would hang a plain acquisition); returns whether it came inside a `PoisonError`,
 /// which the acquisition that follows will not repeat.
 fn probe(lock: &impl SharedLock, s: &Shared, which: usize) -> bool {
-    match lock.acquire_timeout(PATIENCE) {
+    match lock.try_lock_for(PATIENCE) {
         Ok(_) => false,
         Err(TryLockError::Poisoned(_)) => true,
         Err(TryLockError::WouldBlock) => panic!(

@@ -114,14 +114,14 @@ fn accessors_on_synchronized_values() {
     let w = Value::with_lock(P, Lock::new().unwrap()).unwrap();
     w.set_x(w.x() + w.y());
     assert_eq!(w.get(), Point { x: -0.5, y: -2.0 });
-    assert!(w.getlock().try_acquire().is_ok(), "the lock was left held");
+    assert!(w.getlock().try_lock().is_ok(), "the lock was left held");
 }
 
 #[test]
 fn synchronized_accessors_wait_for_the_lock() {
     let v = Value::new(P).unwrap();
     let done = AtomicBool::new(false);
-    let held = v.getlock().acquire().unwrap();
+    let held = v.getlock().lock().unwrap();
     thread::scope(|s| {
         let writer = s.spawn(|| {
             v.set_x(5.0);
@@ -215,7 +215,7 @@ fn guards_give_places_without_locking_again() {
     let v = Value::with_lock(P, Lock::new().unwrap()).unwrap();
     let a = Array::from_slice_with_lock(&[P, P], Lock::new().unwrap()).unwrap();
     {
-        let mut g = v.acquire().unwrap();
+        let mut g = v.lock().unwrap();
         let p = SyncGuard::place(&mut g);
         p.set_x(p.y() * 3.0);
         p.update_y(|y| *y += 1.0);
@@ -224,7 +224,7 @@ fn guards_give_places_without_locking_again() {
     }
     assert_eq!(v.get(), Point { x: -6.0, y: -10.0 });
     {
-        let mut g = a.acquire().unwrap();
+        let mut g = a.lock().unwrap();
         SyncGuard::at(&mut g, 1).set_x(100.0);
         let first = SyncGuard::at(&mut g, 0);
         first.set(Point {
@@ -243,7 +243,7 @@ fn guards_give_places_without_locking_again() {
 #[should_panic(expected = "index out of bounds: the len is 2 but the index is 2")]
 fn guard_places_check_the_index() {
     let a = Array::<Point>::zeroed(2).unwrap();
-    let mut g = a.acquire().unwrap();
+    let mut g = a.lock().unwrap();
     let _ = SyncGuard::at(&mut g, 2);
 }
 
@@ -405,7 +405,7 @@ fn accessors_inside_update_of_a_field_panic() {
 #[should_panic(expected = "already borrowed by this thread")]
 fn accessors_beside_a_live_guard_panic() {
     let a = Array::from_slice(&[P, P]).unwrap();
-    let _g = a.acquire().unwrap();
+    let _g = a.lock().unwrap();
     a.at(1).set_x(0.0);
 }
 

@@ -9,7 +9,7 @@ struct Point {
 
 fn main() {
     let v = Value::new(Point { x: 1.0, y: 2.0 }).unwrap();
-    let mut g = v.acquire().unwrap();
+    let mut g = v.lock().unwrap();
     let plain: &Point = &g;
     // The place writes shared memory: it needs the guard mutably, so no `&Point` from the
     // guard may be alive.

@@ -9,7 +9,7 @@ struct Point {
 
 fn main() {
     let v = Value::new(Point { x: 1.0, y: 2.0 }).unwrap();
-    let mut g = v.acquire().unwrap();
+    let mut g = v.lock().unwrap();
     let p = SyncGuard::place(&mut g);
     // The lock is held by this thread: its place must not be used from another one.
     std::thread::scope(|s| {

@@ -70,7 +70,7 @@ impl Access for Unlocked {
 
 /// Access to a synchronized container ([`Value`](crate::Value), [`Array`](crate::Array)):
 /// every operation takes the object's lock once, and panics instead of aliasing if this
-/// thread already has the object borrowed (a guard from `acquire()`, or an `update` in
+/// thread already has the object borrowed (a guard from `lock()`, or an `update` in
 /// progress).
 ///
 /// ```
@@ -121,7 +121,7 @@ impl<O, L: SharedLock> Access for Locked<'_, O, L> {
 /// ```
 /// use shared_runtime::{Held, Place, SyncGuard, Value};
 /// let v = Value::new([1u8, 2, 3])?;
-/// let mut g = v.acquire().unwrap();
+/// let mut g = v.lock().unwrap();
 /// let p: Place<'_, [u8; 3], Held> = SyncGuard::place(&mut g);
 /// p.at(2).set(30);
 /// drop(g);

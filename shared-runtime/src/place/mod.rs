@@ -98,7 +98,7 @@ impl<'a, T: SharedType, A: Access> Place<'a, T, A> {
     ///
     /// # Panics
     /// For a [`Locked`] place, if this thread already has the object borrowed (inside its
-    /// `update`, or while a guard from its `acquire()` lives).
+    /// `update`, or while a guard from its `lock()` lives).
     ///
     /// ```
     /// use shared_runtime::HasPlace;

@@ -5,6 +5,7 @@ use std::marker::PhantomData;
 use std::mem::{align_of, size_of, MaybeUninit};
 use std::ops::{Bound, Range, RangeBounds};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use crate::arena::{Allocation, Arena};
 use crate::raw::racy;
@@ -26,7 +27,9 @@ use crate::{Error, Place, Result, SharedType, Unlocked};
 /// # Ok::<(), shared_runtime::Error>(())
 /// ```
 pub struct RawArray<T: SharedType> {
-    alloc: Allocation,
+    /// Shared by every clone of this handle in this process; the block is freed (by its
+    /// owner) when the last clone is dropped.
+    alloc: Arc<Allocation>,
     len: usize,
     _type: PhantomData<T>,
 }
@@ -90,7 +93,7 @@ impl<T: SharedType> RawArray<T> {
     pub fn zeroed_in(arena: &Arena, len: usize) -> Result<Self> {
         let alloc = arena.alloc(byte_len::<T>(len)?, align_of::<T>())?;
         Ok(RawArray {
-            alloc,
+            alloc: Arc::new(alloc),
             len,
             _type: PhantomData,
         })
@@ -130,7 +133,7 @@ impl<T: SharedType> RawArray<T> {
     /// Wraps a block already holding `len` elements (used by named objects and handles).
     pub(crate) fn from_allocation(alloc: Allocation, len: usize) -> Self {
         RawArray {
-            alloc,
+            alloc: Arc::new(alloc),
             len,
             _type: PhantomData,
         }
@@ -353,7 +356,7 @@ impl<T: SharedType> RawArray<T> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn into_offset(self) -> Result<u64> {
-        self.alloc.detach()
+        crate::raw::unshare(self.alloc)?.detach()
     }
 
     /// Takes over an array of `len` elements given up with
@@ -373,10 +376,32 @@ impl<T: SharedType> RawArray<T> {
     pub fn from_offset_in(arena: &Arena, offset: u64, len: usize) -> Result<Self> {
         let alloc = Allocation::adopt(arena, offset, byte_len::<T>(len)?, align_of::<T>())?;
         Ok(RawArray {
-            alloc,
+            alloc: Arc::new(alloc),
             len,
             _type: PhantomData,
         })
+    }
+}
+
+/// Another handle to the same shared object (no copy is made): cheap, like cloning an
+/// `Arc`. The object is freed when its owning process drops the last clone.
+///
+/// ```
+/// use shared_runtime::{Process, RawArray};
+///
+/// let a = RawArray::<u8>::zeroed(3)?;
+/// let a2 = a.clone(); // the same shared array
+/// Process::start(move || a2.set(2, 9))?.join()?;
+/// assert_eq!(a.to_vec(), [0, 0, 9]);
+/// # Ok::<(), shared_runtime::Error>(())
+/// ```
+impl<T: SharedType> Clone for RawArray<T> {
+    fn clone(&self) -> Self {
+        RawArray {
+            alloc: Arc::clone(&self.alloc),
+            len: self.len,
+            _type: PhantomData,
+        }
     }
 }
 

@@ -4,6 +4,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use crate::arena::{Allocation, Arena};
 use crate::{Result, SharedType};
@@ -27,7 +28,9 @@ use crate::{Result, SharedType};
 /// # Ok::<(), shared_runtime::Error>(())
 /// ```
 pub struct RawValue<T: SharedType> {
-    alloc: Allocation,
+    /// Shared by every clone of this handle in this process; the block is freed (by its
+    /// owner) when the last clone is dropped.
+    alloc: Arc<Allocation>,
     _type: PhantomData<T>,
 }
 
@@ -90,7 +93,7 @@ impl<T: SharedType> RawValue<T> {
         // Fresh arena memory is zero (the allocator zeroes what it frees).
         let alloc = arena.alloc(size_of::<T>(), align_of::<T>())?;
         Ok(RawValue {
-            alloc,
+            alloc: Arc::new(alloc),
             _type: PhantomData,
         })
     }
@@ -98,7 +101,7 @@ impl<T: SharedType> RawValue<T> {
     /// Wraps a block already holding a `T` (used by named objects and handles).
     pub(crate) fn from_allocation(alloc: Allocation) -> Self {
         RawValue {
-            alloc,
+            alloc: Arc::new(alloc),
             _type: PhantomData,
         }
     }
@@ -169,6 +172,7 @@ impl<T: SharedType> RawValue<T> {
     /// [`Error::Corrupted`](crate::Error::Corrupted) if the arena's record of the value was
     /// damaged, or if this process is not its owner (a forked child's copy of its parent's
     /// value).
+    /// [`Error::StillCloned`](crate::Error::StillCloned) if other clones of this handle are alive.
     ///
     /// ```
     /// use shared_runtime::{Arena, RawValue};
@@ -179,7 +183,7 @@ impl<T: SharedType> RawValue<T> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn into_offset(self) -> Result<u64> {
-        self.alloc.detach()
+        crate::raw::unshare(self.alloc)?.detach()
     }
 
     /// Takes over a value given up with [`into_offset`](Self::into_offset): the calling
@@ -199,9 +203,30 @@ impl<T: SharedType> RawValue<T> {
     pub fn from_offset_in(arena: &Arena, offset: u64) -> Result<Self> {
         let alloc = Allocation::adopt(arena, offset, size_of::<T>(), align_of::<T>())?;
         Ok(RawValue {
-            alloc,
+            alloc: Arc::new(alloc),
             _type: PhantomData,
         })
+    }
+}
+
+/// Another handle to the same shared object (no copy is made): cheap, like cloning an
+/// `Arc`. The object is freed when its owning process drops the last clone.
+///
+/// ```
+/// use shared_runtime::{Process, RawValue};
+///
+/// let n = RawValue::new(0u32)?;
+/// let n2 = n.clone(); // the same shared value
+/// Process::start(move || n2.set(7))?.join()?;
+/// assert_eq!(n.get(), 7);
+/// # Ok::<(), shared_runtime::Error>(())
+/// ```
+impl<T: SharedType> Clone for RawValue<T> {
+    fn clone(&self) -> Self {
+        RawValue {
+            alloc: Arc::clone(&self.alloc),
+            _type: PhantomData,
+        }
     }
 }
 

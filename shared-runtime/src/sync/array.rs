@@ -271,7 +271,7 @@ impl<T: SharedType, L: SharedLock> Array<T, L> {
         let r = crate::raw::resolve(range, raw.len());
         let _held = self.lock_and_borrow();
         // SAFETY: the lock is held and the borrow mark set, so no one else reaches these
-        // elements meanwhile (the same guarantee `acquire()`'s guard relies on): a plain
+        // elements meanwhile (the same guarantee `lock()`'s guard relies on): a plain
         // copy, at memcpy speed, is race-free. The range is inside the array (checked by
         // `resolve`), aligned, and every bit pattern is a valid T.
         unsafe { std::slice::from_raw_parts(raw.as_ptr().add(r.start), r.len()).to_vec() }
@@ -317,11 +317,11 @@ impl<T: SharedType, L: SharedLock> Array<T, L> {
     ///
     /// ```
     /// let a = shared_runtime::Array::from_slice(&[1, 2, 3])?;
-    /// let total: i32 = a.acquire().unwrap().iter().sum();
+    /// let total: i32 = a.lock().unwrap().iter().sum();
     /// assert_eq!(total, 6);
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
-    pub fn acquire(&self) -> LockResult<SyncGuard<'_, [T]>> {
+    pub fn lock(&self) -> LockResult<SyncGuard<'_, [T]>> {
         let raw = self.obj();
         self.guard(std::ptr::slice_from_raw_parts_mut(raw.as_ptr(), raw.len()))
     }

@@ -20,7 +20,7 @@ use crate::{Held, Place, SharedType};
 /// ```
 /// let a = shared_runtime::Array::from_slice(&[3, 1, 2])?;
 /// {
-///     let mut g = a.acquire().unwrap();
+///     let mut g = a.lock().unwrap();
 ///     g.sort();
 ///     g[0] *= 10;
 /// }
@@ -71,7 +71,7 @@ impl<T: SharedType> SyncGuard<'_, T> {
     ///
     /// // A non-reentrant lock: locking it again on this thread would panic.
     /// let v = Value::with_lock(Point { x: 1.0, y: 2.0 }, Lock::new()?)?;
-    /// let mut g = v.acquire().unwrap();
+    /// let mut g = v.lock().unwrap();
     /// let p = SyncGuard::place(&mut g);
     /// p.set_x(p.y() * 10.0); // no second acquisition
     /// g.y += 1.0;
@@ -97,7 +97,7 @@ impl<T: SharedType> SyncGuard<'_, [T]> {
     /// ```
     /// use shared_runtime::{Array, SyncGuard};
     /// let a = Array::from_slice(&[[1u8, 2], [3, 4]])?;
-    /// let mut g = a.acquire().unwrap();
+    /// let mut g = a.lock().unwrap();
     /// SyncGuard::at(&mut g, 1).at(0).update(|b| *b *= 10);
     /// drop(g);
     /// assert_eq!(a.to_vec(), [[1, 2], [30, 4]]);

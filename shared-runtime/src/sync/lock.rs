@@ -11,17 +11,17 @@ use crate::Result;
 
 /// Proof that a lock is held; releases it when dropped.
 ///
-/// Returned by [`Lock::acquire`] and [`RLock::acquire`] (and their `try_`/`_timeout`
+/// Returned by [`Lock::lock`] and [`RLock::lock`] (and their `try_`/`_timeout`
 /// forms). A guard cannot be sent to another thread: the thread that acquired a lock must
 /// release it. If the thread panics while holding the guard, the lock is marked poisoned and
 /// the next acquirer is told, as with `std::sync::Mutex`.
 ///
 /// ```
 /// let lock = shared_runtime::Lock::new()?;
-/// let guard = lock.acquire().unwrap();
-/// assert!(lock.try_acquire().is_err()); // held
+/// let guard = lock.lock().unwrap();
+/// assert!(lock.try_lock().is_err()); // held
 /// drop(guard);
-/// assert!(lock.try_acquire().is_ok());
+/// assert!(lock.try_lock().is_ok());
 /// # Ok::<(), shared_runtime::Error>(())
 /// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
@@ -65,8 +65,8 @@ mod sealed {
 /// use shared_runtime::{Lock, SharedLock};
 ///
 /// fn locked_twice<L: SharedLock>(lock: &L) -> bool {
-///     let _g = lock.acquire().unwrap();
-///     lock.try_acquire().is_ok()
+///     let _g = lock.lock().unwrap();
+///     lock.try_lock().is_ok()
 /// }
 /// assert!(!locked_twice(&Lock::new()?));
 /// # Ok::<(), shared_runtime::Error>(())
@@ -77,12 +77,12 @@ pub trait SharedLock: sealed::Sealed + Clone + Send + Sync + fmt::Debug + 'stati
     /// # Errors
     /// As [`Lock::new`].
     fn new_in(arena: &Arena) -> Result<Self>;
-    /// Blocks until the lock is held; see [`Lock::acquire`].
-    fn acquire(&self) -> LockResult<LockGuard<'_>>;
-    /// Takes the lock only if it is free now; see [`Lock::try_acquire`].
-    fn try_acquire(&self) -> TryLockResult<LockGuard<'_>>;
-    /// Waits at most `timeout`; see [`Lock::acquire_timeout`].
-    fn acquire_timeout(&self, timeout: Duration) -> TryLockResult<LockGuard<'_>>;
+    /// Blocks until the lock is held; see [`Lock::lock`].
+    fn lock(&self) -> LockResult<LockGuard<'_>>;
+    /// Takes the lock only if it is free now; see [`Lock::try_lock`].
+    fn try_lock(&self) -> TryLockResult<LockGuard<'_>>;
+    /// Waits at most `timeout`; see [`Lock::try_lock_for`].
+    fn try_lock_for(&self, timeout: Duration) -> TryLockResult<LockGuard<'_>>;
     /// Whether `self` and `other` name the same shared lock.
     fn same_as(&self, other: &Self) -> bool;
     /// The arena the lock lives in.
@@ -143,32 +143,32 @@ macro_rules! lock_type {
             /// or any lock on the same thread first reports it as an error instead); if a
             /// `Lock` is acquired again by the thread holding it (a certain deadlock); if an
             /// `RLock` is re-entered more than `u32::MAX` times.
-            pub fn acquire(&self) -> LockResult<LockGuard<'_>> {
-                self.core.acquire()
+            pub fn lock(&self) -> LockResult<LockGuard<'_>> {
+                self.core.lock()
             }
 
             /// Takes the lock if it is free right now.
             ///
             /// # Errors
             /// [`TryLockError::WouldBlock`](std::sync::TryLockError::WouldBlock) if another
-            /// thread or process holds it; `Poisoned` as in [`acquire`](Self::acquire).
+            /// thread or process holds it; `Poisoned` as in [`lock`](Self::lock).
             ///
             /// # Panics
-            /// As [`acquire_timeout`](Self::acquire_timeout).
-            pub fn try_acquire(&self) -> TryLockResult<LockGuard<'_>> {
-                self.core.try_acquire()
+            /// As [`try_lock_for`](Self::try_lock_for).
+            pub fn try_lock(&self) -> TryLockResult<LockGuard<'_>> {
+                self.core.try_lock()
             }
 
             /// Waits at most `timeout` (on the monotonic clock) for the lock.
             ///
             /// # Errors
-            /// `WouldBlock` if the time ran out; `Poisoned` as in [`acquire`](Self::acquire).
+            /// `WouldBlock` if the time ran out; `Poisoned` as in [`lock`](Self::lock).
             ///
             /// # Panics
-            /// As [`acquire`](Self::acquire), except that a `Lock` this thread holds
+            /// As [`lock`](Self::lock), except that a `Lock` this thread holds
             /// already is `WouldBlock`.
-            pub fn acquire_timeout(&self, timeout: Duration) -> TryLockResult<LockGuard<'_>> {
-                self.core.acquire_timeout(timeout)
+            pub fn try_lock_for(&self, timeout: Duration) -> TryLockResult<LockGuard<'_>> {
+                self.core.try_lock_for(timeout)
             }
         }
 
@@ -191,14 +191,14 @@ macro_rules! lock_type {
             fn new_in(arena: &Arena) -> Result<Self> {
                 $name::new_in(arena)
             }
-            fn acquire(&self) -> LockResult<LockGuard<'_>> {
-                self.core.acquire()
+            fn lock(&self) -> LockResult<LockGuard<'_>> {
+                self.core.lock()
             }
-            fn try_acquire(&self) -> TryLockResult<LockGuard<'_>> {
-                self.core.try_acquire()
+            fn try_lock(&self) -> TryLockResult<LockGuard<'_>> {
+                self.core.try_lock()
             }
-            fn acquire_timeout(&self, timeout: Duration) -> TryLockResult<LockGuard<'_>> {
-                self.core.acquire_timeout(timeout)
+            fn try_lock_for(&self, timeout: Duration) -> TryLockResult<LockGuard<'_>> {
+                self.core.try_lock_for(timeout)
             }
             fn same_as(&self, other: &Self) -> bool {
                 self.core.same_as(&other.core)
@@ -223,8 +223,8 @@ lock_type!(
      thread that holds it panics with a message instead of hanging.",
     "```\nuse shared_runtime::{Lock, Process, RawValue};\n\nlet lock = Lock::new()?;\nlet \
      n = RawValue::new(0u64)?;\nlet child = Process::start(|| {\n    for _ in 0..1000 {\n        \
-     let _g = lock.acquire().unwrap();\n        n.set(n.get() + 1);\n    }\n})?;\nfor _ in \
-     0..1000 {\n    let _g = lock.acquire().unwrap();\n    n.set(n.get() + 1);\n}\n\
+     let _g = lock.lock().unwrap();\n        n.set(n.get() + 1);\n    }\n})?;\nfor _ in \
+     0..1000 {\n    let _g = lock.lock().unwrap();\n    n.set(n.get() + 1);\n}\n\
      child.join()?;\nassert_eq!(n.get(), 2000);\n# Ok::<(), shared_runtime::Error>(())\n```"
 );
 
@@ -234,7 +234,7 @@ lock_type!(
     "A process-shared, recursive lock (ctypes' `RLock`): the thread that holds it may \
      acquire it again, and it is released when every guard is dropped. The default lock of \
      [`Value`](crate::Value) and [`Array`](crate::Array).",
-    "```\nlet r = shared_runtime::RLock::new()?;\nlet a = r.acquire().unwrap();\nlet b = \
-     r.acquire().unwrap(); // same thread: fine\nassert!(format!(\"{r:?}\").contains(\"depth: \
+    "```\nlet r = shared_runtime::RLock::new()?;\nlet a = r.lock().unwrap();\nlet b = \
+     r.lock().unwrap(); // same thread: fine\nassert!(format!(\"{r:?}\").contains(\"depth: \
      2\"));\ndrop((b, a));\n# Ok::<(), shared_runtime::Error>(())\n```"
 );

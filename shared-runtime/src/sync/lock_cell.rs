@@ -135,7 +135,7 @@ impl LockCore {
         }
     }
 
-    pub(crate) fn acquire(&self) -> LockResult<LockGuard<'_>> {
+    pub(crate) fn lock(&self) -> LockResult<LockGuard<'_>> {
         let me = self.identity();
         match self.reentry(me) {
             Some(Reentry::Deeper) => self.enter(Acquired::Clean),
@@ -154,7 +154,7 @@ impl LockCore {
         }
     }
 
-    pub(crate) fn try_acquire(&self) -> TryLockResult<LockGuard<'_>> {
+    pub(crate) fn try_lock(&self) -> TryLockResult<LockGuard<'_>> {
         let me = self.identity();
         match self.reentry(me) {
             Some(Reentry::Deeper) => self.enter_try(Some(Acquired::Clean)),
@@ -164,7 +164,7 @@ impl LockCore {
         }
     }
 
-    pub(crate) fn acquire_timeout(&self, timeout: Duration) -> TryLockResult<LockGuard<'_>> {
+    pub(crate) fn try_lock_for(&self, timeout: Duration) -> TryLockResult<LockGuard<'_>> {
         let me = self.identity();
         match self.reentry(me) {
             Some(Reentry::Deeper) => self.enter_try(Some(Acquired::Clean)),

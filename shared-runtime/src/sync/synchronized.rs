@@ -15,7 +15,7 @@ use crate::{Result, SharedType};
 /// A shared object paired with a process-shared lock (ctypes' synchronized wrapper).
 ///
 /// Made by [`Value`]/[`Array`] constructors or by [`synchronized`]. Every accessor takes the
-/// lock once; [`acquire`](Synchronized::acquire) holds it for longer work.
+/// lock once; [`lock`](Synchronized::lock) holds it for longer work.
 /// [`getobj`](Self::getobj) and [`getlock`](Self::getlock) give the parts, as in Python.
 ///
 /// ```
@@ -23,7 +23,7 @@ use crate::{Result, SharedType};
 ///
 /// let v = shared_runtime::synchronized(RawValue::new(1u8)?, Some(Lock::new()?))?;
 /// assert_eq!(v.getobj().get(), 1);
-/// let _held = v.getlock().acquire().unwrap();
+/// let _held = v.getlock().lock().unwrap();
 /// # Ok::<(), shared_runtime::Error>(())
 /// ```
 pub struct Synchronized<O, L = RLock> {
@@ -138,7 +138,7 @@ impl<O, L: SharedLock> Synchronized<O, L> {
     /// The wrapped raw object (ctypes' `get_obj()`). Its accessors do not take the lock.
     ///
     /// # Panics
-    /// If this thread holds a guard of this object (from `acquire()`): the raw accessors
+    /// If this thread holds a guard of this object (from `lock()`): the raw accessors
     /// would write behind the guard's reference.
     ///
     /// ```
@@ -191,7 +191,7 @@ impl<O, L: SharedLock> Synchronized<O, L> {
     /// Takes the lock, ignoring poison (the convenience accessors report nothing; use
     /// `acquire` to learn that a holder died), and marks the data borrowed by this thread.
     pub(crate) fn lock_and_borrow(&self) -> Held<'_> {
-        let lock = self.lock.acquire().unwrap_or_else(PoisonError::into_inner);
+        let lock = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
         let borrow = self.borrow();
         Held {
             _borrow: borrow,
@@ -201,14 +201,14 @@ impl<O, L: SharedLock> Synchronized<O, L> {
 
     /// Like `lock_and_borrow`, also saying whether the lock was poisoned.
     pub(crate) fn acquire_and_borrow(&self) -> (LockGuard<'_>, Borrow<'_>, bool) {
-        let (guard, poisoned) = match self.lock.acquire() {
+        let (guard, poisoned) = match self.lock.lock() {
             Ok(g) => (g, false),
             Err(p) => (p.into_inner(), true),
         };
         (guard, self.borrow(), poisoned)
     }
 
-    /// Builds the guard `acquire` returns, from the data's address.
+    /// Builds the guard `lock` returns, from the data's address.
     pub(crate) fn guard<T: ?Sized>(&self, data: *mut T) -> LockResult<SyncGuard<'_, T>> {
         let data = NonNull::new(data).expect("shared objects are never at address 0");
         let (lock, borrow, poisoned) = self.acquire_and_borrow();
@@ -228,7 +228,7 @@ impl<O, L: SharedLock> Synchronized<O, L> {
         let me = current_tid();
         assert!(
             self.borrowed_by.load(Relaxed) != me,
-            "this shared object is already borrowed by this thread (a guard from acquire() \
+            "this shared object is already borrowed by this thread (a guard from lock() \
              or an update() is in progress): use that guard instead of re-entering"
         );
         self.borrowed_by.store(me, Relaxed);

@@ -159,14 +159,14 @@ impl<T: SharedType, L: SharedLock> Value<T, L> {
     /// ```
     /// let v = shared_runtime::Value::new(10i32)?;
     /// {
-    ///     let mut g = v.acquire().unwrap();
+    ///     let mut g = v.lock().unwrap();
     ///     *g += 1;
     ///     *g *= 2;
     /// }
     /// assert_eq!(v.get(), 22);
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
-    pub fn acquire(&self) -> LockResult<SyncGuard<'_, T>> {
+    pub fn lock(&self) -> LockResult<SyncGuard<'_, T>> {
         self.guard(self.obj().as_ptr())
     }
 }
