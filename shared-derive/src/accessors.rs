@@ -10,13 +10,15 @@
 
 use std::collections::BTreeMap;
 
-use proc_macro2::{Span, TokenStream, TokenTree};
+use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, ToTokens};
 use syn::spanned::Spanned;
 use syn::{Ident, Member, Type, Visibility};
 
 use crate::ast::{Field, Input, Struct};
 use crate::errors::Errors;
+use crate::generics;
+use crate::names::Fresh;
 use crate::valid::unshareable;
 
 /// The names of one field's accessors.
@@ -134,28 +136,6 @@ fn is_primitive(ty: &Type) -> bool {
     }
 }
 
-/// `name`, or `__name` if the struct's name or a field type mentions `name` (so that a
-/// generic parameter of the generated code never captures a user's type).
-fn fresh(name: &str, input: &Input<'_>, fields: &[&Field<'_>]) -> Ident {
-    fn mentions(tokens: TokenStream, name: &str) -> bool {
-        tokens.into_iter().any(|t| match t {
-            TokenTree::Ident(i) => i == name,
-            TokenTree::Group(g) => mentions(g.stream(), name),
-            _ => false,
-        })
-    }
-    let taken = input.name == name
-        || fields
-            .iter()
-            .any(|f| mentions(f.ty.to_token_stream(), name));
-    let name = if taken {
-        format!("__{name}")
-    } else {
-        name.to_string()
-    };
-    Ident::new(&name, Span::call_site())
-}
-
 /// The accessor trait (an item for the struct's module) and its blanket impl (for inside
 /// `const _`). Nothing for a struct without fields.
 ///
@@ -166,6 +146,7 @@ pub(crate) fn expand(
     input: &Input<'_>,
     s: &Struct<'_>,
     private: &TokenStream,
+    fresh: &Fresh,
     stub: bool,
 ) -> (TokenStream, TokenStream) {
     let fields: Vec<&Field<'_>> = s
@@ -180,14 +161,34 @@ pub(crate) fn expand(
     let name = &input.name;
     let vis = visibility(input, s);
     let trait_ident = format_ident!("{}Fields", name, span = ident.span());
-    let ret = fresh("R", input, &fields);
-    let container = fresh("C", input, &fields);
-    // Locals the user's items cannot capture.
-    let value = Ident::new("value", Span::mixed_site());
-    let f = Ident::new("f", Span::mixed_site());
-    let p = Ident::new("__p", Span::mixed_site());
+    // Names nothing of the user's can capture (see `names`).
+    let Fresh {
+        container,
+        ret,
+        value,
+        f,
+        ..
+    } = fresh;
     let a = syn::Lifetime::new("'a", Span::call_site());
-    let has_place = quote!(#private::HasPlace<#a, #ident>);
+    // The struct's own generics (lifetimes are refused): the trait is generic like it.
+    let struct_generics = generics::with_shared_bounds(input, s, private);
+    let (_, ty_generics, struct_where) = struct_generics.split_for_impl();
+    let this = quote!(#ident #ty_generics);
+    let params = struct_generics.params.iter();
+    let params = quote!(#(#params,)*);
+    let args: Vec<TokenStream> = struct_generics
+        .params
+        .iter()
+        .map(|param| match param {
+            syn::GenericParam::Type(t) => t.ident.to_token_stream(),
+            syn::GenericParam::Const(c) => c.ident.to_token_stream(),
+            syn::GenericParam::Lifetime(l) => l.lifetime.to_token_stream(),
+        })
+        .collect();
+    let struct_predicates: Vec<&syn::WherePredicate> = struct_where
+        .map(|w| w.predicates.iter().collect())
+        .unwrap_or_default();
+    let has_place = quote!(#private::HasPlace<#a, #this>);
     let access = quote!(<Self as #has_place>::Access);
     let krate_doc: String = input
         .krate()
@@ -239,29 +240,29 @@ pub(crate) fn expand(
             #[doc = #doc_place]
             fn #place(self) -> #place_ty;
         });
+        let this_trait = quote!(<Self as #trait_ident<#a, #(#args),*>>);
         defs.push(quote! {
             #[inline]
             fn #get(self) -> #ty {
-                #private::Place::get(#trait_ident::#place(self))
+                #private::Place::get(#this_trait::#place(self))
             }
             #[inline]
             fn #set(self, #value: #ty) {
-                #private::Place::set(#trait_ident::#place(self), #value)
+                #private::Place::set(#this_trait::#place(self), #value)
             }
             #[inline]
             fn #update<#ret>(self, #f: impl ::core::ops::FnOnce(&mut #ty) -> #ret) -> #ret {
-                #private::Place::update(#trait_ident::#place(self), #f)
+                #private::Place::update(#this_trait::#place(self), #f)
             }
             #[inline]
+            #[track_caller]
             fn #place(self) -> #place_ty {
-                // SAFETY (the generated block): `addr_of_mut!` computes the address of a field
-                // of the struct the pointer points to, which lies inside it and is aligned for
-                // the field's type, without reading, writing or making a reference.
-                unsafe {
-                    #private::Place::project(#private::HasPlace::<#a, #ident>::place(self), |#p| {
-                        ::core::ptr::addr_of_mut!((*#p).#member)
-                    })
-                }
+                // No `unsafe` here: the runtime's `project_field` checks that the field lies
+                // inside the struct and is aligned.
+                #private::project_field::<#this, #ty, #access>(
+                    #private::HasPlace::<#a, #this>::place(self),
+                    ::core::mem::offset_of!(#this, #member),
+                )
             }
         });
     }
@@ -282,12 +283,21 @@ pub(crate) fn expand(
             quote!(for<'__a> #ty: #bound)
         })
         .collect();
-    let mut trait_where = TokenStream::new();
+    let mut trait_bounds: Vec<TokenStream> = struct_predicates
+        .iter()
+        .map(|p| p.to_token_stream())
+        .collect();
+    bounds.extend(trait_bounds.iter().cloned());
     if stub {
-        let itself = quote!(for<'__a> #ident: #private::SharedType);
-        trait_where = quote!(where #itself);
+        let itself = quote!(for<'__a> #this: #private::SharedType);
+        trait_bounds.push(itself.clone());
         bounds.push(itself);
     }
+    let trait_where = if trait_bounds.is_empty() {
+        TokenStream::new()
+    } else {
+        quote!(where #(#trait_bounds),*)
+    };
 
     let doc = format!(
         "Field accessors of [`{name}`] in shared memory, made by `#[derive(SharedStruct)]`: \
@@ -305,13 +315,13 @@ pub(crate) fn expand(
     let decl = quote! {
         #[doc = #doc]
         #[allow(dead_code, non_camel_case_types, non_snake_case, private_interfaces)]
-        #vis trait #trait_ident<#a>: #has_place #trait_where {
+        #vis trait #trait_ident<#a, #params>: #has_place #trait_where {
             #(#decls)*
         }
     };
     let imp = quote! {
         #[automatically_derived]
-        impl<#a, #container: #has_place> #trait_ident<#a> for #container
+        impl<#a, #params #container: #has_place> #trait_ident<#a, #(#args),*> for #container
         where
             #(#bounds,)*
         {

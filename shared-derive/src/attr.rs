@@ -1,6 +1,8 @@
 //! The attributes the derive reads: `#[repr(...)]` and its own `#[shared(...)]`.
 
 use proc_macro2::{Span, TokenStream};
+use quote::ToTokens;
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Attribute, LitStr, Path};
 
@@ -36,14 +38,19 @@ pub(crate) enum ReprKind {
 #[derive(Default)]
 pub(crate) struct Repr {
     pub items: Vec<ReprItem>,
-    /// A `#[repr]` could not be read; rustc reports it, and the derive does not guess.
-    pub malformed: bool,
 }
 
 impl Repr {
     /// Whether `C` was asked for.
     pub(crate) fn is_c(&self) -> bool {
         self.items.iter().any(|item| item.kind == ReprKind::C)
+    }
+
+    /// Whether `transparent` was asked for.
+    pub(crate) fn is_transparent(&self) -> bool {
+        self.items
+            .iter()
+            .any(|item| item.kind == ReprKind::Transparent)
     }
 }
 
@@ -64,11 +71,16 @@ pub(crate) fn container(attrs: &[Attribute], errors: &mut Errors) -> (Repr, Opti
     let mut options = Options::default();
     for attr in attrs {
         if attr.path().is_ident("repr") {
-            if attr
-                .parse_nested_meta(|meta| repr_item(&mut repr, &meta))
-                .is_err()
-            {
-                repr.malformed = true;
+            // A `#[repr]` the derive cannot read is refused (fail closed): the derive never
+            // guesses at a layout.
+            if let Err(e) = attr.parse_nested_meta(|meta| repr_item(&mut repr, &meta)) {
+                errors.push(syn::Error::new(
+                    e.span(),
+                    format!(
+                        "#[derive(SharedStruct)] cannot read this #[repr(...)] ({e}): write it \
+                         as #[repr(C)] or #[repr(C, align(N))]"
+                    ),
+                ));
             }
         } else if attr.path().is_ident("shared") {
             if let Err(e) = shared_options(attr, &mut options) {
@@ -80,11 +92,12 @@ pub(crate) fn container(attrs: &[Attribute], errors: &mut Errors) -> (Repr, Opti
 }
 
 fn repr_item(repr: &mut Repr, meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<()> {
+    // `r#C` is `C`.
     let name = meta
         .path
         .get_ident()
-        .map(ToString::to_string)
-        .unwrap_or_default();
+        .map(|ident| ident.unraw().to_string())
+        .unwrap_or_else(|| meta.path.to_token_stream().to_string());
     let kind = match name.as_str() {
         "C" => ReprKind::C,
         "align" => ReprKind::Align,

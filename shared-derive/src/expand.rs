@@ -9,11 +9,13 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{DeriveInput, Ident};
+use syn::DeriveInput;
 
 use crate::accessors;
 use crate::ast::{Data, Field, Input, Struct};
 use crate::errors::Errors;
+use crate::generics;
+use crate::names::Fresh;
 use crate::valid::unshareable;
 
 /// The derive: parse, validate, expand.
@@ -42,10 +44,12 @@ fn impl_struct(input: &Input<'_>, s: &Struct<'_>) -> TokenStream {
     let krate = input.krate();
     let private = quote!(#krate::__private);
     let ident = input.ident;
-    let name = &input.name;
-    // Local names the user's items cannot capture (mixed-site hygiene, like macro_rules).
-    let src = Ident::new("__src", Span::mixed_site());
-    let dst = Ident::new("__dst", Span::mixed_site());
+    let generics = generics::with_shared_bounds(input, s, &private);
+    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+    let this = quote!(#ident #ty_generics);
+    let fresh = Fresh::new(input);
+    let (src, dst) = (&fresh.src, &fresh.dst);
+    let name = generics::layout_name(input, &private);
 
     let field_layouts = s.fields.iter().map(|field| {
         let (member, field_name) = (&field.member, &field.name);
@@ -53,72 +57,99 @@ fn impl_struct(input: &Input<'_>, s: &Struct<'_>) -> TokenStream {
         quote! {
             #private::FieldLayout {
                 name: #field_name,
-                offset: ::core::mem::offset_of!(#ident, #member),
+                offset: ::core::mem::offset_of!(#this, #member),
                 ty: &#shared::LAYOUT,
             }
         }
     });
     let stores = s.fields.iter().map(|field| {
-        let member = &field.member;
+        let (member, ty) = (&field.member, field.ty);
         let shared = as_shared(field, &private);
         quote! {
-            #shared::store(&#src.#member, ::core::ptr::addr_of_mut!((*#dst).#member));
+            #shared::store(
+                &#src.#member,
+                #dst.wrapping_byte_add(::core::mem::offset_of!(#this, #member)).cast::<#ty>(),
+            );
         }
     });
-    let checks = layout_checks(input, s, &private);
-    let (fields_trait, fields_impl) = accessors::expand(input, s, &private, false);
+    let checks = layout_checks(input, s, &this, &private);
+    // A plain struct's checks run where it is defined; a generic one's, per instantiation,
+    // when its layout is used (every container uses it) or a value is stored.
+    let eager =
+        input.generics.params.is_empty().then(
+            || quote!(const _: #private::TypeLayout = <#this as #private::SharedType>::LAYOUT;),
+        );
+    let (fields_trait, fields_impl) = accessors::expand(input, s, &private, &fresh, false);
+    let shadows = fresh.shadows();
 
-    // SAFETY (of the generated impl): validation proved the struct is #[repr(C)] (so its
-    // layout is fixed, and `offset_of!` and `size_of` describe it), not packed (so every
-    // field is aligned), not generic, and not an enum or union; the impl's body makes rustc
-    // prove every field type is a `SharedType`, so every byte pattern of each field is valid,
-    // no field holds a pointer, and the struct is `Copy + Send + Sync + 'static` like its
-    // fields. `store` writes each field through the field type's own `store`, which covers
-    // every non-padding byte of the struct and never writes padding.
+    // SAFETY (of the generated impl): validation proved the struct is #[repr(C)] or
+    // #[repr(transparent)] (so its layout is fixed, and `offset_of!` and `size_of` describe
+    // it), not packed (so every field is aligned), without lifetimes, and not an enum or
+    // union; the impl's bounds and body make rustc prove every field type is a `SharedType`,
+    // so every byte pattern of each field is valid, no field holds a pointer, and the struct
+    // is `Copy + Send + Sync + 'static` like its fields; the checks evaluated with `LAYOUT`
+    // prove it is not zero-sized and that the fields lie inside it without overlapping.
+    // `store` writes each field through the field type's own `store`, which covers every
+    // non-padding byte of the struct and never writes padding.
     quote! {
         #fields_trait
 
         #[allow(deprecated)]
         const _: () = {
+            #shadows
+
             #[automatically_derived]
-            unsafe impl #private::SharedType for #ident {
-                const LAYOUT: #private::TypeLayout = #private::TypeLayout {
-                    name: #name,
-                    size: ::core::mem::size_of::<#ident>(),
-                    align: ::core::mem::align_of::<#ident>(),
-                    kind: #private::LayoutKind::Struct { fields: &[#(#field_layouts),*] },
+            unsafe impl #impl_generics #private::SharedType for #this #where_clause {
+                const LAYOUT: #private::TypeLayout = {
+                    #checks
+                    #private::TypeLayout {
+                        name: #name,
+                        size: ::core::mem::size_of::<#this>(),
+                        align: ::core::mem::align_of::<#this>(),
+                        kind: #private::LayoutKind::Struct { fields: &[#(#field_layouts),*] },
+                    }
                 };
 
                 #[inline]
                 unsafe fn store(#src: &Self, #dst: *mut Self) {
-                    // SAFETY (the generated block): the caller guarantees `__dst` is valid for
-                    // writes of `Self` and aligned, so each field place `(*__dst).f` is valid
-                    // and aligned for its type (#[repr(C)], not packed); `addr_of_mut!` takes
-                    // its address without making a reference to shared memory; the caller's
-                    // concurrency guarantee is the one each field's `store` needs.
+                    // SAFETY (the generated block): the caller guarantees `dst` is valid for
+                    // writes of `Self` and aligned, so each field at its `offset_of!` (computed
+                    // with wrapping arithmetic, no dereference) is valid and aligned for its
+                    // type (#[repr(C)] or transparent, not packed); the caller's concurrency
+                    // guarantee is the one each field's `store` needs.
+                    let _: &#private::TypeLayout = &<Self as #private::SharedType>::LAYOUT;
                     unsafe { #(#stores)* }
                 }
             }
 
-            #checks
+            #eager
 
             #fields_impl
         };
     }
 }
 
-/// Compile-time assertions backing the layout: each field type's `LAYOUT` tells the truth
-/// about its size and alignment, and the fields lie inside the struct in order, without
-/// overlapping.
-fn layout_checks(input: &Input<'_>, s: &Struct<'_>, private: &TokenStream) -> TokenStream {
-    let ident = input.ident;
+/// Compile-time assertions backing the layout, evaluated with `LAYOUT` (for a generic
+/// struct, once per instantiation): the struct is not zero-sized, each field type's `LAYOUT`
+/// tells the truth about its size and alignment, and the fields lie inside the struct in
+/// order, without overlapping.
+fn layout_checks(
+    input: &Input<'_>,
+    s: &Struct<'_>,
+    this: &TokenStream,
+    private: &TokenStream,
+) -> TokenStream {
     let name = &input.name;
-    let size_of_struct = quote!(::core::mem::size_of::<#ident>());
+    let size_of_struct = quote!(::core::mem::size_of::<#this>());
+    let zero_sized = format!(
+        "`{name}` is zero-sized: a struct with nothing in it has nothing to put in shared \
+         memory; add a field (a u8 if it only marks something)"
+    );
     let mut previous_end: Option<TokenStream> = None;
     let asserts = s.fields.iter().map(|field| {
         let (member, ty) = (&field.member, field.ty);
         let shared = as_shared(field, private);
-        let offset = quote!(::core::mem::offset_of!(#ident, #member));
+        let offset = quote!(::core::mem::offset_of!(#this, #member));
         let size = quote!(::core::mem::size_of::<#ty>());
         let truthful = format!(
             "the type of field `{}` of `{name}` has a SharedType::LAYOUT whose size or \
@@ -146,7 +177,8 @@ fn layout_checks(input: &Input<'_>, s: &Struct<'_>, private: &TokenStream) -> To
     });
     let asserts: Vec<_> = asserts.collect();
     quote! {
-        const _: () = { #(#asserts)* };
+        ::core::assert!(#size_of_struct != 0, #zero_sized);
+        #(#asserts)*
     }
 }
 
@@ -192,9 +224,11 @@ fn fallback(input: &Input<'_>, error: &syn::Error) -> TokenStream {
     };
     // The accessor trait too, so that code calling `v.x()` adds no errors of its own; not
     // for fields already reported as unshareable, nor when accessor names collide.
+    let fresh = Fresh::new(input);
+    let shadows = fresh.shadows();
     let (fields_trait, fields_impl) = match &input.data {
         Data::Struct(s) if input.generics.params.is_empty() && !accessors::names_collide(s) => {
-            accessors::expand(input, s, &private, true)
+            accessors::expand(input, s, &private, &fresh, true)
         }
         _ => (TokenStream::new(), TokenStream::new()),
     };
@@ -206,6 +240,8 @@ fn fallback(input: &Input<'_>, error: &syn::Error) -> TokenStream {
 
         #[allow(deprecated)]
         const _: () = {
+            #shadows
+
             // SAFETY: none needed: the crate does not compile (the errors above), so this
             // placeholder impl never runs.
             #[automatically_derived]

@@ -30,6 +30,8 @@ mod ast;
 mod attr;
 mod errors;
 mod expand;
+mod generics;
+mod names;
 mod valid;
 
 use proc_macro::TokenStream;

@@ -7,6 +7,7 @@ use syn::{Fields, GenericParam, Type, TypePath};
 use crate::ast::{Data, Input, Struct};
 use crate::attr::ReprKind;
 use crate::errors::Errors;
+use crate::generics::{const_kind, ConstKind};
 
 impl Input<'_> {
     /// Records every reason the item cannot derive `SharedStruct`.
@@ -33,24 +34,19 @@ impl Input<'_> {
     }
 
     fn check_repr(&self, errors: &mut Errors) {
-        if self.repr.malformed {
-            return; // rustc reports the malformed #[repr]
-        }
         // Set when an error already says "use #[repr(C)]".
         let mut said_use_c = false;
         for item in &self.repr.items {
-            said_use_c |= !matches!(item.kind, ReprKind::C | ReprKind::Align | ReprKind::Packed);
+            said_use_c |= !matches!(
+                item.kind,
+                ReprKind::C | ReprKind::Align | ReprKind::Packed | ReprKind::Transparent
+            );
             let message = match &item.kind {
-                ReprKind::C | ReprKind::Align => continue,
+                ReprKind::C | ReprKind::Align | ReprKind::Transparent => continue,
                 ReprKind::Packed => {
                     "#[repr(packed)] is not supported: packed fields may be misaligned, and shared \
                      memory is read and written with aligned atomic operations; remove `packed` \
                      (to save space, order the fields from the largest alignment to the smallest)"
-                        .to_string()
-                }
-                ReprKind::Transparent => {
-                    "#[repr(transparent)] is not supported by the derive: use #[repr(C)] (a \
-                     one-field #[repr(C)] struct has its field's layout)"
                         .to_string()
                 }
                 ReprKind::Rust => "#[repr(Rust)] lets the compiler reorder fields, so another \
@@ -65,13 +61,14 @@ impl Input<'_> {
             };
             errors.push(syn::Error::new(item.span, message));
         }
-        if !self.repr.is_c() && !said_use_c {
+        if !self.repr.is_c() && !self.repr.is_transparent() && !said_use_c {
             errors.spanned(
                 self.ident,
                 format!(
                     "`{}` needs #[repr(C)] to derive SharedStruct: Rust's default layout may \
                      reorder fields and change between builds, so other processes could not \
-                     agree on it; add #[repr(C)] (or #[repr(C, align(N))]) to the struct",
+                     agree on it; add #[repr(C)] (or #[repr(C, align(N))]) to the struct, or \
+                     #[repr(transparent)] to a one-field newtype",
                     self.name
                 ),
             );
@@ -80,22 +77,21 @@ impl Input<'_> {
 
     fn check_generics(&self, errors: &mut Errors) {
         for param in &self.generics.params {
-            let message = match param {
-                GenericParam::Lifetime(_) => {
+            match param {
+                GenericParam::Lifetime(_) => errors.spanned(
+                    param,
                     "a shared struct cannot have lifetime parameters: it cannot borrow anything, \
                      since a reference means nothing in another process; remove the lifetime \
-                     and store the data itself"
-                }
-                GenericParam::Type(_) => {
-                    "generic shared structs are not supported: a shared layout must be one \
-                     concrete type; write the struct with concrete field types"
-                }
-                GenericParam::Const(_) => {
-                    "const generic shared structs are not supported: a shared layout must be \
-                     one concrete type; write the struct with fixed array lengths"
-                }
-            };
-            errors.spanned(param, message);
+                     and store the data itself",
+                ),
+                GenericParam::Const(c) if matches!(const_kind(&c.ty), ConstKind::Other) => errors
+                    .spanned(
+                        &c.ty,
+                        "a const parameter of a shared struct must be an integer or a bool (its \
+                         value is part of the layout's name): use `const N: usize`",
+                    ),
+                GenericParam::Type(_) | GenericParam::Const(_) => {}
+            }
         }
     }
 }
@@ -115,9 +111,31 @@ fn check_fields(s: &Struct<'_>, input: &Input<'_>, errors: &mut Errors) {
     for field in &s.fields {
         if let Some((ty, message)) = unshareable(field.ty) {
             errors.spanned(ty, message);
+        } else if let Some(self_token) = mentions_self(field.ty) {
+            errors.spanned(
+                self_token,
+                format!(
+                    "`Self` cannot appear in a field type of a shared struct: the derive copies \
+                     field types into impls of other types, where `Self` means something else; \
+                     write the type out (`{}`)",
+                    input.name
+                ),
+            );
         }
     }
     crate::accessors::check_names(s, errors);
+}
+
+/// The first `Self` in a field type, if any.
+fn mentions_self(ty: &Type) -> Option<proc_macro2::Ident> {
+    fn walk(tokens: proc_macro2::TokenStream) -> Option<proc_macro2::Ident> {
+        tokens.into_iter().find_map(|token| match token {
+            proc_macro2::TokenTree::Ident(i) if i == "Self" => Some(i),
+            proc_macro2::TokenTree::Group(g) => walk(g.stream()),
+            _ => None,
+        })
+    }
+    walk(quote::ToTokens::to_token_stream(ty))
 }
 
 /// Why a field type obviously cannot live in shared memory, if it obviously cannot: the
@@ -202,10 +220,6 @@ fn known_path(ty: &TypePath) -> Option<&'static str> {
         "char" => Some(
             "`char` cannot live in shared memory: another process can leave any u32 there, and \
              not every u32 is a valid char; use WChar (ctypes' c_wchar) instead",
-        ),
-        "usize" | "isize" => Some(
-            "`usize` and `isize` are not shared types: their width depends on the program; use \
-             a fixed-width integer (u64, i64, u32, i32)",
         ),
         "Option" => Some(
             "`Option` is an enum, and not every byte pattern is a valid Option: store the value \

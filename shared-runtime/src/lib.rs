@@ -93,15 +93,17 @@ pub use sync::{
     synchronized, Array, Lock, LockGuard, RLock, SharedLock, SharedObject, SyncGuard, Synchronized,
     Value,
 };
-pub use types::{CChar, FieldLayout, LayoutKind, Primitive, SharedType, TypeLayout, WChar};
+pub use types::{
+    CChar, FieldLayout, LayoutKind, LayoutName, Primitive, SharedType, TypeLayout, WChar,
+};
 
 /// Re-exports of `shared_derive`'s generated code needs; not a public API.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::arena::crash::crash_after_steps;
     pub use crate::arena::header::layout_for_tests;
-    pub use crate::place::{HasPlace, Place};
-    pub use crate::types::{FieldLayout, LayoutKind, SharedType, TypeLayout};
+    pub use crate::place::{project_field, HasPlace, Place};
+    pub use crate::types::{FieldLayout, LayoutKind, LayoutName, SharedType, TypeLayout};
     pub use core::mem::{align_of, offset_of, size_of};
     pub use core::primitive::{bool, str, u64, usize};
 }

@@ -149,32 +149,70 @@ impl<'a, T: SharedType, A: Access> Place<'a, T, A> {
         })
     }
 
-    /// The place of a part of this value, for generated field accessors:
-    /// `place.project(|p| core::ptr::addr_of_mut!((*p).field))`. Takes no lock.
+    /// The place of a part of this value.
     ///
     /// # Safety
     /// `f` must return a pointer to a `U` that lies entirely inside the `T` it is given and
-    /// is aligned for `U`, computed without reading or writing memory (a field place through
-    /// `addr_of_mut!`, never a reference).
-    ///
-    /// ```
-    /// use shared_runtime::HasPlace;
-    /// let v = shared_runtime::RawValue::new([1u32, 2])?;
-    /// // SAFETY: element 1 of a `[u32; 2]` lies inside it and is aligned for `u32`.
-    /// let second = unsafe { v.place().project(|p| p.cast::<u32>().wrapping_add(1)) };
-    /// assert_eq!(second.get(), 2);
-    /// # Ok::<(), shared_runtime::Error>(())
-    /// ```
-    #[doc(hidden)]
-    pub unsafe fn project<U: SharedType>(
-        self,
-        f: impl FnOnce(*mut T) -> *mut U,
-    ) -> Place<'a, U, A> {
+    /// is aligned for `U`, computed without reading or writing memory.
+    unsafe fn project<U: SharedType>(self, f: impl FnOnce(*mut T) -> *mut U) -> Place<'a, U, A> {
         // SAFETY: the caller promises the part lies inside this `T` and is aligned, so it
         // inherits everything `new` needed: validity for `'a`, no references into it, and
         // the same exclusion (`access` is the container's, unchanged).
         unsafe { Place::new(f(self.ptr.as_ptr()), self.access) }
     }
+}
+
+/// The place of the `U` that starts `offset` bytes into `place`'s `T`: how the field
+/// accessors of `#[derive(SharedStruct)]` reach a field (`offset` is its `offset_of!`).
+///
+/// Safe whatever `offset` it is given: it checks that the `U` lies inside the `T` and is
+/// aligned, and every bit pattern is a valid `U` (a [`SharedType`]), so a place that
+/// overlaps other fields or padding reads and writes only valid values. So the code the
+/// derive generates holds no `unsafe` block of its own, and cannot be made to dereference
+/// a pointer of its caller's choosing (even when `#[shared(crate = ..)]` points its paths at
+/// other items).
+///
+/// # Panics
+/// If the `U` would not lie inside the `T`, or would be misaligned (never for a field's
+/// `offset_of!`).
+///
+/// ```
+/// use shared_runtime::{HasPlace, RawValue};
+/// use shared_runtime::__private::project_field;
+///
+/// let v = RawValue::new([1u32, 2])?;
+/// let second = project_field::<_, u32, _>(v.place(), 4);
+/// assert_eq!(second.get(), 2);
+/// # Ok::<(), shared_runtime::Error>(())
+/// ```
+#[doc(hidden)]
+#[track_caller]
+pub fn project_field<'a, T: SharedType, U: SharedType, A: Access>(
+    place: Place<'a, T, A>,
+    offset: usize,
+) -> Place<'a, U, A> {
+    let inside = offset
+        .checked_add(std::mem::size_of::<U>())
+        .is_some_and(|end| end <= std::mem::size_of::<T>());
+    assert!(
+        inside,
+        "a {}-byte part at offset {offset} does not lie inside the {} bytes of `{}`",
+        std::mem::size_of::<U>(),
+        std::mem::size_of::<T>(),
+        T::LAYOUT.name,
+    );
+    let ptr = place.ptr.as_ptr().wrapping_byte_add(offset).cast::<U>();
+    assert!(
+        ptr.is_aligned(),
+        "a part at offset {offset} of `{}` is not aligned for `{}`",
+        T::LAYOUT.name,
+        U::LAYOUT.name,
+    );
+    // SAFETY: checked above: the `U` lies inside the `T` (so inside the place's memory, valid
+    // for `'a`) and is aligned; every bit pattern of those bytes is a valid `U`, and a `U`
+    // written there leaves valid bytes for every `T` (`SharedType`); `wrapping_byte_add`
+    // reads nothing; the access mode is the container's, unchanged.
+    unsafe { place.project(|_| ptr) }
 }
 
 impl<'a, T: SharedType, A: Access, const N: usize> Place<'a, [T; N], A> {

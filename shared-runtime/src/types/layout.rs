@@ -29,6 +29,11 @@ pub enum Primitive {
     F32,
     /// `f64`, typecode `'d'`.
     F64,
+    /// `usize`, ctypes' `c_size_t`: as wide as a pointer, so its layout (and fingerprint)
+    /// records this program's width, and a program of another width is refused at open.
+    Usize,
+    /// `isize`, ctypes' `c_ssize_t`; pointer-wide, like [`Usize`](Primitive::Usize).
+    Isize,
     /// [`CChar`](crate::CChar), typecode `'c'`.
     CChar,
     /// [`WChar`](crate::WChar), typecode `'u'`.
@@ -49,6 +54,8 @@ impl Primitive {
             Primitive::U64 => "u64",
             Primitive::F32 => "f32",
             Primitive::F64 => "f64",
+            Primitive::Usize => "usize",
+            Primitive::Isize => "isize",
             Primitive::CChar => "CChar",
             Primitive::WChar => "WChar",
         }
@@ -72,6 +79,8 @@ impl Primitive {
             Primitive::U64 => "c_uint64",
             Primitive::F32 => "c_float",
             Primitive::F64 => "c_double",
+            Primitive::Usize => "c_size_t",
+            Primitive::Isize => "c_ssize_t",
             Primitive::CChar => "c_char",
             Primitive::WChar => "c_wchar",
         }
@@ -89,6 +98,8 @@ impl Primitive {
             Primitive::U64 => std::mem::align_of::<u64>(),
             Primitive::F32 => std::mem::align_of::<f32>(),
             Primitive::F64 => std::mem::align_of::<f64>(),
+            Primitive::Usize => std::mem::align_of::<usize>(),
+            Primitive::Isize => std::mem::align_of::<isize>(),
         }
     }
 
@@ -98,6 +109,8 @@ impl Primitive {
             Primitive::I16 | Primitive::U16 => 2,
             Primitive::I32 | Primitive::U32 | Primitive::F32 | Primitive::WChar => 4,
             Primitive::I64 | Primitive::U64 | Primitive::F64 => 8,
+            Primitive::Usize => std::mem::size_of::<usize>(),
+            Primitive::Isize => std::mem::size_of::<isize>(),
         }
     }
 }

@@ -5,8 +5,10 @@ mod chars;
 mod ctypes;
 mod layout;
 mod macros;
+mod name;
 mod shared_type;
 
 pub use chars::{CChar, WChar};
 pub use layout::{FieldLayout, LayoutKind, Primitive, TypeLayout};
+pub use name::LayoutName;
 pub use shared_type::SharedType;

@@ -68,7 +68,7 @@ macro_rules! primitive {
 
 primitive! {
     i8 => I8, u8 => U8, i16 => I16, u16 => U16, i32 => I32, u32 => U32,
-    i64 => I64, u64 => U64, f32 => F32, f64 => F64,
+    i64 => I64, u64 => U64, f32 => F32, f64 => F64, usize => Usize, isize => Isize,
 }
 
 // SAFETY: an array of shared types is valid for every bit pattern its elements are, holds
