@@ -583,3 +583,7 @@ mod processes;
 /// Python's view of the layouts.
 #[path = "derive/python.rs"]
 mod python;
+
+/// Generic structs, newtypes, `usize`, and hygiene.
+#[path = "derive/generic.rs"]
+mod generic;

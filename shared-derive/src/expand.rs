@@ -100,14 +100,16 @@ fn impl_struct(input: &Input<'_>, s: &Struct<'_>) -> TokenStream {
 
             #[automatically_derived]
             unsafe impl #impl_generics #private::SharedType for #this #where_clause {
-                const LAYOUT: #private::TypeLayout = {
-                    #checks
-                    #private::TypeLayout {
-                        name: #name,
-                        size: ::core::mem::size_of::<#this>(),
-                        align: ::core::mem::align_of::<#this>(),
-                        kind: #private::LayoutKind::Struct { fields: &[#(#field_layouts),*] },
-                    }
+                // The checks sit in `size`'s block: the name's temporary must be in the
+                // initializer itself to live as long as the constant.
+                const LAYOUT: #private::TypeLayout = #private::TypeLayout {
+                    name: #name,
+                    size: {
+                        #checks
+                        ::core::mem::size_of::<#this>()
+                    },
+                    align: ::core::mem::align_of::<#this>(),
+                    kind: #private::LayoutKind::Struct { fields: &[#(#field_layouts),*] },
                 };
 
                 #[inline]
