@@ -75,10 +75,13 @@ fn impl_struct(input: &Input<'_>, s: &Struct<'_>) -> TokenStream {
     let checks = layout_checks(input, s, &this, &private);
     // A plain struct's checks run where it is defined; a generic one's, per instantiation,
     // when its layout is used (every container uses it) or a value is stored.
-    let eager =
-        input.generics.params.is_empty().then(
-            || quote!(const _: #private::TypeLayout = <#this as #private::SharedType>::LAYOUT;),
-        );
+    let (eager, in_layout, check_on_store) = if input.generics.params.is_empty() {
+        (Some(quote!(const _: () = { #checks };)), None, None)
+    } else {
+        let on_store =
+            quote!(let _: &#private::TypeLayout = &<Self as #private::SharedType>::LAYOUT;);
+        (None, Some(checks), Some(on_store))
+    };
     let (fields_trait, fields_impl) = accessors::expand(input, s, &private, &fresh, false);
     let shadows = fresh.shadows();
 
@@ -105,7 +108,7 @@ fn impl_struct(input: &Input<'_>, s: &Struct<'_>) -> TokenStream {
                 const LAYOUT: #private::TypeLayout = #private::TypeLayout {
                     name: #name,
                     size: {
-                        #checks
+                        #in_layout
                         ::core::mem::size_of::<#this>()
                     },
                     align: ::core::mem::align_of::<#this>(),
@@ -119,7 +122,7 @@ fn impl_struct(input: &Input<'_>, s: &Struct<'_>) -> TokenStream {
                     // with wrapping arithmetic, no dereference) is valid and aligned for its
                     // type (#[repr(C)] or transparent, not packed); the caller's concurrency
                     // guarantee is the one each field's `store` needs.
-                    let _: &#private::TypeLayout = &<Self as #private::SharedType>::LAYOUT;
+                    #check_on_store
                     unsafe { #(#stores)* }
                 }
             }

@@ -126,12 +126,35 @@ impl<T: ?Sized> Deref for SyncGuard<'_, T> {
     }
 }
 
-impl<T: ?Sized> DerefMut for SyncGuard<'_, T> {
+/// Only for a type without padding bytes (every primitive, and every struct whose fields
+/// fill it): `*guard = v` copies all of `v`, and the padding of a local value is
+/// uninitialised bytes (stack garbage) that must not reach memory other processes read. For
+/// a padded struct, using `DerefMut` is a compile error (raised when the program is built)
+/// that names the alternatives: [`SyncGuard::place`] (`.set(v)`, the derived field
+/// accessors) or the object's `set`/`update`, which write field by field.
+impl<T: SharedType> DerefMut for SyncGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
+        const { assert!(!T::LAYOUT.has_padding(), "{}", PADDED) };
         // SAFETY: as in `deref`; `&mut self` makes this the only reference handed out.
         unsafe { self.data.as_mut() }
     }
 }
+
+/// Only for elements without padding bytes, as for a single value: `guard[i] = v` would
+/// copy `v`'s padding into shared memory. Use [`SyncGuard::at`] for padded elements.
+impl<T: SharedType> DerefMut for SyncGuard<'_, [T]> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        const { assert!(!T::LAYOUT.has_padding(), "{}", PADDED) };
+        // SAFETY: as in `deref`; `&mut self` makes this the only reference handed out.
+        unsafe { self.data.as_mut() }
+    }
+}
+
+const PADDED: &str = "this shared type has padding bytes, so a guard of it has no `DerefMut`: \
+    `*guard = v` or `guard[i] = v` would copy the uninitialised padding of `v` into shared \
+    memory; write through `SyncGuard::place(&mut guard)` / `SyncGuard::at(&mut guard, i)` \
+    (`.set(v)`, or the derived field accessors such as `.set_x(v)`), or the object's \
+    `set`/`update`, which never write padding";
 
 impl<T: ?Sized + fmt::Debug> fmt::Debug for SyncGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

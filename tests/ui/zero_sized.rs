@@ -1,9 +1,10 @@
 use shared_runtime::SharedStruct;
 
+// Has a field, but no bytes.
 #[derive(SharedStruct, Clone, Copy)]
 #[repr(C)]
-struct Slot {
-    index: usize,
+struct Z {
+    z: [u64; 0],
 }
 
 fn main() {}

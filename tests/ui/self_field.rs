@@ -1,7 +1,10 @@
 use shared_runtime::SharedStruct;
 
 #[derive(SharedStruct, Clone, Copy)]
-#[repr(transparent)]
-struct Meters(f64);
+#[repr(C)]
+struct Node {
+    id: u32,
+    children: [Self; 0],
+}
 
 fn main() {}
