@@ -587,3 +587,7 @@ mod python;
 /// Generic structs, newtypes, `usize`, and hygiene.
 #[path = "derive/generic.rs"]
 mod generic;
+
+/// Padding never reaches shared memory.
+#[path = "derive/padding.rs"]
+mod padding;

@@ -7,8 +7,10 @@ use crate::types::layout::{LayoutKind, Primitive, TypeLayout};
 /// A type whose values can live in memory shared between processes.
 ///
 /// Implemented for the primitive types of the typecode table (`i8`..`u64`, `f32`, `f64`),
+/// `usize` and `isize` (ctypes' `c_size_t` and `c_ssize_t`: their layout records this
+/// program's pointer width, so a program of another width is refused at open),
 /// [`CChar`](crate::CChar), [`WChar`](crate::WChar), arrays `[T; N]` of shared types, and
-/// structs that `#[derive(SharedStruct)]`.
+/// structs that `#[derive(SharedStruct)]` (generic ones for every shared parameter).
 ///
 /// `bool` and `char` are deliberately **not** shared types: not every bit pattern is a valid
 /// `bool` or `char`, and another process (or a torn racy write) can leave any bit pattern in
@@ -22,19 +24,65 @@ use crate::types::layout::{LayoutKind, Primitive, TypeLayout};
 /// - it holds no pointer, reference or handle that is meaningless in another process;
 /// - its layout is fixed (`#[repr(C)]`, `#[repr(transparent)]` or a primitive) and described
 ///   truthfully by [`LAYOUT`](SharedType::LAYOUT);
-/// - [`store`](SharedType::store) writes every non-padding byte of `dst`.
+/// - [`store`](SharedType::store) writes every non-padding byte of `dst`, and no padding
+///   byte (the padding of a value is uninitialised, and must not reach shared memory).
 ///
 /// ```
 /// use shared_runtime::SharedType;
 ///
 /// assert_eq!(<f64 as SharedType>::LAYOUT.size, 8);
 /// assert_eq!(<[i16; 3] as SharedType>::LAYOUT.size, 6);
+/// assert_eq!(<usize as SharedType>::LAYOUT.ctypes_type(), "ctypes.c_size_t");
+/// ```
+///
+/// # Padding
+/// A struct whose fields do not fill it has padding bytes
+/// ([`TypeLayout::has_padding`]). Copying such a value copies its padding too, which is
+/// uninitialised (in practice, stack garbage), so nothing in this crate copies a whole
+/// padded value into shared memory: `set`, `update`, the derived field accessors and a
+/// guard's [`place`](crate::SyncGuard::place) write field by field, and a guard of a padded
+/// type has no `DerefMut` (`*guard = v` is a build error that names the alternatives):
+///
+/// ```compile_fail,E0080
+/// use shared_runtime::{SharedStruct, Value};
+///
+/// #[derive(SharedStruct, Clone, Copy)]
+/// #[repr(C)]
+/// struct Padded { a: u32, b: u64 } // 4 bytes of padding after `a`
+///
+/// let v = Value::new(Padded { a: 1, b: 2 })?;
+/// let mut g = v.lock().unwrap();
+/// *g = Padded { a: 3, b: 4 }; // error: this shared type has padding bytes
+/// # Ok::<(), shared_runtime::Error>(())
+/// ```
+///
+/// The same through a padding-free type compiles, and the padded one is written through
+/// its place:
+///
+/// ```
+/// use shared_runtime::{Array, SharedStruct, SyncGuard, Value};
+///
+/// #[derive(SharedStruct, Clone, Copy, Debug, PartialEq)]
+/// #[repr(C)]
+/// struct Padded { a: u32, b: u64 }
+///
+/// let v = Value::new(Padded { a: 1, b: 2 })?;
+/// let mut g = v.lock().unwrap();
+/// SyncGuard::place(&mut g).set(Padded { a: 3, b: 4 });
+/// SyncGuard::place(&mut g).set_a(5);
+/// drop(g);
+/// assert_eq!(v.get(), Padded { a: 5, b: 4 });
+///
+/// let counts = Array::from_slice(&[1u64, 2])?;
+/// counts.lock().unwrap()[1] = 20; // u64 has no padding
+/// assert_eq!(counts.to_vec(), [1, 20]);
+/// # Ok::<(), shared_runtime::Error>(())
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot live in shared memory",
     label = "not a shared type",
-    note = "shared types are the typecode primitives (i8..u64, f32, f64), CChar, WChar, arrays \
-            of them, and #[repr(C)] structs with #[derive(SharedStruct)]",
+    note = "shared types are the typecode primitives (i8..u64, f32, f64), usize, isize, CChar, \
+            WChar, arrays of them, and #[repr(C)] structs with #[derive(SharedStruct)]",
     note = "pointers, references, Box, Vec, String, Rc and Arc mean nothing in another \
             process: store an index or an offset instead; use u8 for bool and WChar for char"
 )]
