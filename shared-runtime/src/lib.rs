@@ -94,7 +94,7 @@ pub use sync::{
     Value,
 };
 pub use types::{
-    CChar, FieldLayout, LayoutKind, LayoutName, Primitive, SharedType, TypeLayout, WChar,
+    CChar, FieldLayout, LayoutKind, LayoutName, Plain, Primitive, SharedType, TypeLayout, WChar,
 };
 
 /// Re-exports of `shared_derive`'s generated code needs; not a public API.

@@ -318,3 +318,52 @@ fn the_runtime_projection_refuses_a_misaligned_offset() {
     let v = RawValue::new([0u32; 2]).unwrap();
     let _ = shared_runtime::__private::project_field::<_, u32, _>(v.place(), 1);
 }
+
+/// A type that knows only zerocopy, as another crate's would.
+#[derive(
+    zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable, Clone, Copy, Debug, PartialEq,
+)]
+#[repr(C)]
+struct Foreign {
+    id: u32,
+    weight: f32,
+}
+
+/// It is shared through `Plain`, also as a field of a derived struct.
+#[derive(SharedStruct, Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+struct Holds {
+    tag: u64,
+    foreign: shared_runtime::Plain<Foreign>,
+}
+
+#[test]
+fn zerocopy_types_are_shared_through_plain() {
+    use shared_runtime::Plain;
+    let layout = <Plain<Foreign> as SharedType>::LAYOUT;
+    assert_eq!((layout.size, layout.align), (8, 4));
+    assert!(!layout.has_padding());
+    assert_ne!(
+        layout.fingerprint(),
+        <Plain<[u16; 2]> as SharedType>::LAYOUT.fingerprint(),
+        "another size"
+    );
+    let _fork = fork_lock();
+    let v = Value::new(Holds {
+        tag: 1,
+        foreign: Plain(Foreign { id: 7, weight: 0.5 }),
+    })
+    .unwrap();
+    in_child(|| {
+        v.foreign_place().update(|f| f.0.weight *= 4.0);
+        let mut g = v.lock().unwrap();
+        g.tag = 2; // no padding: the guard has DerefMut
+    });
+    assert_eq!(
+        v.get(),
+        Holds {
+            tag: 2,
+            foreign: Plain(Foreign { id: 7, weight: 2.0 })
+        }
+    );
+}

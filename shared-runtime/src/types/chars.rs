@@ -1,5 +1,7 @@
 //! `CChar` and `WChar`: ctypes' `c_char` and `c_wchar`.
 
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
 use crate::types::layout::{Primitive, TypeLayout};
 use crate::types::SharedType;
 
@@ -17,7 +19,22 @@ use crate::types::SharedType;
 /// # Ok::<(), shared_runtime::Error>(())
 /// ```
 #[repr(transparent)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    FromBytes,
+    IntoBytes,
+    Immutable,
+    KnownLayout,
+    Unaligned,
+)]
 pub struct CChar(pub u8);
 
 impl CChar {
@@ -28,9 +45,9 @@ impl CChar {
     /// assert_eq!(CChar::from_bytes(b"ab"), &[CChar(b'a'), CChar(b'b')]);
     /// ```
     pub fn from_bytes(bytes: &[u8]) -> &[CChar] {
-        // SAFETY: CChar is #[repr(transparent)] over u8, so a [u8] and a [CChar] of the same
-        // length have the same layout and validity; the lifetime is carried over.
-        unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<CChar>(), bytes.len()) }
+        // zerocopy proves it at compile time: same element size and alignment, every byte
+        // is a valid `CChar`.
+        zerocopy::transmute_ref!(bytes)
     }
 
     /// Views `CChar`s as bytes, without copying.
@@ -40,8 +57,7 @@ impl CChar {
     /// assert_eq!(CChar::as_bytes(&[CChar(b'o'), CChar(b'k')]), b"ok");
     /// ```
     pub fn as_bytes(chars: &[CChar]) -> &[u8] {
-        // SAFETY: as in `from_bytes`, in the other direction.
-        unsafe { std::slice::from_raw_parts(chars.as_ptr().cast::<u8>(), chars.len()) }
+        IntoBytes::as_bytes(chars)
     }
 }
 
@@ -63,7 +79,21 @@ impl From<u8> for CChar {
 /// assert_eq!(WChar(0xD800).to_char(), None);
 /// ```
 #[repr(transparent)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    FromBytes,
+    IntoBytes,
+    Immutable,
+    KnownLayout,
+)]
 pub struct WChar(pub u32);
 
 impl WChar {
@@ -79,12 +109,14 @@ impl From<char> for WChar {
     }
 }
 
-// SAFETY: #[repr(transparent)] over u8: every bit pattern is valid, no pointers.
+// SAFETY: #[repr(transparent)] over u8: every bit pattern is valid, no pointers (zerocopy's
+// derives above prove it: `FromBytes + IntoBytes + Immutable`).
 unsafe impl SharedType for CChar {
     const LAYOUT: TypeLayout = TypeLayout::primitive(Primitive::CChar);
 }
 
-// SAFETY: #[repr(transparent)] over u32: every bit pattern is valid, no pointers.
+// SAFETY: #[repr(transparent)] over u32: every bit pattern is valid, no pointers (proved by
+// zerocopy's derives above).
 unsafe impl SharedType for WChar {
     const LAYOUT: TypeLayout = TypeLayout::primitive(Primitive::WChar);
 }

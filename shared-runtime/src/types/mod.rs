@@ -6,9 +6,11 @@ mod ctypes;
 mod layout;
 mod macros;
 mod name;
+mod plain;
 mod shared_type;
 
 pub use chars::{CChar, WChar};
 pub use layout::{FieldLayout, LayoutKind, Primitive, TypeLayout};
 pub use name::LayoutName;
+pub use plain::Plain;
 pub use shared_type::SharedType;

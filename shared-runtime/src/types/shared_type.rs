@@ -2,6 +2,8 @@
 
 use std::sync::atomic::Ordering;
 
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
 use crate::types::layout::{LayoutKind, Primitive, TypeLayout};
 
 /// A type whose values can live in memory shared between processes.
@@ -104,13 +106,24 @@ pub unsafe trait SharedType: Copy + Send + Sync + 'static {
     }
 }
 
+const _: () = {
+    proved_by_zerocopy::<crate::CChar>();
+    proved_by_zerocopy::<crate::WChar>();
+};
+
+/// Compiles only for types zerocopy proves what `SharedType` asserts of them: every bit
+/// pattern is valid (`FromBytes`: so no pointer, reference, `bool`, `char` or enum), no
+/// padding (`IntoBytes`), no interior mutability (`Immutable`).
+pub(crate) const fn proved_by_zerocopy<T: FromBytes + IntoBytes + Immutable + KnownLayout>() {}
+
 macro_rules! primitive {
     ($($t:ty => $p:ident),* $(,)?) => {$(
-        // SAFETY: a primitive integer or float: every bit pattern is valid, no pointers,
-        // fixed layout, and the layout below is its own.
+        // SAFETY: a primitive integer or float: every bit pattern is valid, no pointers
+        // (zerocopy proves both, below), fixed layout, and the layout below is its own.
         unsafe impl SharedType for $t {
             const LAYOUT: TypeLayout = TypeLayout::primitive(Primitive::$p);
         }
+        const _: () = proved_by_zerocopy::<$t>();
     )*};
 }
 
