@@ -124,7 +124,7 @@ fn visibility(input: &Input<'_>, s: &Struct<'_>) -> TokenStream {
 /// `SharedType` bound need not be spelled out.
 fn is_primitive(ty: &Type) -> bool {
     const PRIMITIVES: &[&str] = &[
-        "i8", "u8", "i16", "u16", "i32", "u32", "i64", "u64", "f32", "f64",
+        "i8", "u8", "i16", "u16", "i32", "u32", "i64", "u64", "f32", "f64", "usize", "isize",
     ];
     match ty {
         Type::Array(array) => is_primitive(&array.elem),

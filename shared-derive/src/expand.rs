@@ -265,3 +265,52 @@ fn fallback(input: &Input<'_>, error: &syn::Error) -> TokenStream {
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proc_macro2::{TokenStream, TokenTree};
+    use syn::parse_quote;
+
+    /// The `unsafe` keywords in `tokens`.
+    fn unsafes(tokens: TokenStream) -> usize {
+        tokens
+            .into_iter()
+            .map(|t| match t {
+                TokenTree::Ident(i) if i == "unsafe" => 1,
+                TokenTree::Group(g) => unsafes(g.stream()),
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// The generated code has three `unsafe`s, all in the `SharedType` impl: `unsafe impl`,
+    /// `unsafe fn store` and the block in `store` that calls the fields' `store`. The field
+    /// accessors have none, so a `#[shared(crate = ..)]` path naming other items cannot
+    /// make generated code dereference a pointer of its choosing.
+    #[test]
+    fn the_only_unsafe_is_the_shared_type_impl() {
+        for input in [
+            parse_quote!(
+                #[repr(C)]
+                struct P {
+                    x: f64,
+                    y: [u8; 3],
+                }
+            ),
+            parse_quote!(
+                #[repr(C)]
+                #[shared(crate = "crate::fake")]
+                struct S<T> {
+                    a: T,
+                }
+            ),
+            parse_quote!(
+                #[repr(transparent)]
+                struct M(f64);
+            ),
+        ] {
+            let tokens = super::derive(&input).unwrap();
+            assert_eq!(unsafes(tokens.clone()), 3, "{tokens}");
+        }
+    }
+}

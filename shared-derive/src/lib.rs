@@ -19,7 +19,8 @@
 //! The macro runs in three passes, each in its own module: `ast` reads the `syn` input
 //! (with `attr` for `#[repr]` and `#[shared]`), `valid` collects every reason the struct
 //! cannot be shared, and `expand` writes the impl (with `accessors` for the field-accessor
-//! trait), or on failure the errors plus a stub impl so the rest of the user's crate does
+//! trait, `generics` for generic structs and `names` for names nothing of the user's can
+//! capture), or on failure the errors plus a stub impl so the rest of the user's crate does
 //! not fail with unrelated errors.
 
 #![forbid(unsafe_code)]
@@ -40,11 +41,17 @@ use syn::{parse_macro_input, DeriveInput};
 /// Derives `shared_runtime::SharedType` for a `#[repr(C)]` struct whose fields are all
 /// shared types.
 ///
-/// The struct must also be `Copy` (`#[derive(Clone, Copy)]`), must not be generic and must
-/// have at least one field; tuple structs are allowed (their fields are named `"0"`, `"1"`,
-/// ... in the layout). Pointers, references, `Box`, `Vec`, `String`, `Rc`, `Arc`, `bool`
-/// and `char` fields are rejected with a message that says what to use instead; any other
-/// field type must implement `SharedType`.
+/// The struct must also be `Copy` (`#[derive(Clone, Copy)]`), must not be zero-sized and
+/// must have at least one field; tuple structs and `#[repr(transparent)]` newtypes are
+/// allowed (their fields are named `"0"`, `"1"`, ... in the layout). A generic struct is a
+/// shared type for every shared instantiation (each type parameter is bounded by
+/// `SharedType`, and the layout, named e.g. `"Stamped<u32>"`, is computed per
+/// instantiation); lifetime parameters are refused. Pointers, references, `Box`, `Vec`,
+/// `String`, `Rc`, `Arc`, `bool` and `char` fields are rejected with a message that says
+/// what to use instead; any other field type must implement `SharedType`.
+///
+/// The generated code holds no `unsafe` block besides the `SharedType` impl itself, and
+/// binds no name a user item can capture.
 ///
 /// It also writes a trait `{Struct}Fields` beside the struct, implemented for every shared
 /// container of it (`RawValue`, `Value`, array elements through `at(i)`, guards, and
