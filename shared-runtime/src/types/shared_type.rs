@@ -11,8 +11,10 @@ use crate::types::layout::{LayoutKind, Primitive, TypeLayout};
 /// Implemented for the primitive types of the typecode table (`i8`..`u64`, `f32`, `f64`),
 /// `usize` and `isize` (ctypes' `c_size_t` and `c_ssize_t`: their layout records this
 /// program's pointer width, so a program of another width is refused at open),
-/// [`CChar`](crate::CChar), [`WChar`](crate::WChar), arrays `[T; N]` of shared types, and
-/// structs that `#[derive(SharedStruct)]` (generic ones for every shared parameter).
+/// [`CChar`](crate::CChar), [`WChar`](crate::WChar), arrays `[T; N]` of shared types,
+/// structs that `#[derive(SharedStruct)]` (generic ones for every shared parameter), and
+/// [`Plain<T>`](crate::Plain) for any type that derives zerocopy's `FromBytes`, `IntoBytes`
+/// and `Immutable`.
 ///
 /// `bool` and `char` are deliberately **not** shared types: not every bit pattern is a valid
 /// `bool` or `char`, and another process (or a torn racy write) can leave any bit pattern in
@@ -84,7 +86,8 @@ use crate::types::layout::{LayoutKind, Primitive, TypeLayout};
     message = "`{Self}` cannot live in shared memory",
     label = "not a shared type",
     note = "shared types are the typecode primitives (i8..u64, f32, f64), usize, isize, CChar, \
-            WChar, arrays of them, and #[repr(C)] structs with #[derive(SharedStruct)]",
+            WChar, arrays of them, #[repr(C)] structs with #[derive(SharedStruct)], and \
+            Plain<T> for a type deriving zerocopy's FromBytes, IntoBytes and Immutable",
     note = "pointers, references, Box, Vec, String, Rc and Arc mean nothing in another \
             process: store an index or an offset instead; use u8 for bool and WChar for char"
 )]
