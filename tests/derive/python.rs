@@ -91,6 +91,11 @@ fn python_ctypes_layouts_match() {
         ThroughFacade::LAYOUT,
         Wide::LAYOUT,
         no_prelude::Bare::LAYOUT,
+        <super::generic::Stamped<u32> as SharedType>::LAYOUT,
+        <super::generic::Stamped<[super::generic::Stamped<u8>; 2]> as SharedType>::LAYOUT,
+        <super::generic::Grid<f32, 3> as SharedType>::LAYOUT,
+        super::generic::Slot::LAYOUT,
+        super::generic::Meters::LAYOUT,
     ];
     for layout in &layouts {
         if !assert_python_agrees(layout) {

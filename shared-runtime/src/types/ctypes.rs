@@ -27,7 +27,8 @@ impl TypeLayout {
     /// in `Sample.from_buffer(shm.buf, offset)`.
     ///
     /// Two different structs with the same name get distinct class names (`Point`,
-    /// `Point_2`); a name Python reserves gets a trailing `_`. A tuple struct's fields are
+    /// `Point_2`); a name Python reserves gets a trailing `_`; a generic struct's class is
+    /// named for its instantiation (`Stamped<u32>` is `Stamped_u32`). A tuple struct's fields are
     /// named `"0"`, `"1"`, ... (read them with `getattr(obj, "0")`).
     ///
     /// ```
@@ -139,7 +140,8 @@ impl Classes {
 
     /// `name`, or `name_2`, `name_3`, ... if a different struct already took it.
     fn class_name(&mut self, name: &str) -> String {
-        let base = if RESERVED.contains(&name) {
+        let name = &python_identifier(name);
+        let base = if RESERVED.contains(&name.as_str()) {
             format!("{name}_")
         } else {
             name.to_string()
@@ -153,6 +155,23 @@ impl Classes {
         self.names.insert(candidate.clone());
         candidate
     }
+}
+
+/// A generic struct's layout name as a Python identifier: `Stamped<u32>` -> `Stamped_u32`,
+/// `Grid<[f32; 3], 4>` -> `Grid_f32_3_4` (each run of other characters becomes one `_`).
+fn python_identifier(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if c.is_alphanumeric() || c == '_' {
+            out.push(c);
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    while out.len() > 1 && out.ends_with('_') && !name.ends_with('_') {
+        out.pop();
+    }
+    out
 }
 
 /// Field names a `ctypes.Structure` cannot take, because ctypes gives them a meaning or
