@@ -87,7 +87,7 @@ pub use arena::{Arena, ArenaStats, HeapReport, Reclaimed, ARENA_ENV, MAX_ALIGN};
 pub use error::{Error, Result};
 pub use handle::Handle;
 pub use place::{Access, HasPlace, Held, Locked, Place, Unlocked};
-pub use process::{Process, PANIC_EXIT_CODE};
+pub use process::{Process, Scope, ScopedProcess, PANIC_EXIT_CODE};
 pub use raw::{copy, copy_in, copy_slice, copy_slice_in, RawArray, RawValue};
 pub use sync::{
     synchronized, Array, Lock, LockGuard, RLock, SharedLock, SharedObject, SyncGuard, Synchronized,
