@@ -144,7 +144,13 @@ fn child_exit_code_is_reported() {
     // The panic exit code without a panic is an exit, not a panic.
     let err = finish(Process::<()>::start(|| std::process::exit(PANIC_EXIT_CODE)).unwrap());
     assert!(
-        matches!(err, Err(Error::ChildExited { code: PANIC_EXIT_CODE, .. })),
+        matches!(
+            err,
+            Err(Error::ChildExited {
+                code: PANIC_EXIT_CODE,
+                ..
+            })
+        ),
         "{err:?}"
     );
 }

@@ -30,7 +30,10 @@ fn children_return_values() {
         finish(Process::start(|| *b"fork!").unwrap()).unwrap(),
         *b"fork!"
     );
-    assert_eq!(finish(Process::start(|| CChar(b'q')).unwrap()).unwrap(), CChar(b'q'));
+    assert_eq!(
+        finish(Process::start(|| CChar(b'q')).unwrap()).unwrap(),
+        CChar(b'q')
+    );
     // The child's own pid, which the parent only knows through `pid()`.
     let p = Process::start(|| std::process::id() as i32).unwrap();
     let child = p.pid();
@@ -63,7 +66,9 @@ fn scoped_children_return_their_own_values() {
     let total = Process::scope(|s| {
         let input = &input;
         let children = (0..4)
-            .map(|w| s.start(move || input.read(2 * w..2 * w + 2).iter().sum::<u64>() * 10 + w as u64))
+            .map(|w| {
+                s.start(move || input.read(2 * w..2 * w + 2).iter().sum::<u64>() * 10 + w as u64)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let mut parts = Vec::new();
         for c in children {
@@ -105,7 +110,11 @@ fn long_panic_message_is_cut_at_a_char_boundary() {
     let Error::ChildPanicked { message, .. } = err else {
         panic!("unexpected {err:?}")
     };
-    assert!(message.len() > 900 && message.len() <= 1024, "{}", message.len());
+    assert!(
+        message.len() > 900 && message.len() <= 1024,
+        "{}",
+        message.len()
+    );
     assert!(message.chars().all(|c| c == 'é'), "cut inside a character");
 }
 
@@ -152,7 +161,10 @@ fn debug_shows_pid_and_state() {
     })
     .unwrap();
     let pid = p.pid();
-    assert_eq!(format!("{p:?}"), format!("Process {{ pid: {pid}, state: running }}"));
+    assert_eq!(
+        format!("{p:?}"),
+        format!("Process {{ pid: {pid}, state: running }}")
+    );
     p.kill().unwrap();
     assert!(p.join_timeout(common::PATIENCE).is_err());
     assert_eq!(
@@ -162,12 +174,18 @@ fn debug_shows_pid_and_state() {
 
     let mut p = Process::start(|| 5u8).unwrap();
     assert_eq!(p.join_timeout(common::PATIENCE).unwrap(), 5);
-    assert!(format!("{p:?}").ends_with("state: exited with code 0 }"), "{p:?}");
+    assert!(
+        format!("{p:?}").ends_with("state: exited with code 0 }"),
+        "{p:?}"
+    );
 
     Process::scope(|s| {
         let p = s.start(|| {}).unwrap();
         let pid = p.pid();
-        assert!(wait_until(|| format!("{p:?}").contains("ended, not joined")), "{p:?}");
+        assert!(
+            wait_until(|| format!("{p:?}").contains("ended, not joined")),
+            "{p:?}"
+        );
         assert_eq!(
             format!("{p:?}"),
             format!("ScopedProcess {{ pid: {pid}, state: ended, not joined }}")
@@ -205,7 +223,11 @@ fn scope_joins_a_forgotten_child() {
         assert_ne!(other.offset(), offset);
         offset
     });
-    assert_eq!(counter.get(), 50, "scope returned before the child had ended");
+    assert_eq!(
+        counter.get(),
+        50,
+        "scope returned before the child had ended"
+    );
     counter.set(51);
     assert_eq!(counter.get(), 51);
     // The owned object (and nothing else of the child's) was freed once the child ended.
@@ -220,8 +242,8 @@ fn scope_joins_a_forgotten_child() {
 fn scoped_child_error_is_returned() {
     let _serial = forking();
     let word = String::from("scoped");
-    let err = Process::scope(|s| s.start(|| -> u64 { panic!("{word} failure") })?.join())
-        .unwrap_err();
+    let err =
+        Process::scope(|s| s.start(|| -> u64 { panic!("{word} failure") })?.join()).unwrap_err();
     assert!(
         matches!(&err, Error::ChildPanicked { message, .. } if message == "scoped failure"),
         "{err:?}"
@@ -248,7 +270,9 @@ fn scope_panics_for_an_unjoined_failed_child() {
         })
     }));
     let payload = caught.expect_err("scope should have panicked");
-    let message = payload.downcast_ref::<String>().expect("a formatted message");
+    let message = payload
+        .downcast_ref::<String>()
+        .expect("a formatted message");
     assert!(message.contains("nobody joined me"), "{message}");
     assert_eq!(done.get(), 1, "the other child was joined first");
 
@@ -272,8 +296,15 @@ fn scope_closure_panic_resumes_after_the_join() {
         })
     }));
     let payload = caught.expect_err("the panic resumes");
-    assert_eq!(payload.downcast_ref::<&str>(), Some(&"the scope's own panic"));
-    assert_eq!(done.get(), 1, "the child was joined before the panic resumed");
+    assert_eq!(
+        payload.downcast_ref::<&str>(),
+        Some(&"the scope's own panic")
+    );
+    assert_eq!(
+        done.get(),
+        1,
+        "the child was joined before the panic resumed"
+    );
 }
 
 /// A child handed its parent's scope cannot start children in it (they would outlive the

@@ -80,7 +80,8 @@ impl Block {
         match self.word(STATE).load(Ordering::Acquire) {
             RETURNED => Report::Returned,
             PANICKED => {
-                let len = (self.word(LENGTH).load(Ordering::Relaxed) as usize).min(MESSAGE_CAPACITY);
+                let len =
+                    (self.word(LENGTH).load(Ordering::Relaxed) as usize).min(MESSAGE_CAPACITY);
                 let bytes: Vec<u8> = (0..len)
                     .map(|i| self.byte(MESSAGE + i).load(Ordering::Relaxed))
                     .collect();

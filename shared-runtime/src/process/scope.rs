@@ -177,9 +177,11 @@ impl<'scope> Scope<'scope, '_> {
             match entry.child.wait(None) {
                 Ok(Some(ended)) => {
                     if !entry.reported {
-                        if let Err(e @ (Error::ChildPanicked { .. }
-                        | Error::ChildKilled { .. }
-                        | Error::ChildExited { .. })) = entry.child.verdict(ended, &entry.block)
+                        if let Err(
+                            e @ (Error::ChildPanicked { .. }
+                            | Error::ChildKilled { .. }
+                            | Error::ChildExited { .. }),
+                        ) = entry.child.verdict(ended, &entry.block)
                         {
                             failures.push(e.to_string());
                         }
