@@ -45,7 +45,8 @@ pub struct Scope<'scope, 'env: 'scope> {
 /// What a scope keeps of one child.
 struct Entry<'scope> {
     child: Child,
-    block: Block,
+    /// The report block, kept until the child has ended and told its handle how.
+    block: Option<Block>,
     /// The parent's copy of the closure; dropped once the child has ended.
     captured: Option<Box<dyn Captured + 'scope>>,
     /// Whether a `join`/`join_timeout` has told the user how the child ended.
@@ -157,7 +158,7 @@ impl<'scope> Scope<'scope, '_> {
         let mut children = self.children.borrow_mut();
         children.push(Entry {
             child,
-            block: outcome.block().clone(),
+            block: Some(outcome.block().clone()),
             captured: Some(Box::new(f)),
             reported: false,
         });
@@ -176,15 +177,17 @@ impl<'scope> Scope<'scope, '_> {
         for mut entry in entries {
             match entry.child.wait(None) {
                 Ok(Some(ended)) => {
-                    if !entry.reported {
-                        if let Err(
-                            e @ (Error::ChildPanicked { .. }
-                            | Error::ChildKilled { .. }
-                            | Error::ChildExited { .. }),
-                        ) = entry.child.verdict(ended, &entry.block)
-                        {
-                            failures.push(e.to_string());
-                        }
+                    let verdict = match (&entry.block, entry.reported) {
+                        (Some(block), false) => entry.child.verdict(ended, block),
+                        _ => Ok(()), // a handle reported it
+                    };
+                    if let Err(
+                        e @ (Error::ChildPanicked { .. }
+                        | Error::ChildKilled { .. }
+                        | Error::ChildExited { .. }),
+                    ) = verdict
+                    {
+                        failures.push(e.to_string());
                     }
                 }
                 // Waiting failed: the child may still run, so what it uses is leaked.
@@ -256,9 +259,13 @@ impl<T: SharedType> ScopedProcess<'_, T> {
         let (verdict, captured) = {
             let mut children = self.children.borrow_mut();
             let entry = &mut children[self.index];
-            let verdict = entry.child.join(timeout, &entry.block);
+            let verdict = entry.child.join(timeout, self.outcome.block());
             let ended = !matches!(verdict, Err(Error::Timeout(_)));
             entry.reported |= ended;
+            if ended {
+                // The child has ended: its block is the handle's alone now (freed with it).
+                entry.block = None;
+            }
             (verdict, if ended { entry.captured.take() } else { None })
         };
         // Dropped outside the borrow: its destructors are user code, which may use the scope.
