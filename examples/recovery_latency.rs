@@ -54,9 +54,10 @@ fn user_lock(arena: &Arena, reap_first: bool) -> shared_runtime::Result<Duration
 
 /// Kills a process in the middle of an allocation; times the next allocation.
 fn allocator_lock(arena: &Arena, reap_first: bool) -> shared_runtime::Result<Duration> {
-    let mut victim = Process::start(|| {
+    let in_child = arena.clone();
+    let mut victim = Process::start(move || {
         crash_after_steps(2);
-        let _ = RawValue::new_in(arena, 1u64);
+        let _ = RawValue::new_in(&in_child, 1u64);
     })?;
     if reap_first {
         let _ = victim.join_timeout(Duration::from_secs(10));
