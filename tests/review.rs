@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::probe::{describe, outcome, POISONED, SKIPPED, WOULD_BLOCK};
 use common::{finish, forking, in_child, unique, unshare_or_userns, wait_until};
-use shared_runtime::{Arena, Lock, Process, RLock, RawArray, RawValue};
+use shared_runtime::{Arena, Error, Lock, Process, RLock, RawArray, RawValue};
 
 fn try_outcome(lock: &Lock) -> u64 {
     outcome(lock.try_lock(), true)
@@ -193,7 +193,9 @@ fn reclaim_dead_spares_a_live_process_whose_main_thread_exited() {
         let before = arena.stats().unwrap().live_allocations;
         let reclaimed = arena.reclaim_dead().unwrap();
         state.set(1, 1);
-        finish(child).unwrap();
+        // It leaves with _exit(0) from its worker thread: no value, so `ChildExited`.
+        let ended = finish(child);
+        assert!(matches!(ended, Err(Error::ChildExited { code: 0, .. })), "{ended:?}");
         assert_eq!(
             reclaimed.objects, 0,
             "reclaim_dead freed {} object(s) of a live process ({before} live before)",
@@ -237,7 +239,9 @@ fn remove_stale_spares_a_live_creator_whose_main_thread_exited() {
         );
         let removed = Arena::remove_stale().unwrap();
         state.set(1, 1);
-        finish(child).unwrap();
+        // It leaves with _exit(0) from its worker thread: no value, so `ChildExited`.
+        let ended = finish(child);
+        assert!(matches!(ended, Err(Error::ChildExited { code: 0, .. })), "{ended:?}");
         let _ = Arena::remove_named(&name);
         assert!(
         !removed.contains(&name),
