@@ -138,6 +138,20 @@ pub enum Error {
     },
     /// A process tried to start a child in a [`Scope`](crate::Scope) made by another
     /// process (a child handed its parent's scope): the new child would outlive the scope.
+    ///
+    /// ```
+    /// use shared_runtime::{Error, Process};
+    ///
+    /// let owner = Process::scope(|s| {
+    ///     s.start(|| match s.start(|| {}) {
+    ///         Err(Error::ForeignScope { owner }) => owner,
+    ///         _ => -1,
+    ///     })?
+    ///     .join()
+    /// })?;
+    /// assert_eq!(owner, std::process::id() as i32);
+    /// # Ok::<(), Error>(())
+    /// ```
     #[error(
         "this Process::scope belongs to process {owner}: start children of a child in a \
          Process::scope of the child's own"
