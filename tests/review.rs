@@ -195,7 +195,10 @@ fn reclaim_dead_spares_a_live_process_whose_main_thread_exited() {
         state.set(1, 1);
         // It leaves with _exit(0) from its worker thread: no value, so `ChildExited`.
         let ended = finish(child);
-        assert!(matches!(ended, Err(Error::ChildExited { code: 0, .. })), "{ended:?}");
+        assert!(
+            matches!(ended, Err(Error::ChildExited { code: 0, .. })),
+            "{ended:?}"
+        );
         assert_eq!(
             reclaimed.objects, 0,
             "reclaim_dead freed {} object(s) of a live process ({before} live before)",
@@ -241,7 +244,10 @@ fn remove_stale_spares_a_live_creator_whose_main_thread_exited() {
         state.set(1, 1);
         // It leaves with _exit(0) from its worker thread: no value, so `ChildExited`.
         let ended = finish(child);
-        assert!(matches!(ended, Err(Error::ChildExited { code: 0, .. })), "{ended:?}");
+        assert!(
+            matches!(ended, Err(Error::ChildExited { code: 0, .. })),
+            "{ended:?}"
+        );
         let _ = Arena::remove_named(&name);
         assert!(
         !removed.contains(&name),
