@@ -27,34 +27,37 @@ fn summary(label: &str, mut times: Vec<Duration>) {
 fn user_lock(arena: &Arena, reap_first: bool) -> shared_runtime::Result<Duration> {
     let lock = Lock::new_in(arena)?;
     let held = RawValue::new_in(arena, 0u32)?;
-    let (l, h) = (&lock, &held);
-    let mut holder = Process::start(move || {
-        let _g = l.lock().unwrap();
-        h.set(1);
-        std::thread::sleep(Duration::from_secs(60));
-    })?;
-    while held.get() == 0 {
-        std::thread::yield_now();
-    }
-    holder.kill()?;
-    if reap_first {
+    Process::scope(|s| {
+        let (l, h) = (&lock, &held);
+        let mut holder = s.start(move || {
+            let _g = l.lock().unwrap();
+            h.set(1);
+            std::thread::sleep(Duration::from_secs(60));
+        })?;
+        while held.get() == 0 {
+            std::thread::yield_now();
+        }
+        holder.kill()?;
+        if reap_first {
+            let _ = holder.join_timeout(Duration::from_secs(10));
+        } else {
+            std::thread::sleep(Duration::from_millis(5)); // dead, not reaped
+        }
+        let t = Instant::now();
+        let outcome = lock.try_lock_for(Duration::from_secs(10));
+        let took = t.elapsed();
+        assert!(outcome.is_err_and(|e| matches!(e, std::sync::TryLockError::Poisoned(_))));
         let _ = holder.join_timeout(Duration::from_secs(10));
-    } else {
-        std::thread::sleep(Duration::from_millis(5)); // dead, not reaped
-    }
-    let t = Instant::now();
-    let outcome = lock.try_lock_for(Duration::from_secs(10));
-    let took = t.elapsed();
-    assert!(outcome.is_err_and(|e| matches!(e, std::sync::TryLockError::Poisoned(_))));
-    let _ = holder.join_timeout(Duration::from_secs(10));
-    Ok(took)
+        Ok(took)
+    })
 }
 
 /// Kills a process in the middle of an allocation; times the next allocation.
 fn allocator_lock(arena: &Arena, reap_first: bool) -> shared_runtime::Result<Duration> {
-    let mut victim = Process::start(|| {
+    let in_child = arena.clone();
+    let mut victim = Process::start(move || {
         crash_after_steps(2);
-        let _ = RawValue::new_in(arena, 1u64);
+        let _ = RawValue::new_in(&in_child, 1u64);
     })?;
     if reap_first {
         let _ = victim.join_timeout(Duration::from_secs(10));

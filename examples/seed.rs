@@ -44,8 +44,8 @@ fn main() -> shared_runtime::Result<()> {
         ],
         lock.clone(),
     )?;
-    let p = Process::start(|| modify(&n, &x, &s, &a))?;
-    p.join()?; // Err if the child failed: exit code or signal
+    Process::scope(|scope| scope.start(|| modify(&n, &x, &s, &a))?.join())?;
+    // join: Err if the child failed (ChildPanicked / ChildKilled / ChildExited)
     println!("{}", n.get()); // 49
     println!("{}", x.get()); // 0.1111111111111111
     println!("{}", String::from_utf8_lossy(&s.value())); // HELLO WORLD

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{finish, forking};
+use common::{finish, forking, in_child};
 use shared_runtime::__private::crash_after_steps;
 use shared_runtime::{Arena, Process, RawArray, RawValue};
 
@@ -32,13 +32,12 @@ fn killed_at_every_step_the_allocator_recovers() {
     for step in 1.. {
         let arena = Arena::with_capacity(8 << 20).unwrap();
         let survivor = RawValue::new_in(&arena, 0xfeed_u64).unwrap();
-        let child = Process::start(|| {
+        let mine = arena.clone();
+        match in_child(move || {
             crash_after_steps(step);
-            workload(&arena);
+            workload(&mine);
             crash_after_steps(0);
-        })
-        .unwrap();
-        match finish(child) {
+        }) {
             Ok(()) => break, // the workload has fewer steps than this: all covered
             Err(e) => assert!(e.to_string().contains("SIGKILL"), "step {step}: {e}"),
         }
@@ -71,12 +70,12 @@ fn kill_storm_leaves_the_arena_consistent() {
     for round in 0..10 {
         let workers: Vec<_> = (0..3)
             .map(|w| {
-                let arena = &arena;
+                let arena = arena.clone();
                 let p = Process::start(move || {
                     let mut mine = Vec::new();
                     for i in 0usize.. {
                         mine.push(
-                            RawArray::<u8>::zeroed_in(arena, (i * 37 + w) % 4000 + 1).unwrap(),
+                            RawArray::<u8>::zeroed_in(&arena, (i * 37 + w) % 4000 + 1).unwrap(),
                         );
                         if mine.len() > 20 {
                             mine.swap_remove(i % 20);
@@ -128,11 +127,12 @@ fn reclaim_spares_the_living() {
     let arena = Arena::with_capacity(8 << 20).unwrap();
     let mine = RawValue::new_in(&arena, 1u64).unwrap();
     let ready = RawValue::new_in(&arena, 0u8).unwrap();
-    let mut child = Process::start(|| {
+    let (arena2, ready2) = (arena.clone(), ready.clone());
+    let mut child = Process::<()>::start(move || {
         let held: Vec<_> = (0..5)
-            .map(|i| RawValue::new_in(&arena, i as u32).unwrap())
+            .map(|i| RawValue::new_in(&arena2, i as u32).unwrap())
             .collect();
-        ready.set(1);
+        ready2.set(1);
         loop {
             std::thread::sleep(std::time::Duration::from_secs(1));
             let _ = &held;

@@ -7,8 +7,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use shared_runtime::{
-    copy, Array, CChar, Error, LayoutKind, Process, RawArray, RawValue, SharedStruct, SharedType,
-    TypeLayout, Value, WChar,
+    copy, Array, CChar, Error, LayoutKind, Process, RawArray, RawValue, ScopedProcess,
+    SharedStruct, SharedType, TypeLayout, Value, WChar,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -202,12 +202,12 @@ fn fork_lock() -> MutexGuard<'static, ()> {
 }
 
 /// Runs `f` in a forked child and waits for it; a child that fails or hangs fails the test.
-fn in_child<'a>(f: impl FnOnce() + 'a) {
-    finish(Process::start(f).expect("fork"));
+fn in_child(f: impl FnOnce()) {
+    Process::scope(|s| finish(s.start(f).expect("fork")));
 }
 
 /// Waits for `child`; a child that fails or hangs fails the test.
-fn finish(mut child: Process<'_>) {
+fn finish(mut child: ScopedProcess<'_>) {
     match child.join_timeout(Duration::from_secs(30)) {
         Ok(()) => {}
         Err(Error::Timeout(_)) => {

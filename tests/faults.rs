@@ -10,7 +10,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::TryLockError;
 use std::time::Duration;
 
-use common::{finish, forking, hide_proc, unique};
+use common::{finish, forking, hide_proc, in_child, unique};
 use shared_runtime::{Arena, Error, Lock, Process, RLock, RawArray, RawValue};
 
 fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
@@ -51,7 +51,7 @@ fn rlock_reentry_depth_never_wraps() {
 
 /// Whether a child can hide `/proc` here; prints why not when it cannot.
 fn can_hide_proc() -> bool {
-    let ok = finish(Process::start(|| hide_proc().unwrap()).unwrap()).is_ok();
+    let ok = in_child(|| hide_proc().unwrap()).is_ok();
     if !ok {
         eprintln!("skipped: this machine cannot give a child a mount namespace with /proc hidden");
     }
@@ -71,30 +71,32 @@ fn hidden_proc_never_lets_two_holders_in() {
     let lock = Lock::new_in(&arena).unwrap();
     // [inside, overlaps, entries]
     let state = RawArray::<u32>::zeroed_in(&arena, 3).unwrap();
-    let (lock, state) = (&lock, &state);
-    let children: Vec<_> = (0..2)
-        .map(|_| {
-            Process::start(move || {
-                hide_proc().unwrap();
-                for _ in 0..2 {
-                    let _g = lock.lock().unwrap();
-                    if state.get(0) != Some(0) {
-                        state.set(1, state.get(1).unwrap() + 1);
+    Process::scope(|s| {
+        let (lock, state) = (&lock, &state);
+        let children: Vec<_> = (0..2)
+            .map(|_| {
+                s.start(move || {
+                    hide_proc().unwrap();
+                    for _ in 0..2 {
+                        let _g = lock.lock().unwrap();
+                        if state.get(0) != Some(0) {
+                            state.set(1, state.get(1).unwrap() + 1);
+                        }
+                        state.set(0, 1);
+                        state.set(2, state.get(2).unwrap() + 1);
+                        std::thread::sleep(Duration::from_millis(200));
+                        state.set(0, 0);
                     }
-                    state.set(0, 1);
-                    state.set(2, state.get(2).unwrap() + 1);
-                    std::thread::sleep(Duration::from_millis(200));
-                    state.set(0, 0);
-                }
+                })
+                .unwrap()
             })
-            .unwrap()
-        })
-        .collect();
-    for c in children {
-        finish(c).unwrap();
-    }
-    assert_eq!(state.get(2), Some(4), "every critical section ran");
-    assert_eq!(state.get(1), Some(0), "two holders were inside at once");
+            .collect();
+        for c in children {
+            finish(c).unwrap();
+        }
+        assert_eq!(state.get(2), Some(4), "every critical section ran");
+        assert_eq!(state.get(1), Some(0), "two holders were inside at once");
+    });
 }
 
 /// Without `/proc`, a dead holder is still recovered: the waiter proves the death with
@@ -108,28 +110,30 @@ fn hidden_proc_still_recovers_a_dead_holder() {
     let arena = Arena::with_capacity(1 << 20).unwrap();
     let lock = Lock::new_in(&arena).unwrap();
     let held = RawValue::new_in(&arena, 0u32).unwrap();
-    let (lock, held) = (&lock, &held);
-    let holder = Process::start(move || {
-        let g = lock.lock().unwrap();
-        held.set(1);
-        std::thread::sleep(Duration::from_secs(60));
-        drop(g);
-    })
-    .unwrap();
-    assert!(common::wait_until(|| held.get() == 1));
-    holder.kill().unwrap(); // not reaped: a zombie until `finish` below
-    let waiter = Process::start(move || {
-        hide_proc().unwrap();
-        match lock.try_lock_for(Duration::from_secs(20)) {
-            Err(TryLockError::Poisoned(_)) => {}
-            Err(TryLockError::WouldBlock) => panic!("the dead holder was not recovered"),
-            Ok(_) => panic!("recovered without being told of the death"),
-        }
-    })
-    .unwrap();
-    finish(waiter).unwrap();
-    let err = finish(holder).unwrap_err();
-    assert!(err.to_string().contains("SIGKILL"), "{err}");
+    Process::scope(|s| {
+        let (lock, held) = (&lock, &held);
+        let holder = s
+            .start(move || {
+                let g = lock.lock().unwrap();
+                held.set(1);
+                std::thread::sleep(Duration::from_secs(60));
+                drop(g);
+            })
+            .unwrap();
+        assert!(common::wait_until(|| held.get() == 1));
+        holder.kill().unwrap(); // not reaped: a zombie until `finish` below
+        in_child(move || {
+            hide_proc().unwrap();
+            match lock.try_lock_for(Duration::from_secs(20)) {
+                Err(TryLockError::Poisoned(_)) => {}
+                Err(TryLockError::WouldBlock) => panic!("the dead holder was not recovered"),
+                Ok(_) => panic!("recovered without being told of the death"),
+            }
+        })
+        .unwrap();
+        let err = finish(holder).unwrap_err();
+        assert!(err.to_string().contains("SIGKILL"), "{err}");
+    });
 }
 
 fn nofile() -> libc::rlimit {
@@ -175,7 +179,7 @@ fn out_of_descriptors_a_lock_is_refused_never_stranded() {
     let arena = Arena::with_capacity(1 << 20).unwrap();
     let lock = Lock::new_in(&arena).unwrap();
     let (arena, lock) = (&arena, &lock);
-    let child = Process::start(move || {
+    in_child(move || {
         std::thread::scope(|s| {
             // A fresh thread: no identity established yet.
             s.spawn(|| {
@@ -215,7 +219,6 @@ fn out_of_descriptors_a_lock_is_refused_never_stranded() {
         });
     })
     .unwrap();
-    finish(child).unwrap();
 }
 
 /// Bug 4: handing an object over with `into_offset`/`into_handle` used to forget the
@@ -277,7 +280,7 @@ fn garbage_in_the_header_never_crashes_an_opener() {
             file.write_all_at(&pattern.to_le_bytes(), at as u64)
                 .unwrap();
             let (name, outcome) = (&name, &outcome);
-            let child = Process::start(move || {
+            if let Err(e) = in_child(move || {
                 Arena::set_allocator_patience(Duration::from_millis(200));
                 let Ok(a) = Arena::open_named(name) else {
                     outcome.set(0, 2);
@@ -292,9 +295,7 @@ fn garbage_in_the_header_never_crashes_an_opener() {
                     drop(v);
                 }
                 let _ = a.reclaim_dead();
-            })
-            .unwrap();
-            if let Err(e) = finish(child) {
+            }) {
                 panic!("word at {at} (lock at {lock_at}) = {pattern:#x}: the opener failed: {e}");
             }
             match outcome.get(0) {
@@ -330,7 +331,7 @@ fn a_lock_word_naming_a_live_stranger_is_an_error_not_a_hang() {
     file.write_all_at(&1u64.to_le_bytes(), lock_at as u64)
         .unwrap(); // thread 1, unstamped
     let name = &name;
-    let child = Process::start(move || {
+    in_child(move || {
         Arena::set_allocator_patience(Duration::from_millis(300));
         let a = Arena::open_named(name).unwrap();
         let err = RawValue::new_in(&a, 1u8).unwrap_err();
@@ -341,7 +342,6 @@ fn a_lock_word_naming_a_live_stranger_is_an_error_not_a_hang() {
         assert!(err.to_string().contains("thread 1 "), "{err}");
     })
     .unwrap();
-    finish(child).unwrap();
     file.write_all_at(&0u64.to_le_bytes(), lock_at as u64)
         .unwrap();
     arena.check().unwrap();

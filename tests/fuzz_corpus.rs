@@ -334,13 +334,14 @@ fn write_seeds() {
         let arena = Arena::create_named(&name, 1 << 20).unwrap();
         let keep = RawArray::<u8>::zeroed_in(&arena, 700).unwrap();
         arena.create("hits", 3u64).unwrap();
-        let child = Process::start(|| {
-            let x = RawArray::<u8>::zeroed_in(&arena, 100).unwrap();
-            let y = RawArray::<u8>::zeroed_in(&arena, 5000).unwrap();
+        let arena2 = arena.clone();
+        let child = Process::start(move || {
+            let x = RawArray::<u8>::zeroed_in(&arena2, 100).unwrap();
+            let y = RawArray::<u8>::zeroed_in(&arena2, 5000).unwrap();
             crash_after_steps(step);
             drop(x);
-            let z = RawArray::<u8>::zeroed_in(&arena, 300_000).unwrap();
-            arena.create("a", 1u64).unwrap();
+            let z = RawArray::<u8>::zeroed_in(&arena2, 300_000).unwrap();
+            arena2.create("a", 1u64).unwrap();
             drop((y, z));
             crash_after_steps(0);
         })

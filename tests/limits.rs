@@ -10,12 +10,12 @@
 //!   `EMFILE`; existing objects and allocation in existing arenas keep working.
 //!
 //! `setrlimit` comes from `libc` (the `nix` features this workspace enables do not include
-//! `resource`). Every child is waited for with a timeout ([`common::finish`]).
+//! `resource`). Every child is waited for with a timeout ([`common::in_child`], [`common::finish`]).
 //! Reproduce with `cargo test --test limits`.
 
 mod common;
 
-use common::{finish, forking, unique};
+use common::{forking, in_child, unique};
 use shared_runtime::{Arena, Error, Lock, Process, RLock, RawArray, RawValue, Value};
 
 /// Lowers the soft limit of `resource` to `soft` (the hard limit stays).
@@ -206,7 +206,7 @@ fn lowering_the_address_space_limit_refuses_new_arenas_not_allocations() {
     let kept = RawArray::from_slice_in(&before, &[11u64; 1000]).unwrap();
     let kept_global = RawArray::from_slice(&[22u32; 1000]).unwrap();
     let name = unique("as");
-    let child = Process::start(|| {
+    in_child(|| {
         lower_limit(libc::RLIMIT_AS, vm_size() + (256 << 20));
         for capacity in [1u64 << 30, 64 << 30] {
             let err = Arena::with_capacity(capacity).unwrap_err();
@@ -247,7 +247,6 @@ fn lowering_the_address_space_limit_refuses_new_arenas_not_allocations() {
         assert!(kept_global.read(..) == vec![22; 1000]);
     })
     .unwrap();
-    finish(child).unwrap();
     assert!(kept.read(..) == vec![11; 1000]);
     assert!(kept_global.read(..) == vec![22; 1000]);
     assert_eq!(before.check().unwrap().used_blocks, 1);
@@ -288,7 +287,7 @@ fn running_out_of_descriptors_refuses_new_arenas_not_allocations() {
     let in_named = RawArray::from_slice_in(&named, &[3u16; 500]).unwrap();
     let in_private = RawValue::new_in(&private, 4.5f64).unwrap();
     let in_global = RawArray::from_slice(&[6i32; 300]).unwrap();
-    let child = Process::start(|| {
+    in_child(|| {
         lower_limit(libc::RLIMIT_NOFILE, lowest_free_fd());
         let blocked = std::fs::File::open("/dev/null").unwrap_err();
         assert_eq!(blocked.raw_os_error(), Some(libc::EMFILE), "{blocked}");
@@ -326,7 +325,6 @@ fn running_out_of_descriptors_refuses_new_arenas_not_allocations() {
         }
     })
     .unwrap();
-    finish(child).unwrap();
     assert_eq!(in_named.get(0), Some(30));
     assert_eq!(in_private.get(), 5.5);
     assert_eq!(named.check().unwrap().used_blocks, 1);

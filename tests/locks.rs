@@ -139,26 +139,29 @@ fn lock_held_by_a_child_is_held_for_the_parent() {
     let _serial = forking();
     let lock = Lock::new().unwrap();
     let state = RawValue::new(0u8).unwrap(); // 1: child holds it, 2: parent is done looking
-    let child = Process::start(|| {
-        let _g = lock.lock().unwrap();
-        state.set(1);
-        assert!(wait_until(|| state.get() == 2));
+    Process::scope(|s| {
+        let child = s
+            .start(|| {
+                let _g = lock.lock().unwrap();
+                state.set(1);
+                assert!(wait_until(|| state.get() == 2));
+            })
+            .unwrap();
+        assert!(wait_until(|| state.get() == 1));
+        assert!(matches!(lock.try_lock(), Err(TryLockError::WouldBlock)));
+        assert!(matches!(
+            lock.try_lock_for(Duration::from_millis(20)),
+            Err(TryLockError::WouldBlock)
+        ));
+        assert!(
+            format!("{lock:?}").contains(&format!("owner: Some({})", child.pid())),
+            "{lock:?}"
+        );
+        state.set(2);
+        let g = lock.lock().unwrap(); // released when the child let go
+        drop(g);
+        finish(child).unwrap();
     })
-    .unwrap();
-    assert!(wait_until(|| state.get() == 1));
-    assert!(matches!(lock.try_lock(), Err(TryLockError::WouldBlock)));
-    assert!(matches!(
-        lock.try_lock_for(Duration::from_millis(20)),
-        Err(TryLockError::WouldBlock)
-    ));
-    assert!(
-        format!("{lock:?}").contains(&format!("owner: Some({})", child.pid())),
-        "{lock:?}"
-    );
-    state.set(2);
-    let g = lock.lock().unwrap(); // released when the child let go
-    drop(g);
-    finish(child).unwrap();
 }
 
 #[test]
@@ -178,9 +181,11 @@ fn two_processes_lose_no_increment() {
                 n.set(n.get() + 1);
             }
         };
-        let child = Process::start(work).unwrap();
-        work();
-        finish(child).unwrap();
+        Process::scope(|s| {
+            let child = s.start(work).unwrap();
+            work();
+            finish(child).unwrap();
+        });
         assert_eq!(n.get(), 200_000, "recursive: {lock_is_recursive}");
     }
 }
@@ -194,39 +199,42 @@ fn sigkilled_holder_is_recovered_with_poison() {
         let lock: AnyLock = lock;
         for round in 0..20 {
             let holding = RawValue::new(0u8).unwrap();
-            let mut child = Process::start(|| {
-                let _g = lock.lock();
-                holding.set(1);
-                loop {
-                    std::thread::sleep(Duration::from_secs(1));
-                }
-            })
-            .unwrap();
-            assert!(
-                wait_until(|| holding.get() == 1),
-                "round {round}: child never took the lock"
-            );
-            child.kill().unwrap();
-            let t = Instant::now();
-            let poisoned = lock.acquire_within(Duration::from_secs(1));
-            assert!(
-                poisoned,
-                "round {round}: recovered without the poison indication"
-            );
-            assert!(
-                t.elapsed() < Duration::from_secs(1),
-                "round {round}: {:?}",
-                t.elapsed()
-            );
-            assert!(child
-                .join_timeout(common::PATIENCE)
-                .unwrap_err()
-                .to_string()
-                .contains("SIGKILL"));
-            assert!(
-                !lock.acquire_within(Duration::from_secs(1)),
-                "round {round}: still poisoned"
-            );
+            Process::scope(|s| {
+                let mut child = s
+                    .start::<()>(|| {
+                        let _g = lock.lock();
+                        holding.set(1);
+                        loop {
+                            std::thread::sleep(Duration::from_secs(1));
+                        }
+                    })
+                    .unwrap();
+                assert!(
+                    wait_until(|| holding.get() == 1),
+                    "round {round}: child never took the lock"
+                );
+                child.kill().unwrap();
+                let t = Instant::now();
+                let poisoned = lock.acquire_within(Duration::from_secs(1));
+                assert!(
+                    poisoned,
+                    "round {round}: recovered without the poison indication"
+                );
+                assert!(
+                    t.elapsed() < Duration::from_secs(1),
+                    "round {round}: {:?}",
+                    t.elapsed()
+                );
+                assert!(child
+                    .join_timeout(common::PATIENCE)
+                    .unwrap_err()
+                    .to_string()
+                    .contains("SIGKILL"));
+                assert!(
+                    !lock.acquire_within(Duration::from_secs(1)),
+                    "round {round}: still poisoned"
+                );
+            });
         }
     }
 }
@@ -334,18 +342,20 @@ fn a_live_holder_with_an_odd_thread_name_keeps_its_lock() {
 fn a_guard_that_crosses_fork_is_released_once_by_its_owner() {
     let _serial = forking();
     let lock = Lock::new().unwrap();
-    let guard = lock.lock().unwrap();
-    let child = Process::start(move || drop(guard)).unwrap();
-    // The child has dropped its copy; the lock must still be held (by this thread).
-    assert!(wait_until(|| child.pid() > 0));
-    std::thread::sleep(Duration::from_millis(20));
-    std::thread::scope(|s| {
-        s.spawn(|| assert!(matches!(lock.try_lock(), Err(TryLockError::WouldBlock))));
-    });
-    finish(child).unwrap(); // drops the parent's copy of the closure, and so the guard
-    std::thread::scope(|s| {
-        s.spawn(|| assert!(lock.try_lock().is_ok()));
-    });
+    Process::scope(|s| {
+        let guard = lock.lock().unwrap();
+        let child = s.start(move || drop(guard)).unwrap();
+        // The child has dropped its copy; the lock must still be held (by this thread).
+        assert!(wait_until(|| child.pid() > 0));
+        std::thread::sleep(Duration::from_millis(20));
+        std::thread::scope(|s| {
+            s.spawn(|| assert!(matches!(lock.try_lock(), Err(TryLockError::WouldBlock))));
+        });
+        finish(child).unwrap(); // drops the parent's copy of the closure, and so the guard
+        std::thread::scope(|s| {
+            s.spawn(|| assert!(lock.try_lock().is_ok()));
+        });
+    })
 }
 
 /// A timed wait shorter than the liveness poll still takes over from a dead holder.
@@ -354,24 +364,27 @@ fn short_timeouts_recover_a_dead_holder() {
     let _serial = forking();
     let lock = Lock::new().unwrap();
     let holding = RawValue::new(0u8).unwrap();
-    let mut child = Process::start(|| {
-        std::mem::forget(lock.lock().unwrap());
-        holding.set(1);
-        loop {
-            std::thread::sleep(Duration::from_secs(1));
-        }
+    Process::scope(|s| {
+        let mut child = s
+            .start::<()>(|| {
+                std::mem::forget(lock.lock().unwrap());
+                holding.set(1);
+                loop {
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            })
+            .unwrap();
+        assert!(wait_until(|| holding.get() == 1));
+        child.kill().unwrap();
+        assert!(child.join_timeout(common::PATIENCE).is_err());
+        let got = (0..100).find_map(|_| match lock.try_lock_for(Duration::from_millis(5)) {
+            Err(TryLockError::WouldBlock) => None,
+            other => Some(other.is_err()),
+        });
+        assert_eq!(
+            got,
+            Some(true),
+            "never recovered, or recovered without the poison"
+        );
     })
-    .unwrap();
-    assert!(wait_until(|| holding.get() == 1));
-    child.kill().unwrap();
-    assert!(child.join_timeout(common::PATIENCE).is_err());
-    let got = (0..100).find_map(|_| match lock.try_lock_for(Duration::from_millis(5)) {
-        Err(TryLockError::WouldBlock) => None,
-        other => Some(other.is_err()),
-    });
-    assert_eq!(
-        got,
-        Some(true),
-        "never recovered, or recovered without the poison"
-    );
 }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{finish, forking};
+use common::{finish, forking, in_child};
 use shared_runtime::{
     raw_array, raw_value, Arena, CChar, Error, Process, RawArray, RawValue, WChar, PANIC_EXIT_CODE,
 };
@@ -16,14 +16,11 @@ fn child_writes_every_typecode() {
             let v = raw_value!($code, $first).unwrap();
             let a = raw_array!($code, [$first, $first, $first]).unwrap();
             assert_eq!(v.get(), $first);
-            finish(
-                Process::start(|| {
-                    v.set($second);
-                    a.set(1, $second);
-                    a.write(2, &[$second]);
-                })
-                .unwrap(),
-            )
+            in_child(|| {
+                v.set($second);
+                a.set(1, $second);
+                a.write(2, &[$second]);
+            })
             .unwrap();
             assert_eq!(v.get(), $second, "typecode {}", $code);
             assert_eq!(a.to_vec(), [$first, $second, $second], "typecode {}", $code);
@@ -50,13 +47,10 @@ fn child_writes_every_typecode() {
 fn child_allocation_is_visible_to_parent() {
     let _serial = forking();
     let mailbox = RawValue::new(0u64).unwrap();
-    finish(
-        Process::start(|| {
-            let a = RawArray::from_slice(&[10u32, 20, 30]).unwrap();
-            mailbox.set(a.into_offset().unwrap());
-        })
-        .unwrap(),
-    )
+    in_child(|| {
+        let a = RawArray::from_slice(&[10u32, 20, 30]).unwrap();
+        mailbox.set(a.into_offset().unwrap());
+    })
     .unwrap();
     let offset = mailbox.get();
     assert_ne!(offset, 0);
@@ -73,16 +67,15 @@ fn child_drop_frees_nothing() {
     let v = RawValue::new_in(&arena, 7u32).unwrap();
     let a = RawArray::from_slice_in(&arena, &[1u8, 2, 3]).unwrap();
     let before = arena.stats().unwrap();
-    let arena_ref = &arena;
+    let arena2 = arena.clone();
     finish(
         Process::start(move || {
-            let arena = arena_ref;
             drop(v);
             drop(a);
             // The child's own allocations are its own and are freed.
-            drop(RawValue::new_in(arena, 1u8).unwrap());
+            drop(RawValue::new_in(&arena2, 1u8).unwrap());
             // The parent's objects still count as live here too.
-            assert_eq!(arena.stats().unwrap().live_allocations, 2);
+            assert_eq!(arena2.stats().unwrap().live_allocations, 2);
         })
         .unwrap(),
     )
@@ -122,13 +115,16 @@ fn moved_objects_outlive_the_child() {
 #[test]
 fn child_panic_is_a_failed_join() {
     let _serial = forking();
-    let p = Process::start(|| panic!("deliberate panic in the child")).unwrap();
+    let p = Process::<()>::start(|| panic!("deliberate panic in the child")).unwrap();
     let pid = p.pid();
     let err = finish(p).unwrap_err();
     match &err {
-        Error::ChildFailed { pid: failed, how } => {
+        Error::ChildPanicked {
+            pid: failed,
+            message,
+        } => {
             assert_eq!(*failed, pid);
-            assert_eq!(how, &format!("exited with code {PANIC_EXIT_CODE}"));
+            assert_eq!(message, "deliberate panic in the child");
         }
         other => panic!("unexpected error {other:?}"),
     }
@@ -137,16 +133,35 @@ fn child_panic_is_a_failed_join() {
 #[test]
 fn child_exit_code_is_reported() {
     let _serial = forking();
-    let err = finish(Process::start(|| std::process::exit(3)).unwrap()).unwrap_err();
-    assert!(err.to_string().ends_with("exited with code 3"), "{err}");
+    let p = Process::<()>::start(|| std::process::exit(3)).unwrap();
+    let pid = p.pid();
+    let err = finish(p).unwrap_err();
+    assert!(
+        matches!(err, Error::ChildExited { pid: p, code: 3 } if p == pid),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("exited with code 3"), "{err}");
+    // The panic exit code without a panic is an exit, not a panic.
+    let err = finish(Process::<()>::start(|| std::process::exit(PANIC_EXIT_CODE)).unwrap());
+    assert!(
+        matches!(
+            err,
+            Err(Error::ChildExited {
+                code: PANIC_EXIT_CODE,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
 }
 
 #[test]
 fn killed_child_is_a_failed_join() {
     let _serial = forking();
     let started = RawValue::new(0u8).unwrap();
-    let mut p = Process::start(|| {
-        started.set(1);
+    let started2 = started.clone();
+    let mut p = Process::<()>::start(move || {
+        started2.set(1);
         loop {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
@@ -160,20 +175,26 @@ fn killed_child_is_a_failed_join() {
         Err(Error::Timeout(_))
     ));
     p.kill().unwrap();
+    let pid = p.pid();
     let err = finish(p).unwrap_err();
+    assert!(
+        matches!(err, Error::ChildKilled { pid: p, signal: libc::SIGKILL } if p == pid),
+        "{err:?}"
+    );
     assert!(
         err.to_string().contains("killed by signal 9 (SIGKILL)"),
         "{err}"
     );
 }
 
-/// Drop joins: the closure may borrow, and the borrowed object outlives the child.
+/// Drop joins: the child has ended when its `Process` is dropped.
 #[test]
 fn drop_joins_the_child() {
     let _serial = forking();
     let v = RawValue::new(0u32).unwrap();
     {
-        let _p = Process::start(|| {
+        let v = v.clone();
+        let _p = Process::start(move || {
             std::thread::sleep(std::time::Duration::from_millis(50));
             v.set(99);
         })
@@ -191,8 +212,7 @@ fn drop_joins_the_child() {
 fn child_sets_c_string() {
     let _serial = forking();
     let s = RawArray::from_slice(CChar::from_bytes(b"hello world")).unwrap();
-    finish(Process::start(|| s.set_value(&s.value().to_ascii_uppercase()).unwrap()).unwrap())
-        .unwrap();
+    in_child(|| s.set_value(&s.value().to_ascii_uppercase()).unwrap()).unwrap();
     assert_eq!(s.value(), b"HELLO WORLD");
     let err = s.set_value(b"this is far too long").unwrap_err();
     assert!(
@@ -223,10 +243,10 @@ fn children_allocate_concurrently() {
     let arena = Arena::with_capacity(64 << 20).unwrap();
     let workers: Vec<_> = (0..4u8)
         .map(|t| {
-            let arena = &arena;
+            let arena = arena.clone();
             Process::start(move || {
                 for i in 0..2_000usize {
-                    let a = RawArray::from_slice_in(arena, &vec![t; i % 500 + 1]).unwrap();
+                    let a = RawArray::from_slice_in(&arena, &vec![t; i % 500 + 1]).unwrap();
                     assert!(a.to_vec().iter().all(|&b| b == t));
                 }
             })
@@ -246,9 +266,9 @@ fn children_allocate_concurrently() {
 #[test]
 fn join_after_join_timeout_reports_the_same_exit() {
     let _serial = forking();
-    let mut p = Process::start(|| std::process::exit(7)).unwrap();
+    let mut p = Process::<()>::start(|| std::process::exit(7)).unwrap();
     let first = p.join_timeout(common::PATIENCE).unwrap_err().to_string();
-    assert!(first.ends_with("exited with code 7"), "{first}");
+    assert!(first.contains("exited with code 7"), "{first}");
     let again = p.join_timeout(common::PATIENCE).unwrap_err().to_string();
     assert_eq!(again, first);
     assert_eq!(p.join().unwrap_err().to_string(), first);
@@ -336,16 +356,14 @@ fn kill_and_join_never_reach_a_process_that_reused_the_pid() {
         // The next child is the new namespace's init, with pid 1.
         match finish(Process::start(in_namespace_init).unwrap()) {
             Ok(()) => {}
-            Err(Error::ChildFailed { how, .. }) if how == format!("exited with code {SKIP}") => {
-                skip()
-            }
+            Err(Error::ChildExited { code: SKIP, .. }) => skip(),
             Err(e) => panic!("{e}"),
         }
     })
     .unwrap();
     match finish(outer) {
         Ok(()) => {}
-        Err(Error::ChildFailed { how, .. }) if how == format!("exited with code {SKIP}") => {
+        Err(Error::ChildExited { code: SKIP, .. }) => {
             eprintln!("skipped: no user and pid namespace, or ns_last_pid not writable there");
         }
         Err(e) => panic!("{e}"),
@@ -368,15 +386,18 @@ fn join_with_sigchld_ignored_waits_then_reports_the_reaping() {
     let done = RawValue::new(0u8).unwrap();
     // SAFETY: SIG_IGN for SIGCHLD installs no handler; `Restore` puts the old one back.
     let _restore = Restore(unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) });
-    let mut p = Process::start(|| {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        done.set(1);
-    })
-    .unwrap();
-    let err = p.join_timeout(common::PATIENCE).unwrap_err();
-    assert!(reaped_elsewhere(&err), "{err}");
-    assert_eq!(done.get(), 1, "join returned before the child had ended");
-    p.kill().unwrap();
+    Process::scope(|s| {
+        let mut p = s
+            .start(|| {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                done.set(1);
+            })
+            .unwrap();
+        let err = p.join_timeout(common::PATIENCE).unwrap_err();
+        assert!(reaped_elsewhere(&err), "{err}");
+        assert_eq!(done.get(), 1, "join returned before the child had ended");
+        p.kill().unwrap();
+    });
 }
 
 /// `join_timeout` sleeps until its deadline, and a deadline no clock can reach (which the
@@ -385,7 +406,7 @@ fn join_with_sigchld_ignored_waits_then_reports_the_reaping() {
 fn join_timeout_times_out_then_sees_the_kill() {
     use std::time::{Duration, Instant};
     let _serial = forking();
-    let mut p = Process::start(|| loop {
+    let mut p = Process::<()>::start(|| loop {
         std::thread::sleep(Duration::from_millis(10));
     })
     .unwrap();
@@ -404,7 +425,7 @@ fn join_timeout_times_out_then_sees_the_kill() {
 #[test]
 fn drop_reaps_a_killed_child() {
     let _serial = forking();
-    let p = Process::start(|| loop {
+    let p = Process::<()>::start(|| loop {
         std::thread::sleep(std::time::Duration::from_millis(10));
     })
     .unwrap();
@@ -443,7 +464,7 @@ fn without_a_pidfd_the_pid_is_used() {
             }
         }
 
-        let mut p = Process::start(|| loop {
+        let mut p = Process::<()>::start(|| loop {
             std::thread::sleep(std::time::Duration::from_millis(10));
         })
         .unwrap();
@@ -453,8 +474,8 @@ fn without_a_pidfd_the_pid_is_used() {
         let err = finish(p).unwrap_err();
         assert!(err.to_string().contains("SIGKILL"), "{err}");
 
-        let err = finish(Process::start(|| std::process::exit(3)).unwrap()).unwrap_err();
-        assert!(err.to_string().ends_with("exited with code 3"), "{err}");
+        let err = finish(Process::<()>::start(|| std::process::exit(3)).unwrap()).unwrap_err();
+        assert!(matches!(err, Error::ChildExited { code: 3, .. }), "{err}");
 
         let p = Process::start(|| {}).unwrap();
         reap(p.pid());
@@ -485,6 +506,10 @@ fn child_killed_by_a_realtime_signal_is_reported() {
     })
     .unwrap();
     let err = finish(p).unwrap_err();
+    assert!(
+        matches!(err, Error::ChildKilled { signal, .. } if signal == sig),
+        "{err:?}"
+    );
     assert!(
         err.to_string()
             .ends_with(&format!("was killed by signal {sig} (unknown signal)")),

@@ -7,7 +7,7 @@ use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::process::Command;
 
-use common::{finish, forking, unique};
+use common::{finish, forking, in_child, unique};
 use shared_runtime::{Arena, Error, Handle, Process, RawArray, RawValue};
 
 fn shm_path(name: &str) -> String {
@@ -238,28 +238,30 @@ fn racing_find_or_create_makes_one_object() {
         let arena = Arena::create_named(&name, 1 << 20).unwrap();
         let created = RawArray::<u8>::zeroed_in(&arena, 4).unwrap();
         let go = RawValue::new_in(&arena, 0u8).unwrap();
-        let (created, go) = (&created, &go);
-        let racers: Vec<_> = (0..4)
-            .map(|i| {
-                Process::start(move || {
-                    let mine =
-                        Arena::open_named(&name_of(go)).unwrap_or_else(|_| go.arena().clone());
-                    while go.get() == 0 {
-                        std::hint::spin_loop();
-                    }
-                    let (v, made) = mine.find_or_create("shared", i as u32).unwrap();
-                    created.set(i, made as u8);
-                    let _ = v.get();
+        Process::scope(|s| {
+            let (created, go) = (&created, &go);
+            let racers: Vec<_> = (0..4)
+                .map(|i| {
+                    s.start(move || {
+                        let mine =
+                            Arena::open_named(&name_of(go)).unwrap_or_else(|_| go.arena().clone());
+                        while go.get() == 0 {
+                            std::hint::spin_loop();
+                        }
+                        let (v, made) = mine.find_or_create("shared", i as u32).unwrap();
+                        created.set(i, made as u8);
+                        let _ = v.get();
+                    })
+                    .unwrap()
                 })
-                .unwrap()
-            })
-            .collect();
-        go.set(1);
-        for r in racers {
-            finish(r).unwrap();
-        }
-        assert_eq!(created.to_vec().iter().map(|&c| c as u32).sum::<u32>(), 1);
-        assert_eq!(arena.names().unwrap(), ["shared"]);
+                .collect();
+            go.set(1);
+            for r in racers {
+                finish(r).unwrap();
+            }
+            assert_eq!(created.to_vec().iter().map(|&c| c as u32).sum::<u32>(), 1);
+            assert_eq!(arena.names().unwrap(), ["shared"]);
+        });
     }
 }
 
@@ -272,29 +274,23 @@ fn creator_exit_and_panic_unlink_the_name_but_sigkill_leaves_it() {
     let _serial = forking();
     let gone = |name: &str| matches!(Arena::open_named(name), Err(Error::NotFound { .. }));
     let name = unique("exit");
-    finish(Process::start(|| drop(Arena::create_named(&name, 1 << 20).unwrap())).unwrap()).unwrap();
+    in_child(|| drop(Arena::create_named(&name, 1 << 20).unwrap())).unwrap();
     assert!(gone(&name), "normal exit removes the name");
 
     let name = unique("panic");
-    let err = finish(
-        Process::start(|| {
-            let _a = Arena::create_named(&name, 1 << 20).unwrap();
-            panic!("creator panics");
-        })
-        .unwrap(),
-    )
+    let err = in_child::<()>(|| {
+        let _a = Arena::create_named(&name, 1 << 20).unwrap();
+        panic!("creator panics");
+    })
     .unwrap_err();
-    assert!(err.to_string().contains("code 101"), "{err}");
+    assert!(matches!(err, Error::ChildPanicked { .. }), "{err}");
     assert!(gone(&name), "unwinding removes the name");
 
     let name = unique("kill");
-    let err = finish(
-        Process::start(|| {
-            let _a = Arena::create_named(&name, 1 << 20).unwrap();
-            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
-        })
-        .unwrap(),
-    )
+    let err = in_child(|| {
+        let _a = Arena::create_named(&name, 1 << 20).unwrap();
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    })
     .unwrap_err();
     assert!(err.to_string().contains("SIGKILL"), "{err}");
     assert!(!gone(&name), "SIGKILL leaves the name behind");

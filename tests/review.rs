@@ -9,8 +9,8 @@ mod common;
 use std::time::Duration;
 
 use common::probe::{describe, outcome, POISONED, SKIPPED, WOULD_BLOCK};
-use common::{finish, forking, unique, unshare_or_userns, wait_until};
-use shared_runtime::{Arena, Lock, Process, RLock, RawArray, RawValue};
+use common::{finish, forking, in_child, unique, unshare_or_userns, wait_until};
+use shared_runtime::{Arena, Error, Lock, Process, RLock, RawArray, RawValue};
 
 fn try_outcome(lock: &Lock) -> u64 {
     outcome(lock.try_lock(), true)
@@ -24,36 +24,41 @@ fn probe_a_holder_in_new_namespaces(enter: fn() -> bool) -> u64 {
     let lock = Lock::new_in(&arena).unwrap();
     // [held, release, skipped]
     let state = RawArray::<u32>::zeroed_in(&arena, 3).unwrap();
-    let (lock, state) = (&lock, &state);
-    let child = Process::start(move || {
-        if !enter() {
-            state.set(2, 1);
-            state.set(0, 1);
-            return;
-        }
-        // Children of this process live in the new namespaces.
-        let gc = Process::start(move || {
-            let g = lock.lock().unwrap();
-            state.set(0, 1);
-            while state.get(1) != Some(1) {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            drop(g);
-        })
-        .unwrap();
-        gc.join().unwrap();
+    Process::scope(|s| {
+        let (lock, state) = (&lock, &state);
+        let child = s
+            .start(move || {
+                if !enter() {
+                    state.set(2, 1);
+                    state.set(0, 1);
+                    return;
+                }
+                // Children of this process live in the new namespaces.
+                Process::scope(|s| {
+                    s.start(move || {
+                        let g = lock.lock().unwrap();
+                        state.set(0, 1);
+                        while state.get(1) != Some(1) {
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                        drop(g);
+                    })?
+                    .join()
+                })
+                .unwrap();
+            })
+            .unwrap();
+        assert!(wait_until(|| state.get(0) == Some(1)));
+        let got = if state.get(2) == Some(1) {
+            SKIPPED
+        } else {
+            // Longer than futex::POLL, so the waiter checks the holder.
+            outcome(lock.try_lock_for(Duration::from_millis(300)), true)
+        };
+        state.set(1, 1);
+        finish(child).unwrap();
+        got
     })
-    .unwrap();
-    assert!(wait_until(|| state.get(0) == Some(1)));
-    let got = if state.get(2) == Some(1) {
-        SKIPPED
-    } else {
-        // Longer than futex::POLL, so the waiter checks the holder.
-        outcome(lock.try_lock_for(Duration::from_millis(300)), true)
-    };
-    state.set(1, 1);
-    finish(child).unwrap();
-    got
 }
 
 /// Finding 1a: an anonymous arena inherited by fork into another pid namespace. The
@@ -68,17 +73,15 @@ fn pidns_child_never_takes_a_live_parents_lock() {
     let outcome = RawValue::new_in(&arena, 0u64).unwrap();
     let g = lock.lock().unwrap(); // this (live) thread holds it throughout
     let (lock, outcome) = (&lock, &outcome);
-    let child = Process::start(move || {
+    in_child(move || {
         if !unshare_or_userns(libc::CLONE_NEWPID) {
             outcome.set(SKIPPED);
             return;
         }
         // The grandchild is pid 1 of the new namespace.
-        let gc = Process::start(move || outcome.set(try_outcome(lock))).unwrap();
-        gc.join().unwrap();
+        Process::scope(|s| s.start(move || outcome.set(try_outcome(lock)))?.join()).unwrap();
     })
     .unwrap();
-    finish(child).unwrap();
     let got = outcome.get();
     drop(g);
     if got == SKIPPED {
@@ -158,42 +161,50 @@ fn reclaim_dead_spares_a_live_process_whose_main_thread_exited() {
     let arena = Arena::with_capacity(1 << 20).unwrap();
     // [ready, stop, value seen by the worker]
     let state = RawArray::<u64>::zeroed_in(&arena, 3).unwrap();
-    let (arena_ref, state) = (&arena, &state);
-    let child = Process::start(move || {
-        let mine = RawValue::new_in(arena_ref, 42u64).unwrap(); // owned by this process
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                while state.get(1) != Some(1) {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                state.set(2, mine.get());
-                // SAFETY: ends the whole process at once.
-                unsafe { libc::_exit(0) }
-            });
-            state.set(0, 1);
-            exit_this_thread_only();
-        });
+    Process::scope(|s| {
+        let (arena_ref, state) = (&arena, &state);
+        let child = s
+            .start(move || {
+                let mine = RawValue::new_in(arena_ref, 42u64).unwrap(); // owned by this process
+                std::thread::scope(|s| {
+                    s.spawn(|| {
+                        while state.get(1) != Some(1) {
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                        state.set(2, mine.get());
+                        // SAFETY: ends the whole process at once.
+                        unsafe { libc::_exit(0) }
+                    });
+                    state.set(0, 1);
+                    exit_this_thread_only();
+                });
+            })
+            .unwrap();
+        assert!(wait_until(|| state.get(0) == Some(1)));
+        let pid = child.pid();
+        assert!(
+            wait_until(|| main_thread_is_zombie(pid)),
+            "the child's main thread did not become a zombie"
+        );
+        assert!(
+            std::path::Path::new(&format!("/proc/{pid}/task")).exists(),
+            "the child is alive (its worker thread runs)"
+        );
+        let before = arena.stats().unwrap().live_allocations;
+        let reclaimed = arena.reclaim_dead().unwrap();
+        state.set(1, 1);
+        // It leaves with _exit(0) from its worker thread: no value, so `ChildExited`.
+        let ended = finish(child);
+        assert!(
+            matches!(ended, Err(Error::ChildExited { code: 0, .. })),
+            "{ended:?}"
+        );
+        assert_eq!(
+            reclaimed.objects, 0,
+            "reclaim_dead freed {} object(s) of a live process ({before} live before)",
+            reclaimed.objects
+        );
     })
-    .unwrap();
-    assert!(wait_until(|| state.get(0) == Some(1)));
-    let pid = child.pid();
-    assert!(
-        wait_until(|| main_thread_is_zombie(pid)),
-        "the child's main thread did not become a zombie"
-    );
-    assert!(
-        std::path::Path::new(&format!("/proc/{pid}/task")).exists(),
-        "the child is alive (its worker thread runs)"
-    );
-    let before = arena.stats().unwrap().live_allocations;
-    let reclaimed = arena.reclaim_dead().unwrap();
-    state.set(1, 1);
-    finish(child).unwrap();
-    assert_eq!(
-        reclaimed.objects, 0,
-        "reclaim_dead freed {} object(s) of a live process ({before} live before)",
-        reclaimed.objects
-    );
 }
 
 /// Finding 3b: same proof error in `creator_is_gone`: `remove_stale` unlinks the segment of
@@ -204,37 +215,45 @@ fn remove_stale_spares_a_live_creator_whose_main_thread_exited() {
     let name = unique("stale");
     let arena = Arena::with_capacity(1 << 16).unwrap();
     let state = RawArray::<u32>::zeroed_in(&arena, 2).unwrap(); // [ready, stop]
-    let (name_ref, state) = (&name, &state);
-    let child = Process::start(move || {
-        let named = Arena::create_named(name_ref, 1 << 20).unwrap();
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                while state.get(1) != Some(1) {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                drop(named);
-                // SAFETY: ends the whole process at once.
-                unsafe { libc::_exit(0) }
-            });
-            state.set(0, 1);
-            exit_this_thread_only();
-        });
-    })
-    .unwrap();
-    assert!(wait_until(|| state.get(0) == Some(1)));
-    let pid = child.pid();
-    assert!(
-        wait_until(|| main_thread_is_zombie(pid)),
-        "the child's main thread did not become a zombie"
-    );
-    let removed = Arena::remove_stale().unwrap();
-    state.set(1, 1);
-    finish(child).unwrap();
-    let _ = Arena::remove_named(&name);
-    assert!(
+    Process::scope(|s| {
+        let (name_ref, state) = (&name, &state);
+        let child = s
+            .start(move || {
+                let named = Arena::create_named(name_ref, 1 << 20).unwrap();
+                std::thread::scope(|s| {
+                    s.spawn(|| {
+                        while state.get(1) != Some(1) {
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                        drop(named);
+                        // SAFETY: ends the whole process at once.
+                        unsafe { libc::_exit(0) }
+                    });
+                    state.set(0, 1);
+                    exit_this_thread_only();
+                });
+            })
+            .unwrap();
+        assert!(wait_until(|| state.get(0) == Some(1)));
+        let pid = child.pid();
+        assert!(
+            wait_until(|| main_thread_is_zombie(pid)),
+            "the child's main thread did not become a zombie"
+        );
+        let removed = Arena::remove_stale().unwrap();
+        state.set(1, 1);
+        // It leaves with _exit(0) from its worker thread: no value, so `ChildExited`.
+        let ended = finish(child);
+        assert!(
+            matches!(ended, Err(Error::ChildExited { code: 0, .. })),
+            "{ended:?}"
+        );
+        let _ = Arena::remove_named(&name);
+        assert!(
         !removed.contains(&name),
         "remove_stale unlinked {name}, whose creator (pid {pid}) was still running: {removed:?}"
     );
+    })
 }
 
 /// Finding 4 (regression vs the glibc robust mutex, whose robust list the kernel walks on
@@ -248,26 +267,29 @@ fn a_holder_that_execs_releases_its_lock() {
     let arena = Arena::with_capacity(1 << 20).unwrap();
     let lock = Lock::new_in(&arena).unwrap();
     let held = RawValue::new_in(&arena, 0u64).unwrap();
-    let (lock, held) = (&lock, &held);
-    let child = Process::start(move || {
-        let g = lock.lock().unwrap();
-        held.set(1);
-        let err = std::process::Command::new("sleep").arg("20").exec();
-        drop(g);
-        panic!("exec failed: {err}");
+    Process::scope(|s| {
+        let (lock, held) = (&lock, &held);
+        let child = s
+            .start::<()>(move || {
+                let g = lock.lock().unwrap();
+                held.set(1);
+                let err = std::process::Command::new("sleep").arg("20").exec();
+                drop(g);
+                panic!("exec failed: {err}");
+            })
+            .unwrap();
+        assert!(wait_until(|| held.get() == 1));
+        std::thread::sleep(Duration::from_millis(200)); // the exec has happened
+        let got = outcome(lock.try_lock_for(Duration::from_secs(2)), false);
+        child.kill().unwrap();
+        let _ = finish(child);
+        assert_eq!(
+            got,
+            POISONED,
+            "2 s after the holder exec'd `sleep`, the lock is {}",
+            describe(got)
+        );
     })
-    .unwrap();
-    assert!(wait_until(|| held.get() == 1));
-    std::thread::sleep(Duration::from_millis(200)); // the exec has happened
-    let got = outcome(lock.try_lock_for(Duration::from_secs(2)), false);
-    child.kill().unwrap();
-    let _ = finish(child);
-    assert_eq!(
-        got,
-        POISONED,
-        "2 s after the holder exec'd `sleep`, the lock is {}",
-        describe(got)
-    );
 }
 
 /// Finding 5: a child made without libc's `fork()` (raw `SYS_fork`, `clone(2)` as used to
@@ -282,7 +304,7 @@ fn a_raw_fork_child_is_not_taken_for_its_parent() {
     let report = RawArray::<u64>::zeroed_in(&arena, 2).unwrap();
     let (arena_ref, report) = (&arena, &report);
     // Inside a Process child: single-threaded, so the raw fork is safe.
-    let p = Process::start(move || {
+    in_child(move || {
         let lock = RLock::new_in(arena_ref).unwrap();
         let value = RawValue::new_in(arena_ref, 7u64).unwrap();
         let g = lock.lock().unwrap();
@@ -304,7 +326,6 @@ fn a_raw_fork_child_is_not_taken_for_its_parent() {
         drop(g);
     })
     .unwrap();
-    finish(p).unwrap();
     let (reentered, freed) = (report.get(0).unwrap(), report.get(1).unwrap());
     assert!(
         reentered == 0 && freed == 0,
@@ -326,23 +347,24 @@ fn open_named_refuses_an_opener_in_another_pidns_without_its_own_proc() {
     let scratch = Arena::with_capacity(1 << 16).unwrap();
     let outcome = RawValue::new_in(&scratch, 0u64).unwrap(); // 1 opened, 2 refused
     let (name_ref, outcome) = (&name, &outcome);
-    let child = Process::start(move || {
+    in_child(move || {
         if !unshare_or_userns(libc::CLONE_NEWPID) {
             outcome.set(SKIPPED);
             return;
         }
-        let gc = Process::start(move || {
-            outcome.set(if Arena::open_named(name_ref).is_ok() {
-                1
-            } else {
-                2
-            })
+        Process::scope(|s| {
+            s.start(move || {
+                outcome.set(if Arena::open_named(name_ref).is_ok() {
+                    1
+                } else {
+                    2
+                })
+            })?
+            .join()
         })
         .unwrap();
-        gc.join().unwrap();
     })
     .unwrap();
-    finish(child).unwrap();
     drop(arena);
     let _ = Arena::remove_named(&name);
     let opened = outcome.get();

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::probe::{describe, outcome, SKIPPED, WOULD_BLOCK};
-use common::{finish, forking, hide_proc, unshare_or_userns, wait_until};
+use common::{finish, forking, hide_proc, in_child, unshare_or_userns, wait_until};
 use shared_runtime::{Arena, Error, Lock, Process, RLock, RawArray, RawValue};
 
 /// The calling process's start time (field 22 of `/proc/self/stat`), as this process's
@@ -51,46 +51,50 @@ fn pid1s_of_two_foreign_pidns_never_both_hold_an_rlock() {
         }
         let lock = RLock::new_in(&arena).unwrap();
         let (arena_ref, lock_ref, st) = (&arena, &lock, &st);
-        let child = Process::start(move || {
+        in_child(move || {
             if !unshare_or_userns(libc::CLONE_NEWPID) {
                 st.set(2, SKIPPED);
                 return;
             }
-            let a1 = Process::start(move || {
-                // pid 1 of N1.
-                let g = lock_ref.lock().unwrap();
-                arena_ref.hold_allocator_lock_for_tests().unwrap();
-                if !unshare_or_userns(libc::CLONE_NEWPID) {
-                    st.set(2, SKIPPED);
-                    return;
-                }
-                let a2 = Process::start(move || {
-                    // pid 1 of N2.
-                    st.set(1, my_start_time());
-                    st.set(2, outcome(lock_ref.try_lock(), false));
-                    Arena::set_allocator_patience(Duration::from_millis(200));
-                    st.set(
-                        3,
-                        match arena_ref.stats() {
-                            Ok(_) => 10,
-                            Err(Error::AllocatorBusy { .. }) => 11,
-                            Err(Error::Corrupted(_)) => 12,
-                            Err(_) => 13,
-                        },
-                    );
-                })
-                .unwrap();
-                st.set(0, my_start_time());
-                a2.join().unwrap();
-                // SAFETY: taken above by this thread.
-                unsafe { arena_ref.release_allocator_lock_for_tests() };
-                drop(g);
+            Process::scope(|s| {
+                s.start(move || {
+                    // pid 1 of N1.
+                    let g = lock_ref.lock().unwrap();
+                    arena_ref.hold_allocator_lock_for_tests().unwrap();
+                    if !unshare_or_userns(libc::CLONE_NEWPID) {
+                        st.set(2, SKIPPED);
+                        return;
+                    }
+                    Process::scope(|s2| {
+                        let a2 = s2
+                            .start(move || {
+                                // pid 1 of N2.
+                                st.set(1, my_start_time());
+                                st.set(2, outcome(lock_ref.try_lock(), false));
+                                Arena::set_allocator_patience(Duration::from_millis(200));
+                                st.set(
+                                    3,
+                                    match arena_ref.stats() {
+                                        Ok(_) => 10,
+                                        Err(Error::AllocatorBusy { .. }) => 11,
+                                        Err(Error::Corrupted(_)) => 12,
+                                        Err(_) => 13,
+                                    },
+                                );
+                            })
+                            .unwrap();
+                        st.set(0, my_start_time());
+                        a2.join().unwrap();
+                    });
+                    // SAFETY: taken above by this thread.
+                    unsafe { arena_ref.release_allocator_lock_for_tests() };
+                    drop(g);
+                })?
+                .join()
             })
             .unwrap();
-            a1.join().unwrap();
         })
         .unwrap();
-        finish(child).unwrap();
         if st.get(2) == Some(SKIPPED) {
             eprintln!("skipped: no pid namespace");
             return;
@@ -131,7 +135,7 @@ fn a_process_that_unshared_a_time_namespace_never_takes_a_live_lock() {
     let out = RawValue::new_in(&arena, 0u64).unwrap();
     let g = lock.lock().unwrap(); // this live thread holds it throughout
     let (lock_ref, out_ref) = (&lock, &out);
-    let child = Process::start(move || {
+    in_child(move || {
         // SAFETY: a raw fork of a single-threaded process; the child leaves with _exit.
         let pid = unsafe { libc::syscall(libc::SYS_fork) } as libc::pid_t;
         if pid == 0 {
@@ -149,7 +153,6 @@ fn a_process_that_unshared_a_time_namespace_never_takes_a_live_lock() {
         wait_pid(pid);
     })
     .unwrap();
-    finish(child).unwrap();
     let got = out.get();
     drop(g);
     if got == SKIPPED {
@@ -177,61 +180,66 @@ fn a_process_that_setns_into_a_time_namespace_never_takes_a_live_lock() {
     // [pid of a process in the shifted time namespace (or SKIPPED), stop, outcome]
     let st = RawArray::<u64>::zeroed_in(&arena, 3).unwrap();
     let g = lock.lock().unwrap(); // this live thread holds it throughout
-    let (lock_ref, st) = (&lock, &st);
-    let ns_owner = Process::start(move || {
-        let ok = unshare_or_userns(libc::CLONE_NEWTIME)
-            && std::fs::write("/proc/self/timens_offsets", "boottime 100000 0\n").is_ok();
-        if !ok {
-            st.set(0, SKIPPED);
+    Process::scope(|s| {
+        let (lock_ref, st) = (&lock, &st);
+        let ns_owner = s
+            .start(move || {
+                let ok = unshare_or_userns(libc::CLONE_NEWTIME)
+                    && std::fs::write("/proc/self/timens_offsets", "boottime 100000 0\n").is_ok();
+                if !ok {
+                    st.set(0, SKIPPED);
+                    return;
+                }
+                Process::scope(|s| {
+                    s.start(move || {
+                        st.set(0, u64::from(std::process::id()));
+                        while st.get(1) != Some(1) {
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                    })?
+                    .join()
+                })
+                .unwrap();
+            })
+            .unwrap();
+        assert!(wait_until(|| st.get(0) != Some(0)));
+        let target = st.get(0).unwrap();
+        let mut got = SKIPPED;
+        if target != SKIPPED {
+            in_child(move || {
+                let path = format!("/proc/{target}/ns/time");
+                let fd = std::fs::File::open(path).unwrap();
+                // SAFETY: setns on a descriptor we own; this process is single-threaded.
+                let rc = unsafe {
+                    libc::setns(std::os::fd::AsRawFd::as_raw_fd(&fd), libc::CLONE_NEWTIME)
+                };
+                if rc != 0 {
+                    st.set(2, SKIPPED);
+                    return;
+                }
+                st.set(
+                    2,
+                    outcome(lock_ref.try_lock_for(Duration::from_millis(300)), true),
+                );
+            })
+            .unwrap();
+            got = st.get(2).unwrap();
+        }
+        st.set(1, 1);
+        finish(ns_owner).unwrap();
+        drop(g);
+        if got == SKIPPED {
+            eprintln!("skipped: no time namespace / setns");
             return;
         }
-        let inside = Process::start(move || {
-            st.set(0, u64::from(std::process::id()));
-            while st.get(1) != Some(1) {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        })
-        .unwrap();
-        inside.join().unwrap();
-    })
-    .unwrap();
-    assert!(wait_until(|| st.get(0) != Some(0)));
-    let target = st.get(0).unwrap();
-    let mut got = SKIPPED;
-    if target != SKIPPED {
-        let checker = Process::start(move || {
-            let path = format!("/proc/{target}/ns/time");
-            let fd = std::fs::File::open(path).unwrap();
-            // SAFETY: setns on a descriptor we own; this process is single-threaded.
-            let rc =
-                unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&fd), libc::CLONE_NEWTIME) };
-            if rc != 0 {
-                st.set(2, SKIPPED);
-                return;
-            }
-            st.set(
-                2,
-                outcome(lock_ref.try_lock_for(Duration::from_millis(300)), true),
-            );
-        })
-        .unwrap();
-        finish(checker).unwrap();
-        got = st.get(2).unwrap();
-    }
-    st.set(1, 1);
-    finish(ns_owner).unwrap();
-    drop(g);
-    if got == SKIPPED {
-        eprintln!("skipped: no time namespace / setns");
-        return;
-    }
-    assert_eq!(
-        got,
-        WOULD_BLOCK,
-        "a process that setns()'d into a time namespace got {} while this thread holds the \
+        assert_eq!(
+            got,
+            WOULD_BLOCK,
+            "a process that setns()'d into a time namespace got {} while this thread holds the \
          lock",
-        describe(got)
-    );
+            describe(got)
+        );
+    })
 }
 
 /// Finding C (use after free of a live process's objects): `Arena::reclaim_dead` asks
@@ -248,7 +256,7 @@ fn a_raw_clone_newpid_child_never_reclaims_a_live_processs_objects() {
     let mine = RawValue::new_in(&arena, 42u64).unwrap(); // owned by this live process
     let reclaimed = RawValue::new_in(&scratch, 0u64).unwrap();
     let (arena_ref, out) = (&arena, &reclaimed);
-    let child = Process::start(move || {
+    in_child(move || {
         arena_ref.stats().unwrap(); // caches this process's pid namespace, as any use does
                                     // SAFETY: a fork-like clone of a single-threaded process into a new pid namespace;
                                     // the child leaves with _exit.
@@ -275,7 +283,6 @@ fn a_raw_clone_newpid_child_never_reclaims_a_live_processs_objects() {
         wait_pid(pid);
     })
     .unwrap();
-    finish(child).unwrap();
     let n = reclaimed.get();
     if n == SKIPPED + 1000 {
         eprintln!("skipped: no clone(CLONE_NEWPID)");
@@ -301,7 +308,7 @@ fn a_raw_clone_newpid_child_cannot_open_a_named_arena() {
     let scratch = Arena::with_capacity(1 << 16).unwrap();
     let out = RawValue::new_in(&scratch, 0u64).unwrap(); // 1 opened, 2 refused
     let (name_ref, out_ref) = (&name, &out);
-    let child = Process::start(move || {
+    in_child(move || {
         let _ = Arena::open_named(name_ref).unwrap(); // caches the pid namespace
                                                       // SAFETY: as in the test above.
         let pid = unsafe {
@@ -330,7 +337,6 @@ fn a_raw_clone_newpid_child_cannot_open_a_named_arena() {
         wait_pid(pid);
     })
     .unwrap();
-    finish(child).unwrap();
     drop(arena);
     let _ = Arena::remove_named(&name);
     let got = out.get();
@@ -355,7 +361,7 @@ fn a_pidns_child_never_takes_a_lock_of_a_creator_without_proc() {
     let scratch = Arena::with_capacity(1 << 16).unwrap();
     let out = RawValue::new_in(&scratch, 0u64).unwrap();
     let out_ref = &out;
-    let child = Process::start(move || {
+    in_child(move || {
         if let Err(e) = hide_proc() {
             eprintln!("cannot hide /proc: {e}");
             out_ref.set(SKIPPED);
@@ -369,12 +375,14 @@ fn a_pidns_child_never_takes_a_lock_of_a_creator_without_proc() {
             return;
         }
         let lock_ref = &lock;
-        let gc = Process::start(move || out_ref.set(outcome(lock_ref.try_lock(), true))).unwrap();
-        gc.join().unwrap();
+        Process::scope(|s| {
+            s.start(move || out_ref.set(outcome(lock_ref.try_lock(), true)))?
+                .join()
+        })
+        .unwrap();
         drop(g);
     })
     .unwrap();
-    finish(child).unwrap();
     let got = out.get();
     if got == SKIPPED {
         eprintln!("skipped: no mount/pid namespace");
@@ -428,33 +436,36 @@ fn a_vfork_child_never_hands_its_identity_to_the_parent_thread() {
     let arena = Arena::with_capacity(1 << 20).unwrap();
     let lock = Lock::new_in(&arena).unwrap();
     let st = RawArray::<u64>::zeroed_in(&arena, 2).unwrap(); // [held, stop]
-    let (lock_ref, st) = (&lock, &st);
-    let child = Process::start(move || {
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                // A fresh thread: no identity yet.
-                vfork_touch(lock_ref);
-                let g = lock_ref.lock().unwrap();
-                st.set(0, 1);
-                while st.get(1) != Some(1) {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                drop(g);
-            });
-        });
-    })
-    .unwrap();
-    assert!(wait_until(|| st.get(0) == Some(1)));
-    let got = outcome(lock.try_lock_for(Duration::from_millis(300)), true);
-    st.set(1, 1);
-    finish(child).unwrap();
-    assert_eq!(
-        got,
-        WOULD_BLOCK,
-        "this thread got {} while a live thread (which once made a vfork child) holds the \
+    Process::scope(|s| {
+        let (lock_ref, st) = (&lock, &st);
+        let child = s
+            .start(move || {
+                std::thread::scope(|s| {
+                    s.spawn(|| {
+                        // A fresh thread: no identity yet.
+                        vfork_touch(lock_ref);
+                        let g = lock_ref.lock().unwrap();
+                        st.set(0, 1);
+                        while st.get(1) != Some(1) {
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                        drop(g);
+                    });
+                });
+            })
+            .unwrap();
+        assert!(wait_until(|| st.get(0) == Some(1)));
+        let got = outcome(lock.try_lock_for(Duration::from_millis(300)), true);
+        st.set(1, 1);
+        finish(child).unwrap();
+        assert_eq!(
+            got,
+            WOULD_BLOCK,
+            "this thread got {} while a live thread (which once made a vfork child) holds the \
          lock",
-        describe(got)
-    );
+            describe(got)
+        );
+    })
 }
 
 /// The role of a re-executed copy of this binary in

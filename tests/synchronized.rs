@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{finish, forking};
+use common::{forking, in_child};
 use shared_runtime::{
     array, raw_array, raw_value, synchronized, value, Array, CChar, Lock, Process, RLock, RawArray,
     RawValue, SharedLock, Value,
@@ -22,14 +22,11 @@ fn values_cross_processes() {
                 (locked.get(), explicit.get(), raw.get()),
                 ($first, $first, $first)
             );
-            finish(
-                Process::start(|| {
-                    locked.set($second);
-                    explicit.update(|v| *v = $second);
-                    raw.set($second);
-                })
-                .unwrap(),
-            )
+            in_child(|| {
+                locked.set($second);
+                explicit.update(|v| *v = $second);
+                raw.set($second);
+            })
             .unwrap();
             assert_eq!(locked.get(), $second, "typecode {}", $code);
             assert_eq!(explicit.get(), $second, "typecode {}", $code);
@@ -66,18 +63,15 @@ fn array_sequence_ops_and_child_prefix_sums() {
         raw_arr.write(4, &[1, 2, 3, 4]);
         let expected_before = [680, 626, 934, 821, 1, 2, 3, 4, 714, 831];
         assert_eq!(arr.to_vec(), expected_before);
-        finish(
-            Process::start(|| {
-                if raw {
-                    for i in 1..raw_arr.len() {
-                        raw_arr.set(i, raw_arr.get(i).unwrap() + raw_arr.get(i - 1).unwrap());
-                    }
-                } else {
-                    prefix_sums(&arr);
+        in_child(|| {
+            if raw {
+                for i in 1..raw_arr.len() {
+                    raw_arr.set(i, raw_arr.get(i).unwrap() + raw_arr.get(i - 1).unwrap());
                 }
-            })
-            .unwrap(),
-        )
+            } else {
+                prefix_sums(&arr);
+            }
+        })
         .unwrap();
         let expected = [680, 1306, 2240, 3061, 3062, 3064, 3067, 3071, 3785, 4616];
         if raw {
@@ -191,8 +185,7 @@ fn c_strings_under_a_shared_lock() {
     let _serial = forking();
     let lock = Lock::new().unwrap();
     let s = Array::from_slice_with_lock(CChar::from_bytes(b"hello world"), lock.clone()).unwrap();
-    finish(Process::start(|| s.set_value(&s.value().to_ascii_uppercase()).unwrap()).unwrap())
-        .unwrap();
+    in_child(|| s.set_value(&s.value().to_ascii_uppercase()).unwrap()).unwrap();
     assert_eq!(s.value(), b"HELLO WORLD");
     assert!(s.set_value(&[b'x'; 12]).is_err());
     assert!(s.set_raw(&[b'x'; 12]).is_err());
@@ -205,26 +198,29 @@ fn a_dead_holder_is_reported_by_acquire_and_ignored_by_accessors() {
     let _serial = forking();
     let v = Value::new(0u64).unwrap();
     let holding = RawValue::new(0u8).unwrap();
-    let mut child = Process::start(|| {
-        let mut g = v.lock().unwrap();
-        *g = 7;
-        holding.set(1);
-        loop {
-            std::thread::sleep(std::time::Duration::from_secs(1));
-        }
+    Process::scope(|s| {
+        let mut child = s
+            .start::<()>(|| {
+                let mut g = v.lock().unwrap();
+                *g = 7;
+                holding.set(1);
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                }
+            })
+            .unwrap();
+        assert!(common::wait_until(|| holding.get() == 1));
+        child.kill().unwrap();
+        let _ = child.join_timeout(common::PATIENCE);
+        let err = v.lock().unwrap_err();
+        assert_eq!(
+            *err.into_inner(),
+            7,
+            "the poisoned guard still reaches the data"
+        );
+        v.set(8); // the lock works normally afterwards
+        assert_eq!(v.get(), 8);
     })
-    .unwrap();
-    assert!(common::wait_until(|| holding.get() == 1));
-    child.kill().unwrap();
-    let _ = child.join_timeout(common::PATIENCE);
-    let err = v.lock().unwrap_err();
-    assert_eq!(
-        *err.into_inner(),
-        7,
-        "the poisoned guard still reaches the data"
-    );
-    v.set(8); // the lock works normally afterwards
-    assert_eq!(v.get(), 8);
 }
 
 #[test]

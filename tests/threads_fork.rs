@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Barrier, TryLockError};
 use std::time::Duration;
 
-use common::{finish, forking, unique, wait_until, Rng, PATIENCE};
+use common::{finish, forking, in_child, unique, wait_until, Rng, PATIENCE};
 use shared_runtime::{Arena, Lock, Process, RLock, RawArray, RawValue, SharedLock, Value};
 
 /// The allocator lock of a named arena, reached through a second handle of its segment, so
@@ -170,7 +170,7 @@ fn threads_and_forked_children_share_locks_and_arenas() {
 
     for round in 0..ROUNDS {
         let (shared, seen) = (&*shared, &seen);
-        let child = Process::start(move || {
+        in_child(move || {
             // First, before anything else can change it, what the fork left behind. A lock
             // held by a parent thread must look held, never dead (its holder lives).
             let arena_busy = shared.mutex.busy();
@@ -191,8 +191,7 @@ fn threads_and_forked_children_share_locks_and_arenas() {
             drain(&mut live);
             shared.private.check().unwrap();
         })
-        .unwrap();
-        finish(child).unwrap_or_else(|e| panic!("round {round}: {e}"));
+        .unwrap_or_else(|e| panic!("round {round}: {e}"));
     }
 
     stop.store(true, Ordering::Relaxed);
@@ -259,35 +258,38 @@ fn user_lock_held_at_fork_is_waited_for<L: SharedLock>() {
     };
     held.wait();
     let step = &*step;
-    let child = Process::start(|| {
+    Process::scope(|s| {
+        let child = s
+            .start(|| {
+                assert!(
+                    matches!(lock.try_lock(), Err(TryLockError::WouldBlock)),
+                    "a lock a parent thread holds was free or taken over in the child"
+                );
+                step.set(WAITING);
+                let g = lock
+                    .try_lock_for(PATIENCE)
+                    .unwrap_or_else(|e| panic!("the child did not get the lock cleanly: {e}"));
+                assert_eq!(
+                    step.get(),
+                    RELEASED,
+                    "the child got the lock before its holder let go"
+                );
+                count.set(count.get() + 1);
+                step.set(DONE);
+                drop(g);
+            })
+            .unwrap();
         assert!(
-            matches!(lock.try_lock(), Err(TryLockError::WouldBlock)),
-            "a lock a parent thread holds was free or taken over in the child"
+            wait_until(|| step.get() == WAITING),
+            "the child never tried"
         );
-        step.set(WAITING);
-        let g = lock
-            .try_lock_for(PATIENCE)
-            .unwrap_or_else(|e| panic!("the child did not get the lock cleanly: {e}"));
-        assert_eq!(
-            step.get(),
-            RELEASED,
-            "the child got the lock before its holder let go"
-        );
-        count.set(count.get() + 1);
-        step.set(DONE);
-        drop(g);
+        release.0.send(()).unwrap();
+        released.wait();
+        finish(child).unwrap();
+        assert_eq!((step.get(), count.get()), (DONE, 1));
+        holder.join().unwrap();
+        assert!(lock.try_lock().is_ok(), "the lock is free again");
     })
-    .unwrap();
-    assert!(
-        wait_until(|| step.get() == WAITING),
-        "the child never tried"
-    );
-    release.0.send(()).unwrap();
-    released.wait();
-    finish(child).unwrap();
-    assert_eq!((step.get(), count.get()), (DONE, 1));
-    holder.join().unwrap();
-    assert!(lock.try_lock().is_ok(), "the lock is free again");
 }
 
 #[test]
@@ -322,31 +324,36 @@ fn a_lock_whose_parent_thread_ends_holding_it_is_recovered_by_the_child() {
         };
         held.wait();
         let step = &*step;
-        let child = Process::start(|| {
-            step.set(WAITING);
-            let got = if recursive {
-                rlock.try_lock_for(PATIENCE).map(drop)
+        Process::scope(|s| {
+            let child = s
+                .start(|| {
+                    step.set(WAITING);
+                    let got = if recursive {
+                        rlock.try_lock_for(PATIENCE).map(drop)
+                    } else {
+                        lock.try_lock_for(PATIENCE).map(drop)
+                    };
+                    match got {
+                        Err(TryLockError::Poisoned(_)) => step.set(DONE),
+                        Ok(()) => panic!("a dead holder's lock was handed over without poison"),
+                        Err(TryLockError::WouldBlock) => {
+                            panic!("the dead holder's lock was not recovered")
+                        }
+                    }
+                })
+                .unwrap();
+            assert!(wait_until(|| step.get() == WAITING));
+            tx.send(()).unwrap();
+            holder.join().unwrap();
+            finish(child).unwrap();
+            assert_eq!(step.get(), DONE);
+            // Recovered and released by the child: free for the parent.
+            if recursive {
+                assert!(rlock.try_lock().is_ok());
             } else {
-                lock.try_lock_for(PATIENCE).map(drop)
-            };
-            match got {
-                Err(TryLockError::Poisoned(_)) => step.set(DONE),
-                Ok(()) => panic!("a dead holder's lock was handed over without poison"),
-                Err(TryLockError::WouldBlock) => panic!("the dead holder's lock was not recovered"),
+                assert!(lock.try_lock().is_ok());
             }
-        })
-        .unwrap();
-        assert!(wait_until(|| step.get() == WAITING));
-        tx.send(()).unwrap();
-        holder.join().unwrap();
-        finish(child).unwrap();
-        assert_eq!(step.get(), DONE);
-        // Recovered and released by the child: free for the parent.
-        if recursive {
-            assert!(rlock.try_lock().is_ok());
-        } else {
-            assert!(lock.try_lock().is_ok());
-        }
+        });
     }
 }
 
@@ -375,39 +382,42 @@ fn the_allocator_lock_a_parent_thread_holds_at_fork_is_waited_for() {
     };
     held.wait();
     let step = &*step;
-    let child = Process::start(|| {
+    Process::scope(|s| {
+        let child = s
+            .start(|| {
+                assert!(
+                    mutex.busy(),
+                    "the mutex a parent thread holds looks free or dead"
+                );
+                step.set(WAITING);
+                let v = RawArray::from_slice_in(&arena, &[9u64; 1000]).unwrap();
+                assert_eq!(
+                    step.get(),
+                    RELEASED,
+                    "allocated while a parent thread held the lock"
+                );
+                assert_eq!(v.to_vec(), vec![9; 1000]);
+                assert_eq!(keep.to_vec(), vec![7; 100]);
+                assert_eq!(arena.check().unwrap().used_blocks, 2);
+                drop(v); // the child's own object: freed
+                step.set(DONE);
+            })
+            .unwrap();
         assert!(
-            mutex.busy(),
-            "the mutex a parent thread holds looks free or dead"
+            wait_until(|| step.get() == WAITING),
+            "the child never tried"
         );
-        step.set(WAITING);
-        let v = RawArray::from_slice_in(&arena, &[9u64; 1000]).unwrap();
-        assert_eq!(
-            step.get(),
-            RELEASED,
-            "allocated while a parent thread held the lock"
-        );
-        assert_eq!(v.to_vec(), vec![9; 1000]);
+        std::thread::sleep(Duration::from_millis(100)); // let it block (not asserted)
+        tx.send(()).unwrap();
+        holder.join().unwrap();
+        finish(child).unwrap();
+        assert_eq!(step.get(), DONE);
+        let report = arena.check().unwrap();
+        assert_eq!(report.used_blocks, 1);
         assert_eq!(keep.to_vec(), vec![7; 100]);
-        assert_eq!(arena.check().unwrap().used_blocks, 2);
-        drop(v); // the child's own object: freed
-        step.set(DONE);
+        let again = RawValue::new_in(&arena, 1u64).unwrap();
+        assert_eq!(again.get(), 1);
     })
-    .unwrap();
-    assert!(
-        wait_until(|| step.get() == WAITING),
-        "the child never tried"
-    );
-    std::thread::sleep(Duration::from_millis(100)); // let it block (not asserted)
-    tx.send(()).unwrap();
-    holder.join().unwrap();
-    finish(child).unwrap();
-    assert_eq!(step.get(), DONE);
-    let report = arena.check().unwrap();
-    assert_eq!(report.used_blocks, 1);
-    assert_eq!(keep.to_vec(), vec![7; 100]);
-    let again = RawValue::new_in(&arena, 1u64).unwrap();
-    assert_eq!(again.get(), 1);
 }
 
 /// A parent thread ends while holding the allocator lock a child waits for: the child
@@ -436,32 +446,35 @@ fn the_allocator_lock_whose_parent_thread_ends_holding_it_is_recovered() {
         })
     };
     held.wait();
-    let child = Process::start(|| {
+    Process::scope(|s| {
+        let child = s
+            .start(|| {
+                assert!(
+                    mutex.busy(),
+                    "the mutex a parent thread holds looks free or dead"
+                );
+                step.set(WAITING);
+                let v = RawArray::from_slice_in(&arena, &[5u64; 300]).unwrap();
+                assert_eq!(v.to_vec(), vec![5; 300]);
+                assert_eq!(arena.check().unwrap().used_blocks, keep.len() as u64 + 1);
+                drop(v);
+                step.set(DONE);
+            })
+            .unwrap();
         assert!(
-            mutex.busy(),
-            "the mutex a parent thread holds looks free or dead"
+            wait_until(|| step.get() == WAITING),
+            "the child never tried"
         );
-        step.set(WAITING);
-        let v = RawArray::from_slice_in(&arena, &[5u64; 300]).unwrap();
-        assert_eq!(v.to_vec(), vec![5; 300]);
-        assert_eq!(arena.check().unwrap().used_blocks, keep.len() as u64 + 1);
-        drop(v);
-        step.set(DONE);
+        tx.send(()).unwrap();
+        holder.join().unwrap();
+        finish(child).unwrap();
+        assert_eq!(step.get(), DONE);
+        for (i, a) in keep.iter().enumerate() {
+            let i = 2 * i as u64;
+            assert_eq!(a.to_vec(), vec![i; 50 + i as usize * 30]);
+        }
+        assert_eq!(arena.check().unwrap().used_blocks, keep.len() as u64);
+        let again = RawValue::new_in(&arena, 3u64).unwrap();
+        assert_eq!(again.get(), 3);
     })
-    .unwrap();
-    assert!(
-        wait_until(|| step.get() == WAITING),
-        "the child never tried"
-    );
-    tx.send(()).unwrap();
-    holder.join().unwrap();
-    finish(child).unwrap();
-    assert_eq!(step.get(), DONE);
-    for (i, a) in keep.iter().enumerate() {
-        let i = 2 * i as u64;
-        assert_eq!(a.to_vec(), vec![i; 50 + i as usize * 30]);
-    }
-    assert_eq!(arena.check().unwrap().used_blocks, keep.len() as u64);
-    let again = RawValue::new_in(&arena, 3u64).unwrap();
-    assert_eq!(again.get(), 3);
 }

@@ -272,20 +272,24 @@ fn two_processes(iters: u64, work: &dyn Fn(u64)) -> Duration {
     let n = iters.div_ceil(2).max(1);
     let hs = Handshake::new();
     let hs = &*hs;
-    let child = Process::start(|| {
-        hs.ready.store(1, Ordering::Release);
-        wait_for(&hs.go, 1);
+    let elapsed = Process::scope(|s| {
+        let child = s
+            .start(|| {
+                hs.ready.store(1, Ordering::Release);
+                wait_for(&hs.go, 1);
+                work(n);
+                hs.done.store(1, Ordering::Release);
+            })
+            .unwrap();
+        wait_for(&hs.ready, 1);
+        let start = Instant::now();
+        hs.go.store(1, Ordering::Release);
         work(n);
-        hs.done.store(1, Ordering::Release);
-    })
-    .unwrap();
-    wait_for(&hs.ready, 1);
-    let start = Instant::now();
-    hs.go.store(1, Ordering::Release);
-    work(n);
-    wait_for(&hs.done, 1);
-    let elapsed = start.elapsed();
-    child.join().unwrap();
+        wait_for(&hs.done, 1);
+        let elapsed = start.elapsed();
+        child.join().unwrap();
+        elapsed
+    });
     elapsed.mul_f64(iters as f64 / (2 * n) as f64)
 }
 

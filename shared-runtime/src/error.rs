@@ -80,13 +80,85 @@ pub enum Error {
         /// The length of the array.
         capacity: usize,
     },
-    /// A child process failed: it exited with a non-zero code or was killed by a signal.
-    #[error("child process {pid} {how}")]
-    ChildFailed {
+    /// A child process's closure panicked.
+    ///
+    /// ```
+    /// use shared_runtime::{Error, Process};
+    ///
+    /// let err = Process::<()>::start(|| panic!("no {}", "luck"))?.join().unwrap_err();
+    /// assert!(matches!(err, Error::ChildPanicked { ref message, .. } if message == "no luck"));
+    /// assert!(err.to_string().ends_with("panicked: no luck"));
+    /// # Ok::<(), Error>(())
+    /// ```
+    #[error("child process {pid} panicked: {message}")]
+    ChildPanicked {
         /// The child's process id.
         pid: i32,
-        /// What happened, e.g. "exited with code 101" or "was killed by signal 9 (SIGKILL)".
-        how: String,
+        /// The panic's message (its first kilobyte or so, cut at a character boundary;
+        /// `Box<dyn Any>` for a payload that is not a string).
+        message: String,
+    },
+    /// A child process was killed by a signal.
+    ///
+    /// ```
+    /// use shared_runtime::{Error, Process};
+    ///
+    /// let p = Process::<()>::start(|| loop { std::thread::park() })?;
+    /// p.kill()?;
+    /// let err = p.join().unwrap_err();
+    /// assert!(matches!(err, Error::ChildKilled { signal: 9, .. }));
+    /// assert!(err.to_string().ends_with("was killed by signal 9 (SIGKILL)"));
+    /// # Ok::<(), Error>(())
+    /// ```
+    #[error("child process {pid} was killed by signal {signal} ({})", crate::sys::process::signal_name(*signal))]
+    ChildKilled {
+        /// The child's process id.
+        pid: i32,
+        /// The signal's number (`libc::SIGKILL`, say).
+        signal: i32,
+    },
+    /// A child process exited before its closure returned (with a code of its own, or
+    /// with code 0 from a `std::process::exit(0)` inside the closure: no value came back).
+    ///
+    /// ```
+    /// use shared_runtime::{Error, Process};
+    ///
+    /// let err = Process::start(|| -> u32 { std::process::exit(4) })?.join().unwrap_err();
+    /// assert!(matches!(err, Error::ChildExited { code: 4, .. }));
+    /// let err = Process::start(|| -> u32 { std::process::exit(0) })?.join().unwrap_err();
+    /// assert!(matches!(err, Error::ChildExited { code: 0, .. }));
+    /// # Ok::<(), Error>(())
+    /// ```
+    #[error("child process {pid} exited with code {code} before its closure returned")]
+    ChildExited {
+        /// The child's process id.
+        pid: i32,
+        /// Its exit code.
+        code: i32,
+    },
+    /// A process tried to start a child in a [`Scope`](crate::Scope) made by another
+    /// process (a child handed its parent's scope): the new child would outlive the scope.
+    ///
+    /// ```
+    /// use shared_runtime::{Error, Process};
+    ///
+    /// let owner = Process::scope(|s| {
+    ///     s.start(|| match s.start(|| {}) {
+    ///         Err(Error::ForeignScope { owner }) => owner,
+    ///         _ => -1,
+    ///     })?
+    ///     .join()
+    /// })?;
+    /// assert_eq!(owner, std::process::id() as i32);
+    /// # Ok::<(), Error>(())
+    /// ```
+    #[error(
+        "this Process::scope belongs to process {owner}: start children of a child in a \
+         Process::scope of the child's own"
+    )]
+    ForeignScope {
+        /// The process id of the scope's maker.
+        owner: i32,
     },
     /// A name that cannot name a shared-memory segment or object.
     #[error("invalid name {name:?}: {reason}")]

@@ -25,10 +25,12 @@
 //! let name = RawArray::<CChar>::zeroed(16)?;       // raw: no lock, racy but sound
 //! let ratio = RawValue::new(0.5f64)?;
 //!
-//! let workers: Vec<Process> = (0..2)
-//!     .map(|w| {
+//! // A scope lets children borrow; every child is joined before it returns.
+//! Process::scope(|scope| {
+//!     let mut workers = Vec::new();
+//!     for w in 0..2 {
 //!         let (hits, samples, name, ratio) = (&hits, &samples, &name, &ratio);
-//!         Process::start(move || {
+//!         workers.push(scope.start(move || {
 //!             for i in (w..4).step_by(2) {
 //!                 samples.update(i, |s| *s = Sample { t: i as f64 / 4.0, value: i as i32 });
 //!                 hits.update(|h| *h += 1);         // one locked read-modify-write
@@ -37,12 +39,16 @@
 //!                 name.set_value(b"worker 0").unwrap();
 //!                 ratio.set(ratio.get() * 3.0);
 //!             }
-//!         })
-//!     })
-//!     .collect::<Result<_, _>>()?;
-//! for w in workers {
-//!     w.join()?;                                   // an error if a child panicked or died
-//! }
+//!         })?);
+//!     }
+//!     workers.into_iter().try_for_each(|w| w.join()) // Err if a child panicked or died
+//! })?;
+//!
+//! // Owned closures need no scope: move in a clone (shared objects are cheap handles),
+//! // and get a value back from the child.
+//! let r = ratio.clone();
+//! let doubled = Process::start(move || r.get() * 2.0)?.join()?;
+//! assert_eq!(doubled, 3.0);
 //!
 //! assert_eq!(hits.get(), 4);
 //! assert_eq!(samples.get(3), Some(Sample { t: 0.75, value: 3 }));
@@ -87,7 +93,7 @@ pub use arena::{Arena, ArenaStats, HeapReport, Reclaimed, ARENA_ENV, MAX_ALIGN};
 pub use error::{Error, Result};
 pub use handle::Handle;
 pub use place::{Access, HasPlace, Held, Locked, Place, Unlocked};
-pub use process::{Process, PANIC_EXIT_CODE};
+pub use process::{Process, Scope, ScopedProcess, PANIC_EXIT_CODE};
 pub use raw::{copy, copy_in, copy_slice, copy_slice_in, RawArray, RawValue};
 pub use sync::{
     synchronized, Array, Lock, LockGuard, RLock, SharedLock, SharedObject, SyncGuard, Synchronized,

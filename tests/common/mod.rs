@@ -4,7 +4,7 @@
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use shared_runtime::{Process, Result};
+use shared_runtime::{Process, Result, ScopedProcess, SharedType};
 
 static FORK: Mutex<()> = Mutex::new(());
 
@@ -17,8 +17,43 @@ pub fn forking() -> MutexGuard<'static, ()> {
 /// How long any test waits for a child before calling it hung.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
+/// A child, started either way (`Process::start` or in a `Process::scope`).
+pub trait Child {
+    /// What its closure returns.
+    type Output;
+    fn join_timeout(&mut self, timeout: Duration) -> Result<Self::Output>;
+    fn kill(&self) -> Result<()>;
+    fn pid(&self) -> i32;
+}
+
+impl<T: SharedType> Child for Process<T> {
+    type Output = T;
+    fn join_timeout(&mut self, timeout: Duration) -> Result<T> {
+        Process::join_timeout(self, timeout)
+    }
+    fn kill(&self) -> Result<()> {
+        Process::kill(self)
+    }
+    fn pid(&self) -> i32 {
+        Process::pid(self)
+    }
+}
+
+impl<T: SharedType> Child for ScopedProcess<'_, T> {
+    type Output = T;
+    fn join_timeout(&mut self, timeout: Duration) -> Result<T> {
+        ScopedProcess::join_timeout(self, timeout)
+    }
+    fn kill(&self) -> Result<()> {
+        ScopedProcess::kill(self)
+    }
+    fn pid(&self) -> i32 {
+        ScopedProcess::pid(self)
+    }
+}
+
 /// Joins `p`, killing it (and failing) if it has not ended within [`PATIENCE`].
-pub fn finish(mut p: Process<'_>) -> Result<()> {
+pub fn finish<P: Child>(mut p: P) -> Result<P::Output> {
     match p.join_timeout(PATIENCE) {
         Err(shared_runtime::Error::Timeout(_)) => {
             p.kill().unwrap();
@@ -27,6 +62,12 @@ pub fn finish(mut p: Process<'_>) -> Result<()> {
         }
         other => other,
     }
+}
+
+/// Runs `f` in a child (it may borrow: a `Process::scope` joins it) and joins it as
+/// [`finish`] does.
+pub fn in_child<T: SharedType>(f: impl FnOnce() -> T) -> Result<T> {
+    Process::scope(|s| finish(s.start(f)?))
 }
 
 /// Polls `cond` until it holds or [`PATIENCE`] runs out; returns whether it held.

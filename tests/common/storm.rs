@@ -47,8 +47,8 @@ use std::sync::{LockResult, TryLockError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use shared_runtime::{
-    Arena, Array, Error, Lock, LockGuard, Process, RLock, RawArray, RawValue, SharedLock,
-    SharedStruct, SyncGuard, Value,
+    Arena, Array, Error, Lock, LockGuard, Process, RLock, RawArray, RawValue, Scope, ScopedProcess,
+    SharedLock, SharedStruct, SyncGuard, Value,
 };
 
 /// Workers running at once.
@@ -832,24 +832,25 @@ fn acquire_by(lock: &RLock, how: u64, timeout: Duration) -> LockResult<LockGuard
 }
 
 /// The workers, one per slot; killed and reaped if the run panics.
-struct Crew<'s> {
+struct Crew<'sc, 's> {
+    scope: &'sc Scope<'sc, 's>,
     s: &'s Shared,
-    procs: Vec<Option<Process<'s>>>,
+    procs: Vec<Option<ScopedProcess<'sc>>>,
     rng: Rng,
     started: u64,
 }
 
-impl<'s> Crew<'s> {
+impl<'sc> Crew<'sc, '_> {
     fn start(&mut self, slot: usize) {
         let s = self.s;
         // Each worker's seed follows from the run's, so a run replays its choices.
         let seed = self.rng.next_u64();
-        let p = Process::start(move || work(s, slot, seed)).unwrap();
+        let p = self.scope.start(move || work(s, slot, seed)).unwrap();
         self.procs[slot] = Some(p);
         self.started += 1;
     }
 
-    fn take(&mut self, slot: usize) -> Process<'s> {
+    fn take(&mut self, slot: usize) -> ScopedProcess<'sc> {
         self.procs[slot].take().expect("a worker in every slot")
     }
 
@@ -869,7 +870,7 @@ impl<'s> Crew<'s> {
     }
 }
 
-impl Drop for Crew<'_> {
+impl Drop for Crew<'_, '_> {
     fn drop(&mut self) {
         for p in self.procs.iter_mut().flatten() {
             let _ = p.kill();
@@ -880,103 +881,107 @@ impl Drop for Crew<'_> {
 
 /// The storm itself, then every check; `arenas` are the global and the named arena.
 fn storm(cfg: &Config, s: &Shared, arenas: [&Arena; 2]) -> Report {
-    let seed = cfg.seed;
-    let mut report = Report {
-        seed,
-        ..Report::default()
-    };
-    // The parent's own objects: after the storm, the arenas must hold exactly these.
-    let baseline = arenas.map(|a| a.stats().unwrap().live_allocations);
-    let mut longest_pending = 0u64;
-    let mut crew = Crew {
-        s,
-        procs: (0..SLOTS).map(|_| None).collect(),
-        rng: Rng::new(seed),
-        started: 0,
-    };
-    for slot in 0..SLOTS {
-        crew.start(slot);
-    }
-    let mut rng = Rng::new(seed ^ 0x6b69_6c6c);
-    // A wait in progress for longer than the bound is a failure even if its worker is
-    // killed before the wait ends.
-    let mut sample = |slot: usize| {
-        let since = s.stat(slot, WAITING_SINCE);
-        if since != 0 {
-            longest_pending = longest_pending.max(s.now_ns().saturating_sub(since));
+    // Every worker is joined before the scope returns, even if the storm panics.
+    Process::scope(|scope| {
+        let seed = cfg.seed;
+        let mut report = Report {
+            seed,
+            ..Report::default()
+        };
+        // The parent's own objects: after the storm, the arenas must hold exactly these.
+        let baseline = arenas.map(|a| a.stats().unwrap().live_allocations);
+        let mut longest_pending = 0u64;
+        let mut crew = Crew {
+            scope,
+            s,
+            procs: (0..SLOTS).map(|_| None).collect(),
+            rng: Rng::new(seed),
+            started: 0,
+        };
+        for slot in 0..SLOTS {
+            crew.start(slot);
         }
-    };
-    while report.kills < cfg.kills {
-        std::thread::sleep(Duration::from_millis(
-            rng.between(cfg.gap_ms.0, cfg.gap_ms.1),
-        ));
-        crew.check_alive();
-        (0..SLOTS).for_each(&mut sample);
-        let slot = rng.below(SLOTS as u64) as usize;
-        let mut victim = crew.take(slot);
-        sample(slot);
-        victim.kill().unwrap();
-        match victim.join_timeout(PATIENCE) {
-            Err(e) if e.to_string().contains("SIGKILL") => {}
-            other => panic!(
-                "seed {seed}: worker {slot} (pid {}) was to die of SIGKILL: {other:?}",
-                victim.pid()
-            ),
-        }
-        report.kills += 1;
-        // What it held stays allocated until reclaimed; the next worker starts afresh.
-        for a in [GLOBAL, NAMED] {
-            report.held_by_dead[a] += s.stat(slot, HELD + a);
-            s.set_stat(slot, HELD + a, 0);
-        }
-        s.set_stat(slot, WAITING_SINCE, 0);
-        crew.start(slot);
-        // Not after the last kill: the final reclaim must have the last kills' blocks to find.
-        if report.kills % cfg.reclaim_every == 0 && report.kills < cfg.kills {
+        let mut rng = Rng::new(seed ^ 0x6b69_6c6c);
+        // A wait in progress for longer than the bound is a failure even if its worker is
+        // killed before the wait ends.
+        let mut sample = |slot: usize| {
+            let since = s.stat(slot, WAITING_SINCE);
+            if since != 0 {
+                longest_pending = longest_pending.max(s.now_ns().saturating_sub(since));
+            }
+        };
+        while report.kills < cfg.kills {
+            std::thread::sleep(Duration::from_millis(
+                rng.between(cfg.gap_ms.0, cfg.gap_ms.1),
+            ));
+            crew.check_alive();
+            (0..SLOTS).for_each(&mut sample);
+            let slot = rng.below(SLOTS as u64) as usize;
+            let mut victim = crew.take(slot);
+            sample(slot);
+            victim.kill().unwrap();
+            match victim.join_timeout(PATIENCE) {
+                Err(e) if e.to_string().contains("SIGKILL") => {}
+                other => panic!(
+                    "seed {seed}: worker {slot} (pid {}) was to die of SIGKILL: {other:?}",
+                    victim.pid()
+                ),
+            }
+            report.kills += 1;
+            // What it held stays allocated until reclaimed; the next worker starts afresh.
             for a in [GLOBAL, NAMED] {
-                report.reclaimed_during[a] += arenas[a].reclaim_dead().unwrap().objects;
-                if let Err(e) = arenas[a].check() {
-                    panic!(
-                        "seed {seed}: the {} arena after {} kills: {e}",
-                        ARENA_NAMES[a], report.kills
-                    );
+                report.held_by_dead[a] += s.stat(slot, HELD + a);
+                s.set_stat(slot, HELD + a, 0);
+            }
+            s.set_stat(slot, WAITING_SINCE, 0);
+            crew.start(slot);
+            // Not after the last kill: the final reclaim must have the last kills' blocks to find.
+            if report.kills % cfg.reclaim_every == 0 && report.kills < cfg.kills {
+                for a in [GLOBAL, NAMED] {
+                    report.reclaimed_during[a] += arenas[a].reclaim_dead().unwrap().objects;
+                    if let Err(e) = arenas[a].check() {
+                        panic!(
+                            "seed {seed}: the {} arena after {} kills: {e}",
+                            ARENA_NAMES[a], report.kills
+                        );
+                    }
                 }
             }
         }
-    }
-    // The survivors finish their work, free what they hold and exit.
-    s.stop.set(1);
-    for slot in 0..SLOTS {
-        let mut p = crew.take(slot);
-        if let Err(e) = p.join_timeout(PATIENCE) {
-            let _ = p.kill();
-            panic!(
-                "seed {seed}: worker {slot} (pid {}) did not finish: {e}",
-                p.pid()
-            );
+        // The survivors finish their work, free what they hold and exit.
+        s.stop.set(1);
+        for slot in 0..SLOTS {
+            let mut p = crew.take(slot);
+            if let Err(e) = p.join_timeout(PATIENCE) {
+                let _ = p.kill();
+                panic!(
+                    "seed {seed}: worker {slot} (pid {}) did not finish: {e}",
+                    p.pid()
+                );
+            }
+            for a in [GLOBAL, NAMED] {
+                assert_eq!(
+                    s.stat(slot, HELD + a),
+                    0,
+                    "seed {seed}: worker {slot} ended holding blocks of the {} arena",
+                    ARENA_NAMES[a]
+                );
+            }
         }
-        for a in [GLOBAL, NAMED] {
-            assert_eq!(
-                s.stat(slot, HELD + a),
-                0,
-                "seed {seed}: worker {slot} ended holding blocks of the {} arena",
-                ARENA_NAMES[a]
-            );
-        }
-    }
-    report.started = crew.started;
-    drop(crew);
+        report.started = crew.started;
+        drop(crew);
 
-    check_books(s, &mut report);
-    check_waits(s, &mut report, longest_pending);
-    check_arenas(cfg, arenas, baseline, &mut report);
-    report.acquires = s.sum_stat(ACQUIRES);
-    report.poisoned = s.sum_stat(POISONED);
-    report.rolled_back = s.sum_stat(ROLLED_BACK);
-    report.rolled_forward = s.sum_stat(ROLLED_FORWARD);
-    report.allocs = s.sum_stat(ALLOCS);
-    report.frees = s.sum_stat(FREES);
-    report
+        check_books(s, &mut report);
+        check_waits(s, &mut report, longest_pending);
+        check_arenas(cfg, arenas, baseline, &mut report);
+        report.acquires = s.sum_stat(ACQUIRES);
+        report.poisoned = s.sum_stat(POISONED);
+        report.rolled_back = s.sum_stat(ROLLED_BACK);
+        report.rolled_forward = s.sum_stat(ROLLED_FORWARD);
+        report.allocs = s.sum_stat(ALLOCS);
+        report.frees = s.sum_stat(FREES);
+        report
+    })
 }
 
 /// Every ledger, repaired if a kill left it open, equals the sum of its acknowledged

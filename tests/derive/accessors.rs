@@ -490,8 +490,10 @@ fn accessors_in_a_forked_child() {
             counter.update_z(|z| *z += 1);
         }
     };
-    let child = shared_runtime::Process::start(work).unwrap(); // a copy of `work`
-    work();
-    finish(child);
+    shared_runtime::Process::scope(|s| {
+        let child = s.start(work).unwrap(); // a copy of `work`
+        work();
+        finish(child);
+    });
     assert_eq!(counter.z(), 4000, "an update under the lock was lost");
 }

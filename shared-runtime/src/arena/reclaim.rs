@@ -40,11 +40,13 @@ impl Arena {
     /// use shared_runtime::{Arena, Process, RawValue};
     ///
     /// let arena = Arena::with_capacity(1 << 20)?;
-    /// Process::start(|| {
-    ///     let leaked = RawValue::new_in(&arena, 7u64).unwrap();
-    ///     std::mem::forget(leaked); // the child ends without freeing it
-    /// })?
-    /// .join()?;
+    /// Process::scope(|s| {
+    ///     s.start(|| {
+    ///         let leaked = RawValue::new_in(&arena, 7u64).unwrap();
+    ///         std::mem::forget(leaked); // the child ends without freeing it
+    ///     })?
+    ///     .join()
+    /// })?;
     /// assert_eq!(arena.stats()?.live_allocations, 1);
     /// assert_eq!(arena.reclaim_dead()?.objects, 1);
     /// assert_eq!(arena.stats()?.live_allocations, 0);

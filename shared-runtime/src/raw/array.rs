@@ -21,7 +21,7 @@ use crate::{Error, Place, Result, SharedType, Unlocked};
 /// use shared_runtime::{Process, RawArray};
 ///
 /// let a = RawArray::from_slice(&[1, 2, 3])?;
-/// Process::start(|| a.set(1, 20))?.join()?;
+/// Process::scope(|s| s.start(|| a.set(1, 20))?.join())?;
 /// assert_eq!(a.to_vec(), [1, 20, 3]);
 /// assert_eq!(a.get(3), None);
 /// # Ok::<(), shared_runtime::Error>(())

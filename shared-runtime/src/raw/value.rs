@@ -23,7 +23,7 @@ use crate::{Result, SharedType};
 /// use shared_runtime::{Process, RawValue};
 ///
 /// let x = RawValue::new(1.0f64 / 3.0)?;
-/// Process::start(|| x.set(x.get() * 3.0))?.join()?;
+/// Process::scope(|s| s.start(|| x.set(x.get() * 3.0))?.join())?;
 /// assert_eq!(x.get(), 1.0);
 /// # Ok::<(), shared_runtime::Error>(())
 /// ```

@@ -222,10 +222,11 @@ lock_type!(
     "A process-shared, non-recursive lock (ctypes' `Lock`).\n\nAcquiring it again on the \
      thread that holds it panics with a message instead of hanging.",
     "```\nuse shared_runtime::{Lock, Process, RawValue};\n\nlet lock = Lock::new()?;\nlet \
-     n = RawValue::new(0u64)?;\nlet child = Process::start(|| {\n    for _ in 0..1000 {\n        \
-     let _g = lock.lock().unwrap();\n        n.set(n.get() + 1);\n    }\n})?;\nfor _ in \
-     0..1000 {\n    let _g = lock.lock().unwrap();\n    n.set(n.get() + 1);\n}\n\
-     child.join()?;\nassert_eq!(n.get(), 2000);\n# Ok::<(), shared_runtime::Error>(())\n```"
+     n = RawValue::new(0u64)?;\nProcess::scope(|s| {\n    let child = s.start(|| {\n        \
+     for _ in 0..1000 {\n            let _g = lock.lock().unwrap();\n            \
+     n.set(n.get() + 1);\n        }\n    })?;\n    for _ in 0..1000 {\n        let _g = \
+     lock.lock().unwrap();\n        n.set(n.get() + 1);\n    }\n    child.join()\n})?;\n\
+     assert_eq!(n.get(), 2000);\n# Ok::<(), shared_runtime::Error>(())\n```"
 );
 
 lock_type!(

@@ -157,3 +157,16 @@ unsafe impl<T: SharedType, const N: usize> SharedType for [T; N] {
         }
     }
 }
+
+// SAFETY: `()` has one value and no bytes: every (empty) byte sequence is it, it holds
+// nothing, and its layout (size 0, alignment 1, no fields) is described below.
+unsafe impl SharedType for () {
+    const LAYOUT: TypeLayout = TypeLayout {
+        name: "()",
+        size: 0,
+        align: 1,
+        kind: LayoutKind::Struct { fields: &[] },
+    };
+
+    unsafe fn store(_: &Self, _: *mut Self) {}
+}
