@@ -19,7 +19,7 @@ pub(crate) fn tick() {
     let left = STEPS_LEFT.load(Relaxed);
     if left != 0 {
         if left == 1 {
-            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+            crate::sys::signal::kill_self();
         }
         STEPS_LEFT.store(left - 1, Relaxed);
     }
