@@ -191,6 +191,7 @@ impl<'a, T: SharedType, A: Access, const N: usize> Place<'a, [T; N], A> {
     /// assert_eq!(v.get(), [[0, 0], [0, 0], [0, 9]]);
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
+    #[track_caller]
     pub fn at(self, index: usize) -> Place<'a, T, A> {
         assert!(
             index < N,
