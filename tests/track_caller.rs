@@ -7,7 +7,8 @@
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
-use shared_runtime::{Array, HasPlace, RawArray, SyncGuard, Value};
+use shared_runtime::place::HasPlace;
+use shared_runtime::{Array, RawArray, SyncGuard, Value};
 
 /// Runs `f`, which must panic, and returns the file and line the panic reported.
 fn panic_location(f: impl FnOnce()) -> (String, u32) {

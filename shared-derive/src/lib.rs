@@ -35,6 +35,15 @@ mod valid;
 use proc_macro::TokenStream;
 use syn::{parse_macro_input, DeriveInput};
 
+/// The runtime's hidden module that generated code goes through: `<crate>::__private_v1`.
+///
+/// Versioned (and the runtime pins this crate's exact version), so a derive and a runtime
+/// that disagree about what the module holds fail to compile instead of misbehaving. The
+/// one place the name is written.
+pub(crate) fn private_path(krate: &syn::Path) -> proc_macro2::TokenStream {
+    quote::quote!(#krate::__private_v1)
+}
+
 /// Derives `shared_runtime::SharedType` for a `#[repr(C)]` struct whose fields are all
 /// shared types.
 ///

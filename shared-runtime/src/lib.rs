@@ -62,7 +62,7 @@
 //! Locks survive a crashed holder: if a process dies holding one (even by `SIGKILL`), the
 //! next acquirer gets it inside a `PoisonError`. Processes that did not fork from the
 //! creator attach through named arenas, handles or an inherited descriptor
-//! ([`Arena::create_named`], [`Handle`], [`Arena::share_with`]); see `docs/interop.md`.
+//! ([`Arena::create_named`], [`Handle`](handle::Handle), [`Arena::share_with`]); see `docs/interop.md`.
 //!
 //! ## Safety model
 //!
@@ -73,37 +73,65 @@
 
 #![warn(missing_docs)]
 
-mod arena;
+pub mod arena;
 mod error;
-mod handle;
-mod place;
+pub mod handle;
+pub mod place;
 mod process;
 mod raw;
 mod sync;
 mod sys;
 mod types;
 
-pub use arena::{Arena, ArenaStats, HeapReport, Reclaimed, ARENA_ENV, MAX_ALIGN};
+pub use arena::Arena;
 pub use error::{Error, Result};
-pub use handle::Handle;
-pub use place::{Access, HasPlace, Held, Locked, Place, Unlocked};
 pub use process::{Process, PANIC_EXIT_CODE};
 pub use raw::{copy, copy_in, copy_slice, copy_slice_in, RawArray, RawValue};
 pub use sync::{
     synchronized, Array, Lock, LockGuard, RLock, SharedLock, SharedObject, SyncGuard, Synchronized,
     Value,
 };
-pub use types::{CChar, FieldLayout, LayoutKind, Primitive, SharedType, TypeLayout, WChar};
+pub use types::{CChar, SharedType, WChar};
+
+// The rarer names live in their modules; the crate's own code reaches them here too.
+pub(crate) use place::{Held, Locked, Place, Unlocked};
+
+/// Type layouts: what [`SharedType::LAYOUT`] says about a type (size, alignment, fields
+/// and their primitive kinds), rendered as Python `ctypes` with
+/// [`TypeLayout::to_ctypes`](crate::layout::TypeLayout::to_ctypes) and hashed into the fingerprint checked when another
+/// process opens a named object or a handle.
+///
+/// ```
+/// use shared_runtime::layout::{LayoutKind, Primitive};
+/// use shared_runtime::SharedType;
+///
+/// let layout = <f64 as SharedType>::LAYOUT;
+/// assert_eq!((layout.size, layout.align), (8, 8));
+/// assert!(matches!(layout.kind, LayoutKind::Primitive(Primitive::F64)));
+/// ```
+pub mod layout {
+    pub use crate::types::{FieldLayout, LayoutKind, Primitive, TypeLayout};
+}
 
 /// Re-exports of `shared_derive`'s generated code needs; not a public API.
+///
+/// Versioned with the expansion: a derive and a runtime that disagree about it fail to
+/// compile (the derive is pinned to this runtime's exact version as well).
 #[doc(hidden)]
-pub mod __private {
-    pub use crate::arena::crash::crash_after_steps;
-    pub use crate::arena::header::layout_for_tests;
+pub mod __private_v1 {
     pub use crate::place::{HasPlace, Place};
     pub use crate::types::{FieldLayout, LayoutKind, SharedType, TypeLayout};
     pub use core::mem::{align_of, offset_of, size_of};
     pub use core::primitive::{bool, str, u64, usize};
+}
+
+/// Hooks for the crate's own fault-injection tests, built only with the `test-hooks`
+/// feature: no program should call them.
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub mod test_hooks {
+    pub use crate::arena::crash::crash_after_steps;
+    pub use crate::arena::header::layout_for_tests;
 }
 
 pub use shared_derive::SharedStruct;

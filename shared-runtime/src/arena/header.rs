@@ -201,6 +201,12 @@ impl ArenaHeader {
 
 /// Where the arena's lock word lies in the header (for fault-injection tests), and where
 /// the heap starts.
+///
+/// ```
+/// let (lock_at, lock_len, heap_start) = shared_runtime::test_hooks::layout_for_tests();
+/// assert!(lock_at + lock_len <= heap_start as usize);
+/// ```
+#[cfg(feature = "test-hooks")]
 pub fn layout_for_tests() -> (usize, usize, u64) {
     (
         std::mem::offset_of!(ArenaHeader, lock),

@@ -213,7 +213,7 @@ impl Arena {
     ///
     /// ```
     /// // Not started through share_with: nothing to map.
-    /// std::env::remove_var(shared_runtime::ARENA_ENV);
+    /// std::env::remove_var(shared_runtime::arena::ARENA_ENV);
     /// assert!(shared_runtime::Arena::from_env()?.is_none());
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```

@@ -101,7 +101,7 @@ impl<'a, T: SharedType, A: Access> Place<'a, T, A> {
     /// `update`, or while a guard from its `lock()` lives).
     ///
     /// ```
-    /// use shared_runtime::HasPlace;
+    /// use shared_runtime::place::HasPlace;
     /// let v = shared_runtime::Value::new(2.5f32)?;
     /// assert_eq!(v.place().get(), 2.5);
     /// # Ok::<(), shared_runtime::Error>(())
@@ -158,7 +158,7 @@ impl<'a, T: SharedType, A: Access> Place<'a, T, A> {
     /// `addr_of_mut!`, never a reference).
     ///
     /// ```
-    /// use shared_runtime::HasPlace;
+    /// use shared_runtime::place::HasPlace;
     /// let v = shared_runtime::RawValue::new([1u32, 2])?;
     /// // SAFETY: element 1 of a `[u32; 2]` lies inside it and is aligned for `u32`.
     /// let second = unsafe { v.place().project(|p| p.cast::<u32>().wrapping_add(1)) };
@@ -185,7 +185,8 @@ impl<'a, T: SharedType, A: Access, const N: usize> Place<'a, [T; N], A> {
     /// If `index >= N`, naming both, like slice indexing.
     ///
     /// ```
-    /// use shared_runtime::{HasPlace, Value};
+    /// use shared_runtime::Value;
+    /// use shared_runtime::place::HasPlace;
     /// let v = Value::new([[0u8; 2]; 3])?;
     /// v.place().at(2).at(1).set(9);
     /// assert_eq!(v.get(), [[0, 0], [0, 0], [0, 9]]);

@@ -17,4 +17,5 @@ pub(crate) mod pidfd;
 pub(crate) mod process;
 pub(crate) mod procfs;
 pub(crate) mod random;
+#[cfg(feature = "test-hooks")]
 pub(crate) mod signal;
