@@ -75,6 +75,7 @@
 
 pub mod arena;
 mod error;
+pub mod guide;
 pub mod handle;
 pub mod place;
 mod process;
@@ -137,6 +138,6 @@ pub mod test_hooks {
 pub use shared_derive::SharedStruct;
 
 /// The README's examples, run as doctests so that they cannot go stale.
-#[doc = include_str!("../../README.md")]
+#[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
