@@ -59,17 +59,39 @@
 //! # Ok::<(), shared_runtime::Error>(())
 //! ```
 //!
+//! ## Which type do I want?
+//!
+//! | you have | use | Python's name |
+//! | --- | --- | --- |
+//! | one value, written by one process at a time or where a torn read is fine | [`RawValue<T>`]: `get`/`set`, no lock, copies with atomic instructions | `RawValue` |
+//! | an array, same conditions | [`RawArray<T>`]: `get(i)`, `set(i, v)`, `read(range)`, `write(start, ..)` | `RawArray` |
+//! | one value updated by several processes | [`Value<T>`]: each `get`/`set`/`update` takes its lock once; `lock()` for a longer critical section | `Value` |
+//! | an array updated by several processes | [`Array<T>`]: the same, indexed; `lock()` gives the whole slice | `Array` |
+//! | several objects that must change together | one [`Lock`] (or [`RLock`], re-entrant) shared by them: `Value::with_lock`, `Array::from_slice_with_lock`, or a lock beside raw objects | `Lock`, `RLock` |
+//! | a raw object that should get a lock after all | [`synchronized(obj, None)`](synchronized) (a fresh `RLock`) or `synchronized(obj, Some(lock))`: a [`Synchronized`] | `synchronized` |
+//! | a `#[repr(C)]` struct in any of those | `#[derive(SharedStruct)]` on it: field accessors `p.x()`, `p.set_x(..)` | `Structure` |
+//! | text in a fixed buffer | an array of [`CChar`] (`value()`, `set_value(..)`, `raw()`) or [`WChar`] | `c_char`/`c_wchar` arrays |
+//! | a program that was not forked from yours (or Python) | a named arena ([`Arena::create_named`]) or a [`Handle`](handle::Handle) to one object | `shared_memory` |
+//! | a child process | [`Process::start`] (owned captures) or `Process::scope` (borrowing); `join()` reports how it ended | `Process` |
+//!
 //! Locks survive a crashed holder: if a process dies holding one (even by `SIGKILL`), the
-//! next acquirer gets it inside a `PoisonError`. Processes that did not fork from the
-//! creator attach through named arenas, handles or an inherited descriptor
-//! ([`Arena::create_named`], [`Handle`](handle::Handle), [`Arena::share_with`]); see `docs/interop.md`.
+//! next taker gets it inside a `PoisonError`, and every later `lock()` is told until
+//! `clear_poison()` (`is_poisoned()` asks). Processes that did not fork from the creator
+//! attach through named arenas, handles or an inherited descriptor
+//! ([`Arena::create_named`], [`Handle`](handle::Handle), [`Arena::share_with`]); see
+//! [`guide::interop`].
+//!
+//! Less common names live in modules: [`place`] (typed locations inside shared objects, for
+//! field-level access), [`layout`] (what a shared type looks like in memory), [`arena`]
+//! (arena reports and constants), [`handle`] (objects named to other processes). The
+//! [`guide`] holds the longer documents, [`guide::porting`] first for Python programmers.
 //!
 //! ## Safety model
 //!
 //! Memory another process can write is never handed out as a plain `&T` without the lock:
 //! raw objects copy in and out with relaxed atomics (sound, possibly torn, like ctypes'
 //! "potentially non-atomic" access); locked objects give references only while their lock
-//! is held. See `docs/safety.md`.
+//! is held. See [`guide::safety`].
 
 #![warn(missing_docs)]
 
