@@ -76,7 +76,7 @@ impl Drop for ArenaInner {
 /// # Safety
 /// Any process that shares the arena may write any of its bytes at any time. The crate
 /// never exposes that memory as a plain reference except under a lock or exclusive
-/// ownership; see `docs/safety.md`.
+/// ownership; see [`guide::safety`](crate::guide::safety).
 ///
 /// ```
 /// use shared_runtime::{Arena, RawValue};
