@@ -44,12 +44,14 @@ fn out_of_range_panics_point_at_the_caller() {
     let raw = RawArray::<u32>::zeroed(3).unwrap();
     let locked = Array::<u32>::zeroed(3).unwrap();
     let nested = Value::new([0u8; 2]).unwrap();
+    let (one, two) = (1, 2); // a range that starts after it ends
 
     let mut checks = vec![
         located!(raw.set(3, 1)),
         located!(raw.at(7)),
         located!(raw.read(1..9)),
-        located!(raw.read(2..1)),
+        located!(raw.read(2..usize::MAX)),
+        located!(raw.read(two..one)),
         located!(raw.write(2, &[1, 2])),
         located!(raw.write(usize::MAX, &[1])),
         located!(locked.set(3, 1)),
