@@ -1,5 +1,9 @@
 //! The shared arena: one memory mapping that never moves, and an allocator whose state
 //! lives inside it.
+//!
+//! Beside [`Arena`] itself (also at the crate root), this module holds what an arena
+//! reports — [`ArenaStats`], [`HeapReport`], [`Reclaimed`] — and its constants
+//! ([`ARENA_ENV`], [`MAX_ALIGN`]).
 
 mod allocation;
 mod bins;
