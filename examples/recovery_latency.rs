@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use shared_runtime::__private::crash_after_steps;
+use shared_runtime::test_hooks::crash_after_steps;
 use shared_runtime::{Arena, Lock, Process, RawValue};
 
 const ROUNDS: usize = 20;

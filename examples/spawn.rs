@@ -11,7 +11,8 @@
 
 use std::process::Command;
 
-use shared_runtime::{Arena, Handle, RawArray};
+use shared_runtime::handle::Handle;
+use shared_runtime::{Arena, RawArray};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(arena) = Arena::from_env()? {

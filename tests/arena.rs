@@ -125,11 +125,11 @@ fn alignment_is_honoured() {
     struct Line([u64; 8]);
     // SAFETY: an array of u64 with alignment 64 and no padding: every bit pattern valid.
     unsafe impl shared_runtime::SharedType for Line {
-        const LAYOUT: shared_runtime::TypeLayout = shared_runtime::TypeLayout {
+        const LAYOUT: shared_runtime::layout::TypeLayout = shared_runtime::layout::TypeLayout {
             name: "Line",
             size: 64,
             align: 64,
-            kind: shared_runtime::LayoutKind::Array {
+            kind: shared_runtime::layout::LayoutKind::Array {
                 elem: &<u64 as shared_runtime::SharedType>::LAYOUT,
                 len: 8,
             },
@@ -163,11 +163,13 @@ fn too_large_alignment_is_an_error() {
     struct Huge(u8);
     // SAFETY: one u8 and padding; every bit pattern valid.
     unsafe impl shared_runtime::SharedType for Huge {
-        const LAYOUT: shared_runtime::TypeLayout = shared_runtime::TypeLayout {
+        const LAYOUT: shared_runtime::layout::TypeLayout = shared_runtime::layout::TypeLayout {
             name: "Huge",
             size: 8192,
             align: 8192,
-            kind: shared_runtime::LayoutKind::Primitive(shared_runtime::Primitive::U8),
+            kind: shared_runtime::layout::LayoutKind::Primitive(
+                shared_runtime::layout::Primitive::U8,
+            ),
         };
     }
     let err = RawValue::new(Huge(1)).unwrap_err();
@@ -317,7 +319,7 @@ fn forged_offsets_are_refused() {
         err.to_string().contains("no object starts at offset"),
         "{err}"
     );
-    let h = shared_runtime::Handle {
+    let h = shared_runtime::handle::Handle {
         offset: fake_payload,
         ..a.handle()
     };

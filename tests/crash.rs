@@ -3,7 +3,7 @@
 mod common;
 
 use common::{finish, forking, in_child};
-use shared_runtime::__private::crash_after_steps;
+use shared_runtime::test_hooks::crash_after_steps;
 use shared_runtime::{Arena, Process, RawArray, RawValue};
 
 /// The allocator work each child does: splits, merges both ways, returns to the tail,

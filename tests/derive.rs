@@ -6,9 +6,10 @@ use std::mem::{align_of, offset_of, size_of, MaybeUninit};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use shared_runtime::layout::{LayoutKind, TypeLayout};
 use shared_runtime::{
-    copy, Array, CChar, Error, LayoutKind, Process, RawArray, RawValue, ScopedProcess,
-    SharedStruct, SharedType, TypeLayout, Value, WChar,
+    copy, Array, CChar, Error, Process, RawArray, RawValue, ScopedProcess, SharedStruct,
+    SharedType, Value, WChar,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -169,6 +170,7 @@ mod no_prelude {
         pub struct usize;
         pub struct Copy;
         pub struct __private;
+        pub struct __private_v1;
     }
     #[allow(unused_imports)]
     use self::shadows::*;
@@ -219,7 +221,7 @@ fn finish(mut child: ScopedProcess<'_>) {
     }
 }
 
-fn field<'a>(layout: &'a TypeLayout, name: &str) -> &'a shared_runtime::FieldLayout {
+fn field<'a>(layout: &'a TypeLayout, name: &str) -> &'a shared_runtime::layout::FieldLayout {
     match layout.kind {
         LayoutKind::Struct { fields } => fields
             .iter()

@@ -261,7 +261,7 @@ fn garbage_in_the_header_never_crashes_an_opener() {
     let keep: Vec<_> = (0..8)
         .map(|i| RawArray::<u8>::zeroed_in(&arena, 64 * i + 8).unwrap())
         .collect();
-    let (lock_at, _, heap_start) = shared_runtime::__private::layout_for_tests();
+    let (lock_at, _, heap_start) = shared_runtime::test_hooks::layout_for_tests();
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -322,7 +322,7 @@ fn a_lock_word_naming_a_live_stranger_is_an_error_not_a_hang() {
     let _serial = forking();
     let name = unique("stranger");
     let arena = Arena::create_named(&name, 1 << 20).unwrap();
-    let (lock_at, lock_len, _) = shared_runtime::__private::layout_for_tests();
+    let (lock_at, lock_len, _) = shared_runtime::test_hooks::layout_for_tests();
     assert_eq!(lock_len, 8);
     let file = std::fs::OpenOptions::new()
         .write(true)

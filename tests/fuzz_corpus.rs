@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use segment_driver::{op, Builder, Outcome, Segment};
-use shared_runtime::__private::{crash_after_steps, layout_for_tests};
+use shared_runtime::test_hooks::{crash_after_steps, layout_for_tests};
 use shared_runtime::{Arena, Process, RawArray, RawValue};
 
 fn corpus_dir() -> PathBuf {

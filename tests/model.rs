@@ -24,7 +24,8 @@
 use std::ops::Range;
 
 use proptest::prelude::*;
-use shared_runtime::{Arena, ArenaStats, Error, HeapReport, RawArray, SharedStruct, MAX_ALIGN};
+use shared_runtime::arena::{ArenaStats, HeapReport, MAX_ALIGN};
+use shared_runtime::{Arena, Error, RawArray, SharedStruct};
 
 /// The arena of every case: small, so that sizes near and over the capacity are cheap, and
 /// large objects (at least 256 KiB, whose pages are punched back when freed) fit a few times.

@@ -8,7 +8,8 @@ use std::os::unix::fs::FileExt;
 use std::process::Command;
 
 use common::{finish, forking, in_child, unique};
-use shared_runtime::{Arena, Error, Handle, Process, RawArray, RawValue};
+use shared_runtime::handle::Handle;
+use shared_runtime::{Arena, Error, Process, RawArray, RawValue};
 
 fn shm_path(name: &str) -> String {
     format!("/dev/shm/{name}")
@@ -175,7 +176,7 @@ fn fuzzed_headers_never_crash() {
     let keep: Vec<_> = (0..10)
         .map(|i| arena.create(&format!("o{i}"), i as u64).unwrap())
         .collect();
-    let (lock_at, lock_len, heap_start) = shared_runtime::__private::layout_for_tests();
+    let (lock_at, lock_len, heap_start) = shared_runtime::test_hooks::layout_for_tests();
     // The header, the allocator state, and the first blocks.
     let span = heap_start as usize + 4096;
     let file = OpenOptions::new()

@@ -225,7 +225,7 @@ pub(crate) fn expand(
              read-then-write, and a concurrent update may be lost."
         );
         let doc_place = format!(
-            "The [`Place`]({krate_doc}::Place) of field `{fname}`, to reach the fields of a \
+            "The [`Place`]({krate_doc}::place::Place) of field `{fname}`, to reach the fields of a \
              nested struct (`.{place}().field()`) or an element of an array field \
              (`.{place}().at(i)`) without copying the rest. Takes no lock: each operation on \
              the place does."
@@ -303,7 +303,7 @@ pub(crate) fn expand(
         "Field accessors of [`{name}`] in shared memory, made by `#[derive(SharedStruct)]`: \
          each method reads or writes one field without copying the rest of the struct.\n\n\
          Implemented for every container of one `{name}` (every \
-         [`HasPlace<'a, {name}>`]({krate_doc}::HasPlace)): `&RawValue<{name}>` and \
+         [`HasPlace<'a, {name}>`]({krate_doc}::place::HasPlace)): `&RawValue<{name}>` and \
          `&Value<{name}, L>` (call the methods on the value: `v.x()`), an element `a.at(i)` \
          of a `RawArray<{name}>` or an `Array<{name}, L>`, a guard's \
          `SyncGuard::place(&mut guard)`, and the place of a `{name}` field of another shared \

@@ -3,7 +3,7 @@
 //! unrelated errors (thiserror's fallback).
 //!
 //! Everything generated is wrapped in `const _: () = { ... };`, reaches the runtime only
-//! through `<crate>::__private` and the standard library only through `::core`, so it means
+//! through `<crate>::__private_v1` (see `private_path`) and the standard library only through `::core`, so it means
 //! the same under `#![no_implicit_prelude]` and beside any names the user has in scope.
 
 use proc_macro2::{Span, TokenStream};
@@ -42,7 +42,7 @@ fn as_shared(field: &Field<'_>, private: &TokenStream) -> TokenStream {
 
 fn impl_struct(input: &Input<'_>, s: &Struct<'_>) -> TokenStream {
     let krate = input.krate();
-    let private = quote!(#krate::__private);
+    let private = crate::private_path(&krate);
     let ident = input.ident;
     let generics = generics::with_shared_bounds(input, s, &private);
     let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
@@ -193,7 +193,7 @@ fn layout_checks(
 fn fallback(input: &Input<'_>, error: &syn::Error) -> TokenStream {
     let errors = error.to_compile_error();
     let krate = input.krate();
-    let private = quote!(#krate::__private);
+    let private = crate::private_path(&krate);
     let ident = input.ident;
     let name = &input.name;
     let (_, ty_generics, _) = input.generics.split_for_impl();

@@ -14,7 +14,8 @@
 //! ```
 //!
 //! Runnable examples live in `shared-runtime`'s documentation (`TypeLayout::to_ctypes`),
-//! and `docs/derive.md` lists every rule the derive checks.
+//! and its guide (`shared_runtime::guide::derive`, `docs/derive.md` in the repository) lists
+//! every rule the derive checks.
 //!
 //! The macro runs in three passes, each in its own module: `ast` reads the `syn` input
 //! (with `attr` for `#[repr]` and `#[shared]`), `valid` collects every reason the struct
@@ -38,6 +39,15 @@ mod valid;
 use proc_macro::TokenStream;
 use syn::{parse_macro_input, DeriveInput};
 
+/// The runtime's hidden module that generated code goes through: `<crate>::__private_v1`.
+///
+/// Versioned (and the runtime pins this crate's exact version), so a derive and a runtime
+/// that disagree about what the module holds fail to compile instead of misbehaving. The
+/// one place the name is written.
+pub(crate) fn private_path(krate: &syn::Path) -> proc_macro2::TokenStream {
+    quote::quote!(#krate::__private_v1)
+}
+
 /// Derives `shared_runtime::SharedType` for a `#[repr(C)]` struct whose fields are all
 /// shared types.
 ///
@@ -59,7 +69,7 @@ use syn::{parse_macro_input, DeriveInput};
 /// `set_x(F)`, `update_x(|&mut F| -> R) -> R` and `x_place()`. Each reads or writes only that
 /// field; on a synchronized container each call takes the lock once. Tuple struct fields
 /// are `_0()`, `set_0()`, ...; the trait is as visible as the struct and its least visible
-/// field. `docs/derive.md` has the details.
+/// field. `shared_runtime::guide::derive` has the details.
 ///
 /// One option exists: `#[shared(crate = "path")]` names the runtime crate when it is not
 /// reachable as `::shared_runtime` (for crates that re-export it).

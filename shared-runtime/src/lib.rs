@@ -65,58 +65,107 @@
 //! # Ok::<(), shared_runtime::Error>(())
 //! ```
 //!
+//! ## Which type do I want?
+//!
+//! | you have | use | Python's name |
+//! | --- | --- | --- |
+//! | one value, written by one process at a time or where a torn read is fine | [`RawValue<T>`]: `get`/`set`, no lock, copies with atomic instructions | `RawValue` |
+//! | an array, same conditions | [`RawArray<T>`]: `get(i)`, `set(i, v)`, `read(range)`, `write(start, ..)` | `RawArray` |
+//! | one value updated by several processes | [`Value<T>`]: each `get`/`set`/`update` takes its lock once; `lock()` for a longer critical section | `Value` |
+//! | an array updated by several processes | [`Array<T>`]: the same, indexed; `lock()` gives the whole slice | `Array` |
+//! | several objects that must change together | one [`Lock`] (or [`RLock`], re-entrant) shared by them: `Value::with_lock`, `Array::from_slice_with_lock`, or a lock beside raw objects | `Lock`, `RLock` |
+//! | a raw object that should get a lock after all | [`synchronized(obj, None)`](synchronized) (a fresh `RLock`) or `synchronized(obj, Some(lock))`: a [`Synchronized`] | `synchronized` |
+//! | a `#[repr(C)]` struct in any of those | `#[derive(SharedStruct)]` on it: field accessors `p.x()`, `p.set_x(..)` | `Structure` |
+//! | text in a fixed buffer | an array of [`CChar`] (`value()`, `set_value(..)`, `raw()`) or [`WChar`] | `c_char`/`c_wchar` arrays |
+//! | a program that was not forked from yours (or Python) | a named arena ([`Arena::create_named`]) or a [`Handle`](handle::Handle) to one object | `shared_memory` |
+//! | a child process | [`Process::start`] (owned captures) or `Process::scope` (borrowing); `join()` reports how it ended | `Process` |
+//!
 //! Locks survive a crashed holder: if a process dies holding one (even by `SIGKILL`), the
-//! next acquirer gets it inside a `PoisonError`. Processes that did not fork from the
-//! creator attach through named arenas, handles or an inherited descriptor
-//! ([`Arena::create_named`], [`Handle`], [`Arena::share_with`]); see `docs/interop.md`.
+//! next taker gets it inside a `PoisonError`, and every later `lock()` is told until
+//! `clear_poison()` (`is_poisoned()` asks). Processes that did not fork from the creator
+//! attach through named arenas, handles or an inherited descriptor
+//! ([`Arena::create_named`], [`Handle`](handle::Handle), [`Arena::share_with`]); see
+//! [`guide::interop`].
+//!
+//! Less common names live in modules: [`place`] (typed locations inside shared objects, for
+//! field-level access), [`layout`] (what a shared type looks like in memory), [`arena`]
+//! (arena reports and constants), [`handle`] (objects named to other processes). The
+//! [`guide`] holds the longer documents, [`guide::porting`] first for Python programmers.
 //!
 //! ## Safety model
 //!
 //! Memory another process can write is never handed out as a plain `&T` without the lock:
 //! raw objects copy in and out with relaxed atomics (sound, possibly torn, like ctypes'
 //! "potentially non-atomic" access); locked objects give references only while their lock
-//! is held. See `docs/safety.md`.
+//! is held. See [`guide::safety`].
 
 #![warn(missing_docs)]
 
-mod arena;
+pub mod arena;
 mod error;
-mod handle;
-mod place;
+pub mod guide;
+pub mod handle;
+pub mod place;
 mod process;
 mod raw;
 mod sync;
 mod sys;
 mod types;
 
-pub use arena::{Arena, ArenaStats, HeapReport, Reclaimed, ARENA_ENV, MAX_ALIGN};
+pub use arena::Arena;
 pub use error::{Error, Result};
-pub use handle::Handle;
-pub use place::{Access, HasPlace, Held, Locked, Place, Unlocked};
 pub use process::{Process, Scope, ScopedProcess, PANIC_EXIT_CODE};
 pub use raw::{copy, copy_in, copy_slice, copy_slice_in, RawArray, RawValue};
 pub use sync::{
     synchronized, Array, Lock, LockGuard, RLock, SharedLock, SharedObject, SyncGuard, Synchronized,
     Value,
 };
-pub use types::{
-    CChar, FieldLayout, LayoutKind, LayoutName, Plain, Primitive, SharedType, TypeLayout, WChar,
-};
+pub use types::{CChar, Plain, SharedType, WChar};
+
+// The rarer names live in their modules; the crate's own code reaches them here too.
+pub(crate) use place::{Held, Locked, Place, Unlocked};
+
+/// Type layouts: what [`SharedType::LAYOUT`] says about a type (size, alignment, fields
+/// and their primitive kinds), rendered as Python `ctypes` with
+/// [`TypeLayout::to_ctypes`](crate::layout::TypeLayout::to_ctypes) and hashed into the fingerprint checked when another
+/// process opens a named object or a handle.
+///
+/// ```
+/// use shared_runtime::layout::{LayoutKind, Primitive};
+/// use shared_runtime::SharedType;
+///
+/// let layout = <f64 as SharedType>::LAYOUT;
+/// assert_eq!((layout.size, layout.align), (8, 8));
+/// assert!(matches!(layout.kind, LayoutKind::Primitive(Primitive::F64)));
+/// ```
+pub mod layout {
+    pub use crate::types::{FieldLayout, LayoutKind, LayoutName, Primitive, TypeLayout};
+}
 
 /// Re-exports of `shared_derive`'s generated code needs; not a public API.
+///
+/// Versioned with the expansion: a derive and a runtime that disagree about it fail to
+/// compile (the derive is pinned to this runtime's exact version as well).
 #[doc(hidden)]
-pub mod __private {
-    pub use crate::arena::crash::crash_after_steps;
-    pub use crate::arena::header::layout_for_tests;
+pub mod __private_v1 {
     pub use crate::place::{project_field, HasPlace, Place};
     pub use crate::types::{FieldLayout, LayoutKind, LayoutName, SharedType, TypeLayout};
     pub use core::mem::{align_of, offset_of, size_of};
     pub use core::primitive::{bool, str, u64, usize};
 }
 
+/// Hooks for the crate's own fault-injection tests, built only with the `test-hooks`
+/// feature: no program should call them.
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub mod test_hooks {
+    pub use crate::arena::crash::crash_after_steps;
+    pub use crate::arena::header::layout_for_tests;
+}
+
 pub use shared_derive::SharedStruct;
 
 /// The README's examples, run as doctests so that they cannot go stale.
-#[doc = include_str!("../../README.md")]
+#[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;

@@ -26,7 +26,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use shared_runtime::{Arena, Error, Handle, RawArray, RawValue, SharedStruct, SharedType};
+use shared_runtime::handle::Handle;
+use shared_runtime::{Arena, Error, RawArray, RawValue, SharedStruct, SharedType};
 
 /// Segment lengths, chosen by the first input byte: realistic arenas are 1 MiB (class 0);
 /// the others are other valid sizes, a length that is not a page multiple, one too small
@@ -386,7 +387,7 @@ struct State<'s> {
 
 /// Where objects may start: past the arena header and the first block header.
 fn first_payload() -> u64 {
-    shared_runtime::__private::layout_for_tests().2 + 16
+    shared_runtime::test_hooks::layout_for_tests().2 + 16
 }
 
 /// The object of `len` elements of `T` at `offset` lies inside its arena's mapping, past
@@ -803,7 +804,7 @@ impl State<'_> {
             }
             op::POKE_LOCK_SELF => {
                 if let Some(me) = thread_identity() {
-                    let at = shared_runtime::__private::layout_for_tests().0 as u64;
+                    let at = shared_runtime::test_hooks::layout_for_tests().0 as u64;
                     self.poke(at, &me.to_le_bytes());
                 }
             }

@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
+use shared_runtime::place::HasPlace;
 use shared_runtime::{
-    array, raw_array, raw_value, value, Array, CChar, HasPlace, Lock, RawArray, RawValue,
-    SharedStruct, SyncGuard, Value,
+    array, raw_array, raw_value, value, Array, CChar, Lock, RawArray, RawValue, SharedStruct,
+    SyncGuard, Value,
 };
 
 use super::{finish, fork_lock, in_child, shape, Foo, Padded, Point, Rgb};

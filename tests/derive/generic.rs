@@ -4,9 +4,9 @@
 
 use std::mem::{offset_of, size_of};
 
-use shared_runtime::{
-    Arena, Array, HasPlace, Primitive, RawArray, RawValue, SharedStruct, SharedType, Value,
-};
+use shared_runtime::layout::Primitive;
+use shared_runtime::place::HasPlace;
+use shared_runtime::{Arena, Array, RawArray, RawValue, SharedStruct, SharedType, Value};
 
 use super::{fork_lock, in_child, Point, PointFields};
 
@@ -84,10 +84,10 @@ trait KindFields {
     fn kind_fields(&self) -> Vec<(&'static str, usize)>;
 }
 
-impl KindFields for shared_runtime::TypeLayout {
+impl KindFields for shared_runtime::layout::TypeLayout {
     fn kind_fields(&self) -> Vec<(&'static str, usize)> {
         match self.kind {
-            shared_runtime::LayoutKind::Struct { fields } => {
+            shared_runtime::layout::LayoutKind::Struct { fields } => {
                 fields.iter().map(|f| (f.name, f.offset)).collect()
             }
             _ => panic!("not a struct: {self:?}"),
@@ -268,8 +268,8 @@ fn user_items_do_not_capture_generated_names() {
 /// that such a path could aim at memory of its choosing.
 mod fake {
 
-    pub mod __private {
-        pub use shared_runtime::__private::*;
+    pub mod __private_v1 {
+        pub use shared_runtime::__private_v1::*;
 
         use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -277,12 +277,12 @@ mod fake {
 
         /// The user's replacement: any offset it likes, but it can only reach the real
         /// (checked) projection.
-        pub fn project_field<'a, T: SharedType, U: SharedType, A: shared_runtime::Access>(
+        pub fn project_field<'a, T: SharedType, U: SharedType, A: shared_runtime::place::Access>(
             place: Place<'a, T, A>,
             offset: usize,
         ) -> Place<'a, U, A> {
             CALLS.fetch_add(1, Ordering::Relaxed);
-            shared_runtime::__private::project_field(place, offset)
+            shared_runtime::__private_v1::project_field(place, offset)
         }
     }
 }
@@ -299,24 +299,24 @@ struct ThroughFake {
 fn a_replaced_crate_path_reaches_only_safe_code() {
     use std::sync::atomic::Ordering;
     let v = RawValue::new(ThroughFake { a: 1, b: 2 }).unwrap();
-    let before = fake::__private::CALLS.load(Ordering::Relaxed);
+    let before = fake::__private_v1::CALLS.load(Ordering::Relaxed);
     v.set_b(20);
     assert_eq!(v.place().get(), ThroughFake { a: 1, b: 20 });
-    assert!(fake::__private::CALLS.load(Ordering::Relaxed) > before);
+    assert!(fake::__private_v1::CALLS.load(Ordering::Relaxed) > before);
 }
 
 #[test]
 #[should_panic(expected = "does not lie inside")]
 fn the_runtime_projection_refuses_an_offset_outside_the_value() {
     let v = RawValue::new([0u32; 2]).unwrap();
-    let _ = shared_runtime::__private::project_field::<_, u32, _>(v.place(), 8);
+    let _ = shared_runtime::__private_v1::project_field::<_, u32, _>(v.place(), 8);
 }
 
 #[test]
 #[should_panic(expected = "not aligned")]
 fn the_runtime_projection_refuses_a_misaligned_offset() {
     let v = RawValue::new([0u32; 2]).unwrap();
-    let _ = shared_runtime::__private::project_field::<_, u32, _>(v.place(), 1);
+    let _ = shared_runtime::__private_v1::project_field::<_, u32, _>(v.place(), 1);
 }
 
 /// A type that knows only zerocopy, as another crate's would.

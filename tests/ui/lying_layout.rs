@@ -1,4 +1,5 @@
-use shared_runtime::{LayoutKind, SharedStruct, SharedType, TypeLayout};
+use shared_runtime::{SharedStruct, SharedType};
+use shared_runtime::layout::{LayoutKind, TypeLayout};
 
 // A hand-written impl whose LAYOUT does not describe the type.
 #[derive(Clone, Copy)]

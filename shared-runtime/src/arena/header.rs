@@ -46,9 +46,7 @@ pub(crate) fn min_capacity() -> u64 {
 
 fn random_id() -> u64 {
     let mut id = [0u8; 8];
-    // SAFETY: getrandom writes at most `id.len()` bytes to the buffer we own.
-    let n = unsafe { libc::getrandom(id.as_mut_ptr().cast(), id.len(), 0) };
-    if n != 8 {
+    if !crate::sys::random::fill(&mut id) {
         // No entropy source: a mix of time, pid and address is unique enough for an id.
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -203,6 +201,12 @@ impl ArenaHeader {
 
 /// Where the arena's lock word lies in the header (for fault-injection tests), and where
 /// the heap starts.
+///
+/// ```
+/// let (lock_at, lock_len, heap_start) = shared_runtime::test_hooks::layout_for_tests();
+/// assert!(lock_at + lock_len <= heap_start as usize);
+/// ```
+#[cfg(feature = "test-hooks")]
 pub fn layout_for_tests() -> (usize, usize, u64) {
     (
         std::mem::offset_of!(ArenaHeader, lock),

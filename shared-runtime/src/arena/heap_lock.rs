@@ -96,6 +96,7 @@ impl Arena {
     /// # Errors
     /// As any allocation.
     #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
     pub fn hold_allocator_lock_for_tests(&self) -> Result<()> {
         let me = self.lock_identity()?;
         match self.header().lock.lock(me, None) {
@@ -110,6 +111,7 @@ impl Arena {
     /// # Safety
     /// The calling thread must hold this arena's allocator lock, taken by that function.
     #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
     pub unsafe fn release_allocator_lock_for_tests(&self) {
         // SAFETY: forwarded to the caller.
         unsafe { self.header().lock.unlock() }
@@ -117,6 +119,7 @@ impl Arena {
 
     /// Whether some thread holds this arena's allocator lock right now.
     #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
     pub fn allocator_lock_held_for_tests(&self) -> bool {
         self.header().lock.holder() != 0
     }

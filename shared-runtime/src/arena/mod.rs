@@ -1,5 +1,9 @@
 //! The shared arena: one memory mapping that never moves, and an allocator whose state
 //! lives inside it.
+//!
+//! Beside [`Arena`] itself (also at the crate root), this module holds what an arena
+//! reports — [`ArenaStats`], [`HeapReport`], [`Reclaimed`] — and its constants
+//! ([`ARENA_ENV`], [`MAX_ALIGN`]).
 
 mod allocation;
 mod bins;
@@ -76,7 +80,7 @@ impl Drop for ArenaInner {
 /// # Safety
 /// Any process that shares the arena may write any of its bytes at any time. The crate
 /// never exposes that memory as a plain reference except under a lock or exclusive
-/// ownership; see `docs/safety.md`.
+/// ownership; see [`guide::safety`](crate::guide::safety).
 ///
 /// ```
 /// use shared_runtime::{Arena, RawValue};

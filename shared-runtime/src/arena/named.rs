@@ -5,7 +5,7 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use crate::arena::{checked_capacity, header, Arena};
-use crate::sys::memory::{unlink_if_same, unlink_named, SharedMemory};
+use crate::sys::memory::{segment_names, unlink_if_same, unlink_named, SharedMemory};
 use crate::{Error, Result};
 
 /// The environment variable through which [`Arena::share_with`] tells a spawned program
@@ -140,15 +140,8 @@ impl Arena {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn remove_stale() -> Result<Vec<String>> {
-        let dir = std::fs::read_dir("/dev/shm").map_err(|source| Error::Os {
-            call: "opendir /dev/shm",
-            source,
-        })?;
         let mut removed = Vec::new();
-        for entry in dir.flatten() {
-            let Ok(name) = entry.file_name().into_string() else {
-                continue;
-            };
+        for name in segment_names()? {
             let Ok(arena) = Arena::open_named(&name) else {
                 continue;
             };
@@ -203,17 +196,11 @@ impl Arena {
         }
         let fd = self.inner.mem.fd().as_raw_fd();
         command.env(ARENA_ENV, format!("fd:{fd}"));
-        // SAFETY: the closure runs in the forked child before exec and only calls fcntl,
-        // which is async-signal-safe, on a descriptor that is open in the child (it is
-        // inherited from the parent, where `self` keeps it open).
+        // SAFETY: the closure runs in the forked child before exec and only calls fcntl
+        // (`keep_across_exec`), which is async-signal-safe, on a descriptor that is open in
+        // the child (it is inherited from the parent, where `self` keeps it open).
         unsafe {
-            command.pre_exec(move || {
-                let flags = libc::fcntl(fd, libc::F_GETFD);
-                if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
+            command.pre_exec(move || crate::sys::fd::keep_across_exec(fd));
         }
         Ok(())
     }
@@ -226,7 +213,7 @@ impl Arena {
     ///
     /// ```
     /// // Not started through share_with: nothing to map.
-    /// std::env::remove_var(shared_runtime::ARENA_ENV);
+    /// std::env::remove_var(shared_runtime::arena::ARENA_ENV);
     /// assert!(shared_runtime::Arena::from_env()?.is_none());
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
@@ -246,8 +233,7 @@ impl Arena {
             .and_then(|n| n.parse().ok())
             .filter(|&fd| fd >= 0)
             .ok_or_else(|| bad("expected fd:<number> or name:<segment>"))?;
-        // SAFETY: F_GETFD only asks whether the number is an open descriptor.
-        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        if !crate::sys::fd::is_open(fd) {
             return Err(bad("that descriptor is not open in this process"));
         }
         // SAFETY: the descriptor is open (checked above) and was passed to this program for

@@ -17,7 +17,8 @@ use crate::{Error, Result};
 /// becomes the object's owner (once; a second open of the same owned handle fails).
 ///
 /// ```
-/// use shared_runtime::{Handle, RawValue};
+/// use shared_runtime::RawValue;
+/// use shared_runtime::handle::Handle;
 ///
 /// let v = RawValue::new(7u32)?;
 /// let text = v.handle().to_string();

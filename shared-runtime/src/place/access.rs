@@ -15,10 +15,11 @@ mod sealed {
 /// [`Locked`] or [`Held`]. Sealed: a place's soundness depends on it.
 ///
 /// Generic code over any container of a shared struct names it through
-/// [`HasPlace::Access`](crate::HasPlace::Access):
+/// [`HasPlace::Access`](crate::place::HasPlace::Access):
 ///
 /// ```
-/// use shared_runtime::{Access, HasPlace, Place, RawValue, Value};
+/// use shared_runtime::{RawValue, Value};
+/// use shared_runtime::place::{Access, HasPlace, Place};
 ///
 /// fn double<'a, C: HasPlace<'a, u32>>(c: C) {
 ///     let place: Place<'a, u32, C::Access> = c.place();
@@ -43,7 +44,8 @@ pub trait Access: sealed::Sealed + Copy {
 /// sound but possibly torn by a concurrent writer, and `update` is not atomic.
 ///
 /// ```
-/// use shared_runtime::{HasPlace, Place, RawValue, Unlocked};
+/// use shared_runtime::RawValue;
+/// use shared_runtime::place::{HasPlace, Place, Unlocked};
 /// let v = RawValue::new(1i64)?;
 /// let p: Place<'_, i64, Unlocked> = v.place();
 /// p.set(2);
@@ -74,7 +76,8 @@ impl Access for Unlocked {
 /// progress).
 ///
 /// ```
-/// use shared_runtime::{Array, Locked, Place, RawArray, RLock};
+/// use shared_runtime::{Array, RawArray, RLock};
+/// use shared_runtime::place::{Locked, Place};
 /// let a = Array::from_slice(&[1.0f64, 2.0])?;
 /// let p: Place<'_, f64, Locked<'_, RawArray<f64>, RLock>> = a.at(1);
 /// p.update(|x| *x *= 10.0); // one acquisition of the lock
@@ -119,7 +122,8 @@ impl<O, L: SharedLock> Access for Locked<'_, O, L> {
 /// stay on the thread that holds the lock.
 ///
 /// ```
-/// use shared_runtime::{Held, Place, SyncGuard, Value};
+/// use shared_runtime::{SyncGuard, Value};
+/// use shared_runtime::place::{Held, Place};
 /// let v = Value::new([1u8, 2, 3])?;
 /// let mut g = v.lock().unwrap();
 /// let p: Place<'_, [u8; 3], Held> = SyncGuard::place(&mut g);

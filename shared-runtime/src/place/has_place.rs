@@ -21,7 +21,8 @@ use crate::SharedType;
 /// guard)`](crate::SyncGuard::place) borrows it mutably instead.
 ///
 /// ```
-/// use shared_runtime::{HasPlace, RawValue, Value};
+/// use shared_runtime::{RawValue, Value};
+/// use shared_runtime::place::HasPlace;
 ///
 /// fn bump<'a, C: HasPlace<'a, u64>>(counter: C) -> u64 {
 ///     counter.place().update(|n| {
@@ -41,7 +42,7 @@ pub trait HasPlace<'a, T: SharedType>: Copy {
     /// The place of the contained `T`. Takes no lock: each operation on the place does.
     ///
     /// ```
-    /// use shared_runtime::HasPlace;
+    /// use shared_runtime::place::HasPlace;
     /// let v = shared_runtime::Value::new(3i8)?;
     /// let p = v.place(); // `v` is borrowed: `&Value` is the container
     /// p.set(p.get() * 2);

@@ -101,7 +101,7 @@ impl<'a, T: SharedType, A: Access> Place<'a, T, A> {
     /// `update`, or while a guard from its `lock()` lives).
     ///
     /// ```
-    /// use shared_runtime::HasPlace;
+    /// use shared_runtime::place::HasPlace;
     /// let v = shared_runtime::Value::new(2.5f32)?;
     /// assert_eq!(v.place().get(), 2.5);
     /// # Ok::<(), shared_runtime::Error>(())
@@ -177,8 +177,9 @@ impl<'a, T: SharedType, A: Access> Place<'a, T, A> {
 /// `offset_of!`).
 ///
 /// ```
-/// use shared_runtime::{HasPlace, RawValue};
-/// use shared_runtime::__private::project_field;
+/// use shared_runtime::place::HasPlace;
+/// use shared_runtime::RawValue;
+/// use shared_runtime::__private_v1::project_field;
 ///
 /// let v = RawValue::new([1u32, 2])?;
 /// let second = project_field::<_, u32, _>(v.place(), 4);
@@ -223,12 +224,14 @@ impl<'a, T: SharedType, A: Access, const N: usize> Place<'a, [T; N], A> {
     /// If `index >= N`, naming both, like slice indexing.
     ///
     /// ```
-    /// use shared_runtime::{HasPlace, Value};
+    /// use shared_runtime::Value;
+    /// use shared_runtime::place::HasPlace;
     /// let v = Value::new([[0u8; 2]; 3])?;
     /// v.place().at(2).at(1).set(9);
     /// assert_eq!(v.get(), [[0, 0], [0, 0], [0, 9]]);
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
+    #[track_caller]
     pub fn at(self, index: usize) -> Place<'a, T, A> {
         assert!(
             index < N,

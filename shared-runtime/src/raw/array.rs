@@ -45,6 +45,7 @@ fn byte_len<T>(len: usize) -> Result<usize> {
 }
 
 /// Turns a range into `start..end`, panicking like slice indexing when it is out of bounds.
+#[track_caller]
 pub(crate) fn resolve(range: impl RangeBounds<usize>, len: usize) -> Range<usize> {
     let start = match range.start_bound() {
         Bound::Included(&s) => s,
@@ -197,6 +198,7 @@ impl<T: SharedType> RawArray<T> {
     /// assert_eq!(a.to_vec(), [0, -4]);
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
+    #[track_caller]
     pub fn set(&self, index: usize, value: T) {
         self.check_index(index);
         // SAFETY: index < len (checked above); see `get`.
@@ -227,6 +229,7 @@ impl<T: SharedType> RawArray<T> {
     /// assert_eq!(a.get(0).map(|p| p.x), Some(1.0));
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
+    #[track_caller]
     pub fn at(&self, index: usize) -> Place<'_, T, Unlocked> {
         self.check_index(index);
         // SAFETY: index < len (checked above), so the element is an aligned `T` inside the
@@ -235,6 +238,7 @@ impl<T: SharedType> RawArray<T> {
         unsafe { Place::new(self.as_ptr().add(index), Unlocked::new()) }
     }
 
+    #[track_caller]
     pub(crate) fn check_index(&self, index: usize) {
         assert!(
             index < self.len,
@@ -265,6 +269,7 @@ impl<T: SharedType> RawArray<T> {
     /// assert_eq!(a.read(1..3), [2, 3]);
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
+    #[track_caller]
     pub fn read(&self, range: impl RangeBounds<usize>) -> Vec<T> {
         let r = resolve(range, self.len);
         let n = r.len();
@@ -297,6 +302,7 @@ impl<T: SharedType> RawArray<T> {
     /// assert_eq!(a.to_vec(), [0, 7, 8, 0]);
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
+    #[track_caller]
     pub fn write(&self, start: usize, items: &[T]) {
         let end = start
             .checked_add(items.len())

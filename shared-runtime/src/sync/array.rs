@@ -184,6 +184,7 @@ impl<T: SharedType, L: SharedLock> Array<T, L> {
     /// assert_eq!(a.to_vec(), [0, -1]);
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
+    #[track_caller]
     pub fn set(&self, index: usize, value: T) {
         self.obj().check_index(index);
         let _held = self.lock_and_borrow();
@@ -203,6 +204,7 @@ impl<T: SharedType, L: SharedLock> Array<T, L> {
     /// assert_eq!(a.to_vec(), [2.25, 2.0]);
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
+    #[track_caller]
     pub fn update<R>(&self, index: usize, f: impl FnOnce(&mut T) -> R) -> R {
         self.obj().check_index(index);
         let _held = self.lock_and_borrow();
@@ -237,6 +239,7 @@ impl<T: SharedType, L: SharedLock> Array<T, L> {
     /// assert_eq!((a.at(3).mass(), a.at(3).pos()), (5.0, [-1.0, 0.0, 0.0]));
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
+    #[track_caller]
     pub fn at(&self, index: usize) -> Place<'_, T, Locked<'_, RawArray<T>, L>> {
         self.obj().check_index(index);
         // SAFETY: index < len (checked above), so the element is an aligned `T` inside the
@@ -266,6 +269,7 @@ impl<T: SharedType, L: SharedLock> Array<T, L> {
     /// assert_eq!(a.read(1..), [2, 3]);
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
+    #[track_caller]
     pub fn read(&self, range: impl RangeBounds<usize>) -> Vec<T> {
         let raw = self.obj();
         let r = crate::raw::resolve(range, raw.len());
@@ -288,6 +292,7 @@ impl<T: SharedType, L: SharedLock> Array<T, L> {
     /// assert_eq!(a.to_vec(), [0, 8, 9]);
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
+    #[track_caller]
     pub fn write(&self, start: usize, items: &[T]) {
         let raw = self.obj();
         let end = start

@@ -103,6 +103,7 @@ impl<T: SharedType> SyncGuard<'_, [T]> {
     /// assert_eq!(a.to_vec(), [[1, 2], [30, 4]]);
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
+    #[track_caller]
     pub fn at(this: &mut Self, index: usize) -> Place<'_, T, Held> {
         let len = this.data.len();
         assert!(

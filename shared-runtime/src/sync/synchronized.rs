@@ -147,6 +147,7 @@ impl<O, L: SharedLock> Synchronized<O, L> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     #[doc(alias = "get_obj")]
+    #[track_caller]
     pub fn getobj(&self) -> &O {
         // The raw object's accessors ignore the lock: used while this thread holds a guard
         // of the same object, they would write behind the guard's reference.

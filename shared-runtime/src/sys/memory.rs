@@ -207,3 +207,17 @@ pub(crate) fn unlink_if_same(name: &str, mem: &SharedMemory) -> bool {
     };
     (named.dev(), named.ino()) == (ours.dev(), ours.ino()) && unlink_named(name)
 }
+
+/// The names of the POSIX shared memory segments on this machine (the entries of
+/// `/dev/shm`, where glibc's `shm_open` keeps them), without the leading slash. Names that
+/// are not UTF-8 are skipped: no segment of this crate has one.
+pub(crate) fn segment_names() -> Result<Vec<String>> {
+    let dir = std::fs::read_dir("/dev/shm").map_err(|source| Error::Os {
+        call: "opendir /dev/shm",
+        source,
+    })?;
+    Ok(dir
+        .flatten()
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .collect())
+}

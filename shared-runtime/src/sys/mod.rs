@@ -4,13 +4,18 @@
 //! [`process`] (fork, wait, signals, the cached process id and fork generation),
 //! [`pidfd`] (process file descriptors: `pidfd_open`, `pidfd_send_signal`,
 //! `waitid(P_PIDFD)`, `poll`), [`liveness`] (thread identities and proof that a thread or
-//! process has ended), [`procfs`] (allocation-free reads of `/proc`) and [`futex`] (the robust lock word every lock of the crate, the
+//! process has ended), [`procfs`] (allocation-free reads of `/proc`), [`fd`] (descriptor
+//! flags), [`random`] (`getrandom`), [`signal`] (killing oneself) and [`futex`] (the robust lock word every lock of the crate, the
 //! allocator's included, is built on). Everything here is Linux/glibc first; another Unix
 //! needs only these files replaced.
 
+pub(crate) mod fd;
 pub(crate) mod futex;
 pub(crate) mod liveness;
 pub(crate) mod memory;
 pub(crate) mod pidfd;
 pub(crate) mod process;
 pub(crate) mod procfs;
+pub(crate) mod random;
+#[cfg(feature = "test-hooks")]
+pub(crate) mod signal;

@@ -64,7 +64,7 @@ impl Primitive {
     /// The name of the equivalent `ctypes` type, e.g. `c_double`.
     ///
     /// ```
-    /// use shared_runtime::Primitive;
+    /// use shared_runtime::layout::Primitive;
     /// assert_eq!(Primitive::F64.ctypes_name(), "c_double");
     /// ```
     pub const fn ctypes_name(self) -> &'static str {
