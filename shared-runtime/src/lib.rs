@@ -90,8 +90,9 @@ pub use place::{Access, HasPlace, Held, Locked, Place, Unlocked};
 pub use process::{Process, PANIC_EXIT_CODE};
 pub use raw::{copy, copy_in, copy_slice, copy_slice_in, RawArray, RawValue};
 pub use sync::{
-    synchronized, Array, Lock, LockGuard, RLock, SharedLock, SharedObject, SyncGuard, Synchronized,
-    Value,
+    synchronized, Array, GenericLock, HoldsLock, IntoObject, Lock, LockArg, LockGuard,
+    NonReentrant, Poison, PoisonCause, RLock, Reentrancy, Reentrant, SharedLock, SharedObject,
+    SyncGuard, Synchronized, Value,
 };
 pub use types::{CChar, FieldLayout, LayoutKind, Primitive, SharedType, TypeLayout, WChar};
 
