@@ -181,7 +181,10 @@ fn question_mark_on_lock_results() {
         panic!("while holding the lock");
     });
     let me = std::process::id() as i32;
-    for err in [bump(&lock, &n).unwrap_err(), bump_quickly(&lock, &n).unwrap_err()] {
+    for err in [
+        bump(&lock, &n).unwrap_err(),
+        bump_quickly(&lock, &n).unwrap_err(),
+    ] {
         match &err {
             Error::Poisoned { pid, cause } => {
                 assert_eq!((*pid, *cause), (Some(me), PoisonCause::Panicked));
@@ -189,10 +192,7 @@ fn question_mark_on_lock_results() {
             other => panic!("{other}"),
         }
         let text = err.to_string();
-        assert!(
-            text.contains(&format!("process {me} panicked")),
-            "{text}"
-        );
+        assert!(text.contains(&format!("process {me} panicked")), "{text}");
     }
     assert_eq!(n.get(), 2, "nothing ran under the poisoned lock");
     // The conversion dropped the guard: the lock is free (and still poisoned).
@@ -233,7 +233,10 @@ fn a_sigkilled_holders_poison_is_sticky_and_names_it() {
             matches!(err, Error::Poisoned { pid: Some(p), cause: PoisonCause::Died } if p == pid),
             "round {round}: {err}"
         );
-        assert!(err.to_string().contains(&format!("process {pid} died")), "{err}");
+        assert!(
+            err.to_string().contains(&format!("process {pid} died")),
+            "{err}"
+        );
     }
     lock.clear_poison();
     assert_eq!(bump(&lock, &n).unwrap(), 1);
@@ -514,7 +517,10 @@ fn short_timeouts_recover_a_dead_holder() {
 /// One body for both kinds: `Lock` and `RLock` are one generic type, re-entrant or not by
 /// its parameter, and `Debug` still names the kind.
 fn one_type_for_both<K: Reentrancy>(lock: GenericLock<K>, name: &str) {
-    assert!(format!("{lock:?}").starts_with(&format!("{name} {{")), "{lock:?}");
+    assert!(
+        format!("{lock:?}").starts_with(&format!("{name} {{")),
+        "{lock:?}"
+    );
     let g = lock.lock().unwrap();
     assert_eq!(lock.try_lock().is_ok(), K::REENTRANT, "{name}");
     drop(g);

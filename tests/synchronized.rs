@@ -234,14 +234,21 @@ fn a_dead_holder_is_reported_by_lock_until_cleared_and_ignored_by_accessors() {
     v.update(|n| *n += 1);
     assert!(v.is_poisoned(), "...and do not clear the poison");
     for _ in 0..3 {
-        assert_eq!(*v.lock().unwrap_err().into_inner(), 9, "every lock() is told");
+        assert_eq!(
+            *v.lock().unwrap_err().into_inner(),
+            9,
+            "every lock() is told"
+        );
     }
     let err = add_one(&v).unwrap_err();
     assert!(
         matches!(err, Error::Poisoned { pid: Some(p), cause: PoisonCause::Died } if p == pid),
         "{err}"
     );
-    assert!(err.to_string().contains(&format!("process {pid} died")), "{err}");
+    assert!(
+        err.to_string().contains(&format!("process {pid} died")),
+        "{err}"
+    );
     v.clear_poison();
     assert!(!v.is_poisoned());
     assert_eq!(add_one(&v).unwrap(), 10);

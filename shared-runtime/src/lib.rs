@@ -60,7 +60,7 @@
 //! ```
 //!
 //! Locks survive a crashed holder: if a process dies holding one (even by `SIGKILL`), the
-//! next acquirer gets it inside a `PoisonError`. Processes that did not fork from the
+//! next acquirer gets it inside a `PoisonError`, and every later one until `clear_poison()`. Processes that did not fork from the
 //! creator attach through named arenas, handles or an inherited descriptor
 //! ([`Arena::create_named`], [`Handle`], [`Arena::share_with`]); see `docs/interop.md`.
 //!

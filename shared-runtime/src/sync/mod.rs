@@ -11,7 +11,9 @@ mod value;
 mod wrap;
 
 pub use guard::SyncGuard;
-pub use lock::{GenericLock, Lock, LockGuard, NonReentrant, RLock, Reentrancy, Reentrant, SharedLock};
+pub use lock::{
+    GenericLock, Lock, LockGuard, NonReentrant, RLock, Reentrancy, Reentrant, SharedLock,
+};
 pub use poison::{HoldsLock, Poison, PoisonCause};
 pub use synchronized::{Array, SharedObject, Synchronized, Value};
 pub use wrap::{synchronized, IntoObject, LockArg};
