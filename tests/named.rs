@@ -422,16 +422,16 @@ fn spawned_program_opens_handles() {
 /// give two `&mut` to the same memory.
 #[test]
 fn only_owned_objects_can_be_synchronized() {
-    use shared_runtime::{synchronized, RLock};
+    use shared_runtime::synchronized;
     let arena = Arena::with_capacity(1 << 20).unwrap();
     arena.create("x", 1u64).unwrap();
     let view = arena.open::<u64>("x").unwrap();
-    let err = synchronized::<_, RLock>(view, None).unwrap_err();
+    let err = synchronized(view, None).unwrap_err();
     assert!(matches!(err, Error::NotOwned), "{err}");
     let owned = RawValue::new_in(&arena, 2u64).unwrap();
     let borrowed = RawValue::<u64>::open_handle(&arena, &owned.handle()).unwrap();
-    assert!(synchronized::<_, RLock>(borrowed, None).is_err());
-    assert_eq!(synchronized::<_, RLock>(owned, None).unwrap().get(), 2);
+    assert!(synchronized(borrowed, None).is_err());
+    assert_eq!(synchronized(owned, None).unwrap().get(), 2);
 }
 
 /// A program the arena is shared with cannot shrink it (which would make every process's

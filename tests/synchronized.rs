@@ -2,10 +2,10 @@
 
 mod common;
 
-use common::{forking, in_child};
+use common::{finish, forking, in_child};
 use shared_runtime::{
-    array, raw_array, raw_value, synchronized, value, Array, CChar, Lock, Process, RLock, RawArray,
-    RawValue, SharedLock, Value,
+    array, raw_array, raw_value, synchronized, value, Array, CChar, Error, Lock, PoisonCause,
+    Process, RLock, RawArray, RawValue, Synchronized, Value,
 };
 
 /// CPython's `test_value`: for each typecode, create, check, let a child set the second
@@ -113,7 +113,7 @@ fn getobj_and_getlock() {
     // compile error, checked by tests/ui/raw_value_has_no_getlock.rs).
     let s = synchronized(RawValue::new(1.5f64).unwrap(), Some(lock.clone())).unwrap();
     assert!(s.getlock().same_as(&lock));
-    let fresh = synchronized::<_, Lock>(RawArray::<u8>::zeroed(2).unwrap(), None).unwrap();
+    let fresh = synchronized(RawArray::<u8>::zeroed(2).unwrap(), Lock::new().unwrap()).unwrap();
     assert_eq!(fresh.to_vec(), [0, 0]);
     let (raw, l) = fresh.into_parts();
     assert_eq!(raw.len(), 2);
@@ -193,34 +193,168 @@ fn c_strings_under_a_shared_lock() {
     assert_eq!(s.raw(), b"JELLO WORLD");
 }
 
+/// A child SIGKILLed while holding a value's lock: every later `lock()` is told (with the
+/// child's pid) until `clear_poison()`; `get`/`set` work meanwhile and clear nothing.
 #[test]
-fn a_dead_holder_is_reported_by_acquire_and_ignored_by_accessors() {
+fn a_dead_holder_is_reported_by_lock_until_cleared_and_ignored_by_accessors() {
     let _serial = forking();
     let v = Value::new(0u64).unwrap();
     let holding = RawValue::new(0u8).unwrap();
-    Process::scope(|s| {
-        let mut child = s
-            .start::<()>(|| {
-                let mut g = v.lock().unwrap();
-                *g = 7;
-                holding.set(1);
-                loop {
-                    std::thread::sleep(std::time::Duration::from_secs(1));
+    let (v2, holding2) = (v.clone(), holding.clone());
+    let mut child = Process::<()>::start(move || {
+        let mut g = v2.lock().unwrap();
+        *g = 7;
+        holding2.set(1);
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+    })
+    .unwrap();
+    let pid = child.pid();
+    assert!(common::wait_until(|| holding.get() == 1));
+    child.kill().unwrap();
+    let _ = child.join_timeout(common::PATIENCE);
+    let err = v.lock().unwrap_err();
+    assert_eq!(
+        *err.into_inner(),
+        7,
+        "the poisoned guard still reaches the data"
+    );
+    let poison = v.poison().unwrap();
+    assert_eq!((poison.pid, poison.cause), (Some(pid), PoisonCause::Died));
+    v.set(8); // the accessors work on a poisoned object...
+    assert_eq!(v.get(), 8);
+    v.update(|n| *n += 1);
+    assert!(v.is_poisoned(), "...and do not clear the poison");
+    for _ in 0..3 {
+        assert_eq!(
+            *v.lock().unwrap_err().into_inner(),
+            9,
+            "every lock() is told"
+        );
+    }
+    let err = add_one(&v).unwrap_err();
+    assert!(
+        matches!(err, Error::Poisoned { pid: Some(p), cause: PoisonCause::Died } if p == pid),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains(&format!("process {pid} died")),
+        "{err}"
+    );
+    v.clear_poison();
+    assert!(!v.is_poisoned());
+    assert_eq!(add_one(&v).unwrap(), 10);
+}
+
+/// `v.lock()?` in a function returning the crate's `Result`.
+fn add_one(v: &Value<u64>) -> shared_runtime::Result<u64> {
+    let mut g = v.lock()?;
+    *g += 1;
+    Ok(*g)
+}
+
+#[test]
+fn a_panic_inside_update_poisons_until_cleared() {
+    let a = Array::from_slice(&[1u8, 2]).unwrap();
+    let caught = std::panic::catch_unwind(|| a.update(0, |_| panic!("half-way")));
+    assert!(caught.is_err());
+    assert_eq!(a.to_vec(), [1, 2]);
+    assert!(a.is_poisoned(), "reading does not clear it");
+    let me = std::process::id() as i32;
+    assert_eq!(a.poison().unwrap().pid, Some(me));
+    assert!(a.lock().is_err());
+    assert!(a.lock().is_err(), "sticky");
+    a.clear_poison();
+    assert_eq!(a.lock().unwrap().len(), 2);
+}
+
+/// `synchronized(obj, None)` needs no annotation and gives an `RLock`; a lock can be passed
+/// as itself; `Synchronized::new`/`with_lock` do the same.
+#[test]
+fn synchronized_with_none_needs_no_annotation() -> shared_runtime::Result<()> {
+    let v = synchronized(RawValue::new(1)?, None)?;
+    assert_eq!(v.get(), 1);
+    let _outer = v.getlock().lock().unwrap();
+    assert!(v.getlock().lock().is_ok(), "an RLock: re-entrant");
+    drop(_outer);
+    assert!(format!("{v:?}").contains("RLock {"), "{v:?}");
+    let a = synchronized(RawArray::from_slice(&[1.5, 2.5])?, None)?;
+    assert_eq!(a.to_vec(), [1.5, 2.5]);
+    let rlock = RLock::new()?;
+    let b = synchronized(RawValue::new(2u8)?, Some(rlock.clone()))?;
+    assert!(b.getlock().same_as(&rlock));
+    let lock = Lock::new()?;
+    let c = synchronized(RawValue::new(3u8)?, lock.clone())?;
+    assert!(c.getlock().same_as(&lock));
+    let d = Synchronized::new(RawArray::<u16>::zeroed(3)?)?;
+    assert_eq!(d.to_vec(), [0; 3]);
+    let e = Synchronized::with_lock(RawValue::new(4i8)?, lock.clone())?;
+    assert!(e.getlock().same_as(&lock));
+    assert_eq!(e.get(), 4);
+    Ok(())
+}
+
+/// An object with other live clones is refused: a clone outside the wrapper could write
+/// behind a guard, and a second wrapper would have another lock.
+#[test]
+fn a_cloned_object_cannot_be_synchronized() {
+    let raw = RawValue::new(1u32).unwrap();
+    let twin = raw.clone();
+    let err = synchronized(raw.clone(), None).unwrap_err();
+    assert!(matches!(err, Error::StillCloned { clones: 2, .. }), "{err}");
+    assert!(Synchronized::new(raw.clone()).is_err());
+    drop(twin);
+    assert_eq!(synchronized(raw, None).unwrap().get(), 1);
+}
+
+/// Clones of a `Synchronized` share one object and one lock, here and in a child.
+#[test]
+fn clones_share_the_object_and_the_lock() {
+    let _serial = forking();
+    let v = Value::new(0u64).unwrap();
+    let v2 = v.clone();
+    assert!(v.getlock().same_as(v2.getlock()));
+    v2.set(5);
+    assert_eq!(v.get(), 5);
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            let v = v.clone();
+            Process::start(move || {
+                for _ in 0..1000 {
+                    v.update(|n| *n += 1);
                 }
             })
-            .unwrap();
-        assert!(common::wait_until(|| holding.get() == 1));
-        child.kill().unwrap();
-        let _ = child.join_timeout(common::PATIENCE);
-        let err = v.lock().unwrap_err();
-        assert_eq!(
-            *err.into_inner(),
-            7,
-            "the poisoned guard still reaches the data"
-        );
-        v.set(8); // the lock works normally afterwards
-        assert_eq!(v.get(), 8);
-    })
+            .unwrap()
+        })
+        .collect();
+    for _ in 0..1000 {
+        v2.update(|n| *n += 1);
+    }
+    for c in children {
+        finish(c).unwrap();
+    }
+    assert_eq!(v.get(), 3005);
+}
+
+/// A guard through one clone and `get()` through another, on the same thread: the borrow
+/// mark is shared by the clones, so this is refused instead of aliasing the guard's `&mut`.
+#[test]
+#[should_panic(expected = "already borrowed by this thread")]
+fn a_guard_through_one_clone_refuses_get_through_another() {
+    let v = Value::new(1u32).unwrap();
+    let v2 = v.clone();
+    let _g = v.lock().unwrap();
+    v2.get();
+}
+
+#[test]
+#[should_panic(expected = "getobj() while this thread holds a guard")]
+fn getobj_through_a_clone_beside_a_live_guard_panics() {
+    let a = Array::from_slice(&[1u8]).unwrap();
+    let b = a.clone();
+    let _g = a.lock().unwrap();
+    b.getobj();
 }
 
 #[test]

@@ -347,12 +347,13 @@ fn a_lock_whose_parent_thread_ends_holding_it_is_recovered_by_the_child() {
             holder.join().unwrap();
             finish(child).unwrap();
             assert_eq!(step.get(), DONE);
-            // Recovered and released by the child: free for the parent.
-            if recursive {
-                assert!(rlock.try_lock().is_ok());
+            // Recovered and released by the child: free for the parent, and poisoned (sticky).
+            let got = if recursive {
+                rlock.try_lock().map(drop)
             } else {
-                assert!(lock.try_lock().is_ok());
-            }
+                lock.try_lock().map(drop)
+            };
+            assert!(matches!(got, Err(TryLockError::Poisoned(_))));
         });
     }
 }

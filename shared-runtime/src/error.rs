@@ -270,6 +270,28 @@ pub enum Error {
     /// A wait ran out of time.
     #[error("timed out after {0:?}")]
     Timeout(std::time::Duration),
+    /// A lock was poisoned: a holder panicked or died while holding it, so the data it
+    /// guards may be half-updated. Made by `?` on a lock result; the conversion drops the
+    /// guard, so the lock is released (keep the guard with `PoisonError::into_inner` to
+    /// repair the data, then call `clear_poison()`).
+    #[error(
+        "lock poisoned: {}; the data it guards may be half-updated (repair it under the lock, \
+         then call clear_poison())",
+        crate::Poison { pid: *pid, cause: *cause }
+    )]
+    Poisoned {
+        /// Process id of the holder that poisoned the lock, `None` if unknown.
+        pid: Option<i32>,
+        /// How that holder ended.
+        cause: crate::PoisonCause,
+    },
+    /// `try_lock` found the lock held by another thread or process, or `try_lock_for` ran
+    /// out of time waiting for it. Made by `?` on a `TryLockResult`.
+    #[error(
+        "the lock is held by another thread or process (try_lock found it taken, or \
+         try_lock_for ran out of time); nothing was locked"
+    )]
+    WouldBlock,
 }
 
 /// `Result` with this crate's [`Error`].

@@ -387,6 +387,16 @@ impl Shared {
     fn now_ns(&self) -> u64 {
         self.epoch.elapsed().as_nanos() as u64
     }
+
+    /// Clears the poison of book `which`'s lock, once the book is repaired (poison is
+    /// sticky: until then every acquisition reports it).
+    fn clear_poison(&self, which: usize) {
+        match which {
+            LEDGER => self.ledger.clear_poison(),
+            SLOTS_BOOK => self.slots.clear_poison(),
+            _ => self.tally.clear_poison(),
+        }
+    }
 }
 
 /// One word of a ledger.
@@ -671,6 +681,9 @@ impl Worker<'_> {
                 Repair::RolledBack => self.bump(ROLLED_BACK),
                 Repair::RolledForward => self.bump(ROLLED_FORWARD),
             }
+            // Repaired (a kill before this line leaves the poison for the next holder,
+            // whose repair then finds nothing to do).
+            self.s.clear_poison(which);
         }
         commit(book, &self.s.acks, which, self.slot, pause);
     }
@@ -1033,8 +1046,8 @@ fn check_books(s: &Shared, report: &mut Report) {
 }
 
 /// Takes and releases `lock` within [`PATIENCE`] (a lock that never noticed its holder
-/// died would hang a plain acquisition); returns whether it came inside a `PoisonError`,
-/// which the acquisition that follows will not repeat.
+/// died would hang a plain acquisition); returns whether it came inside a `PoisonError`
+/// (which, poison being sticky, the acquisition that follows repeats).
 fn probe(lock: &impl SharedLock, s: &Shared, which: usize) -> bool {
     match lock.try_lock_for(PATIENCE) {
         Ok(_) => false,

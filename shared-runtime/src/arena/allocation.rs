@@ -1,5 +1,7 @@
 //! One block of an arena, freed on drop by the process that owns it.
 
+use std::sync::atomic::AtomicI32;
+
 use crate::arena::Arena;
 use crate::sys::process::process_key;
 use crate::Result;
@@ -13,6 +15,10 @@ pub(crate) struct Allocation {
     offset: u64,
     /// The `process_key` of the owning process, 0 if this handle owns nothing.
     owner: u64,
+    /// Process-local: the thread id of a thread of this process that has the block's data
+    /// borrowed through a lock guard (see `Synchronized`), 0 if none. Here, so that every
+    /// clone of a handle (they share this `Allocation`) sees one mark.
+    borrowed_by: AtomicI32,
 }
 
 impl Allocation {
@@ -22,6 +28,7 @@ impl Allocation {
             arena,
             offset,
             owner: process_key(),
+            borrowed_by: AtomicI32::new(0),
         }
     }
 
@@ -32,6 +39,7 @@ impl Allocation {
             arena,
             offset,
             owner: 0,
+            borrowed_by: AtomicI32::new(0),
         }
     }
 
@@ -53,6 +61,11 @@ impl Allocation {
 
     pub(crate) fn arena(&self) -> &Arena {
         &self.arena
+    }
+
+    /// The process-local mark of the thread that has this block's data borrowed.
+    pub(crate) fn borrow_mark(&self) -> &AtomicI32 {
+        &self.borrowed_by
     }
 
     /// Gives up ownership without freeing: the block stays allocated, marked as waiting for

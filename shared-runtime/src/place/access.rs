@@ -5,7 +5,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 
-use crate::sync::{SharedLock, Synchronized};
+use crate::sync::{SharedLock, SharedObject, Synchronized};
 
 mod sealed {
     pub trait Sealed {}
@@ -110,7 +110,7 @@ impl<O, L: SharedLock> fmt::Debug for Locked<'_, O, L> {
 }
 
 impl<O, L> sealed::Sealed for Locked<'_, O, L> {}
-impl<O, L: SharedLock> Access for Locked<'_, O, L> {
+impl<O: SharedObject, L: SharedLock> Access for Locked<'_, O, L> {
     fn with<R>(&self, f: impl FnOnce() -> R) -> R {
         let _held = self.sync.lock_and_borrow();
         f()

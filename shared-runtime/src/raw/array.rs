@@ -140,8 +140,9 @@ impl<T: SharedType> RawArray<T> {
         }
     }
 
-    pub(crate) fn owned_here(&self) -> bool {
-        self.alloc.owned_here()
+    /// The allocation every clone of this handle shares.
+    pub(crate) fn allocation(&self) -> &Arc<Allocation> {
+        &self.alloc
     }
 
     pub(crate) fn as_ptr(&self) -> *mut T {

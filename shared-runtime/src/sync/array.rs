@@ -326,6 +326,7 @@ impl<T: SharedType, L: SharedLock> Array<T, L> {
     /// assert_eq!(total, 6);
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
+    #[doc(alias = "acquire")]
     pub fn lock(&self) -> LockResult<SyncGuard<'_, [T]>> {
         let raw = self.obj();
         self.guard(std::ptr::slice_from_raw_parts_mut(raw.as_ptr(), raw.len()))

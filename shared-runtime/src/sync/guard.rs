@@ -6,6 +6,7 @@ use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 
 use crate::sync::lock::LockGuard;
+use crate::sync::poison::{HoldsLock, Poison};
 use crate::sync::synchronized::Borrow;
 use crate::{Held, Place, SharedType};
 
@@ -28,6 +29,7 @@ use crate::{Held, Place, SharedType};
 /// # Ok::<(), shared_runtime::Error>(())
 /// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
+#[doc(alias = "release")]
 pub struct SyncGuard<'a, T: ?Sized> {
     data: NonNull<T>,
     // Field order matters: the borrow mark is cleared before the lock is released.
@@ -113,6 +115,12 @@ impl<T: SharedType> SyncGuard<'_, [T]> {
         // SAFETY: as in `place`, for element `index < len` of the guarded slice, which is
         // inside it (so `add` stays in bounds) and aligned for `T`.
         unsafe { Place::new(this.data.as_ptr().cast::<T>().add(index), Held::new()) }
+    }
+}
+
+impl<T: ?Sized> HoldsLock for SyncGuard<'_, T> {
+    fn poison(guard: &Self) -> Option<Poison> {
+        HoldsLock::poison(&guard._lock)
     }
 }
 

@@ -7,13 +7,14 @@ use std::sync::{Arc, LockResult, PoisonError, TryLockError, TryLockResult};
 use std::time::{Duration, Instant};
 
 use crate::arena::{Allocation, Arena};
-use crate::sync::lock::LockGuard;
+use crate::sync::lock::{LockGuard, Reentrancy};
+use crate::sync::poison::{Poison, PoisonCause};
 use crate::sys::futex::{Acquired, FutexLock};
 use crate::sys::process::current_pid;
 use crate::Result;
 
 /// A lock in shared memory: the robust futex lock word, plus what `Debug` shows and the
-/// poison flag. 24 bytes (48 of arena with the block header).
+/// poison record. 24 bytes (48 of arena with the block header).
 #[repr(C)]
 pub(crate) struct LockCell {
     lock: FutexLock,
@@ -21,36 +22,38 @@ pub(crate) struct LockCell {
     owner: AtomicI32,
     /// How many times the holder has acquired it (at most 1 for `Lock`).
     depth: AtomicU32,
-    /// A holder panicked while holding it; the next acquirer is told.
+    /// Why the lock is poisoned ([`NOT_POISONED`], [`PANICKED`], [`DIED`]); sticky until
+    /// `clear_poison`.
     poisoned: AtomicU32,
-    _reserved: AtomicU32,
+    /// Process id of the holder that poisoned it, 0 if unknown.
+    poisoner: AtomicI32,
 }
 
-/// The process-local handle of a lock; clones of `Lock`/`RLock` share one.
+const _: () = assert!(size_of::<LockCell>() == 24);
+
+/// Values of `LockCell::poisoned` (a zeroed cell is not poisoned; any other value, written
+/// by a foreign version or writer, is reported as an unknown cause).
+const NOT_POISONED: u32 = 0;
+const PANICKED: u32 = 1;
+const DIED: u32 = 2;
+
+/// The process-local handle of a lock; clones of `Lock`/`RLock` share one. Whether the lock
+/// is re-entrant is not stored: it is the `K` parameter of the acquiring methods, fixed by
+/// the lock's type.
 #[derive(Clone)]
 pub(crate) struct LockCore {
     alloc: Arc<Allocation>,
-    recursive: bool,
-}
-
-/// What acquiring found when the lock was already this thread's.
-enum Reentry {
-    /// An `RLock`: one level deeper.
-    Deeper,
-    /// A `Lock`: it would never be released.
-    Deadlock,
 }
 
 impl LockCore {
-    pub(crate) fn new_in(arena: &Arena, recursive: bool) -> Result<Self> {
+    pub(crate) fn new_in(arena: &Arena) -> Result<Self> {
         // The creating thread will most likely take the lock: if it cannot be identified,
-        // say so now, as an error, rather than as a panic at the first `acquire`.
+        // say so now, as an error, rather than as a panic at the first `lock`.
         arena.lock_identity()?;
         // A fresh block is zeroed: an unlocked lock word, no owner, depth 0, not poisoned.
         let alloc = arena.alloc(size_of::<LockCell>(), align_of::<LockCell>())?;
         Ok(LockCore {
             alloc: Arc::new(alloc),
-            recursive,
         })
     }
 
@@ -80,14 +83,44 @@ impl LockCore {
             .unwrap_or_else(|e| panic!("cannot take a lock: {e}"))
     }
 
-    /// Whether this thread holds the lock already, and what that means.
+    /// Whether this thread holds the lock already.
     #[inline]
-    fn reentry(&self, me: u64) -> Option<Reentry> {
-        (self.cell().lock.holder() == me).then_some(if self.recursive {
-            Reentry::Deeper
-        } else {
-            Reentry::Deadlock
+    fn held_by(&self, me: u64) -> bool {
+        self.cell().lock.holder() == me
+    }
+
+    /// The poison record: why and by whom the lock was poisoned, `None` if it is not.
+    pub(crate) fn poison(&self) -> Option<Poison> {
+        let c = self.cell();
+        let cause = match c.poisoned.load(Relaxed) {
+            NOT_POISONED => return None,
+            PANICKED => PoisonCause::Panicked,
+            DIED => PoisonCause::Died,
+            _ => PoisonCause::Unknown,
+        };
+        let pid = c.poisoner.load(Relaxed);
+        Some(Poison {
+            pid: (pid > 0).then_some(pid),
+            cause,
         })
+    }
+
+    pub(crate) fn is_poisoned(&self) -> bool {
+        self.cell().poisoned.load(Relaxed) != NOT_POISONED
+    }
+
+    pub(crate) fn clear_poison(&self) {
+        let c = self.cell();
+        c.poisoned.store(NOT_POISONED, Relaxed);
+        c.poisoner.store(0, Relaxed);
+    }
+
+    /// Records why the lock is poisoned; `pid` is the holder that ended badly.
+    #[cold]
+    fn set_poison(&self, why: u32, pid: i32) {
+        let c = self.cell();
+        c.poisoner.store(pid, Relaxed);
+        c.poisoned.store(why, Relaxed);
     }
 
     #[inline]
@@ -96,6 +129,9 @@ impl LockCore {
         // Only the holder writes these fields, so plain loads and stores suffice (atomics
         // only because other threads and processes may read them for `Debug`).
         let depth = if how == Acquired::OwnerDied {
+            // The dead holder's pid is still in `owner` (unless it died before writing it,
+            // or after clearing it: then 0, "unknown"). Read it before it is overwritten.
+            self.set_poison(DIED, c.owner.load(Relaxed));
             0
         } else {
             c.depth.load(Relaxed)
@@ -110,18 +146,14 @@ impl LockCore {
             );
         };
         c.depth.store(deeper, Relaxed);
-        let mut poisoned = false;
         if depth == 0 {
             c.owner.store(current_pid(), Relaxed);
-            if c.poisoned.load(Relaxed) != 0 {
-                c.poisoned.store(0, Relaxed);
-                poisoned = true;
-            }
         }
         // SAFETY: the lock was just acquired (or re-entered) by this thread; the guard
         // releases one level of it, once.
         let guard = unsafe { LockGuard::new(self) };
-        if how == Acquired::OwnerDied || poisoned {
+        // Sticky, as std's: every acquisition is told until someone calls `clear_poison`.
+        if c.poisoned.load(Relaxed) != NOT_POISONED {
             Err(PoisonError::new(guard))
         } else {
             Ok(guard)
@@ -135,45 +167,44 @@ impl LockCore {
         }
     }
 
-    pub(crate) fn lock(&self) -> LockResult<LockGuard<'_>> {
+    /// Blocks until held; `K` says whether the holding thread may enter again.
+    pub(crate) fn lock<K: Reentrancy>(&self) -> LockResult<LockGuard<'_>> {
         let me = self.identity();
-        match self.reentry(me) {
-            Some(Reentry::Deeper) => self.enter(Acquired::Clean),
-            Some(Reentry::Deadlock) => panic!(
+        if self.held_by(me) {
+            assert!(
+                K::REENTRANT,
                 "deadlock: this thread already holds this Lock, which is not re-entrant \
                  (use an RLock to acquire it again while holding it)"
-            ),
-            None => {
-                let how = self
-                    .cell()
-                    .lock
-                    .lock(me, None)
-                    .expect("an unbounded wait succeeds");
-                self.enter(how)
-            }
+            );
+            return self.enter(Acquired::Clean);
         }
+        let how = self
+            .cell()
+            .lock
+            .lock(me, None)
+            .expect("an unbounded wait succeeds");
+        self.enter(how)
     }
 
-    pub(crate) fn try_lock(&self) -> TryLockResult<LockGuard<'_>> {
+    pub(crate) fn try_lock<K: Reentrancy>(&self) -> TryLockResult<LockGuard<'_>> {
         let me = self.identity();
-        match self.reentry(me) {
-            Some(Reentry::Deeper) => self.enter_try(Some(Acquired::Clean)),
+        if self.held_by(me) {
             // For the non-blocking forms, a `Lock` this thread holds simply "would block".
-            Some(Reentry::Deadlock) => Err(TryLockError::WouldBlock),
-            None => self.enter_try(self.cell().lock.try_lock(me)),
+            return self.enter_try(K::REENTRANT.then_some(Acquired::Clean));
         }
+        self.enter_try(self.cell().lock.try_lock(me))
     }
 
-    pub(crate) fn try_lock_for(&self, timeout: Duration) -> TryLockResult<LockGuard<'_>> {
+    pub(crate) fn try_lock_for<K: Reentrancy>(
+        &self,
+        timeout: Duration,
+    ) -> TryLockResult<LockGuard<'_>> {
         let me = self.identity();
-        match self.reentry(me) {
-            Some(Reentry::Deeper) => self.enter_try(Some(Acquired::Clean)),
-            Some(Reentry::Deadlock) => Err(TryLockError::WouldBlock),
-            None => {
-                let deadline = Instant::now().checked_add(timeout);
-                self.enter_try(self.cell().lock.lock(me, deadline))
-            }
+        if self.held_by(me) {
+            return self.enter_try(K::REENTRANT.then_some(Acquired::Clean));
         }
+        let deadline = Instant::now().checked_add(timeout);
+        self.enter_try(self.cell().lock.lock(me, deadline))
     }
 
     /// Called by the guard, on the holding thread, to release one level.
@@ -195,7 +226,7 @@ impl LockCore {
             return;
         }
         if std::thread::panicking() {
-            c.poisoned.store(1, Relaxed);
+            self.set_poison(PANICKED, current_pid());
         }
         let depth = c.depth.load(Relaxed);
         c.depth.store(depth.saturating_sub(1), Relaxed);
@@ -216,15 +247,19 @@ impl LockCore {
         self.cell().depth.store(depth, Relaxed);
     }
 
-    pub(crate) fn debug(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    pub(crate) fn debug(
+        &self,
+        name: &str,
+        reentrant: bool,
+        f: &mut fmt::Formatter<'_>,
+    ) -> fmt::Result {
         let c = self.cell();
         let owner = c.owner.load(Relaxed);
         let mut d = f.debug_struct(name);
         d.field("owner", &(owner != 0).then_some(owner));
-        if self.recursive {
+        if reentrant {
             d.field("depth", &c.depth.load(Relaxed));
         }
-        d.field("poisoned", &(c.poisoned.load(Relaxed) != 0))
-            .finish()
+        d.field("poisoned", &self.is_poisoned()).finish()
     }
 }

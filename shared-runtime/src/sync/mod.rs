@@ -5,9 +5,15 @@ mod guard;
 mod lock;
 mod lock_cell;
 mod macros;
+mod poison;
 mod synchronized;
 mod value;
+mod wrap;
 
 pub use guard::SyncGuard;
-pub use lock::{Lock, LockGuard, RLock, SharedLock};
-pub use synchronized::{synchronized, Array, SharedObject, Synchronized, Value};
+pub use lock::{
+    GenericLock, Lock, LockGuard, NonReentrant, RLock, Reentrancy, Reentrant, SharedLock,
+};
+pub use poison::{HoldsLock, Poison, PoisonCause};
+pub use synchronized::{Array, SharedObject, Synchronized, Value};
+pub use wrap::{synchronized, IntoObject, LockArg};

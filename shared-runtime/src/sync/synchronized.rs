@@ -3,25 +3,30 @@
 use std::fmt;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI32, Ordering::Relaxed};
-use std::sync::{LockResult, PoisonError};
+use std::sync::{Arc, LockResult, PoisonError};
 
-use crate::arena::Arena;
+use crate::arena::{Allocation, Arena};
 use crate::raw::{RawArray, RawValue};
 use crate::sync::guard::SyncGuard;
 use crate::sync::lock::{LockGuard, RLock, SharedLock};
+use crate::sync::poison::Poison;
 use crate::sys::liveness::current_tid;
-use crate::{Result, SharedType};
+use crate::{Error, Result, SharedType};
 
 /// A shared object paired with a process-shared lock (ctypes' synchronized wrapper).
 ///
-/// Made by [`Value`]/[`Array`] constructors or by [`synchronized`]. Every accessor takes the
-/// lock once; [`lock`](Synchronized::lock) holds it for longer work.
+/// Made by [`Value`]/[`Array`] constructors, by [`Synchronized::new`] and
+/// [`with_lock`](Self::with_lock), or by [`synchronized`](crate::synchronized). Every
+/// accessor takes the lock once; [`lock`](Value::lock) holds it for longer work.
 /// [`getobj`](Self::getobj) and [`getlock`](Self::getlock) give the parts, as in Python.
 ///
-/// ```
-/// use shared_runtime::{Lock, RawValue, Synchronized};
+/// A cheap [`Clone`] handle: clones share one object and one lock (and hand both to forked
+/// children).
 ///
-/// let v = shared_runtime::synchronized(RawValue::new(1u8)?, Some(Lock::new()?))?;
+/// ```
+/// use shared_runtime::{synchronized, Lock, RawValue};
+///
+/// let v = synchronized(RawValue::new(1u8)?, Lock::new()?)?;
 /// assert_eq!(v.getobj().get(), 1);
 /// let _held = v.getlock().lock().unwrap();
 /// # Ok::<(), shared_runtime::Error>(())
@@ -29,10 +34,6 @@ use crate::{Result, SharedType};
 pub struct Synchronized<O, L = RLock> {
     obj: O,
     lock: L,
-    /// Thread id of a thread of this process that has the data borrowed (a guard alive or
-    /// an `update` running), 0 if none. Re-entering through an `RLock` must not create a
-    /// second `&mut` to the same data.
-    borrowed_by: AtomicI32,
 }
 
 /// A [`Value`]: one shared value guarded by a lock (an [`RLock`] unless chosen).
@@ -41,70 +42,79 @@ pub type Value<T, L = RLock> = Synchronized<RawValue<T>, L>;
 pub type Array<T, L = RLock> = Synchronized<RawArray<T>, L>;
 
 mod sealed {
-    pub trait Sealed {}
-}
+    use super::*;
 
-/// A raw shared object that can be [`synchronized`]: [`RawValue`] or [`RawArray`].
+    /// Names what only this crate can call: a method that takes one cannot be called
+    /// elsewhere, even through a `SharedObject` bound.
+    #[derive(Debug)]
+    pub struct Token;
+
+    pub trait Sealed {
+        /// The process-local mark of the thread that has the object's data borrowed,
+        /// shared by every clone of the object's handle in this process.
+        fn borrow_mark(&self, _: Token) -> &AtomicI32;
+        /// Whether this process may wrap the object: it owns it, and this is its only
+        /// handle here.
+        fn check_wrappable(&self, _: Token) -> Result<()>;
+    }
+
+    impl<T: SharedType> Sealed for RawValue<T> {
+        fn borrow_mark(&self, _: Token) -> &AtomicI32 {
+            self.allocation().borrow_mark()
+        }
+        fn check_wrappable(&self, _: Token) -> Result<()> {
+            wrappable(self.allocation())
+        }
+    }
+    impl<T: SharedType> Sealed for RawArray<T> {
+        fn borrow_mark(&self, _: Token) -> &AtomicI32 {
+            self.allocation().borrow_mark()
+        }
+        fn check_wrappable(&self, _: Token) -> Result<()> {
+            wrappable(self.allocation())
+        }
+    }
+
+    fn wrappable(alloc: &Arc<Allocation>) -> Result<()> {
+        if !alloc.owned_here() {
+            return Err(Error::NotOwned);
+        }
+        // Another clone outside the wrapper could reach the data behind a guard's back
+        // (and a second wrapper of it would have another lock).
+        match Arc::strong_count(alloc) {
+            1 => Ok(()),
+            n => Err(Error::StillCloned {
+                offset: alloc.offset(),
+                clones: n - 1,
+            }),
+        }
+    }
+}
+pub(crate) use sealed::{Sealed as ObjectSealed, Token};
+
+/// A raw shared object that can be [`synchronized`](crate::synchronized): [`RawValue`] or
+/// [`RawArray`]. Sealed.
+///
+/// ```
+/// use shared_runtime::{RawValue, SharedObject};
+/// let v = RawValue::new(1u8)?;
+/// assert!(SharedObject::arena(&v).same_as(shared_runtime::Arena::global()));
+/// # Ok::<(), shared_runtime::Error>(())
+/// ```
 pub trait SharedObject: sealed::Sealed {
     /// The arena the object lives in.
     fn arena(&self) -> &Arena;
-    /// Whether this process owns the object: then this handle is the only one to its
-    /// memory in this process, which a lock's guard relies on.
-    #[doc(hidden)]
-    fn owned_here(&self) -> bool;
 }
 
-impl<T: SharedType> sealed::Sealed for RawValue<T> {}
 impl<T: SharedType> SharedObject for RawValue<T> {
     fn arena(&self) -> &Arena {
         RawValue::arena(self)
     }
-    fn owned_here(&self) -> bool {
-        RawValue::owned_here(self)
-    }
 }
-impl<T: SharedType> sealed::Sealed for RawArray<T> {}
 impl<T: SharedType> SharedObject for RawArray<T> {
     fn arena(&self) -> &Arena {
         RawArray::arena(self)
     }
-    fn owned_here(&self) -> bool {
-        RawArray::owned_here(self)
-    }
-}
-
-/// Wraps `obj` with `lock`, or with a fresh lock in the object's arena when `lock` is
-/// `None` (ctypes' `synchronized(obj, lock=None)`). With `None`, name the lock type, as in
-/// `synchronized::<_, RLock>(obj, None)` or through the variable's type.
-///
-/// # Errors
-/// [`Error::NotOwned`](crate::Error::NotOwned) if this process does not own `obj` (a view
-/// opened by name or from a borrowed handle: several such views of one object could each
-/// be wrapped, and their guards would alias); as [`RLock::new`] when a fresh lock must be
-/// made.
-///
-/// ```
-/// use shared_runtime::{synchronized, RawArray, RLock, Value};
-///
-/// let a = synchronized::<_, RLock>(RawArray::from_slice(&[1, 2])?, None)?;
-/// a.update(0, |x| *x += 10);
-/// assert_eq!(a.to_vec(), [11, 2]);
-/// let v: Value<f64> = synchronized(shared_runtime::RawValue::new(0.5)?, None)?;
-/// assert_eq!(v.get(), 0.5);
-/// # Ok::<(), shared_runtime::Error>(())
-/// ```
-pub fn synchronized<O: SharedObject, L: SharedLock>(
-    obj: O,
-    lock: Option<L>,
-) -> Result<Synchronized<O, L>> {
-    if !obj.owned_here() {
-        return Err(crate::Error::NotOwned);
-    }
-    let lock = match lock {
-        Some(lock) => lock,
-        None => L::new_in(obj.arena())?,
-    };
-    Ok(Synchronized::from_parts(obj, lock))
 }
 
 /// The lock of a synchronized object, held, with its data marked borrowed by this thread.
@@ -126,36 +136,12 @@ impl Drop for Borrow<'_> {
     }
 }
 
-impl<O, L: SharedLock> Synchronized<O, L> {
+impl<O, L> Synchronized<O, L> {
+    /// Pairs `obj` with `lock`. The caller must make sure that this wrapper and its clones
+    /// are the only handles of `obj` in this process (a fresh object, or one checked by
+    /// `into_object`).
     pub(crate) fn from_parts(obj: O, lock: L) -> Self {
-        Synchronized {
-            obj,
-            lock,
-            borrowed_by: AtomicI32::new(0),
-        }
-    }
-
-    /// The wrapped raw object (ctypes' `get_obj()`). Its accessors do not take the lock.
-    ///
-    /// # Panics
-    /// If this thread holds a guard of this object (from `lock()`): the raw accessors
-    /// would write behind the guard's reference.
-    ///
-    /// ```
-    /// let v = shared_runtime::Value::new(3i32)?;
-    /// assert_eq!(v.getobj().get(), 3);
-    /// # Ok::<(), shared_runtime::Error>(())
-    /// ```
-    #[doc(alias = "get_obj")]
-    #[track_caller]
-    pub fn getobj(&self) -> &O {
-        // The raw object's accessors ignore the lock: used while this thread holds a guard
-        // of the same object, they would write behind the guard's reference.
-        assert!(
-            self.borrowed_by.load(Relaxed) != current_tid(),
-            "getobj() while this thread holds a guard of the same object: use the guard"
-        );
-        &self.obj
+        Synchronized { obj, lock }
     }
 
     /// The raw object, for the accessors that take the lock themselves.
@@ -166,7 +152,7 @@ impl<O, L: SharedLock> Synchronized<O, L> {
     /// The lock (ctypes' `get_lock()`).
     ///
     /// ```
-    /// use shared_runtime::{Lock, SharedLock, Value};
+    /// use shared_runtime::{Lock, Value};
     /// let lock = Lock::new()?;
     /// let v = Value::with_lock(1u8, lock.clone())?;
     /// assert!(v.getlock().same_as(&lock));
@@ -188,9 +174,87 @@ impl<O, L: SharedLock> Synchronized<O, L> {
     pub fn into_parts(self) -> (O, L) {
         (self.obj, self.lock)
     }
+}
 
-    /// Takes the lock, ignoring poison (the convenience accessors report nothing; use
-    /// `acquire` to learn that a holder died), and marks the data borrowed by this thread.
+impl<O: SharedObject, L: SharedLock> Synchronized<O, L> {
+    /// The process-local mark of the thread that has the data borrowed, shared by every
+    /// clone of this wrapper (it lives in the object's allocation, which they share).
+    fn mark(&self) -> &AtomicI32 {
+        self.obj.borrow_mark(Token)
+    }
+
+    /// The wrapped raw object (ctypes' `get_obj()`). Its accessors do not take the lock.
+    ///
+    /// # Panics
+    /// If this thread holds a guard of this object (from `lock()`): the raw accessors
+    /// would write behind the guard's reference.
+    ///
+    /// ```
+    /// let v = shared_runtime::Value::new(3i32)?;
+    /// assert_eq!(v.getobj().get(), 3);
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    #[doc(alias = "get_obj")]
+    #[track_caller]
+    pub fn getobj(&self) -> &O {
+        // The raw object's accessors ignore the lock: used while this thread holds a guard
+        // of the same object, they would write behind the guard's reference.
+        assert!(
+            self.mark().load(Relaxed) != current_tid(),
+            "getobj() while this thread holds a guard of the same object: use the guard"
+        );
+        &self.obj
+    }
+
+    /// Whether the lock is poisoned (see [`Lock::is_poisoned`](crate::Lock::is_poisoned)).
+    /// `get`, `set` and `update` work on a poisoned object and leave the poison as it is;
+    /// `lock()` reports it until [`clear_poison`](Self::clear_poison).
+    ///
+    /// ```
+    /// let v = shared_runtime::Value::new(1u8)?;
+    /// let _ = std::panic::catch_unwind(|| v.update(|_| panic!("half-way")));
+    /// assert!(v.is_poisoned());
+    /// assert_eq!(v.get(), 1); // still readable, and still poisoned
+    /// assert!(v.is_poisoned());
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn is_poisoned(&self) -> bool {
+        self.lock.is_poisoned()
+    }
+
+    /// Why the lock is poisoned, `None` if it is not (see
+    /// [`Lock::poison`](crate::Lock::poison)).
+    ///
+    /// ```
+    /// use shared_runtime::{PoisonCause, Value};
+    /// let v = Value::new(1u8)?;
+    /// let _ = std::panic::catch_unwind(|| v.update(|_| panic!("half-way")));
+    /// assert_eq!(v.poison().unwrap().cause, PoisonCause::Panicked);
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn poison(&self) -> Option<Poison> {
+        self.lock.poison()
+    }
+
+    /// Clears the lock's poison, once the data has been checked or repaired (see
+    /// [`Lock::clear_poison`](crate::Lock::clear_poison)). The lock may guard other objects
+    /// too: it is their poison as well.
+    ///
+    /// ```
+    /// let v = shared_runtime::Value::new(1u8)?;
+    /// let _ = std::panic::catch_unwind(|| v.update(|_| panic!("half-way")));
+    /// *v.lock().unwrap_err().into_inner() = 0; // repaired
+    /// v.clear_poison();
+    /// assert_eq!(*v.lock().unwrap(), 0);
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn clear_poison(&self) {
+        self.lock.clear_poison()
+    }
+
+    /// Takes the lock, ignoring poison (the convenience accessors report nothing and clear
+    /// nothing; use `lock` to learn that a holder died), and marks the data borrowed by this
+    /// thread.
     pub(crate) fn lock_and_borrow(&self) -> Held<'_> {
         let lock = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
         let borrow = self.borrow();
@@ -200,19 +264,14 @@ impl<O, L: SharedLock> Synchronized<O, L> {
         }
     }
 
-    /// Like `lock_and_borrow`, also saying whether the lock was poisoned.
-    pub(crate) fn acquire_and_borrow(&self) -> (LockGuard<'_>, Borrow<'_>, bool) {
-        let (guard, poisoned) = match self.lock.lock() {
-            Ok(g) => (g, false),
-            Err(p) => (p.into_inner(), true),
-        };
-        (guard, self.borrow(), poisoned)
-    }
-
     /// Builds the guard `lock` returns, from the data's address.
     pub(crate) fn guard<T: ?Sized>(&self, data: *mut T) -> LockResult<SyncGuard<'_, T>> {
         let data = NonNull::new(data).expect("shared objects are never at address 0");
-        let (lock, borrow, poisoned) = self.acquire_and_borrow();
+        let (lock, poisoned) = match self.lock.lock() {
+            Ok(g) => (g, false),
+            Err(p) => (p.into_inner(), true),
+        };
+        let borrow = self.borrow();
         // SAFETY: the lock guard and the borrow mark are this object's, held by this thread,
         // and `data` (the caller passes the wrapped object's memory) lives as long as `self`.
         let guard = unsafe { SyncGuard::new(data, borrow, lock) };
@@ -224,25 +283,47 @@ impl<O, L: SharedLock> Synchronized<O, L> {
     }
 
     /// Marks the data borrowed. Called with the lock held, so only this thread of this
-    /// process can be here; a mark already set by this thread means re-entry.
+    /// process can be here; a mark already set by this thread means re-entry (through this
+    /// wrapper or any clone of it: they share the mark).
+    #[track_caller]
     fn borrow(&self) -> Borrow<'_> {
         let me = current_tid();
+        let flag = self.mark();
         assert!(
-            self.borrowed_by.load(Relaxed) != me,
+            flag.load(Relaxed) != me,
             "this shared object is already borrowed by this thread (a guard from lock() \
              or an update() is in progress): use that guard instead of re-entering"
         );
-        self.borrowed_by.store(me, Relaxed);
-        Borrow {
-            flag: &self.borrowed_by,
+        flag.store(me, Relaxed);
+        Borrow { flag }
+    }
+}
+
+/// Clones share one object and one lock: a cheap handle, as `RawValue`'s and `Lock`'s
+/// clones are. Give one to a child process's closure.
+///
+/// ```
+/// use shared_runtime::{Process, Value};
+///
+/// let n = Value::new(0u32)?;
+/// let n2 = n.clone();
+/// Process::start(move || n2.update(|v| *v += 1))?.join()?;
+/// assert_eq!(n.get(), 1);
+/// # Ok::<(), shared_runtime::Error>(())
+/// ```
+impl<O: Clone, L: Clone> Clone for Synchronized<O, L> {
+    fn clone(&self) -> Self {
+        Synchronized {
+            obj: self.obj.clone(),
+            lock: self.lock.clone(),
         }
     }
 }
 
-impl<O: fmt::Debug, L: SharedLock> fmt::Debug for Synchronized<O, L> {
+impl<O: SharedObject + fmt::Debug, L: SharedLock> fmt::Debug for Synchronized<O, L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Synchronized");
-        if self.borrowed_by.load(Relaxed) == current_tid() {
+        if self.mark().load(Relaxed) == current_tid() {
             d.field("obj", &format_args!("<borrowed by this thread>"));
         } else {
             d.field("obj", &self.obj);

@@ -10,26 +10,10 @@ use crate::sync::synchronized::{Synchronized, Value};
 use crate::{Result, SharedType};
 
 impl<T: SharedType> Value<T, RLock> {
-    /// A new shared value holding `value`, guarded by a fresh [`RLock`], in the global arena
-    /// (ctypes' `Value(typecode, value)`).
+    /// [`new`](Synchronized::new) in `arena` (value and lock both).
     ///
     /// # Errors
-    /// [`Error::OutOfMemory`](crate::Error::OutOfMemory) if the arena is full.
-    ///
-    /// ```
-    /// let n = shared_runtime::Value::new(7i32)?;
-    /// n.update(|v| *v = v.pow(2));
-    /// assert_eq!(n.get(), 49);
-    /// # Ok::<(), shared_runtime::Error>(())
-    /// ```
-    pub fn new(value: T) -> Result<Self> {
-        Self::new_in(Arena::try_global()?, value)
-    }
-
-    /// [`new`](Self::new) in `arena` (value and lock both).
-    ///
-    /// # Errors
-    /// As [`new`](Self::new).
+    /// As [`new`](Synchronized::new).
     ///
     /// ```
     /// let arena = shared_runtime::Arena::with_capacity(1 << 16)?;
@@ -43,7 +27,7 @@ impl<T: SharedType> Value<T, RLock> {
     /// A new zeroed shared value with a fresh [`RLock`], in the global arena.
     ///
     /// # Errors
-    /// As [`new`](Self::new).
+    /// As [`new`](Synchronized::new).
     ///
     /// ```
     /// assert_eq!(shared_runtime::Value::<u64>::zeroed()?.get(), 0);
@@ -59,27 +43,10 @@ impl<T: SharedType> Value<T, RLock> {
 }
 
 impl<T: SharedType, L: SharedLock> Value<T, L> {
-    /// A new shared value guarded by `lock` (which may guard other objects too), in the
-    /// global arena.
+    /// [`with_lock`](Synchronized::with_lock), with the value in `arena`.
     ///
     /// # Errors
-    /// As [`Value::new`].
-    ///
-    /// ```
-    /// use shared_runtime::{Lock, Value};
-    /// let lock = Lock::new()?;
-    /// let (a, b) = (Value::with_lock(1u8, lock.clone())?, Value::with_lock(2u8, lock)?);
-    /// assert_eq!(a.get() + b.get(), 3);
-    /// # Ok::<(), shared_runtime::Error>(())
-    /// ```
-    pub fn with_lock(value: T, lock: L) -> Result<Self> {
-        Self::with_lock_in(Arena::try_global()?, value, lock)
-    }
-
-    /// [`with_lock`](Self::with_lock), with the value in `arena`.
-    ///
-    /// # Errors
-    /// As [`Value::new`].
+    /// As [`Synchronized::new`].
     ///
     /// ```
     /// let arena = shared_runtime::Arena::with_capacity(1 << 16)?;
@@ -166,6 +133,7 @@ impl<T: SharedType, L: SharedLock> Value<T, L> {
     /// assert_eq!(v.get(), 22);
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
+    #[doc(alias = "acquire")]
     pub fn lock(&self) -> LockResult<SyncGuard<'_, T>> {
         self.guard(self.obj().as_ptr())
     }
