@@ -11,7 +11,8 @@ const CAPACITY: usize = 160;
 /// hand-written `SharedType` impl of a generic type.
 ///
 /// ```
-/// use shared_runtime::{LayoutName, SharedType};
+/// use shared_runtime::layout::LayoutName;
+/// use shared_runtime::SharedType;
 ///
 /// const NAME: &str = LayoutName::as_str(
 ///     &LayoutName::new("Grid")
