@@ -23,7 +23,7 @@ struct Point {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let name = format!("shr-python-demo-{}", std::process::id());
-    let arena = Arena::create_named(&name, 1 << 20)?;
+    let arena = Arena::create_segment(&name, 1 << 20)?;
     let points = arena.create_array(
         "points",
         &[

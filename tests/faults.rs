@@ -227,7 +227,7 @@ fn out_of_descriptors_a_lock_is_refused_never_stranded() {
 fn handing_over_releases_the_arena() {
     for via_handle in [false, true] {
         let name = unique("handover");
-        let arena = Arena::create_named(&name, 1 << 20).unwrap();
+        let arena = Arena::create_segment(&name, 1 << 20).unwrap();
         let v = RawValue::new_in(&arena, 5u64).unwrap();
         if via_handle {
             v.into_handle().unwrap();
@@ -242,7 +242,7 @@ fn handing_over_releases_the_arena() {
         }
         drop(arena);
         assert!(
-            matches!(Arena::open_named(&name), Err(Error::NotFound { .. })),
+            matches!(Arena::open_segment(&name), Err(Error::NotFound { .. })),
             "the creator's last handle is gone but the segment is still there (handle: {via_handle})"
         );
     }
@@ -257,7 +257,7 @@ fn handing_over_releases_the_arena() {
 fn garbage_in_the_header_never_crashes_an_opener() {
     let _serial = forking();
     let name = unique("garbage");
-    let arena = Arena::create_named(&name, 1 << 20).unwrap();
+    let arena = Arena::create_segment(&name, 1 << 20).unwrap();
     let keep: Vec<_> = (0..8)
         .map(|i| RawArray::<u8>::zeroed_in(&arena, 64 * i + 8).unwrap())
         .collect();
@@ -282,7 +282,7 @@ fn garbage_in_the_header_never_crashes_an_opener() {
             let (name, outcome) = (&name, &outcome);
             if let Err(e) = in_child(move || {
                 Arena::set_allocator_patience(Duration::from_millis(200));
-                let Ok(a) = Arena::open_named(name) else {
+                let Ok(a) = Arena::open_segment(name) else {
                     outcome.set(0, 2);
                     return;
                 };
@@ -321,7 +321,7 @@ fn garbage_in_the_header_never_crashes_an_opener() {
 fn a_lock_word_naming_a_live_stranger_is_an_error_not_a_hang() {
     let _serial = forking();
     let name = unique("stranger");
-    let arena = Arena::create_named(&name, 1 << 20).unwrap();
+    let arena = Arena::create_segment(&name, 1 << 20).unwrap();
     let (lock_at, lock_len, _) = shared_runtime::test_hooks::layout_for_tests();
     assert_eq!(lock_len, 8);
     let file = std::fs::OpenOptions::new()
@@ -333,7 +333,7 @@ fn a_lock_word_naming_a_live_stranger_is_an_error_not_a_hang() {
     let name = &name;
     in_child(move || {
         Arena::set_allocator_patience(Duration::from_millis(300));
-        let a = Arena::open_named(name).unwrap();
+        let a = Arena::open_segment(name).unwrap();
         let err = RawValue::new_in(&a, 1u8).unwrap_err();
         assert!(
             matches!(err, Error::AllocatorBusy { holder: 1, .. }),

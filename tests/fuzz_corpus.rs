@@ -194,12 +194,12 @@ fn write_seeds() {
 
     // An empty arena.
     let name = unique("empty");
-    let arena = Arena::create_named(&name, 1 << 20).unwrap();
+    let arena = Arena::create_segment(&name, 1 << 20).unwrap();
     let img = snapshot(&name, &[me], &[]);
     put("seed-empty", seed(&img, tour));
     // A small one, in another length class.
     drop(arena);
-    let arena = Arena::create_named(&name, 4096).unwrap();
+    let arena = Arena::create_segment(&name, 4096).unwrap();
     let img = snapshot(&name, &[me], &[]);
     put(
         "seed-small-tour",
@@ -210,7 +210,7 @@ fn write_seeds() {
     // Objects, with free blocks of many sizes in the bins; some owned by a live process,
     // some left by a dead one, some given up (detached) and waiting for an owner.
     let name = unique("bins");
-    let arena = Arena::create_named(&name, 1 << 20).unwrap();
+    let arena = Arena::create_segment(&name, 1 << 20).unwrap();
     let objects: Vec<_> = (0..40)
         .map(|i| RawArray::<u8>::zeroed_in(&arena, 100 * i + 1).unwrap())
         .collect();
@@ -270,7 +270,7 @@ fn write_seeds() {
 
     // Named objects, one removed (its blocks are free again).
     let name = unique("named");
-    let arena = Arena::create_named(&name, 1 << 20).unwrap();
+    let arena = Arena::create_segment(&name, 1 << 20).unwrap();
     for i in 0..10u64 {
         arena.create(&format!("o{i}"), i).unwrap();
     }
@@ -306,7 +306,7 @@ fn write_seeds() {
 
     // A free run large enough to have had its pages returned to the system.
     let name = unique("punched");
-    let arena = Arena::create_named(&name, 1 << 20).unwrap();
+    let arena = Arena::create_segment(&name, 1 << 20).unwrap();
     let a = RawValue::new_in(&arena, 1u64).unwrap();
     let big = RawArray::<u8>::zeroed_in(&arena, 600_000).unwrap();
     let b = RawValue::new_in(&arena, 2u64).unwrap();
@@ -331,7 +331,7 @@ fn write_seeds() {
     // holder, and the next operation rebuilds the allocator from a half-done state.
     for step in [2, 5, 9, 14, 20, 27] {
         let name = unique(&format!("crash{step}"));
-        let arena = Arena::create_named(&name, 1 << 20).unwrap();
+        let arena = Arena::create_segment(&name, 1 << 20).unwrap();
         let keep = RawArray::<u8>::zeroed_in(&arena, 700).unwrap();
         arena.create("hits", 3u64).unwrap();
         let arena2 = arena.clone();
@@ -359,7 +359,7 @@ fn write_seeds() {
     let junk: Vec<u8> = (0..2000u32).map(|i| (i * 7 + 3) as u8).collect();
     put("seed-junk", Builder::new(0, &junk).op(op::OPEN).build());
     let name = unique("trunc");
-    let arena = Arena::create_named(&name, 1 << 20).unwrap();
+    let arena = Arena::create_segment(&name, 1 << 20).unwrap();
     let img = snapshot(&name, &[me], &[]);
     let mut b = Builder::image(1, &img, layout_for_tests().2 as usize);
     b = b.op(op::OPEN).u8(0);

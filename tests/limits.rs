@@ -217,11 +217,11 @@ fn lowering_the_address_space_limit_refuses_new_arenas_not_allocations() {
             let msg = err.to_string();
             assert!(msg.starts_with("mmap failed: "), "{msg}");
         }
-        let err = Arena::create_named(&name, 1 << 30).unwrap_err();
+        let err = Arena::create_segment(&name, 1 << 30).unwrap_err();
         assert!(is_os(&err, "mmap", libc::ENOMEM), "{err:?}");
         assert!(
-            matches!(Arena::open_named(&name), Err(Error::NotFound { .. })),
-            "a failed create_named left its segment behind"
+            matches!(Arena::open_segment(&name), Err(Error::NotFound { .. })),
+            "a failed create_segment left its segment behind"
         );
         // What fits, works.
         let small = Arena::with_capacity(4 << 20).unwrap();
@@ -251,7 +251,7 @@ fn lowering_the_address_space_limit_refuses_new_arenas_not_allocations() {
     assert!(kept_global.read(..) == vec![22; 1000]);
     assert_eq!(before.check().unwrap().used_blocks, 1);
     assert!(matches!(
-        Arena::open_named(&name),
+        Arena::open_segment(&name),
         Err(Error::NotFound { .. })
     ));
 }
@@ -282,7 +282,7 @@ fn running_out_of_descriptors_refuses_new_arenas_not_allocations() {
     let _serial = forking();
     let name = unique("fd");
     let fresh = unique("fd-new");
-    let named = Arena::create_named(&name, 64 << 20).unwrap();
+    let named = Arena::create_segment(&name, 64 << 20).unwrap();
     let private = Arena::with_capacity(64 << 20).unwrap();
     let in_named = RawArray::from_slice_in(&named, &[3u16; 500]).unwrap();
     let in_private = RawValue::new_in(&private, 4.5f64).unwrap();
@@ -298,9 +298,9 @@ fn running_out_of_descriptors_refuses_new_arenas_not_allocations() {
                 .starts_with("memfd_create failed: Too many open files"),
             "{err}"
         );
-        let err = Arena::create_named(&fresh, 1 << 20).unwrap_err();
+        let err = Arena::create_segment(&fresh, 1 << 20).unwrap_err();
         assert!(is_os(&err, "shm_open", libc::EMFILE), "{err:?}");
-        let err = Arena::open_named(&name).unwrap_err();
+        let err = Arena::open_segment(&name).unwrap_err();
         assert!(is_os(&err, "shm_open", libc::EMFILE), "{err:?}");
         assert!(
             err.to_string()
@@ -330,7 +330,7 @@ fn running_out_of_descriptors_refuses_new_arenas_not_allocations() {
     assert_eq!(named.check().unwrap().used_blocks, 1);
     assert_eq!(private.check().unwrap().used_blocks, 1);
     assert!(matches!(
-        Arena::open_named(&fresh),
+        Arena::open_segment(&fresh),
         Err(Error::NotFound { .. })
     ));
 }

@@ -18,20 +18,20 @@ fn shm_path(name: &str) -> String {
 #[test]
 fn named_arena_round_trip_and_unlink_on_drop() {
     let name = unique("rt");
-    let a = Arena::create_named(&name, 1 << 20).unwrap();
+    let a = Arena::create_segment(&name, 1 << 20).unwrap();
     assert_eq!(a.name(), Some(name.as_str()));
     let counter = a.create("counter", 41i32).unwrap();
-    let b = Arena::open_named(&name).unwrap();
+    let b = Arena::open_segment(&name).unwrap();
     assert_eq!(b.id(), a.id());
     let c = b.open::<i32>("counter").unwrap();
     c.set(c.get() + 1);
     assert_eq!(counter.get(), 42);
-    let err = Arena::create_named(&name, 1 << 20).unwrap_err();
+    let err = Arena::create_segment(&name, 1 << 20).unwrap_err();
     assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");
     drop((counter, c, b));
     drop(a);
     assert!(matches!(
-        Arena::open_named(&name),
+        Arena::open_segment(&name),
         Err(Error::NotFound { .. })
     ));
 }
@@ -39,16 +39,16 @@ fn named_arena_round_trip_and_unlink_on_drop() {
 #[test]
 fn bad_names_are_refused() {
     for name in ["", "a/b", "/lead", "nul\0byte", ".", ".."] {
-        let err = Arena::create_named(name, 1 << 20).unwrap_err();
+        let err = Arena::create_segment(name, 1 << 20).unwrap_err();
         assert!(matches!(err, Error::InvalidName { .. }), "{name:?}: {err}");
         assert!(
-            matches!(Arena::open_named(name), Err(Error::InvalidName { .. })),
+            matches!(Arena::open_segment(name), Err(Error::InvalidName { .. })),
             "{name:?}"
         );
     }
     let long = "x".repeat(300);
     assert!(matches!(
-        Arena::create_named(&long, 1 << 20),
+        Arena::create_segment(&long, 1 << 20),
         Err(Error::InvalidName { .. })
     ));
     let arena = Arena::with_capacity(1 << 20).unwrap();
@@ -100,50 +100,50 @@ fn layout_mismatch_names_both_layouts() {
 
 #[test]
 fn foreign_truncated_and_damaged_segments_are_errors() {
-    let _serial = forking(); // writes segments other tests' remove_stale may look at
+    let _serial = forking(); // writes segments other tests' remove_stale_segments may look at
                              // Another program's segment under a name we open.
     let foreign = unique("foreign");
     std::fs::write(shm_path(&foreign), vec![7u8; 64 << 10]).unwrap();
-    let err = Arena::open_named(&foreign).unwrap_err();
+    let err = Arena::open_segment(&foreign).unwrap_err();
     assert!(matches!(err, Error::InvalidSegment { .. }), "{err}");
     assert!(err.to_string().contains("magic"), "{err}");
     std::fs::write(shm_path(&foreign), b"").unwrap();
     assert!(matches!(
-        Arena::open_named(&foreign),
+        Arena::open_segment(&foreign),
         Err(Error::InvalidSegment { .. })
     ));
     std::fs::remove_file(shm_path(&foreign)).unwrap();
 
     // A real arena, truncated behind our back.
     let name = unique("trunc");
-    let arena = Arena::create_named(&name, 1 << 20).unwrap();
+    let arena = Arena::create_segment(&name, 1 << 20).unwrap();
     let file = OpenOptions::new()
         .read(true)
         .write(true)
         .open(shm_path(&name))
         .unwrap();
     file.set_len(300_000).unwrap();
-    let err = Arena::open_named(&name).unwrap_err();
+    let err = Arena::open_segment(&name).unwrap_err();
     assert!(err.to_string().contains("truncated"), "{err}");
     file.set_len(1 << 20).unwrap(); // the header survived: usable again
-    Arena::open_named(&name).unwrap();
+    Arena::open_segment(&name).unwrap();
 
     // Wrong magic, wrong version.
     let magic = file.read_at_owned(0, 8);
     file.write_at(b"notmagic", 0).unwrap();
-    assert!(Arena::open_named(&name)
+    assert!(Arena::open_segment(&name)
         .unwrap_err()
         .to_string()
         .contains("magic"));
     file.write_at(&magic, 0).unwrap();
     file.write_at(&99u32.to_le_bytes(), 8).unwrap();
-    assert!(Arena::open_named(&name)
+    assert!(Arena::open_segment(&name)
         .unwrap_err()
         .to_string()
         .contains("version 99"));
     file.set_len(100).unwrap();
     assert!(matches!(
-        Arena::open_named(&name),
+        Arena::open_segment(&name),
         Err(Error::InvalidSegment { .. })
     ));
     drop(arena);
@@ -167,7 +167,7 @@ impl ReadAtOwned for std::fs::File {
 fn fuzzed_headers_never_crash() {
     let _serial = forking();
     let name = unique("fuzz");
-    let arena = Arena::create_named(&name, 4 << 20).unwrap();
+    let arena = Arena::create_segment(&name, 4 << 20).unwrap();
     let objects: Vec<_> = (0..40)
         .map(|i| RawArray::<u8>::zeroed_in(&arena, 100 * i + 1).unwrap())
         .collect();
@@ -206,7 +206,7 @@ fn fuzzed_headers_never_crash() {
             let bit = 1u8 << (rand() % 8);
             file.write_at(&[pristine[at] ^ bit], at as u64).unwrap();
         }
-        match Arena::open_named(&name) {
+        match Arena::open_segment(&name) {
             Ok(a) => {
                 opened += 1;
                 // Use it: every answer must be a value or an error.
@@ -236,7 +236,7 @@ fn racing_find_or_create_makes_one_object() {
     let _serial = forking();
     for _ in 0..20 {
         let name = unique("race");
-        let arena = Arena::create_named(&name, 1 << 20).unwrap();
+        let arena = Arena::create_segment(&name, 1 << 20).unwrap();
         let created = RawArray::<u8>::zeroed_in(&arena, 4).unwrap();
         let go = RawValue::new_in(&arena, 0u8).unwrap();
         Process::scope(|s| {
@@ -244,8 +244,8 @@ fn racing_find_or_create_makes_one_object() {
             let racers: Vec<_> = (0..4)
                 .map(|i| {
                     s.start(move || {
-                        let mine =
-                            Arena::open_named(&name_of(go)).unwrap_or_else(|_| go.arena().clone());
+                        let mine = Arena::open_segment(&name_of(go))
+                            .unwrap_or_else(|_| go.arena().clone());
                         while go.get() == 0 {
                             std::hint::spin_loop();
                         }
@@ -273,14 +273,14 @@ fn name_of(v: &RawValue<u8>) -> String {
 #[test]
 fn creator_exit_and_panic_unlink_the_name_but_sigkill_leaves_it() {
     let _serial = forking();
-    let gone = |name: &str| matches!(Arena::open_named(name), Err(Error::NotFound { .. }));
+    let gone = |name: &str| matches!(Arena::open_segment(name), Err(Error::NotFound { .. }));
     let name = unique("exit");
-    in_child(|| drop(Arena::create_named(&name, 1 << 20).unwrap())).unwrap();
+    in_child(|| drop(Arena::create_segment(&name, 1 << 20).unwrap())).unwrap();
     assert!(gone(&name), "normal exit removes the name");
 
     let name = unique("panic");
     let err = in_child::<()>(|| {
-        let _a = Arena::create_named(&name, 1 << 20).unwrap();
+        let _a = Arena::create_segment(&name, 1 << 20).unwrap();
         panic!("creator panics");
     })
     .unwrap_err();
@@ -289,7 +289,7 @@ fn creator_exit_and_panic_unlink_the_name_but_sigkill_leaves_it() {
 
     let name = unique("kill");
     let err = in_child(|| {
-        let _a = Arena::create_named(&name, 1 << 20).unwrap();
+        let _a = Arena::create_segment(&name, 1 << 20).unwrap();
         let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
     })
     .unwrap_err();
@@ -297,8 +297,8 @@ fn creator_exit_and_panic_unlink_the_name_but_sigkill_leaves_it() {
     assert!(!gone(&name), "SIGKILL leaves the name behind");
     // A live creator's segment is not stale; the dead one's is.
     let live = unique("live");
-    let _live = Arena::create_named(&live, 1 << 20).unwrap();
-    let removed = Arena::remove_stale().unwrap();
+    let _live = Arena::create_segment(&live, 1 << 20).unwrap();
+    let removed = Arena::remove_stale_segments().unwrap();
     assert!(removed.contains(&name), "{removed:?}");
     assert!(!removed.contains(&live));
     assert!(gone(&name));
@@ -403,7 +403,7 @@ fn spawned_program_opens_handles() {
     for named in [false, true] {
         let name = unique("spawn");
         let arena = if named {
-            Arena::create_named(&name, 1 << 20).unwrap()
+            Arena::create_segment(&name, 1 << 20).unwrap()
         } else {
             Arena::with_capacity(1 << 20).unwrap()
         };
@@ -458,15 +458,15 @@ fn inherited_arena_cannot_be_resized() {
 #[test]
 fn a_creator_does_not_unlink_a_recreated_name() {
     let name = unique("recreate");
-    let first = Arena::create_named(&name, 1 << 20).unwrap();
-    assert!(Arena::remove_named(&name).unwrap());
-    let second = Arena::create_named(&name, 1 << 20).unwrap();
+    let first = Arena::create_segment(&name, 1 << 20).unwrap();
+    assert!(Arena::remove_segment(&name).unwrap());
+    let second = Arena::create_segment(&name, 1 << 20).unwrap();
     drop(first);
-    let opened = Arena::open_named(&name).unwrap();
+    let opened = Arena::open_segment(&name).unwrap();
     assert_eq!(opened.id(), second.id());
     drop((opened, second));
     assert!(matches!(
-        Arena::open_named(&name),
+        Arena::open_segment(&name),
         Err(Error::NotFound { .. })
     ));
 }

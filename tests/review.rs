@@ -62,7 +62,7 @@ fn probe_a_holder_in_new_namespaces(enter: fn() -> bool) -> u64 {
 }
 
 /// Finding 1a: an anonymous arena inherited by fork into another pid namespace. The
-/// `creator_pidns` check covers only `open_named`; a child forked after
+/// `creator_pidns` check covers only `open_segment`; a child forked after
 /// `unshare(CLONE_NEWPID)` sees `kill(parent_tid, 0) == ESRCH` (the parent's thread is
 /// invisible in its namespace) and takes the lock from a LIVE holder.
 #[test]
@@ -207,7 +207,7 @@ fn reclaim_dead_spares_a_live_process_whose_main_thread_exited() {
     })
 }
 
-/// Finding 3b: same proof error in `creator_is_gone`: `remove_stale` unlinks the segment of
+/// Finding 3b: same proof error in `creator_is_gone`: `remove_stale_segments` unlinks the segment of
 /// a live creator whose main thread has exited.
 #[test]
 fn remove_stale_spares_a_live_creator_whose_main_thread_exited() {
@@ -219,7 +219,7 @@ fn remove_stale_spares_a_live_creator_whose_main_thread_exited() {
         let (name_ref, state) = (&name, &state);
         let child = s
             .start(move || {
-                let named = Arena::create_named(name_ref, 1 << 20).unwrap();
+                let named = Arena::create_segment(name_ref, 1 << 20).unwrap();
                 std::thread::scope(|s| {
                     s.spawn(|| {
                         while state.get(1) != Some(1) {
@@ -240,7 +240,7 @@ fn remove_stale_spares_a_live_creator_whose_main_thread_exited() {
             wait_until(|| main_thread_is_zombie(pid)),
             "the child's main thread did not become a zombie"
         );
-        let removed = Arena::remove_stale().unwrap();
+        let removed = Arena::remove_stale_segments().unwrap();
         state.set(1, 1);
         // It leaves with _exit(0) from its worker thread: no value, so `ChildExited`.
         let ended = finish(child);
@@ -248,10 +248,10 @@ fn remove_stale_spares_a_live_creator_whose_main_thread_exited() {
             matches!(ended, Err(Error::ChildExited { code: 0, .. })),
             "{ended:?}"
         );
-        let _ = Arena::remove_named(&name);
+        let _ = Arena::remove_segment(&name);
         assert!(
         !removed.contains(&name),
-        "remove_stale unlinked {name}, whose creator (pid {pid}) was still running: {removed:?}"
+        "remove_stale_segments unlinked {name}, whose creator (pid {pid}) was still running: {removed:?}"
     );
     })
 }
@@ -335,7 +335,7 @@ fn a_raw_fork_child_is_not_taken_for_its_parent() {
     );
 }
 
-/// Finding 1c: the `creator_pidns` check of `open_named` is skipped whenever the opener's
+/// Finding 1c: the `creator_pidns` check of `open_segment` is skipped whenever the opener's
 /// `/proc` is not "ours" (`pid_namespace()` needs `proc_is_ours()`): exactly the case of a
 /// process in a new pid namespace that kept its parent's `/proc` (`unshare --pid --fork`
 /// without `--mount-proc`). It opens the arena, and its locks then behave as in 1a/1b.
@@ -343,7 +343,7 @@ fn a_raw_fork_child_is_not_taken_for_its_parent() {
 fn open_named_refuses_an_opener_in_another_pidns_without_its_own_proc() {
     let _serial = forking();
     let name = unique("pidns");
-    let arena = Arena::create_named(&name, 1 << 20).unwrap();
+    let arena = Arena::create_segment(&name, 1 << 20).unwrap();
     let scratch = Arena::with_capacity(1 << 16).unwrap();
     let outcome = RawValue::new_in(&scratch, 0u64).unwrap(); // 1 opened, 2 refused
     let (name_ref, outcome) = (&name, &outcome);
@@ -354,7 +354,7 @@ fn open_named_refuses_an_opener_in_another_pidns_without_its_own_proc() {
         }
         Process::scope(|s| {
             s.start(move || {
-                outcome.set(if Arena::open_named(name_ref).is_ok() {
+                outcome.set(if Arena::open_segment(name_ref).is_ok() {
                     1
                 } else {
                     2
@@ -366,7 +366,7 @@ fn open_named_refuses_an_opener_in_another_pidns_without_its_own_proc() {
     })
     .unwrap();
     drop(arena);
-    let _ = Arena::remove_named(&name);
+    let _ = Arena::remove_segment(&name);
     let opened = outcome.get();
     if opened == SKIPPED {
         eprintln!("skipped: no pid namespace");

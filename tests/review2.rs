@@ -298,19 +298,19 @@ fn a_raw_clone_newpid_child_never_reclaims_a_live_processs_objects() {
 }
 
 /// Finding C': same stale `pid_namespace()` read in `header::validate`: a raw
-/// `clone(CLONE_NEWPID)` child whose first call is `open_named` opens an arena of another
-/// pid namespace, which `open_named` promises to refuse.
+/// `clone(CLONE_NEWPID)` child whose first call is `open_segment` opens an arena of another
+/// pid namespace, which `open_segment` promises to refuse.
 #[test]
 fn a_raw_clone_newpid_child_cannot_open_a_named_arena() {
     let _serial = forking();
     let name = format!("shr-review2-pidns-{}", std::process::id());
-    let arena = Arena::create_named(&name, 1 << 20).unwrap();
+    let arena = Arena::create_segment(&name, 1 << 20).unwrap();
     let scratch = Arena::with_capacity(1 << 16).unwrap();
     let out = RawValue::new_in(&scratch, 0u64).unwrap(); // 1 opened, 2 refused
     let (name_ref, out_ref) = (&name, &out);
     in_child(move || {
-        let _ = Arena::open_named(name_ref).unwrap(); // caches the pid namespace
-                                                      // SAFETY: as in the test above.
+        let _ = Arena::open_segment(name_ref).unwrap(); // caches the pid namespace
+                                                        // SAFETY: as in the test above.
         let pid = unsafe {
             libc::syscall(
                 libc::SYS_clone,
@@ -322,7 +322,7 @@ fn a_raw_clone_newpid_child_cannot_open_a_named_arena() {
             )
         } as libc::pid_t;
         if pid == 0 {
-            out_ref.set(if Arena::open_named(name_ref).is_ok() {
+            out_ref.set(if Arena::open_segment(name_ref).is_ok() {
                 1
             } else {
                 2
@@ -338,7 +338,7 @@ fn a_raw_clone_newpid_child_cannot_open_a_named_arena() {
     })
     .unwrap();
     drop(arena);
-    let _ = Arena::remove_named(&name);
+    let _ = Arena::remove_segment(&name);
     let got = out.get();
     if got == SKIPPED {
         eprintln!("skipped: no clone(CLONE_NEWPID)");

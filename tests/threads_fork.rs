@@ -32,7 +32,7 @@ struct ArenaMutex {
 impl ArenaMutex {
     fn of(name: &str) -> ArenaMutex {
         ArenaMutex {
-            arena: Arena::open_named(name).unwrap(),
+            arena: Arena::open_segment(name).unwrap(),
         }
     }
 
@@ -135,7 +135,7 @@ const CHILD_WORK: u64 = 20;
 fn threads_and_forked_children_share_locks_and_arenas() {
     let _serial = forking();
     let name = unique("stress");
-    let private = Arena::create_named(&name, 64 << 20).unwrap();
+    let private = Arena::create_segment(&name, 64 << 20).unwrap();
     let shared = Arc::new(Shared {
         mutex: ArenaMutex::of(&name),
         by_update: Value::new(0u64).unwrap(),
@@ -365,7 +365,7 @@ fn a_lock_whose_parent_thread_ends_holding_it_is_recovered_by_the_child() {
 fn the_allocator_lock_a_parent_thread_holds_at_fork_is_waited_for() {
     let _serial = forking();
     let name = unique("held");
-    let arena = Arena::create_named(&name, 4 << 20).unwrap();
+    let arena = Arena::create_segment(&name, 4 << 20).unwrap();
     let keep = RawArray::from_slice_in(&arena, &[7u64; 100]).unwrap();
     let step = Arc::new(RawValue::new(0u8).unwrap());
     let mutex = Arc::new(ArenaMutex::of(&name));
@@ -428,7 +428,7 @@ fn the_allocator_lock_a_parent_thread_holds_at_fork_is_waited_for() {
 fn the_allocator_lock_whose_parent_thread_ends_holding_it_is_recovered() {
     let _serial = forking();
     let name = unique("dead");
-    let arena = Arena::create_named(&name, 4 << 20).unwrap();
+    let arena = Arena::create_segment(&name, 4 << 20).unwrap();
     let keep: Vec<_> = (0..20u64)
         .map(|i| RawArray::from_slice_in(&arena, &vec![i; 50 + i as usize * 30]).unwrap())
         .collect();

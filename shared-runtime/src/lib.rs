@@ -77,14 +77,14 @@
 //! | a raw object that should get a lock after all | [`synchronized(obj, None)`](synchronized) (a fresh `RLock`) or `synchronized(obj, Some(lock))`: a [`Synchronized`] | `synchronized` |
 //! | a `#[repr(C)]` struct in any of those | `#[derive(SharedStruct)]` on it: field accessors `p.x()`, `p.set_x(..)` | `Structure` |
 //! | text in a fixed buffer | an array of [`CChar`] (`value()`, `set_value(..)`, `raw()`) or [`WChar`] | `c_char`/`c_wchar` arrays |
-//! | a program that was not forked from yours (or Python) | a named arena ([`Arena::create_named`]) or a [`Handle`](handle::Handle) to one object | `shared_memory` |
+//! | a program that was not forked from yours (or Python) | a named arena ([`Arena::create_segment`]) or a [`Handle`](handle::Handle) to one object | `shared_memory` |
 //! | a child process | [`Process::start`] (owned captures) or `Process::scope` (borrowing); `join()` reports how it ended | `Process` |
 //!
 //! Locks survive a crashed holder: if a process dies holding one (even by `SIGKILL`), the
 //! next taker gets it inside a `PoisonError`, and every later `lock()` is told until
 //! `clear_poison()` (`is_poisoned()` asks). Processes that did not fork from the creator
 //! attach through named arenas, handles or an inherited descriptor
-//! ([`Arena::create_named`], [`Handle`](handle::Handle), [`Arena::share_with`]); see
+//! ([`Arena::create_segment`], [`Handle`](handle::Handle), [`Arena::share_with`]); see
 //! [`guide::interop`].
 //!
 //! Less common names live in modules: [`place`] (typed locations inside shared objects, for

@@ -72,7 +72,7 @@ pub mod op {
     pub const NAMES: u8 = 4;
     /// `a:u8` — `reclaim_dead()`.
     pub const RECLAIM: u8 = 5;
-    /// `sel:u8` — `Arena::open_named` of the segment; keeps up to three arenas (then
+    /// `sel:u8` — `Arena::open_segment` of the segment; keeps up to three arenas (then
     /// replaces arena `sel`).
     pub const OPEN: u8 = 6;
     /// `a:u8 n:u16` — `RawArray::<u8>::zeroed_in(n)`.
@@ -174,9 +174,9 @@ pub struct Outcome {
     pub err: u64,
     /// Of those, `Error::AllocatorBusy` (a lock word naming a live thread).
     pub busy: u64,
-    /// `Arena::open_named` calls that succeeded.
+    /// `Arena::open_segment` calls that succeeded.
     pub opened: u64,
-    /// `Arena::open_named` calls that were refused.
+    /// `Arena::open_segment` calls that were refused.
     pub refused: u64,
 }
 
@@ -205,7 +205,7 @@ impl Segment {
     /// A new segment name for this process; removes those left by dead processes.
     pub fn new() -> Segment {
         static N: AtomicU32 = AtomicU32::new(0);
-        remove_stale();
+        remove_stale_segments();
         let name = format!(
             "{PREFIX}{}-{}",
             std::process::id(),
@@ -214,7 +214,7 @@ impl Segment {
         Segment { name }
     }
 
-    /// The segment's name, for `Arena::open_named`.
+    /// The segment's name, for `Arena::open_segment`.
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -291,7 +291,7 @@ fn shm_path(name: &str) -> PathBuf {
 }
 
 /// Removes `shr-fuzz-<pid>-*` files of processes that no longer exist.
-fn remove_stale() {
+fn remove_stale_segments() {
     let Ok(dir) = std::fs::read_dir("/dev/shm") else {
         return;
     };
@@ -481,7 +481,7 @@ impl State<'_> {
         match code {
             op::OPEN => {
                 let sel = input.u8();
-                match Arena::open_named(self.seg.name()) {
+                match Arena::open_segment(self.seg.name()) {
                     Ok(a) => {
                         self.out.opened += 1;
                         self.out.ok += 1;

@@ -303,7 +303,7 @@ pub fn run(cfg: &Config) -> Report {
     let global = Arena::global();
     let global_before = global.stats().unwrap().live_allocations;
     let mut report = {
-        let named = Arena::create_named(&name, 256 << 20).unwrap();
+        let named = Arena::create_segment(&name, 256 << 20).unwrap();
         let shared = Shared::new(cfg.seed, name.clone(), &named);
         storm(cfg, &shared, [global, &named])
     };
@@ -315,7 +315,7 @@ pub fn run(cfg: &Config) -> Report {
         cfg.seed
     );
     assert!(
-        matches!(Arena::open_named(&name), Err(Error::NotFound { .. })),
+        matches!(Arena::open_segment(&name), Err(Error::NotFound { .. })),
         "seed {}: the named arena {name} outlived its last handle",
         cfg.seed
     );
@@ -329,7 +329,7 @@ struct Unlink(String);
 
 impl Drop for Unlink {
     fn drop(&mut self) {
-        let _ = Arena::remove_named(&self.0);
+        let _ = Arena::remove_segment(&self.0);
     }
 }
 
@@ -610,7 +610,7 @@ struct Worker<'s> {
 
 /// A worker's life: until the parent kills it or sets `stop`.
 fn work(s: &Shared, slot: usize, seed: u64) {
-    let named = Arena::open_named(&s.name).expect("open the named arena");
+    let named = Arena::open_segment(&s.name).expect("open the named arena");
     let journal = named.open::<Journal>(JOURNAL).expect("open the journal");
     let mut w = Worker {
         s,

@@ -23,7 +23,7 @@ pub(crate) struct ArenaHeader {
     /// A random number naming this arena in handles.
     id: u64,
     /// The creating process and when it started (so a reused pid is not mistaken for it):
-    /// `Arena::remove_stale` removes named segments whose creator is gone.
+    /// `Arena::remove_stale_segments` removes named segments whose creator is gone.
     creator_pid: i64,
     creator_start: u64,
     /// The creator's pid namespace (inode of `/proc/self/ns/pid`), 0 if unknown: thread
@@ -70,7 +70,7 @@ pub(crate) unsafe fn init(mem: &SharedMemory, first_reserved: u64) {
         (*header).id = random_id();
         let pid = crate::sys::process::current_pid();
         (*header).creator_pid = i64::from(pid);
-        // 0 when unknown: `remove_stale` then never removes this segment.
+        // 0 when unknown: `remove_stale_segments` then never removes this segment.
         (*header).creator_start = liveness::process_start_time(pid).unwrap_or(0);
         (*header).creator_pidns = liveness::pid_namespace().unwrap_or(0);
         // The lock word and the rest of the heap state are zero, as the fresh file is: a

@@ -42,7 +42,7 @@ impl Arena {
     ///
     /// The name is removed when this process drops its last handle to the arena (also
     /// while a panic unwinds); processes that have it open keep their mapping. If this
-    /// process is killed, the name stays behind: [`Arena::remove_named`] removes it.
+    /// process is killed, the name stays behind: [`Arena::remove_segment`] removes it.
     ///
     /// # Errors
     /// [`Error::InvalidName`] for an empty name or one with `/` or NUL,
@@ -52,15 +52,16 @@ impl Arena {
     /// ```
     /// use shared_runtime::Arena;
     /// let name = format!("doc-create-{}", std::process::id());
-    /// let a = Arena::create_named(&name, 1 << 20)?;
-    /// let b = Arena::open_named(&name)?;
+    /// let a = Arena::create_segment(&name, 1 << 20)?;
+    /// let b = Arena::open_segment(&name)?;
     /// assert_eq!(b.capacity(), a.capacity());
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
-    pub fn create_named(name: &str, capacity: u64) -> Result<Arena> {
+    #[doc(alias = "create_named")]
+    pub fn create_segment(name: &str, capacity: u64) -> Result<Arena> {
         check_name(name)?;
         let capacity = checked_capacity(capacity)?;
-        let mem = SharedMemory::create_named(name, capacity).map_err(|e| match e {
+        let mem = SharedMemory::create_segment(name, capacity).map_err(|e| match e {
             Error::Os { ref source, .. } if source.raw_os_error() == Some(libc::EEXIST) => {
                 Error::AlreadyExists {
                     what: "segment",
@@ -76,7 +77,7 @@ impl Arena {
         made
     }
 
-    /// Opens a named arena created by [`create_named`](Self::create_named), in this or any
+    /// Opens a named arena created by [`create_segment`](Self::create_segment), in this or any
     /// other process.
     ///
     /// The segment is validated before anything in it is trusted: its size, magic number,
@@ -89,12 +90,13 @@ impl Arena {
     /// [`Error::InvalidName`] for a malformed name.
     ///
     /// ```
-    /// let err = shared_runtime::Arena::open_named("no-such-arena-here").unwrap_err();
+    /// let err = shared_runtime::Arena::open_segment("no-such-arena-here").unwrap_err();
     /// assert!(matches!(err, shared_runtime::Error::NotFound { .. }));
     /// ```
-    pub fn open_named(name: &str) -> Result<Arena> {
+    #[doc(alias = "open_named")]
+    pub fn open_segment(name: &str) -> Result<Arena> {
         check_name(name)?;
-        let mem = SharedMemory::open_named(name).map_err(|e| match e {
+        let mem = SharedMemory::open_segment(name).map_err(|e| match e {
             Error::Os { ref source, .. } if source.raw_os_error() == Some(libc::ENOENT) => {
                 Error::NotFound {
                     what: "segment",
@@ -118,10 +120,11 @@ impl Arena {
     /// [`Error::InvalidName`] for a malformed name.
     ///
     /// ```
-    /// assert!(!shared_runtime::Arena::remove_named("never-created-arena")?);
+    /// assert!(!shared_runtime::Arena::remove_segment("never-created-arena")?);
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
-    pub fn remove_named(name: &str) -> Result<bool> {
+    #[doc(alias = "remove_named")]
+    pub fn remove_segment(name: &str) -> Result<bool> {
         check_name(name)?;
         Ok(unlink_named(name))
     }
@@ -135,14 +138,15 @@ impl Arena {
     /// [`Error::Os`] if `/dev/shm` cannot be listed.
     ///
     /// ```
-    /// let removed = shared_runtime::Arena::remove_stale()?;
+    /// let removed = shared_runtime::Arena::remove_stale_segments()?;
     /// # let _ = removed;
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
-    pub fn remove_stale() -> Result<Vec<String>> {
+    #[doc(alias = "remove_stale")]
+    pub fn remove_stale_segments() -> Result<Vec<String>> {
         let mut removed = Vec::new();
         for name in segment_names()? {
-            let Ok(arena) = Arena::open_named(&name) else {
+            let Ok(arena) = Arena::open_segment(&name) else {
                 continue;
             };
             if arena.header().creator_is_gone() && unlink_if_same(&name, &arena.inner.mem) {
@@ -226,7 +230,7 @@ impl Arena {
             reason: format!("{ARENA_ENV}: {reason}"),
         };
         if let Some(name) = value.strip_prefix("name:") {
-            return Arena::open_named(name).map(Some);
+            return Arena::open_segment(name).map(Some);
         }
         let fd: i32 = value
             .strip_prefix("fd:")

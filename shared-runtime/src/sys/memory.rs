@@ -67,7 +67,7 @@ impl SharedMemory {
 
     /// Creates the POSIX shared-memory object `/name` (which must not exist yet), readable
     /// and writable by this user only, of `len` bytes, and maps it.
-    pub(crate) fn create_named(name: &str, len: u64) -> Result<Self> {
+    pub(crate) fn create_segment(name: &str, len: u64) -> Result<Self> {
         let flags = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR | OFlag::O_CLOEXEC;
         let fd = shm_open(
             format!("/{name}").as_str(),
@@ -84,7 +84,7 @@ impl SharedMemory {
 
     /// Opens the existing POSIX shared-memory object `/name` and maps exactly the bytes it
     /// has now (never more: touching a page past the end of a file raises `SIGBUS`).
-    pub(crate) fn open_named(name: &str) -> Result<Self> {
+    pub(crate) fn open_segment(name: &str) -> Result<Self> {
         let flags = OFlag::O_RDWR | OFlag::O_CLOEXEC;
         let fd = shm_open(format!("/{name}").as_str(), flags, Mode::empty())
             .map_err(|e| Error::nix("shm_open", e))?;
