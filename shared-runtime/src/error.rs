@@ -160,6 +160,33 @@ pub enum Error {
         /// The process id of the scope's maker.
         owner: i32,
     },
+    /// A child was started in a [`Scope`](crate::Scope) that is closing: its closure has
+    /// returned and the scope is joining its children (a destructor that runs then, say that
+    /// of a value a child's closure owned, called [`Scope::start`](crate::Scope::start)).
+    /// The new child could not be joined before the scope returns.
+    ///
+    /// ```
+    /// use shared_runtime::{Error, Process, Scope};
+    ///
+    /// struct StartOnDrop<'s, 'e>(&'s Scope<'s, 'e>, &'s std::cell::Cell<bool>);
+    /// impl Drop for StartOnDrop<'_, '_> {
+    ///     fn drop(&mut self) {
+    ///         self.1.set(matches!(self.0.start(|| {}), Err(Error::ScopeClosing)));
+    ///     }
+    /// }
+    /// let refused = std::cell::Cell::new(false);
+    /// Process::scope(|s| {
+    ///     let guard = StartOnDrop(s, &refused);
+    ///     // The parent's copy of the closure, and so `guard`, is dropped while the scope closes.
+    ///     let _ = s.start(move || std::mem::forget(guard));
+    /// });
+    /// assert!(refused.get());
+    /// ```
+    #[error(
+        "this Process::scope is closing (its closure has returned): no child can be started \
+         in it any more"
+    )]
+    ScopeClosing,
     /// A name that cannot name a shared-memory segment or object.
     #[error("invalid name {name:?}: {reason}")]
     InvalidName {

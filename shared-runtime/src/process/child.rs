@@ -69,6 +69,11 @@ impl Child {
         self.pid
     }
 
+    /// How the child ended, if a wait has seen it end (here or, as `ECHILD` said, elsewhere).
+    pub(crate) fn ended(&self) -> Option<Ended> {
+        self.ended
+    }
+
     /// Waits at most `timeout` (`None`: as long as it takes) for the child to end, reaps it
     /// and remembers how it ended; `None` if the time ran out.
     ///

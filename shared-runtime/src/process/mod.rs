@@ -66,11 +66,21 @@ fn install_panic_hook() {
     });
 }
 
-/// The child's side: runs `f`, reports its value (exit code 0) or its panic message (exit
-/// code [`PANIC_EXIT_CODE`]) through `outcome`, and exits without returning.
+/// The child's side: runs `f`, waits for every descendant it left running, reports its
+/// value (exit code 0) or its panic message (exit code [`PANIC_EXIT_CODE`]) through
+/// `outcome`, and exits without returning.
+///
+/// The child is a subreaper, and waits for all its children, those it leaked with
+/// `mem::forget` and any orphaned grandchildren given to it, before it ends: they may use
+/// objects that only the parent's copy of `f` keeps alive, which the parent frees once this
+/// child has ended. (A child that ends otherwise, by `std::process::exit` or a signal, skips
+/// this: see "Descendants" in [`Process`].)
 fn run_child<T: SharedType>(f: impl FnOnce() -> T, outcome: &Outcome<T>) -> ! {
     IN_CHILD.store(true, Ordering::Relaxed);
-    match panic::catch_unwind(AssertUnwindSafe(f)) {
+    sys::become_subreaper();
+    let result = panic::catch_unwind(AssertUnwindSafe(f));
+    sys::reap_all_children();
+    match result {
         Ok(value) => {
             outcome.put_value(value);
             sys::exit_now(0)

@@ -43,7 +43,12 @@ pub(crate) enum Report {
 
 /// An untyped report block (what a scope keeps while the child may still write it).
 #[derive(Clone)]
-pub(crate) struct Block(Arc<Allocation>);
+pub(crate) struct Block {
+    alloc: Arc<Allocation>,
+    /// Its size in bytes, and the alignment it was allocated with.
+    size: usize,
+    align: usize,
+}
 
 impl Block {
     fn byte(&self, offset: usize) -> &AtomicU8 {
@@ -51,14 +56,14 @@ impl Block {
         // SAFETY: the block holds at least HEADER bytes (see `Outcome::new`) and lives as
         // long as `self`; AtomicU8 has alignment 1 and no invalid bit patterns, and every
         // process accesses these bytes only atomically.
-        unsafe { &*self.0.ptr().add(offset).cast::<AtomicU8>() }
+        unsafe { &*self.alloc.ptr().add(offset).cast::<AtomicU8>() }
     }
 
     fn word(&self, offset: usize) -> &AtomicU32 {
         debug_assert!(offset + 4 <= HEADER && offset % 4 == 0);
         // SAFETY: as in `byte`; the block is aligned to at least 4 bytes (`Outcome::new` asks
         // for it) and `offset` is a multiple of 4, so the AtomicU32 is aligned.
-        unsafe { &*self.0.ptr().add(offset).cast::<AtomicU32>() }
+        unsafe { &*self.alloc.ptr().add(offset).cast::<AtomicU32>() }
     }
 
     /// In the child: records the panic message, cut to [`MESSAGE_CAPACITY`] bytes at a
@@ -116,7 +121,8 @@ impl<T: SharedType> Outcome<T> {
     pub(crate) fn new() -> Result<Self> {
         let size = Self::VALUE + size_of::<T>();
         let align = align_of::<T>().max(align_of::<AtomicU32>());
-        let block = Block(Arc::new(Arena::try_global()?.alloc(size, align)?));
+        let alloc = Arc::new(Arena::try_global()?.alloc(size, align)?);
+        let block = Block { alloc, size, align };
         // Fresh arena memory is zero already; say so explicitly all the same.
         block.word(STATE).store(NOTHING, Ordering::Relaxed);
         Ok(Outcome {
@@ -125,25 +131,45 @@ impl<T: SharedType> Outcome<T> {
         })
     }
 
-    fn value_ptr(&self) -> *mut T {
-        // SAFETY: the block was allocated with room for a `T` at `VALUE`, aligned for `T`
-        // (the block is aligned to `align_of::<T>()` and `VALUE` is a multiple of it).
-        unsafe { self.block.0.ptr().add(Self::VALUE).cast::<T>() }
+    /// Where a `T` lives in `block`.
+    ///
+    /// # Panics
+    /// If `block` is not an `Outcome<T>`'s: too small or not aligned for a `T` there.
+    fn value_ptr(block: &Block) -> *mut T {
+        assert!(
+            Self::VALUE + size_of::<T>() <= block.size && align_of::<T>() <= block.align,
+            "a report block read as the wrong type"
+        );
+        // SAFETY: the block holds `block.size` bytes, at least `VALUE + size_of::<T>()` (just
+        // checked), and is aligned to `block.align >= align_of::<T>()`; `VALUE` is a
+        // multiple of `align_of::<T>()`, so the pointer is in bounds and aligned for a `T`.
+        unsafe { block.alloc.ptr().add(Self::VALUE).cast::<T>() }
     }
 
     /// In the child: records the closure's return value.
     pub(crate) fn put_value(&self, value: T) {
         // SAFETY: `value_ptr` is valid and aligned for a `T` (see there); others touch the
         // block only atomically, and `store` writes with relaxed atomics.
-        unsafe { T::store(&value, self.value_ptr()) }
+        unsafe { T::store(&value, Self::value_ptr(&self.block)) }
         self.block.word(STATE).store(RETURNED, Ordering::Release);
     }
 
     /// In the parent, after [`Block::report`] said [`Report::Returned`]: the value.
     pub(crate) fn value(&self) -> T {
-        // SAFETY: `value_ptr` is valid and aligned for a `T`; the copy is a relaxed atomic
-        // one, race-free whoever else writes; any bytes form a valid `T` (`SharedType`
-        // promises every bit pattern is one).
-        unsafe { atomic_memcpy::atomic_load(self.value_ptr(), Ordering::Relaxed).assume_init() }
+        Self::value_in(&self.block)
+    }
+
+    /// As [`value`](Self::value), from `block`, the block of an `Outcome<T>` (a scope keeps
+    /// its children's blocks untyped).
+    ///
+    /// # Panics
+    /// If `block` has no room for a `T` (it is not an `Outcome<T>`'s).
+    pub(crate) fn value_in(block: &Block) -> T {
+        // SAFETY: `value_ptr` is valid and aligned for a `T` (checked there);
+        // the copy is a relaxed atomic one, race-free whoever else writes; any bytes form a
+        // valid `T` (`SharedType` promises every bit pattern is one).
+        unsafe {
+            atomic_memcpy::atomic_load(Self::value_ptr(block), Ordering::Relaxed).assume_init()
+        }
     }
 }

@@ -1,16 +1,17 @@
 //! `Process::scope`: children whose closures borrow, all joined before the scope returns.
 
-use std::cell::RefCell;
+use std::any::Any;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::panic::{self, AssertUnwindSafe};
 use std::time::Duration;
 
-use super::child::Child;
-use super::outcome::{Block, Outcome};
+use super::child::{Child, Ended};
+use super::outcome::{Block, Outcome, Report};
 use super::{Captured, Process};
-use crate::sys::process::{current_pid, process_key};
+use crate::sys::process::{current_pid, process_key, write_stderr};
 use crate::{Error, Result, SharedType};
 
 /// A scope to start processes in, made by [`Process::scope`] (the shape of
@@ -20,7 +21,11 @@ use crate::{Error, Result, SharedType};
 /// child's pidfd, its report block and the parent's copy of its closure (which may own
 /// shared objects whose drop would free memory the child writes). They are let go only
 /// once the child has ended, so a [`ScopedProcess`] leaked with `mem::forget` changes
-/// nothing: the scope still joins its child.
+/// nothing: the scope still joins its child, and frees its report block.
+///
+/// Once the scope's closure has returned, the scope is closing: it waits for every child,
+/// then drops the parent's copies of their closures, and [`start`](Scope::start) refuses
+/// ([`Error::ScopeClosing`]) any child a destructor running then would start.
 ///
 /// ```
 /// use shared_runtime::{Process, RawValue};
@@ -34,6 +39,8 @@ pub struct Scope<'scope, 'env: 'scope> {
     /// Never dropped (no drop glue may touch `'scope` data when the scope itself is dropped,
     /// after `'scope` ended); `Process::scope` empties it, dropping every entry, first.
     children: ManuallyDrop<RefCell<Vec<Entry<'scope>>>>,
+    /// Set when the scope's closure has returned: no child may be started from then on.
+    closing: Cell<bool>,
     /// The process that made the scope: only it can start children in it.
     owner: u64,
     owner_pid: i32,
@@ -45,11 +52,12 @@ pub struct Scope<'scope, 'env: 'scope> {
 /// What a scope keeps of one child.
 struct Entry<'scope> {
     child: Child,
-    /// The report block, kept until the child has ended and told its handle how.
+    /// The report block: the scope's, not the handle's (a leaked handle leaks nothing).
+    /// Freed when the handle goes after reporting how the child ended, or with the scope.
     block: Option<Block>,
     /// The parent's copy of the closure; dropped once the child has ended.
     captured: Option<Box<dyn Captured + 'scope>>,
-    /// Whether a `join`/`join_timeout` has told the user how the child ended.
+    /// Whether a `join`/`join_timeout` has told the user how the child ended (it has).
     reported: bool,
 }
 
@@ -75,10 +83,11 @@ struct Entry<'scope> {
 /// ```
 #[must_use = "call join() to see whether the child failed (the scope joins it otherwise)"]
 pub struct ScopedProcess<'scope, T = ()> {
+    /// The scope's entries; this child's is at `index`, and holds all there is of it.
     children: &'scope RefCell<Vec<Entry<'scope>>>,
     index: usize,
     pid: i32,
-    outcome: Outcome<T>,
+    value: PhantomData<T>,
 }
 
 impl Process {
@@ -89,8 +98,11 @@ impl Process {
     /// # Panics
     /// If a child that nobody joined failed (panicked, was killed or exited early), after
     /// every child has been joined, with a message naming each such child; a child joined
-    /// with [`ScopedProcess::join`] reports its failure there instead. If `f` panics, the
-    /// panic resumes once every child has been joined.
+    /// with [`ScopedProcess::join`] reports its failure there instead. An unjoined child
+    /// reaped by someone else (`SIGCHLD` set to `SIG_IGN`, say) counts as failed unless its
+    /// report block says its closure returned. If `f` panics, the panic resumes once every
+    /// child has been joined; so does the first panic of a destructor of the parent's
+    /// copies of the children's closures (dropped, every one, after every child has ended).
     ///
     /// ```
     /// use shared_runtime::{Process, Value};
@@ -107,22 +119,36 @@ impl Process {
     {
         let scope = Scope {
             children: ManuallyDrop::new(RefCell::new(Vec::new())),
+            closing: Cell::new(false),
             owner: process_key(),
             owner_pid: current_pid(),
             scope: PhantomData,
             env: PhantomData,
         };
+        // Whatever unwinds out of here, every child is waited for first.
+        let closer = Closer(&scope);
         let result = panic::catch_unwind(AssertUnwindSafe(|| f(&scope)));
-        let failures = scope.join_all();
-        match result {
-            Err(payload) => panic::resume_unwind(payload),
-            Ok(_) if !failures.is_empty() => panic!(
+        let (failures, drop_panic) = scope.join_all();
+        drop(closer);
+        match (result, drop_panic) {
+            (Err(payload), _) | (Ok(_), Some(payload)) => panic::resume_unwind(payload),
+            (Ok(_), None) if !failures.is_empty() => panic!(
                 "{} child process(es) started in Process::scope failed and were not joined: {}",
                 failures.len(),
                 failures.join("; ")
             ),
-            Ok(value) => value,
+            (Ok(value), None) => value,
         }
+    }
+}
+
+/// Waits for every child of a scope when dropped: what keeps `Process::scope` from
+/// returning, or unwinding, while a child that borrows from it may run.
+struct Closer<'a, 'scope, 'env>(&'a Scope<'scope, 'env>);
+
+impl Drop for Closer<'_, '_, '_> {
+    fn drop(&mut self) {
+        self.0.wait_all();
     }
 }
 
@@ -133,7 +159,8 @@ impl<'scope> Scope<'scope, '_> {
     /// # Errors
     /// As [`Process::start`]; [`Error::ForeignScope`] if called in another process than the
     /// one that made the scope (a child that was handed the scope): its children would
-    /// outlive the scope.
+    /// outlive the scope; [`Error::ScopeClosing`] once the scope's closure has returned (from
+    /// a destructor the closing scope runs): the scope could not join the child.
     ///
     /// ```
     /// use shared_runtime::{Process, RawValue};
@@ -152,10 +179,16 @@ impl<'scope> Scope<'scope, '_> {
                 owner: self.owner_pid,
             });
         }
-        let outcome = Outcome::new()?;
+        if self.closing.get() {
+            return Err(Error::ScopeClosing);
+        }
+        let outcome = Outcome::<T>::new()?;
+        // Borrowed, and room made, before the fork: once the child runs, nothing may keep
+        // it from being recorded.
+        let mut children = self.children.borrow_mut();
+        children.reserve(1);
         let (child, f) = Child::fork(f, &outcome)?;
         let pid = child.pid();
-        let mut children = self.children.borrow_mut();
         children.push(Entry {
             child,
             block: Some(outcome.block().clone()),
@@ -166,39 +199,78 @@ impl<'scope> Scope<'scope, '_> {
             children: &self.children,
             index: children.len() - 1,
             pid,
-            outcome,
+            value: PhantomData,
         })
     }
 
-    /// Joins every child; describes each failure that no handle reported.
-    fn join_all(&self) -> Vec<String> {
-        let entries = std::mem::take(&mut *self.children.borrow_mut());
-        let mut failures = Vec::new();
-        for mut entry in entries {
-            match entry.child.wait(None) {
-                Ok(Some(ended)) => {
-                    let verdict = match (&entry.block, entry.reported) {
-                        (Some(block), false) => entry.child.verdict(ended, block),
-                        _ => Ok(()), // a handle reported it
-                    };
-                    if let Err(
-                        e @ (Error::ChildPanicked { .. }
-                        | Error::ChildKilled { .. }
-                        | Error::ChildExited { .. }),
-                    ) = verdict
-                    {
-                        failures.push(e.to_string());
-                    }
-                }
-                // Waiting failed: the child may still run, so what it uses is leaked.
-                _ => {
-                    std::mem::forget(entry.captured.take());
-                    std::mem::forget(entry.block);
-                }
+    /// Closes the scope and waits for every child to end (no user code runs). Waiting can
+    /// fail only for reasons no documented error covers; the process then aborts, since the
+    /// scope can neither return nor unwind while a child that borrows from it may run.
+    fn wait_all(&self) {
+        self.closing.set(true);
+        let Ok(mut children) = self.children.try_borrow_mut() else {
+            fatal("the children of a Process::scope are in use while it closes");
+        };
+        for entry in children.iter_mut() {
+            if let Err(e) = entry.child.wait(None) {
+                fatal(&format!(
+                    "cannot wait for child process {} of a Process::scope: {e}",
+                    entry.child.pid()
+                ));
             }
         }
-        failures
     }
+
+    /// Joins every child, then drops the parent's copies of their closures and frees what
+    /// the scope kept; returns each failure that no handle reported, and the first panic of
+    /// those closures' destructors.
+    fn join_all(&self) -> (Vec<String>, Option<Box<dyn Any + Send>>) {
+        // First every child has ended; only then does user code (the destructors) run.
+        self.wait_all();
+        let mut first_panic = None;
+        let len = self.children.borrow().len();
+        for i in 0..len {
+            // Taken out of the list first: a destructor may use the scope (or a handle).
+            let captured = self.children.borrow_mut()[i].captured.take();
+            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| drop(captured))) {
+                first_panic.get_or_insert(payload);
+            }
+        }
+        let entries = std::mem::take(&mut *self.children.borrow_mut());
+        let failures = entries.iter().filter_map(unreported_failure).collect();
+        (failures, first_panic)
+    }
+}
+
+/// How a child that nobody joined failed, if it did.
+fn unreported_failure(entry: &Entry<'_>) -> Option<String> {
+    let (Some(block), Some(ended), false) = (&entry.block, entry.child.ended(), entry.reported)
+    else {
+        return None; // a handle reported it
+    };
+    match (entry.child.verdict(ended, block), ended) {
+        (Ok(()), _) => None,
+        (Err(_), Ended::Elsewhere(_)) => {
+            let pid = entry.child.pid();
+            match block.report() {
+                Report::Returned => None,
+                Report::Panicked(message) => Some(format!(
+                    "child process {pid} panicked: {message} (it was reaped by someone else)"
+                )),
+                Report::Nothing => Some(format!(
+                    "child process {pid} ended before its closure returned (it was reaped by \
+                     someone else, so how is unknown)"
+                )),
+            }
+        }
+        (Err(e), Ended::Exit(_)) => Some(e.to_string()),
+    }
+}
+
+/// Reports `msg` and aborts the process: for a scope that can neither return nor unwind.
+fn fatal(msg: &str) -> ! {
+    write_stderr(format!("shared_runtime: {msg}; aborting\n").as_bytes());
+    std::process::abort()
 }
 
 impl fmt::Debug for Scope<'_, '_> {
@@ -259,18 +331,35 @@ impl<T: SharedType> ScopedProcess<'_, T> {
         let (verdict, captured) = {
             let mut children = self.children.borrow_mut();
             let entry = &mut children[self.index];
-            let verdict = entry.child.join(timeout, self.outcome.block());
-            let ended = !matches!(verdict, Err(Error::Timeout(_)));
+            let Some(block) = &entry.block else {
+                unreachable!("a child's report block is kept while its handle lives")
+            };
+            let verdict = entry
+                .child
+                .join(timeout, block)
+                .map(|()| Outcome::<T>::value_in(block));
+            // As `Process`: what the child uses is kept unless it is known to have ended.
+            let ended = entry.child.ended().is_some();
             entry.reported |= ended;
-            if ended {
-                // The child has ended: its block is the handle's alone now (freed with it).
-                entry.block = None;
-            }
             (verdict, if ended { entry.captured.take() } else { None })
         };
         // Dropped outside the borrow: its destructors are user code, which may use the scope.
         drop(captured);
-        verdict.map(|()| self.outcome.value())
+        verdict
+    }
+}
+
+/// Frees the report block once the handle has told how the child ended; otherwise the scope
+/// keeps it, to judge the child when it joins it.
+impl<T> Drop for ScopedProcess<'_, T> {
+    fn drop(&mut self) {
+        if let Ok(mut children) = self.children.try_borrow_mut() {
+            if let Some(entry) = children.get_mut(self.index) {
+                if entry.reported {
+                    entry.block = None;
+                }
+            }
+        }
     }
 }
 

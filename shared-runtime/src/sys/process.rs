@@ -241,3 +241,26 @@ pub(crate) fn signal_name(sig: i32) -> &'static str {
         .map(Signal::as_str)
         .unwrap_or("unknown signal")
 }
+
+/// Makes the calling process a *child subreaper* (`prctl(PR_SET_CHILD_SUBREAPER)`): a
+/// descendant orphaned by the death of its parent is given to this process, not to `init`,
+/// so that [`reap_all_children`] waits for it too. `false` if the kernel refused (before
+/// Linux 3.4); the orphans then go elsewhere and are not waited for.
+pub(crate) fn become_subreaper() -> bool {
+    // SAFETY: PR_SET_CHILD_SUBREAPER takes one integer argument and touches no memory.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong) == 0 }
+}
+
+/// Waits for every child of the calling process to end, and reaps it: `waitpid(-1, __WALL)`
+/// (children of every kind) until there is none left (`ECHILD`), retried on `EINTR`. Children that run forever keep it
+/// waiting forever. Any other error (none is documented for this call) ends the wait.
+pub(crate) fn reap_all_children() {
+    loop {
+        let mut status = 0;
+        // SAFETY: `status` is a writable int that outlives the call.
+        let rc = unsafe { libc::waitpid(-1, &mut status, libc::__WALL) };
+        if rc == -1 && nix::errno::Errno::last() != nix::errno::Errno::EINTR {
+            return;
+        }
+    }
+}
