@@ -17,6 +17,24 @@ use crate::{Result, SharedType};
 /// closure that borrows, use [`Process::scope`]. The child's return value, of any
 /// [`SharedType`] (`()` included), comes back through [`join`](Self::join).
 ///
+/// A closure without `move` that uses a local borrows it, and `start` refuses it (rustc
+/// says "closure may outlive the current function" and suggests `move`). Either move a clone
+/// in, or borrow in a [`Process::scope`]:
+///
+/// ```
+/// use shared_runtime::{Process, RawValue};
+///
+/// let n = RawValue::new(0u32)?;
+/// // Process::start(|| n.set(1))          // error[E0373]: the closure borrows `n`
+/// let n2 = n.clone(); // the same shared value
+/// Process::start(move || n2.set(1))?.join()?; // owns its clone
+/// Process::scope(|s| s.start(|| n.set(n.get() + 1))?.join())?; // borrows `n`
+/// assert_eq!(n.get(), 2);
+/// # Ok::<(), shared_runtime::Error>(())
+/// ```
+///
+/// Children of every kind of shared type return values:
+///
 /// ```
 /// use shared_runtime::{Process, RawArray};
 ///
@@ -38,7 +56,28 @@ use crate::{Result, SharedType};
 ///
 /// A `Process` that is dropped without being joined is joined then (the drop waits for the
 /// child). One that is leaked (`mem::forget`) keeps its copy of the closure, and so the
-/// objects it owns, forever: the child can never write freed memory.
+/// objects it owns, forever: nothing the child's closure owns is freed while the child
+/// runs (for the child's own children, see [Descendants](Self#descendants)).
+///
+/// # Descendants
+///
+/// A child may itself start children, and leak their `Process`es. Those grandchildren use
+/// clones that the *child's* copy of its closure keeps alive, not the parent's: once the
+/// child has ended, the parent may free the objects while a grandchild still writes them.
+/// So a child whose closure returns or panics waits, before it ends, for every descendant
+/// it still has: it is a *child subreaper* (`PR_SET_CHILD_SUBREAPER`), so its orphaned
+/// grandchildren come back to it too, and it reaps them all (`waitpid(-1)`) before it
+/// reports. [`join`](Self::join) returns only after all of them have ended (and waits as
+/// long as they run, a daemon the closure started included).
+///
+/// What this cannot cover is a child that ends without its closure returning or
+/// panicking: by `std::process::exit` (or `abort`, or a panic under `panic = "abort"`), or
+/// killed by a signal ([`kill`](Self::kill) included). Descendants it leaked keep running,
+/// given to the nearest subreaper above or to `init`, and may write objects the parent
+/// frees after joining it. No undefined behaviour follows in any process (every access to
+/// shared memory is atomic and within the mapping), but other objects' data can be
+/// overwritten. Join (or drop) every `Process` a child starts, or end such children
+/// before ending their parent.
 ///
 /// # Pid reuse
 ///
