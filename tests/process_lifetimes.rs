@@ -165,7 +165,11 @@ fn a_child_cannot_be_started_while_the_scope_closes() {
     let fresh = RawValue::new_in(&arena, 0u64).unwrap();
     let fresh_value = fresh.get();
     reap(started_pid);
-    assert_eq!(said.get(), 1, "start while closing: 1 = ScopeClosing, 2 = started");
+    assert_eq!(
+        said.get(),
+        1,
+        "start while closing: 1 = ScopeClosing, 2 = started"
+    );
     assert_eq!(
         (started_pid, done.get(), fresh_value),
         (0, 0, 0),
@@ -198,7 +202,11 @@ fn a_child_waits_for_the_grandchild_it_leaked() {
     })
     .unwrap();
     finish(middle).unwrap(); // the middle child returned normally
-    assert_eq!(done.get(), 1, "the middle child ended before its grandchild");
+    assert_eq!(
+        done.get(),
+        1,
+        "the middle child ended before its grandchild"
+    );
     drop(victim); // the last handle in the grandparent: the block is freed
     let fresh = RawValue::new_in(&arena, 0u64).unwrap();
     let finished = eventually(&done);
@@ -383,7 +391,10 @@ fn an_unjoined_child_reaped_elsewhere_is_judged_by_its_report() {
             Process::scope(|s| drop(s.start(|| -> u8 { panic!("unseen") })))
         });
         let message = match &panicked {
-            Err(payload) => payload.downcast_ref::<String>().cloned().unwrap_or_default(),
+            Err(payload) => payload
+                .downcast_ref::<String>()
+                .cloned()
+                .unwrap_or_default(),
             Ok(()) => String::new(),
         };
         let ok = returned.is_ok()
