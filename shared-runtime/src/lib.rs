@@ -115,7 +115,9 @@ mod types;
 pub use arena::Arena;
 pub use error::{Error, Result};
 pub use process::{Process, Scope, ScopedProcess, PANIC_EXIT_CODE};
-pub use raw::{copy, copy_in, copy_slice, copy_slice_in, RawArray, RawValue};
+pub use raw::{
+    copy, copy_in, copy_slice, copy_slice_in, AtomicInteger, RawArray, RawValue,
+};
 pub use sync::{
     synchronized, Array, GenericLock, HoldsLock, IntoObject, Lock, LockArg, LockGuard,
     NonReentrant, Poison, PoisonCause, RLock, Reentrancy, Reentrant, SharedLock, SharedObject,
