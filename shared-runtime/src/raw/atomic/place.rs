@@ -33,7 +33,7 @@ impl<I: AtomicInteger> Place<'_, I, Unlocked> {
     /// }
     ///
     /// let s = RawValue::new(Stats { hits: 3, misses: 0 })?;
-    /// assert_eq!(s.place().hits().load(Relaxed), 3);
+    /// assert_eq!(s.hits_place().load(Relaxed), 3);
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     #[track_caller]
@@ -136,8 +136,8 @@ impl<I: AtomicInteger> Place<'_, I, Unlocked> {
     ///
     /// let s = RawValue::new(Stats { hits: 0, misses: 0 })?;
     /// Process::scope(|scope| {
-    ///     let a = scope.start(|| for _ in 0..500 { s.place().hits().fetch_add(1, Relaxed); })?;
-    ///     let b = scope.start(|| for _ in 0..500 { s.place().hits().fetch_add(1, Relaxed); })?;
+    ///     let a = scope.start(|| for _ in 0..500 { s.hits_place().fetch_add(1, Relaxed); })?;
+    ///     let b = scope.start(|| for _ in 0..500 { s.hits_place().fetch_add(1, Relaxed); })?;
     ///     a.join()?;
     ///     b.join()
     /// })?;
