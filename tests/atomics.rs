@@ -285,7 +285,13 @@ fn struct_field_counter() {
     }
 
     let _fork = common::forking();
-    let s = RawValue::new(Stats { before: 7, hits: 0, total: -1, after: 9 }).unwrap();
+    let s = RawValue::new(Stats {
+        before: 7,
+        hits: 0,
+        total: -1,
+        after: 9,
+    })
+    .unwrap();
     let mut children = Vec::new();
     for _ in 0..3 {
         let s = s.clone();
@@ -302,7 +308,15 @@ fn struct_field_counter() {
     for c in children {
         common::finish(c).unwrap();
     }
-    assert_eq!(s.get(), Stats { before: 7, hits: 3000, total: -6001, after: 9 });
+    assert_eq!(
+        s.get(),
+        Stats {
+            before: 7,
+            hits: 3000,
+            total: -6001,
+            after: 9
+        }
+    );
 }
 
 /// Many increments from several children on one value and on every element of an array:
@@ -333,7 +347,10 @@ fn counters_across_processes_are_exact() {
     }
     assert_eq!(hits.load(SeqCst), CHILDREN * ROUNDS);
     let each = CHILDREN * ROUNDS / 5;
-    assert_eq!(per_slot.to_vec(), (1..=5).map(|k| k * each).collect::<Vec<_>>());
+    assert_eq!(
+        per_slot.to_vec(),
+        (1..=5).map(|k| k * each).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -345,7 +362,9 @@ fn out_of_range_fetch_add_panics() {
 #[test]
 #[should_panic(expected = "index out of bounds: the len is 0 but the index is 0")]
 fn out_of_range_compare_exchange_panics() {
-    let _ = RawArray::<i8>::zeroed(0).unwrap().compare_exchange(0, 0, 1, SeqCst, SeqCst);
+    let _ = RawArray::<i8>::zeroed(0)
+        .unwrap()
+        .compare_exchange(0, 0, 1, SeqCst, SeqCst);
 }
 
 #[test]

@@ -246,7 +246,6 @@ impl<I: AtomicInteger> Place<'_, I, Unlocked> {
         fetch_order: Ordering,
         mut f: impl FnMut(I) -> Option<I>,
     ) -> Result<I, I> {
-        self.atomic()
-            .fetch_update(set_order, fetch_order, &mut f)
+        self.atomic().fetch_update(set_order, fetch_order, &mut f)
     }
 }
