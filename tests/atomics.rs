@@ -272,7 +272,6 @@ fn typecodes_and_c_long() {
 /// An integer field of a shared struct is a counter of its own: its neighbours are untouched.
 #[test]
 fn struct_field_counter() {
-    use shared_runtime::place::HasPlace;
     use shared_runtime::SharedStruct;
 
     #[derive(SharedStruct, Clone, Copy, Debug, PartialEq)]

@@ -23,7 +23,6 @@ impl<I: AtomicInteger> Place<'_, I, Unlocked> {
     /// ```
     /// use std::sync::atomic::Ordering::Relaxed;
     /// use shared_runtime::{RawValue, SharedStruct};
-    /// use shared_runtime::place::HasPlace;
     ///
     /// #[derive(SharedStruct, Clone, Copy)]
     /// #[repr(C)]
@@ -125,7 +124,6 @@ impl<I: AtomicInteger> Place<'_, I, Unlocked> {
     /// ```
     /// use std::sync::atomic::Ordering::Relaxed;
     /// use shared_runtime::{Process, RawValue, SharedStruct};
-    /// use shared_runtime::place::HasPlace;
     ///
     /// #[derive(SharedStruct, Clone, Copy)]
     /// #[repr(C)]
