@@ -5,6 +5,7 @@
 //! no other test may panic meanwhile.
 
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 
 use shared_runtime::place::HasPlace;
@@ -60,6 +61,9 @@ fn out_of_range_panics_point_at_the_caller() {
         located!(locked.read(..=3)),
         located!(locked.write(3, &[1])),
         located!(nested.place().at(2)),
+        located!(raw.fetch_add(3, 1, Relaxed)),
+        located!(raw.compare_exchange(4, 0, 1, Relaxed, Relaxed)),
+        located!(raw.load(3, Relaxed)),
     ];
     let mut guard = locked.lock().unwrap();
     checks.push(located!(SyncGuard::at(&mut guard, 3)));

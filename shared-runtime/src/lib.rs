@@ -71,6 +71,7 @@
 //! | --- | --- | --- |
 //! | one value, written by one process at a time or where a torn read is fine | [`RawValue<T>`]: `get`/`set`, no lock, copies with atomic instructions | `RawValue` |
 //! | an array, same conditions | [`RawArray<T>`]: `get(i)`, `set(i, v)`, `read(range)`, `write(start, ..)` | `RawArray` |
+//! | an integer counter or flag shared without a lock | a raw integer's atomics ([`AtomicInteger`]): `v.fetch_add(1, Relaxed)`, `a.compare_exchange(i, old, new, ..)` | (none: Python has no atomics) |
 //! | one value updated by several processes | [`Value<T>`]: each `get`/`set`/`update` takes its lock once; `lock()` for a longer critical section | `Value` |
 //! | an array updated by several processes | [`Array<T>`]: the same, indexed; `lock()` gives the whole slice | `Array` |
 //! | several objects that must change together | one [`Lock`] (or [`RLock`], re-entrant) shared by them: `Value::with_lock`, `Array::from_slice_with_lock`, or a lock beside raw objects | `Lock`, `RLock` |
@@ -115,7 +116,7 @@ mod types;
 pub use arena::Arena;
 pub use error::{Error, Result};
 pub use process::{Process, Scope, ScopedProcess, PANIC_EXIT_CODE};
-pub use raw::{copy, copy_in, copy_slice, copy_slice_in, RawArray, RawValue};
+pub use raw::{copy, copy_in, copy_slice, copy_slice_in, AtomicInteger, RawArray, RawValue};
 pub use sync::{
     synchronized, Array, GenericLock, HoldsLock, IntoObject, Lock, LockArg, LockGuard,
     NonReentrant, Poison, PoisonCause, RLock, Reentrancy, Reentrant, SharedLock, SharedObject,

@@ -82,15 +82,20 @@ impl<'a, T: SharedType, A: Access> Place<'a, T, A> {
         }
     }
 
-    fn load(&self) -> T {
+    /// The address of the `T` (for the atomic operations of an unlocked integer place).
+    pub(crate) fn as_ptr(&self) -> *mut T {
+        self.ptr.as_ptr()
+    }
+
+    fn copy_out(&self) -> T {
         // SAFETY: `new`'s contract: the pointer is valid and aligned for `'a` and other
         // accesses are atomic or locked out, so a relaxed atomic copy is race-free; any bytes
         // are a valid `T` (`SharedType`).
         unsafe { atomic_memcpy::atomic_load(self.ptr.as_ptr(), Ordering::Relaxed).assume_init() }
     }
 
-    fn store(&self, value: &T) {
-        // SAFETY: as in `load`; `store` writes every field with relaxed atomics, no padding.
+    fn copy_in(&self, value: &T) {
+        // SAFETY: as in `copy_out`; `store` writes every field with relaxed atomics, no padding.
         unsafe { T::store(value, self.ptr.as_ptr()) }
     }
 
@@ -107,7 +112,7 @@ impl<'a, T: SharedType, A: Access> Place<'a, T, A> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn get(self) -> T {
-        self.access.with(|| self.load())
+        self.access.with(|| self.copy_out())
     }
 
     /// Writes the value (never its padding), under the lock if the container has one.
@@ -122,7 +127,7 @@ impl<'a, T: SharedType, A: Access> Place<'a, T, A> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn set(self, value: T) {
-        self.access.with(|| self.store(&value))
+        self.access.with(|| self.copy_in(&value))
     }
 
     /// Runs `f` on a copy of the value and writes the copy back, returning what `f` returns.
@@ -142,9 +147,9 @@ impl<'a, T: SharedType, A: Access> Place<'a, T, A> {
     /// ```
     pub fn update<R>(self, f: impl FnOnce(&mut T) -> R) -> R {
         self.access.with(|| {
-            let mut value = self.load();
+            let mut value = self.copy_out();
             let result = f(&mut value);
-            self.store(&value);
+            self.copy_in(&value);
             result
         })
     }

@@ -1,6 +1,7 @@
 //! Raw shared objects: no lock, racy-but-sound access.
 
 mod array;
+pub(crate) mod atomic;
 mod chars;
 mod copy;
 pub(crate) mod racy;
@@ -8,6 +9,7 @@ mod value;
 
 pub(crate) use array::resolve;
 pub use array::RawArray;
+pub use atomic::AtomicInteger;
 pub use copy::{copy, copy_in, copy_slice, copy_slice_in};
 pub use value::RawValue;
 
