@@ -1,6 +1,7 @@
 //! One block of an arena, freed on drop by the process that owns it.
 
 use std::sync::atomic::AtomicI32;
+use std::sync::Arc;
 
 use crate::arena::Arena;
 use crate::sys::process::process_key;
@@ -19,6 +20,14 @@ pub(crate) struct Allocation {
     /// borrowed through a lock guard (see `Synchronized`), 0 if none. Here, so that every
     /// clone of a handle (they share this `Allocation`) sees one mark.
     borrowed_by: AtomicI32,
+    /// The payload offset of this process's open record of a named object (see
+    /// `records.rs`), 0 if none; closed on drop by the process that made it.
+    record: u64,
+    /// The `process_key` of the process that made `record`.
+    record_key: u64,
+    /// The block this one is part of (a `Value`'s data, after its lock cell), kept alive
+    /// as long as this part is.
+    parent: Option<Arc<Allocation>>,
 }
 
 impl Allocation {
@@ -29,7 +38,45 @@ impl Allocation {
             offset,
             owner: process_key(),
             borrowed_by: AtomicI32::new(0),
+            record: 0,
+            record_key: 0,
+            parent: None,
         }
+    }
+
+    /// A named object's block, opened by this process with the open record at `record`.
+    pub(crate) fn named(arena: Arena, offset: u64, record: u64) -> Self {
+        let key = process_key();
+        Allocation::make(arena, offset, 0, (record, key), None)
+    }
+
+    /// The part of `parent`'s block that starts `at` bytes into it.
+    pub(crate) fn part(parent: Arc<Allocation>, at: u64) -> Self {
+        let (arena, offset) = (parent.arena.clone(), parent.offset + at);
+        Allocation::make(arena, offset, 0, (0, 0), Some(parent))
+    }
+
+    fn make(
+        arena: Arena,
+        offset: u64,
+        owner: u64,
+        (record, record_key): (u64, u64),
+        parent: Option<Arc<Allocation>>,
+    ) -> Self {
+        Allocation {
+            arena,
+            offset,
+            owner,
+            borrowed_by: AtomicI32::new(0),
+            record,
+            record_key,
+            parent,
+        }
+    }
+
+    /// The block this is a part of, if it is a part.
+    pub(crate) fn parent(&self) -> Option<&Arc<Allocation>> {
+        self.parent.as_ref()
     }
 
     /// A handle to a block this process does not own (a named object, or one opened from
@@ -40,6 +87,9 @@ impl Allocation {
             offset,
             owner: 0,
             borrowed_by: AtomicI32::new(0),
+            record: 0,
+            record_key: 0,
+            parent: None,
         }
     }
 
@@ -111,6 +161,14 @@ impl Drop for Allocation {
             let _ = self
                 .arena
                 .with_heap(|h| h.free(self.offset, self.arena.owner_tag()));
+        }
+        if self.record != 0 && self.record_key == process_key() {
+            // As above: on failure the record (and a removed object) stays allocated.
+            let (record, object) = (self.record, self.offset);
+            let _ = self
+                .arena
+                .with_heap(|h| h.close_record(record, object, self.arena.owner_tag()));
+            crate::arena::opened::forget(&self.arena, object);
         }
     }
 }

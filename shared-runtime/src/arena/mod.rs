@@ -12,10 +12,14 @@ pub(crate) mod crash;
 pub(crate) mod header;
 pub(crate) mod heap;
 mod heap_lock;
+mod kind;
+mod kinds;
 mod named;
 mod namespace;
 mod objects;
+pub(crate) mod opened;
 mod reclaim;
+mod records;
 pub(crate) mod registry;
 mod stats;
 mod tags;
@@ -33,6 +37,9 @@ use crate::{Error, Result};
 
 pub(crate) use allocation::Allocation;
 pub use check::HeapReport;
+pub use kind::{LockKind, NamedObject, ObjectKind};
+#[doc(hidden)]
+pub use kind::{Parts, Shape};
 use header::{min_capacity, ArenaHeader};
 pub use named::ARENA_ENV;
 pub use reclaim::Reclaimed;

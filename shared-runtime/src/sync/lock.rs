@@ -229,6 +229,17 @@ impl<K: Reentrancy> GenericLock<K> {
         })
     }
 
+    pub(crate) fn from_core(core: LockCore) -> Self {
+        GenericLock {
+            core,
+            _kind: PhantomData,
+        }
+    }
+
+    pub(crate) fn core(&self) -> &LockCore {
+        &self.core
+    }
+
     /// Blocks until this thread holds the lock.
     ///
     /// # Errors

@@ -57,6 +57,15 @@ impl LockCore {
         })
     }
 
+    /// The lock cell at the start of a shared block (a named or handed-over lock).
+    pub(crate) fn from_alloc(alloc: Arc<Allocation>) -> Self {
+        LockCore { alloc }
+    }
+
+    pub(crate) fn allocation(&self) -> &Arc<Allocation> {
+        &self.alloc
+    }
+
     #[inline]
     fn cell(&self) -> &LockCell {
         // SAFETY: the allocation holds a LockCell (all zeroes is a valid, unlocked one) for
@@ -66,7 +75,8 @@ impl LockCore {
     }
 
     pub(crate) fn same_as(&self, other: &LockCore) -> bool {
-        Arc::ptr_eq(&self.alloc, &other.alloc)
+        // The same cell in this process's mapping, however each handle was made.
+        self.alloc.ptr() == other.alloc.ptr()
     }
 
     pub(crate) fn arena(&self) -> &Arena {

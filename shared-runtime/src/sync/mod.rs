@@ -17,3 +17,5 @@ pub use lock::{
 pub use poison::{HoldsLock, Poison, PoisonCause};
 pub use synchronized::{Array, SharedObject, Synchronized, Value};
 pub use wrap::{synchronized, IntoObject, LockArg};
+pub(crate) use synchronized::Token;
+pub(crate) use lock_cell::LockCore;
