@@ -117,7 +117,7 @@ pub use error::{Error, Result};
 pub use process::{Process, Scope, ScopedProcess, PANIC_EXIT_CODE};
 pub use raw::{copy, copy_in, copy_slice, copy_slice_in, RawArray, RawValue};
 pub use sync::{
-    synchronized, Array, GenericLock, HoldsLock, IntoObject, Lock, LockArg, LockGuard,
+    synchronized, Array, GenericLock, Holder, HolderStatus, HoldsLock, IntoObject, LockState, Lock, LockArg, LockGuard,
     NonReentrant, Poison, PoisonCause, RLock, Reentrancy, Reentrant, SharedLock, SharedObject,
     SyncGuard, Synchronized, Value,
 };

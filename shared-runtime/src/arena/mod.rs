@@ -14,6 +14,7 @@ pub(crate) mod heap;
 mod heap_lock;
 mod kind;
 mod kinds;
+mod listing;
 mod named;
 mod namespace;
 mod objects;
@@ -38,8 +39,10 @@ use crate::{Error, Result};
 pub(crate) use allocation::Allocation;
 pub use check::HeapReport;
 pub use kind::{LockKind, NamedObject, ObjectKind};
+pub use listing::ObjectInfo;
 #[doc(hidden)]
 pub use kind::{Parts, Shape};
+pub(crate) use kind::LOCK_CELL;
 use header::{min_capacity, ArenaHeader};
 pub use named::ARENA_ENV;
 pub use reclaim::Reclaimed;

@@ -351,6 +351,19 @@ impl<K: Reentrancy> GenericLock<K> {
         self.core.poison()
     }
 
+    /// A snapshot of the lock — holder (pid, tid, alive or dead), depth, poison — for
+    /// diagnostics. Reading it never takes or changes the lock.
+    ///
+    /// ```
+    /// let lock = shared_runtime::RLock::new()?;
+    /// let (_a, _b) = (lock.lock()?, lock.lock()?);
+    /// assert_eq!(lock.state().depth, 2);
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn state(&self) -> crate::LockState {
+        self.core.state()
+    }
+
     /// Clears the poison: acquisitions succeed plainly again. Call it once the data the
     /// lock guards has been checked or repaired (std's `Mutex::clear_poison`). Any thread
     /// or process may call it, holding the lock or not.
