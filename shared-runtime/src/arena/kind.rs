@@ -15,6 +15,7 @@ use crate::types::TypeLayout;
 /// assert_eq!(ObjectKind::Value(LockKind::RLock).to_string(), "Value<_, RLock>");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum LockKind {
     /// Not re-entrant ([`Lock`](crate::Lock)).
     Lock,
@@ -31,6 +32,7 @@ pub enum LockKind {
 /// assert_eq!(<Value<u8> as NamedObject>::KIND.to_string(), "Value<_, RLock>");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub enum ObjectKind {
     /// A [`RawValue`](crate::RawValue).
