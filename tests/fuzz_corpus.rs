@@ -274,7 +274,9 @@ fn write_seeds() {
     for i in 0..10u64 {
         arena.create::<RawValue<u64>>(&format!("o{i}"), i).unwrap();
     }
-    arena.create::<RawArray<u32>>("xs", &[1, 2, 3, 4, 5]).unwrap();
+    arena
+        .create::<RawArray<u32>>("xs", &[1, 2, 3, 4, 5])
+        .unwrap();
     arena.create::<RawValue<f64>>("config", 1.5).unwrap();
     arena.remove("o5").unwrap();
     let o3 = arena.open::<RawValue<u64>>("o3").unwrap().offset();

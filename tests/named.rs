@@ -174,7 +174,11 @@ fn fuzzed_headers_never_crash() {
     // Free every other one, so that the bins are populated.
     let objects: Vec<_> = objects.into_iter().step_by(2).collect();
     let keep: Vec<_> = (0..10)
-        .map(|i| arena.create::<RawValue<u64>>(&format!("o{i}"), i as u64).unwrap())
+        .map(|i| {
+            arena
+                .create::<RawValue<u64>>(&format!("o{i}"), i as u64)
+                .unwrap()
+        })
         .collect();
     let (lock_at, lock_len, heap_start) = shared_runtime::test_hooks::layout_for_tests();
     // The header, the allocator state, and the first blocks.
@@ -249,7 +253,9 @@ fn racing_find_or_create_makes_one_object() {
                         while go.get() == 0 {
                             std::hint::spin_loop();
                         }
-                        let (v, made) = mine.find_or_create::<RawValue<u32>>("shared", i as u32).unwrap();
+                        let (v, made) = mine
+                            .find_or_create::<RawValue<u32>>("shared", i as u32)
+                            .unwrap();
                         created.set(i, made as u8);
                         let _ = v.get();
                     })

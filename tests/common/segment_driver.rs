@@ -697,7 +697,8 @@ impl State<'_> {
                     let made = if code == op::CREATE {
                         self.note(a.create::<RawValue<u64>>(&name, v))
                     } else {
-                        self.note(a.find_or_create::<RawValue<u64>>(&name, v)).map(|(x, _)| x)
+                        self.note(a.find_or_create::<RawValue<u64>>(&name, v))
+                            .map(|(x, _)| x)
                     };
                     if let Some(x) = made {
                         self.keep_value(x, "create");

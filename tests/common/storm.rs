@@ -364,7 +364,9 @@ impl Shared {
             ledger: Value::with_lock(Counters::default(), Lock::new().unwrap()).unwrap(),
             slots: Array::zeroed_with_lock_in(named, SLOTS + 1, Lock::new_in(named).unwrap())
                 .unwrap(),
-            journal: named.create::<RawValue<Journal>>(JOURNAL, Journal::default()).unwrap(),
+            journal: named
+                .create::<RawValue<Journal>>(JOURNAL, Journal::default())
+                .unwrap(),
             tally: Value::new(Counters::default()).unwrap(),
             acks: RawArray::zeroed(BOOKS * SLOTS).unwrap(),
             stats: RawArray::zeroed(SLOTS * NSTATS).unwrap(),
@@ -611,7 +613,9 @@ struct Worker<'s> {
 /// A worker's life: until the parent kills it or sets `stop`.
 fn work(s: &Shared, slot: usize, seed: u64) {
     let named = Arena::open_segment(&s.name).expect("open the named arena");
-    let journal = named.open::<RawValue<Journal>>(JOURNAL).expect("open the journal");
+    let journal = named
+        .open::<RawValue<Journal>>(JOURNAL)
+        .expect("open the journal");
     let mut w = Worker {
         s,
         slot,

@@ -79,9 +79,10 @@ impl Arena {
                 all.push(ObjectInfo {
                     name: String::from_utf8_lossy(e.name()).into_owned(),
                     kind,
-                    label: kind.map_or_else(|| format!("unknown kind {}", e.kind), |k| {
-                        kind_label(k, &type_name)
-                    }),
+                    label: kind.map_or_else(
+                        || format!("unknown kind {}", e.kind),
+                        |k| kind_label(k, &type_name),
+                    ),
                     type_name,
                     size: e.size,
                     len: e.len,

@@ -38,12 +38,12 @@ use crate::{Error, Result};
 
 pub(crate) use allocation::Allocation;
 pub use check::HeapReport;
+use header::{min_capacity, ArenaHeader};
+pub(crate) use kind::LOCK_CELL;
 pub use kind::{LockKind, NamedObject, ObjectKind};
-pub use listing::ObjectInfo;
 #[doc(hidden)]
 pub use kind::{Parts, Shape};
-pub(crate) use kind::LOCK_CELL;
-use header::{min_capacity, ArenaHeader};
+pub use listing::ObjectInfo;
 pub use named::ARENA_ENV;
 pub use reclaim::Reclaimed;
 pub use stats::ArenaStats;

@@ -35,9 +35,7 @@ impl Heap<'_> {
     fn payload_word(&self, at: u64, i: u64) -> u64 {
         // SAFETY: callers pass the payload of a used block of at least RECORD bytes, inside
         // the mapping and 16-aligned; an atomic load races with nothing.
-        unsafe {
-            (*self.base().add((at + 8 * i) as usize).cast::<AtomicU64>()).load(Relaxed)
-        }
+        unsafe { (*self.base().add((at + 8 * i) as usize).cast::<AtomicU64>()).load(Relaxed) }
     }
 
     /// The object the used block `b` (of `size` bytes) is an open record of, if it is one.
@@ -51,8 +49,10 @@ impl Heap<'_> {
         }
         let at = b + HDR;
         let object = self.payload_word(at, 1);
-        Ok((object != 0 && self.payload_word(at, 0) == self.record_check(at, object))
-            .then_some(object))
+        Ok(
+            (object != 0 && self.payload_word(at, 0) == self.record_check(at, object))
+                .then_some(object),
+        )
     }
 
     /// Makes `opener`'s open record of the object at `object`.
@@ -108,7 +108,9 @@ impl Heap<'_> {
         let counts = self.open_counts()?;
         let mut orphans = Vec::new();
         walk(self, |b, size, w| {
-            if w & USED != 0 && self.owner_of(b)? == ORPHAN_OWNER && !counts.contains_key(&(b + HDR))
+            if w & USED != 0
+                && self.owner_of(b)? == ORPHAN_OWNER
+                && !counts.contains_key(&(b + HDR))
             {
                 orphans.push((b + HDR, size));
             }

@@ -61,8 +61,7 @@ fn open_synced<T: SharedType>(
         // The data either follows the lock cell in one block (a named object), or is a
         // block of its own.
         let inside = h.offset >= h.lock + LOCK_CELL
-            && h
-                .offset
+            && h.offset
                 .checked_add(bytes)
                 .is_some_and(|end| end <= h.lock + lock_cap);
         let block = if inside { h.lock } else { h.offset };
@@ -196,7 +195,10 @@ impl<T: SharedType, K: Reentrancy> Synchronized<RawArray<T>, GenericLock<K>> {
         let len = usize::try_from(handle.len).map_err(|_| bad(handle, "its length overflows"))?;
         let (data, lock) = open_synced::<T>(arena, handle, <Self as NamedObject>::KIND)?;
         let lock = GenericLock::from_core(LockCore::from_alloc(lock));
-        Ok(Synchronized::from_parts(RawArray::from_arc(data, len), lock))
+        Ok(Synchronized::from_parts(
+            RawArray::from_arc(data, len),
+            lock,
+        ))
     }
 }
 

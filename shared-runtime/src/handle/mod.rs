@@ -138,7 +138,13 @@ impl FromStr for Handle {
             _ => (None, false),
         };
         let kind = kind
-            .filter(|k| parts[0] == PREFIX || !matches!(k, ObjectKind::Value(_) | ObjectKind::Array(_) | ObjectKind::Lock(_)))
+            .filter(|k| {
+                parts[0] == PREFIX
+                    || !matches!(
+                        k,
+                        ObjectKind::Value(_) | ObjectKind::Array(_) | ObjectKind::Lock(_)
+                    )
+            })
             .ok_or(bad(
                 "the kind is not one of v, a, Vl, Vr, Al, Ar, l, r followed by b or o",
             ))?;

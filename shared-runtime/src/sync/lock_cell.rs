@@ -7,11 +7,11 @@ use std::sync::{Arc, LockResult, PoisonError, TryLockError, TryLockResult};
 use std::time::{Duration, Instant};
 
 use crate::arena::{Allocation, Arena};
-use crate::sync::lock::{LockGuard, Reentrancy};
 use crate::sync::inspect::{Holder, HolderStatus, LockState};
+use crate::sync::lock::{LockGuard, Reentrancy};
 use crate::sync::poison::{Poison, PoisonCause};
-use crate::sys::liveness::{thread_ended, FOREIGN, TID_MASK};
 use crate::sys::futex::{Acquired, FutexLock};
+use crate::sys::liveness::{thread_ended, FOREIGN, TID_MASK};
 use crate::sys::process::current_pid;
 use crate::Result;
 
@@ -161,7 +161,6 @@ impl LockCore {
     pub(crate) fn poison(&self) -> Option<Poison> {
         self.cell().poison()
     }
-
 
     pub(crate) fn is_poisoned(&self) -> bool {
         self.cell().poisoned.load(Relaxed) != NOT_POISONED
