@@ -332,3 +332,64 @@ fn handles_of_every_kind_check_what_they_open() {
         Err(Error::InvalidHandle { .. })
     ));
 }
+
+#[test]
+fn an_opener_that_ends_normally_closes_its_record() {
+    let _serial = forking();
+    let name = unique("named-close");
+    let a = Arena::create_segment(&name, 1 << 20).unwrap();
+    a.create::<RawValue<u64>>("j", 0).unwrap();
+    let seg = name.clone();
+    let p = Process::start(move || {
+        let named = Arena::open_segment(&seg).unwrap();
+        let j: RawValue<u64> = named.open("j").unwrap();
+        j.set(1);
+    })
+    .unwrap();
+    finish(p).unwrap();
+    assert_eq!(a.objects().unwrap()[0].open_count, 0);
+    assert_eq!(a.reclaim_dead().unwrap().objects, 0);
+}
+
+#[test]
+fn a_child_that_inherited_a_handle_and_opens_by_name_is_counted() {
+    let _serial = forking();
+    let a = arena();
+    let before = a.stats().unwrap().live_allocations;
+    let v = a.create::<Value<u64>>("v", 1).unwrap();
+    let done = RawValue::new_in(&a, 0u8).unwrap();
+    let (a2, done2) = (a.clone(), done.clone());
+    let p = Process::start(move || {
+        // The parent's handle is inherited (in the map); opening by name reuses it (one
+        // handle per process) and records this process's own use.
+        let mine: Value<u64> = a2.open("v").unwrap();
+        let n = a2.objects().unwrap()[0].open_count;
+        mine.update(|x| *x += 1);
+        drop(mine);
+        done2.set(1);
+        n
+    })
+    .unwrap();
+    assert_eq!(
+        finish(p).unwrap(),
+        2,
+        "the parent's open record and the child's"
+    );
+    assert_eq!(done.get(), 1);
+    // The child's inherited handle was never dropped there (a forked child does not run
+    // its parent's destructors), so its record stays until the child is proven dead.
+    assert_eq!(a.objects().unwrap()[0].open_count, 2);
+    assert_eq!(v.get(), 2);
+    drop((v, done));
+    a.remove("v").unwrap();
+    assert!(
+        a.stats().unwrap().live_allocations > before,
+        "the child's record keeps it"
+    );
+    assert_eq!(
+        a.reclaim_dead().unwrap().objects,
+        2,
+        "its record, then the object"
+    );
+    assert_eq!(a.stats().unwrap().live_allocations, before);
+}

@@ -1,6 +1,6 @@
 //! One block of an arena, freed on drop by the process that owns it.
 
-use std::sync::atomic::AtomicI32;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use crate::arena::Arena;
@@ -28,6 +28,10 @@ pub(crate) struct Allocation {
     /// The block this one is part of (a `Value`'s data, after its lock cell), kept alive
     /// as long as this part is.
     parent: Option<Arc<Allocation>>,
+    /// A forked child's own open record of an object whose handle it inherited (the
+    /// inherited `record` is its parent's), and the child's `process_key`.
+    adopted: AtomicU64,
+    adopted_key: AtomicU64,
 }
 
 impl Allocation {
@@ -41,6 +45,8 @@ impl Allocation {
             record: 0,
             record_key: 0,
             parent: None,
+            adopted: AtomicU64::new(0),
+            adopted_key: AtomicU64::new(0),
         }
     }
 
@@ -71,7 +77,30 @@ impl Allocation {
             record,
             record_key,
             parent,
+            adopted: AtomicU64::new(0),
+            adopted_key: AtomicU64::new(0),
         }
+    }
+
+    /// Keeps `record`, an open record this process just made of this object, if this
+    /// handle has none of this process's yet (it was inherited from the parent process).
+    /// `false` if it has one: the caller closes `record`.
+    pub(crate) fn adopt_record(&self, record: u64) -> bool {
+        let holder = self.parent.as_deref().unwrap_or(self);
+        let me = process_key();
+        let seen = holder.adopted_key.load(Relaxed);
+        if holder.record_key == me || seen == me {
+            return false;
+        }
+        if holder
+            .adopted_key
+            .compare_exchange(seen, me, Relaxed, Relaxed)
+            .is_err()
+        {
+            return false; // another thread of this process adopted one first
+        }
+        holder.adopted.store(record, Relaxed);
+        true
     }
 
     /// The block this is a part of, if it is a part.
@@ -90,6 +119,8 @@ impl Allocation {
             record: 0,
             record_key: 0,
             parent: None,
+            adopted: AtomicU64::new(0),
+            adopted_key: AtomicU64::new(0),
         }
     }
 
@@ -169,6 +200,13 @@ impl Drop for Allocation {
                 .arena
                 .with_heap(|h| h.close_record(record, object, self.arena.owner_tag()));
             crate::arena::opened::forget(&self.arena, object);
+        }
+        let adopted = self.adopted.load(Relaxed);
+        if adopted != 0 && self.adopted_key.load(Relaxed) == process_key() {
+            let object = self.offset;
+            let _ = self
+                .arena
+                .with_heap(|h| h.close_record(adopted, object, self.arena.owner_tag()));
         }
     }
 }

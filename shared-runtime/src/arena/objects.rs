@@ -35,10 +35,17 @@ impl Arena {
             init: &write,
         };
         let found = self.with_heap(|h| h.find_or_create(&req))?;
-        // This process's handle of the object, if it has one already: then `block`, with
-        // the open record just made, is dropped again (closing that record).
+        // This process's handle of the object, if it has one already.
         let data = match opened::find(self, found.object) {
-            Some(data) => data,
+            Some(data) => {
+                // Kept if the handle came from the parent process (so this one's use is
+                // counted too), else closed again.
+                if !data.adopt_record(found.record) {
+                    let (record, object, me) = (found.record, found.object, self.owner_tag());
+                    self.with_heap(|h| h.close_record(record, object, me))?;
+                }
+                data
+            }
             None => {
                 let block = Arc::new(Allocation::named(self.clone(), found.object, found.record));
                 let data = match found.data_at {
