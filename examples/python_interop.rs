@@ -12,7 +12,7 @@
 
 use std::process::Command;
 
-use shared_runtime::{Arena, SharedStruct, SharedType};
+use shared_runtime::{Arena, RawArray, RawValue, SharedStruct, SharedType};
 
 #[derive(SharedStruct, Clone, Copy, Debug, PartialEq)]
 #[repr(C)]
@@ -24,7 +24,7 @@ struct Point {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let name = format!("shr-python-demo-{}", std::process::id());
     let arena = Arena::create_segment(&name, 1 << 20)?;
-    let points = arena.create_array(
+    let points = arena.create::<RawArray<Point>>(
         "points",
         &[
             Point { x: 1.0, y: 2.0 },
@@ -32,7 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Point { x: 5.0, y: 6.0 },
         ],
     )?;
-    let counter = arena.create("counter", 41i32)?;
+    let counter = arena.create::<RawValue<i32>>("counter", 41)?;
 
     let declaration = Point::LAYOUT.to_ctypes();
     println!("segment: {name}");

@@ -272,12 +272,14 @@ fn write_seeds() {
     let name = unique("named");
     let arena = Arena::create_segment(&name, 1 << 20).unwrap();
     for i in 0..10u64 {
-        arena.create(&format!("o{i}"), i).unwrap();
+        arena.create::<RawValue<u64>>(&format!("o{i}"), i).unwrap();
     }
-    arena.create_array("xs", &[1u32, 2, 3, 4, 5]).unwrap();
-    arena.create("config", 1.5f64).unwrap();
+    arena
+        .create::<RawArray<u32>>("xs", &[1, 2, 3, 4, 5])
+        .unwrap();
+    arena.create::<RawValue<f64>>("config", 1.5).unwrap();
     arena.remove("o5").unwrap();
-    let o3 = arena.open::<u64>("o3").unwrap().offset();
+    let o3 = arena.open::<RawValue<u64>>("o3").unwrap().offset();
     let img = snapshot(&name, &[me], &[]);
     put("seed-named", seed(&img, tour));
     let lookups = |b: Builder| {
@@ -333,7 +335,7 @@ fn write_seeds() {
         let name = unique(&format!("crash{step}"));
         let arena = Arena::create_segment(&name, 1 << 20).unwrap();
         let keep = RawArray::<u8>::zeroed_in(&arena, 700).unwrap();
-        arena.create("hits", 3u64).unwrap();
+        arena.create::<RawValue<u64>>("hits", 3).unwrap();
         let arena2 = arena.clone();
         let child = Process::start(move || {
             let x = RawArray::<u8>::zeroed_in(&arena2, 100).unwrap();
@@ -341,7 +343,7 @@ fn write_seeds() {
             crash_after_steps(step);
             drop(x);
             let z = RawArray::<u8>::zeroed_in(&arena2, 300_000).unwrap();
-            arena2.create("a", 1u64).unwrap();
+            arena2.create::<RawValue<u64>>("a", 1).unwrap();
             drop((y, z));
             crash_after_steps(0);
         })

@@ -20,10 +20,10 @@ fn named_arena_round_trip_and_unlink_on_drop() {
     let name = unique("rt");
     let a = Arena::create_segment(&name, 1 << 20).unwrap();
     assert_eq!(a.name(), Some(name.as_str()));
-    let counter = a.create("counter", 41i32).unwrap();
+    let counter = a.create::<RawValue<i32>>("counter", 41).unwrap();
     let b = Arena::open_segment(&name).unwrap();
     assert_eq!(b.id(), a.id());
-    let c = b.open::<i32>("counter").unwrap();
+    let c = b.open::<RawValue<i32>>("counter").unwrap();
     c.set(c.get() + 1);
     assert_eq!(counter.get(), 42);
     let err = Arena::create_segment(&name, 1 << 20).unwrap_err();
@@ -53,11 +53,11 @@ fn bad_names_are_refused() {
     ));
     let arena = Arena::with_capacity(1 << 20).unwrap();
     assert!(matches!(
-        arena.create("", 1u8),
+        arena.create::<RawValue<u8>>("", 1),
         Err(Error::InvalidName { .. })
     ));
     assert!(matches!(
-        arena.create(&"y".repeat(201), 1u8),
+        arena.create::<RawValue<u8>>(&"y".repeat(201), 1),
         Err(Error::InvalidName { .. })
     ));
 }
@@ -65,32 +65,32 @@ fn bad_names_are_refused() {
 #[test]
 fn layout_mismatch_names_both_layouts() {
     let arena = Arena::with_capacity(1 << 20).unwrap();
-    arena.create("p", [1.0f64, 2.0]).unwrap();
-    let err = arena.open::<[f32; 4]>("p").unwrap_err();
+    arena.create::<RawValue<[f64; 2]>>("p", [1.0, 2.0]).unwrap();
+    let err = arena.open::<RawValue<[f32; 4]>>("p").unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, Error::LayoutMismatch { .. }), "{text}");
     assert!(
         text.contains("[f64; 2]") && text.contains("[f32; 4]"),
         "{text}"
     );
-    arena.create_array("xs", &[1u8, 2]).unwrap();
+    arena.create::<RawArray<u8>>("xs", &[1, 2]).unwrap();
     assert!(matches!(
-        arena.open::<u8>("xs"),
-        Err(Error::LayoutMismatch { .. })
+        arena.open::<RawValue<u8>>("xs"),
+        Err(Error::KindMismatch { .. })
     ));
     assert!(matches!(
-        arena.open_array::<u8>("p"),
-        Err(Error::LayoutMismatch { .. })
+        arena.open::<RawArray<u8>>("p"),
+        Err(Error::KindMismatch { .. })
     ));
     assert!(matches!(
-        arena.open::<u8>("missing"),
+        arena.open::<RawValue<u8>>("missing"),
         Err(Error::NotFound { .. })
     ));
-    let (same, created) = arena.find_or_create_array("xs", &[0u8; 2]).unwrap();
+    let (same, created) = arena.find_or_create::<RawArray<u8>>("xs", &[0; 2]).unwrap();
     assert!(!created);
     assert_eq!(same.to_vec(), [1, 2]);
     assert!(matches!(
-        arena.find_or_create_array("xs", &[0u8; 3]),
+        arena.find_or_create::<RawArray<u8>>("xs", &[0; 3]),
         Err(Error::LayoutMismatch { .. })
     ));
     assert!(arena.remove("xs").unwrap());
@@ -174,7 +174,11 @@ fn fuzzed_headers_never_crash() {
     // Free every other one, so that the bins are populated.
     let objects: Vec<_> = objects.into_iter().step_by(2).collect();
     let keep: Vec<_> = (0..10)
-        .map(|i| arena.create(&format!("o{i}"), i as u64).unwrap())
+        .map(|i| {
+            arena
+                .create::<RawValue<u64>>(&format!("o{i}"), i as u64)
+                .unwrap()
+        })
         .collect();
     let (lock_at, lock_len, heap_start) = shared_runtime::test_hooks::layout_for_tests();
     // The header, the allocator state, and the first blocks.
@@ -215,7 +219,7 @@ fn fuzzed_headers_never_crash() {
                 if let Ok(v) = RawValue::new_in(&a, 1u64) {
                     v.set(2);
                 }
-                let _ = a.open::<u64>("o3");
+                let _ = a.open::<RawValue<u64>>("o3");
             }
             Err(_) => refused += 1,
         }
@@ -249,7 +253,9 @@ fn racing_find_or_create_makes_one_object() {
                         while go.get() == 0 {
                             std::hint::spin_loop();
                         }
-                        let (v, made) = mine.find_or_create("shared", i as u32).unwrap();
+                        let (v, made) = mine
+                            .find_or_create::<RawValue<u32>>("shared", i as u32)
+                            .unwrap();
                         created.set(i, made as u8);
                         let _ = v.get();
                     })
@@ -377,7 +383,7 @@ fn spawned_child() {
     let a = RawArray::<i32>::open_handle(&arena, &array).unwrap();
     a.write(0, &a.to_vec().iter().map(|x| -x).collect::<Vec<_>>());
     // Take over the array it was given ownership of, and give back a new object by name.
-    arena.create("from-child", 77u8).unwrap();
+    arena.create::<RawValue<u8>>("from-child", 77).unwrap();
 }
 
 fn run_spawned_child(arena: &Arena, value: &Handle, array: &Handle) {
@@ -413,7 +419,7 @@ fn spawned_program_opens_handles() {
         run_spawned_child(&arena, &v.handle(), &array_handle);
         assert_eq!(v.get(), 42, "named: {named}");
         assert_eq!(a.to_vec(), [-1, -2, -3]);
-        assert_eq!(arena.open::<u8>("from-child").unwrap().get(), 77);
+        assert_eq!(arena.open::<RawValue<u8>>("from-child").unwrap().get(), 77);
         arena.check().unwrap();
     }
 }
@@ -424,8 +430,8 @@ fn spawned_program_opens_handles() {
 fn only_owned_objects_can_be_synchronized() {
     use shared_runtime::synchronized;
     let arena = Arena::with_capacity(1 << 20).unwrap();
-    arena.create("x", 1u64).unwrap();
-    let view = arena.open::<u64>("x").unwrap();
+    arena.create::<RawValue<u64>>("x", 1).unwrap();
+    let view = arena.open::<RawValue<u64>>("x").unwrap();
     let err = synchronized(view, None).unwrap_err();
     assert!(matches!(err, Error::NotOwned), "{err}");
     let owned = RawValue::new_in(&arena, 2u64).unwrap();

@@ -230,6 +230,17 @@ pub enum Error {
         /// The layout it was opened as.
         requested: String,
     },
+    /// A named object or handle was opened as another kind of object than it is (a `Lock`
+    /// as a `Value`, a `Value<_, Lock>` as a `Value<_, RLock>`, an array as a value).
+    #[error("{name} is a {stored} but was opened as a {requested}")]
+    KindMismatch {
+        /// The object's name or handle.
+        name: String,
+        /// The kind it was created as, with its layout.
+        stored: String,
+        /// The kind it was opened as.
+        requested: String,
+    },
     /// A handle string that cannot be parsed.
     #[error("invalid handle {text:?}: {reason}")]
     InvalidHandle {

@@ -26,6 +26,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use shared_runtime::arena::ObjectKind;
 use shared_runtime::handle::Handle;
 use shared_runtime::{Arena, Error, RawArray, RawValue, SharedStruct, SharedType};
 
@@ -639,7 +640,7 @@ impl State<'_> {
                 if let Some(j) = pick(&self.bytes, input.u8()) {
                     let x = self.bytes.swap_remove(j);
                     if let Some(h) = self.note(x.into_handle()) {
-                        assert!(h.owned && h.array);
+                        assert!(h.owned && h.kind.is_array());
                         push(&mut self.handles, h);
                     }
                 }
@@ -648,7 +649,7 @@ impl State<'_> {
                 let (sel, k) = (input.u8(), input.u8());
                 if let (Some(a), Some(k)) = (self.arena(sel), pick(&self.handles, k)) {
                     let h = self.handles[k];
-                    self.open_handle(&a, &h, h.array);
+                    self.open_handle(&a, &h, h.kind.is_array());
                 }
             }
             op::FORGE_HANDLE => {
@@ -666,7 +667,12 @@ impl State<'_> {
                         offset: u64::from(off),
                         len: if array { u64::from(len) } else { 1 },
                         fingerprint: if flags & 4 != 0 { !right } else { right },
-                        array,
+                        kind: if array {
+                            ObjectKind::RawArray
+                        } else {
+                            ObjectKind::RawValue
+                        },
+                        lock: 0,
                         owned: flags & 2 != 0,
                     };
                     self.open_handle(&a, &h, array != (flags & 16 != 0));
@@ -680,7 +686,7 @@ impl State<'_> {
                     // The canonical spelling parses back to the same handle.
                     assert_eq!(h.to_string().parse::<Handle>().ok(), Some(h), "{text}");
                     if let Some(a) = self.arena(sel) {
-                        self.open_handle(&a, &h, h.array);
+                        self.open_handle(&a, &h, h.kind.is_array());
                     }
                 }
             }
@@ -689,9 +695,10 @@ impl State<'_> {
                 let (name, v) = (name(input), u64::from(input.u8()));
                 if let Some(a) = self.arena(sel) {
                     let made = if code == op::CREATE {
-                        self.note(a.create(&name, v))
+                        self.note(a.create::<RawValue<u64>>(&name, v))
                     } else {
-                        self.note(a.find_or_create(&name, v)).map(|(x, _)| x)
+                        self.note(a.find_or_create::<RawValue<u64>>(&name, v))
+                            .map(|(x, _)| x)
                     };
                     if let Some(x) = made {
                         self.keep_value(x, "create");
@@ -702,7 +709,7 @@ impl State<'_> {
                 let sel = input.u8();
                 let name = name(input);
                 if let Some(a) = self.arena(sel) {
-                    if let Some(x) = self.note(a.open::<u64>(&name)) {
+                    if let Some(x) = self.note(a.open::<RawValue<u64>>(&name)) {
                         self.keep_value(x, "open");
                     }
                 }
@@ -713,9 +720,9 @@ impl State<'_> {
                 let items: Vec<u32> = (0..u32::from(n)).collect();
                 if let Some(a) = self.arena(sel) {
                     let made = if code == op::CREATE_ARRAY {
-                        self.note(a.create_array(&name, &items))
+                        self.note(a.create::<RawArray<u32>>(&name, &items))
                     } else {
-                        self.note(a.find_or_create_array(&name, &items))
+                        self.note(a.find_or_create::<RawArray<u32>>(&name, &items))
                             .map(|(x, _)| x)
                     };
                     if let Some(x) = made {
@@ -727,7 +734,7 @@ impl State<'_> {
                 let sel = input.u8();
                 let name = name(input);
                 if let Some(a) = self.arena(sel) {
-                    if let Some(x) = self.note(a.open_array::<u32>(&name)) {
+                    if let Some(x) = self.note(a.open::<RawArray<u32>>(&name)) {
                         self.keep_words(x, "open_array");
                     }
                 }
@@ -738,18 +745,18 @@ impl State<'_> {
                 if let Some(a) = self.arena(sel) {
                     match t % 3 {
                         0 => {
-                            if let Some(x) = self.note(a.open::<f64>(&name)) {
+                            if let Some(x) = self.note(a.open::<RawValue<f64>>(&name)) {
                                 assert_in_bounds::<f64>(&a, x.offset(), 1, "open::<f64>");
                                 x.set(x.get());
                             }
                         }
                         1 => {
-                            if let Some(x) = self.note(a.open_array::<u8>(&name)) {
+                            if let Some(x) = self.note(a.open::<RawArray<u8>>(&name)) {
                                 self.keep_bytes(x, false, "open_array::<u8>");
                             }
                         }
                         _ => {
-                            if let Some(x) = self.note(a.open_array::<Line>(&name)) {
+                            if let Some(x) = self.note(a.open::<RawArray<Line>>(&name)) {
                                 let what = "open_array::<Line>";
                                 assert_in_bounds::<Line>(&a, x.offset(), x.len(), what);
                                 touch_array(&x);

@@ -163,8 +163,12 @@ fn usize_fields_record_the_pointer_width() {
     slot.update_index(|i| *i -= 1);
     assert_eq!(slot.index(), usize::MAX - 1);
     let arena = Arena::global();
-    arena.create("generic-test-slot", slot.get()).unwrap();
-    let err = arena.open::<Stamped<u64>>("generic-test-slot").unwrap_err();
+    arena
+        .create::<RawValue<_>>("generic-test-slot", slot.get())
+        .unwrap();
+    let err = arena
+        .open::<RawValue<Stamped<u64>>>("generic-test-slot")
+        .unwrap_err();
     assert!(err.to_string().contains("Slot"), "{err}");
 }
 
@@ -173,7 +177,7 @@ fn two_instantiations_cross_processes_each_with_its_own_fingerprint() {
     let _fork = fork_lock();
     let arena = Arena::global();
     let ints = arena
-        .create(
+        .create::<RawValue<Stamped<u32>>>(
             "generic-test-ints",
             Stamped {
                 seq: 1,
@@ -182,7 +186,7 @@ fn two_instantiations_cross_processes_each_with_its_own_fingerprint() {
         )
         .unwrap();
     let floats = arena
-        .create(
+        .create::<RawValue<Stamped<f64>>>(
             "generic-test-floats",
             Stamped {
                 seq: 1,
@@ -191,16 +195,24 @@ fn two_instantiations_cross_processes_each_with_its_own_fingerprint() {
         )
         .unwrap();
     in_child(|| {
-        let ints = arena.open::<Stamped<u32>>("generic-test-ints").unwrap();
-        let floats = arena.open::<Stamped<f64>>("generic-test-floats").unwrap();
+        let ints = arena
+            .open::<RawValue<Stamped<u32>>>("generic-test-ints")
+            .unwrap();
+        let floats = arena
+            .open::<RawValue<Stamped<f64>>>("generic-test-floats")
+            .unwrap();
         ints.set(Stamped {
             seq: ints.seq() + 1,
             value: ints.value() * 3,
         });
         floats.set_value(floats.value() * 4.0);
         // The other instantiation's name is refused: its fingerprint differs.
-        assert!(arena.open::<Stamped<f64>>("generic-test-ints").is_err());
-        assert!(arena.open::<Stamped<u32>>("generic-test-floats").is_err());
+        assert!(arena
+            .open::<RawValue<Stamped<f64>>>("generic-test-ints")
+            .is_err());
+        assert!(arena
+            .open::<RawValue<Stamped<u32>>>("generic-test-floats")
+            .is_err());
     });
     assert_eq!(ints.get(), Stamped { seq: 2, value: 30 });
     assert_eq!(floats.get(), Stamped { seq: 1, value: 2.0 });

@@ -1,6 +1,7 @@
 //! One block of an arena, freed on drop by the process that owns it.
 
-use std::sync::atomic::AtomicI32;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 
 use crate::arena::Arena;
 use crate::sys::process::process_key;
@@ -19,6 +20,18 @@ pub(crate) struct Allocation {
     /// borrowed through a lock guard (see `Synchronized`), 0 if none. Here, so that every
     /// clone of a handle (they share this `Allocation`) sees one mark.
     borrowed_by: AtomicI32,
+    /// The payload offset of this process's open record of a named object (see
+    /// `records.rs`), 0 if none; closed on drop by the process that made it.
+    record: u64,
+    /// The `process_key` of the process that made `record`.
+    record_key: u64,
+    /// The block this one is part of (a `Value`'s data, after its lock cell), kept alive
+    /// as long as this part is.
+    parent: Option<Arc<Allocation>>,
+    /// A forked child's own open record of an object whose handle it inherited (the
+    /// inherited `record` is its parent's), and the child's `process_key`.
+    adopted: AtomicU64,
+    adopted_key: AtomicU64,
 }
 
 impl Allocation {
@@ -29,7 +42,70 @@ impl Allocation {
             offset,
             owner: process_key(),
             borrowed_by: AtomicI32::new(0),
+            record: 0,
+            record_key: 0,
+            parent: None,
+            adopted: AtomicU64::new(0),
+            adopted_key: AtomicU64::new(0),
         }
+    }
+
+    /// A named object's block, opened by this process with the open record at `record`.
+    pub(crate) fn named(arena: Arena, offset: u64, record: u64) -> Self {
+        let key = process_key();
+        Allocation::make(arena, offset, 0, (record, key), None)
+    }
+
+    /// The part of `parent`'s block that starts `at` bytes into it.
+    pub(crate) fn part(parent: Arc<Allocation>, at: u64) -> Self {
+        let (arena, offset) = (parent.arena.clone(), parent.offset + at);
+        Allocation::make(arena, offset, 0, (0, 0), Some(parent))
+    }
+
+    fn make(
+        arena: Arena,
+        offset: u64,
+        owner: u64,
+        (record, record_key): (u64, u64),
+        parent: Option<Arc<Allocation>>,
+    ) -> Self {
+        Allocation {
+            arena,
+            offset,
+            owner,
+            borrowed_by: AtomicI32::new(0),
+            record,
+            record_key,
+            parent,
+            adopted: AtomicU64::new(0),
+            adopted_key: AtomicU64::new(0),
+        }
+    }
+
+    /// Keeps `record`, an open record this process just made of this object, if this
+    /// handle has none of this process's yet (it was inherited from the parent process).
+    /// `false` if it has one: the caller closes `record`.
+    pub(crate) fn adopt_record(&self, record: u64) -> bool {
+        let holder = self.parent.as_deref().unwrap_or(self);
+        let me = process_key();
+        let seen = holder.adopted_key.load(Relaxed);
+        if holder.record_key == me || seen == me {
+            return false;
+        }
+        if holder
+            .adopted_key
+            .compare_exchange(seen, me, Relaxed, Relaxed)
+            .is_err()
+        {
+            return false; // another thread of this process adopted one first
+        }
+        holder.adopted.store(record, Relaxed);
+        true
+    }
+
+    /// The block this is a part of, if it is a part.
+    pub(crate) fn parent(&self) -> Option<&Arc<Allocation>> {
+        self.parent.as_ref()
     }
 
     /// A handle to a block this process does not own (a named object, or one opened from
@@ -40,6 +116,11 @@ impl Allocation {
             offset,
             owner: 0,
             borrowed_by: AtomicI32::new(0),
+            record: 0,
+            record_key: 0,
+            parent: None,
+            adopted: AtomicU64::new(0),
+            adopted_key: AtomicU64::new(0),
         }
     }
 
@@ -111,6 +192,21 @@ impl Drop for Allocation {
             let _ = self
                 .arena
                 .with_heap(|h| h.free(self.offset, self.arena.owner_tag()));
+        }
+        if self.record != 0 && self.record_key == process_key() {
+            // As above: on failure the record (and a removed object) stays allocated.
+            let (record, object) = (self.record, self.offset);
+            let _ = self
+                .arena
+                .with_heap(|h| h.close_record(record, object, self.arena.owner_tag()));
+            crate::arena::opened::forget(&self.arena, object);
+        }
+        let adopted = self.adopted.load(Relaxed);
+        if adopted != 0 && self.adopted_key.load(Relaxed) == process_key() {
+            let object = self.offset;
+            let _ = self
+                .arena
+                .with_heap(|h| h.close_record(adopted, object, self.arena.owner_tag()));
         }
     }
 }

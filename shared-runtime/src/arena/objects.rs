@@ -1,200 +1,172 @@
-//! The public face of named objects: `Arena::create`, `open`, `find_or_create` and their
-//! array forms, `remove`, `names`. The directory itself is in `registry.rs`.
+//! The public face of named objects: `Arena::create`, `open`, `find_or_create` for every
+//! kind, `remove`, `names`. The directory itself is in `registry.rs`.
 
-use std::mem::{align_of, size_of};
+use std::sync::Arc;
 
+use crate::arena::kind::{NamedObject, Parts};
 use crate::arena::registry::{check_name, Request};
-use crate::arena::{Allocation, Arena};
-use crate::raw::{RawArray, RawValue};
-use crate::{Error, Result, SharedType};
-
-/// The directory sizes objects by their layout: a layout that lied about its size or
-/// alignment would make it hand out too little memory. (`SharedType` is an unsafe trait, so
-/// a lie is the implementor's bug; this turns it into a compile error.)
-const fn assert_truthful<T: SharedType>() {
-    assert!(T::LAYOUT.size == size_of::<T>() && T::LAYOUT.align == align_of::<T>());
-}
+use crate::arena::{opened, Allocation, Arena};
+use crate::sync::Token;
+use crate::Result;
 
 impl Arena {
-    fn named(&self, req: Request<'_>) -> Result<(Allocation, u64, bool)> {
-        check_name(req.name)?;
-        let (object, len, created) = self.with_heap(|h| h.find_or_create(&req))?;
-        Ok((Allocation::borrowed(self.clone(), object), len, created))
-    }
-
-    fn named_value<T: SharedType>(
+    fn named<O: NamedObject>(
         &self,
         name: &str,
-        value: Option<T>,
+        init: Option<&O::Init<'_>>,
         open: bool,
-    ) -> Result<(RawValue<T>, bool)> {
-        const { assert_truthful::<T>() };
-        let init = |p: *mut u8| {
-            if let Some(v) = &value {
-                // SAFETY: `p` is a fresh, aligned block of size_of::<T>() bytes.
-                unsafe { T::store(v, p.cast::<T>()) }
+    ) -> Result<(O, bool)> {
+        check_name(name)?;
+        let shape = O::shape(init, Token);
+        let write = |data: *mut u8| {
+            if let Some(init) = init {
+                // SAFETY: `data` is the data of a fresh block made for `shape(Some(init))`.
+                unsafe { O::init(init, data, Token) }
             }
         };
         let req = Request {
             name,
-            layout: &T::LAYOUT,
-            len: Some(1),
-            array: false,
-            create: value.is_some(),
+            kind: O::KIND,
+            layout: shape.layout,
+            len: shape.len,
+            create: init.is_some(),
             open,
-            init: &init,
+            opener: self.owner_tag(),
+            init: &write,
         };
-        let (alloc, _, created) = self.named(req)?;
-        Ok((RawValue::from_allocation(alloc), created))
-    }
-
-    fn named_array<T: SharedType>(
-        &self,
-        name: &str,
-        items: Option<&[T]>,
-        open: bool,
-    ) -> Result<(RawArray<T>, bool)> {
-        const { assert_truthful::<T>() };
-        let init = |p: *mut u8| {
-            for (i, v) in items.unwrap_or_default().iter().enumerate() {
-                // SAFETY: `p` is a fresh, aligned block of items.len() elements.
-                unsafe { T::store(v, p.cast::<T>().add(i)) }
+        let found = self.with_heap(|h| h.find_or_create(&req))?;
+        // This process's handle of the object, if it has one already.
+        let data = match opened::find(self, found.object) {
+            Some(data) => {
+                // Kept if the handle came from the parent process (so this one's use is
+                // counted too), else closed again.
+                if !data.adopt_record(found.record) {
+                    let (record, object, me) = (found.record, found.object, self.owner_tag());
+                    self.with_heap(|h| h.close_record(record, object, me))?;
+                }
+                data
+            }
+            None => {
+                let block = Arc::new(Allocation::named(self.clone(), found.object, found.record));
+                let data = match found.data_at {
+                    0 => block,
+                    at => Arc::new(Allocation::part(block, at)),
+                };
+                opened::insert(self, found.object, data)
             }
         };
-        let req = Request {
-            name,
-            layout: &T::LAYOUT,
-            len: items.map(|i| i.len() as u64),
-            array: true,
-            create: items.is_some(),
-            open,
-            init: &init,
+        let parts = Parts {
+            data,
+            len: found.len as usize,
         };
-        let (alloc, len, created) = self.named(req)?;
-        Ok((RawArray::from_allocation(alloc, len as usize), created))
+        Ok((O::build(parts, Token), found.created))
     }
 
-    /// Creates a shared value named `name` in this arena, for any process that maps the
-    /// arena to [`open`](Self::open). The arena owns it until [`remove`](Self::remove).
+    /// Creates a shared object named `name` in this arena, of any [`NamedObject`] kind, for
+    /// any process that maps the arena to [`open`](Self::open).
+    ///
+    /// `init` is the value for a [`RawValue`](crate::RawValue) or
+    /// [`Value`](crate::Value), a slice for a [`RawArray`](crate::RawArray) or
+    /// [`Array`](crate::Array), `()` for a [`Lock`](crate::Lock) or
+    /// [`RLock`](crate::RLock). A `Value`'s or `Array`'s lock is stored with it, so every
+    /// process that opens the name contends on the same lock.
+    ///
+    /// The object lives until its name is [`remove`](Self::remove)d *and* no process has
+    /// it open any more (see [`reclaim_dead`](Self::reclaim_dead) for openers that died).
     ///
     /// # Errors
-    /// [`Error::AlreadyExists`] if the name is taken; [`Error::InvalidName`] for an empty
-    /// name or one over 200 bytes; [`Error::OutOfMemory`] if the arena is full.
+    /// [`Error::AlreadyExists`](crate::Error::AlreadyExists) if the name is taken;
+    /// [`Error::InvalidName`](crate::Error::InvalidName) for an empty name or one over 200
+    /// bytes; [`Error::OutOfMemory`](crate::Error::OutOfMemory) if the arena is full.
     ///
     /// ```
-    /// let arena = shared_runtime::Arena::with_capacity(1 << 20)?;
-    /// let hits = arena.create("hits", 0u64)?;
-    /// hits.set(3);
-    /// assert_eq!(arena.open::<u64>("hits")?.get(), 3);
-    /// assert!(arena.create("hits", 1u64).is_err());
+    /// use shared_runtime::{Arena, Value};
+    ///
+    /// let arena = Arena::with_capacity(1 << 20)?;
+    /// let hits = arena.create::<Value<u64>>("hits", 0)?;
+    /// hits.update(|n| *n += 3);
+    /// let again: Value<u64> = arena.open("hits")?;
+    /// assert_eq!(again.get(), 3);
+    /// assert!(again.getlock().same_as(hits.getlock())); // one lock
+    /// assert!(arena.create::<Value<u64>>("hits", 1).is_err());
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
-    pub fn create<T: SharedType>(&self, name: &str, value: T) -> Result<RawValue<T>> {
-        Ok(self.named_value(name, Some(value), false)?.0)
+    pub fn create<O: NamedObject>(&self, name: &str, init: O::Init<'_>) -> Result<O> {
+        Ok(self.named::<O>(name, Some(&init), false)?.0)
     }
 
-    /// Opens the shared value named `name`, checking that it was created as a `T`.
+    /// Opens the shared object named `name`, checking that it was created as an `O`: the
+    /// same kind (a `Lock` is not a `Value`; a `Value<_, Lock>` is not a
+    /// `Value<_, RLock>`), the same element layout, and for arrays any length.
+    ///
+    /// Opening one object several times in a process gives clones of one handle.
     ///
     /// # Errors
-    /// [`Error::NotFound`]; [`Error::LayoutMismatch`] naming both layouts if it was created
-    /// with a different type (or as an array).
+    /// [`Error::NotFound`](crate::Error::NotFound);
+    /// [`Error::KindMismatch`](crate::Error::KindMismatch) or
+    /// [`Error::LayoutMismatch`](crate::Error::LayoutMismatch), naming both sides.
     ///
     /// ```
-    /// let arena = shared_runtime::Arena::with_capacity(1 << 20)?;
-    /// arena.create("x", 1.5f64)?;
-    /// let err = arena.open::<u64>("x").unwrap_err();
-    /// assert!(err.to_string().contains("created as f64"), "{err}");
+    /// use shared_runtime::{Arena, Error, Lock, RawValue, Value};
+    ///
+    /// let arena = Arena::with_capacity(1 << 20)?;
+    /// arena.create::<RawValue<f64>>("x", 1.5)?;
+    /// let err = arena.open::<RawValue<u64>>("x").unwrap_err();
+    /// assert!(err.to_string().contains("RawValue<f64>"), "{err}");
+    /// arena.create::<Lock>("big-lock", ())?;
+    /// let err = arena.open::<Value<u64>>("big-lock").unwrap_err();
+    /// assert!(matches!(err, Error::KindMismatch { .. }), "{err}");
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
-    pub fn open<T: SharedType>(&self, name: &str) -> Result<RawValue<T>> {
-        Ok(self.named_value::<T>(name, None, true)?.0)
+    pub fn open<O: NamedObject>(&self, name: &str) -> Result<O> {
+        Ok(self.named::<O>(name, None, true)?.0)
     }
 
-    /// Opens the value named `name`, creating it with `value` if it does not exist; exactly
-    /// one of several racing processes creates it. The `bool` says whether this call did.
+    /// Opens the object named `name`, creating it from `init` if it does not exist;
+    /// exactly one of several racing processes creates it. The `bool` says whether this
+    /// call did. (An existing array may have any length.)
     ///
     /// # Errors
     /// As [`create`](Self::create) and [`open`](Self::open).
     ///
     /// ```
-    /// let arena = shared_runtime::Arena::with_capacity(1 << 20)?;
-    /// let (a, created) = arena.find_or_create("n", 5i32)?;
-    /// let (b, again) = arena.find_or_create("n", 6i32)?;
+    /// use shared_runtime::{Arena, Lock, RawValue};
+    ///
+    /// let arena = Arena::with_capacity(1 << 20)?;
+    /// let (a, created) = arena.find_or_create::<RawValue<i32>>("n", 5)?;
+    /// let (b, again) = arena.find_or_create::<RawValue<i32>>("n", 6)?;
     /// assert!(created && !again);
     /// assert_eq!((a.get(), b.get()), (5, 5));
+    /// let (lock, _) = arena.find_or_create::<Lock>("big-lock", ())?;
+    /// # drop(lock);
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
-    pub fn find_or_create<T: SharedType>(
+    pub fn find_or_create<O: NamedObject>(
         &self,
         name: &str,
-        value: T,
-    ) -> Result<(RawValue<T>, bool)> {
-        self.named_value(name, Some(value), true)
+        init: O::Init<'_>,
+    ) -> Result<(O, bool)> {
+        self.named::<O>(name, Some(&init), true)
     }
 
-    /// Creates a shared array named `name` holding a copy of `items`.
+    /// Removes the name `name`. The object stays usable by every process that has it
+    /// open; its memory is freed when the last of them closes it (drops its handles), or
+    /// is found dead by [`reclaim_dead`](Self::reclaim_dead) — never earlier. Returns
+    /// whether the name existed.
     ///
     /// # Errors
-    /// As [`create`](Self::create).
+    /// [`Error::InvalidName`](crate::Error::InvalidName), or
+    /// [`Error::Corrupted`](crate::Error::Corrupted) if the directory is damaged.
     ///
     /// ```
-    /// let arena = shared_runtime::Arena::with_capacity(1 << 20)?;
-    /// arena.create_array("xs", &[1u16, 2, 3])?;
-    /// assert_eq!(arena.open_array::<u16>("xs")?.to_vec(), [1, 2, 3]);
-    /// # Ok::<(), shared_runtime::Error>(())
-    /// ```
-    pub fn create_array<T: SharedType>(&self, name: &str, items: &[T]) -> Result<RawArray<T>> {
-        Ok(self.named_array(name, Some(items), false)?.0)
-    }
-
-    /// Opens the shared array named `name` (any length), checking its element type.
+    /// use shared_runtime::{Arena, RawValue};
     ///
-    /// # Errors
-    /// As [`open`](Self::open).
-    ///
-    /// ```
-    /// let arena = shared_runtime::Arena::with_capacity(1 << 20)?;
-    /// arena.create_array("xs", &[1u8])?;
-    /// assert!(arena.open_array::<i8>("xs").is_err());
-    /// # Ok::<(), shared_runtime::Error>(())
-    /// ```
-    pub fn open_array<T: SharedType>(&self, name: &str) -> Result<RawArray<T>> {
-        Ok(self.named_array::<T>(name, None, true)?.0)
-    }
-
-    /// Opens the array named `name`, creating it from `items` if it does not exist (then
-    /// its length must equal `items.len()`). The `bool` says whether this call created it.
-    ///
-    /// # Errors
-    /// As [`create`](Self::create) and [`open`](Self::open).
-    ///
-    /// ```
-    /// let arena = shared_runtime::Arena::with_capacity(1 << 20)?;
-    /// let (a, created) = arena.find_or_create_array("v", &[0.0f32; 4])?;
-    /// assert!(created);
-    /// assert_eq!(a.len(), 4);
-    /// # Ok::<(), shared_runtime::Error>(())
-    /// ```
-    pub fn find_or_create_array<T: SharedType>(
-        &self,
-        name: &str,
-        items: &[T],
-    ) -> Result<(RawArray<T>, bool)> {
-        self.named_array(name, Some(items), true)
-    }
-
-    /// Removes the named object and frees its memory. Handles to it must not be used
-    /// afterwards (their memory may be reused; reading it is sound but meaningless).
-    /// Returns whether the name existed.
-    ///
-    /// # Errors
-    /// [`Error::InvalidName`], or [`Error::Corrupted`] if the directory is damaged.
-    ///
-    /// ```
-    /// let arena = shared_runtime::Arena::with_capacity(1 << 20)?;
-    /// arena.create("gone", 1u8)?;
+    /// let arena = Arena::with_capacity(1 << 20)?;
+    /// let v = arena.create::<RawValue<u8>>("gone", 1)?;
     /// assert!(arena.remove("gone")?);
     /// assert!(!arena.remove("gone")?);
+    /// v.set(2); // still this process's to use
+    /// assert_eq!(v.get(), 2);
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn remove(&self, name: &str) -> Result<bool> {
@@ -205,30 +177,23 @@ impl Arena {
     /// The names of the arena's named objects, newest first.
     ///
     /// # Errors
-    /// [`Error::Corrupted`] if the directory is damaged.
+    /// [`Error::Corrupted`](crate::Error::Corrupted) if the directory is damaged.
     ///
     /// ```
-    /// let arena = shared_runtime::Arena::with_capacity(1 << 20)?;
-    /// arena.create("a", 1u8)?;
-    /// arena.create("b", 2u8)?;
+    /// use shared_runtime::{Arena, RawValue};
+    ///
+    /// let arena = Arena::with_capacity(1 << 20)?;
+    /// arena.create::<RawValue<u8>>("a", 1)?;
+    /// arena.create::<RawValue<u8>>("b", 2)?;
     /// assert_eq!(arena.names()?, ["b", "a"]);
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn names(&self) -> Result<Vec<String>> {
         self.with_heap(|h| {
-            let mut names = Vec::new();
-            let st = h.state();
-            let mut budget = (st.top.get() - st.start.get()) / 32 + 1;
-            let mut at = st.registry.get();
-            while at != 0 {
-                budget = budget
-                    .checked_sub(1)
-                    .ok_or_else(|| Error::Corrupted("the object directory loops".into()))?;
-                let e = h.read_entry(at)?;
-                names.push(String::from_utf8_lossy(e.name()).into_owned());
-                at = e.next;
-            }
-            Ok(names)
+            Ok(h.entries()?
+                .iter()
+                .map(|(_, e)| String::from_utf8_lossy(e.name()).into_owned())
+                .collect())
         })
     }
 }

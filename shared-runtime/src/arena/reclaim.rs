@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use crate::arena::check::walk;
-use crate::arena::heap::{HDR, USED};
+use crate::arena::heap::{Heap, HDR, USED};
 use crate::arena::namespace::FOREIGN_OWNER;
 use crate::arena::registry::REGISTRY_OWNER;
 use crate::arena::Arena;
@@ -58,31 +58,41 @@ impl Arena {
             return Ok(Reclaimed::default());
         }
         self.with_heap(|h| {
-            let mut verdicts: HashMap<u32, bool> = HashMap::new();
-            let mut dead = Vec::new();
-            walk(h, |b, size, w| {
-                if w & USED == 0 {
-                    return Ok(());
-                }
-                let owner = h.owner_of(b)?;
-                if owner == 0 || owner == REGISTRY_OWNER || owner & FOREIGN_OWNER != 0 {
-                    return Ok(());
-                }
-                let gone = *verdicts.entry(owner).or_insert_with(|| {
-                    i32::try_from(owner).is_ok_and(|pid| process_ended(pid, None))
-                });
-                if gone {
-                    dead.push((b, size, owner));
-                }
-                Ok(())
-            })?;
-            let mut done = Reclaimed::default();
-            for (b, size, owner) in dead {
-                h.free(b + HDR, owner)?;
-                done.objects += 1;
-                done.bytes += size;
-            }
+            let mut done = owned_by_dead(h)?;
+            // Removed objects whose last openers were among the dead.
+            let (objects, bytes) = h.sweep_orphans()?;
+            done.objects += objects;
+            done.bytes += bytes;
             Ok(done)
         })
     }
+}
+
+fn owned_by_dead(h: &Heap<'_>) -> Result<Reclaimed> {
+    let mut verdicts: HashMap<u32, bool> = HashMap::new();
+    let mut dead = Vec::new();
+    walk(h, |b, size, w| {
+        if w & USED == 0 {
+            return Ok(());
+        }
+        let owner = h.owner_of(b)?;
+        if owner == 0 || owner == REGISTRY_OWNER || owner & FOREIGN_OWNER != 0 {
+            // (`ORPHAN_OWNER` has the foreign bit: orphans are swept separately.)
+            return Ok(());
+        }
+        let gone = *verdicts
+            .entry(owner)
+            .or_insert_with(|| i32::try_from(owner).is_ok_and(|pid| process_ended(pid, None)));
+        if gone {
+            dead.push((b, size, owner));
+        }
+        Ok(())
+    })?;
+    let mut done = Reclaimed::default();
+    for (b, size, owner) in dead {
+        h.free(b + HDR, owner)?;
+        done.objects += 1;
+        done.bytes += size;
+    }
+    Ok(done)
 }

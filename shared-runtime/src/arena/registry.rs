@@ -1,34 +1,43 @@
-//! Named objects in an arena: `create`, `open`, `find_or_create` (Boost.Interprocess's
-//! `find_or_construct` idea), with the type's layout fingerprint stored beside each.
+//! The object directory: names, kinds and layouts of named objects (see `docs/design.md`).
 //!
 //! The directory is a singly linked list of entry blocks whose head is in the heap state;
-//! every operation runs with the arena lock held, so creating and looking up are atomic
-//! with respect to every other process. Objects and entries are owned by the directory
-//! (owner [`REGISTRY_OWNER`] in their block headers): handles to them never free them, and
-//! they cannot be adopted; [`Arena::remove`] frees them.
+//! every operation runs with the arena lock held, so creating, looking up and removing are
+//! atomic with respect to every other process. Entries and the objects they name are owned
+//! by the directory (owner [`REGISTRY_OWNER`] in their block headers). Removing a name
+//! frees its entry and turns its object into an orphan ([`ORPHAN_OWNER`]), freed as soon as
+//! no open record (`records.rs`) refers to it.
 
 use std::mem::size_of;
 
 use crate::arena::heap::Heap;
+use crate::arena::kind::{data_offset, ObjectKind, LOCK_CELL};
 use crate::types::{LayoutKind, TypeLayout};
 use crate::{Error, Result};
 
 /// The owner recorded in blocks that belong to the directory.
 pub(crate) const REGISTRY_OWNER: u32 = u32::MAX;
+/// The owner recorded in the block of a removed object that some process still has open.
+/// (Bit 30 is set, so `reclaim_dead` never takes it for a process.)
+pub(crate) const ORPHAN_OWNER: u32 = u32::MAX - 1;
 const MAX_NAME: usize = 200;
 const MAX_TYPE: usize = 48;
 
-/// One directory entry, stored in its own block.
+/// One directory entry, stored in its own block. Every field is checked before use.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub(crate) struct Entry {
     pub(crate) next: u64,
-    object: u64,
-    len: u64,
-    fingerprint: u64,
-    size: u64,
-    align: u64,
-    is_array: u32,
+    /// Payload offset of the object's block.
+    pub(crate) object: u64,
+    pub(crate) len: u64,
+    pub(crate) fingerprint: u64,
+    /// Size of one element (of the lock cell, for a lock).
+    pub(crate) size: u64,
+    pub(crate) align: u64,
+    /// Where the data starts in the block (after the lock cell, for `Value`/`Array`).
+    pub(crate) data_at: u64,
+    /// `ObjectKind::code`.
+    pub(crate) kind: u32,
     name_len: u32,
     type_len: u32,
     _pad: u32,
@@ -44,16 +53,37 @@ pub(crate) fn type_label(l: &TypeLayout) -> String {
     }
 }
 
+/// `Value<u64, RLock>`, `RawArray<u8>`, `Lock`.
+pub(crate) fn kind_label(kind: ObjectKind, ty: &str) -> String {
+    kind.to_string().replace('_', ty)
+}
+
 impl Entry {
     pub(crate) fn name(&self) -> &[u8] {
         &self.name[..(self.name_len as usize).min(MAX_NAME)]
     }
 
+    pub(crate) fn type_name(&self) -> String {
+        String::from_utf8_lossy(&self.type_name[..(self.type_len as usize).min(MAX_TYPE)])
+            .into_owned()
+    }
+
+    pub(crate) fn kind(&self) -> Option<ObjectKind> {
+        ObjectKind::from_code(self.kind)
+    }
+
+    fn kind_text(&self) -> String {
+        match self.kind() {
+            Some(k) => kind_label(k, &self.type_name()),
+            None => format!("object of unknown kind {}", self.kind),
+        }
+    }
+
     fn describe(&self) -> String {
-        let ty = String::from_utf8_lossy(&self.type_name[..(self.type_len as usize).min(MAX_TYPE)]);
+        let array = self.kind().is_some_and(ObjectKind::is_array);
         describe(
-            &ty,
-            self.is_array != 0,
+            &self.kind_text(),
+            array,
             self.len,
             self.size,
             self.align,
@@ -62,27 +92,54 @@ impl Entry {
     }
 }
 
-fn describe(ty: &str, array: bool, len: u64, size: u64, align: u64, fp: u64) -> String {
-    let what = if array {
-        format!("an array of {len} {ty}")
+fn describe(what: &str, array: bool, len: u64, size: u64, align: u64, fp: u64) -> String {
+    let len = if array {
+        format!(" of length {len}")
     } else {
-        ty.to_string()
+        String::new()
     };
-    format!("{what} ({size} bytes, align {align}, layout fingerprint {fp:#018x})")
+    format!("{what}{len} ({size} bytes, align {align}, layout fingerprint {fp:#018x})")
 }
 
-/// What the caller wants: the shape of the object, and what to do if it (does not) exist.
+/// What the caller wants: the kind and shape of the object, what to do if it (does not)
+/// exist, and who opens it.
 pub(crate) struct Request<'a> {
     pub(crate) name: &'a str,
-    pub(crate) layout: &'a TypeLayout,
-    /// `None` for a single value; `Some(n)` for an array of `n` (`None` too when opening
-    /// an array of any length).
+    pub(crate) kind: ObjectKind,
+    /// The element layout; `None` for a lock.
+    pub(crate) layout: Option<&'a TypeLayout>,
+    /// `Some(n)` elements; `None` when opening an array of any length.
     pub(crate) len: Option<u64>,
-    pub(crate) array: bool,
     pub(crate) create: bool,
     pub(crate) open: bool,
-    /// Writes the initial contents into a fresh object's memory.
+    /// The opening process's owner tag, recorded in its open record.
+    pub(crate) opener: u32,
+    /// Writes the initial contents at the start of a fresh object's data.
     pub(crate) init: &'a dyn Fn(*mut u8),
+}
+
+impl Request<'_> {
+    fn fingerprint(&self) -> u64 {
+        self.layout.map_or(0, TypeLayout::fingerprint)
+    }
+    fn size(&self) -> u64 {
+        self.layout.map_or(LOCK_CELL, |l| l.size as u64)
+    }
+    fn align(&self) -> u64 {
+        self.layout.map_or(8, |l| l.align as u64)
+    }
+    fn label(&self) -> String {
+        self.layout.map_or_else(String::new, type_label)
+    }
+}
+
+/// A named object found or made, with this process's open record of it.
+pub(crate) struct Found {
+    pub(crate) object: u64,
+    pub(crate) data_at: u64,
+    pub(crate) len: u64,
+    pub(crate) created: bool,
+    pub(crate) record: u64,
 }
 
 pub(crate) fn check_name(name: &str) -> Result<()> {
@@ -118,26 +175,82 @@ impl Heap<'_> {
         Ok(unsafe { self.base().add(at as usize).cast::<Entry>().read() })
     }
 
-    /// Finds `name`: the entry's offset and contents, and its predecessor's offset.
-    fn lookup(&self, name: &str) -> Result<Option<(u64, Entry, u64)>> {
+    /// Every entry, newest first, with its offset.
+    pub(crate) fn entries(&self) -> Result<Vec<(u64, Entry)>> {
         let st = self.state();
         let mut budget = (st.top.get() - st.start.get()) / 32 + 1;
-        let (mut prev, mut at) = (0, st.registry.get());
+        let mut at = st.registry.get();
+        let mut all = Vec::new();
         while at != 0 {
             budget = budget
                 .checked_sub(1)
                 .ok_or_else(|| Error::Corrupted("the object directory loops".into()))?;
             let e = self.read_entry(at)?;
+            all.push((at, e));
+            at = e.next;
+        }
+        Ok(all)
+    }
+
+    /// Finds `name`: the entry's offset and contents, and its predecessor's offset.
+    fn lookup(&self, name: &str) -> Result<Option<(u64, Entry, u64)>> {
+        let mut prev = 0;
+        for (at, e) in self.entries()? {
             if e.name() == name.as_bytes() {
                 return Ok(Some((at, e, prev)));
             }
-            (prev, at) = (at, e.next);
+            prev = at;
         }
         Ok(None)
     }
 
-    pub(crate) fn find_or_create(&self, req: &Request<'_>) -> Result<(u64, u64, bool)> {
-        let size = req.layout.size as u64;
+    /// Checks a found entry against the request and that its object fits its block.
+    fn check_entry(&self, e: &Entry, req: &Request<'_>) -> Result<u64> {
+        let want_len = req.len.unwrap_or(e.len);
+        let requested = |what: &str| {
+            describe(
+                what,
+                req.kind.is_array(),
+                want_len,
+                req.size(),
+                req.align(),
+                req.fingerprint(),
+            )
+        };
+        if e.kind != req.kind.code() {
+            return Err(Error::KindMismatch {
+                name: format!("object {:?}", req.name),
+                stored: e.describe(),
+                requested: requested(&kind_label(req.kind, &req.label())),
+            });
+        }
+        if e.fingerprint != req.fingerprint() || e.len != want_len || e.size != req.size() {
+            return Err(Error::LayoutMismatch {
+                name: format!("object {:?}", req.name),
+                stored: e.describe(),
+                requested: requested(&kind_label(req.kind, &req.label())),
+            });
+        }
+        let corrupt = || Error::Corrupted(format!("object {:?} does not fit its block", req.name));
+        let data_at = data_offset(req.kind, req.align());
+        let bytes = e
+            .len
+            .checked_mul(e.size)
+            .and_then(|b| b.checked_add(data_at))
+            .ok_or_else(corrupt)?;
+        let b = self.used_block(e.object)?;
+        if e.data_at != data_at
+            || self.owner_of(b)? != REGISTRY_OWNER
+            || self.payload_capacity(e.object)? < bytes
+            || e.object % req.align().max(8) != 0
+        {
+            return Err(corrupt());
+        }
+        Ok(data_at)
+    }
+
+    /// Finds or creates the named object, and makes an open record of it for the opener.
+    pub(crate) fn find_or_create(&self, req: &Request<'_>) -> Result<Found> {
         if let Some((_, e, _)) = self.lookup(req.name)? {
             if !req.open {
                 return Err(Error::AlreadyExists {
@@ -145,36 +258,15 @@ impl Heap<'_> {
                     name: req.name.to_string(),
                 });
             }
-            let want_len = req.len.unwrap_or(e.len);
-            let label = type_label(req.layout);
-            if e.fingerprint != req.layout.fingerprint()
-                || (e.is_array != 0) != req.array
-                || e.len != want_len
-                || e.size != size
-            {
-                return Err(Error::LayoutMismatch {
-                    name: format!("object {:?}", req.name),
-                    stored: e.describe(),
-                    requested: describe(
-                        &label,
-                        req.array,
-                        want_len,
-                        size,
-                        req.layout.align as u64,
-                        req.layout.fingerprint(),
-                    ),
-                });
-            }
-            let bytes = e.len.checked_mul(size).ok_or_else(|| {
-                Error::Corrupted(format!("object {:?} has an impossible length", req.name))
-            })?;
-            if self.payload_capacity(e.object)? < bytes || e.object % req.layout.align as u64 != 0 {
-                return Err(Error::Corrupted(format!(
-                    "object {:?} does not fit its block",
-                    req.name
-                )));
-            }
-            return Ok((e.object, e.len, false));
+            let data_at = self.check_entry(&e, req)?;
+            let record = self.open_record(e.object, req.opener)?;
+            return Ok(Found {
+                object: e.object,
+                data_at,
+                len: e.len,
+                created: false,
+                record,
+            });
         }
         if !req.create {
             return Err(Error::NotFound {
@@ -182,32 +274,40 @@ impl Heap<'_> {
                 name: req.name.to_string(),
             });
         }
+        let (size, align) = (req.size(), req.align());
         let len = req.len.unwrap_or(1);
-        let bytes = len.checked_mul(size).ok_or(Error::SizeOverflow {
-            count: len as usize,
-            elem_size: size as usize,
-        })?;
-        let object = self.alloc(bytes, req.layout.align as u64, REGISTRY_OWNER)?;
+        let data_at = data_offset(req.kind, align);
+        let bytes = len
+            .checked_mul(size)
+            .and_then(|b| b.checked_add(data_at))
+            .ok_or(Error::SizeOverflow {
+                count: len as usize,
+                elem_size: size as usize,
+            })?;
+        let object = self.alloc(bytes.max(1), align.max(8), REGISTRY_OWNER)?;
         (req.init)(
-            // SAFETY: `object` is a payload offset just handed out, inside the mapping.
-            unsafe { self.base().add(object as usize) },
+            // SAFETY: `object` is a payload offset just handed out, inside the mapping, of
+            // at least `bytes` bytes, so its data starts `data_at` bytes in.
+            unsafe { self.base().add((object + data_at) as usize) },
         );
-        let entry_at = match self.alloc(size_of::<Entry>() as u64, 16, REGISTRY_OWNER) {
+        let made = self.alloc(size_of::<Entry>() as u64, 16, REGISTRY_OWNER);
+        let entry_at = match made {
             Ok(at) => at,
             Err(e) => {
                 self.free(object, REGISTRY_OWNER)?;
                 return Err(e);
             }
         };
-        let label = type_label(req.layout);
+        let label = req.label();
         let mut entry = Entry {
             next: self.state().registry.get(),
             object,
             len,
-            fingerprint: req.layout.fingerprint(),
+            fingerprint: req.fingerprint(),
             size,
-            align: req.layout.align as u64,
-            is_array: req.array.into(),
+            align,
+            data_at,
+            kind: req.kind.code(),
             name_len: req.name.len() as u32,
             type_len: label.len().min(MAX_TYPE) as u32,
             _pad: 0,
@@ -226,21 +326,38 @@ impl Heap<'_> {
                 .write(entry)
         };
         self.state().registry.set(entry_at);
-        Ok((object, len, true))
+        // Made after the entry is published: if this fails, the object stays, named.
+        let record = self.open_record(object, req.opener)?;
+        Ok(Found {
+            object,
+            data_at,
+            len,
+            created: true,
+            record,
+        })
     }
 
+    /// Unlinks `name`; its object is freed now if no process has it open, else when the
+    /// last one closes it.
     pub(crate) fn remove(&self, name: &str) -> Result<bool> {
         let Some((at, e, prev)) = self.lookup(name)? else {
             return Ok(false);
         };
+        let b = self.used_block(e.object)?;
+        if self.owner_of(b)? != REGISTRY_OWNER {
+            return Err(Error::Corrupted(format!(
+                "the object named {name:?} is not the directory's"
+            )));
+        }
         if prev == 0 {
             self.state().registry.set(e.next);
         } else {
             // `next` is the first field of an entry.
             self.set_word(prev, e.next);
         }
-        self.free(e.object, REGISTRY_OWNER)?;
         self.free(at, REGISTRY_OWNER)?;
+        self.set_owner(e.object, REGISTRY_OWNER, ORPHAN_OWNER)?;
+        self.free_if_unopened(e.object)?;
         Ok(true)
     }
 }

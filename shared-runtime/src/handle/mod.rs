@@ -1,18 +1,22 @@
 //! Handles: how an object is named to another process (offset + layout fingerprint).
 
+mod kinds;
 mod open;
 
 use std::fmt;
 use std::str::FromStr;
 
+use crate::arena::{LockKind, ObjectKind};
 use crate::{Error, Result};
 
 /// A reference to a shared object that can be sent to another process — as text
 /// ([`Display`](fmt::Display)/[`FromStr`]), or with serde behind the `serde` feature — and
-/// opened there with `RawValue::open_handle` / `RawArray::open_handle`.
+/// opened there with `open_handle` of the same kind: [`RawValue`](crate::RawValue),
+/// [`RawArray`](crate::RawArray), [`Value`](crate::Value), [`Array`](crate::Array),
+/// [`Lock`](crate::Lock), [`RLock`](crate::RLock).
 ///
-/// It names the arena (by its [`id`](crate::Arena::id)), the object's offset, its length,
-/// and its type's layout fingerprint, which the opener checks against the type it asks
+/// It names the arena (by its [`id`](crate::Arena::id)), the object's kind, offset (and
+/// its lock's), its length, and its type's layout fingerprint, which the opener checks against the type it asks
 /// for. A handle made by `into_handle` also carries ownership: the process that opens it
 /// becomes the object's owner (once; a second open of the same owned handle fails).
 ///
@@ -32,31 +36,68 @@ use crate::{Error, Result};
 pub struct Handle {
     /// The arena's id.
     pub arena: u64,
-    /// The object's byte offset in the arena.
+    /// The object's byte offset in the arena (of its data, for a `Value`/`Array`; of the
+    /// lock cell, for a lock).
     pub offset: u64,
-    /// Number of elements (1 for a value).
+    /// Number of elements (1 for a value or a lock).
     pub len: u64,
-    /// The layout fingerprint of the element type.
+    /// The layout fingerprint of the element type (0 for a lock).
     pub fingerprint: u64,
-    /// Whether it names an array (rather than a value).
-    pub array: bool,
+    /// What kind of object it names.
+    pub kind: ObjectKind,
+    /// The byte offset of the lock cell of a `Value`/`Array` (0 for the other kinds).
+    pub lock: u64,
     /// Whether ownership travels with the handle.
     pub owned: bool,
 }
 
-const PREFIX: &str = "shr1";
+const PREFIX: &str = "shr2";
+const OLD_PREFIX: &str = "shr1";
+
+/// The letters of each kind in the text form.
+fn letters(kind: ObjectKind) -> &'static str {
+    use LockKind::{Lock, RLock};
+    match kind {
+        ObjectKind::RawValue => "v",
+        ObjectKind::RawArray => "a",
+        ObjectKind::Value(Lock) => "Vl",
+        ObjectKind::Value(RLock) => "Vr",
+        ObjectKind::Array(Lock) => "Al",
+        ObjectKind::Array(RLock) => "Ar",
+        ObjectKind::Lock(Lock) => "l",
+        ObjectKind::Lock(RLock) => "r",
+    }
+}
+
+fn kind_of(letters: &str) -> Option<ObjectKind> {
+    use LockKind::{Lock, RLock};
+    Some(match letters {
+        "v" => ObjectKind::RawValue,
+        "a" => ObjectKind::RawArray,
+        "Vl" => ObjectKind::Value(Lock),
+        "Vr" => ObjectKind::Value(RLock),
+        "Al" => ObjectKind::Array(Lock),
+        "Ar" => ObjectKind::Array(RLock),
+        "l" => ObjectKind::Lock(Lock),
+        "r" => ObjectKind::Lock(RLock),
+        _ => return None,
+    })
+}
 
 impl fmt::Display for Handle {
-    /// `shr1:<arena>:<offset>:<len>:<fingerprint>:<v|a><b|o>`, numbers in hex.
+    /// `shr2:<arena>:<offset>:<len>:<fingerprint>:<lock>:<kind><b|o>`, numbers in hex;
+    /// the kind is `v` (RawValue), `a` (RawArray), `Vl`/`Vr` (Value with a Lock/RLock),
+    /// `Al`/`Ar` (Array), `l`/`r` (Lock/RLock); `b` lends, `o` carries ownership.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{PREFIX}:{:x}:{:x}:{:x}:{:x}:{}{}",
+            "{PREFIX}:{:x}:{:x}:{:x}:{:x}:{:x}:{}{}",
             self.arena,
             self.offset,
             self.len,
             self.fingerprint,
-            if self.array { 'a' } else { 'v' },
+            self.lock,
+            letters(self.kind),
             if self.owned { 'o' } else { 'b' }
         )
     }
@@ -65,21 +106,24 @@ impl fmt::Display for Handle {
 impl FromStr for Handle {
     type Err = Error;
 
-    /// Parses the form written by `Display`.
+    /// Parses the form written by `Display`, and the older `shr1` form of raw objects
+    /// (`shr1:<arena>:<offset>:<len>:<fingerprint>:<v|a><b|o>`).
     fn from_str(text: &str) -> Result<Handle> {
         let bad = |reason| Error::InvalidHandle {
             text: text.to_string(),
             reason,
         };
         let parts: Vec<&str> = text.split(':').collect();
-        let [prefix, arena, offset, len, fingerprint, flags] = parts[..] else {
-            return Err(bad(
-                "expected shr1:<arena>:<offset>:<len>:<fingerprint>:<flags>",
-            ));
+        let (arena, offset, len, fingerprint, lock, flags) = match parts[..] {
+            [PREFIX, arena, offset, len, fp, lock, flags] => (arena, offset, len, fp, lock, flags),
+            [OLD_PREFIX, arena, offset, len, fp, flags] => (arena, offset, len, fp, "0", flags),
+            [PREFIX | OLD_PREFIX, ..] => {
+                return Err(bad(
+                    "expected shr2:<arena>:<offset>:<len>:<fingerprint>:<lock>:<kind><b|o>",
+                ))
+            }
+            _ => return Err(bad("it does not start with shr2: (or the older shr1:)")),
         };
-        if prefix != PREFIX {
-            return Err(bad("it does not start with shr1:"));
-        }
         let hex = |s: &str| {
             // from_str_radix would also take a leading '+': one spelling per handle.
             let digits = !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit());
@@ -88,19 +132,29 @@ impl FromStr for Handle {
                 .flatten()
                 .ok_or(bad("a field is not hex"))
         };
-        let (array, owned) = match flags {
-            "vb" => (false, false),
-            "vo" => (false, true),
-            "ab" => (true, false),
-            "ao" => (true, true),
-            _ => return Err(bad("the flags are not one of vb, vo, ab, ao")),
+        let (kind, owned) = match flags.split_at_checked(flags.len().saturating_sub(1)) {
+            Some((k, "b")) => (kind_of(k), false),
+            Some((k, "o")) => (kind_of(k), true),
+            _ => (None, false),
         };
+        let kind = kind
+            .filter(|k| {
+                parts[0] == PREFIX
+                    || !matches!(
+                        k,
+                        ObjectKind::Value(_) | ObjectKind::Array(_) | ObjectKind::Lock(_)
+                    )
+            })
+            .ok_or(bad(
+                "the kind is not one of v, a, Vl, Vr, Al, Ar, l, r followed by b or o",
+            ))?;
         Ok(Handle {
             arena: hex(arena)?,
             offset: hex(offset)?,
             len: hex(len)?,
             fingerprint: hex(fingerprint)?,
-            array,
+            kind,
+            lock: hex(lock)?,
             owned,
         })
     }

@@ -3,7 +3,7 @@
 use std::mem::{align_of, size_of};
 
 use crate::arena::registry::type_label;
-use crate::arena::{Allocation, Arena};
+use crate::arena::{Allocation, Arena, ObjectKind};
 use crate::handle::Handle;
 use crate::raw::{RawArray, RawValue};
 use crate::{Error, Result, SharedType};
@@ -15,27 +15,36 @@ fn lend<T: SharedType>(arena: &Arena, offset: u64, len: Option<usize>) -> Handle
         offset,
         len: len.map_or(1, |n| n as u64),
         fingerprint: T::LAYOUT.fingerprint(),
-        array: len.is_some(),
+        kind: if len.is_some() {
+            ObjectKind::RawArray
+        } else {
+            ObjectKind::RawValue
+        },
+        lock: 0,
         owned: false,
     }
 }
 
-/// Checks that `h` can be opened in `arena` as `len` elements of `T`, and wraps the block.
-fn open<T: SharedType>(arena: &Arena, h: &Handle, array: bool) -> Result<Allocation> {
-    let bad = |reason| Error::InvalidHandle {
-        text: h.to_string(),
-        reason,
-    };
+/// Checks the arena and kind of `h`.
+pub(crate) fn check_kind(arena: &Arena, h: &Handle, kind: ObjectKind) -> Result<()> {
     if h.arena != arena.id() {
-        return Err(bad("it belongs to another arena"));
+        return Err(Error::InvalidHandle {
+            text: h.to_string(),
+            reason: "it belongs to another arena",
+        });
     }
-    if h.array != array {
-        return Err(bad(if array {
-            "it names a value, not an array"
-        } else {
-            "it names an array"
-        }));
+    if h.kind != kind {
+        return Err(Error::KindMismatch {
+            name: format!("handle {h}"),
+            stored: h.kind.to_string(),
+            requested: kind.to_string(),
+        });
     }
+    Ok(())
+}
+
+/// Checks the layout fingerprint of `h` against `T`'s.
+pub(crate) fn check_layout<T: SharedType>(h: &Handle) -> Result<()> {
     if h.fingerprint != T::LAYOUT.fingerprint() {
         return Err(Error::LayoutMismatch {
             name: format!("handle {h}"),
@@ -47,6 +56,22 @@ fn open<T: SharedType>(arena: &Arena, h: &Handle, array: bool) -> Result<Allocat
             ),
         });
     }
+    Ok(())
+}
+
+/// Checks that `h` can be opened in `arena` as `len` elements of `T`, and wraps the block.
+fn open<T: SharedType>(arena: &Arena, h: &Handle, array: bool) -> Result<Allocation> {
+    let bad = |reason| Error::InvalidHandle {
+        text: h.to_string(),
+        reason,
+    };
+    let kind = if array {
+        ObjectKind::RawArray
+    } else {
+        ObjectKind::RawValue
+    };
+    check_kind(arena, h, kind)?;
+    check_layout::<T>(h)?;
     let bytes = usize::try_from(h.len)
         .ok()
         .and_then(|n| n.checked_mul(size_of::<T>()))

@@ -141,6 +141,15 @@ impl<T: SharedType> RawArray<T> {
     }
 
     /// The allocation every clone of this handle shares.
+    /// Wraps a shared block already holding `len` elements.
+    pub(crate) fn from_arc(alloc: Arc<Allocation>, len: usize) -> Self {
+        RawArray {
+            alloc,
+            len,
+            _type: PhantomData,
+        }
+    }
+
     pub(crate) fn allocation(&self) -> &Arc<Allocation> {
         &self.alloc
     }

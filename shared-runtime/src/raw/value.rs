@@ -106,6 +106,14 @@ impl<T: SharedType> RawValue<T> {
         }
     }
 
+    /// Wraps a shared block already holding a `T`.
+    pub(crate) fn from_arc(alloc: Arc<Allocation>) -> Self {
+        RawValue {
+            alloc,
+            _type: PhantomData,
+        }
+    }
+
     /// The allocation every clone of this handle shares.
     pub(crate) fn allocation(&self) -> &Arc<Allocation> {
         &self.alloc

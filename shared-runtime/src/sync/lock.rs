@@ -229,6 +229,17 @@ impl<K: Reentrancy> GenericLock<K> {
         })
     }
 
+    pub(crate) fn from_core(core: LockCore) -> Self {
+        GenericLock {
+            core,
+            _kind: PhantomData,
+        }
+    }
+
+    pub(crate) fn core(&self) -> &LockCore {
+        &self.core
+    }
+
     /// Blocks until this thread holds the lock.
     ///
     /// # Errors
@@ -338,6 +349,19 @@ impl<K: Reentrancy> GenericLock<K> {
     /// ```
     pub fn poison(&self) -> Option<crate::Poison> {
         self.core.poison()
+    }
+
+    /// A snapshot of the lock — holder (pid, tid, alive or dead), depth, poison — for
+    /// diagnostics. Reading it never takes or changes the lock.
+    ///
+    /// ```
+    /// let lock = shared_runtime::RLock::new()?;
+    /// let (_a, _b) = (lock.lock()?, lock.lock()?);
+    /// assert_eq!(lock.state().depth, 2);
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn state(&self) -> crate::LockState {
+        self.core.state()
     }
 
     /// Clears the poison: acquisitions succeed plainly again. Call it once the data the

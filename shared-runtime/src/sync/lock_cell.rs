@@ -7,9 +7,11 @@ use std::sync::{Arc, LockResult, PoisonError, TryLockError, TryLockResult};
 use std::time::{Duration, Instant};
 
 use crate::arena::{Allocation, Arena};
+use crate::sync::inspect::{Holder, HolderStatus, LockState};
 use crate::sync::lock::{LockGuard, Reentrancy};
 use crate::sync::poison::{Poison, PoisonCause};
 use crate::sys::futex::{Acquired, FutexLock};
+use crate::sys::liveness::{thread_ended, FOREIGN, TID_MASK};
 use crate::sys::process::current_pid;
 use crate::Result;
 
@@ -29,7 +31,58 @@ pub(crate) struct LockCell {
     poisoner: AtomicI32,
 }
 
-const _: () = assert!(size_of::<LockCell>() == 24);
+const _: () = assert!(size_of::<LockCell>() as u64 == crate::arena::LOCK_CELL);
+
+impl LockCell {
+    /// The poison record: why and by whom the lock was poisoned, `None` if it is not.
+    fn poison(&self) -> Option<Poison> {
+        let cause = match self.poisoned.load(Relaxed) {
+            NOT_POISONED => return None,
+            PANICKED => PoisonCause::Panicked,
+            DIED => PoisonCause::Died,
+            _ => PoisonCause::Unknown,
+        };
+        let pid = self.poisoner.load(Relaxed);
+        Some(Poison {
+            pid: (pid > 0).then_some(pid),
+            cause,
+        })
+    }
+
+    /// A snapshot of the cell, each field read atomically; nothing read is followed.
+    pub(crate) fn state(&self) -> LockState {
+        let holder = self.lock.holder();
+        let holder = (holder != 0).then(|| {
+            let pid = self.owner.load(Relaxed);
+            Holder {
+                pid: (pid > 0).then_some(pid),
+                tid: (holder & TID_MASK) as i32,
+                status: if holder & FOREIGN != 0 {
+                    HolderStatus::Unknown
+                } else if thread_ended(holder) {
+                    HolderStatus::Dead
+                } else {
+                    HolderStatus::Alive
+                },
+            }
+        });
+        LockState {
+            holder,
+            depth: self.depth.load(Relaxed),
+            poison: self.poison(),
+        }
+    }
+}
+
+/// Reads the lock cell at `cell` (a named `Value`'s or lock's block) for inspection.
+///
+/// # Safety
+/// `cell` points to `LOCK_CELL` mapped bytes, 8-aligned, that stay mapped meanwhile.
+pub(crate) unsafe fn lock_state_at(cell: *const u8) -> LockState {
+    // SAFETY: by the caller's contract the bytes are mapped and aligned; every field of a
+    // LockCell is an atomic, valid for any bits and for concurrent use.
+    unsafe { &*cell.cast::<LockCell>() }.state()
+}
 
 /// Values of `LockCell::poisoned` (a zeroed cell is not poisoned; any other value, written
 /// by a foreign version or writer, is reported as an unknown cause).
@@ -57,6 +110,15 @@ impl LockCore {
         })
     }
 
+    /// The lock cell at the start of a shared block (a named or handed-over lock).
+    pub(crate) fn from_alloc(alloc: Arc<Allocation>) -> Self {
+        LockCore { alloc }
+    }
+
+    pub(crate) fn allocation(&self) -> &Arc<Allocation> {
+        &self.alloc
+    }
+
     #[inline]
     fn cell(&self) -> &LockCell {
         // SAFETY: the allocation holds a LockCell (all zeroes is a valid, unlocked one) for
@@ -66,7 +128,8 @@ impl LockCore {
     }
 
     pub(crate) fn same_as(&self, other: &LockCore) -> bool {
-        Arc::ptr_eq(&self.alloc, &other.alloc)
+        // The same cell in this process's mapping, however each handle was made.
+        self.alloc.ptr() == other.alloc.ptr()
     }
 
     pub(crate) fn arena(&self) -> &Arena {
@@ -89,20 +152,14 @@ impl LockCore {
         self.cell().lock.holder() == me
     }
 
+    /// A snapshot of the lock, for inspection.
+    pub(crate) fn state(&self) -> LockState {
+        self.cell().state()
+    }
+
     /// The poison record: why and by whom the lock was poisoned, `None` if it is not.
     pub(crate) fn poison(&self) -> Option<Poison> {
-        let c = self.cell();
-        let cause = match c.poisoned.load(Relaxed) {
-            NOT_POISONED => return None,
-            PANICKED => PoisonCause::Panicked,
-            DIED => PoisonCause::Died,
-            _ => PoisonCause::Unknown,
-        };
-        let pid = c.poisoner.load(Relaxed);
-        Some(Poison {
-            pid: (pid > 0).then_some(pid),
-            cause,
-        })
+        self.cell().poison()
     }
 
     pub(crate) fn is_poisoned(&self) -> bool {

@@ -2,6 +2,7 @@
 
 mod array;
 mod guard;
+mod inspect;
 mod lock;
 mod lock_cell;
 mod macros;
@@ -11,9 +12,13 @@ mod value;
 mod wrap;
 
 pub use guard::SyncGuard;
+pub use inspect::{Holder, HolderStatus, LockState};
 pub use lock::{
     GenericLock, Lock, LockGuard, NonReentrant, RLock, Reentrancy, Reentrant, SharedLock,
 };
+pub(crate) use lock_cell::lock_state_at;
+pub(crate) use lock_cell::LockCore;
 pub use poison::{HoldsLock, Poison, PoisonCause};
+pub(crate) use synchronized::Token;
 pub use synchronized::{Array, SharedObject, Synchronized, Value};
 pub use wrap::{synchronized, IntoObject, LockArg};
