@@ -593,3 +593,15 @@ mod generic;
 /// Padding never reaches shared memory.
 #[path = "derive/padding.rs"]
 mod padding;
+
+/// Generic structs whose padding depends on the parameter, on every write path.
+#[path = "derive/generic_padding.rs"]
+mod generic_padding;
+
+/// Layout names too long to keep, and arrays nested very deep.
+#[path = "derive/long_names.rs"]
+mod long_names;
+
+/// Field types written through macros.
+#[path = "derive/macro_types.rs"]
+mod macro_types;

@@ -18,7 +18,7 @@ use syn::{Ident, Member, Type, Visibility};
 use crate::ast::{Field, Input, Struct};
 use crate::errors::Errors;
 use crate::generics;
-use crate::names::Fresh;
+use crate::names::{self, Fresh};
 use crate::valid::unshareable;
 
 /// The names of one field's accessors.
@@ -208,7 +208,11 @@ pub(crate) fn expand(
             place,
         } = Names::of(field);
         let (ty, member, fname) = (field.ty, &field.member, &field.name);
+        // Where generated names are bound (the impl, `update_x<R>`), the type as
+        // `names::field_ty` spells it; the rest of the trait shows it as written.
+        let spelled = names::field_ty(input, field, private);
         let place_ty = quote!(#private::Place<#a, #ty, #access>);
+        let spelled_place_ty = quote!(#private::Place<#a, #spelled, #access>);
         let doc_get = format!(
             "Reads field `{fname}`: a copy of the field only, under the lock (taken once) on \
              a synchronized container, a relaxed atomic copy on a raw one."
@@ -236,30 +240,30 @@ pub(crate) fn expand(
             #[doc = #doc_set]
             fn #set(self, #value: #ty);
             #[doc = #doc_update]
-            fn #update<#ret>(self, #f: impl ::core::ops::FnOnce(&mut #ty) -> #ret) -> #ret;
+            fn #update<#ret>(self, #f: impl ::core::ops::FnOnce(&mut #spelled) -> #ret) -> #ret;
             #[doc = #doc_place]
             fn #place(self) -> #place_ty;
         });
         let this_trait = quote!(<Self as #trait_ident<#a, #(#args),*>>);
         defs.push(quote! {
             #[inline]
-            fn #get(self) -> #ty {
+            fn #get(self) -> #spelled {
                 #private::Place::get(#this_trait::#place(self))
             }
             #[inline]
-            fn #set(self, #value: #ty) {
+            fn #set(self, #value: #spelled) {
                 #private::Place::set(#this_trait::#place(self), #value)
             }
             #[inline]
-            fn #update<#ret>(self, #f: impl ::core::ops::FnOnce(&mut #ty) -> #ret) -> #ret {
+            fn #update<#ret>(self, #f: impl ::core::ops::FnOnce(&mut #spelled) -> #ret) -> #ret {
                 #private::Place::update(#this_trait::#place(self), #f)
             }
             #[inline]
             #[track_caller]
-            fn #place(self) -> #place_ty {
+            fn #place(self) -> #spelled_place_ty {
                 // No `unsafe` here: the runtime's `project_field` checks that the field lies
                 // inside the struct and is aligned.
-                #private::project_field::<#this, #ty, #access>(
+                #private::project_field::<#this, #spelled, #access>(
                     #private::HasPlace::<#a, #this>::place(self),
                     ::core::mem::offset_of!(#this, #member),
                 )
@@ -273,13 +277,13 @@ pub(crate) fn expand(
     // not a "trivial" bound, which rustc would check at the definition).
     let mut bounded = BTreeMap::new();
     for field in fields.iter().filter(|f| !is_primitive(f.ty)) {
-        bounded.insert(field.ty.to_token_stream().to_string(), field.ty);
+        let spelled = names::field_ty(input, field, private);
+        bounded.insert(spelled.to_string(), (field.ty.span(), spelled));
     }
     let mut bounds: Vec<TokenStream> = bounded
         .values()
-        .map(|ty| {
-            let ty_span = ty.span();
-            let bound = quote::quote_spanned!(ty_span=> #private::SharedType);
+        .map(|(ty_span, ty)| {
+            let bound = quote::quote_spanned!(*ty_span=> #private::SharedType);
             quote!(for<'__a> #ty: #bound)
         })
         .collect();

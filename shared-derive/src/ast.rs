@@ -42,6 +42,8 @@ pub(crate) struct Field<'a> {
     pub name: String,
     pub vis: &'a Visibility,
     pub ty: &'a Type,
+    /// Its position among the struct's fields.
+    pub index: usize,
 }
 
 impl<'a> Input<'a> {
@@ -95,6 +97,7 @@ impl<'a> Struct<'a> {
                     name,
                     vis: &field.vis,
                     ty: &field.ty,
+                    index: i,
                 }
             })
             .collect();

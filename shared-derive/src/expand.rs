@@ -15,7 +15,7 @@ use crate::accessors;
 use crate::ast::{Data, Field, Input, Struct};
 use crate::errors::Errors;
 use crate::generics;
-use crate::names::Fresh;
+use crate::names::{self, Fresh};
 use crate::valid::unshareable;
 
 /// The derive: parse, validate, expand.
@@ -34,10 +34,10 @@ pub(crate) fn derive(node: &DeriveInput) -> syn::Result<TokenStream> {
 }
 
 /// `<FieldTy as SharedType>`, spanned at the field's type so that rustc's "cannot live in
-/// shared memory" error points at it.
-fn as_shared(field: &Field<'_>, private: &TokenStream) -> TokenStream {
-    let ty = field.ty;
-    quote_spanned!(ty.span()=> <#ty as #private::SharedType>)
+/// shared memory" error points at it (`FieldTy` spelled by [`names::field_ty`]).
+fn as_shared(input: &Input<'_>, field: &Field<'_>, private: &TokenStream) -> TokenStream {
+    let ty = names::field_ty(input, field, private);
+    quote_spanned!(field.ty.span()=> <#ty as #private::SharedType>)
 }
 
 fn impl_struct(input: &Input<'_>, s: &Struct<'_>) -> TokenStream {
@@ -53,7 +53,7 @@ fn impl_struct(input: &Input<'_>, s: &Struct<'_>) -> TokenStream {
 
     let field_layouts = s.fields.iter().map(|field| {
         let (member, field_name) = (&field.member, &field.name);
-        let shared = as_shared(field, &private);
+        let shared = as_shared(input, field, &private);
         quote! {
             #private::FieldLayout {
                 name: #field_name,
@@ -63,8 +63,9 @@ fn impl_struct(input: &Input<'_>, s: &Struct<'_>) -> TokenStream {
         }
     });
     let stores = s.fields.iter().map(|field| {
-        let (member, ty) = (&field.member, field.ty);
-        let shared = as_shared(field, &private);
+        let member = &field.member;
+        let ty = names::field_ty(input, field, &private);
+        let shared = as_shared(input, field, &private);
         quote! {
             #shared::store(
                 &#src.#member,
@@ -84,6 +85,7 @@ fn impl_struct(input: &Input<'_>, s: &Struct<'_>) -> TokenStream {
     };
     let (fields_trait, fields_impl) = accessors::expand(input, s, &private, &fresh, false);
     let shadows = fresh.shadows();
+    let field_types = names::field_types(input, s, &private);
 
     // SAFETY (of the generated impl): validation proved the struct is #[repr(C)] or
     // #[repr(transparent)] (so its layout is fixed, and `offset_of!` and `size_of` describe
@@ -96,6 +98,11 @@ fn impl_struct(input: &Input<'_>, s: &Struct<'_>) -> TokenStream {
     // non-padding byte of the struct and never writes padding.
     quote! {
         #fields_trait
+
+        #[allow(deprecated)]
+        const _: () = {
+            #field_types
+        };
 
         #[allow(deprecated)]
         const _: () = {
@@ -152,8 +159,9 @@ fn layout_checks(
     );
     let mut previous_end: Option<TokenStream> = None;
     let asserts = s.fields.iter().map(|field| {
-        let (member, ty) = (&field.member, field.ty);
-        let shared = as_shared(field, private);
+        let member = &field.member;
+        let ty = names::field_ty(input, field, private);
+        let shared = as_shared(input, field, private);
         let offset = quote!(::core::mem::offset_of!(#this, #member));
         let size = quote!(::core::mem::size_of::<#ty>());
         let truthful = format!(
@@ -218,7 +226,7 @@ fn fallback(input: &Input<'_>, error: &syn::Error) -> TokenStream {
                 .iter()
                 .filter(|f| unshareable(f.ty).is_none())
                 .map(|field| {
-                    let shared = as_shared(field, &private);
+                    let shared = as_shared(input, field, &private);
                     quote!(#shared::LAYOUT)
                 });
             quote! {
@@ -237,11 +245,24 @@ fn fallback(input: &Input<'_>, error: &syn::Error) -> TokenStream {
         }
         _ => (TokenStream::new(), TokenStream::new()),
     };
+    let field_types = match &input.data {
+        Data::Struct(s) if input.generics.params.is_empty() => {
+            names::field_types(input, s, &private)
+        }
+        _ => TokenStream::new(),
+    };
 
     quote! {
         #errors
 
         #fields_trait
+
+        #[allow(deprecated)]
+        const _: () = {
+            #field_types
+
+            #field_checks
+        };
 
         #[allow(deprecated)]
         const _: () = {
@@ -258,8 +279,6 @@ fn fallback(input: &Input<'_>, error: &syn::Error) -> TokenStream {
                     kind: #private::LayoutKind::Struct { fields: &[] },
                 };
             }
-
-            #field_checks
 
             #fields_impl
         };

@@ -8,6 +8,7 @@ use quote::{quote, ToTokens};
 use syn::{GenericParam, Generics, Type, WherePredicate};
 
 use crate::ast::{Input, Struct};
+use crate::names;
 
 /// The struct's generics with the bounds its `SharedType` impl needs.
 pub(crate) fn with_shared_bounds(
@@ -21,12 +22,16 @@ pub(crate) fn with_shared_bounds(
             ty.bounds.push(syn::parse_quote!(#private::SharedType));
         }
     }
+    // A type holding a macro call may mention a parameter the tokens do not show.
+    let generic = !input.generics.params.is_empty();
     let predicates: Vec<WherePredicate> = s
         .fields
         .iter()
-        .filter(|field| mentions_param(field.ty, input.generics))
+        .filter(|field| {
+            mentions_param(field.ty, input.generics) || (generic && names::hides_names(field.ty))
+        })
         .map(|field| {
-            let ty = field.ty;
+            let ty = names::field_ty(input, field, private);
             syn::parse_quote!(#ty: #private::SharedType)
         })
         .collect();

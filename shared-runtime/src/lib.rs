@@ -151,7 +151,9 @@ pub mod layout {
 #[doc(hidden)]
 pub mod __private_v1 {
     pub use crate::place::{project_field, HasPlace, Place};
-    pub use crate::types::{FieldLayout, LayoutKind, LayoutName, SharedType, TypeLayout};
+    pub use crate::types::{
+        FieldLayout, FieldType, LayoutKind, LayoutName, SharedType, TypeLayout,
+    };
     pub use core::mem::{align_of, offset_of, size_of};
     pub use core::primitive::{bool, str, u64, usize};
 }

@@ -167,10 +167,10 @@ pub struct TypeLayout {
     pub kind: LayoutKind,
 }
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+pub(crate) const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
-const fn fnv_bytes(mut h: u64, bytes: &[u8]) -> u64 {
+pub(crate) const fn fnv_bytes(mut h: u64, bytes: &[u8]) -> u64 {
     let mut i = 0;
     while i < bytes.len() {
         h ^= bytes[i] as u64;
@@ -180,7 +180,7 @@ const fn fnv_bytes(mut h: u64, bytes: &[u8]) -> u64 {
     h
 }
 
-const fn fnv_u64(h: u64, v: u64) -> u64 {
+pub(crate) const fn fnv_u64(h: u64, v: u64) -> u64 {
     fnv_bytes(h, &v.to_le_bytes())
 }
 
@@ -201,13 +201,26 @@ impl TypeLayout {
         self.hash_into(FNV_OFFSET)
     }
 
+    /// Arrays in a loop (an array of arrays nests as deep as its type, and a const
+    /// evaluation has a bounded stack); structs recurse once per level of struct nesting.
     const fn hash_into(&self, h: u64) -> u64 {
-        let mut h = fnv_bytes(h, self.name.as_bytes());
-        h = fnv_u64(h, self.size as u64);
-        h = fnv_u64(h, self.align as u64);
-        match self.kind {
+        let mut layout = self;
+        let mut h = h;
+        loop {
+            h = fnv_bytes(h, layout.name.as_bytes());
+            h = fnv_u64(h, layout.size as u64);
+            h = fnv_u64(h, layout.align as u64);
+            match layout.kind {
+                LayoutKind::Array { elem, len } => {
+                    h = fnv_u64(fnv_u64(h, 2), len as u64);
+                    layout = elem;
+                }
+                _ => break,
+            }
+        }
+        match layout.kind {
             LayoutKind::Primitive(p) => fnv_bytes(fnv_u64(h, 1), p.ctypes_name().as_bytes()),
-            LayoutKind::Array { elem, len } => elem.hash_into(fnv_u64(fnv_u64(h, 2), len as u64)),
+            LayoutKind::Array { .. } => h,
             LayoutKind::Struct { fields } => {
                 h = fnv_u64(fnv_u64(h, 3), fields.len() as u64);
                 let mut i = 0;
@@ -224,9 +237,13 @@ impl TypeLayout {
 
     /// Whether the type has padding bytes (bytes that belong to no field).
     pub const fn has_padding(&self) -> bool {
-        match self.kind {
-            LayoutKind::Primitive(_) => false,
-            LayoutKind::Array { elem, .. } => elem.has_padding(),
+        // An array has the padding of its innermost element: a loop, not recursion.
+        let mut layout = self;
+        while let LayoutKind::Array { elem, .. } = layout.kind {
+            layout = elem;
+        }
+        match layout.kind {
+            LayoutKind::Primitive(_) | LayoutKind::Array { .. } => false,
             LayoutKind::Struct { fields } => {
                 let mut covered = 0;
                 let mut i = 0;
@@ -237,7 +254,7 @@ impl TypeLayout {
                     covered += fields[i].ty.size;
                     i += 1;
                 }
-                covered != self.size
+                covered != layout.size
             }
         }
     }

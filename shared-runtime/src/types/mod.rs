@@ -13,4 +13,4 @@ pub use chars::{CChar, WChar};
 pub use layout::{FieldLayout, LayoutKind, Primitive, TypeLayout};
 pub use name::LayoutName;
 pub use plain::Plain;
-pub use shared_type::SharedType;
+pub use shared_type::{FieldType, SharedType};

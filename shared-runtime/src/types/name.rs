@@ -1,10 +1,15 @@
 //! The names of generic shared structs' layouts, built at compile time: `"Stamped<u32>"`.
 
-use crate::types::layout::{LayoutKind, TypeLayout};
+use crate::types::layout::{fnv_bytes, fnv_u64, LayoutKind, TypeLayout, FNV_OFFSET};
 
-/// The most bytes a layout name holds; a longer one ends in `...` (the fingerprint still
-/// tells every instantiation apart: it hashes the fields, not just the name).
+/// The most bytes a layout name holds. A longer one is cut and ends in `...#` and 16 hex
+/// digits: a hash of the struct's name, of every type parameter's fingerprint and of every
+/// const parameter's value, taken whole whatever was cut. The fingerprint hashes the name,
+/// so it still tells every instantiation apart, the parameters that were cut included.
 const CAPACITY: usize = 160;
+
+/// What a cut name ends with: `...#` and 16 hex digits.
+const TAIL: usize = 4 + 16;
 
 /// A layout name under construction, in a fixed buffer, so that a `const` can build it for
 /// each instantiation of a generic struct. `#[derive(SharedStruct)]` uses it; so can a
@@ -28,6 +33,8 @@ pub struct LayoutName {
     len: usize,
     params: usize,
     truncated: bool,
+    /// The hash of everything appended, cut or not.
+    hash: u64,
 }
 
 impl LayoutName {
@@ -38,17 +45,20 @@ impl LayoutName {
             len: 0,
             params: 0,
             truncated: false,
+            hash: fnv_bytes(FNV_OFFSET, name.as_bytes()),
         }
         .push(name)
     }
 
     /// Appends a type parameter, by its layout: `u32`, `[u8; 4]`, `Stamped<f64>`.
-    pub const fn layout(self, layout: &TypeLayout) -> Self {
+    pub const fn layout(mut self, layout: &TypeLayout) -> Self {
+        self.hash = fnv_u64(fnv_u64(self.hash, 1), layout.fingerprint());
         self.separator().label(layout)
     }
 
     /// Appends a const parameter of a signed integer type.
-    pub const fn signed(self, value: i128) -> Self {
+    pub const fn signed(mut self, value: i128) -> Self {
+        self.hash = fnv_bytes(fnv_u64(self.hash, 2), &value.to_le_bytes());
         let this = self.separator();
         if value < 0 {
             this.push("-").digits(value.unsigned_abs())
@@ -58,20 +68,35 @@ impl LayoutName {
     }
 
     /// Appends a const parameter of an unsigned integer type.
-    pub const fn unsigned(self, value: u128) -> Self {
+    pub const fn unsigned(mut self, value: u128) -> Self {
+        self.hash = fnv_bytes(fnv_u64(self.hash, 3), &value.to_le_bytes());
         self.separator().digits(value)
     }
 
     /// Appends a `bool` const parameter.
-    pub const fn boolean(self, value: bool) -> Self {
+    pub const fn boolean(mut self, value: bool) -> Self {
+        self.hash = fnv_u64(fnv_u64(self.hash, 4), value as u64);
         self.separator().push(if value { "true" } else { "false" })
     }
 
-    /// Closes the parameter list (`>`), if any was opened.
+    /// Closes the parameter list (`>`), if any was opened. A name that was cut ends in
+    /// `...#` and the hash of everything appended instead.
+    ///
+    /// ```
+    /// use shared_runtime::layout::LayoutName;
+    ///
+    /// let long = "x".repeat(130);
+    /// let a = LayoutName::new(&long).unsigned(u128::MAX).close();
+    /// let b = LayoutName::new(&long).unsigned(u128::MAX - 1).close();
+    /// assert!(a.as_str().starts_with("xxx") && a.as_str().contains("...#"));
+    /// assert_eq!(a.as_str().len(), 131 + 20); // `x..x<...#` and the hash
+    /// assert_ne!(a.as_str(), b.as_str()); // the parameter that was cut still counts
+    /// ```
     pub const fn close(mut self) -> Self {
         if self.truncated {
             self.truncated = false;
-            let mut this = self.push("...");
+            let hash = self.hash;
+            let mut this = self.append("...#", CAPACITY).hex(hash);
             this.truncated = true;
             this
         } else if self.params > 0 {
@@ -100,15 +125,50 @@ impl LayoutName {
         }
     }
 
-    const fn label(self, layout: &TypeLayout) -> Self {
-        match layout.kind {
-            LayoutKind::Array { elem, len } => self
-                .push("[")
-                .label(elem)
-                .push("; ")
-                .digits(len as u128)
-                .push("]"),
-            _ => self.push(layout.name),
+    /// Appends `layout`'s name, arrays spelled out: `[[u8; 2]; 3]`. A loop, not recursion
+    /// (a const evaluation has a bounded stack), that stops once the name is cut.
+    const fn label(mut self, layout: &TypeLayout) -> Self {
+        // `[` once per level of nesting, then the element type's name.
+        let mut depth = 0;
+        let mut inner = layout;
+        while let LayoutKind::Array { elem, .. } = inner.kind {
+            if self.truncated {
+                return self;
+            }
+            self = self.push("[");
+            depth += 1;
+            inner = elem;
+        }
+        self = self.push(inner.name);
+        // `; len]` from the innermost level out: level `depth - 1` is the innermost.
+        while depth > 0 && !self.truncated {
+            depth -= 1;
+            let mut level = layout;
+            let mut i = 0;
+            while i < depth {
+                if let LayoutKind::Array { elem, .. } = level.kind {
+                    level = elem;
+                }
+                i += 1;
+            }
+            if let LayoutKind::Array { len, .. } = level.kind {
+                self = self.push("; ").digits(len as u128).push("]");
+            }
+        }
+        self
+    }
+
+    const fn hex(self, value: u64) -> Self {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut buf = [0u8; 16];
+        let mut i = 0;
+        while i < 16 {
+            buf[i] = DIGITS[((value >> (60 - 4 * i)) & 0xf) as usize];
+            i += 1;
+        }
+        match core::str::from_utf8(&buf) {
+            Ok(s) => self.append(s, CAPACITY),
+            Err(_) => self,
         }
     }
 
@@ -131,10 +191,15 @@ impl LayoutName {
     }
 
     /// Appends `piece` whole, or marks the name truncated if it does not fit (keeping room
-    /// for the `...`).
-    const fn push(mut self, piece: &str) -> Self {
+    /// for the `...#` and the hash).
+    const fn push(self, piece: &str) -> Self {
+        self.append(piece, CAPACITY - TAIL)
+    }
+
+    /// Appends `piece` whole if the name stays within `limit` bytes, else marks it truncated.
+    const fn append(mut self, piece: &str, limit: usize) -> Self {
         let piece = piece.as_bytes();
-        if self.truncated || self.len + piece.len() > CAPACITY - 3 {
+        if self.truncated || self.len + piece.len() > limit {
             self.truncated = true;
             return self;
         }

@@ -170,3 +170,25 @@ unsafe impl SharedType for () {
 
     unsafe fn store(_: &Self, _: *mut Self) {}
 }
+
+/// The type of field `INDEX` of a derived struct, for `#[derive(SharedStruct)]`'s generated
+/// code only (not a public API): a field type holding a macro call (`[u8; len!()]`) is
+/// written once, in an impl of this trait, and named `<S as FieldType<I>>::Type` where the
+/// generated code binds names of its own, which the macro's expansion could otherwise
+/// capture or be captured by.
+///
+/// ```
+/// use shared_runtime::__private_v1::FieldType;
+///
+/// struct S;
+/// impl FieldType<0> for S {
+///     type Type = [u8; 4];
+/// }
+/// let bytes: <S as FieldType<0>>::Type = [1; 4];
+/// assert_eq!(bytes.len(), 4);
+/// ```
+#[doc(hidden)]
+pub trait FieldType<const INDEX: usize> {
+    /// The field's type.
+    type Type: ?Sized;
+}
