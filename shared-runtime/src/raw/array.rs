@@ -216,7 +216,6 @@ impl<T: SharedType> RawArray<T> {
     /// ```
     #[track_caller]
     pub fn set(&self, index: usize, value: T) {
-        self.check_index(index);
         self.alloc.assert_not_borrowed_here();
         self.store_at(index, value)
     }
