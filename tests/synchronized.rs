@@ -115,7 +115,7 @@ fn getobj_and_getlock() {
     assert!(s.getlock().same_as(&lock));
     let fresh = synchronized(RawArray::<u8>::zeroed(2).unwrap(), Lock::new().unwrap()).unwrap();
     assert_eq!(fresh.to_vec(), [0, 0]);
-    let (raw, l) = fresh.into_parts();
+    let (raw, l) = fresh.into_parts().unwrap();
     assert_eq!(raw.len(), 2);
     assert!(l.try_lock().is_ok());
 }

@@ -411,7 +411,7 @@ fn accessors_beside_a_live_guard_panic() {
 }
 
 #[test]
-#[should_panic(expected = "this thread already holds this Lock")]
+#[should_panic(expected = "already borrowed by this thread")]
 fn accessors_inside_update_with_a_plain_lock_panic() {
     let v = Value::with_lock(P, Lock::new().unwrap()).unwrap();
     v.update_y(|y| *y = v.x());

@@ -117,7 +117,7 @@ fn named_objects_do_not_carry_padding() {
     let arena = Arena::create_segment(&name, 1 << 20).unwrap();
     let v: RawValue<Pair<u64>> = arena.create("pad", dirty(1, 2)).unwrap();
     let a: RawArray<Pair<u64>> = arena
-        .create_array("pads", &[dirty(3, 4), dirty(5, 6)])
+        .create("pads", &[dirty(3, 4), dirty(5, 6)][..])
         .unwrap();
     let file = std::fs::read(format!("/dev/shm/{name}"));
     assert!(Arena::remove_segment(&name).unwrap());

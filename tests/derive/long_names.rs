@@ -3,7 +3,7 @@
 //! parameters), and arrays nested as deep as the type system allows still get a name.
 
 use shared_runtime::layout::LayoutName;
-use shared_runtime::{Arena, RawArray, SharedStruct, SharedType, Value};
+use shared_runtime::{Arena, RawArray, RawValue, SharedStruct, SharedType, Value};
 
 /// A const parameter that no field uses: only the layout's name carries it.
 #[derive(SharedStruct, Clone, Copy, Debug, PartialEq)]
@@ -73,14 +73,21 @@ fn a_cut_name_still_tells_const_parameters_apart() {
 #[test]
 fn opening_checks_the_instantiation_behind_a_cut_name() {
     let arena = Arena::with_capacity(1 << 20).unwrap();
-    arena.create("short", Tagged::<u8, 1> { v: 7 }).unwrap();
-    assert!(arena.open::<Tagged<u8, 2>>("short").is_err());
-    assert_eq!(arena.open::<Tagged<u8, 1>>("short").unwrap().v(), 7);
+    arena
+        .create::<RawValue<Tagged<u8, 1>>>("short", Tagged { v: 7 })
+        .unwrap();
+    assert!(arena.open::<RawValue<Tagged<u8, 2>>>("short").is_err());
+    assert_eq!(
+        arena.open::<RawValue<Tagged<u8, 1>>>("short").unwrap().v(),
+        7
+    );
     let zero = Long::default();
-    arena.create("long", Tagged::<Long, 1> { v: zero }).unwrap();
-    let err = arena.open::<Tagged<Long, 2>>("long").unwrap_err();
+    arena
+        .create::<RawValue<Tagged<Long, 1>>>("long", Tagged { v: zero })
+        .unwrap();
+    let err = arena.open::<RawValue<Tagged<Long, 2>>>("long").unwrap_err();
     assert!(err.to_string().contains("Tagged<"), "{err}");
-    assert!(arena.open::<Tagged<Long, 1>>("long").is_ok());
+    assert!(arena.open::<RawValue<Tagged<Long, 1>>>("long").is_ok());
 }
 
 #[test]

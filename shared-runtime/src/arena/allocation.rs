@@ -149,6 +149,28 @@ impl Allocation {
         &self.borrowed_by
     }
 
+    /// Panics if the calling thread has this block's data borrowed through a lock guard:
+    /// called by every raw accessor, which would otherwise write (or read) behind the
+    /// guard's `&mut`. Cheap: one relaxed load of a process-local word, and the thread's
+    /// cached id only when some thread has the block borrowed.
+    ///
+    /// Only this thread ever writes its own id into the mark (and clears it before
+    /// releasing the lock), so a mark equal to our id is never stale and never missed.
+    #[inline]
+    #[track_caller]
+    pub(crate) fn assert_not_borrowed_here(&self) {
+        if self.borrowed_here() {
+            panic_borrowed_here();
+        }
+    }
+
+    /// Whether the calling thread has this block's data borrowed through a lock guard.
+    #[inline]
+    pub(crate) fn borrowed_here(&self) -> bool {
+        let mark = self.borrowed_by.load(Relaxed);
+        mark != 0 && mark == crate::sys::liveness::current_tid()
+    }
+
     /// Gives up ownership without freeing: the block stays allocated, marked as waiting for
     /// another process (or this one) to [`adopt`](Self::adopt) it. The arena handle is
     /// released as usual (the block is not: this handle no longer owns it).
@@ -181,6 +203,16 @@ impl Allocation {
         })?;
         Ok(Allocation::new(arena.clone(), offset))
     }
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn panic_borrowed_here() -> ! {
+    panic!(
+        "this thread holds a guard of this object (from lock(), or an update() in \
+         progress): use the guard; a raw access would bypass the guard's exclusive reference"
+    )
 }
 
 impl Drop for Allocation {

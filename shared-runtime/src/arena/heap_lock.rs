@@ -81,7 +81,7 @@ impl Arena {
         header::check_state(heap.state(), self.capacity()).map_err(Error::Corrupted)?;
         // A rebuild that was itself interrupted is redone: the flag lives in the arena.
         let st = heap.state();
-        if how == Acquired::OwnerDied || st.rebuilding.get() != 0 {
+        if matches!(how, Acquired::OwnerDied { .. }) || st.rebuilding.get() != 0 {
             st.rebuilding.set(1);
             check::rebuild(&heap)?;
             st.rebuilding.set(0);

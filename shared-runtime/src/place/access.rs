@@ -5,6 +5,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 
+use crate::arena::Allocation;
 use crate::sync::{SharedLock, SharedObject, Synchronized};
 
 mod sealed {
@@ -36,36 +37,48 @@ pub trait Access: sealed::Sealed + Copy {
     /// acquisition of the lock, marking the object borrowed), and returns what it returns.
     /// Used by [`Place`](crate::Place)'s operations; not useful on its own.
     #[doc(hidden)]
+    #[track_caller]
     fn with<R>(&self, f: impl FnOnce() -> R) -> R;
 }
 
 /// Access to a raw container ([`RawValue`](crate::RawValue),
 /// [`RawArray`](crate::RawArray)): no lock, each read and write is one relaxed atomic copy,
-/// sound but possibly torn by a concurrent writer, and `update` is not atomic.
+/// sound but possibly torn by a concurrent writer, and `update` is not atomic. Like the
+/// container's own accessors, each operation panics if this thread holds a guard of the
+/// object (it would bypass the guard's exclusive reference).
 ///
 /// ```
 /// use shared_runtime::RawValue;
 /// use shared_runtime::place::{HasPlace, Place, Unlocked};
 /// let v = RawValue::new(1i64)?;
-/// let p: Place<'_, i64, Unlocked> = v.place();
+/// let p: Place<'_, i64, Unlocked<'_>> = v.place();
 /// p.set(2);
 /// assert_eq!(v.get(), 2);
 /// # Ok::<(), shared_runtime::Error>(())
 /// ```
-#[derive(Clone, Copy, Debug)]
-pub struct Unlocked {
-    _private: (),
+#[derive(Clone, Copy)]
+pub struct Unlocked<'a> {
+    /// The container's allocation, whose borrow mark every operation checks.
+    alloc: &'a Allocation,
 }
 
-impl Unlocked {
-    pub(crate) fn new() -> Self {
-        Unlocked { _private: () }
+impl<'a> Unlocked<'a> {
+    pub(crate) fn new(alloc: &'a Allocation) -> Self {
+        Unlocked { alloc }
     }
 }
 
-impl sealed::Sealed for Unlocked {}
-impl Access for Unlocked {
+impl fmt::Debug for Unlocked<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Unlocked").finish_non_exhaustive()
+    }
+}
+
+impl sealed::Sealed for Unlocked<'_> {}
+impl Access for Unlocked<'_> {
+    #[track_caller]
     fn with<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.alloc.assert_not_borrowed_here();
         f()
     }
 }
@@ -111,6 +124,7 @@ impl<O, L: SharedLock> fmt::Debug for Locked<'_, O, L> {
 
 impl<O, L> sealed::Sealed for Locked<'_, O, L> {}
 impl<O: SharedObject, L: SharedLock> Access for Locked<'_, O, L> {
+    #[track_caller]
     fn with<R>(&self, f: impl FnOnce() -> R) -> R {
         let _held = self.sync.lock_and_borrow();
         f()
@@ -148,6 +162,7 @@ impl Held {
 
 impl sealed::Sealed for Held {}
 impl Access for Held {
+    #[track_caller]
     fn with<R>(&self, f: impl FnOnce() -> R) -> R {
         f()
     }

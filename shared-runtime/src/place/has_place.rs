@@ -53,13 +53,13 @@ pub trait HasPlace<'a, T: SharedType>: Copy {
 }
 
 impl<'a, T: SharedType> HasPlace<'a, T> for &'a RawValue<T> {
-    type Access = Unlocked;
+    type Access = Unlocked<'a>;
 
-    fn place(self) -> Place<'a, T, Unlocked> {
+    fn place(self) -> Place<'a, T, Unlocked<'a>> {
         // SAFETY: the value's memory is an aligned `T` that lives as long as the borrow of
         // the value; a raw value never hands out references into it, and `Unlocked` promises
-        // no exclusion.
-        unsafe { Place::new(self.as_ptr(), Unlocked::new()) }
+        // no exclusion (its operations check the borrow mark, as `get`/`set` do).
+        unsafe { Place::new(self.as_ptr(), Unlocked::new(self.allocation())) }
     }
 }
 

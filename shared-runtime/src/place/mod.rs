@@ -103,7 +103,8 @@ impl<'a, T: SharedType, A: Access> Place<'a, T, A> {
     ///
     /// # Panics
     /// For a [`Locked`] place, if this thread already has the object borrowed (inside its
-    /// `update`, or while a guard from its `lock()` lives).
+    /// `update`, or while a guard from its `lock()` lives); for an [`Unlocked`] one, if this
+    /// thread holds a guard of the object (a raw handle of a synchronized object).
     ///
     /// ```
     /// use shared_runtime::place::HasPlace;
@@ -111,6 +112,7 @@ impl<'a, T: SharedType, A: Access> Place<'a, T, A> {
     /// assert_eq!(v.place().get(), 2.5);
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
+    #[track_caller]
     pub fn get(self) -> T {
         self.access.with(|| self.copy_out())
     }
@@ -126,6 +128,7 @@ impl<'a, T: SharedType, A: Access> Place<'a, T, A> {
     /// assert_eq!(a.to_vec(), [0, 0, 7]);
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
+    #[track_caller]
     pub fn set(self, value: T) {
         self.access.with(|| self.copy_in(&value))
     }
@@ -145,6 +148,7 @@ impl<'a, T: SharedType, A: Access> Place<'a, T, A> {
     /// assert_eq!((old, a.to_vec()), (10, vec![11, 20]));
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
+    #[track_caller]
     pub fn update<R>(self, f: impl FnOnce(&mut T) -> R) -> R {
         self.access.with(|| {
             let mut value = self.copy_out();

@@ -127,7 +127,7 @@ impl<T: SharedType> RawArray<T> {
     /// ```
     pub fn from_slice_in(arena: &Arena, items: &[T]) -> Result<Self> {
         let a = Self::zeroed_in(arena, items.len())?;
-        a.write(0, items);
+        a.write_unchecked(0, items); // a fresh object: nobody has it borrowed
         Ok(a)
     }
 
@@ -180,12 +180,26 @@ impl<T: SharedType> RawArray<T> {
 
     /// Element `index`, or `None` if it is out of range.
     ///
+    /// # Panics
+    /// If this thread holds a guard of this very object (the raw handle of an
+    /// [`Array`](crate::Array), from `getobj()` or a clone of it, while `lock()`'s guard
+    /// lives): the access would bypass the guard's exclusive reference. Use the guard.
+    /// Every accessor of a raw array checks this.
+    ///
     /// ```
     /// let a = shared_runtime::RawArray::from_slice(&[4u8, 5])?;
     /// assert_eq!((a.get(1), a.get(2)), (Some(5), None));
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
+    #[track_caller]
     pub fn get(&self, index: usize) -> Option<T> {
+        self.alloc.assert_not_borrowed_here();
+        self.load_at(index)
+    }
+
+    /// [`get`](Self::get) without the borrow check, for `Synchronized`, which reads under
+    /// its own lock (with the mark set by itself).
+    pub(crate) fn load_at(&self, index: usize) -> Option<T> {
         if index >= self.len {
             return None;
         }
@@ -200,7 +214,8 @@ impl<T: SharedType> RawArray<T> {
     /// Sets element `index` to `value`.
     ///
     /// # Panics
-    /// If `index >= len()`, with a message naming both, like slice indexing.
+    /// If `index >= len()`, with a message naming both, like slice indexing; as
+    /// [`get`](Self::get) if this thread holds a guard of the object.
     ///
     /// ```
     /// let a = shared_runtime::RawArray::<i16>::zeroed(2)?;
@@ -210,6 +225,13 @@ impl<T: SharedType> RawArray<T> {
     /// ```
     #[track_caller]
     pub fn set(&self, index: usize, value: T) {
+        self.alloc.assert_not_borrowed_here();
+        self.store_at(index, value)
+    }
+
+    /// [`set`](Self::set) without the borrow check (see [`load_at`](Self::load_at)).
+    #[track_caller]
+    pub(crate) fn store_at(&self, index: usize, value: T) {
         self.check_index(index);
         // SAFETY: index < len (checked above); see `get`.
         unsafe { T::store(&value, self.as_ptr().add(index)) }
@@ -220,7 +242,8 @@ impl<T: SharedType> RawArray<T> {
     /// a relaxed atomic copy.
     ///
     /// # Panics
-    /// If `index >= len()`, with a message naming both, like slice indexing.
+    /// If `index >= len()`, with a message naming both, like slice indexing. Operations on
+    /// the place panic as [`get`](Self::get) does if this thread holds a guard of the object.
     ///
     /// ```
     /// use shared_runtime::{RawArray, SharedStruct};
@@ -240,12 +263,13 @@ impl<T: SharedType> RawArray<T> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     #[track_caller]
-    pub fn at(&self, index: usize) -> Place<'_, T, Unlocked> {
+    pub fn at(&self, index: usize) -> Place<'_, T, Unlocked<'_>> {
         self.check_index(index);
         // SAFETY: index < len (checked above), so the element is an aligned `T` inside the
         // allocation, which lives as long as `self`; a raw array never hands out references
-        // into its memory, and `Unlocked` promises no exclusion.
-        unsafe { Place::new(self.as_ptr().add(index), Unlocked::new()) }
+        // into its memory, and `Unlocked` promises no exclusion (its operations check the
+        // borrow mark, as `get`/`set` do).
+        unsafe { Place::new(self.as_ptr().add(index), Unlocked::new(&self.alloc)) }
     }
 
     #[track_caller]
@@ -260,11 +284,15 @@ impl<T: SharedType> RawArray<T> {
 
     /// A copy of every element.
     ///
+    /// # Panics
+    /// As [`get`](Self::get).
+    ///
     /// ```
     /// let a = shared_runtime::RawArray::from_slice(&[1u32, 2])?;
     /// assert_eq!(a.to_vec(), vec![1, 2]);
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
+    #[track_caller]
     pub fn to_vec(&self) -> Vec<T> {
         self.read(..)
     }
@@ -272,7 +300,7 @@ impl<T: SharedType> RawArray<T> {
     /// A copy of the elements in `range`.
     ///
     /// # Panics
-    /// If the range is out of bounds, like slice indexing.
+    /// If the range is out of bounds, like slice indexing; as [`get`](Self::get).
     ///
     /// ```
     /// let a = shared_runtime::RawArray::from_slice(&[1, 2, 3, 4])?;
@@ -281,6 +309,13 @@ impl<T: SharedType> RawArray<T> {
     /// ```
     #[track_caller]
     pub fn read(&self, range: impl RangeBounds<usize>) -> Vec<T> {
+        self.alloc.assert_not_borrowed_here();
+        self.read_unchecked(range)
+    }
+
+    /// [`read`](Self::read) without the borrow check (see [`load_at`](Self::load_at)).
+    #[track_caller]
+    pub(crate) fn read_unchecked(&self, range: impl RangeBounds<usize>) -> Vec<T> {
         let r = resolve(range, self.len);
         let n = r.len();
         let mut out: Vec<MaybeUninit<T>> = Vec::with_capacity(n);
@@ -304,7 +339,8 @@ impl<T: SharedType> RawArray<T> {
     /// Copies `items` into the array starting at element `start`.
     ///
     /// # Panics
-    /// If `start + items.len()` exceeds the length, like slice indexing.
+    /// If `start + items.len()` exceeds the length, like slice indexing; as
+    /// [`get`](Self::get).
     ///
     /// ```
     /// let a = shared_runtime::RawArray::<u8>::zeroed(4)?;
@@ -314,6 +350,13 @@ impl<T: SharedType> RawArray<T> {
     /// ```
     #[track_caller]
     pub fn write(&self, start: usize, items: &[T]) {
+        self.alloc.assert_not_borrowed_here();
+        self.write_unchecked(start, items)
+    }
+
+    /// [`write`](Self::write) without the borrow check (see [`load_at`](Self::load_at)).
+    #[track_caller]
+    pub(crate) fn write_unchecked(&self, start: usize, items: &[T]) {
         let end = start
             .checked_add(items.len())
             .expect("range end overflows usize");
@@ -423,6 +466,15 @@ impl<T: SharedType> Clone for RawArray<T> {
 
 impl<T: SharedType + fmt::Debug> fmt::Debug for RawArray<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("RawArray").field(&self.to_vec()).finish()
+        if self.alloc.borrowed_here() {
+            // Reading would bypass this thread's own guard (and `to_vec` would panic).
+            return f
+                .debug_tuple("RawArray")
+                .field(&format_args!("<borrowed by this thread>"))
+                .finish();
+        }
+        f.debug_tuple("RawArray")
+            .field(&self.read_unchecked(..))
+            .finish()
     }
 }

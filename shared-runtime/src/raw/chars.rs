@@ -13,8 +13,16 @@ impl RawArray<CChar> {
     /// assert_eq!(s.value(), b"hi");
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
+    #[track_caller]
     pub fn value(&self) -> Vec<u8> {
-        let mut raw = self.raw();
+        self.allocation().assert_not_borrowed_here();
+        self.value_unchecked()
+    }
+
+    /// [`value`](Self::value) without the borrow check, for `Synchronized` (see
+    /// [`RawArray::load_at`]).
+    pub(crate) fn value_unchecked(&self) -> Vec<u8> {
+        let mut raw = self.raw_unchecked();
         if let Some(nul) = raw.iter().position(|&b| b == 0) {
             raw.truncate(nul);
         }
@@ -33,11 +41,18 @@ impl RawArray<CChar> {
     /// assert!(s.set_value(b"abcd").is_err());
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
+    #[track_caller]
     pub fn set_value(&self, bytes: &[u8]) -> Result<()> {
+        self.allocation().assert_not_borrowed_here();
+        self.set_value_unchecked(bytes)
+    }
+
+    /// [`set_value`](Self::set_value) without the borrow check.
+    pub(crate) fn set_value_unchecked(&self, bytes: &[u8]) -> Result<()> {
         check_fits(bytes, self.len())?;
-        self.write(0, CChar::from_bytes(bytes));
+        self.write_unchecked(0, CChar::from_bytes(bytes));
         if bytes.len() < self.len() {
-            self.set(bytes.len(), CChar(0));
+            self.store_at(bytes.len(), CChar(0));
         }
         Ok(())
     }
@@ -49,8 +64,15 @@ impl RawArray<CChar> {
     /// assert_eq!(s.raw(), [0, 0, 0]);
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
+    #[track_caller]
     pub fn raw(&self) -> Vec<u8> {
-        self.to_vec().into_iter().map(|c| c.0).collect()
+        self.allocation().assert_not_borrowed_here();
+        self.raw_unchecked()
+    }
+
+    /// [`raw`](Self::raw) without the borrow check.
+    pub(crate) fn raw_unchecked(&self) -> Vec<u8> {
+        self.read_unchecked(..).into_iter().map(|c| c.0).collect()
     }
 
     /// Overwrites the first `bytes.len()` bytes; the rest are left as they were (ctypes'
@@ -66,9 +88,16 @@ impl RawArray<CChar> {
     /// assert!(s.set_raw(b"12345").is_err());
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
+    #[track_caller]
     pub fn set_raw(&self, bytes: &[u8]) -> Result<()> {
+        self.allocation().assert_not_borrowed_here();
+        self.set_raw_unchecked(bytes)
+    }
+
+    /// [`set_raw`](Self::set_raw) without the borrow check.
+    pub(crate) fn set_raw_unchecked(&self, bytes: &[u8]) -> Result<()> {
         check_fits(bytes, self.len())?;
-        self.write(0, CChar::from_bytes(bytes));
+        self.write_unchecked(0, CChar::from_bytes(bytes));
         Ok(())
     }
 }

@@ -62,7 +62,7 @@ impl<T: SharedType> RawValue<T> {
     /// ```
     pub fn new_in(arena: &Arena, value: T) -> Result<Self> {
         let v = Self::zeroed_in(arena)?;
-        v.set(value);
+        v.set_unchecked(value); // a fresh object: nobody has it borrowed
         Ok(v)
     }
 
@@ -125,12 +125,25 @@ impl<T: SharedType> RawValue<T> {
 
     /// Reads the value (a relaxed atomic copy; may be torn by a concurrent writer).
     ///
+    /// # Panics
+    /// If this thread holds a guard of this very object (the raw handle of a
+    /// [`Value`](crate::Value), from `getobj()` or a clone of it, while `lock()`'s guard
+    /// lives): the access would bypass the guard's exclusive reference. Use the guard.
+    ///
     /// ```
     /// let v = shared_runtime::RawValue::new([1u8, 2, 3])?;
     /// assert_eq!(v.get(), [1, 2, 3]);
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
+    #[track_caller]
     pub fn get(&self) -> T {
+        self.alloc.assert_not_borrowed_here();
+        self.get_unchecked()
+    }
+
+    /// [`get`](Self::get) without the borrow check, for `Synchronized`, which reads under
+    /// its own lock (with the mark set by itself).
+    pub(crate) fn get_unchecked(&self) -> T {
         // SAFETY: the allocation holds a `T`-sized, `T`-aligned block that lives as long as
         // `self`; other writers use atomics or are other processes, so the relaxed atomic
         // copy is race-free; any bytes read form a valid `T` because `SharedType` promises
@@ -140,14 +153,24 @@ impl<T: SharedType> RawValue<T> {
 
     /// Writes the value (a relaxed atomic copy; a concurrent reader may see it torn).
     ///
+    /// # Panics
+    /// As [`get`](Self::get).
+    ///
     /// ```
     /// let v = shared_runtime::RawValue::new(1i64)?;
     /// v.set(-9);
     /// assert_eq!(v.get(), -9);
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
+    #[track_caller]
     pub fn set(&self, value: T) {
-        // SAFETY: as in `get`; `store` writes with relaxed atomics.
+        self.alloc.assert_not_borrowed_here();
+        self.set_unchecked(value)
+    }
+
+    /// [`set`](Self::set) without the borrow check (see [`load`](Self::load)).
+    pub(crate) fn set_unchecked(&self, value: T) {
+        // SAFETY: as in `load`; `store` writes with relaxed atomics.
         unsafe { T::store(&value, self.as_ptr()) }
     }
 
@@ -241,6 +264,15 @@ impl<T: SharedType> Clone for RawValue<T> {
 
 impl<T: SharedType + fmt::Debug> fmt::Debug for RawValue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("RawValue").field(&self.get()).finish()
+        if self.alloc.borrowed_here() {
+            // Reading would bypass this thread's own guard (and `get` would panic).
+            return f
+                .debug_tuple("RawValue")
+                .field(&format_args!("<borrowed by this thread>"))
+                .finish();
+        }
+        f.debug_tuple("RawValue")
+            .field(&self.get_unchecked())
+            .finish()
     }
 }

@@ -170,7 +170,7 @@ impl<T: SharedType, L: SharedLock> Array<T, L> {
     /// ```
     pub fn get(&self, index: usize) -> Option<T> {
         let _held = self.lock_and_borrow();
-        self.obj().get(index)
+        self.obj().load_at(index)
     }
 
     /// Sets element `index` under the lock.
@@ -188,7 +188,7 @@ impl<T: SharedType, L: SharedLock> Array<T, L> {
     pub fn set(&self, index: usize, value: T) {
         self.obj().check_index(index);
         let _held = self.lock_and_borrow();
-        self.obj().set(index, value)
+        self.obj().store_at(index, value)
     }
 
     /// Runs `f` on element `index` under one acquisition of the lock, and returns what it
@@ -208,9 +208,9 @@ impl<T: SharedType, L: SharedLock> Array<T, L> {
     pub fn update<R>(&self, index: usize, f: impl FnOnce(&mut T) -> R) -> R {
         self.obj().check_index(index);
         let _held = self.lock_and_borrow();
-        let mut value = self.obj().get(index).expect("index checked above");
+        let mut value = self.obj().load_at(index).expect("index checked above");
         let result = f(&mut value);
-        self.obj().set(index, value);
+        self.obj().store_at(index, value);
         result
     }
 
@@ -302,7 +302,7 @@ impl<T: SharedType, L: SharedLock> Array<T, L> {
         if T::LAYOUT.has_padding() {
             // Element by element, so that no uninitialised padding reaches shared memory.
             let _held = self.lock_and_borrow();
-            raw.write(start, items);
+            raw.write_unchecked(start, items);
             return;
         }
         let _held = self.lock_and_borrow();
@@ -343,7 +343,7 @@ impl<L: SharedLock> Array<CChar, L> {
     /// ```
     pub fn value(&self) -> Vec<u8> {
         let _held = self.lock_and_borrow();
-        self.obj().value()
+        self.obj().value_unchecked()
     }
 
     /// Stores `bytes`, NUL-terminated when there is room, under the lock.
@@ -359,7 +359,7 @@ impl<L: SharedLock> Array<CChar, L> {
     /// ```
     pub fn set_value(&self, bytes: &[u8]) -> Result<()> {
         let _held = self.lock_and_borrow();
-        self.obj().set_value(bytes)
+        self.obj().set_value_unchecked(bytes)
     }
 
     /// Every byte, under the lock (ctypes' `.raw`).
@@ -371,7 +371,7 @@ impl<L: SharedLock> Array<CChar, L> {
     /// ```
     pub fn raw(&self) -> Vec<u8> {
         let _held = self.lock_and_borrow();
-        self.obj().raw()
+        self.obj().raw_unchecked()
     }
 
     /// Overwrites the first `bytes.len()` bytes, under the lock (ctypes' `.raw = ...`).
@@ -387,6 +387,6 @@ impl<L: SharedLock> Array<CChar, L> {
     /// ```
     pub fn set_raw(&self, bytes: &[u8]) -> Result<()> {
         let _held = self.lock_and_borrow();
-        self.obj().set_raw(bytes)
+        self.obj().set_raw_unchecked(bytes)
     }
 }

@@ -14,9 +14,10 @@ use crate::Result;
 ///
 /// Returned by [`Lock::lock`] and [`RLock::lock`] (and their `try_` forms). A guard cannot
 /// be sent to another thread: the thread that acquired a lock must release it. If the
-/// thread panics while holding the guard, the lock is marked poisoned and every later
-/// acquirer is told until [`clear_poison`](GenericLock::clear_poison), as with
-/// `std::sync::Mutex`.
+/// thread starts panicking while holding the guard, the lock is marked poisoned and every
+/// later acquirer is told until [`clear_poison`](GenericLock::clear_poison), as with
+/// `std::sync::Mutex` (a guard taken while the thread was already unwinding, in a
+/// destructor, poisons nothing).
 ///
 /// ```
 /// let lock = shared_runtime::Lock::new()?;
@@ -30,6 +31,10 @@ use crate::Result;
 #[doc(alias = "release")]
 pub struct LockGuard<'a> {
     core: &'a LockCore,
+    /// Whether the thread was already unwinding when it took this level: then its release
+    /// during that unwinding is no sign of a half-done critical section (std's rule), e.g.
+    /// a lock used inside a destructor that runs while an unrelated panic unwinds.
+    panicking: bool,
     /// Not `Send`: the lock word names the acquiring thread, which alone may release it.
     _not_send: PhantomData<*const ()>,
 }
@@ -40,6 +45,7 @@ impl<'a> LockGuard<'a> {
     pub(crate) unsafe fn new(core: &'a LockCore) -> Self {
         LockGuard {
             core,
+            panicking: std::thread::panicking(),
             _not_send: PhantomData,
         }
     }
@@ -47,7 +53,7 @@ impl<'a> LockGuard<'a> {
 
 impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
-        self.core.leave();
+        self.core.leave(self.panicking);
     }
 }
 

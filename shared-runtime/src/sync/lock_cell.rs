@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::mem::{align_of, size_of};
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, LockResult, PoisonError, TryLockError, TryLockResult};
 use std::time::{Duration, Instant};
 
@@ -11,7 +11,7 @@ use crate::sync::inspect::{Holder, HolderStatus, LockState};
 use crate::sync::lock::{LockGuard, Reentrancy};
 use crate::sync::poison::{Poison, PoisonCause};
 use crate::sys::futex::{Acquired, FutexLock};
-use crate::sys::liveness::{thread_ended, FOREIGN, TID_MASK};
+use crate::sys::liveness::{thread_ended, thread_of_live_process, FOREIGN, TID_MASK};
 use crate::sys::process::current_pid;
 use crate::Result;
 
@@ -24,25 +24,31 @@ pub(crate) struct LockCell {
     owner: AtomicI32,
     /// How many times the holder has acquired it (at most 1 for `Lock`).
     depth: AtomicU32,
-    /// Why the lock is poisoned ([`NOT_POISONED`], [`PANICKED`], [`DIED`]); sticky until
-    /// `clear_poison`.
-    poisoned: AtomicU32,
-    /// Process id of the holder that poisoned it, 0 if unknown.
-    poisoner: AtomicI32,
+    /// The poison record, sticky until `clear_poison`, in one word so that it is written,
+    /// cleared and read whole (two words raced: a record could be read as one holder's
+    /// cause with another's pid, or with none): the cause ([`NOT_POISONED`], [`PANICKED`],
+    /// [`DIED`], [`THREAD_DIED`]) in the low 32 bits, the poisoning holder's process id (0
+    /// if unknown) in the high 32. On little-endian machines that is where the two 32-bit
+    /// fields it replaces were (cause at byte 16, pid at byte 20).
+    poison: AtomicU64,
 }
 
 const _: () = assert!(size_of::<LockCell>() as u64 == crate::arena::LOCK_CELL);
+const _: () = assert!(size_of::<LockCell>() == 24);
+const _: () = assert!(std::mem::offset_of!(LockCell, poison) == 16);
 
 impl LockCell {
     /// The poison record: why and by whom the lock was poisoned, `None` if it is not.
     fn poison(&self) -> Option<Poison> {
-        let cause = match self.poisoned.load(Relaxed) {
+        let word = self.poison.load(Relaxed);
+        let cause = match word as u32 {
             NOT_POISONED => return None,
             PANICKED => PoisonCause::Panicked,
             DIED => PoisonCause::Died,
+            THREAD_DIED => PoisonCause::ThreadDied,
             _ => PoisonCause::Unknown,
         };
-        let pid = self.poisoner.load(Relaxed);
+        let pid = (word >> 32) as u32 as i32;
         Some(Poison {
             pid: (pid > 0).then_some(pid),
             cause,
@@ -84,11 +90,19 @@ pub(crate) unsafe fn lock_state_at(cell: *const u8) -> LockState {
     unsafe { &*cell.cast::<LockCell>() }.state()
 }
 
-/// Values of `LockCell::poisoned` (a zeroed cell is not poisoned; any other value, written
+/// Causes in `LockCell::poison` (a zeroed cell is not poisoned; any other value, written
 /// by a foreign version or writer, is reported as an unknown cause).
 const NOT_POISONED: u32 = 0;
 const PANICKED: u32 = 1;
+/// The holding process ended.
 const DIED: u32 = 2;
+/// A holding thread ended while its process lived on.
+const THREAD_DIED: u32 = 3;
+
+/// One poison record word.
+fn record(cause: u32, pid: i32) -> u64 {
+    u64::from(cause) | u64::from(pid as u32) << 32
+}
 
 /// The process-local handle of a lock; clones of `Lock`/`RLock` share one. Whether the lock
 /// is re-entrant is not stored: it is the `K` parameter of the acquiring methods, fixed by
@@ -163,21 +177,17 @@ impl LockCore {
     }
 
     pub(crate) fn is_poisoned(&self) -> bool {
-        self.cell().poisoned.load(Relaxed) != NOT_POISONED
+        self.cell().poison.load(Relaxed) as u32 != NOT_POISONED
     }
 
     pub(crate) fn clear_poison(&self) {
-        let c = self.cell();
-        c.poisoned.store(NOT_POISONED, Relaxed);
-        c.poisoner.store(0, Relaxed);
+        self.cell().poison.store(0, Relaxed);
     }
 
     /// Records why the lock is poisoned; `pid` is the holder that ended badly.
     #[cold]
     fn set_poison(&self, why: u32, pid: i32) {
-        let c = self.cell();
-        c.poisoner.store(pid, Relaxed);
-        c.poisoned.store(why, Relaxed);
+        self.cell().poison.store(record(why, pid), Relaxed);
     }
 
     #[inline]
@@ -185,10 +195,22 @@ impl LockCore {
         let c = self.cell();
         // Only the holder writes these fields, so plain loads and stores suffice (atomics
         // only because other threads and processes may read them for `Debug`).
-        let depth = if how == Acquired::OwnerDied {
+        let depth = if let Acquired::OwnerDied { holder } = how {
             // The dead holder's pid is still in `owner` (unless it died before writing it,
             // or after clearing it: then 0, "unknown"). Read it before it is overwritten.
-            self.set_poison(DIED, c.owner.load(Relaxed));
+            let pid = c.owner.load(Relaxed);
+            let why = if thread_of_live_process(holder, pid) {
+                THREAD_DIED
+            } else {
+                DIED
+            };
+            // The record is written before `owner` names us, on purpose. Until then this
+            // thread has not touched the data, so if it dies in between, the next taker
+            // finds `owner` still naming the holder that left the data half-done, and
+            // records exactly what is recorded here. Naming ourselves first would let a
+            // death in between record a holder that never touched the data and lose the
+            // one that did. (Once `owner` names us, a death of ours is ours to report.)
+            self.set_poison(why, pid);
             0
         } else {
             c.depth.load(Relaxed)
@@ -210,7 +232,7 @@ impl LockCore {
         // releases one level of it, once.
         let guard = unsafe { LockGuard::new(self) };
         // Sticky, as std's: every acquisition is told until someone calls `clear_poison`.
-        if c.poisoned.load(Relaxed) != NOT_POISONED {
+        if self.is_poisoned() {
             Err(PoisonError::new(guard))
         } else {
             Ok(guard)
@@ -264,9 +286,10 @@ impl LockCore {
         self.enter_try(self.cell().lock.lock(me, deadline))
     }
 
-    /// Called by the guard, on the holding thread, to release one level.
+    /// Called by the guard, on the holding thread, to release one level. `was_panicking`:
+    /// whether the thread was already unwinding when it took this level.
     #[inline]
-    pub(crate) fn leave(&self) {
+    pub(crate) fn leave(&self, was_panicking: bool) {
         let c = self.cell();
         // A guard that crossed a fork (moved into a child's closure) releases nothing: the
         // lock is the parent thread's (the child's thread has another identity), and only
@@ -282,7 +305,10 @@ impl LockCore {
         if c.lock.holder() != me {
             return;
         }
-        if std::thread::panicking() {
+        // std's rule: poison only if the thread started panicking while it held this
+        // level (a level taken during an unrelated unwind, in a destructor, ran its
+        // critical section to the end).
+        if !was_panicking && std::thread::panicking() {
             self.set_poison(PANICKED, current_pid());
         }
         let depth = c.depth.load(Relaxed);

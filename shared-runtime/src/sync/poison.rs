@@ -21,11 +21,17 @@ use crate::Error;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum PoisonCause {
-    /// A thread panicked while holding the lock (its guard was dropped while unwinding).
+    /// A thread panicked while holding the lock (it started unwinding while holding a
+    /// guard, which was dropped during the unwind).
     Panicked,
-    /// The holding thread or process ended without releasing the lock (killed, `exit`, a
-    /// leaked guard on a thread that returned); the next taker recovered it.
+    /// The holding process ended without releasing the lock (killed, `exit`, an abort);
+    /// the next taker recovered it.
     Died,
+    /// A thread ended without releasing the lock while its process lived on (a guard
+    /// leaked with `mem::forget` on a thread that then returned); the next taker
+    /// recovered it. Reported when the holder's process was seen alive at the recovery
+    /// (it is the recovering process, or `/proc` shows it running); otherwise `Died`.
+    ThreadDied,
     /// The lock's record holds a value this version does not know (written by another
     /// version of the crate, or by a foreign writer of the shared memory), or was cleared
     /// between the acquisition and the question.
@@ -43,6 +49,8 @@ pub enum PoisonCause {
 ///
 /// let p = Poison { pid: Some(4242), cause: PoisonCause::Died };
 /// assert_eq!(p.to_string(), "process 4242 died while holding it");
+/// let p = Poison { pid: Some(4242), cause: PoisonCause::ThreadDied };
+/// assert_eq!(p.to_string(), "a thread of process 4242 ended while holding it");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Poison {
@@ -55,6 +63,12 @@ pub struct Poison {
 
 impl fmt::Display for Poison {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.cause == PoisonCause::ThreadDied {
+            return match self.pid {
+                Some(pid) => write!(f, "a thread of process {pid} ended while holding it"),
+                None => f.write_str("a thread of an unknown process ended while holding it"),
+            };
+        }
         match self.pid {
             Some(pid) => write!(f, "process {pid}")?,
             None => f.write_str("a holder whose process id is unknown")?,
@@ -62,7 +76,7 @@ impl fmt::Display for Poison {
         f.write_str(match self.cause {
             PoisonCause::Panicked => " panicked while holding it",
             PoisonCause::Died => " died while holding it",
-            PoisonCause::Unknown => " poisoned it (how is not recorded)",
+            PoisonCause::ThreadDied | PoisonCause::Unknown => " poisoned it (how is not recorded)",
         })
     }
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI32, Ordering::Relaxed};
-use std::sync::{Arc, LockResult, PoisonError};
+use std::sync::{Arc, LockResult, PoisonError, TryLockError};
 
 use crate::arena::{Allocation, Arena};
 use crate::raw::{RawArray, RawValue};
@@ -53,6 +53,8 @@ mod sealed {
         /// The process-local mark of the thread that has the object's data borrowed,
         /// shared by every clone of the object's handle in this process.
         fn borrow_mark(&self, _: Token) -> &AtomicI32;
+        /// `Ok` if this is the only handle of the object in this process.
+        fn check_last_handle(&self, _: Token) -> Result<()>;
         /// Whether this process may wrap the object: it owns it, and this is its only
         /// handle here.
         fn check_wrappable(&self, _: Token) -> Result<()>;
@@ -62,6 +64,9 @@ mod sealed {
         fn borrow_mark(&self, _: Token) -> &AtomicI32 {
             self.allocation().borrow_mark()
         }
+        fn check_last_handle(&self, _: Token) -> Result<()> {
+            last_handle(self.allocation())
+        }
         fn check_wrappable(&self, _: Token) -> Result<()> {
             wrappable(self.allocation())
         }
@@ -69,6 +74,9 @@ mod sealed {
     impl<T: SharedType> Sealed for RawArray<T> {
         fn borrow_mark(&self, _: Token) -> &AtomicI32 {
             self.allocation().borrow_mark()
+        }
+        fn check_last_handle(&self, _: Token) -> Result<()> {
+            last_handle(self.allocation())
         }
         fn check_wrappable(&self, _: Token) -> Result<()> {
             wrappable(self.allocation())
@@ -81,6 +89,10 @@ mod sealed {
         }
         // Another clone outside the wrapper could reach the data behind a guard's back
         // (and a second wrapper of it would have another lock).
+        last_handle(alloc)
+    }
+
+    fn last_handle(alloc: &Arc<Allocation>) -> Result<()> {
         match Arc::strong_count(alloc) {
             1 => Ok(()),
             n => Err(Error::StillCloned {
@@ -162,18 +174,6 @@ impl<O, L> Synchronized<O, L> {
     pub fn getlock(&self) -> &L {
         &self.lock
     }
-
-    /// Splits into the raw object and the lock.
-    ///
-    /// ```
-    /// let (raw, lock) = shared_runtime::Value::new(5u16)?.into_parts();
-    /// assert_eq!(raw.get(), 5);
-    /// # drop(lock);
-    /// # Ok::<(), shared_runtime::Error>(())
-    /// ```
-    pub fn into_parts(self) -> (O, L) {
-        (self.obj, self.lock)
-    }
 }
 
 impl<O: SharedObject, L: SharedLock> Synchronized<O, L> {
@@ -183,11 +183,37 @@ impl<O: SharedObject, L: SharedLock> Synchronized<O, L> {
         self.obj.borrow_mark(Token)
     }
 
+    /// Splits into the raw object and the lock, if this is the last handle of the object
+    /// in this process.
+    ///
+    /// # Errors
+    /// [`Error::StillCloned`] if other clones of this wrapper (or of its raw object, made
+    /// with `getobj().clone()`) are alive: the raw object would then sit beside a live
+    /// wrapper whose guards expect to be the only way to the data.
+    ///
+    /// ```
+    /// let v = shared_runtime::Value::new(5u16)?;
+    /// let v2 = v.clone();
+    /// assert!(v.clone().into_parts().is_err()); // `v` and `v2` are still alive
+    /// drop(v2);
+    /// let (raw, lock) = v.into_parts()?;
+    /// assert_eq!(raw.get(), 5);
+    /// # drop(lock);
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn into_parts(self) -> Result<(O, L)> {
+        self.obj.check_last_handle(Token)?;
+        Ok((self.obj, self.lock))
+    }
+
     /// The wrapped raw object (ctypes' `get_obj()`). Its accessors do not take the lock.
     ///
     /// # Panics
     /// If this thread holds a guard of this object (from `lock()`): the raw accessors
-    /// would write behind the guard's reference.
+    /// would write behind the guard's reference. For the same reason every accessor of the
+    /// raw object (and of any clone of it) panics on this thread while such a guard lives,
+    /// even if the object was reached before the guard was taken. Other threads are not
+    /// stopped: their raw accesses race with the guard (see the crate's safety notes).
     ///
     /// ```
     /// let v = shared_runtime::Value::new(3i32)?;
@@ -255,7 +281,9 @@ impl<O: SharedObject, L: SharedLock> Synchronized<O, L> {
     /// Takes the lock, ignoring poison (the convenience accessors report nothing and clear
     /// nothing; use `lock` to learn that a holder died), and marks the data borrowed by this
     /// thread.
+    #[track_caller]
     pub(crate) fn lock_and_borrow(&self) -> Held<'_> {
+        self.assert_not_reentered();
         let lock = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
         let borrow = self.borrow();
         Held {
@@ -265,8 +293,10 @@ impl<O: SharedObject, L: SharedLock> Synchronized<O, L> {
     }
 
     /// Builds the guard `lock` returns, from the data's address.
+    #[track_caller]
     pub(crate) fn guard<T: ?Sized>(&self, data: *mut T) -> LockResult<SyncGuard<'_, T>> {
         let data = NonNull::new(data).expect("shared objects are never at address 0");
+        self.assert_not_reentered();
         let (lock, poisoned) = match self.lock.lock() {
             Ok(g) => (g, false),
             Err(p) => (p.into_inner(), true),
@@ -282,19 +312,27 @@ impl<O: SharedObject, L: SharedLock> Synchronized<O, L> {
         }
     }
 
-    /// Marks the data borrowed. Called with the lock held, so only this thread of this
-    /// process can be here; a mark already set by this thread means re-entry (through this
-    /// wrapper or any clone of it: they share the mark).
+    /// Panics if this thread has the data borrowed already: re-entry (through this wrapper
+    /// or any clone of it: they share the mark). Called *before* taking the lock, so that
+    /// the panic leaves the lock alone (a level taken and then dropped while unwinding
+    /// would poison it). Valid without the lock: only this thread ever writes its own id
+    /// into the mark, so reading our id there cannot be a stale or racing value.
     #[track_caller]
-    fn borrow(&self) -> Borrow<'_> {
-        let me = current_tid();
-        let flag = self.mark();
+    #[inline]
+    fn assert_not_reentered(&self) {
         assert!(
-            flag.load(Relaxed) != me,
+            self.mark().load(Relaxed) != current_tid(),
             "this shared object is already borrowed by this thread (a guard from lock() \
              or an update() is in progress): use that guard instead of re-entering"
         );
-        flag.store(me, Relaxed);
+    }
+
+    /// Marks the data borrowed. Called with the lock held, after
+    /// [`assert_not_reentered`](Self::assert_not_reentered), so only this thread of this
+    /// process can be here and no mark of ours is set.
+    fn borrow(&self) -> Borrow<'_> {
+        let flag = self.mark();
+        flag.store(current_tid(), Relaxed);
         Borrow { flag }
     }
 }
@@ -320,14 +358,51 @@ impl<O: Clone, L: Clone> Clone for Synchronized<O, L> {
     }
 }
 
+/// Shows the object only if its lock can be taken without waiting (as std's `Mutex` does):
+/// `<locked>` while another thread or process holds it, `<borrowed by this thread>` while
+/// this thread holds a guard of it. Never reads the data without the lock.
+///
+/// ```
+/// let v = shared_runtime::Value::new(7u8)?;
+/// assert!(format!("{v:?}").contains("RawValue(7)"));
+/// let g = v.lock().unwrap();
+/// assert!(format!("{v:?}").contains("<borrowed by this thread>"));
+/// let v2 = v.clone();
+/// let seen = std::thread::spawn(move || format!("{v2:?}")).join().unwrap();
+/// assert!(seen.contains("<locked>"));
+/// drop(g);
+/// # Ok::<(), shared_runtime::Error>(())
+/// ```
 impl<O: SharedObject + fmt::Debug, L: SharedLock> fmt::Debug for Synchronized<O, L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let alternate = f.alternate();
         let mut d = f.debug_struct("Synchronized");
         if self.mark().load(Relaxed) == current_tid() {
             d.field("obj", &format_args!("<borrowed by this thread>"));
         } else {
-            d.field("obj", &self.obj);
+            // Copied out under the lock, formatted after it is released (the formatter
+            // writes to arbitrary code, which must not run under a process-shared lock).
+            let shown = match self.lock.try_lock() {
+                Ok(g) => Some(show(&self.obj, alternate, g)),
+                Err(TryLockError::Poisoned(p)) => Some(show(&self.obj, alternate, p.into_inner())),
+                Err(TryLockError::WouldBlock) => None,
+            };
+            match shown {
+                Some(obj) => d.field("obj", &format_args!("{obj}")),
+                None => d.field("obj", &format_args!("<locked>")),
+            };
         }
         d.field("lock", &self.lock).finish()
+    }
+}
+
+/// The `Debug` text of `obj`, made while `_held` keeps its lock (and released after).
+fn show<O: fmt::Debug>(obj: &O, alternate: bool, _held: LockGuard<'_>) -> String {
+    // The raw object's `Debug` reads without the borrow check: this thread holds the lock
+    // and, as the caller checked, has no guard of the object, so nothing else touches it.
+    if alternate {
+        format!("{obj:#?}")
+    } else {
+        format!("{obj:?}")
     }
 }

@@ -73,7 +73,7 @@ impl<T: SharedType, L: SharedLock> Value<T, L> {
     /// ```
     pub fn get(&self) -> T {
         let _held = self.lock_and_borrow();
-        self.obj().get()
+        self.obj().get_unchecked()
     }
 
     /// Writes the value under the lock.
@@ -89,7 +89,7 @@ impl<T: SharedType, L: SharedLock> Value<T, L> {
     /// ```
     pub fn set(&self, value: T) {
         let _held = self.lock_and_borrow();
-        self.obj().set(value)
+        self.obj().set_unchecked(value)
     }
 
     /// Runs `f` on the value under one acquisition of the lock (a read-modify-write that
@@ -107,9 +107,9 @@ impl<T: SharedType, L: SharedLock> Value<T, L> {
     /// ```
     pub fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         let _held = self.lock_and_borrow();
-        let mut value = self.obj().get();
+        let mut value = self.obj().get_unchecked();
         let result = f(&mut value);
-        self.obj().set(value);
+        self.obj().set_unchecked(value);
         result
     }
 

@@ -32,8 +32,9 @@ use crate::sys::liveness::{thread_ended, thread_vanished, FOREIGN};
 pub(crate) enum Acquired {
     /// The previous holder released it.
     Clean,
-    /// The previous holder provably died holding it; the caller now holds it.
-    OwnerDied,
+    /// The previous holder provably died holding it; the caller now holds it. `holder` is
+    /// the dead holder's identity (see [`thread_identity`](crate::sys::liveness)).
+    OwnerDied { holder: u64 },
 }
 
 /// Set while some thread sleeps on the lock (bit 31: above every thread id, see
@@ -186,7 +187,7 @@ impl FutexLock {
         self.word
             .compare_exchange(cur, me | (cur & WAITERS), Acquire, Relaxed)
             .ok()
-            .map(|_| Acquired::OwnerDied)
+            .map(|_| Acquired::OwnerDied { holder })
     }
 
     /// Takes the lock if it is free, or if its holder has died.

@@ -220,6 +220,29 @@ fn ended(id: i32, task: Task, reused: impl Fn(u64) -> bool) -> bool {
     pidfd_shows_exit(id)
 }
 
+/// Whether the thread with identity `holder`, which has ended, was a thread of process
+/// `pid` that provably still runs (so "a thread ended", not "the process died"): `pid` is
+/// this process, or `/proc` shows `pid` running, started no later than that thread (a
+/// process that reused the pid started after the thread ended). `false` whenever that
+/// cannot be shown (no `/proc` of ours, an unstamped or foreign identity, a zombie, the
+/// process's main thread as the holder).
+pub(crate) fn thread_of_live_process(holder: u64, pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    if pid == current_pid() {
+        return true;
+    }
+    let stamp = (holder >> 32) as u32;
+    let tid = (holder & TID_MASK) as i32;
+    if holder & FOREIGN != 0 || stamp == 0 || tid == pid || !proc_is_ours() {
+        return false;
+    }
+    // Start times in ticks after boot; the stamp keeps their low 32 bits, which wrap only
+    // after more than a year of uptime at 100 ticks a second.
+    matches!(read_stat(&stat_path(pid)), Stat::Running(start) if stamp_of(start) <= stamp)
+}
+
 /// The start time of process `pid` in clock ticks after boot, if `/proc` can tell.
 pub(crate) fn process_start_time(pid: i32) -> Option<u64> {
     if !proc_is_ours() {

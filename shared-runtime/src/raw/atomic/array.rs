@@ -11,6 +11,8 @@ impl<I: AtomicInteger> RawArray<I> {
     #[track_caller]
     fn atomic(&self, index: usize) -> &<I as Sealed>::Atomic {
         self.check_index(index);
+        // Behind a guard this thread holds, an atomic access would alias its `&mut`.
+        self.allocation().assert_not_borrowed_here();
         // SAFETY: index < len (checked above), so the element lies inside the allocation,
         // which lives as long as `self`; the array starts aligned for `I` and element
         // `index` is `index * size_of::<I>()` bytes further, so it is aligned for `I` too; a

@@ -7,7 +7,7 @@ use super::sealed::{Ops, Sealed};
 use super::{cell, AtomicInteger};
 use crate::{Place, Unlocked};
 
-impl<I: AtomicInteger> Place<'_, I, Unlocked> {
+impl<I: AtomicInteger> Place<'_, I, Unlocked<'_>> {
     fn atomic(&self) -> &<I as Sealed>::Atomic {
         // SAFETY: an unlocked place points to an `I` aligned for `I` (`Place::new`'s
         // contract; `project_field` checks a field's alignment) inside a raw object that

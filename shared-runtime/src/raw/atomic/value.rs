@@ -7,7 +7,10 @@ use super::{cell, AtomicInteger};
 use crate::RawValue;
 
 impl<I: AtomicInteger> RawValue<I> {
+    #[track_caller]
     fn atomic(&self) -> &<I as Sealed>::Atomic {
+        // Behind a guard this thread holds, an atomic access would alias its `&mut`.
+        self.allocation().assert_not_borrowed_here();
         // SAFETY: the allocation holds an `I` aligned for `I` (allocated or adopted with
         // `align_of::<I>()`) for as long as `self` lives, and a raw value is only ever
         // accessed atomically by this process.
