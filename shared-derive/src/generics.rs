@@ -18,8 +18,20 @@ pub(crate) fn with_shared_bounds(
 ) -> Generics {
     let mut generics = input.generics.clone();
     for param in &mut generics.params {
-        if let GenericParam::Type(ty) = param {
-            ty.bounds.push(syn::parse_quote!(#private::SharedType));
+        // Defaults (`struct S<T = u8>`) belong to the struct alone: impls may not have them,
+        // and the accessor trait puts its own parameters first, before which no default
+        // may come.
+        match param {
+            GenericParam::Type(ty) => {
+                ty.bounds.push(syn::parse_quote!(#private::SharedType));
+                ty.eq_token = None;
+                ty.default = None;
+            }
+            GenericParam::Const(c) => {
+                c.eq_token = None;
+                c.default = None;
+            }
+            GenericParam::Lifetime(_) => {}
         }
     }
     // A type holding a macro call may mention a parameter the tokens do not show.

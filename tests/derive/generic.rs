@@ -379,3 +379,33 @@ fn zerocopy_types_are_shared_through_plain() {
         }
     );
 }
+
+/// Defaulted parameters (`<T = u8, const N: usize = 2>`) derive: the defaults stay on the
+/// struct, the generated impls and the accessor trait leave them out.
+#[derive(SharedStruct, Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+struct Defaulted<T = u8, const N: usize = 2> {
+    items: [T; N],
+    tag: u16,
+}
+
+#[test]
+fn defaulted_parameters_derive() {
+    let v: RawValue<Defaulted> = RawValue::new(Defaulted {
+        items: [1, 2],
+        tag: 3,
+    })
+    .unwrap();
+    assert_eq!(v.tag(), 3);
+    assert_eq!(v.get().items, [1, 2]);
+    let w = RawValue::new(Defaulted::<u32, 3> {
+        items: [4, 5, 6],
+        tag: 7,
+    })
+    .unwrap();
+    assert_eq!(w.items(), [4, 5, 6]);
+    assert_ne!(
+        <Defaulted as SharedType>::LAYOUT.fingerprint(),
+        <Defaulted<u32, 3> as SharedType>::LAYOUT.fingerprint()
+    );
+}
