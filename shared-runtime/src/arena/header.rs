@@ -96,14 +96,25 @@ fn invalid(name: &str, reason: String) -> Error {
 /// Checks that `mem` (opened by name, so written by someone else) holds an arena of ours
 /// and that the scalars everything else relies on are in bounds.
 pub(crate) fn validate(mem: &SharedMemory, name: &str) -> Result<()> {
-    let len = mem.len();
+    // SAFETY: `base` is the start of a mapping of `mem.len()` bytes that lives as long as
+    // `mem`, borrowed for the whole call.
+    unsafe { validate_at(mem.base(), mem.len(), name) }
+}
+
+/// [`validate`] for the mapping of `len` bytes at `base` (read-only ones included: it only
+/// reads).
+///
+/// # Safety
+/// `base` is the page-aligned start of a mapping of `len` readable bytes that stays mapped
+/// during the call.
+pub(crate) unsafe fn validate_at(base: *const u8, len: u64, name: &str) -> Result<()> {
     if len < min_capacity() {
         return Err(invalid(
             name,
             format!("only {len} bytes: too small to be an arena"),
         ));
     }
-    let header = mem.base().cast::<ArenaHeader>();
+    let header = base.cast::<ArenaHeader>();
     // SAFETY: the mapping holds at least `min_capacity()` bytes, more than the header; the
     // reads are volatile because another process may write these words at any time (such
     // a race can only produce a wrong value, which the checks below then reject).
@@ -169,6 +180,52 @@ pub(crate) fn check_state(st: &HeapState, len: u64) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Who made an arena, as its header says (nothing checked but the reads).
+pub(crate) struct Identity {
+    pub(crate) id: u64,
+    pub(crate) creator_pid: i64,
+    pub(crate) creator_start: u64,
+    pub(crate) creator_pidns: u64,
+}
+
+/// Reads the identity words of the header at `base`, volatile (another process may write
+/// them meanwhile: a torn value is only a wrong answer).
+///
+/// # Safety
+/// `base` is the start of at least `size_of::<ArenaHeader>()` readable mapped bytes.
+pub(crate) unsafe fn identity_at(base: *const u8) -> Identity {
+    let h = base.cast::<ArenaHeader>();
+    // SAFETY: every field lies inside the header, which the caller says is mapped.
+    unsafe {
+        Identity {
+            id: addr_of!((*h).id).read_volatile(),
+            creator_pid: addr_of!((*h).creator_pid).read_volatile(),
+            creator_start: addr_of!((*h).creator_start).read_volatile(),
+            creator_pidns: addr_of!((*h).creator_pidns).read_volatile(),
+        }
+    }
+}
+
+impl Identity {
+    /// Whether the creator runs, under the proof-of-death rules of `sys::liveness`:
+    /// `Dead` only with proof, `Unknown` for a pid that cannot be judged here.
+    pub(crate) fn creator_status(&self) -> crate::HolderStatus {
+        use crate::HolderStatus::{Alive, Dead, Unknown};
+        let Ok(pid) = i32::try_from(self.creator_pid) else {
+            return Unknown;
+        };
+        if pid <= 0 || liveness::in_other_pid_namespace(self.creator_pidns) {
+            return Unknown;
+        }
+        let start = (self.creator_start != 0).then_some(self.creator_start);
+        if liveness::process_ended(pid, start) {
+            Dead
+        } else {
+            Alive
+        }
+    }
 }
 
 impl ArenaHeader {

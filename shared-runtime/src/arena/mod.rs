@@ -2,7 +2,8 @@
 //! lives inside it.
 //!
 //! Beside [`Arena`] itself (also at the crate root), this module holds what an arena
-//! reports — [`ArenaStats`], [`HeapReport`], [`Reclaimed`] — and its constants
+//! reports — [`ArenaStats`], [`HeapReport`], [`Reclaimed`], and for inspectors
+//! [`SegmentInfo`] and [`Snapshot`] — and its constants
 //! ([`ARENA_ENV`], [`MAX_ALIGN`]).
 
 mod allocation;
@@ -22,6 +23,7 @@ pub(crate) mod opened;
 mod reclaim;
 mod records;
 pub(crate) mod registry;
+mod snapshot;
 mod stats;
 mod tags;
 
@@ -46,6 +48,7 @@ pub use kind::{Parts, Shape};
 pub use listing::ObjectInfo;
 pub use named::ARENA_ENV;
 pub use reclaim::Reclaimed;
+pub use snapshot::{SegmentInfo, Snapshot};
 pub use stats::ArenaStats;
 
 /// The largest alignment an object may ask for: arenas are page-aligned in every process.

@@ -15,7 +15,7 @@ pub const ARENA_ENV: &str = "SHARED_RUNTIME_ARENA";
 /// Longest segment name accepted (`NAME_MAX` minus the leading slash).
 const MAX_NAME: usize = 254;
 
-fn check_name(name: &str) -> Result<()> {
+pub(crate) fn check_name(name: &str) -> Result<()> {
     let reason = if name.is_empty() {
         "it is empty"
     } else if name.len() > MAX_NAME {

@@ -1,6 +1,7 @@
 //! What a lock looks like from outside: its holder, depth and poison, for inspectors.
 
 use crate::sync::poison::Poison;
+use crate::sys::liveness::{thread_ended, FOREIGN, TID_MASK};
 
 /// Whether the thread recorded as a lock's holder still runs.
 ///
@@ -39,6 +40,24 @@ pub struct Holder {
     pub tid: i32,
     /// Whether it still runs.
     pub status: HolderStatus,
+}
+
+impl Holder {
+    /// The holder a lock word's `identity` (non-zero) names, with the process id `pid` the
+    /// holder recorded (0 or less: none); its status under the proof-of-death rules.
+    pub(crate) fn of(identity: u64, pid: i32) -> Holder {
+        Holder {
+            pid: (pid > 0).then_some(pid),
+            tid: (identity & TID_MASK) as i32,
+            status: if identity & FOREIGN != 0 {
+                HolderStatus::Unknown
+            } else if thread_ended(identity) {
+                HolderStatus::Dead
+            } else {
+                HolderStatus::Alive
+            },
+        }
+    }
 }
 
 /// A snapshot of a lock, read atomically field by field (a lock in use may change between

@@ -7,11 +7,11 @@ use std::sync::{Arc, LockResult, PoisonError, TryLockError, TryLockResult};
 use std::time::{Duration, Instant};
 
 use crate::arena::{Allocation, Arena};
-use crate::sync::inspect::{Holder, HolderStatus, LockState};
+use crate::sync::inspect::{Holder, LockState};
 use crate::sync::lock::{LockGuard, Reentrancy};
 use crate::sync::poison::{Poison, PoisonCause};
 use crate::sys::futex::{Acquired, FutexLock};
-use crate::sys::liveness::{thread_ended, thread_of_live_process, FOREIGN, TID_MASK};
+use crate::sys::liveness::thread_of_live_process;
 use crate::sys::process::current_pid;
 use crate::Result;
 
@@ -58,20 +58,7 @@ impl LockCell {
     /// A snapshot of the cell, each field read atomically; nothing read is followed.
     pub(crate) fn state(&self) -> LockState {
         let holder = self.lock.holder();
-        let holder = (holder != 0).then(|| {
-            let pid = self.owner.load(Relaxed);
-            Holder {
-                pid: (pid > 0).then_some(pid),
-                tid: (holder & TID_MASK) as i32,
-                status: if holder & FOREIGN != 0 {
-                    HolderStatus::Unknown
-                } else if thread_ended(holder) {
-                    HolderStatus::Dead
-                } else {
-                    HolderStatus::Alive
-                },
-            }
-        });
+        let holder = (holder != 0).then(|| Holder::of(holder, self.owner.load(Relaxed)));
         LockState {
             holder,
             depth: self.depth.load(Relaxed),

@@ -39,7 +39,7 @@ pub(crate) enum Acquired {
 
 /// Set while some thread sleeps on the lock (bit 31: above every thread id, see
 /// `liveness::TID_MASK`).
-const WAITERS: u64 = 1 << 31;
+pub(crate) const WAITERS: u64 = 1 << 31;
 /// How long a waiter sleeps before checking that the holder still runs.
 pub(crate) const POLL: Duration = Duration::from_millis(50);
 /// Spins before sleeping, for holders that are about to release.

@@ -5,7 +5,7 @@
 //! [`pidfd`] (process file descriptors: `pidfd_open`, `pidfd_send_signal`,
 //! `waitid(P_PIDFD)`, `poll`), [`liveness`] (thread identities and proof that a thread or
 //! process has ended), [`procfs`] (allocation-free reads of `/proc`), [`fd`] (descriptor
-//! flags), [`random`] (`getrandom`), [`signal`] (killing oneself) and [`futex`] (the robust lock word every lock of the crate, the
+//! flags), [`random`] (`getrandom`), [`readonly`] (read-only mappings for inspection), [`signal`] (killing oneself) and [`futex`] (the robust lock word every lock of the crate, the
 //! allocator's included, is built on). Everything here is Linux/glibc first; another Unix
 //! needs only these files replaced.
 
@@ -17,5 +17,6 @@ pub(crate) mod pidfd;
 pub(crate) mod process;
 pub(crate) mod procfs;
 pub(crate) mod random;
+pub(crate) mod readonly;
 #[cfg(feature = "test-hooks")]
 pub(crate) mod signal;
