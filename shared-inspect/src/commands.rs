@@ -63,7 +63,10 @@ pub fn list(json: bool) -> Result<(), Failure> {
         }
     }
     if json {
-        println!("{}", Json::Obj(vec![("segments", Json::Arr(rows))]).render());
+        println!(
+            "{}",
+            Json::Obj(vec![("segments", Json::Arr(rows))]).render()
+        );
     } else {
         print_table(&text);
     }
@@ -182,7 +185,10 @@ pub fn remove_stale(json: bool) -> Result<(), Failure> {
     let removed = Arena::remove_stale_segments().map_err(|e| e.to_string())?;
     if json {
         let names = removed.iter().map(Json::str).collect();
-        println!("{}", Json::Obj(vec![("removed", Json::Arr(names))]).render());
+        println!(
+            "{}",
+            Json::Obj(vec![("removed", Json::Arr(names))]).render()
+        );
     } else if removed.is_empty() {
         println!("no stale segment");
     } else {

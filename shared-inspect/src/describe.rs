@@ -118,7 +118,10 @@ pub fn stats_json(s: &ArenaStats) -> Json {
     Json::Obj(vec![
         ("capacity", Json::int(s.capacity)),
         ("bytes_in_use", Json::int(s.bytes_in_use)),
-        ("free_bytes", Json::int(s.capacity.saturating_sub(s.bytes_in_use))),
+        (
+            "free_bytes",
+            Json::int(s.capacity.saturating_sub(s.bytes_in_use)),
+        ),
         ("heap_bytes", Json::int(s.heap_bytes)),
         ("reserved_bytes", Json::int(s.reserved_bytes)),
         ("live_allocations", Json::int(s.live_allocations)),

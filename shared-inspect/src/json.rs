@@ -107,7 +107,12 @@ mod tests {
 
     #[test]
     fn values_nest() {
-        let v = Json::Arr(vec![Json::Null, Json::Bool(true), Json::int(-3), Json::Obj(vec![])]);
+        let v = Json::Arr(vec![
+            Json::Null,
+            Json::Bool(true),
+            Json::int(-3),
+            Json::Obj(vec![]),
+        ]);
         assert_eq!(v.render(), "[null,true,-3,{}]");
     }
 }

@@ -117,7 +117,10 @@ fn a_broken_block_chain_is_an_error() {
     let row = ok_json(&["list"]);
     let row = row.get("segments").named(&name);
     assert!(row.get("objects").is_null());
-    assert!(row.get("error").str().contains("impossible size"), "{row:?}");
+    assert!(
+        row.get("error").str().contains("impossible size"),
+        "{row:?}"
+    );
 }
 
 #[test]
@@ -137,9 +140,14 @@ fn an_allocator_lock_that_stays_held_is_shown_not_waited_on() {
     assert_eq!(holder.get("tid").int(), 1);
     assert_eq!(holder.get("status").str(), "alive");
     assert_eq!(shown.get("settled"), &support::json::Value::Bool(false));
-    assert_eq!(shown.get("objects").named("v").get("kind").str(), "RawValue");
+    assert_eq!(
+        shown.get("objects").named("v").get("kind").str(),
+        "RawValue"
+    );
     assert!(ok(&["show", &name]).contains("allocator lock: held by pid ? tid 1 (alive)"));
     // The lock word was not touched by looking.
     assert!(arena.allocator_lock_held_for_tests());
-    shm(&name).write_all_at(&0u64.to_le_bytes(), lock_at as u64).unwrap();
+    shm(&name)
+        .write_all_at(&0u64.to_le_bytes(), lock_at as u64)
+        .unwrap();
 }

@@ -38,7 +38,10 @@ fn a_lock_holder_is_shown_alive_then_dead_then_the_poison() {
 
     // Every object with its kind and layout; all locks free.
     let shown = ok_json(&["show", &name]);
-    assert_eq!(shown.get("creator_pid").int(), i128::from(std::process::id()));
+    assert_eq!(
+        shown.get("creator_pid").int(),
+        i128::from(std::process::id())
+    );
     assert_eq!(shown.get("creator").str(), "alive");
     let objects = shown.get("objects");
     assert_eq!(objects.arr().len(), 4);
@@ -51,7 +54,11 @@ fn a_lock_holder_is_shown_alive_then_dead_then_the_poison() {
         let o = objects.named(obj);
         assert_eq!(o.get("kind").str(), kind, "{obj}");
         assert_eq!(o.get("label").str(), label, "{obj}");
-        assert_eq!((o.get("size").int(), o.get("len").int()), (size, len), "{obj}");
+        assert_eq!(
+            (o.get("size").int(), o.get("len").int()),
+            (size, len),
+            "{obj}"
+        );
         assert_eq!(o.get("open_count").int(), 1, "{obj}");
     }
     assert!(objects.named("buf").get("lock").is_null());
@@ -85,7 +92,11 @@ fn a_lock_holder_is_shown_alive_then_dead_then_the_poison() {
     );
     // The child's open records count.
     assert_eq!(
-        shown.get("objects").named("big-lock").get("open_count").int(),
+        shown
+            .get("objects")
+            .named("big-lock")
+            .get("open_count")
+            .int(),
         2
     );
 
@@ -107,7 +118,9 @@ fn a_lock_holder_is_shown_alive_then_dead_then_the_poison() {
     assert_eq!(l.get("poison").get("pid").int(), i128::from(pid));
     let text = ok(&["show", &name]);
     assert!(
-        text.contains(&format!("poisoned (died): process {pid} died while holding it")),
+        text.contains(&format!(
+            "poisoned (died): process {pid} died while holding it"
+        )),
         "{text}"
     );
 }
@@ -126,7 +139,10 @@ fn looking_changes_nothing_and_stats_agree() {
     assert_eq!(arena.objects().unwrap()[0].open_count, 1);
     let stats = shown.get("stats");
     assert_eq!(stats.get("capacity").int(), i128::from(before.capacity));
-    assert_eq!(stats.get("bytes_in_use").int(), i128::from(before.bytes_in_use));
+    assert_eq!(
+        stats.get("bytes_in_use").int(),
+        i128::from(before.bytes_in_use)
+    );
     assert_eq!(
         stats.get("live_allocations").int(),
         i128::from(before.live_allocations)
@@ -138,7 +154,10 @@ fn looking_changes_nothing_and_stats_agree() {
     );
     assert!(shown.get("allocator_holder").is_null());
     assert!(text.contains("every invariant holds"), "{text}");
-    assert!(text.contains(&format!("{} bytes in use", before.bytes_in_use)), "{text}");
+    assert!(
+        text.contains(&format!("{} bytes in use", before.bytes_in_use)),
+        "{text}"
+    );
 }
 
 #[test]
@@ -187,7 +206,12 @@ fn list_shows_our_arenas_and_remove_stale_removes_a_dead_creators() {
     assert!(text.contains(&mine) && text.contains(&orphan), "{text}");
 
     let removed = ok_json(&["remove-stale"]);
-    let names: Vec<&str> = removed.get("removed").arr().iter().map(|v| v.str()).collect();
+    let names: Vec<&str> = removed
+        .get("removed")
+        .arr()
+        .iter()
+        .map(|v| v.str())
+        .collect();
     assert!(names.contains(&orphan.as_str()), "{names:?}");
     assert!(!names.contains(&mine.as_str()), "{names:?}");
     assert!(!std::path::Path::new(&format!("/dev/shm/{orphan}")).exists());

@@ -191,6 +191,14 @@ impl Arena {
 
 impl Snapshot {
     /// The segment's header summary.
+    ///
+    /// ```
+    /// let name = format!("doc-snap-info-{}", std::process::id());
+    /// let arena = shared_runtime::Arena::create_segment(&name, 1 << 20)?;
+    /// let snap = shared_runtime::Arena::snapshot_segment(&name)?;
+    /// assert_eq!((snap.info().name.as_str(), snap.info().id), (name.as_str(), arena.id()));
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
     pub fn info(&self) -> &SegmentInfo {
         &self.info
     }
@@ -227,6 +235,15 @@ impl Snapshot {
     ///
     /// # Errors
     /// [`Error::Corrupted`] naming the first broken invariant.
+    ///
+    /// ```
+    /// let name = format!("doc-snap-check-{}", std::process::id());
+    /// let arena = shared_runtime::Arena::create_segment(&name, 1 << 20)?;
+    /// let _v = arena.create::<shared_runtime::RawValue<u8>>("v", 1)?;
+    /// let snap = shared_runtime::Arena::snapshot_segment(&name)?;
+    /// assert_eq!(snap.check()?.used_blocks, arena.check()?.used_blocks);
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
     pub fn check(&self) -> Result<HeapReport> {
         self.copy.check()
     }
@@ -307,7 +324,10 @@ fn reserve(mem: &SharedMemory, ranges: &[(u64, u64)]) -> Result<()> {
     let page = page_size() as u64;
     let mut pending: Option<(u64, u64)> = None;
     for &(from, to) in ranges {
-        let (a, z) = (from / page * page, (to.div_ceil(page) * page).min(mem.len()));
+        let (a, z) = (
+            from / page * page,
+            (to.div_ceil(page) * page).min(mem.len()),
+        );
         pending = match pending {
             Some((pa, pz)) if a <= pz => Some((pa, pz.max(z))),
             Some((pa, pz)) => {

@@ -57,12 +57,12 @@ impl ReadOnlySegment {
         // now. A process that shrinks the file later can make a read raise SIGBUS: the
         // residual risk of any segment opened by name (docs/safety.md). The mapping is
         // read-only and never handed out as a reference (see `load`).
-        let map = unsafe { memmap2::MmapOptions::new().len(len).map(&file) }.map_err(
-            |source| Error::Os {
+        let map = unsafe { memmap2::MmapOptions::new().len(len).map(&file) }.map_err(|source| {
+            Error::Os {
                 call: "mmap",
                 source,
-            },
-        )?;
+            }
+        })?;
         Ok(ReadOnlySegment { _file: file, map })
     }
 
