@@ -327,8 +327,10 @@ class Arena:
     def _directory_block(self, payload, start, top, what):
         """The payload capacity of the used, directory-owned block at ``payload``."""
         b = payload - _HDR
-        if b < start or b % _GRAIN or b + _MIN_BLOCK > top:
+        if b < start or b + _MIN_BLOCK > top:
             raise self._bad(f"{what} at offset {payload} is outside the heap [{start}, {top})")
+        if b % _GRAIN:
+            raise self._bad(f"{what} at offset {payload} is not on a block boundary")
         w = self._word(b)
         size = w & ~(_GRAIN - 1)
         if size < _MIN_BLOCK or b + size > top:
@@ -386,7 +388,7 @@ class Arena:
             except InvalidArena:
                 if attempt + 1 == _ATTEMPTS:
                     raise
-                time.sleep(0.01)
+                time.sleep(0.001)
 
     # -- the public part --
     def objects(self):
