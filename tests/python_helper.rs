@@ -205,13 +205,25 @@ for key, t in [("i8", ctypes.c_int8), ("u8", ctypes.c_uint8), ("i16", ctypes.c_i
     };
     let points_fp = format!("{:#018x}", Point::LAYOUT.fingerprint());
     let other_fp = format!("{:#018x}", Other::LAYOUT.fingerprint());
-    refusal("other_struct", "LayoutMismatch", &["RawArray<Point>", &points_fp, &other_fp]);
-    refusal("handwritten", "LayoutMismatch", &["fingerprint=", "to_ctypes"]);
+    refusal(
+        "other_struct",
+        "LayoutMismatch",
+        &["RawArray<Point>", &points_fp, &other_fp],
+    );
+    refusal(
+        "handwritten",
+        "LayoutMismatch",
+        &["fingerprint=", "to_ctypes"],
+    );
     assert_eq!(line(&out, "forced_ok"), "1.0");
     assert_eq!(line(&out, "forced"), "accepted");
     refusal("signed", "LayoutMismatch", &["RawValue<u64>"]);
     refusal("narrow", "LayoutMismatch", &["8-byte", "4 bytes"]);
-    refusal("lock", "KindMismatch", &["is a Lock", "cannot take a Rust lock"]);
+    refusal(
+        "lock",
+        "KindMismatch",
+        &["is a Lock", "cannot take a Rust lock"],
+    );
     refusal("kind", "KindMismatch", &["RawValue<u64>, not a Value"]);
     refusal("missing", "NotFoundError", &["'nope'"]);
     refusal("closed_with_views", "ArenaError", &["still alive"]);
@@ -221,7 +233,8 @@ for key, t in [("i8", ctypes.c_int8), ("u8", ctypes.c_uint8), ("i16", ctypes.c_i
     let has = |key: &str, layout: &shared_runtime::layout::TypeLayout| {
         let fps = line(&out, &format!("fp_{key}"));
         assert!(
-            fps.split(' ').any(|f| f == layout.fingerprint().to_string()),
+            fps.split(' ')
+                .any(|f| f == layout.fingerprint().to_string()),
             "{key}: {fps} lacks {}",
             layout.fingerprint()
         );
@@ -253,13 +266,9 @@ fn python_refuses_damaged_segments() {
     let name = common::unique("pyhelper-damaged");
     let arena = Arena::create_segment(&name, 1 << 20).unwrap();
     for i in 0..4u64 {
-        arena
-            .create::<RawValue<u64>>(&format!("v{i}"), i)
-            .unwrap();
+        arena.create::<RawValue<u64>>(&format!("v{i}"), i).unwrap();
     }
-    arena
-        .create::<Value<[f64; 2]>>("pair", [1.0, 2.0])
-        .unwrap();
+    arena.create::<Value<[f64; 2]>>("pair", [1.0, 2.0]).unwrap();
     let script = format!(
         r#"
 import ctypes, random, struct

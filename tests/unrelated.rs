@@ -88,7 +88,10 @@ fn execd_copies_count_exactly_in_an_arena_this_test_holds() {
             stdout.contains(&format!("did {iters} increments of each")),
             "{stdout}"
         );
-        assert!(!stdout.contains("expected"), "a copy took itself for the creator: {stdout}");
+        assert!(
+            !stdout.contains("expected"),
+            "a copy took itself for the creator: {stdout}"
+        );
     }
     let expected = COPIES * iters;
     let hits: Value<u64> = arena.open("hits").unwrap();
