@@ -26,6 +26,10 @@ impl TypeLayout {
     /// have alignment 1: map them over memory Rust allocated (whose offsets are aligned), as
     /// in `Sample.from_buffer(shm.buf, offset)`.
     ///
+    /// Every class also carries `_shared_fingerprint_`, the struct's
+    /// [`fingerprint`](Self::fingerprint): `python/sharedctypes_rs.py` compares it with the
+    /// one an arena's directory stores before it maps a named object with the class.
+    ///
     /// Two different structs with the same name get distinct class names (`Point`,
     /// `Point_2`); a name Python reserves gets a trailing `_`; a generic struct's class is
     /// named for its instantiation (`Stamped<u32>` is `Stamped_u32`). A tuple struct's fields are
@@ -50,12 +54,14 @@ impl TypeLayout {
     ///
     /// assert_eq!(
     ///     Batch::LAYOUT.to_ctypes(),
-    ///     r#"import ctypes
+    ///     format!(
+    ///         r#"import ctypes
     ///
     ///
     /// class Sample(ctypes.Structure):
     ///     _pack_ = 1
     ///     _layout_ = "ms"
+    ///     _shared_fingerprint_ = 0x{:016x}
     ///     _fields_ = [
     ///         ("channel", ctypes.c_uint8),
     ///         ("_pad0", ctypes.c_uint8 * 7),
@@ -66,12 +72,16 @@ impl TypeLayout {
     /// class Batch(ctypes.Structure):
     ///     _pack_ = 1
     ///     _layout_ = "ms"
+    ///     _shared_fingerprint_ = 0x{:016x}
     ///     _fields_ = [
     ///         ("samples", (Sample * 4)),
     ///         ("count", ctypes.c_uint16),
     ///         ("_pad0", ctypes.c_uint8 * 6),
     ///     ]
-    /// "#
+    /// "#,
+    ///         Sample::LAYOUT.fingerprint(),
+    ///         Batch::LAYOUT.fingerprint()
+    ///     )
     /// );
     ///
     /// // Arrays and primitives need only the classes of the structs they contain.
@@ -132,7 +142,7 @@ impl Classes {
         let _ = write!(
             self.source,
             "\n\nclass {name}(ctypes.Structure):\n    _pack_ = 1\n    _layout_ = \"ms\"\n    \
-             _fields_ = [\n{body}    ]\n"
+             _shared_fingerprint_ = {fingerprint:#018x}\n    _fields_ = [\n{body}    ]\n"
         );
         self.declared.insert(fingerprint, name.clone());
         name
@@ -189,6 +199,7 @@ const STRUCTURE_NAMES: &[&str] = &[
     "from_address",
     "from_param",
     "in_dll",
+    "_shared_fingerprint_",
 ];
 
 /// The Python attribute name for a Rust field.
