@@ -147,3 +147,82 @@ fn copies_find_or_create_the_segment_and_the_creator_removes_it() {
         Err(Error::NotFound { .. })
     ));
 }
+
+/// The environment variable that turns this test binary into the lock holder of
+/// `a_killed_execd_holder_of_a_named_lock_is_recovered_with_poison`: the segment's name.
+const HOLDER_ENV: &str = "SHARED_RUNTIME_TEST_HOLD_LOCK";
+
+/// Not a test of its own: run as a separate program (this binary, `exec`'d with
+/// `HOLDER_ENV` set), it opens the segment and the named lock by name, takes the lock, says
+/// so through a named counter, and sleeps holding it until it is killed.
+#[test]
+fn holder_program() {
+    let Ok(name) = std::env::var(HOLDER_ENV) else {
+        return; // an ordinary run of the suite
+    };
+    let arena = Arena::open_segment(&name).unwrap();
+    let lock = arena.open::<shared_runtime::Lock>("big-lock").unwrap();
+    let holding = arena.open::<RawValue<u64>>("holding").unwrap();
+    let guard = lock.lock().unwrap();
+    holding.store(u64::from(std::process::id()), SeqCst);
+    std::thread::sleep(common::PATIENCE);
+    drop(guard);
+    panic!("the holder was not killed");
+}
+
+/// A program that did not fork from this one opens a named lock by name, takes it and is
+/// killed with SIGKILL: this process, which opened the same lock by name, recovers it with
+/// poison naming the dead program, and the lock works afterwards.
+#[test]
+fn a_killed_execd_holder_of_a_named_lock_is_recovered_with_poison() {
+    let name = common::unique("execd-holder");
+    let arena = Arena::create_segment(&name, 1 << 20).unwrap();
+    arena
+        .create::<shared_runtime::Lock>("big-lock", ())
+        .unwrap();
+    let holding = arena.create::<RawValue<u64>>("holding", 0).unwrap();
+    let lock = arena.open::<shared_runtime::Lock>("big-lock").unwrap();
+    let mut holder = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "holder_program",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(HOLDER_ENV, &name)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = holder.id() as i32;
+    let took = common::wait_until(|| holding.load(SeqCst) != 0);
+    if !took {
+        let _ = holder.kill();
+        let _ = holder.wait();
+        panic!("the exec'd holder never took the lock");
+    }
+    assert_eq!(
+        holding.load(SeqCst),
+        pid as u64,
+        "the holder is the exec'd program"
+    );
+    assert!(
+        matches!(lock.try_lock(), Err(std::sync::TryLockError::WouldBlock)),
+        "held by the other program"
+    );
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let err = lock
+        .try_lock_for(common::PATIENCE)
+        .expect_err("a dead holder's lock comes back poisoned");
+    let std::sync::TryLockError::Poisoned(poisoned) = err else {
+        panic!(
+            "the dead holder's lock was not recovered within {:?}",
+            common::PATIENCE
+        );
+    };
+    drop(poisoned.into_inner());
+    let poison = lock.poison().expect("the lock says it is poisoned");
+    assert_eq!(poison.pid, Some(pid), "the poison names the killed program");
+    lock.clear_poison();
+    assert!(lock.try_lock().is_ok(), "the lock works afterwards");
+}
