@@ -228,7 +228,9 @@ fn directory_cycle_costs_memory_linear_in_heap() {
     let a2 = a.clone();
     let p = Process::start(move || {
         let rss = || {
+            // SAFETY: all-zero bytes are a valid `rusage` (integers only).
             let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+            // SAFETY: `u` is a writable rusage that outlives the call.
             unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
             u.ru_maxrss as u64 // KiB
         };

@@ -215,9 +215,9 @@ impl<T: SharedType> RawArray<T> {
     /// assert!(RawArray::<u64>::open_handle(&arena, &a.handle()).is_err());
     /// let (h, arena2) = (a.handle(), arena.clone());
     /// let seen = Process::start(move || {
-    ///     RawArray::<u64>::open_handle(&arena2, &h).unwrap().to_vec()
+    ///     RawArray::<u64>::open_handle(&arena2, &h).unwrap().get(0).unwrap()
     /// })?.join()?;
-    /// assert_eq!(seen, [5]);
+    /// assert_eq!(seen, 5);
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn open_handle(arena: &Arena, handle: &Handle) -> Result<RawArray<T>> {
