@@ -312,14 +312,18 @@ fn creator_exit_and_panic_unlink_the_name_but_sigkill_leaves_it() {
 
 #[test]
 fn handles_round_trip_and_check_what_they_open() {
+    let _serial = forking();
     let arena = Arena::with_capacity(1 << 20).unwrap();
     let v = RawValue::new_in(&arena, [1u16, 2, 3]).unwrap();
     let h: Handle = v.handle().to_string().parse().unwrap();
     assert_eq!(h, v.handle());
-    assert_eq!(
-        RawValue::<[u16; 3]>::open_handle(&arena, &h).unwrap().get(),
-        [1, 2, 3]
-    );
+    // This process owns the value: it is told to clone its handle, not given a second.
+    let err = RawValue::<[u16; 3]>::open_handle(&arena, &h).unwrap_err();
+    assert!(err.to_string().contains("clone"), "{err}");
+    let (a2, h2) = (arena.clone(), h);
+    let child = Process::start(move || RawValue::<[u16; 3]>::open_handle(&a2, &h2).unwrap().get());
+    let got = finish(child.unwrap()).unwrap();
+    assert_eq!(got, [1, 2, 3]);
     assert!(matches!(
         RawValue::<[u16; 4]>::open_handle(&arena, &h),
         Err(Error::LayoutMismatch { .. })
@@ -435,8 +439,8 @@ fn only_owned_objects_can_be_synchronized() {
     let err = synchronized(view, None).unwrap_err();
     assert!(matches!(err, Error::NotOwned), "{err}");
     let owned = RawValue::new_in(&arena, 2u64).unwrap();
-    let borrowed = RawValue::<u64>::open_handle(&arena, &owned.handle()).unwrap();
-    assert!(synchronized(borrowed, None).is_err());
+    // A second, borrowed handle of an owned value is not even made.
+    assert!(RawValue::<u64>::open_handle(&arena, &owned.handle()).is_err());
     assert_eq!(synchronized(owned, None).unwrap().get(), 2);
 }
 

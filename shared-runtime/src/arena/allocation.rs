@@ -32,6 +32,9 @@ pub(crate) struct Allocation {
     /// inherited `record` is its parent's), and the child's `process_key`.
     adopted: AtomicU64,
     adopted_key: AtomicU64,
+    /// The block offset under which this handle is in this process's map of opened objects
+    /// (`opened.rs`), 0 if it is not; its slot is dropped with it.
+    mapped: AtomicU64,
 }
 
 impl Allocation {
@@ -47,6 +50,7 @@ impl Allocation {
             parent: None,
             adopted: AtomicU64::new(0),
             adopted_key: AtomicU64::new(0),
+            mapped: AtomicU64::new(0),
         }
     }
 
@@ -79,6 +83,7 @@ impl Allocation {
             parent,
             adopted: AtomicU64::new(0),
             adopted_key: AtomicU64::new(0),
+            mapped: AtomicU64::new(0),
         }
     }
 
@@ -103,6 +108,11 @@ impl Allocation {
         true
     }
 
+    /// Notes that this handle is in the map of opened objects under `block`.
+    pub(crate) fn set_mapped(&self, block: u64) {
+        self.mapped.store(block, Relaxed);
+    }
+
     /// The block this is a part of, if it is a part.
     pub(crate) fn parent(&self) -> Option<&Arc<Allocation>> {
         self.parent.as_ref()
@@ -121,6 +131,7 @@ impl Allocation {
             parent: None,
             adopted: AtomicU64::new(0),
             adopted_key: AtomicU64::new(0),
+            mapped: AtomicU64::new(0),
         }
     }
 
@@ -232,6 +243,10 @@ impl Drop for Allocation {
                 .arena
                 .with_heap(|h| h.close_record(record, object, self.arena.owner_tag()));
             crate::arena::opened::forget(&self.arena, object);
+        }
+        let mapped = self.mapped.load(Relaxed);
+        if mapped != 0 {
+            crate::arena::opened::forget(&self.arena, mapped);
         }
         let adopted = self.adopted.load(Relaxed);
         if adopted != 0 && self.adopted_key.load(Relaxed) == process_key() {

@@ -11,8 +11,9 @@
 //!               word 0      word 1     word 2                              footer
 //! ```
 //! `flags` are [`USED`], [`PREV_USED`] (the block before this one is in use, so there is no
-//! footer to read) and [`PUNCHED`] (some pages of this free block were returned to the OS
-//! and must be reserved again before they are handed out).
+//! footer to read), [`PUNCHED`] (some pages of this free block were returned to the OS
+//! and must be reserved again before they are handed out) and [`LOCK_BLOCK`] (this used
+//! block is an unnamed lock cell).
 //!
 //! # Invariants (checked by `check::verify`)
 //! 1. Blocks tile `[start, top)` exactly; `[top, committed)` is zero and never handed out.
@@ -42,6 +43,9 @@ pub(crate) const MIN_BLOCK: u64 = 32;
 pub(crate) const USED: u64 = 1;
 pub(crate) const PREV_USED: u64 = 2;
 pub(crate) const PUNCHED: u64 = 4;
+/// In a used block: it holds a lock cell made by `Arena::alloc_lock_cell`, so a handle may
+/// name it as a lock (no user data ever sits in it). Cleared when the block is freed.
+pub(crate) const LOCK_BLOCK: u64 = 8;
 pub(crate) const FLAGS: u64 = GRAIN - 1;
 /// Number of free-list bins.
 pub(crate) const NBINS: usize = 128;

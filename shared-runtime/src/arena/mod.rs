@@ -272,6 +272,18 @@ impl Arena {
         Ok(Allocation::new(self.clone(), offset))
     }
 
+    /// Allocates a zeroed lock cell owned by the calling process, its block marked as a
+    /// lock (`heap::LOCK_BLOCK`) so that only such blocks are opened as locks by handle.
+    pub(crate) fn alloc_lock_cell(&self) -> Result<Allocation> {
+        let offset = self.with_heap(|h| {
+            let at = h.alloc(LOCK_CELL, 8, self.owner_tag())?;
+            let b = at - heap::HDR;
+            h.set_word(b, h.word(b) | heap::LOCK_BLOCK);
+            Ok(at)
+        })?;
+        Ok(Allocation::new(self.clone(), offset))
+    }
+
     /// Counters of the allocator.
     ///
     /// # Errors

@@ -35,9 +35,10 @@ impl Arena {
             init: &write,
         };
         let found = self.with_heap(|h| h.find_or_create(&req))?;
-        // This process's handle of the object, if it has one already.
-        let data = match opened::find(self, found.object) {
-            Some(data) => {
+        // This process's handle of the object, if it has one already: only of this very
+        // object (same stamp), never of an earlier one at the same offset.
+        let data = match opened::find(self, found.object, found.stamp)? {
+            Some((data, _)) => {
                 // Kept if the handle came from the parent process (so this one's use is
                 // counted too), else closed again.
                 if !data.adopt_record(found.record) {
@@ -48,11 +49,23 @@ impl Arena {
             }
             None => {
                 let block = Arc::new(Allocation::named(self.clone(), found.object, found.record));
+                let lock = if O::KIND.lock().is_some() {
+                    found.object
+                } else {
+                    0
+                };
                 let data = match found.data_at {
                     0 => block,
                     at => Arc::new(Allocation::part(block, at)),
                 };
-                opened::insert(self, found.object, data)
+                match opened::insert(self, found.object, found.stamp, lock, data)? {
+                    opened::Inserted::Ok(data) => data,
+                    opened::Inserted::OtherLock => {
+                        return Err(crate::Error::Corrupted(format!(
+                            "this process pairs the object {name:?} with another lock"
+                        )))
+                    }
+                }
             }
         };
         let parts = Parts {

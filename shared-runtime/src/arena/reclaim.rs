@@ -29,7 +29,8 @@ impl Arena {
     /// owner whose pid was reused by a new process is taken for alive, which only leaves
     /// its objects allocated. Objects given
     /// up with `into_offset`/`into_handle` and not yet taken over, and named objects, have
-    /// no owner process and are kept. Views of a reclaimed object held elsewhere must not be
+    /// no owner process and are kept; directory blocks no entry refers to (left by a process
+    /// killed inside `create` or `remove`) are freed unless some process has them open. Views of a reclaimed object held elsewhere must not be
     /// used afterwards (their accesses stay in bounds but meet whatever is allocated there
     /// next).
     ///
@@ -59,6 +60,8 @@ impl Arena {
         }
         self.with_heap(|h| {
             let mut done = owned_by_dead(h)?;
+            // Blocks of a `create`/`remove` whose process died half-way.
+            h.orphan_unreferenced()?;
             // Removed objects whose last openers were among the dead.
             let (objects, bytes) = h.sweep_orphans()?;
             done.objects += objects;

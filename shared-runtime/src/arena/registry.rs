@@ -43,6 +43,9 @@ pub(crate) struct Entry {
     _pad: u32,
     type_name: [u8; MAX_TYPE],
     name: [u8; MAX_NAME],
+    /// Unique per created object (the heap's allocation count when its block was made):
+    /// a process's handle of an earlier object at the same offset never matches it.
+    pub(crate) stamp: u64,
 }
 
 /// A readable label for a layout: `u8`, `[f64; 3]`, `Point`.
@@ -140,6 +143,8 @@ pub(crate) struct Found {
     pub(crate) len: u64,
     pub(crate) created: bool,
     pub(crate) record: u64,
+    /// The entry's stamp (see [`Entry::stamp`]).
+    pub(crate) stamp: u64,
 }
 
 pub(crate) fn check_name(name: &str) -> Result<()> {
@@ -175,33 +180,72 @@ impl Heap<'_> {
         Ok(unsafe { self.base().add(at as usize).cast::<Entry>().read() })
     }
 
-    /// Every entry, newest first, with its offset.
-    pub(crate) fn entries(&self) -> Result<Vec<(u64, Entry)>> {
+    /// Calls `f` with every entry, newest first, and its offset, until `f` returns `true`.
+    /// Each entry is a distinct used block, so a chain longer than the heap's count of used
+    /// blocks loops; a loop is also caught early (Brent's method), in a few steps more than
+    /// its length, without keeping what was read.
+    pub(crate) fn each_entry(&self, mut f: impl FnMut(u64, &Entry) -> Result<bool>) -> Result<()> {
         let st = self.state();
-        let mut budget = (st.top.get() - st.start.get()) / 32 + 1;
+        let mut budget = st
+            .used_blocks
+            .get()
+            .min((st.top.get() - st.start.get()) / 32)
+            + 1;
+        let looped = || Error::Corrupted("the object directory loops".into());
+        let (mut saved, mut power, mut steps) = (0u64, 1u64, 0u64);
         let mut at = st.registry.get();
-        let mut all = Vec::new();
         while at != 0 {
-            budget = budget
-                .checked_sub(1)
-                .ok_or_else(|| Error::Corrupted("the object directory loops".into()))?;
+            budget = budget.checked_sub(1).ok_or_else(looped)?;
+            if at == saved {
+                return Err(looped());
+            }
+            steps += 1;
+            if steps == power {
+                (saved, power, steps) = (at, power * 2, 0);
+            }
             let e = self.read_entry(at)?;
-            all.push((at, e));
+            if f(at, &e)? {
+                return Ok(());
+            }
             at = e.next;
         }
+        Ok(())
+    }
+
+    /// Every entry, newest first, with its offset.
+    pub(crate) fn entries(&self) -> Result<Vec<(u64, Entry)>> {
+        let mut all = Vec::new();
+        self.each_entry(|at, e| {
+            all.push((at, *e));
+            Ok(false)
+        })?;
         Ok(all)
     }
 
     /// Finds `name`: the entry's offset and contents, and its predecessor's offset.
     fn lookup(&self, name: &str) -> Result<Option<(u64, Entry, u64)>> {
-        let mut prev = 0;
-        for (at, e) in self.entries()? {
+        let (mut prev, mut found) = (0, None);
+        self.each_entry(|at, e| {
             if e.name() == name.as_bytes() {
-                return Ok(Some((at, e, prev)));
+                found = Some((at, *e, prev));
+                return Ok(true);
             }
             prev = at;
-        }
-        Ok(None)
+            Ok(false)
+        })?;
+        Ok(found)
+    }
+
+    /// The entry naming the object whose block is at `object`, if there is one.
+    pub(crate) fn entry_of(&self, object: u64) -> Result<Option<Entry>> {
+        let mut found = None;
+        self.each_entry(|_, e| {
+            if e.object == object {
+                found = Some(*e);
+            }
+            Ok(found.is_some())
+        })?;
+        Ok(found)
     }
 
     /// Checks a found entry against the request and that its object fits its block.
@@ -266,6 +310,7 @@ impl Heap<'_> {
                 len: e.len,
                 created: false,
                 record,
+                stamp: e.stamp,
             });
         }
         if !req.create {
@@ -285,6 +330,8 @@ impl Heap<'_> {
                 elem_size: size as usize,
             })?;
         let object = self.alloc(bytes.max(1), align.max(8), REGISTRY_OWNER)?;
+        // Unique: the count only grows, under the arena lock.
+        let stamp = self.state().allocations.get();
         (req.init)(
             // SAFETY: `object` is a payload offset just handed out, inside the mapping, of
             // at least `bytes` bytes, so its data starts `data_at` bytes in.
@@ -313,6 +360,7 @@ impl Heap<'_> {
             _pad: 0,
             type_name: [0; MAX_TYPE],
             name: [0; MAX_NAME],
+            stamp,
         };
         entry.name[..req.name.len()].copy_from_slice(req.name.as_bytes());
         let n = entry.type_len as usize;
@@ -334,6 +382,7 @@ impl Heap<'_> {
             len,
             created: true,
             record,
+            stamp,
         })
     }
 
@@ -359,5 +408,40 @@ impl Heap<'_> {
         self.set_owner(e.object, REGISTRY_OWNER, ORPHAN_OWNER)?;
         self.free_if_unopened(e.object)?;
         Ok(true)
+    }
+
+    /// Turns every directory-owned block that no entry refers to into an orphan (freed by
+    /// `sweep_orphans` unless some process has it open): what a process killed inside
+    /// `create` (after allocating, before publishing) or `remove` (after unlinking, before
+    /// orphaning) left. Creating and removing run whole under the arena lock, held here, so
+    /// no live process is between those steps. Nothing is touched if the directory cannot
+    /// be read whole.
+    pub(crate) fn orphan_unreferenced(&self) -> Result<()> {
+        let mut named = std::collections::HashSet::new();
+        if self
+            .each_entry(|at, e| {
+                named.insert(at);
+                named.insert(e.object);
+                Ok(false)
+            })
+            .is_err()
+        {
+            return Ok(());
+        }
+        let mut lost = Vec::new();
+        crate::arena::check::walk(self, |b, _, w| {
+            let at = b + crate::arena::heap::HDR;
+            if w & crate::arena::heap::USED != 0
+                && self.owner_of(b)? == REGISTRY_OWNER
+                && !named.contains(&at)
+            {
+                lost.push(at);
+            }
+            Ok(())
+        })?;
+        for at in lost {
+            self.set_owner(at, REGISTRY_OWNER, ORPHAN_OWNER)?;
+        }
+        Ok(())
     }
 }

@@ -3,9 +3,10 @@
 use std::mem::{align_of, size_of};
 use std::sync::Arc;
 
-use crate::arena::registry::{ORPHAN_OWNER, REGISTRY_OWNER};
-use crate::arena::{opened, Allocation, Arena, NamedObject, ObjectKind, LOCK_CELL};
+use crate::arena::opened::{self, Inserted};
+use crate::arena::{Allocation, Arena, NamedObject, ObjectKind, LOCK_CELL};
 use crate::handle::open::{check_kind, check_layout};
+use crate::handle::resolve::resolve;
 use crate::handle::Handle;
 use crate::raw::{RawArray, RawValue};
 use crate::sync::{GenericLock, LockCore, Reentrancy, Synchronized};
@@ -28,16 +29,9 @@ fn block_handle(arena: &Arena, block: u64, record: u64) -> Arc<Allocation> {
     })
 }
 
-/// Under the arena lock: an open record of the object whose block is at `block` if it is
-/// a named (or removed but open) object, else 0.
-fn record_if_named(h: &crate::arena::heap::Heap<'_>, arena: &Arena, block: u64) -> Result<u64> {
-    match h.owner_of(h.used_block(block)?)? {
-        REGISTRY_OWNER | ORPHAN_OWNER => h.open_record(block, arena.owner_tag()),
-        _ => Ok(0),
-    }
-}
-
-/// Opens the data and lock of a `Value`/`Array` handle of `len` elements of `T`.
+/// Opens the data and lock of a `Value`/`Array` handle of `len` elements of `T`: this
+/// process's one handle of the data, and the lock it is paired with (see
+/// `handle::resolve` for the rules).
 fn open_synced<T: SharedType>(
     arena: &Arena,
     h: &Handle,
@@ -53,42 +47,33 @@ fn open_synced<T: SharedType>(
     if h.offset % align != 0 || h.lock % 8 != 0 {
         return Err(bad(h, "an offset in it is misaligned"));
     }
-    let (block, record) = arena.with_heap(|heap| {
-        let lock_cap = heap.payload_capacity(h.lock)?;
-        if lock_cap < LOCK_CELL {
-            return Err(bad(h, "its lock offset names no lock"));
-        }
-        // The data either follows the lock cell in one block (a named object), or is a
-        // block of its own.
-        let inside = h.offset >= h.lock + LOCK_CELL
-            && h.offset
-                .checked_add(bytes)
-                .is_some_and(|end| end <= h.lock + lock_cap);
-        let block = if inside { h.lock } else { h.offset };
-        if !inside && heap.payload_capacity(h.offset)? < bytes {
-            return Err(bad(h, "the object it names is smaller than it says"));
-        }
-        if heap.owner_of(heap.used_block(block)?)? == arena.owner_tag() {
-            // This process's own handle of it is not in the map of opened objects: a
-            // second, independent one could alias its guards.
-            return Err(bad(
-                h,
-                "this process owns the object: use (a clone of) the handle it has",
-            ));
-        }
-        Ok((block, record_if_named(heap, arena, block)?))
-    })?;
-    let whole = block_handle(arena, block, record);
-    let data = if block == h.lock {
+    let t = arena.with_heap(|heap| resolve(heap, arena, h, bytes))?;
+    let named = t.block == h.lock;
+    let whole = block_handle(arena, t.block, t.record);
+    let data = if named {
         Arc::new(Allocation::part(whole, h.offset - h.lock))
     } else {
         whole
     };
-    let data = opened::insert(arena, block, data);
-    let lock = match data.parent() {
-        Some(p) if p.offset() == h.lock => p.clone(),
-        Some(_) => return Err(bad(h, "its lock is not the lock of the object it names")),
-        None => Arc::new(Allocation::borrowed(arena.clone(), h.lock)),
+    // Made before the map is asked, so that on refusal its open record is closed.
+    let lock = if named {
+        None
+    } else {
+        Some(block_handle(arena, h.lock, t.lock_record))
+    };
+    let data = match opened::insert(arena, t.block, t.stamp, h.lock, data)? {
+        Inserted::Ok(data) => data,
+        Inserted::OtherLock => {
+            return Err(bad(
+                h,
+                "this process has the object open with another lock: use the handle it has",
+            ))
+        }
+    };
+    let lock = match (lock, data.parent()) {
+        (None, Some(p)) if p.offset() == h.lock => p.clone(),
+        (Some(lock), None) => lock,
+        _ => return Err(bad(h, "its lock is not the lock of the object it names")),
     };
     Ok((data, lock))
 }
@@ -241,13 +226,8 @@ impl<K: Reentrancy> GenericLock<K> {
         if handle.offset % 8 != 0 {
             return Err(bad(handle, "an offset in it is misaligned"));
         }
-        let record = arena.with_heap(|heap| {
-            if heap.payload_capacity(handle.offset)? < LOCK_CELL {
-                return Err(bad(handle, "the object it names is smaller than it says"));
-            }
-            record_if_named(heap, arena, handle.offset)
-        })?;
-        let block = block_handle(arena, handle.offset, record);
+        let t = arena.with_heap(|heap| resolve(heap, arena, handle, LOCK_CELL))?;
+        let block = block_handle(arena, t.block, t.record);
         Ok(GenericLock::from_core(LockCore::from_alloc(block)))
     }
 }

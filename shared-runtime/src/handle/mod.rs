@@ -2,6 +2,7 @@
 
 mod kinds;
 mod open;
+mod resolve;
 
 use std::fmt;
 use std::str::FromStr;
@@ -27,8 +28,8 @@ use crate::{Error, Result};
 /// let v = RawValue::new(7u32)?;
 /// let text = v.handle().to_string();
 /// let h: Handle = text.parse()?;
-/// let w = RawValue::<u32>::open_handle(v.arena(), &h)?;
-/// assert_eq!(w.get(), 7);
+/// assert_eq!(h, v.handle());
+/// // In another process mapping the arena: `RawValue::<u32>::open_handle(&arena, &h)`.
 /// # Ok::<(), shared_runtime::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,9 +1,12 @@
 //! Making handles from raw objects, and opening them.
 
 use std::mem::{align_of, size_of};
+use std::sync::Arc;
 
+use crate::arena::opened::{self, Inserted};
 use crate::arena::registry::type_label;
 use crate::arena::{Allocation, Arena, ObjectKind};
+use crate::handle::resolve::resolve;
 use crate::handle::Handle;
 use crate::raw::{RawArray, RawValue};
 use crate::{Error, Result, SharedType};
@@ -59,8 +62,9 @@ pub(crate) fn check_layout<T: SharedType>(h: &Handle) -> Result<()> {
     Ok(())
 }
 
-/// Checks that `h` can be opened in `arena` as `len` elements of `T`, and wraps the block.
-fn open<T: SharedType>(arena: &Arena, h: &Handle, array: bool) -> Result<Allocation> {
+/// Checks that `h` can be opened in `arena` as `len` elements of `T`, and gives this
+/// process's one handle of it (see `handle::resolve` for the rules).
+fn open<T: SharedType>(arena: &Arena, h: &Handle, array: bool) -> Result<Arc<Allocation>> {
     let bad = |reason| Error::InvalidHandle {
         text: h.to_string(),
         reason,
@@ -77,16 +81,26 @@ fn open<T: SharedType>(arena: &Arena, h: &Handle, array: bool) -> Result<Allocat
         .and_then(|n| n.checked_mul(size_of::<T>()))
         .ok_or(bad("its length overflows"))?;
     if h.owned {
-        return Allocation::adopt(arena, h.offset, bytes, align_of::<T>());
+        return Ok(Arc::new(Allocation::adopt(
+            arena,
+            h.offset,
+            bytes,
+            align_of::<T>(),
+        )?));
     }
-    arena.with_heap(|heap| {
-        let cap = heap.payload_capacity(h.offset)?;
-        if cap < bytes as u64 || h.offset % align_of::<T>() as u64 != 0 {
-            return Err(bad("the object it names is smaller than it says"));
-        }
-        Ok(())
-    })?;
-    Ok(Allocation::borrowed(arena.clone(), h.offset))
+    if h.offset % align_of::<T>() as u64 != 0 {
+        return Err(bad("its offset is misaligned"));
+    }
+    let t = arena.with_heap(|heap| resolve(heap, arena, h, bytes as u64))?;
+    let data = Arc::new(if t.record != 0 {
+        Allocation::named(arena.clone(), t.block, t.record)
+    } else {
+        Allocation::borrowed(arena.clone(), t.block)
+    });
+    match opened::insert(arena, t.block, t.stamp, 0, data)? {
+        Inserted::Ok(data) => Ok(data),
+        Inserted::OtherLock => unreachable!("a raw object is inserted with no lock"),
+    }
 }
 
 impl<T: SharedType> RawValue<T> {
@@ -128,11 +142,14 @@ impl<T: SharedType> RawValue<T> {
     }
 
     /// Opens a value handle in `arena`, checking the arena, the layout fingerprint and the
-    /// block it names. An owned handle transfers ownership to this process.
+    /// block it names (for a named object, against its directory entry, with an open
+    /// record). An owned handle transfers ownership to this process. A process that
+    /// already has a handle of the value (opened, or inherited through fork) gets that one.
     ///
     /// # Errors
-    /// [`Error::InvalidHandle`] for a handle of another arena, of an array, or naming a
-    /// block too small; [`Error::LayoutMismatch`] if `T` is not the type it was made for.
+    /// [`Error::InvalidHandle`] for a handle of another arena, of an array, naming a block
+    /// too small, a lock, a removed named object, or a value this process owns (clone the
+    /// handle it has); [`Error::LayoutMismatch`] if `T` is not the type it was made for.
     ///
     /// ```
     /// let v = shared_runtime::RawValue::new(1u32)?;
@@ -147,7 +164,7 @@ impl<T: SharedType> RawValue<T> {
                 reason: "a value handle has length 1",
             });
         }
-        Ok(RawValue::from_allocation(open::<T>(arena, handle, false)?))
+        Ok(RawValue::from_arc(open::<T>(arena, handle, false)?))
     }
 }
 
@@ -191,13 +208,20 @@ impl<T: SharedType> RawArray<T> {
     /// As [`RawValue::open_handle`].
     ///
     /// ```
-    /// let a = shared_runtime::RawArray::from_slice(&[5u64])?;
-    /// let b = shared_runtime::RawArray::<u64>::open_handle(a.arena(), &a.handle())?;
-    /// assert_eq!(b.to_vec(), [5]);
+    /// use shared_runtime::{Arena, Process, RawArray};
+    /// let arena = Arena::with_capacity(1 << 16)?;
+    /// let a = RawArray::from_slice_in(&arena, &[5u64])?;
+    /// // This process owns `a`: it clones the handle it has instead.
+    /// assert!(RawArray::<u64>::open_handle(&arena, &a.handle()).is_err());
+    /// let (h, arena2) = (a.handle(), arena.clone());
+    /// let seen = Process::start(move || {
+    ///     RawArray::<u64>::open_handle(&arena2, &h).unwrap().get(0).unwrap()
+    /// })?.join()?;
+    /// assert_eq!(seen, 5);
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn open_handle(arena: &Arena, handle: &Handle) -> Result<RawArray<T>> {
         let alloc = open::<T>(arena, handle, true)?;
-        Ok(RawArray::from_allocation(alloc, handle.len as usize))
+        Ok(RawArray::from_arc(alloc, handle.len as usize))
     }
 }

@@ -131,15 +131,6 @@ impl<T: SharedType> RawArray<T> {
         Ok(a)
     }
 
-    /// Wraps a block already holding `len` elements (used by named objects and handles).
-    pub(crate) fn from_allocation(alloc: Allocation, len: usize) -> Self {
-        RawArray {
-            alloc: Arc::new(alloc),
-            len,
-            _type: PhantomData,
-        }
-    }
-
     /// The allocation every clone of this handle shares.
     /// Wraps a shared block already holding `len` elements.
     pub(crate) fn from_arc(alloc: Arc<Allocation>, len: usize) -> Self {

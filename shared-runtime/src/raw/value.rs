@@ -98,14 +98,6 @@ impl<T: SharedType> RawValue<T> {
         })
     }
 
-    /// Wraps a block already holding a `T` (used by named objects and handles).
-    pub(crate) fn from_allocation(alloc: Allocation) -> Self {
-        RawValue {
-            alloc: Arc::new(alloc),
-            _type: PhantomData,
-        }
-    }
-
     /// Wraps a shared block already holding a `T`.
     pub(crate) fn from_arc(alloc: Arc<Allocation>) -> Self {
         RawValue {

@@ -475,6 +475,9 @@ pub trait SharedLock: sealed::Sealed + Clone + Send + Sync + fmt::Debug + 'stati
     fn same_as(&self, other: &Self) -> bool;
     /// The arena the lock lives in.
     fn arena(&self) -> &Arena;
+    /// The offset of the lock cell.
+    #[doc(hidden)]
+    fn lock_offset(&self, _: crate::sync::Token) -> u64;
 }
 
 impl<K: Reentrancy> sealed::Sealed for GenericLock<K> {}
@@ -500,6 +503,9 @@ impl<K: Reentrancy> SharedLock for GenericLock<K> {
     }
     fn clear_poison(&self) {
         GenericLock::clear_poison(self)
+    }
+    fn lock_offset(&self, _: crate::sync::Token) -> u64 {
+        self.core().allocation().offset()
     }
     fn same_as(&self, other: &Self) -> bool {
         GenericLock::same_as(self, other)

@@ -1,7 +1,7 @@
 //! The part of a lock that lives in the arena, and the handle every clone shares.
 
 use std::fmt;
-use std::mem::{align_of, size_of};
+use std::mem::size_of;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, LockResult, PoisonError, TryLockError, TryLockResult};
 use std::time::{Duration, Instant};
@@ -105,7 +105,7 @@ impl LockCore {
         // say so now, as an error, rather than as a panic at the first `lock`.
         arena.lock_identity()?;
         // A fresh block is zeroed: an unlocked lock word, no owner, depth 0, not poisoned.
-        let alloc = arena.alloc(size_of::<LockCell>(), align_of::<LockCell>())?;
+        let alloc = arena.alloc_lock_cell()?;
         Ok(LockCore {
             alloc: Arc::new(alloc),
         })

@@ -58,6 +58,9 @@ mod sealed {
         /// Whether this process may wrap the object: it owns it, and this is its only
         /// handle here.
         fn check_wrappable(&self, _: Token) -> Result<()>;
+        /// Records the object in this process's map of opened objects, paired with the
+        /// lock at `lock`, if this process owns it.
+        fn record_if_owned(&self, lock: u64, _: Token);
     }
 
     impl<T: SharedType> Sealed for RawValue<T> {
@@ -70,6 +73,9 @@ mod sealed {
         fn check_wrappable(&self, _: Token) -> Result<()> {
             wrappable(self.allocation())
         }
+        fn record_if_owned(&self, lock: u64, _: Token) {
+            record_if_owned(self.allocation(), lock)
+        }
     }
     impl<T: SharedType> Sealed for RawArray<T> {
         fn borrow_mark(&self, _: Token) -> &AtomicI32 {
@@ -80,6 +86,15 @@ mod sealed {
         }
         fn check_wrappable(&self, _: Token) -> Result<()> {
             wrappable(self.allocation())
+        }
+        fn record_if_owned(&self, lock: u64, _: Token) {
+            record_if_owned(self.allocation(), lock)
+        }
+    }
+
+    fn record_if_owned(data: &Arc<Allocation>, lock: u64) {
+        if data.owned_here() {
+            crate::arena::opened::record_owned(data.arena(), data.offset(), lock, data);
         }
     }
 
@@ -148,14 +163,19 @@ impl Drop for Borrow<'_> {
     }
 }
 
-impl<O, L> Synchronized<O, L> {
+impl<O: SharedObject, L: SharedLock> Synchronized<O, L> {
     /// Pairs `obj` with `lock`. The caller must make sure that this wrapper and its clones
     /// are the only handles of `obj` in this process (a fresh object, or one checked by
-    /// `into_object`).
+    /// `into_object`). An object this process owns is recorded in its map of opened
+    /// objects, so that a handle of it opened here (by a forked child, say) gives this
+    /// handle, never a second one.
     pub(crate) fn from_parts(obj: O, lock: L) -> Self {
+        obj.record_if_owned(lock.lock_offset(Token), Token);
         Synchronized { obj, lock }
     }
+}
 
+impl<O, L> Synchronized<O, L> {
     /// The raw object, for the accessors that take the lock themselves.
     pub(crate) fn obj(&self) -> &O {
         &self.obj

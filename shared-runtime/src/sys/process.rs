@@ -30,9 +30,16 @@ static AT_LOAD: extern "C" fn() = {
 fn register_fork_handling() {
     ATFORK.call_once(|| {
         map_wipe_page();
-        // SAFETY: registering a child handler is always allowed; the handler does only
-        // async-signal-safe work, which is what pthread_atfork(3) requires of one.
-        let rc = unsafe { libc::pthread_atfork(None, None, Some(refresh_pid_in_child)) };
+        // SAFETY: registering handlers is always allowed. The child handler does only
+        // async-signal-safe work, which is what pthread_atfork(3) requires of one; the
+        // prepare handler runs before the fork, in the forking thread, like any code.
+        let rc = unsafe {
+            libc::pthread_atfork(
+                Some(prepare_fork),
+                Some(after_fork_in_parent),
+                Some(after_fork_in_child),
+            )
+        };
         assert_eq!(rc, 0, "pthread_atfork failed");
         PID.store(nix::unistd::getpid().as_raw(), Ordering::Relaxed);
     });
@@ -87,6 +94,22 @@ fn unrenewed_child() -> bool {
     !word.is_null() && unsafe { (*word).load(Ordering::Relaxed) } == 0
 }
 
+/// Takes the locks of process-local tables that a child must not inherit held (the map of
+/// opened objects, `arena::opened`): the child's only thread could never release them.
+extern "C" fn prepare_fork() {
+    crate::arena::opened::before_fork();
+}
+
+extern "C" fn after_fork_in_parent() {
+    crate::arena::opened::after_fork();
+}
+
+extern "C" fn after_fork_in_child() {
+    refresh_pid_in_child();
+    // One atomic store: async-signal-safe.
+    crate::arena::opened::after_fork();
+}
+
 extern "C" fn refresh_pid_in_child() {
     // Marked renewed first: what follows asks for the pid and thread id, which must not
     // start the renewal again.
@@ -108,6 +131,8 @@ extern "C" fn refresh_pid_in_child() {
 pub(crate) fn renew_if_forked() {
     if unrenewed_child() {
         refresh_pid_in_child();
+        // No prepare handler ran: tables held by another thread at the fork are suspect.
+        crate::arena::opened::after_raw_fork();
     }
 }
 

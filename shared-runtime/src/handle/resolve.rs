@@ -1,0 +1,196 @@
+//! What a handle names, checked against the arena under its lock: the block, and for a
+//! named object the directory entry (kind, layout, offsets) and an open record.
+//!
+//! The rules (see docs/design.md, "Opening by handle"):
+//! - a block owned by the directory is opened only as what its entry says it is, at the
+//!   offsets the entry gives (data after the lock cell at the block's start), with an open
+//!   record, so it outlives a `remove`;
+//! - a removed named object (an orphan) cannot be opened by handle: nothing says any more
+//!   what it is;
+//! - a block owned by the calling process is refused for data (it has the handle: clone
+//!   it), so a second, independent handle of its data can never exist here;
+//! - a lock offset must name a lock: a block made as an unnamed lock cell (`LOCK_BLOCK`)
+//!   or a named lock of that kind, never data.
+
+use crate::arena::heap::{Heap, HDR, LOCK_BLOCK};
+use crate::arena::registry::{Entry, ORPHAN_OWNER, REGISTRY_OWNER};
+use crate::arena::{Arena, ObjectKind, LOCK_CELL};
+use crate::handle::Handle;
+use crate::{Error, Result};
+
+/// A checked handle: what to map and which open records were made.
+pub(crate) struct Target {
+    /// The block holding the data (the lock cell for a lock; for a named `Value`/`Array`,
+    /// the block that starts with its lock cell).
+    pub(crate) block: u64,
+    /// The directory stamp of a named object, 0 for an unnamed one.
+    pub(crate) stamp: u64,
+    /// This process's open record of a named block, 0 for an unnamed one.
+    pub(crate) record: u64,
+    /// For an unnamed `Value`/`Array` whose lock is a named lock: the open record of it.
+    pub(crate) lock_record: u64,
+}
+
+fn bad(h: &Handle, reason: &'static str) -> Error {
+    Error::InvalidHandle {
+        text: h.to_string(),
+        reason,
+    }
+}
+
+/// The owner tag of the used block whose payload is at `at`.
+fn owner(heap: &Heap<'_>, at: u64) -> Result<u32> {
+    heap.owner_of(heap.used_block(at)?)
+}
+
+fn is_lock_block(heap: &Heap<'_>, at: u64) -> Result<bool> {
+    let b = heap.used_block(at)?;
+    Ok(heap.word(b) & LOCK_BLOCK != 0 && heap.size_of(b)? - HDR >= LOCK_CELL)
+}
+
+/// The entry of the named object whose block is `block`, checked against `h`.
+fn named_entry(heap: &Heap<'_>, h: &Handle, block: u64, kind: ObjectKind) -> Result<Entry> {
+    let e = heap
+        .entry_of(block)?
+        .ok_or(bad(h, "it names a directory block that is no named object"))?;
+    if e.kind() != Some(kind) {
+        return Err(Error::KindMismatch {
+            name: format!("handle {h}"),
+            stored: e
+                .kind()
+                .map_or_else(|| format!("unknown kind {}", e.kind), |k| k.to_string()),
+            requested: kind.to_string(),
+        });
+    }
+    if e.fingerprint != h.fingerprint || e.len != h.len {
+        return Err(bad(h, "its layout or length is not the named object's"));
+    }
+    Ok(e)
+}
+
+/// Checks `h` (already checked for arena, kind and layout) for data of `bytes` bytes, under
+/// the arena lock, and makes the open records a named object needs.
+pub(crate) fn resolve(heap: &Heap<'_>, arena: &Arena, h: &Handle, bytes: u64) -> Result<Target> {
+    let me = arena.owner_tag();
+    let removed = || {
+        bad(
+            h,
+            "its named object was removed: only processes that have it open can use it",
+        )
+    };
+    let unnamed = |block| Target {
+        block,
+        stamp: 0,
+        record: 0,
+        lock_record: 0,
+    };
+    match h.kind {
+        ObjectKind::Lock(_) => match owner(heap, h.offset)? {
+            REGISTRY_OWNER => {
+                let e = named_entry(heap, h, h.offset, h.kind)?;
+                let record = heap.open_record(h.offset, me)?;
+                Ok(Target {
+                    block: h.offset,
+                    stamp: e.stamp,
+                    record,
+                    lock_record: 0,
+                })
+            }
+            ORPHAN_OWNER => Err(removed()),
+            _ if is_lock_block(heap, h.offset)? => Ok(unnamed(h.offset)),
+            _ => Err(bad(h, "its offset names no lock")),
+        },
+        ObjectKind::RawValue | ObjectKind::RawArray => {
+            let who = owner(heap, h.offset)?;
+            if heap.payload_capacity(h.offset)? < bytes {
+                return Err(bad(h, "the object it names is smaller than it says"));
+            }
+            match who {
+                REGISTRY_OWNER => {
+                    let e = named_entry(heap, h, h.offset, h.kind)?;
+                    if e.data_at != 0 {
+                        return Err(bad(h, "its offset is not the named object's data"));
+                    }
+                    let record = heap.open_record(h.offset, me)?;
+                    Ok(Target {
+                        block: h.offset,
+                        stamp: e.stamp,
+                        record,
+                        lock_record: 0,
+                    })
+                }
+                ORPHAN_OWNER => Err(removed()),
+                w if w == me => Err(bad(
+                    h,
+                    "this process owns the object: use (a clone of) the handle it has",
+                )),
+                _ if is_lock_block(heap, h.offset)? => Err(bad(h, "it names a lock, not data")),
+                _ => Ok(unnamed(h.offset)),
+            }
+        }
+        ObjectKind::Value(k) | ObjectKind::Array(k) => {
+            match owner(heap, h.lock)? {
+                REGISTRY_OWNER => {
+                    let e = heap
+                        .entry_of(h.lock)?
+                        .ok_or(bad(h, "its lock names a directory block that is no object"))?;
+                    if !matches!(e.kind(), Some(ObjectKind::Lock(_))) {
+                        // A named Value/Array: data after the lock cell, in one block.
+                        let e = named_entry(heap, h, h.lock, h.kind)?;
+                        if h.offset != h.lock + e.data_at {
+                            return Err(bad(h, "its offsets are not the named object's"));
+                        }
+                        let record = heap.open_record(h.lock, me)?;
+                        return Ok(Target {
+                            block: h.lock,
+                            stamp: e.stamp,
+                            record,
+                            lock_record: 0,
+                        });
+                    }
+                }
+                ORPHAN_OWNER => return Err(removed()),
+                _ => {}
+            }
+            // An unnamed Value/Array: data in a block of its own, lock in another.
+            match owner(heap, h.offset)? {
+                REGISTRY_OWNER | ORPHAN_OWNER => {
+                    return Err(bad(h, "its data is a named object of another kind"))
+                }
+                w if w == me => {
+                    return Err(bad(
+                        h,
+                        "this process owns the object: use (a clone of) the handle it has",
+                    ))
+                }
+                _ if is_lock_block(heap, h.offset)? => {
+                    return Err(bad(h, "its data offset names a lock"))
+                }
+                _ => {}
+            }
+            if heap.payload_capacity(h.offset)? < bytes {
+                return Err(bad(h, "the object it names is smaller than it says"));
+            }
+            let lock_record = match owner(heap, h.lock)? {
+                REGISTRY_OWNER => {
+                    named_entry_lock(heap, h, k)?;
+                    heap.open_record(h.lock, me)?
+                }
+                _ if is_lock_block(heap, h.lock)? => 0,
+                _ => return Err(bad(h, "its lock offset names no lock")),
+            };
+            Ok(Target {
+                lock_record,
+                ..unnamed(h.offset)
+            })
+        }
+    }
+}
+
+/// Checks that the directory block at `h.lock` is a named lock of kind `k`.
+fn named_entry_lock(heap: &Heap<'_>, h: &Handle, k: crate::arena::LockKind) -> Result<()> {
+    match heap.entry_of(h.lock)? {
+        Some(e) if e.kind() == Some(ObjectKind::Lock(k)) => Ok(()),
+        _ => Err(bad(h, "its lock offset names no lock of its kind")),
+    }
+}
