@@ -21,7 +21,7 @@ fn arena() -> Arena {
 /// name's first handle dropping, the block must stay allocated under the handle's view, not
 /// be reused by a new Lock whose lock word the view's writes would hit (two holders).
 #[test]
-fn raw_handle_of_named_object_outlives_its_block() {
+fn a_raw_handle_keeps_a_removed_named_object_alive() {
     let a = arena();
     let v = a.create::<RawValue<u64>>("x", 1).unwrap();
     let h = v.handle();
@@ -54,7 +54,7 @@ fn raw_handle_of_named_object_outlives_its_block() {
 /// (block + 24, partly past the block's end), so the parent's and the child's "y" are two
 /// different words and both hold the lock at once.
 #[test]
-fn stale_map_entry_is_handed_out_for_a_new_object_at_the_same_offset() {
+fn a_new_object_at_a_reused_offset_never_gets_a_stale_handle() {
     let _serial = forking();
     let a = arena();
     let x = a.create::<Value<u64, Lock>>("x", 0).unwrap();
@@ -102,7 +102,7 @@ fn stale_map_entry_is_handed_out_for_a_new_object_at_the_same_offset() {
 /// raw accessors would not see the guard's borrow mark and write behind the guard's
 /// `&mut T`: it is refused (this process owns the block), or gives the same handle.
 #[test]
-fn raw_open_handle_bypasses_the_guard_borrow_check() {
+fn opening_an_owned_value_by_raw_handle_is_refused() {
     let a = arena();
     let v = Value::<u64>::new_in(&a, 1).unwrap();
     let r = match RawValue::<u64>::open_handle(&a, &v.getobj().handle()) {
@@ -128,7 +128,7 @@ fn raw_open_handle_bypasses_the_guard_borrow_check() {
 /// has named objects): with an RLock, `update` on it runs inside the inherited handle's
 /// guard, two `&mut T` to one value in one thread.
 #[test]
-fn forked_child_opens_second_handle_of_inherited_value() {
+fn a_forked_child_gets_its_inherited_handle_not_a_second_one() {
     let _serial = forking();
     let a = arena();
     let v = Value::<u64>::new_in(&a, 1).unwrap();
@@ -157,7 +157,7 @@ fn forked_child_opens_second_handle_of_inherited_value() {
 /// is never consulted, and the map hands back the RawArray's allocation (data at the block
 /// start), so the Array's data and its lock are the same bytes.
 #[test]
-fn forged_array_handle_over_named_raw_array_overlaps_data_and_lock() {
+fn forged_handles_are_checked_against_the_directory() {
     let a = arena();
     let buf = a.create::<RawArray<u64>>("buf", &[0u64; 8]).unwrap();
     let block = buf.offset();
@@ -198,7 +198,7 @@ fn forged_array_handle_over_named_raw_array_overlaps_data_and_lock() {
 /// detected after (top - start) / 32 iterations, each pushing a ~330-byte Entry into a Vec:
 /// memory and time grow with the heap's high-water mark (gigabytes for a large arena).
 #[test]
-fn directory_cycle_costs_memory_linear_in_heap() {
+fn a_directory_cycle_is_caught_in_a_few_steps() {
     use std::os::unix::fs::FileExt;
     let _serial = forking();
     let name = unique("rv-cycle");
@@ -259,7 +259,7 @@ fn directory_cycle_costs_memory_linear_in_heap() {
 /// publication) or inside `remove` (between freeing the entry and orphaning the object)
 /// leaves a directory-owned block nobody can reach: never freed, not by reclaim_dead.
 #[test]
-fn killed_create_or_remove_leaks_directory_blocks_forever() {
+fn reclaim_frees_directory_blocks_of_a_killed_create_or_remove() {
     let _serial = forking();
     let a = arena();
     let mut leaked = Vec::new();
@@ -301,7 +301,7 @@ fn killed_create_or_remove_leaks_directory_blocks_forever() {
 /// name again gives a second, independent handle: `update` on it runs inside the inherited
 /// handle's guard (RLock), two `&mut T` to one value in one thread.
 #[test]
-fn fork_while_the_map_is_held_gives_a_second_handle() {
+fn a_fork_while_the_handle_table_is_locked_keeps_the_table() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     let _serial = forking();
