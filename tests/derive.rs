@@ -2,14 +2,14 @@
 //! Python `ctypes` rendering, CPython's sharedctypes structure tests on raw objects, and
 //! (in `derive/accessors.rs`) the generated field accessors on every container.
 
+#[allow(dead_code)]
+mod common;
 use std::mem::{align_of, offset_of, size_of, MaybeUninit};
-use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::MutexGuard;
 
 use shared_runtime::layout::{LayoutKind, TypeLayout};
 use shared_runtime::{
-    copy, Array, CChar, Error, Process, RawArray, RawValue, ScopedProcess, SharedStruct,
-    SharedType, Value, WChar,
+    copy, Array, CChar, RawArray, RawValue, ScopedProcess, SharedStruct, SharedType, Value, WChar,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -197,28 +197,18 @@ mod accessors;
 // Helpers.
 
 /// Tests that fork are serialized: one child at a time in this test binary.
-static FORK: Mutex<()> = Mutex::new(());
-
 fn fork_lock() -> MutexGuard<'static, ()> {
-    FORK.lock().unwrap_or_else(|e| e.into_inner())
+    common::forking()
 }
 
 /// Runs `f` in a forked child and waits for it; a child that fails or hangs fails the test.
 fn in_child(f: impl FnOnce()) {
-    Process::scope(|s| finish(s.start(f).expect("fork")));
+    common::in_child(f).unwrap_or_else(|e| panic!("the child failed: {e}"));
 }
 
 /// Waits for `child`; a child that fails or hangs fails the test.
-fn finish(mut child: ScopedProcess<'_>) {
-    match child.join_timeout(Duration::from_secs(30)) {
-        Ok(()) => {}
-        Err(Error::Timeout(_)) => {
-            child.kill().expect("kill the hung child");
-            let _ = child.join_timeout(Duration::from_secs(30));
-            panic!("the child did not finish within 30 s");
-        }
-        Err(e) => panic!("the child failed: {e}"),
-    }
+fn finish(child: ScopedProcess<'_>) {
+    common::finish(child).unwrap_or_else(|e| panic!("the child failed: {e}"));
 }
 
 fn field<'a>(layout: &'a TypeLayout, name: &str) -> &'a shared_runtime::layout::FieldLayout {

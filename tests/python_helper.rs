@@ -5,10 +5,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
 use shared_runtime::{Arena, Lock, RawArray, RawValue, SharedStruct, SharedType, Value};
 
 #[derive(SharedStruct, Clone, Copy, Debug, PartialEq)]
@@ -26,55 +22,13 @@ struct Other {
     b: u64,
 }
 
-/// Runs `script` with `python3` (the helper's directory on its path), at most
-/// `common::PATIENCE`; `None` (and a message) if there is no `python3`.
+/// Runs `script` with `python3`, the helper's directory on its path; `None` (and a
+/// message) if there is no `python3`.
 fn python(script: &str) -> Option<String> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../python");
-    let script = format!("import sys\nsys.path.insert(0, {dir:?})\n{script}");
-    let child = Command::new("python3")
-        .arg("-")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(child) => child,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            println!("skipped: python3 not found");
-            return None;
-        }
-        Err(e) => panic!("cannot run python3: {e}"),
-    };
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(script.as_bytes()).unwrap();
-    drop(stdin);
-    let read = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            r.read_to_string(&mut s).unwrap();
-            s
-        })
-    };
-    let out = read(Box::new(child.stdout.take().unwrap()));
-    let err = read(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + common::PATIENCE;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            panic!("python3 hung for {:?} and was killed", common::PATIENCE);
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let (out, err) = (out.join().unwrap(), err.join().unwrap());
-    assert!(
-        status.success(),
-        "python3 failed ({status}):\n{out}\n{err}\n--- script ---\n{script}"
-    );
-    Some(out)
+    common::python::run(
+        script,
+        Some(concat!(env!("CARGO_MANIFEST_DIR"), "/../python")),
+    )
 }
 
 /// The output line starting with `key `, without the key.

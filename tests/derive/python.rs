@@ -4,37 +4,7 @@ use super::*;
 
 /// Runs `script` with `python3`, or returns `None` (and says so) if there is no `python3`.
 fn python(script: &str) -> Option<String> {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-
-    let child = Command::new("python3")
-        .arg("-")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(child) => child,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            println!("skipped: python3 not found");
-            return None;
-        }
-        Err(e) => panic!("cannot run python3: {e}"),
-    };
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        out.status.success(),
-        "python3 failed:\n{}\n--- script ---\n{script}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(stdout)
+    crate::common::python::run(script, None)
 }
 
 /// The Python class name `to_ctypes` gives a top-level struct (the last class declared).
