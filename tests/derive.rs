@@ -2,7 +2,6 @@
 //! Python `ctypes` rendering, CPython's sharedctypes structure tests on raw objects, and
 //! (in `derive/accessors.rs`) the generated field accessors on every container.
 
-#[allow(dead_code)]
 mod common;
 use std::mem::{align_of, offset_of, size_of, MaybeUninit};
 use std::sync::MutexGuard;

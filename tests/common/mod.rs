@@ -146,7 +146,6 @@ pub fn hide_proc() -> Result<(), String> {
 }
 
 /// What a probing acquisition got, as a code a child can write into shared memory.
-#[allow(dead_code)]
 pub mod python;
 
 pub mod probe {
