@@ -33,9 +33,10 @@ What Python CANNOT do (yet)
       Python takes no open record, so a view must not outlive the name's ``remove``.
 
 A damaged or foreign segment raises :class:`ArenaError` (never a crash, never a hang):
-every offset read from the segment is bounds-checked before use and the directory walk has
-a step budget. The directory is read without the arena's lock (Python cannot take it); a
-walk that meets a change in progress is retried a few times before it is reported.
+every offset read from the segment is bounds-checked before use, and the directory walk
+stops at the first offset it meets twice. The directory is read without the arena's lock
+(Python cannot take it); a walk that meets a change in progress is retried a few times
+before it is reported.
 """
 
 import ctypes
@@ -70,6 +71,7 @@ _GRAIN, _HDR, _MIN_BLOCK, _USED = 16, 16, 32, 1
 _REGISTRY_OWNER = 0xFFFFFFFF
 _ENTRY = struct.Struct("<7Q4I48s200s")  # next object len fp size align data_at kind ...
 _LOCK_CELL = 24
+_ENTRY_BLOCK = -(-(_HDR + _ENTRY.size) // _GRAIN) * _GRAIN  # the smallest entry's block
 _M64 = (1 << 64) - 1
 
 # ObjectKind::code -> (kind, lock kind)
@@ -348,19 +350,23 @@ class Arena:
         start, top = self._check_header()
         if self._word(_REBUILDING):
             raise self._bad("its allocator is being rebuilt after a crash")
-        budget = (top - start) // _MIN_BLOCK + 1
+        # Each entry has a block of its own, so no more than this many fit in the heap;
+        # a repeated offset is a loop, reported at once.
+        budget = (top - start) // _ENTRY_BLOCK + 1
         at = self._word(_REGISTRY)
-        found = []
+        seen = set()
+        order = []
         while at:
-            budget -= 1
-            if budget < 0:
+            if at in seen or len(order) >= budget:
                 raise self._bad("the object directory loops")
+            seen.add(at)
             room = self._directory_block(at, start, top, "directory entry")
             if room < _ENTRY.size:
                 raise self._bad(f"directory entry at {at} is too small")
-            found.append(self._entry(at, start, top))
+            order.append(at)
             at = _ENTRY.unpack_from(self._buf, at)[0]
-        return found
+        # Only a walk that ended is turned into objects.
+        return [self._entry(at, start, top) for at in order]
 
     def _entry(self, at, start, top):
         (_, obj, n, fp, size, align, data_at, code, name_len, type_len, _, type_name,

@@ -6,16 +6,10 @@ use shared_runtime::Arena;
 
 use crate::describe::{self as d};
 use crate::json::Json;
+use crate::text::clean;
 
 /// A command's failure: the message `main` prints on stderr before exiting with 1.
 pub type Failure = String;
-
-/// Text from shared memory made safe for a terminal: control characters become `?`.
-fn clean(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
-}
 
 /// `list`: every segment in `/dev/shm`, arenas with their summary, others with the reason.
 pub fn list(json: bool) -> Result<(), Failure> {
@@ -58,7 +52,12 @@ pub fn list(json: bool) -> Result<(), Failure> {
                     ("arena", Json::Bool(false)),
                     ("error", Json::str(e.to_string())),
                 ]));
-                text.push([clean(&name), "-".into(), "-".into(), format!("- ({e})")]);
+                text.push([
+                    clean(&name),
+                    "-".into(),
+                    "-".into(),
+                    clean(&format!("- ({e})")),
+                ]);
             }
         }
     }
@@ -152,7 +151,7 @@ fn show_text(
             "blocks: {} used ({} bytes), {} free ({} bytes); every invariant holds",
             r.used_blocks, r.used_bytes, r.free_blocks, r.free_bytes
         ),
-        Err(e) => println!("blocks: DAMAGED: {e}"),
+        Err(e) => println!("blocks: DAMAGED: {}", clean(&e.to_string())),
     }
     println!("objects: {}", objects.len());
     let mut rows = vec![[

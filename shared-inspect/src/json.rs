@@ -76,7 +76,10 @@ impl Json {
     }
 }
 
-/// Writes `s` as a JSON string: quotes, backslashes and control characters escaped.
+/// Writes `s` as a JSON string: quotes, backslashes and control characters escaped, and
+/// so are C1 controls, DEL and the characters a terminal must not get raw (bidi and other
+/// format characters, U+2028/U+2029: see `text::is_unsafe`), so `--json` output is as safe
+/// to print as the text.
 pub fn escape(s: &str, out: &mut String) {
     out.push('"');
     for c in s.chars() {
@@ -86,8 +89,10 @@ pub fn escape(s: &str, out: &mut String) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
+            c if crate::text::is_unsafe(c) => {
+                for unit in c.encode_utf16(&mut [0; 2]) {
+                    let _ = write!(out, "\\u{unit:04x}");
+                }
             }
             c => out.push(c),
         }
@@ -103,6 +108,16 @@ mod tests {
     fn strings_are_escaped() {
         let v = Json::Obj(vec![("a\"b", Json::str("x\\y\n\u{1}\u{e9}"))]);
         assert_eq!(v.render(), r#"{"a\"b":"x\\y\n\u0001é"}"#);
+    }
+
+    #[test]
+    fn c1_controls_and_format_characters_are_escaped() {
+        let v = Json::str("a\u{80}\u{9b}\u{9f}\u{a0}b\u{202e}\u{2066}\u{200f}\u{2028}\u{e0041}");
+        // U+00A0 (no-break space) is not a control: it stays as it is.
+        assert_eq!(
+            v.render(),
+            "\"a\\u0080\\u009b\\u009f\u{a0}b\\u202e\\u2066\\u200f\\u2028\\udb40\\udc41\""
+        );
     }
 
     #[test]

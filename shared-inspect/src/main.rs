@@ -12,6 +12,7 @@
 mod commands;
 mod describe;
 mod json;
+mod text;
 
 use clap::{Parser, Subcommand};
 
@@ -56,7 +57,8 @@ fn main() {
         Command::RemoveStale { json } => commands::remove_stale(json),
     };
     if let Err(message) = done {
-        eprintln!("shared-inspect: {message}");
+        // (Messages may quote what the segment holds.)
+        eprintln!("shared-inspect: {}", text::clean(&message));
         std::process::exit(1);
     }
 }

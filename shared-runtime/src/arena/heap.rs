@@ -12,8 +12,9 @@
 //! ```
 //! `flags` are [`USED`], [`PREV_USED`] (the block before this one is in use, so there is no
 //! footer to read), [`PUNCHED`] (some pages of this free block were returned to the OS
-//! and must be reserved again before they are handed out) and [`LOCK_BLOCK`] (this used
-//! block is an unnamed lock cell).
+//! and must be reserved again before they are handed out), [`LOCK_BLOCK`] (this used
+//! block is an unnamed lock cell) and, in a high bit of the word, [`RECORD_BLOCK`] (this
+//! used block is an open record). Both marks are cleared when the block is freed.
 //!
 //! # Invariants (checked by `check::verify`)
 //! 1. Blocks tile `[start, top)` exactly; `[top, committed)` is zero and never handed out.
@@ -46,7 +47,12 @@ pub(crate) const PUNCHED: u64 = 4;
 /// In a used block: it holds a lock cell made by `Arena::alloc_lock_cell`, so a handle may
 /// name it as a lock (no user data ever sits in it). Cleared when the block is freed.
 pub(crate) const LOCK_BLOCK: u64 = 8;
-pub(crate) const FLAGS: u64 = GRAIN - 1;
+/// In a used block: it is an open record (see `records.rs`), so it is never opened as data
+/// by handle and only a block so marked counts as a record. A high bit, as the four low
+/// ones are taken; no block size comes near it. Cleared when the block is freed.
+pub(crate) const RECORD_BLOCK: u64 = 1 << 62;
+/// Every flag bit of a block's first word; the rest is the block's size.
+pub(crate) const FLAGS: u64 = (GRAIN - 1) | RECORD_BLOCK;
 /// Number of free-list bins.
 pub(crate) const NBINS: usize = 128;
 /// Free runs at least this large have their whole pages returned to the OS.

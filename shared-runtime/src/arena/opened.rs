@@ -78,7 +78,13 @@ impl Drop for Held {
 }
 
 /// Runs `f` on the map. `f` must not drop an `Arc<Allocation>` (its drop uses the map).
+///
+/// Every use of the map comes through here, so this is where a child made by a raw fork
+/// learns that it is one (and whether the map was held at the fork), before it trusts
+/// `BROKEN` or waits for the lock: a lock held by a thread that does not exist in the
+/// child would otherwise be waited for forever.
 fn with_map<R>(f: impl FnOnce(&mut Map) -> R) -> Result<R> {
+    crate::sys::process::renew_if_forked();
     if BROKEN.load(Acquire) {
         return Err(Error::Corrupted(
             "this process was forked without libc's fork while another thread was updating \

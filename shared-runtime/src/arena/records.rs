@@ -2,17 +2,22 @@
 //!
 //! Each process that opens a named object holds one small block, owned by that process
 //! (its pid in the block header, like any object it allocates), holding a check word and
-//! the object's offset. The object of a removed name (an orphan) is freed when no open
-//! record refers to it: when the last opener closes it, or when `reclaim_dead` frees the
-//! records of openers that are proven dead. The count is never stored, only counted, so a
-//! process killed at any point cannot leave it wrong. A forged record can only keep an
-//! orphan allocated, never free one early.
+//! the object's offset. The block is marked [`RECORD_BLOCK`] in its header, and only a
+//! block so marked (with the right check word) counts as a record. The object of a removed
+//! name (an orphan) is freed when no open record refers to it: when the last opener closes
+//! it, or when `reclaim_dead` frees the records of openers that are proven dead. The count
+//! is never stored, only counted, so a process killed at any point cannot leave it wrong.
+//!
+//! No process but the opener writes a record: its offset is never handed out, and a handle
+//! naming it is refused (`handle::resolve` opens no `RECORD_BLOCK` as data), so no other
+//! process, a forked child included, can erase it and free the object early. User data
+//! can never pass for a record either, as no data block carries the mark.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::arena::check::walk;
-use crate::arena::heap::{Heap, HDR, USED};
+use crate::arena::heap::{Heap, HDR, RECORD_BLOCK, USED};
 use crate::arena::registry::{ORPHAN_OWNER, REGISTRY_OWNER};
 use crate::{Error, Result};
 
@@ -40,7 +45,7 @@ impl Heap<'_> {
 
     /// The object the used block `b` (of `size` bytes) is an open record of, if it is one.
     fn record_target(&self, b: u64, size: u64) -> Result<Option<u64>> {
-        if size < HDR + RECORD {
+        if size < HDR + RECORD || self.word(b) & RECORD_BLOCK == 0 {
             return Ok(None);
         }
         let owner = self.owner_of(b)?;
@@ -58,6 +63,10 @@ impl Heap<'_> {
     /// Makes `opener`'s open record of the object at `object`.
     pub(crate) fn open_record(&self, object: u64, opener: u32) -> Result<u64> {
         let at = self.alloc(RECORD, 16, opener)?;
+        // Marked before it holds anything: the mark makes it a record for `resolve`, which
+        // then never hands it out as data; the check word, written last, makes it count.
+        let b = at - HDR;
+        self.set_word(b, self.word(b) | RECORD_BLOCK);
         self.set_word(at + 8, object);
         self.set_word(at, self.record_check(at, object));
         Ok(at)

@@ -10,9 +10,12 @@
 //! - a block owned by the calling process is refused for data (it has the handle: clone
 //!   it), so a second, independent handle of its data can never exist here;
 //! - a lock offset must name a lock: a block made as an unnamed lock cell (`LOCK_BLOCK`)
-//!   or a named lock of that kind, never data.
+//!   or a named lock of that kind, never data;
+//! - data is never a lock cell or an open record (`RECORD_BLOCK`): another process's open
+//!   record, written through a data handle, could otherwise be erased, freeing a removed
+//!   object while it is still open.
 
-use crate::arena::heap::{Heap, HDR, LOCK_BLOCK};
+use crate::arena::heap::{Heap, HDR, LOCK_BLOCK, RECORD_BLOCK};
 use crate::arena::registry::{Entry, ORPHAN_OWNER, REGISTRY_OWNER};
 use crate::arena::{Arena, ObjectKind, LOCK_CELL};
 use crate::handle::Handle;
@@ -46,6 +49,11 @@ fn owner(heap: &Heap<'_>, at: u64) -> Result<u32> {
 fn is_lock_block(heap: &Heap<'_>, at: u64) -> Result<bool> {
     let b = heap.used_block(at)?;
     Ok(heap.word(b) & LOCK_BLOCK != 0 && heap.size_of(b)? - HDR >= LOCK_CELL)
+}
+
+/// Whether the used block whose payload is at `at` is an open record (`records.rs`).
+fn is_record_block(heap: &Heap<'_>, at: u64) -> Result<bool> {
+    Ok(heap.word(heap.used_block(at)?) & RECORD_BLOCK != 0)
 }
 
 /// The entry of the named object whose block is `block`, checked against `h`.
@@ -125,6 +133,10 @@ pub(crate) fn resolve(heap: &Heap<'_>, arena: &Arena, h: &Handle, bytes: u64) ->
                     "this process owns the object: use (a clone of) the handle it has",
                 )),
                 _ if is_lock_block(heap, h.offset)? => Err(bad(h, "it names a lock, not data")),
+                _ if is_record_block(heap, h.offset)? => Err(bad(
+                    h,
+                    "it names another process's open record of a named object, not data",
+                )),
                 _ => Ok(unnamed(h.offset)),
             }
         }
@@ -165,6 +177,12 @@ pub(crate) fn resolve(heap: &Heap<'_>, arena: &Arena, h: &Handle, bytes: u64) ->
                 }
                 _ if is_lock_block(heap, h.offset)? => {
                     return Err(bad(h, "its data offset names a lock"))
+                }
+                _ if is_record_block(heap, h.offset)? => {
+                    return Err(bad(
+                        h,
+                        "its data offset names another process's open record, not data",
+                    ))
                 }
                 _ => {}
             }
