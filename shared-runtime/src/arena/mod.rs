@@ -39,6 +39,7 @@ use crate::sys::process::process_key;
 use crate::{Error, Result};
 
 pub(crate) use allocation::Allocation;
+pub(crate) use namespace::mark_renewed;
 pub use check::HeapReport;
 use header::{min_capacity, ArenaHeader};
 pub(crate) use kind::LOCK_CELL;
