@@ -62,7 +62,7 @@ impl<'a> LockGuard<'a> {
 }
 
 impl Drop for LockGuard<'_> {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         self.core.leave(self.me, self.panicking);
     }
@@ -282,7 +282,7 @@ impl<K: Reentrancy> GenericLock<K> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     #[doc(alias = "acquire")]
-    #[inline]
+    #[inline(always)]
     pub fn lock(&self) -> LockResult<LockGuard<'_>> {
         self.core.lock::<K>()
     }
@@ -498,7 +498,7 @@ impl<K: Reentrancy> SharedLock for GenericLock<K> {
     fn new_in(arena: &Arena) -> Result<Self> {
         GenericLock::new_in(arena)
     }
-    #[inline]
+    #[inline(always)]
     fn lock(&self) -> LockResult<LockGuard<'_>> {
         GenericLock::lock(self)
     }

@@ -317,8 +317,10 @@ impl LockCore {
         }
     }
 
-    /// Blocks until held; `K` says whether the holding thread may enter again.
-    #[inline]
+    /// Blocks until held; `K` says whether the holding thread may enter again. Inlined
+    /// whole into the caller (the slow paths are out of line): returned from a call, the
+    /// guard went through memory and its copy stalled on store forwarding.
+    #[inline(always)]
     pub(crate) fn lock<K: Reentrancy>(&self) -> LockResult<LockGuard<'_>> {
         let me = self.me();
         // The compare-and-swap first: on a free lock it is all there is to do, and when it
@@ -367,7 +369,7 @@ impl LockCore {
 
     /// Called by the guard, on the holding thread, to release one level taken as `me`.
     /// `was_panicking`: whether the thread was already unwinding when it took this level.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn leave(&self, me: u64, was_panicking: bool) {
         let c = self.cell();
         // A guard that crossed a fork (moved into a child's closure) releases nothing: the

@@ -316,6 +316,7 @@ impl<O: SharedObject, L: SharedLock> Synchronized<O, L> {
 
     /// Builds the guard `lock` returns, from the data's address.
     #[track_caller]
+    #[inline(always)]
     pub(crate) fn guard<T: ?Sized>(&self, data: *mut T) -> LockResult<SyncGuard<'_, T>> {
         let data = NonNull::new(data).expect("shared objects are never at address 0");
         self.assert_not_reentered();
