@@ -303,7 +303,7 @@ impl<O: SharedObject, L: SharedLock> Synchronized<O, L> {
     /// nothing; use `lock` to learn that a holder died), and marks the data borrowed by this
     /// thread.
     #[track_caller]
-    #[inline]
+    #[inline(always)]
     pub(crate) fn lock_and_borrow(&self) -> Held<'_> {
         self.assert_not_reentered();
         let lock = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
