@@ -39,7 +39,6 @@ use crate::sys::process::process_key;
 use crate::{Error, Result};
 
 pub(crate) use allocation::Allocation;
-pub(crate) use namespace::mark_renewed;
 pub use check::HeapReport;
 use header::{min_capacity, ArenaHeader};
 pub(crate) use kind::LOCK_CELL;
@@ -48,6 +47,7 @@ pub use kind::{LockKind, NamedObject, ObjectKind};
 pub use kind::{Parts, Shape};
 pub use listing::ObjectInfo;
 pub use named::ARENA_ENV;
+pub(crate) use namespace::mark_renewed;
 pub use reclaim::Reclaimed;
 pub use snapshot::{SegmentInfo, Snapshot};
 pub use stats::ArenaStats;

@@ -13,7 +13,8 @@
 
 use crate::arena::Arena;
 use crate::sys::liveness::{
-    cached_identity, in_other_pid_namespace, in_other_pid_namespace_renewed, pid_namespace, thread_identity, FOREIGN, TID_MASK,
+    cached_identity, in_other_pid_namespace, in_other_pid_namespace_renewed, pid_namespace,
+    thread_identity, FOREIGN, TID_MASK,
 };
 use crate::sys::process::current_pid;
 use crate::Result;
