@@ -248,6 +248,12 @@ impl LockCore {
         self.cell().poison.store(0, Relaxed);
     }
 
+    /// Records that this process's holder panicked while holding the lock.
+    #[cold]
+    fn poison_panicked(&self) {
+        self.set_poison(PANICKED, current_pid_renewed());
+    }
+
     /// Records why the lock is poisoned; `pid` is the holder that ended badly.
     #[cold]
     fn set_poison(&self, why: u32, pid: i32) {
@@ -392,7 +398,7 @@ impl LockCore {
         // level (a level taken during an unrelated unwind, in a destructor, ran its
         // critical section to the end).
         if !was_panicking && std::thread::panicking() {
-            self.set_poison(PANICKED, current_pid_renewed());
+            self.poison_panicked();
         }
         let depth = c.depth.load(Relaxed);
         c.depth.store(depth.saturating_sub(1), Relaxed);

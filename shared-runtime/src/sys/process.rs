@@ -168,9 +168,14 @@ pub(crate) fn current_pid() -> i32 {
 #[inline]
 pub(crate) fn current_pid_renewed() -> i32 {
     match PID.load(Ordering::Relaxed) {
-        0 => current_pid(),
+        0 => first_pid(),
         pid => pid,
     }
+}
+
+#[cold]
+fn first_pid() -> i32 {
+    current_pid()
 }
 
 /// Which side of a fork the caller is on.
