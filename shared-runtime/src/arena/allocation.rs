@@ -1,5 +1,6 @@
 //! One block of an arena, freed on drop by the process that owns it.
 
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
@@ -14,6 +15,9 @@ use crate::Result;
 pub(crate) struct Allocation {
     arena: Arena,
     offset: u64,
+    /// The payload's address in this process (`arena.base() + offset`, computed once: the
+    /// hot path of every access follows this one pointer instead of three).
+    ptr: NonNull<u8>,
     /// The `process_key` of the owning process, 0 if this handle owns nothing.
     owner: u64,
     /// Process-local: the thread id of a thread of this process that has the block's data
@@ -37,10 +41,27 @@ pub(crate) struct Allocation {
     mapped: AtomicU64,
 }
 
+// SAFETY: `ptr` is an address inside the mapping that `arena` keeps alive, only used to
+// reach shared memory through atomics or under this crate's locks, exactly as `arena.base()`
+// plus `offset` would be; the other fields are `Send + Sync` themselves.
+unsafe impl Send for Allocation {}
+// SAFETY: as above.
+unsafe impl Sync for Allocation {}
+
+/// The payload at `offset` of `arena`, in this process.
+fn payload(arena: &Arena, offset: u64) -> NonNull<u8> {
+    // SAFETY: the offset was handed out by the allocator of this arena (or checked against
+    // it by the caller that opened the block), so it lies inside the mapping, which the
+    // arena handle stored next to this pointer keeps alive.
+    let ptr = unsafe { arena.base().add(offset as usize) };
+    NonNull::new(ptr).expect("a mapping is never at address 0")
+}
+
 impl Allocation {
     /// An allocation the calling process has just made.
     pub(crate) fn new(arena: Arena, offset: u64) -> Self {
         Allocation {
+            ptr: payload(&arena, offset),
             arena,
             offset,
             owner: process_key(),
@@ -74,6 +95,7 @@ impl Allocation {
         parent: Option<Arc<Allocation>>,
     ) -> Self {
         Allocation {
+            ptr: payload(&arena, offset),
             arena,
             offset,
             owner,
@@ -122,6 +144,7 @@ impl Allocation {
     /// a handle): it never frees it.
     pub(crate) fn borrowed(arena: Arena, offset: u64) -> Self {
         Allocation {
+            ptr: payload(&arena, offset),
             arena,
             offset,
             owner: 0,
@@ -136,10 +159,9 @@ impl Allocation {
     }
 
     /// Address of the payload in this process.
+    #[inline]
     pub(crate) fn ptr(&self) -> *mut u8 {
-        // SAFETY: the offset was handed out by the allocator of this arena, so it lies inside
-        // the mapping, which `self.arena` keeps alive.
-        unsafe { self.arena.base().add(self.offset as usize) }
+        self.ptr.as_ptr()
     }
 
     pub(crate) fn offset(&self) -> u64 {

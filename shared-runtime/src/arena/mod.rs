@@ -47,6 +47,7 @@ pub use kind::{LockKind, NamedObject, ObjectKind};
 pub use kind::{Parts, Shape};
 pub use listing::ObjectInfo;
 pub use named::ARENA_ENV;
+pub(crate) use namespace::mark_renewed;
 pub use reclaim::Reclaimed;
 pub use snapshot::{SegmentInfo, Snapshot};
 pub use stats::ArenaStats;

@@ -13,7 +13,8 @@
 
 use crate::arena::Arena;
 use crate::sys::liveness::{
-    cached_identity, in_other_pid_namespace, pid_namespace, thread_identity, FOREIGN, TID_MASK,
+    cached_identity, in_other_pid_namespace, in_other_pid_namespace_renewed, pid_namespace,
+    thread_identity, FOREIGN, TID_MASK,
 };
 use crate::sys::process::current_pid;
 use crate::Result;
@@ -50,7 +51,7 @@ impl Arena {
     /// process's pid namespace, so that threads of two foreign namespaces with the same id
     /// and start tick (both namespaces' first process, say) never share an identity.
     #[inline]
-    fn mark(&self, id: u64) -> u64 {
+    pub(crate) fn mark(&self, id: u64) -> u64 {
         if !self.foreign() {
             return id;
         }
@@ -66,6 +67,17 @@ impl Arena {
         } else {
             pid
         }
+    }
+}
+
+/// `Arena::mark` for a caller that has just called `renew_if_forked`, given the arena's
+/// `creator_pidns` (the lock hot path keeps a copy of it).
+#[inline]
+pub(crate) fn mark_renewed(id: u64, creator_pidns: u64) -> u64 {
+    if in_other_pid_namespace_renewed(creator_pidns) {
+        foreign_identity(id)
+    } else {
+        id
     }
 }
 

@@ -42,6 +42,7 @@ impl<'a, T: ?Sized> SyncGuard<'a, T> {
     /// # Safety
     /// `lock` must be the object's lock, held by this thread; `borrow` must mark the object
     /// as borrowed by this thread; `data` must point to the object's memory, valid for `'a`.
+    #[inline]
     pub(crate) unsafe fn new(data: NonNull<T>, borrow: Borrow<'a>, lock: LockGuard<'a>) -> Self {
         SyncGuard {
             data,

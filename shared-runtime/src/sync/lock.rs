@@ -6,7 +6,7 @@ use std::sync::{LockResult, TryLockResult};
 use std::time::Duration;
 
 use crate::arena::Arena;
-use crate::sync::lock_cell::LockCore;
+use crate::sync::lock_cell::{tid_of, LockCore};
 use crate::sync::poison::{HoldsLock, Poison};
 use crate::Result;
 
@@ -31,6 +31,8 @@ use crate::Result;
 #[doc(alias = "release")]
 pub struct LockGuard<'a> {
     core: &'a LockCore,
+    /// The identity the lock was taken with, for the release.
+    me: u64,
     /// Whether the thread was already unwinding when it took this level: then its release
     /// during that unwinding is no sign of a half-done critical section (std's rule), e.g.
     /// a lock used inside a destructor that runs while an unrelated panic unwinds.
@@ -41,19 +43,28 @@ pub struct LockGuard<'a> {
 
 impl<'a> LockGuard<'a> {
     /// # Safety
-    /// The calling thread must have just acquired `core`'s lock (one level of it).
-    pub(crate) unsafe fn new(core: &'a LockCore) -> Self {
+    /// The calling thread must have just acquired `core`'s lock (one level of it) as `me`.
+    #[inline]
+    pub(crate) unsafe fn new(core: &'a LockCore, me: u64) -> Self {
         LockGuard {
             core,
+            me,
             panicking: std::thread::panicking(),
             _not_send: PhantomData,
         }
     }
+
+    /// The id of the thread that took the lock (the borrow mark of `Synchronized`).
+    #[inline]
+    pub(crate) fn tid(&self) -> i32 {
+        tid_of(self.me)
+    }
 }
 
 impl Drop for LockGuard<'_> {
+    #[inline(always)]
     fn drop(&mut self) {
-        self.core.leave(self.panicking);
+        self.core.leave(self.me, self.panicking);
     }
 }
 
@@ -271,6 +282,7 @@ impl<K: Reentrancy> GenericLock<K> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     #[doc(alias = "acquire")]
+    #[inline(always)]
     pub fn lock(&self) -> LockResult<LockGuard<'_>> {
         self.core.lock::<K>()
     }
@@ -486,6 +498,7 @@ impl<K: Reentrancy> SharedLock for GenericLock<K> {
     fn new_in(arena: &Arena) -> Result<Self> {
         GenericLock::new_in(arena)
     }
+    #[inline(always)]
     fn lock(&self) -> LockResult<LockGuard<'_>> {
         GenericLock::lock(self)
     }

@@ -2,17 +2,20 @@
 
 use std::fmt;
 use std::mem::size_of;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, LockResult, PoisonError, TryLockError, TryLockResult};
 use std::time::{Duration, Instant};
 
-use crate::arena::{Allocation, Arena};
+use crate::arena::{mark_renewed, Allocation, Arena};
 use crate::sync::inspect::{Holder, LockState};
 use crate::sync::lock::{LockGuard, Reentrancy};
 use crate::sync::poison::{Poison, PoisonCause};
-use crate::sys::futex::{Acquired, FutexLock};
-use crate::sys::liveness::thread_of_live_process;
-use crate::sys::process::current_pid;
+use crate::sys::futex::{Acquired, FutexLock, WAITERS};
+use crate::sys::liveness::{
+    cached_identity_renewed, thread_identity, thread_of_live_process, TID_MASK,
+};
+use crate::sys::process::{current_pid_renewed, renew_if_forked};
 use crate::Result;
 
 /// A lock in shared memory: the robust futex lock word, plus what `Debug` shows and the
@@ -86,6 +89,15 @@ const DIED: u32 = 2;
 /// A holding thread ended while its process lived on.
 const THREAD_DIED: u32 = 3;
 
+#[cold]
+#[inline(never)]
+fn depth_overflow() -> ! {
+    panic!(
+        "RLock re-entered more than {} times by one thread",
+        u32::MAX
+    )
+}
+
 /// One poison record word.
 fn record(cause: u32, pid: i32) -> u64 {
     u64::from(cause) | u64::from(pid as u32) << 32
@@ -97,23 +109,73 @@ fn record(cause: u32, pid: i32) -> u64 {
 #[derive(Clone)]
 pub(crate) struct LockCore {
     alloc: Arc<Allocation>,
+    /// The cell in this process's mapping (`alloc.ptr()`, kept here so that the hot path
+    /// follows one pointer, not three).
+    cell: NonNull<LockCell>,
+    /// A copy of the arena's `creator_pidns` (fixed for the arena handle's life), for the
+    /// identity this process writes into the lock word.
+    creator_pidns: u64,
+}
+
+// SAFETY: `cell` points into the mapping that `alloc` keeps alive, and every field of a
+// `LockCell` is an atomic made for concurrent use from any thread (and process); the
+// other fields are `Send + Sync` themselves.
+unsafe impl Send for LockCore {}
+// SAFETY: as above.
+unsafe impl Sync for LockCore {}
+
+/// The thread id in an identity (its low bits, below the foreign and waiters bits), which
+/// holds the whole id (at most `PID_MAX_LIMIT`), foreign or not: what `current_tid` gives.
+#[inline]
+pub(crate) fn tid_of(me: u64) -> i32 {
+    (me & TID_MASK) as i32
+}
+
+/// How `enter` came to hold the lock.
+#[derive(Clone, Copy)]
+enum Entry {
+    /// Taken fresh from a released lock.
+    Fresh,
+    /// Taken again by the thread that holds it (`RLock`).
+    Again,
+    /// Taken over from a holder proven dead.
+    OwnerDied { holder: u64 },
+}
+
+impl From<Acquired> for Entry {
+    #[inline]
+    fn from(how: Acquired) -> Self {
+        match how {
+            Acquired::Clean => Entry::Fresh,
+            Acquired::OwnerDied { holder } => Entry::OwnerDied { holder },
+        }
+    }
 }
 
 impl LockCore {
+    fn with_alloc(alloc: Arc<Allocation>) -> Self {
+        let cell = NonNull::new(alloc.ptr().cast::<LockCell>())
+            .expect("shared objects are never at address 0");
+        let creator_pidns = alloc.arena().creator_pidns();
+        LockCore {
+            alloc,
+            cell,
+            creator_pidns,
+        }
+    }
+
     pub(crate) fn new_in(arena: &Arena) -> Result<Self> {
         // The creating thread will most likely take the lock: if it cannot be identified,
         // say so now, as an error, rather than as a panic at the first `lock`.
         arena.lock_identity()?;
         // A fresh block is zeroed: an unlocked lock word, no owner, depth 0, not poisoned.
         let alloc = arena.alloc_lock_cell()?;
-        Ok(LockCore {
-            alloc: Arc::new(alloc),
-        })
+        Ok(LockCore::with_alloc(Arc::new(alloc)))
     }
 
     /// The lock cell at the start of a shared block (a named or handed-over lock).
     pub(crate) fn from_alloc(alloc: Arc<Allocation>) -> Self {
-        LockCore { alloc }
+        LockCore::with_alloc(alloc)
     }
 
     pub(crate) fn allocation(&self) -> &Arc<Allocation> {
@@ -122,10 +184,11 @@ impl LockCore {
 
     #[inline]
     fn cell(&self) -> &LockCell {
-        // SAFETY: the allocation holds a LockCell (all zeroes is a valid, unlocked one) for
-        // as long as `self.alloc` lives. Every field is an atomic, so a shared reference is
-        // sound even while other threads and processes use the lock.
-        unsafe { &*self.alloc.ptr().cast::<LockCell>() }
+        // SAFETY: `cell` is `self.alloc.ptr()`, where the allocation holds a LockCell (all
+        // zeroes is a valid, unlocked one) for as long as `self.alloc` lives. Every field is
+        // an atomic, so a shared reference is sound even while other threads and processes
+        // use the lock.
+        unsafe { self.cell.as_ref() }
     }
 
     pub(crate) fn same_as(&self, other: &LockCore) -> bool {
@@ -138,13 +201,26 @@ impl LockCore {
     }
 
     /// The calling thread's identity in this lock's arena, for the acquire functions, whose
-    /// std-shaped results have no room for an [`Error`](crate::Error).
+    /// std-shaped results have no room for an [`Error`](crate::Error). Renews the caches of
+    /// a child made without libc's `fork` first (once for the whole acquisition).
     #[track_caller]
     #[inline]
-    fn identity(&self) -> u64 {
-        self.arena()
-            .lock_identity()
-            .unwrap_or_else(|e| panic!("cannot take a lock: {e}"))
+    fn me(&self) -> u64 {
+        renew_if_forked();
+        let raw = cached_identity_renewed();
+        if raw == 0 {
+            return self.me_uncached();
+        }
+        mark_renewed(raw, self.creator_pidns)
+    }
+
+    /// [`me`](Self::me) when the identity is not cached yet (a thread's first lock, or any
+    /// lock in a `vfork` child, which caches nothing).
+    #[cold]
+    #[track_caller]
+    fn me_uncached(&self) -> u64 {
+        let raw = thread_identity().unwrap_or_else(|e| panic!("cannot take a lock: {e}"));
+        self.arena().mark(raw)
     }
 
     /// Whether this thread holds the lock already.
@@ -163,6 +239,7 @@ impl LockCore {
         self.cell().poison()
     }
 
+    #[inline]
     pub(crate) fn is_poisoned(&self) -> bool {
         self.cell().poison.load(Relaxed) as u32 != NOT_POISONED
     }
@@ -171,53 +248,43 @@ impl LockCore {
         self.cell().poison.store(0, Relaxed);
     }
 
+    /// Records that this process's holder panicked while holding the lock.
+    #[cold]
+    fn poison_panicked(&self) {
+        self.set_poison(PANICKED, current_pid_renewed());
+    }
+
     /// Records why the lock is poisoned; `pid` is the holder that ended badly.
     #[cold]
     fn set_poison(&self, why: u32, pid: i32) {
         self.cell().poison.store(record(why, pid), Relaxed);
     }
 
-    #[inline]
-    fn enter(&self, how: Acquired) -> LockResult<LockGuard<'_>> {
+    #[inline(always)]
+    fn enter(&self, how: Entry, me: u64) -> LockResult<LockGuard<'_>> {
         let c = self.cell();
         // Only the holder writes these fields, so plain loads and stores suffice (atomics
         // only because other threads and processes may read them for `Debug`).
-        let depth = if let Acquired::OwnerDied { holder } = how {
-            // The dead holder's pid is still in `owner` (unless it died before writing it,
-            // or after clearing it: then 0, "unknown"). Read it before it is overwritten.
-            let pid = c.owner.load(Relaxed);
-            let why = if thread_of_live_process(holder, pid) {
-                THREAD_DIED
-            } else {
-                DIED
-            };
-            // The record is written before `owner` names us, on purpose. Until then this
-            // thread has not touched the data, so if it dies in between, the next taker
-            // finds `owner` still naming the holder that left the data half-done, and
-            // records exactly what is recorded here. Naming ourselves first would let a
-            // death in between record a holder that never touched the data and lose the
-            // one that did. (Once `owner` names us, a death of ours is ours to report.)
-            self.set_poison(why, pid);
-            0
-        } else {
-            c.depth.load(Relaxed)
+        let depth = match how {
+            // A released lock has depth 0 (its last holder stored it before the release
+            // swap this thread's acquisition synchronised with).
+            Entry::Fresh => 0,
+            Entry::Again => c.depth.load(Relaxed),
+            Entry::OwnerDied { holder } => self.take_over(holder),
         };
         // Only a re-entry can be this deep (a fresh acquisition starts from 0), so the lock
         // is this thread's and stays held by its earlier guards: refusing leaves it as it
         // was. Wrapping instead would let the next release unlock under live guards.
         let Some(deeper) = depth.checked_add(1) else {
-            panic!(
-                "RLock re-entered more than {} times by one thread",
-                u32::MAX
-            );
+            depth_overflow()
         };
         c.depth.store(deeper, Relaxed);
         if depth == 0 {
-            c.owner.store(current_pid(), Relaxed);
+            c.owner.store(current_pid_renewed(), Relaxed);
         }
-        // SAFETY: the lock was just acquired (or re-entered) by this thread; the guard
-        // releases one level of it, once.
-        let guard = unsafe { LockGuard::new(self) };
+        // SAFETY: the lock was just acquired (or re-entered) by this thread as `me`; the
+        // guard releases one level of it, once.
+        let guard = unsafe { LockGuard::new(self, me) };
         // Sticky, as std's: every acquisition is told until someone calls `clear_poison`.
         if self.is_poisoned() {
             Err(PoisonError::new(guard))
@@ -226,77 +293,112 @@ impl LockCore {
         }
     }
 
-    fn enter_try(&self, how: Option<Acquired>) -> TryLockResult<LockGuard<'_>> {
+    /// Records the poison of a lock taken over from `holder`, proven dead; the depth the
+    /// new holder starts from (0).
+    #[cold]
+    fn take_over(&self, holder: u64) -> u32 {
+        let c = self.cell();
+        // The dead holder's pid is still in `owner` (unless it died before writing it,
+        // or after clearing it: then 0, "unknown"). Read it before it is overwritten.
+        let pid = c.owner.load(Relaxed);
+        let why = if thread_of_live_process(holder, pid) {
+            THREAD_DIED
+        } else {
+            DIED
+        };
+        // The record is written before `owner` names us, on purpose. Until then this
+        // thread has not touched the data, so if it dies in between, the next taker
+        // finds `owner` still naming the holder that left the data half-done, and
+        // records exactly what is recorded here. Naming ourselves first would let a
+        // death in between record a holder that never touched the data and lose the
+        // one that did. (Once `owner` names us, a death of ours is ours to report.)
+        self.set_poison(why, pid);
+        0
+    }
+
+    fn enter_try(&self, how: Option<Entry>, me: u64) -> TryLockResult<LockGuard<'_>> {
         match how {
             None => Err(TryLockError::WouldBlock),
-            Some(how) => self.enter(how).map_err(TryLockError::Poisoned),
+            Some(how) => self.enter(how, me).map_err(TryLockError::Poisoned),
         }
     }
 
-    /// Blocks until held; `K` says whether the holding thread may enter again.
+    /// Blocks until held; `K` says whether the holding thread may enter again. Inlined
+    /// whole into the caller (the slow paths are out of line): returned from a call, the
+    /// guard went through memory and its copy stalled on store forwarding.
+    #[inline(always)]
     pub(crate) fn lock<K: Reentrancy>(&self) -> LockResult<LockGuard<'_>> {
-        let me = self.identity();
-        if self.held_by(me) {
-            assert!(
-                K::REENTRANT,
-                "deadlock: this thread already holds this Lock, which is not re-entrant \
-                 (use an RLock to acquire it again while holding it)"
-            );
-            return self.enter(Acquired::Clean);
-        }
-        let how = self
-            .cell()
-            .lock
-            .lock(me, None)
-            .expect("an unbounded wait succeeds");
-        self.enter(how)
+        let me = self.me();
+        // The compare-and-swap first: on a free lock it is all there is to do, and when it
+        // fails the word it found says whether this thread holds the lock already.
+        let how = match self.cell().lock.take(me) {
+            Ok(()) => Entry::Fresh,
+            Err(cur) if cur & !WAITERS == me => {
+                assert!(
+                    K::REENTRANT,
+                    "deadlock: this thread already holds this Lock, which is not re-entrant \
+                     (use an RLock to acquire it again while holding it)"
+                );
+                Entry::Again
+            }
+            Err(_) => self
+                .cell()
+                .lock
+                .lock_slow(me, None)
+                .expect("an unbounded wait succeeds")
+                .into(),
+        };
+        self.enter(how, me)
     }
 
     pub(crate) fn try_lock<K: Reentrancy>(&self) -> TryLockResult<LockGuard<'_>> {
-        let me = self.identity();
+        let me = self.me();
         if self.held_by(me) {
             // For the non-blocking forms, a `Lock` this thread holds simply "would block".
-            return self.enter_try(K::REENTRANT.then_some(Acquired::Clean));
+            return self.enter_try(K::REENTRANT.then_some(Entry::Again), me);
         }
-        self.enter_try(self.cell().lock.try_lock(me))
+        self.enter_try(self.cell().lock.try_lock(me).map(Entry::from), me)
     }
 
     pub(crate) fn try_lock_for<K: Reentrancy>(
         &self,
         timeout: Duration,
     ) -> TryLockResult<LockGuard<'_>> {
-        let me = self.identity();
+        let me = self.me();
         if self.held_by(me) {
-            return self.enter_try(K::REENTRANT.then_some(Acquired::Clean));
+            return self.enter_try(K::REENTRANT.then_some(Entry::Again), me);
         }
         let deadline = Instant::now().checked_add(timeout);
-        self.enter_try(self.cell().lock.lock(me, deadline))
+        let how = self.cell().lock.lock(me, deadline);
+        self.enter_try(how.map(Entry::from), me)
     }
 
-    /// Called by the guard, on the holding thread, to release one level. `was_panicking`:
-    /// whether the thread was already unwinding when it took this level.
-    #[inline]
-    pub(crate) fn leave(&self, was_panicking: bool) {
+    /// Called by the guard, on the holding thread, to release one level taken as `me`.
+    /// `was_panicking`: whether the thread was already unwinding when it took this level.
+    #[inline(always)]
+    pub(crate) fn leave(&self, me: u64, was_panicking: bool) {
         let c = self.cell();
         // A guard that crossed a fork (moved into a child's closure) releases nothing: the
         // lock is the parent thread's (the child's thread has another identity), and only
-        // that thread's copy of the guard may release it. The identity is cached since the
-        // lock was taken, except in a `vfork` child, which caches nothing and asks again.
-        let me = match self.arena().cached_lock_identity() {
-            Some(me) => me,
-            None => match self.arena().lock_identity() {
-                Ok(me) => me,
-                Err(_) => return,
-            },
+        // that thread's copy of the guard may release it. The common case, checked first:
+        // the thread's cache still holds the identity the lock was taken with (then that
+        // is the identity `held_here` would find, unmarked: this process is not foreign,
+        // as a foreign identity is never a cached one). Anything else (a child, a foreign
+        // process, a `vfork` child, which caches nothing) looks its identity up afresh.
+        renew_if_forked();
+        let holds = if cached_identity_renewed() == me {
+            c.lock.holder() == me
+        } else {
+            self.held_here()
         };
-        if c.lock.holder() != me {
+        if !holds {
             return;
         }
         // std's rule: poison only if the thread started panicking while it held this
         // level (a level taken during an unrelated unwind, in a destructor, ran its
         // critical section to the end).
         if !was_panicking && std::thread::panicking() {
-            self.set_poison(PANICKED, current_pid());
+            self.poison_panicked();
         }
         let depth = c.depth.load(Relaxed);
         c.depth.store(depth.saturating_sub(1), Relaxed);
@@ -306,6 +408,19 @@ impl LockCore {
             // and this was its last level.
             unsafe { c.lock.unlock() }
         }
+    }
+
+    /// Whether the calling thread holds the lock, its identity looked up afresh.
+    #[cold]
+    fn held_here(&self) -> bool {
+        let me = match self.arena().cached_lock_identity() {
+            Some(me) => me,
+            None => match self.arena().lock_identity() {
+                Ok(me) => me,
+                Err(_) => return false,
+            },
+        };
+        self.cell().lock.holder() == me
     }
 
     /// Overwrites the recorded re-entry depth.

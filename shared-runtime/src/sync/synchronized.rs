@@ -158,6 +158,7 @@ pub(crate) struct Borrow<'a> {
 }
 
 impl Drop for Borrow<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.flag.store(0, Relaxed);
     }
@@ -302,10 +303,11 @@ impl<O: SharedObject, L: SharedLock> Synchronized<O, L> {
     /// nothing; use `lock` to learn that a holder died), and marks the data borrowed by this
     /// thread.
     #[track_caller]
+    #[inline(always)]
     pub(crate) fn lock_and_borrow(&self) -> Held<'_> {
         self.assert_not_reentered();
         let lock = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
-        let borrow = self.borrow();
+        let borrow = self.borrow(&lock);
         Held {
             _borrow: borrow,
             _lock: lock,
@@ -314,6 +316,7 @@ impl<O: SharedObject, L: SharedLock> Synchronized<O, L> {
 
     /// Builds the guard `lock` returns, from the data's address.
     #[track_caller]
+    #[inline(always)]
     pub(crate) fn guard<T: ?Sized>(&self, data: *mut T) -> LockResult<SyncGuard<'_, T>> {
         let data = NonNull::new(data).expect("shared objects are never at address 0");
         self.assert_not_reentered();
@@ -321,7 +324,7 @@ impl<O: SharedObject, L: SharedLock> Synchronized<O, L> {
             Ok(g) => (g, false),
             Err(p) => (p.into_inner(), true),
         };
-        let borrow = self.borrow();
+        let borrow = self.borrow(&lock);
         // SAFETY: the lock guard and the borrow mark are this object's, held by this thread,
         // and `data` (the caller passes the wrapped object's memory) lives as long as `self`.
         let guard = unsafe { SyncGuard::new(data, borrow, lock) };
@@ -340,21 +343,35 @@ impl<O: SharedObject, L: SharedLock> Synchronized<O, L> {
     #[track_caller]
     #[inline]
     fn assert_not_reentered(&self) {
-        assert!(
-            self.mark().load(Relaxed) != current_tid(),
-            "this shared object is already borrowed by this thread (a guard from lock() \
-             or an update() is in progress): use that guard instead of re-entering"
-        );
+        // The thread's id is looked up only when some thread has the data borrowed (a mark
+        // is never 0, the value of "nobody").
+        let mark = self.mark().load(Relaxed);
+        if mark != 0 && mark == current_tid() {
+            reentered();
+        }
     }
 
     /// Marks the data borrowed. Called with the lock held, after
     /// [`assert_not_reentered`](Self::assert_not_reentered), so only this thread of this
     /// process can be here and no mark of ours is set.
-    fn borrow(&self) -> Borrow<'_> {
+    #[inline]
+    fn borrow(&self, held: &LockGuard<'_>) -> Borrow<'_> {
         let flag = self.mark();
-        flag.store(current_tid(), Relaxed);
+        // The id the lock was taken with: the thread's own (`current_tid`), from the guard.
+        debug_assert_eq!(held.tid(), current_tid());
+        flag.store(held.tid(), Relaxed);
         Borrow { flag }
     }
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn reentered() -> ! {
+    panic!(
+        "this shared object is already borrowed by this thread (a guard from lock() or an \
+         update() is in progress): use that guard instead of re-entering"
+    )
 }
 
 /// Clones share one object and one lock: a cheap handle, as `RawValue`'s and `Lock`'s

@@ -71,6 +71,7 @@ impl<T: SharedType, L: SharedLock> Value<T, L> {
     /// assert_eq!(shared_runtime::Value::new([1u8, 2])?.get(), [1, 2]);
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
+    #[inline]
     pub fn get(&self) -> T {
         let _held = self.lock_and_borrow();
         self.obj().get_unchecked()
@@ -87,6 +88,7 @@ impl<T: SharedType, L: SharedLock> Value<T, L> {
     /// assert_eq!(v.get(), 2.5);
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
+    #[inline]
     pub fn set(&self, value: T) {
         let _held = self.lock_and_borrow();
         self.obj().set_unchecked(value)
@@ -105,6 +107,7 @@ impl<T: SharedType, L: SharedLock> Value<T, L> {
     /// assert_eq!((before, hits.get()), (0, 1));
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
+    #[inline]
     pub fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         let _held = self.lock_and_borrow();
         let mut value = self.obj().get_unchecked();
@@ -134,6 +137,7 @@ impl<T: SharedType, L: SharedLock> Value<T, L> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     #[doc(alias = "acquire")]
+    #[inline]
     pub fn lock(&self) -> LockResult<SyncGuard<'_, T>> {
         self.guard(self.obj().as_ptr())
     }

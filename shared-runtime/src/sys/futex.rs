@@ -100,14 +100,26 @@ impl FutexLock {
     /// time ran out. The caller must not hold it already.
     #[inline]
     pub(crate) fn lock(&self, me: u64, deadline: Option<Instant>) -> Option<Acquired> {
-        if self.word.compare_exchange(0, me, Acquire, Relaxed).is_ok() {
+        if self.take(me).is_ok() {
             return Some(Acquired::Clean);
         }
         self.lock_slow(me, deadline)
     }
 
+    /// Takes the lock for `me` if it is free (one compare-and-swap); otherwise the word as
+    /// found, so that a caller can tell its own hold (a re-entry) from another's without a
+    /// separate load on the fast path.
+    #[inline]
+    pub(crate) fn take(&self, me: u64) -> Result<(), u64> {
+        self.word
+            .compare_exchange(0, me, Acquire, Relaxed)
+            .map(drop)
+    }
+
+    /// The rest of [`lock`](Self::lock), after [`take`](Self::take) failed on a word that
+    /// does not name `me`.
     #[cold]
-    fn lock_slow(&self, me: u64, deadline: Option<Instant>) -> Option<Acquired> {
+    pub(crate) fn lock_slow(&self, me: u64, deadline: Option<Instant>) -> Option<Acquired> {
         let mut spins = 0;
         let mut last_check = Instant::now();
         let (mut checked, mut probed, mut slept) = (false, false, false);

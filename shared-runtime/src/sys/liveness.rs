@@ -80,6 +80,14 @@ pub(crate) fn current_tid() -> i32 {
     tid
 }
 
+/// The calling thread's identity as cached, 0 if not established, without the fork check:
+/// for a caller that has just called `renew_if_forked` (the lock hot path, which checks
+/// once per operation rather than once per cache it reads).
+#[inline]
+pub(crate) fn cached_identity_renewed() -> u64 {
+    IDENTITY.with(Cell::get)
+}
+
 /// The calling thread's identity, if it has been established.
 #[inline]
 pub(crate) fn cached_identity() -> Option<u64> {
@@ -276,6 +284,20 @@ pub(crate) fn pid_namespace() -> Option<u64> {
 #[inline]
 pub(crate) fn in_other_pid_namespace(ns: u64) -> bool {
     ns != 0 && pid_namespace().is_some_and(|mine| mine != ns)
+}
+
+/// [`in_other_pid_namespace`] for a caller that has just called `renew_if_forked`.
+#[inline]
+pub(crate) fn in_other_pid_namespace_renewed(ns: u64) -> bool {
+    if ns == 0 {
+        return false;
+    }
+    let mine = match PID_NAMESPACE.load(Relaxed) {
+        UNKNOWN_NS => read_pid_namespace(),
+        0 => None,
+        mine => Some(mine),
+    };
+    mine.is_some_and(|mine| mine != ns)
 }
 
 #[cold]

@@ -164,6 +164,20 @@ pub(crate) fn current_pid() -> i32 {
     PID.load(Ordering::Relaxed)
 }
 
+/// [`current_pid`] for a caller that has just called [`renew_if_forked`].
+#[inline]
+pub(crate) fn current_pid_renewed() -> i32 {
+    match PID.load(Ordering::Relaxed) {
+        0 => first_pid(),
+        pid => pid,
+    }
+}
+
+#[cold]
+fn first_pid() -> i32 {
+    current_pid()
+}
+
 /// Which side of a fork the caller is on.
 pub(crate) enum Forked {
     Parent(i32),
