@@ -257,6 +257,7 @@ fn foreign_namespace_child_locks() {
 /// call on every acquisition. POSIX lets a `vfork` child only `exec` or `_exit`.
 #[test]
 #[ignore = "known limit: a vfork child acts as its parent thread on locks (docs/safety.md)"]
+#[allow(deprecated)] // libc::vfork: the point is to show what a vfork child does
 fn vfork_child_reenters_parents_rlock() {
     let _f = common::forking();
     let lock = RLock::new().unwrap();
