@@ -45,6 +45,8 @@ pub enum ObjectKind {
     Array(LockKind),
     /// A lock on its own: [`Lock`](crate::Lock) or [`RLock`](crate::RLock).
     Lock(LockKind),
+    /// An [`Event`](crate::Event).
+    Event,
 }
 
 impl ObjectKind {
@@ -60,6 +62,7 @@ impl ObjectKind {
             ObjectKind::Value(k) => 4 + lock(k),
             ObjectKind::Array(k) => 6 + lock(k),
             ObjectKind::Lock(k) => 8 + lock(k),
+            ObjectKind::Event => 10,
         }
     }
 
@@ -75,6 +78,7 @@ impl ObjectKind {
             7 => ObjectKind::Array(RLock),
             8 => ObjectKind::Lock(Lock),
             9 => ObjectKind::Lock(RLock),
+            10 => ObjectKind::Event,
             _ => return None,
         })
     }
@@ -101,6 +105,7 @@ impl fmt::Display for ObjectKind {
             ObjectKind::Value(k) => write!(f, "Value<_, {k:?}>"),
             ObjectKind::Array(k) => write!(f, "Array<_, {k:?}>"),
             ObjectKind::Lock(k) => write!(f, "{k:?}"),
+            ObjectKind::Event => f.write_str("Event"),
         }
     }
 }
@@ -137,7 +142,7 @@ pub(crate) fn data_offset(kind: ObjectKind, align: u64) -> u64 {
 
 /// An object that can be named in an arena: [`RawValue`](crate::RawValue),
 /// [`RawArray`](crate::RawArray), [`Value`](crate::Value), [`Array`](crate::Array),
-/// [`Lock`](crate::Lock), [`RLock`](crate::RLock). Sealed.
+/// [`Lock`](crate::Lock), [`RLock`](crate::RLock), [`Event`](crate::Event). Sealed.
 ///
 /// See [`Arena::create`](crate::Arena::create), [`open`](crate::Arena::open) and
 /// [`find_or_create`](crate::Arena::find_or_create).
@@ -155,7 +160,7 @@ pub(crate) fn data_offset(kind: ObjectKind, align: u64) -> u64 {
 /// ```
 pub trait NamedObject: Sized {
     /// What a new object is made from: the value (`RawValue`, `Value`), a slice of
-    /// elements (`RawArray`, `Array`), `()` for a lock.
+    /// elements (`RawArray`, `Array`), `()` for a lock or an event.
     type Init<'a>;
     /// The kind recorded in the directory.
     const KIND: ObjectKind;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::arena::kind::{LockKind, NamedObject, ObjectKind, Parts, Shape};
 use crate::arena::Allocation;
 use crate::raw::{RawArray, RawValue};
-use crate::sync::{GenericLock, LockCore, Reentrancy, Synchronized, Token};
+use crate::sync::{Event, GenericLock, LockCore, Reentrancy, Synchronized, Token};
 use crate::SharedType;
 
 /// The directory sizes objects by their layout: a layout that lied about its size or
@@ -131,5 +131,24 @@ impl<K: Reentrancy> NamedObject for GenericLock<K> {
     }
     fn build(parts: Parts, _: Token) -> Self {
         GenericLock::from_core(LockCore::from_alloc(parts.data))
+    }
+}
+
+impl NamedObject for Event {
+    type Init<'a> = ();
+    const KIND: ObjectKind = ObjectKind::Event;
+    fn shape(_: Option<&()>, _: Token) -> Shape {
+        // No element layout: a block the size of a lock cell, of which the event uses the
+        // first word.
+        Shape {
+            layout: None,
+            len: Some(1),
+        }
+    }
+    unsafe fn init(_: &(), _: *mut u8, _: Token) {
+        // A zeroed block is an unset event.
+    }
+    fn build(parts: Parts, _: Token) -> Self {
+        Event::from_alloc(parts.data)
     }
 }

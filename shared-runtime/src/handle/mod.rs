@@ -1,5 +1,6 @@
 //! Handles: how an object is named to another process (offset + layout fingerprint).
 
+mod event;
 mod kinds;
 mod open;
 mod resolve;
@@ -14,7 +15,7 @@ use crate::{Error, Result};
 /// ([`Display`](fmt::Display)/[`FromStr`]), or with serde behind the `serde` feature — and
 /// opened there with `open_handle` of the same kind: [`RawValue`](crate::RawValue),
 /// [`RawArray`](crate::RawArray), [`Value`](crate::Value), [`Array`](crate::Array),
-/// [`Lock`](crate::Lock), [`RLock`](crate::RLock).
+/// [`Lock`](crate::Lock), [`RLock`](crate::RLock), [`Event`](crate::Event).
 ///
 /// It names the arena (by its [`id`](crate::Arena::id)), the object's kind, offset (and
 /// its lock's), its length, and its type's layout fingerprint, which the opener checks against the type it asks
@@ -67,6 +68,7 @@ fn letters(kind: ObjectKind) -> &'static str {
         ObjectKind::Array(RLock) => "Ar",
         ObjectKind::Lock(Lock) => "l",
         ObjectKind::Lock(RLock) => "r",
+        ObjectKind::Event => "e",
     }
 }
 
@@ -81,6 +83,7 @@ fn kind_of(letters: &str) -> Option<ObjectKind> {
         "Ar" => ObjectKind::Array(RLock),
         "l" => ObjectKind::Lock(Lock),
         "r" => ObjectKind::Lock(RLock),
+        "e" => ObjectKind::Event,
         _ => return None,
     })
 }
@@ -143,11 +146,14 @@ impl FromStr for Handle {
                 parts[0] == PREFIX
                     || !matches!(
                         k,
-                        ObjectKind::Value(_) | ObjectKind::Array(_) | ObjectKind::Lock(_)
+                        ObjectKind::Value(_)
+                            | ObjectKind::Array(_)
+                            | ObjectKind::Lock(_)
+                            | ObjectKind::Event
                     )
             })
             .ok_or(bad(
-                "the kind is not one of v, a, Vl, Vr, Al, Ar, l, r followed by b or o",
+                "the kind is not one of v, a, Vl, Vr, Al, Ar, l, r, e followed by b or o",
             ))?;
         Ok(Handle {
             arena: hex(arena)?,

@@ -108,7 +108,8 @@ pub(crate) fn resolve(heap: &Heap<'_>, arena: &Arena, h: &Handle, bytes: u64) ->
             _ if is_lock_block(heap, h.offset)? => Ok(unnamed(h.offset)),
             _ => Err(bad(h, "its offset names no lock")),
         },
-        ObjectKind::RawValue | ObjectKind::RawArray => {
+        // An event's block is data like a value's: named, or another process's block.
+        ObjectKind::RawValue | ObjectKind::RawArray | ObjectKind::Event => {
             let who = owner(heap, h.offset)?;
             if heap.payload_capacity(h.offset)? < bytes {
                 return Err(bad(h, "the object it names is smaller than it says"));

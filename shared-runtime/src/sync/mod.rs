@@ -1,6 +1,8 @@
-//! Process-shared locks and the synchronized wrappers: `Lock`, `RLock`, `Value`, `Array`.
+//! Process-shared locks and the synchronized wrappers: `Lock`, `RLock`, `Value`, `Array`;
+//! and the synchronization objects: `Event`.
 
 mod array;
+mod event;
 mod guard;
 mod inspect;
 mod lock;
@@ -11,6 +13,7 @@ mod synchronized;
 mod value;
 mod wrap;
 
+pub use event::Event;
 pub use guard::SyncGuard;
 pub use inspect::{Holder, HolderStatus, LockState};
 pub use lock::{

@@ -5,12 +5,13 @@
 //! [`pidfd`] (process file descriptors: `pidfd_open`, `pidfd_send_signal`,
 //! `waitid(P_PIDFD)`, `poll`), [`liveness`] (thread identities and proof that a thread or
 //! process has ended), [`procfs`] (allocation-free reads of `/proc`), [`fd`] (descriptor
-//! flags), [`random`] (`getrandom`), [`readonly`] (read-only mappings for inspection), [`signal`] (killing oneself) and [`futex`] (the robust lock word every lock of the crate, the
-//! allocator's included, is built on). Everything here is Linux/glibc first; another Unix
+//! flags), [`random`] (`getrandom`), [`readonly`] (read-only mappings for inspection), [`signal`] (killing oneself), [`futex`] (the robust lock word every lock of the crate, the
+//! allocator's included, is built on) and [`futex_word`] (waiting for a word to change: `Event`). Everything here is Linux/glibc first; another Unix
 //! needs only these files replaced.
 
 pub(crate) mod fd;
 pub(crate) mod futex;
+pub(crate) mod futex_word;
 pub(crate) mod liveness;
 pub(crate) mod memory;
 pub(crate) mod pidfd;
