@@ -118,8 +118,8 @@ pub use error::{Error, Result};
 pub use process::{Process, Scope, ScopedProcess, PANIC_EXIT_CODE};
 pub use raw::{copy, copy_in, copy_slice, copy_slice_in, AtomicInteger, RawArray, RawValue};
 pub use sync::{
-    synchronized, Array, Event, GenericLock, Holder, HolderStatus, HoldsLock, IntoObject, Lock, LockArg,
-    LockGuard, LockState, NonReentrant, Poison, PoisonCause, RLock, Reentrancy, Reentrant,
+    synchronized, Array, Event, GenericLock, Holder, HolderStatus, HoldsLock, IntoObject, Lock,
+    LockArg, LockGuard, LockState, NonReentrant, Poison, PoisonCause, RLock, Reentrancy, Reentrant,
     SharedLock, SharedObject, SyncGuard, Synchronized, Value,
 };
 pub use types::{CChar, Plain, SharedType, WChar};
