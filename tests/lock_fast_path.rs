@@ -114,6 +114,7 @@ fn rlock_guards_dropped_in_raw_fork_child_keep_depth() {
 /// waiters bit (another thread sleeping on it).
 #[test]
 fn lock_reentry_panics_with_waiters_bit_set() {
+    let _f = common::forking(); // no other test thread runs (or panics) during a raw fork
     let r = bounded(|| {
         let lock = Lock::new().unwrap();
         let g = lock.lock().unwrap();

@@ -217,7 +217,7 @@ fn ended(id: i32, task: Task, reused: impl Fn(u64) -> bool) -> bool {
         Probe::Present => {}
     }
     if proc_is_ours() {
-        match read_stat(&stat_path(id)) {
+        match read_stat(stat_path(id).as_cstr()) {
             Stat::Ended if task == Task::Thread => return true,
             Stat::Running(start) => return reused(start),
             Stat::Ended => {}
@@ -248,7 +248,7 @@ pub(crate) fn thread_of_live_process(holder: u64, pid: i32) -> bool {
     }
     // Start times in ticks after boot; the stamp keeps their low 32 bits, which wrap only
     // after more than a year of uptime at 100 ticks a second.
-    matches!(read_stat(&stat_path(pid)), Stat::Running(start) if stamp_of(start) <= stamp)
+    matches!(read_stat(stat_path(pid).as_cstr()), Stat::Running(start) if stamp_of(start) <= stamp)
 }
 
 /// The start time of process `pid` in clock ticks after boot, if `/proc` can tell.
@@ -256,7 +256,7 @@ pub(crate) fn process_start_time(pid: i32) -> Option<u64> {
     if !proc_is_ours() {
         return None;
     }
-    match read_stat(&stat_path(pid)) {
+    match read_stat(stat_path(pid).as_cstr()) {
         Stat::Running(start) => Some(start),
         _ => None,
     }

@@ -4,7 +4,7 @@
 //! Wraps `open(2)`/`read(2)` of `/proc/<id>/stat`, `/proc/thread-self/stat` and
 //! `/proc/self/timens_offsets`.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{
@@ -115,9 +115,48 @@ fn parse_boottime(text: &[u8]) -> Option<u64> {
     Some(ticks as u64)
 }
 
-/// `/proc/<id>/stat`.
-pub(crate) fn stat_path(id: i32) -> CString {
-    CString::new(format!("/proc/{id}/stat")).expect("no NUL in a formatted number")
+/// `/proc/<id>/stat`, built on the stack: proofs of death run in forked children (a raw
+/// `fork` has no atfork handlers, so another thread may have held the allocator's lock at
+/// the fork), where allocating could hang forever.
+pub(crate) struct StatPath {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl StatPath {
+    /// The path as a C string.
+    pub(crate) fn as_cstr(&self) -> &CStr {
+        CStr::from_bytes_with_nul(&self.buf[..self.len]).expect("one NUL, at the end")
+    }
+}
+
+/// `/proc/<id>/stat`, without allocating.
+pub(crate) fn stat_path(id: i32) -> StatPath {
+    let mut buf = [0u8; 32];
+    let mut len = 0;
+    let mut push = |bytes: &[u8]| {
+        buf[len..len + bytes.len()].copy_from_slice(bytes);
+        len += bytes.len();
+    };
+    push(b"/proc/");
+    if id < 0 {
+        push(b"-");
+    }
+    // At most 10 digits (|i32::MIN| = 2147483648).
+    let mut digits = [0u8; 10];
+    let mut n = id.unsigned_abs();
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    push(&digits[at..]);
+    push(b"/stat\0");
+    StatPath { buf, len }
 }
 
 /// What a `/proc/<id>/stat` file says.
@@ -163,5 +202,20 @@ pub(crate) fn read_stat(path: &CStr) -> Stat {
             None => Stat::Unreadable(io::ErrorKind::NotFound.into()),
         },
         None => Stat::Unparsable,
+    }
+}
+
+#[cfg(test)]
+mod stat_path_tests {
+    use super::stat_path;
+
+    #[test]
+    fn stat_path_spells_the_id_as_format_would() {
+        for id in [0, 1, 7, 10, 12345, i32::MAX, -1, i32::MIN] {
+            assert_eq!(
+                stat_path(id).as_cstr().to_str().unwrap(),
+                format!("/proc/{id}/stat")
+            );
+        }
     }
 }
