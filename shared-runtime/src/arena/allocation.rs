@@ -17,7 +17,7 @@ pub(crate) struct Allocation {
     offset: u64,
     /// The payload's address in this process (`arena.base() + offset`, computed once: the
     /// hot path of every access follows this one pointer instead of three).
-    ptr: NonNull<u8>,
+    ptr: MappedPtr<u8>,
     /// The `process_key` of the owning process, 0 if this handle owns nothing.
     owner: u64,
     /// Process-local: the thread id of a thread of this process that has the block's data
@@ -41,12 +41,37 @@ pub(crate) struct Allocation {
     mapped: AtomicU64,
 }
 
-// SAFETY: `ptr` is an address inside the mapping that `arena` keeps alive, only used to
-// reach shared memory through atomics or under this crate's locks, exactly as `arena.base()`
-// plus `offset` would be; the other fields are `Send + Sync` themselves.
-unsafe impl Send for Allocation {}
-// SAFETY: as above.
-unsafe impl Sync for Allocation {}
+/// An address inside an arena's mapping, kept beside the handle that keeps the mapping
+/// alive. `Send + Sync` on its own, so that the structs holding one still get those traits
+/// only when their other fields have them (no blanket `unsafe impl` on the holders).
+pub(crate) struct MappedPtr<T>(NonNull<T>);
+
+// By hand: a derive would ask `T: Clone`, and the pointee is never copied.
+impl<T> Clone for MappedPtr<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for MappedPtr<T> {}
+
+impl<T> MappedPtr<T> {
+    pub(crate) fn new(ptr: NonNull<T>) -> Self {
+        MappedPtr(ptr)
+    }
+
+    #[inline]
+    pub(crate) fn get(self) -> NonNull<T> {
+        self.0
+    }
+}
+
+// SAFETY: the pointer is an address in a `MAP_SHARED` mapping, which every thread of the
+// process sees at the same address; it is only used to reach shared memory through
+// atomics or under this crate's locks, exactly as `arena.base()` plus an offset would be.
+// Dereferencing it is each holder's own `unsafe`, with its own proof.
+unsafe impl<T> Send for MappedPtr<T> {}
+// SAFETY: as above; sharing the address between threads shares nothing else.
+unsafe impl<T> Sync for MappedPtr<T> {}
 
 /// The payload at `offset` of `arena`, in this process.
 fn payload(arena: &Arena, offset: u64) -> NonNull<u8> {
@@ -61,7 +86,7 @@ impl Allocation {
     /// An allocation the calling process has just made.
     pub(crate) fn new(arena: Arena, offset: u64) -> Self {
         Allocation {
-            ptr: payload(&arena, offset),
+            ptr: MappedPtr::new(payload(&arena, offset)),
             arena,
             offset,
             owner: process_key(),
@@ -95,7 +120,7 @@ impl Allocation {
         parent: Option<Arc<Allocation>>,
     ) -> Self {
         Allocation {
-            ptr: payload(&arena, offset),
+            ptr: MappedPtr::new(payload(&arena, offset)),
             arena,
             offset,
             owner,
@@ -144,7 +169,7 @@ impl Allocation {
     /// a handle): it never frees it.
     pub(crate) fn borrowed(arena: Arena, offset: u64) -> Self {
         Allocation {
-            ptr: payload(&arena, offset),
+            ptr: MappedPtr::new(payload(&arena, offset)),
             arena,
             offset,
             owner: 0,
@@ -161,7 +186,7 @@ impl Allocation {
     /// Address of the payload in this process.
     #[inline]
     pub(crate) fn ptr(&self) -> *mut u8 {
-        self.ptr.as_ptr()
+        self.ptr.get().as_ptr()
     }
 
     pub(crate) fn offset(&self) -> u64 {

@@ -38,7 +38,7 @@ use crate::sys::memory::{page_size, physical_memory, SharedMemory};
 use crate::sys::process::process_key;
 use crate::{Error, Result};
 
-pub(crate) use allocation::Allocation;
+pub(crate) use allocation::{Allocation, MappedPtr};
 pub use check::HeapReport;
 use header::{min_capacity, ArenaHeader};
 pub(crate) use kind::LOCK_CELL;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, LockResult, PoisonError, TryLockError, TryLockResult};
 use std::time::{Duration, Instant};
 
-use crate::arena::{mark_renewed, Allocation, Arena};
+use crate::arena::{mark_renewed, Allocation, Arena, MappedPtr};
 use crate::sync::inspect::{Holder, LockState};
 use crate::sync::lock::{LockGuard, Reentrancy};
 use crate::sync::poison::{Poison, PoisonCause};
@@ -111,18 +111,11 @@ pub(crate) struct LockCore {
     alloc: Arc<Allocation>,
     /// The cell in this process's mapping (`alloc.ptr()`, kept here so that the hot path
     /// follows one pointer, not three).
-    cell: NonNull<LockCell>,
+    cell: MappedPtr<LockCell>,
     /// A copy of the arena's `creator_pidns` (fixed for the arena handle's life), for the
     /// identity this process writes into the lock word.
     creator_pidns: u64,
 }
-
-// SAFETY: `cell` points into the mapping that `alloc` keeps alive, and every field of a
-// `LockCell` is an atomic made for concurrent use from any thread (and process); the
-// other fields are `Send + Sync` themselves.
-unsafe impl Send for LockCore {}
-// SAFETY: as above.
-unsafe impl Sync for LockCore {}
 
 /// The thread id in an identity (its low bits, below the foreign and waiters bits), which
 /// holds the whole id (at most `PID_MAX_LIMIT`), foreign or not: what `current_tid` gives.
@@ -154,8 +147,10 @@ impl From<Acquired> for Entry {
 
 impl LockCore {
     fn with_alloc(alloc: Arc<Allocation>) -> Self {
-        let cell = NonNull::new(alloc.ptr().cast::<LockCell>())
-            .expect("shared objects are never at address 0");
+        let cell = MappedPtr::new(
+            NonNull::new(alloc.ptr().cast::<LockCell>())
+                .expect("shared objects are never at address 0"),
+        );
         let creator_pidns = alloc.arena().creator_pidns();
         LockCore {
             alloc,
@@ -188,7 +183,7 @@ impl LockCore {
         // zeroes is a valid, unlocked one) for as long as `self.alloc` lives. Every field is
         // an atomic, so a shared reference is sound even while other threads and processes
         // use the lock.
-        unsafe { self.cell.as_ref() }
+        unsafe { self.cell.get().as_ref() }
     }
 
     pub(crate) fn same_as(&self, other: &LockCore) -> bool {
