@@ -330,6 +330,23 @@ pub enum Error {
          try_lock_for ran out of time); nothing was locked"
     )]
     WouldBlock,
+    /// A [`Barrier`](crate::Barrier) is broken: it was aborted, a waiter timed out, or it
+    /// was reset while this process waited (as Python's `threading.BrokenBarrierError`).
+    #[error(
+        "the barrier is broken (aborted, a waiter timed out, a party died or it was reset \
+         while waiting); call reset() to use it again"
+    )]
+    BrokenBarrier,
+    /// [`BoundedSemaphore::release`](crate::BoundedSemaphore::release) would raise the value
+    /// past its initial value (Python's `ValueError: Semaphore released too many times`).
+    #[error("semaphore released too many times: its value may not exceed {bound}")]
+    SemaphoreOverflow {
+        /// The initial value, which the value may not exceed.
+        bound: u32,
+    },
+    /// A push into a [`Queue`](crate::Queue) that was closed; the item was not pushed.
+    #[error("the queue is closed: nothing can be pushed into it any more")]
+    QueueClosed,
 }
 
 /// `Result` with this crate's [`Error`].

@@ -47,6 +47,16 @@ pub enum ObjectKind {
     Lock(LockKind),
     /// An [`Event`](crate::Event).
     Event,
+    /// A [`Condition`](crate::Condition).
+    Condition,
+    /// A [`Semaphore`](crate::Semaphore).
+    Semaphore,
+    /// A [`BoundedSemaphore`](crate::BoundedSemaphore).
+    BoundedSemaphore,
+    /// A [`Barrier`](crate::Barrier).
+    Barrier,
+    /// A [`Queue`](crate::Queue) of elements.
+    Queue,
 }
 
 impl ObjectKind {
@@ -63,6 +73,11 @@ impl ObjectKind {
             ObjectKind::Array(k) => 6 + lock(k),
             ObjectKind::Lock(k) => 8 + lock(k),
             ObjectKind::Event => 10,
+            ObjectKind::Condition => 11,
+            ObjectKind::Semaphore => 12,
+            ObjectKind::BoundedSemaphore => 13,
+            ObjectKind::Barrier => 14,
+            ObjectKind::Queue => 15,
         }
     }
 
@@ -79,6 +94,11 @@ impl ObjectKind {
             8 => ObjectKind::Lock(Lock),
             9 => ObjectKind::Lock(RLock),
             10 => ObjectKind::Event,
+            11 => ObjectKind::Condition,
+            12 => ObjectKind::Semaphore,
+            13 => ObjectKind::BoundedSemaphore,
+            14 => ObjectKind::Barrier,
+            15 => ObjectKind::Queue,
             _ => return None,
         })
     }
@@ -106,6 +126,11 @@ impl fmt::Display for ObjectKind {
             ObjectKind::Array(k) => write!(f, "Array<_, {k:?}>"),
             ObjectKind::Lock(k) => write!(f, "{k:?}"),
             ObjectKind::Event => f.write_str("Event"),
+            ObjectKind::Condition => f.write_str("Condition"),
+            ObjectKind::Semaphore => f.write_str("Semaphore"),
+            ObjectKind::BoundedSemaphore => f.write_str("BoundedSemaphore"),
+            ObjectKind::Barrier => f.write_str("Barrier"),
+            ObjectKind::Queue => f.write_str("Queue<_>"),
         }
     }
 }
@@ -132,10 +157,15 @@ pub struct Parts {
 /// Bytes of the lock cell at the start of a block of a kind with a lock.
 pub(crate) const LOCK_CELL: u64 = 24;
 
+/// Bytes of a [`Queue`](crate::Queue)'s header (its lock cell and ring state) before its
+/// slots.
+pub(crate) const QUEUE_HEADER: u64 = 128;
+
 /// Where the data of an element type aligned to `align` starts in a block of `kind`.
 pub(crate) fn data_offset(kind: ObjectKind, align: u64) -> u64 {
     match kind {
         ObjectKind::Value(_) | ObjectKind::Array(_) => LOCK_CELL.next_multiple_of(align.max(8)),
+        ObjectKind::Queue => QUEUE_HEADER.next_multiple_of(align.max(8)),
         _ => 0,
     }
 }
@@ -164,6 +194,9 @@ pub trait NamedObject: Sized {
     type Init<'a>;
     /// The kind recorded in the directory.
     const KIND: ObjectKind;
+    /// Bytes of the block of a kind without an element layout (a lock, an event, ...).
+    #[doc(hidden)]
+    const STATE_BYTES: u64 = LOCK_CELL;
     #[doc(hidden)]
     fn shape(init: Option<&Self::Init<'_>>, _: Token) -> Shape;
     /// Writes the initial contents of a fresh, zeroed block's data.

@@ -29,6 +29,7 @@ impl Arena {
             kind: O::KIND,
             layout: shape.layout,
             len: shape.len,
+            state_bytes: O::STATE_BYTES,
             create: init.is_some(),
             open,
             opener: self.owner_tag(),

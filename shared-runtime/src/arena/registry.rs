@@ -10,7 +10,7 @@
 use std::mem::size_of;
 
 use crate::arena::heap::Heap;
-use crate::arena::kind::{data_offset, ObjectKind, LOCK_CELL};
+use crate::arena::kind::{data_offset, ObjectKind};
 use crate::types::{LayoutKind, TypeLayout};
 use crate::{Error, Result};
 
@@ -113,6 +113,8 @@ pub(crate) struct Request<'a> {
     pub(crate) layout: Option<&'a TypeLayout>,
     /// `Some(n)` elements; `None` when opening an array of any length.
     pub(crate) len: Option<u64>,
+    /// Bytes of an object without an element layout (`NamedObject::STATE_BYTES`).
+    pub(crate) state_bytes: u64,
     pub(crate) create: bool,
     pub(crate) open: bool,
     /// The opening process's owner tag, recorded in its open record.
@@ -126,7 +128,7 @@ impl Request<'_> {
         self.layout.map_or(0, TypeLayout::fingerprint)
     }
     fn size(&self) -> u64 {
-        self.layout.map_or(LOCK_CELL, |l| l.size as u64)
+        self.layout.map_or(self.state_bytes, |l| l.size as u64)
     }
     fn align(&self) -> u64 {
         self.layout.map_or(8, |l| l.align as u64)

@@ -69,6 +69,11 @@ fn letters(kind: ObjectKind) -> &'static str {
         ObjectKind::Lock(Lock) => "l",
         ObjectKind::Lock(RLock) => "r",
         ObjectKind::Event => "e",
+        ObjectKind::Condition => "c",
+        ObjectKind::Semaphore => "s",
+        ObjectKind::BoundedSemaphore => "S",
+        ObjectKind::Barrier => "B",
+        ObjectKind::Queue => "q",
     }
 }
 
@@ -84,6 +89,11 @@ fn kind_of(letters: &str) -> Option<ObjectKind> {
         "l" => ObjectKind::Lock(Lock),
         "r" => ObjectKind::Lock(RLock),
         "e" => ObjectKind::Event,
+        "c" => ObjectKind::Condition,
+        "s" => ObjectKind::Semaphore,
+        "S" => ObjectKind::BoundedSemaphore,
+        "B" => ObjectKind::Barrier,
+        "q" => ObjectKind::Queue,
         _ => return None,
     })
 }
@@ -150,10 +160,15 @@ impl FromStr for Handle {
                             | ObjectKind::Array(_)
                             | ObjectKind::Lock(_)
                             | ObjectKind::Event
+                            | ObjectKind::Condition
+                            | ObjectKind::Semaphore
+                            | ObjectKind::BoundedSemaphore
+                            | ObjectKind::Barrier
+                            | ObjectKind::Queue
                     )
             })
             .ok_or(bad(
-                "the kind is not one of v, a, Vl, Vr, Al, Ar, l, r, e followed by b or o",
+                "the kind is not one of v, a, Vl, Vr, Al, Ar, l, r, e, c, s, S, B, q followed by b or o",
             ))?;
         Ok(Handle {
             arena: hex(arena)?,

@@ -108,8 +108,16 @@ pub(crate) fn resolve(heap: &Heap<'_>, arena: &Arena, h: &Handle, bytes: u64) ->
             _ if is_lock_block(heap, h.offset)? => Ok(unnamed(h.offset)),
             _ => Err(bad(h, "its offset names no lock")),
         },
-        // An event's block is data like a value's: named, or another process's block.
-        ObjectKind::RawValue | ObjectKind::RawArray | ObjectKind::Event => {
+        // The block of an event (and of every synchronization object) is data like a
+        // value's: named, or another process's block.
+        ObjectKind::RawValue
+        | ObjectKind::RawArray
+        | ObjectKind::Event
+        | ObjectKind::Condition
+        | ObjectKind::Semaphore
+        | ObjectKind::BoundedSemaphore
+        | ObjectKind::Barrier
+        | ObjectKind::Queue => {
             let who = owner(heap, h.offset)?;
             if heap.payload_capacity(h.offset)? < bytes {
                 return Err(bad(h, "the object it names is smaller than it says"));
