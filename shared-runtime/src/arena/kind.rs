@@ -199,6 +199,12 @@ pub trait NamedObject: Sized {
     const STATE_BYTES: u64 = LOCK_CELL;
     #[doc(hidden)]
     fn shape(init: Option<&Self::Init<'_>>, _: Token) -> Shape;
+    /// Refuses an `init` no object can be made from (a queue of capacity 0), before
+    /// anything is allocated.
+    #[doc(hidden)]
+    fn check_init(_init: &Self::Init<'_>, _: Token) -> crate::Result<()> {
+        Ok(())
+    }
     /// Writes the initial contents of a fresh, zeroed block's data.
     ///
     /// # Safety
