@@ -103,9 +103,12 @@ impl ObjectKind {
         })
     }
 
-    /// Whether objects of this kind have many elements.
+    /// Whether objects of this kind have many elements (a queue's are its slots).
     pub fn is_array(self) -> bool {
-        matches!(self, ObjectKind::RawArray | ObjectKind::Array(_))
+        matches!(
+            self,
+            ObjectKind::RawArray | ObjectKind::Array(_) | ObjectKind::Queue
+        )
     }
 
     /// The lock an object of this kind carries (or is), if any.
