@@ -16,6 +16,13 @@ use shared_runtime::{
 const SHORT: Duration = Duration::from_millis(20);
 
 #[test]
+fn handles_are_send_sync_and_clone() {
+    fn shareable<T: Send + Sync + Clone + std::fmt::Debug>() {}
+    shareable::<Queue<u64>>();
+    shareable::<Queue<Job>>();
+}
+
+#[test]
 fn first_in_first_out_in_one_process() {
     let q = Queue::<u32>::new(4).unwrap();
     assert_eq!((q.capacity(), q.len(), q.is_empty()), (4, 0, true));
