@@ -4,6 +4,7 @@ mod event;
 mod kinds;
 mod open;
 mod resolve;
+mod semaphore;
 
 use std::fmt;
 use std::str::FromStr;

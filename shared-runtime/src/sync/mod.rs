@@ -1,5 +1,5 @@
 //! Process-shared locks and the synchronized wrappers: `Lock`, `RLock`, `Value`, `Array`;
-//! and the synchronization objects: `Event`.
+//! and the synchronization objects: `Event`, `Semaphore`, `BoundedSemaphore`.
 
 mod array;
 mod event;
@@ -9,6 +9,7 @@ mod lock;
 mod lock_cell;
 mod macros;
 mod poison;
+mod semaphore;
 mod synchronized;
 mod value;
 mod wrap;
@@ -22,6 +23,10 @@ pub use lock::{
 pub(crate) use lock_cell::lock_state_at;
 pub(crate) use lock_cell::LockCore;
 pub use poison::{HoldsLock, Poison, PoisonCause};
+pub(crate) use semaphore::STATE_BYTES as SEMAPHORE_BYTES;
+pub use semaphore::{
+    Bounded, BoundedSemaphore, Boundedness, GenericSemaphore, Semaphore, SemaphoreGuard, Unbounded,
+};
 pub(crate) use synchronized::Token;
 pub use synchronized::{Array, SharedObject, Synchronized, Value};
 pub use wrap::{synchronized, IntoObject, LockArg};
