@@ -52,7 +52,10 @@ fn bounded_semaphore_refuses_a_release_past_its_bound() {
     let sem = BoundedSemaphore::new(2).unwrap();
     count_down_and_up(&sem);
     let err = sem.release().unwrap_err();
-    assert!(matches!(err, Error::SemaphoreOverflow { bound: 2 }), "{err}");
+    assert!(
+        matches!(err, Error::SemaphoreOverflow { bound: 2 }),
+        "{err}"
+    );
     assert_eq!(sem.value(), 2, "a refused release changed the value");
     assert_eq!(sem.bound(), 2);
     assert!(format!("{sem:?}").contains("bound: 2"), "{sem:?}");
@@ -149,7 +152,11 @@ fn never_more_than_k_processes_inside() {
         finish(c).unwrap();
     }
     assert_eq!(entries.get(), PROCS as u32 * ROUNDS);
-    assert!(most.get() <= K, "{} processes were inside at once", most.get());
+    assert!(
+        most.get() <= K,
+        "{} processes were inside at once",
+        most.get()
+    );
     assert!(most.get() >= 1);
     assert_eq!(sem.value(), K);
     assert!(format!("{sem:?}").contains("held_by_guards: 0"), "{sem:?}");
@@ -177,7 +184,10 @@ fn holder<B: Boundedness>(
         }
     })
     .unwrap();
-    assert!(wait_until(|| holding.get() != 0), "the holder never took it");
+    assert!(
+        wait_until(|| holding.get() != 0),
+        "the holder never took it"
+    );
     (child, holding)
 }
 
@@ -208,8 +218,16 @@ fn killed_guard_holder_unit_comes_back<B: Boundedness>(sem: GenericSemaphore<B>)
     assert_eq!(sem.value(), 0);
     victim.kill().unwrap();
     assert!(finish(victim).is_err(), "the killed holder ended normally");
-    assert_eq!(finish(waiter).unwrap(), 1, "the dead holder's unit never came back");
-    assert_eq!(sem.value(), 1, "the unit was returned more or less than once");
+    assert_eq!(
+        finish(waiter).unwrap(),
+        1,
+        "the dead holder's unit never came back"
+    );
+    assert_eq!(
+        sem.value(),
+        1,
+        "the unit was returned more or less than once"
+    );
     assert_eq!(sem.reclaim_dead(), 0);
     assert!(format!("{sem:?}").contains("held_by_guards: 0"), "{sem:?}");
 }
@@ -256,7 +274,9 @@ fn a_forgotten_guards_unit_returns_when_its_process_ends() {
     )
     .unwrap();
     assert_eq!(sem.value(), 0);
-    let g = sem.access_timeout(PATIENCE).expect("the units never came back");
+    let g = sem
+        .access_timeout(PATIENCE)
+        .expect("the units never came back");
     assert_eq!(sem.value(), 1);
     assert_eq!(sem.reclaim_dead(), 0, "a unit came back twice");
     drop(g);
@@ -274,8 +294,8 @@ fn a_forked_copy_of_a_guard_releases_nothing() {
     let sem = Semaphore::new(1).unwrap();
     let g = sem.access();
     let seen = in_child(|| {
-        // SAFETY (test): a bitwise copy of the parent's guard, as a fork makes; the child
-        // drops it once, the parent keeps its own.
+        // SAFETY: a bitwise copy of the parent's guard, as a fork makes; the child drops it
+        // once and never touches the original.
         let copy = unsafe { std::ptr::read(&g) };
         drop(copy);
         sem.value()
@@ -326,7 +346,10 @@ fn a_named_semaphore_is_opened_by_name_in_a_child() {
         assert_eq!(s.bound(), 2);
         s.release().unwrap();
         let refused = s.release();
-        assert!(matches!(refused, Err(Error::SemaphoreOverflow { bound: 2 })));
+        assert!(matches!(
+            refused,
+            Err(Error::SemaphoreOverflow { bound: 2 })
+        ));
         s.value()
     })
     .unwrap();

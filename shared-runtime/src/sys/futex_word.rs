@@ -55,6 +55,11 @@ pub(crate) fn wake_all(word: &AtomicU32) {
 pub(crate) fn wake_one(word: &AtomicU32) {
     // SAFETY: FUTEX_WAKE only wakes threads waiting on this address; it reads nothing.
     unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, 1 as libc::c_int);
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            1 as libc::c_int,
+        );
     }
 }

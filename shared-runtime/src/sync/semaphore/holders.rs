@@ -73,7 +73,9 @@ pub(super) fn my_owner(arena: &Arena) -> Option<u64> {
     if CACHED_KEY.load(Acquire) == key {
         return Some(CACHED_OWNER.load(Relaxed));
     }
-    let pid = u64::try_from(current_pid()).ok().filter(|&p| p != 0 && p <= PID_MASK)?;
+    let pid = u64::try_from(current_pid())
+        .ok()
+        .filter(|&p| p != 0 && p <= PID_MASK)?;
     match process_start_time(current_pid()) {
         Some(start) => {
             let owner = pid | stamp_of(start) << PID_BITS;
@@ -96,4 +98,30 @@ pub(super) fn owner_ended(owner: u64) -> bool {
     let pid = (owner & PID_MASK) as i32;
     let stamp = owner >> PID_BITS;
     pid == 0 || process_ended_unless(pid, |start| stamp != 0 && stamp_of(start) != stamp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_alive_and_its_pid_with_another_start_is_not_it() {
+        let arena = Arena::with_capacity(1 << 16).unwrap();
+        let me = my_owner(&arena).expect("this process can be recorded");
+        assert_eq!(me & PID_MASK, current_pid() as u64);
+        assert_eq!(my_owner(&arena), Some(me), "the cached owner differs");
+        assert!(!owner_ended(me));
+        let stamp = me >> PID_BITS;
+        if stamp != 0 {
+            // Our pid, but another start time: a process that reused it is not the holder.
+            let other = (me & PID_MASK) | (stamp % ((1 << STAMP_BITS) - 1) + 1) << PID_BITS;
+            assert_ne!(other, me);
+            assert!(owner_ended(other));
+        }
+        // Garbage: no process has pid 0.
+        assert!(owner_ended(0));
+        // The entry packs owner and count without overlap.
+        let e = entry(me, UNIT_MAX);
+        assert_eq!((owner_of(e), units_of(e)), (me, UNIT_MAX));
+    }
 }

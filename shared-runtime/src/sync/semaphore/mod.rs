@@ -17,8 +17,8 @@ use crate::{Error, Result};
 
 pub use guard::SemaphoreGuard;
 use holders::my_owner;
-pub(crate) use units::STATE_BYTES;
 use units::Units;
+pub(crate) use units::STATE_BYTES;
 
 mod sealed {
     pub trait Sealed {}

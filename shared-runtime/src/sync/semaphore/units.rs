@@ -19,9 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::arena::{Allocation, Arena};
-use crate::sync::semaphore::holders::{
-    entry, my_owner, owner_ended, owner_of, units_of, UNIT_MAX,
-};
+use crate::sync::semaphore::holders::{entry, my_owner, owner_ended, owner_of, units_of, UNIT_MAX};
 use crate::sys::futex_word::{wait_while_equal, wake_all, wake_one};
 
 /// Holder entries in a block: distinct processes that can hold guard units at once and
@@ -200,8 +198,10 @@ impl Units {
                 }
             }
         }
-        self.holders()
-            .any(|e| e.compare_exchange(0, entry(owner, 1), AcqRel, Relaxed).is_ok())
+        self.holders().any(|e| {
+            e.compare_exchange(0, entry(owner, 1), AcqRel, Relaxed)
+                .is_ok()
+        })
     }
 
     /// Removes one unit recorded against `owner`, freeing the entry at its last unit;
@@ -210,8 +210,13 @@ impl Units {
     pub(crate) fn unrecord(&self, owner: u64) -> bool {
         self.holders().any(|e| {
             e.fetch_update(AcqRel, Relaxed, |w| {
-                (owner_of(w) == owner && units_of(w) > 0)
-                    .then(|| if units_of(w) == 1 { 0 } else { w - 1 })
+                (owner_of(w) == owner && units_of(w) > 0).then(|| {
+                    if units_of(w) == 1 {
+                        0
+                    } else {
+                        w - 1
+                    }
+                })
             })
             .is_ok()
         })
@@ -244,12 +249,80 @@ impl Units {
             // All or, past the cap, up to it.
             if self.add(back).is_err() {
                 let cap = self.cap;
-                let _ = self
-                    .value_word()
-                    .fetch_update(SeqCst, Acquire, |v| Some(v.saturating_add(back).min(cap).max(v)));
+                let _ = self.value_word().fetch_update(SeqCst, Acquire, |v| {
+                    Some(v.saturating_add(back).min(cap).max(v))
+                });
                 wake_all(self.value_word());
             }
         }
         back
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
+    use std::time::Duration;
+
+    use crate::{Arena, BoundedSemaphore, Error, Semaphore};
+
+    /// Fills the block with `word` (a hostile or buggy process's writes).
+    fn scribble(base: *mut u8, word: u64) {
+        for i in 0..(super::STATE_BYTES / 8) as usize {
+            // SAFETY: inside the STATE_BYTES block, 8-aligned; accessed atomically.
+            unsafe { (*base.add(8 * i).cast::<AtomicU64>()).store(word, SeqCst) };
+        }
+    }
+
+    #[test]
+    fn garbage_in_the_block_gives_wrong_counts_never_a_panic_or_hang() {
+        let arena = Arena::with_capacity(1 << 16).unwrap();
+        let short = Duration::from_millis(5);
+        for word in [u64::MAX, 0x5555_5555_5555_5555, 1 << 14, 0xffff_ffff, 1] {
+            let s = Semaphore::new_in(&arena, 1).unwrap();
+            scribble(s.allocation().ptr(), word);
+            let _ = format!("{s:?}");
+            let _ = s.reclaim_dead();
+            let _ = s.try_acquire();
+            let _ = s.acquire_timeout(short);
+            if let Some(g) = s.access_timeout(short) {
+                drop(g);
+            }
+            let _ = s.release();
+            let _ = s.reclaim_dead();
+            let b = BoundedSemaphore::new_in(&arena, 1).unwrap();
+            scribble(b.allocation().ptr(), word);
+            // A handle made now reads the garbage bound.
+            let b = BoundedSemaphore::from_alloc(b.allocation().clone());
+            let _ = format!("{b:?}");
+            let _ = b.acquire_timeout(short);
+            let _ = b.release();
+            let _ = b.reclaim_dead();
+        }
+    }
+
+    #[test]
+    fn garbage_holders_past_the_cap_fill_it_and_no_more() {
+        let arena = Arena::with_capacity(1 << 16).unwrap();
+        let b = BoundedSemaphore::new_in(&arena, 3).unwrap();
+        // Entries whose owner has pid 0 (no process): garbage, cleared, units returned.
+        for i in 0..super::HOLDERS {
+            // SAFETY: entry i of the block, 8-aligned; accessed atomically.
+            let e = unsafe { &*b.allocation().ptr().add(16 + 8 * i).cast::<AtomicU64>() };
+            e.store(5, SeqCst);
+        }
+        assert_eq!(b.reclaim_dead(), 5 * super::HOLDERS as u32);
+        assert_eq!(b.value(), 3, "the value passed the bound");
+        assert!(matches!(
+            b.release(),
+            Err(Error::SemaphoreOverflow { bound: 3 })
+        ));
+        // A zeroed waiter hint only costs a poll; a wrapped one, needless wakes.
+        // SAFETY: the waiters word at offset 8; accessed atomically.
+        let waiters = unsafe { &*b.allocation().ptr().add(8).cast::<AtomicU32>() };
+        waiters.store(u32::MAX, SeqCst);
+        assert!(b.try_acquire());
+        b.release().unwrap();
+        assert!(b.acquire_timeout(Duration::from_millis(5)));
     }
 }
