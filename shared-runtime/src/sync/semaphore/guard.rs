@@ -18,7 +18,8 @@ use crate::sys::process::process_key;
 /// belongs to that process: a forked child's copy of it (a closure moved into
 /// [`Process::start`](crate::Process::start) is one) gives nothing back when dropped there;
 /// the parent's does. [`mem::forget`](std::mem::forget) keeps the unit taken, recorded, until
-/// the process ends; then it is returned like a dead holder's.
+/// the process ends; then it is returned like a dead holder's. So does `exec`: the new
+/// program is the same process, and its units come back when it ends.
 ///
 /// A guard can be sent to another thread of the process and dropped there.
 ///
