@@ -368,7 +368,8 @@ impl<B: Boundedness> GenericSemaphore<B> {
     }
 
     /// Returns to the value the units recorded against holder processes that are proven
-    /// dead (capped at the bound), and wakes waiters: how many came back. Waiters do this
+    /// dead (up to the bound of a [`BoundedSemaphore`]), and wakes waiters: how many came
+    /// back. Waiters do this
     /// by themselves every 50 ms; call it before [`try_acquire`](Self::try_acquire) to
     /// count the dead's units without waiting. Units taken with `acquire` are never
     /// recorded, so never come back this way.

@@ -124,23 +124,16 @@ impl Units {
     /// Gives a unit back and wakes one waiter; `Err(cap)` (nothing changed) if the value
     /// would pass the cap.
     pub(crate) fn give(&self) -> Result<(), u32> {
-        self.add(1).map_err(|_| self.cap)
-    }
-
-    /// Adds `n` units, all or none, waking waiters.
-    fn add(&self, n: u32) -> Result<(), ()> {
         self.value_word()
             .fetch_update(SeqCst, Acquire, |v| {
-                v.checked_add(n).filter(|&sum| sum <= self.cap)
+                v.checked_add(1).filter(|&sum| sum <= self.cap)
             })
-            .map_err(|_| ())?;
+            .map_err(|_| self.cap)?;
         // SeqCst with the waiter's `waiters += 1` then value check: one of the two sees
         // the other, so a sleeper is never missed (and the futex refuses a sleep on a
         // value that is no longer 0).
-        match (n, self.waiters().load(SeqCst)) {
-            (_, 0) => {}
-            (1, _) => wake_one(self.value_word()),
-            _ => wake_all(self.value_word()),
+        if self.waiters().load(SeqCst) != 0 {
+            wake_one(self.value_word());
         }
         Ok(())
     }
@@ -222,8 +215,8 @@ impl Units {
         })
     }
 
-    /// Returns the units recorded against holders proven dead to the value (capped at the
-    /// bound of a bounded semaphore) and wakes waiters; how many were returned.
+    /// Returns the units recorded against holders proven dead to the value (up to the
+    /// bound of a bounded semaphore) and wakes waiters; how many the value grew by.
     pub(crate) fn reclaim_dead(&self) -> u32 {
         if self.arena().foreign() {
             // Pids here name other processes: nothing can be proven.
@@ -244,18 +237,24 @@ impl Units {
                 back += units_of(w);
             }
         }
-        let back = u32::try_from(back).unwrap_or(u32::MAX);
-        if back != 0 {
-            // All or, past the cap, up to it.
-            if self.add(back).is_err() {
-                let cap = self.cap;
-                let _ = self.value_word().fetch_update(SeqCst, Acquire, |v| {
-                    Some(v.saturating_add(back).min(cap).max(v))
-                });
-                wake_all(self.value_word());
-            }
+        if back == 0 {
+            return 0;
         }
-        back
+        // All of them, or as many as fit under the cap (more than fit only if the block
+        // was written by someone else, or units were released on a holder's behalf).
+        let back = u32::try_from(back).unwrap_or(u32::MAX);
+        let cap = self.cap;
+        let before = self
+            .value_word()
+            .fetch_update(SeqCst, Acquire, |v| {
+                Some(v.saturating_add(back).min(cap).max(v))
+            })
+            .unwrap_or_else(|v| v);
+        let added = before.saturating_add(back).min(cap).max(before) - before;
+        if added != 0 && self.waiters().load(SeqCst) != 0 {
+            wake_all(self.value_word());
+        }
+        added
     }
 }
 
@@ -305,14 +304,19 @@ mod tests {
     fn garbage_holders_past_the_cap_fill_it_and_no_more() {
         let arena = Arena::with_capacity(1 << 16).unwrap();
         let b = BoundedSemaphore::new_in(&arena, 3).unwrap();
-        // Entries whose owner has pid 0 (no process): garbage, cleared, units returned.
+        // Entries whose owner has pid 0 (no process): garbage, cleared, units returned up
+        // to the bound.
+        for _ in 0..3 {
+            assert!(b.try_acquire());
+        }
         for i in 0..super::HOLDERS {
             // SAFETY: entry i of the block, 8-aligned; accessed atomically.
             let e = unsafe { &*b.allocation().ptr().add(16 + 8 * i).cast::<AtomicU64>() };
             e.store(5, SeqCst);
         }
-        assert_eq!(b.reclaim_dead(), 5 * super::HOLDERS as u32);
-        assert_eq!(b.value(), 3, "the value passed the bound");
+        assert_eq!(b.reclaim_dead(), 3, "the value passed the bound");
+        assert_eq!(b.value(), 3);
+        assert_eq!(b.units.recorded(), 0, "garbage entries were kept");
         assert!(matches!(
             b.release(),
             Err(Error::SemaphoreOverflow { bound: 3 })
