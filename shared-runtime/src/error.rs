@@ -338,7 +338,9 @@ pub enum Error {
     )]
     BrokenBarrier,
     /// [`BoundedSemaphore::release`](crate::BoundedSemaphore::release) would raise the value
-    /// past its initial value (Python's `ValueError: Semaphore released too many times`).
+    /// past its initial value (Python's `ValueError: Semaphore released too many times`), or
+    /// [`Semaphore::release`](crate::Semaphore::release) past `u32::MAX` (Python's
+    /// `OverflowError`). The value is unchanged.
     #[error("semaphore released too many times: its value may not exceed {bound}")]
     SemaphoreOverflow {
         /// The initial value, which the value may not exceed.

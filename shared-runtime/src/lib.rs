@@ -122,6 +122,9 @@ pub use sync::{
     LockArg, LockGuard, LockState, NonReentrant, Poison, PoisonCause, PopError, PushError, Queue,
     RLock, Reentrancy, Reentrant, SharedLock, SharedObject, SyncGuard, Synchronized, Value,
 };
+pub use sync::{
+    Bounded, BoundedSemaphore, Boundedness, GenericSemaphore, Semaphore, SemaphoreGuard, Unbounded,
+};
 pub use types::{CChar, Plain, SharedType, WChar};
 
 // The rarer names live in their modules; the crate's own code reaches them here too.

@@ -5,6 +5,7 @@ mod kinds;
 mod open;
 mod queue;
 mod resolve;
+mod semaphore;
 
 use std::fmt;
 use std::str::FromStr;
@@ -16,7 +17,8 @@ use crate::{Error, Result};
 /// ([`Display`](fmt::Display)/[`FromStr`]), or with serde behind the `serde` feature — and
 /// opened there with `open_handle` of the same kind: [`RawValue`](crate::RawValue),
 /// [`RawArray`](crate::RawArray), [`Value`](crate::Value), [`Array`](crate::Array),
-/// [`Lock`](crate::Lock), [`RLock`](crate::RLock), [`Event`](crate::Event).
+/// [`Lock`](crate::Lock), [`RLock`](crate::RLock), [`Event`](crate::Event),
+/// [`Semaphore`](crate::Semaphore), [`BoundedSemaphore`](crate::BoundedSemaphore).
 ///
 /// It names the arena (by its [`id`](crate::Arena::id)), the object's kind, offset (and
 /// its lock's), its length, and its type's layout fingerprint, which the opener checks against the type it asks

@@ -1,5 +1,5 @@
 //! Process-shared locks and the synchronized wrappers: `Lock`, `RLock`, `Value`, `Array`;
-//! and the synchronization objects: `Event`.
+//! and the synchronization objects: `Event`, `Semaphore`, `BoundedSemaphore`.
 
 mod array;
 mod event;
@@ -10,6 +10,7 @@ mod lock_cell;
 mod macros;
 mod poison;
 pub(crate) mod queue;
+mod semaphore;
 mod synchronized;
 mod value;
 mod wrap;
@@ -24,6 +25,10 @@ pub(crate) use lock_cell::lock_state_at;
 pub(crate) use lock_cell::LockCore;
 pub use poison::{HoldsLock, Poison, PoisonCause};
 pub use queue::{PopError, PushError, Queue};
+pub(crate) use semaphore::STATE_BYTES as SEMAPHORE_BYTES;
+pub use semaphore::{
+    Bounded, BoundedSemaphore, Boundedness, GenericSemaphore, Semaphore, SemaphoreGuard, Unbounded,
+};
 pub(crate) use synchronized::Token;
 pub use synchronized::{Array, SharedObject, Synchronized, Value};
 pub use wrap::{synchronized, IntoObject, LockArg};

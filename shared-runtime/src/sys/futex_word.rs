@@ -1,5 +1,6 @@
 //! Waiting on a 32-bit word in shared memory until it changes, and waking its waiters: the
-//! futex calls of the synchronization objects that are not locks ([`Event`](crate::Event)).
+//! futex calls of the synchronization objects that are not locks ([`Event`](crate::Event),
+//! [`Semaphore`](crate::Semaphore)).
 
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
@@ -46,6 +47,19 @@ pub(crate) fn wake_all(word: &AtomicU32) {
             word.as_ptr(),
             libc::FUTEX_WAKE,
             libc::c_int::MAX,
+        );
+    }
+}
+
+/// Wakes one thread, in any process, sleeping in [`wait_while_equal`] on `word`.
+pub(crate) fn wake_one(word: &AtomicU32) {
+    // SAFETY: FUTEX_WAKE only wakes threads waiting on this address; it reads nothing.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            1 as libc::c_int,
         );
     }
 }

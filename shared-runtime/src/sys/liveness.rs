@@ -198,6 +198,13 @@ pub(crate) fn process_ended(pid: i32, start: Option<u64>) -> bool {
     pid > 0 && ended(pid, Task::Process, |now| start.is_some_and(|s| s != now))
 }
 
+/// Whether process `pid` has provably ended, where `reused(start)` says whether a running
+/// process that started at `start` (clock ticks after boot) is another one that reused the
+/// pid (a semaphore's holder records keep a truncated start time).
+pub(crate) fn process_ended_unless(pid: i32, reused: impl Fn(u64) -> bool) -> bool {
+    pid > 0 && ended(pid, Task::Process, reused)
+}
+
 /// What an id stands for in a proof.
 #[derive(PartialEq)]
 enum Task {

@@ -6,7 +6,7 @@
 //! `waitid(P_PIDFD)`, `poll`), [`liveness`] (thread identities and proof that a thread or
 //! process has ended), [`procfs`] (allocation-free reads of `/proc`), [`fd`] (descriptor
 //! flags), [`random`] (`getrandom`), [`readonly`] (read-only mappings for inspection), [`signal`] (killing oneself), [`futex`] (the robust lock word every lock of the crate, the
-//! allocator's included, is built on) and [`futex_word`] (waiting for a word to change: `Event`). Everything here is Linux/glibc first; another Unix
+//! allocator's included, is built on) and [`futex_word`] (waiting for a word to change: `Event`, `Semaphore`). Everything here is Linux/glibc first; another Unix
 //! needs only these files replaced.
 
 pub(crate) mod fd;

@@ -1,0 +1,82 @@
+//! Handles of `Semaphore`s and `BoundedSemaphore`s.
+
+use std::sync::Arc;
+
+use crate::arena::opened::{self, Inserted};
+use crate::arena::{Allocation, Arena, NamedObject};
+use crate::handle::open::check_kind;
+use crate::handle::resolve::resolve;
+use crate::handle::Handle;
+use crate::sync::{Boundedness, GenericSemaphore, SEMAPHORE_BYTES};
+use crate::{Error, Result};
+
+impl<B: Boundedness> GenericSemaphore<B> {
+    /// A handle naming this semaphore, to open in another process mapping the arena; this
+    /// process keeps ownership (of an unnamed semaphore: keep it alive while others use
+    /// it).
+    ///
+    /// ```
+    /// let s = shared_runtime::Semaphore::new(1)?;
+    /// assert!(s.handle().to_string().ends_with(":sb"));
+    /// let b = shared_runtime::BoundedSemaphore::new(1)?;
+    /// assert!(b.handle().to_string().ends_with(":Sb"));
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn handle(&self) -> Handle {
+        Handle {
+            arena: self.arena().id(),
+            offset: self.allocation().offset(),
+            len: 1,
+            fingerprint: 0,
+            kind: <Self as NamedObject>::KIND,
+            lock: 0,
+            owned: false,
+        }
+    }
+
+    /// Opens a semaphore handle made in another process, checking the arena, the kind
+    /// (a `Semaphore` handle does not open as a `BoundedSemaphore`, nor the reverse) and
+    /// the block. A named semaphore opened this way stays valid after its name is removed.
+    ///
+    /// # Errors
+    /// [`Error::KindMismatch`] for a handle of another kind, [`Error::InvalidHandle`] for
+    /// another arena, a block that is no semaphore's, an owning handle, or a semaphore
+    /// this process owns (use the handle it has).
+    ///
+    /// ```
+    /// use shared_runtime::{Arena, Process, Semaphore};
+    /// let arena = Arena::with_capacity(1 << 20)?;
+    /// let s = arena.create::<Semaphore>("s", 0)?;
+    /// let (a, h) = (arena.clone(), s.handle());
+    /// Process::start(move || Semaphore::open_handle(&a, &h).unwrap().release().unwrap())?
+    ///     .join()?;
+    /// assert_eq!(s.value(), 1);
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
+    pub fn open_handle(arena: &Arena, handle: &Handle) -> Result<Self> {
+        let bad = |reason| Error::InvalidHandle {
+            text: handle.to_string(),
+            reason,
+        };
+        check_kind(arena, handle, <Self as NamedObject>::KIND)?;
+        if handle.owned {
+            return Err(bad("a semaphore handle never carries ownership"));
+        }
+        if handle.len != 1 || handle.fingerprint != 0 || handle.lock != 0 {
+            return Err(bad("a semaphore handle has length 1 and no layout or lock"));
+        }
+        if handle.offset % 8 != 0 {
+            return Err(bad("its offset is misaligned"));
+        }
+        let t = arena.with_heap(|heap| resolve(heap, arena, handle, SEMAPHORE_BYTES))?;
+        let data = Arc::new(if t.record != 0 {
+            Allocation::named(arena.clone(), t.block, t.record)
+        } else {
+            Allocation::borrowed(arena.clone(), t.block)
+        });
+        match opened::insert(arena, t.block, t.stamp, 0, data)? {
+            Inserted::Ok(data) => Ok(Self::from_alloc(data)),
+            Inserted::OtherLock => Err(bad("this process has this block open as another object")),
+        }
+    }
+}
