@@ -192,7 +192,9 @@ impl Heap<'_> {
         Ok(size)
     }
 
-    /// Cuts a fresh block of `size` bytes off the never-used tail, reserving its pages.
+    /// Cuts a fresh block of `size` bytes off the never-used tail, reserving its pages
+    /// where the file system needs that (see `SharedMemory::reserve`): on the global arena's
+    /// memfd nothing is reserved or written, and the block's untouched pages read as zero.
     fn carve(&self, size: u64) -> Result<u64> {
         let cap = self.mem.len();
         let st = self.state();
@@ -208,6 +210,9 @@ impl Heap<'_> {
         let committed = st.committed.get();
         if end > committed {
             let want = page_up(end, COMMIT_STEP).min(cap);
+            // Every process makes `[0, committed)` accessible before it touches the heap
+            // (`Arena::with_heap`); this one goes first.
+            self.mem.expose(want)?;
             if self.mem.reserve(committed, want - committed).is_err() {
                 let exact = page_up(end, self.page).min(cap);
                 self.mem.reserve(committed, exact - committed)?;
