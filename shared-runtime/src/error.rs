@@ -44,7 +44,8 @@ pub enum Error {
         /// The arena's capacity.
         capacity: u64,
     },
-    /// The system could not reserve pages for an allocation (RAM and swap exhausted).
+    /// The system could not reserve pages for an allocation (a full size-limited
+    /// `/dev/shm` under a named segment, or RAM and swap exhausted).
     #[error("the system could not reserve {bytes} bytes of shared memory: {source}")]
     NoSystemMemory {
         /// Bytes that were being reserved.

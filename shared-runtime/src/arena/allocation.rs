@@ -75,6 +75,12 @@ unsafe impl<T> Sync for MappedPtr<T> {}
 
 /// The payload at `offset` of `arena`, in this process.
 fn payload(arena: &Arena, offset: u64) -> NonNull<u8> {
+    // Every block is handed out or checked under `Arena::with_heap`, which first makes the
+    // whole heap (`[0, committed)`) accessible in this process, and that never shrinks.
+    debug_assert!(
+        offset < arena.inner.mem.exposed(),
+        "block past the exposed prefix"
+    );
     // SAFETY: the offset was handed out by the allocator of this arena (or checked against
     // it by the caller that opened the block), so it lies inside the mapping, which the
     // arena handle stored next to this pointer keeps alive.

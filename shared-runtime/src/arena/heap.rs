@@ -12,12 +12,13 @@
 //! ```
 //! `flags` are [`USED`], [`PREV_USED`] (the block before this one is in use, so there is no
 //! footer to read), [`PUNCHED`] (some pages of this free block were returned to the OS
-//! and must be reserved again before they are handed out), [`LOCK_BLOCK`] (this used
-//! block is an unnamed lock cell) and, in a high bit of the word, [`RECORD_BLOCK`] (this
+//! and must be reserved again before they are handed out, where pages are reserved),
+//! [`LOCK_BLOCK`] (this used block is an unnamed lock cell) and, in a high bit of the word, [`RECORD_BLOCK`] (this
 //! used block is an open record). Both marks are cleared when the block is freed.
 //!
 //! # Invariants (checked by `check::verify`)
-//! 1. Blocks tile `[start, top)` exactly; `[top, committed)` is zero and never handed out.
+//! 1. Blocks tile `[start, top)` exactly; `[top, committed)` is zero and never handed out;
+//!    `[0, committed)` is accessible in every process while it holds the lock.
 //! 2. No two free blocks are adjacent, and the block before `top` is never free.
 //! 3. Every free block is in exactly the bin of its size, and its payload is zero except its
 //!    links and footer: freed memory is zeroed when freed, so allocation never has to.
@@ -192,7 +193,9 @@ impl Heap<'_> {
         Ok(size)
     }
 
-    /// Cuts a fresh block of `size` bytes off the never-used tail, reserving its pages.
+    /// Cuts a fresh block of `size` bytes off the never-used tail, reserving its pages
+    /// where the file system needs that (see `SharedMemory::reserve`): on the global arena's
+    /// memfd nothing is reserved or written, and the block's untouched pages read as zero.
     fn carve(&self, size: u64) -> Result<u64> {
         let cap = self.mem.len();
         let st = self.state();
@@ -208,6 +211,9 @@ impl Heap<'_> {
         let committed = st.committed.get();
         if end > committed {
             let want = page_up(end, COMMIT_STEP).min(cap);
+            // Every process makes `[0, committed)` accessible before it touches the heap
+            // (`Arena::with_heap`); this one goes first.
+            self.mem.expose(want)?;
             if self.mem.reserve(committed, want - committed).is_err() {
                 let exact = page_up(end, self.page).min(cap);
                 self.mem.reserve(committed, exact - committed)?;

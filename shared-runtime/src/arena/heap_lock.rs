@@ -79,6 +79,9 @@ impl Arena {
         // Everything else the allocator reads is checked as it is read; these scalars bound
         // those checks, so they are checked first (another process may have damaged them).
         header::check_state(heap.state(), self.capacity()).map_err(Error::Corrupted)?;
+        // Another process may have grown the heap past what this one can touch yet: every
+        // block, and everything the allocator reads or scrubs, lies below `committed`.
+        heap.mem.expose(heap.state().committed.get())?;
         // A rebuild that was itself interrupted is redone: the flag lives in the arena.
         let st = heap.state();
         if matches!(how, Acquired::OwnerDied { .. }) || st.rebuilding.get() != 0 {

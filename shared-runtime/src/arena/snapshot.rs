@@ -259,6 +259,8 @@ fn copy_once(ro: &ReadOnlySegment, accept: bool) -> Result<Option<CopyOut>> {
     let ranges = plan(ro, word(TOP_AT)?)?;
     let len = ro.len();
     let mem = SharedMemory::create_anonymous("shared-runtime-snapshot", len)?;
+    // The ranges ascend: the last one ends the copy.
+    mem.expose(ranges.last().map_or(0, |r| r.1))?;
     reserve(&mem, &ranges)?;
     for &(from, to) in &ranges {
         for off in (from..to).step_by(8) {

@@ -20,7 +20,9 @@ pub struct ArenaStats {
     pub bytes_in_use: u64,
     /// Bytes the heap spans (used and free blocks), from its start to its high-water mark.
     pub heap_bytes: u64,
-    /// Bytes reserved from the system (pages that are paid for).
+    /// The heap's high-water mark (in 1 MiB steps): bytes reserved from the system on a
+    /// size-limited file system (a named segment on `/dev/shm`); on an unlimited one (every
+    /// unnamed arena) pages in this span are paid for only once touched.
     pub reserved_bytes: u64,
     /// Objects currently allocated.
     pub live_allocations: u64,

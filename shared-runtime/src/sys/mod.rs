@@ -1,6 +1,7 @@
 //! The only place in the crate that calls the operating system.
 //!
-//! One module per OS area, as in `nix`: [`memory`] (memfd, mappings, page reservation),
+//! One module per OS area, as in `nix`: [`memory`] (memfd, mappings, page reservation, the accessible
+//! part of a mapping),
 //! [`process`] (fork, wait, signals, the cached process id and fork generation),
 //! [`pidfd`] (process file descriptors: `pidfd_open`, `pidfd_send_signal`,
 //! `waitid(P_PIDFD)`, `poll`), [`liveness`] (thread identities and proof that a thread or
