@@ -205,6 +205,18 @@ pub trait NamedObject: Sized {
     /// `data` is the start of the data of a fresh block holding `shape(Some(init))`.
     #[doc(hidden)]
     unsafe fn init(init: &Self::Init<'_>, data: *mut u8, _: Token);
+    /// Checks what a new object is made from, before anything is made (a `Barrier`'s
+    /// party count).
+    #[doc(hidden)]
+    fn check_init(_: &Self::Init<'_>, _: Token) -> crate::Result<()> {
+        Ok(())
+    }
+    /// Checks an opened (or just made) block's contents before the handle is built (a
+    /// `Barrier`'s stored party count).
+    #[doc(hidden)]
+    fn check_parts(_: &Parts, _: Token) -> crate::Result<()> {
+        Ok(())
+    }
     #[doc(hidden)]
     fn build(parts: Parts, _: Token) -> Self;
 }

@@ -1,9 +1,12 @@
 //! Handles: how an object is named to another process (offset + layout fingerprint).
 
+mod barrier;
+mod condition;
 mod event;
 mod kinds;
 mod open;
 mod resolve;
+mod state_block;
 
 use std::fmt;
 use std::str::FromStr;

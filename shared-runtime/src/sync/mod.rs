@@ -1,7 +1,9 @@
 //! Process-shared locks and the synchronized wrappers: `Lock`, `RLock`, `Value`, `Array`;
-//! and the synchronization objects: `Event`.
+//! and the synchronization objects: `Event`, `Condition`, `Barrier`.
 
 mod array;
+pub(crate) mod barrier;
+mod condition;
 mod event;
 mod guard;
 mod inspect;
@@ -13,6 +15,8 @@ mod synchronized;
 mod value;
 mod wrap;
 
+pub use barrier::{Barrier, BarrierWaitResult};
+pub use condition::{Condition, WaitTimeoutResult};
 pub use event::Event;
 pub use guard::SyncGuard;
 pub use inspect::{Holder, HolderStatus, LockState};
