@@ -349,6 +349,12 @@ impl Barrier {
         self.wait_until(Instant::now().checked_add(timeout))
     }
 
+    /// Holds the barrier's lock, for tests that kill a party inside it.
+    #[doc(hidden)]
+    pub fn hold_lock_for_tests(&self) -> LockGuard<'_> {
+        self.locked().0
+    }
+
     fn wait_until(&self, deadline: Option<Instant>) -> Result<BarrierWaitResult> {
         let s = self.state();
         let (g, poisoned) = self.locked();
