@@ -101,3 +101,44 @@ impl NamedObject for Barrier {
         Barrier::from_alloc(parts.data)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+
+    use crate::arena::LOCK_CELL;
+    use crate::{Arena, Barrier, Error};
+
+    /// The shared word `i` after the lock cell of `b`'s block (0: parties, 1: count).
+    fn word(b: &Barrier, i: usize) -> &AtomicU32 {
+        // SAFETY: a barrier's block holds its lock cell and four aligned u32 words, mapped
+        // while `b` lives; they are atomics.
+        unsafe { &*b.allocation().ptr().add(LOCK_CELL as usize + 4 * i).cast() }
+    }
+
+    #[test]
+    fn garbage_party_counts_are_refused_on_open() {
+        let arena = Arena::with_capacity(1 << 20).unwrap();
+        let b = arena.create::<Barrier>("b", 2).unwrap();
+        for garbage in [0, u32::MAX, Barrier::MAX_PARTIES as u32 + 1] {
+            word(&b, 0).store(garbage, SeqCst);
+            let by_name = Arena::open::<Barrier>(&arena, "b");
+            assert!(matches!(by_name, Err(Error::Corrupted(_))), "{by_name:?}");
+        }
+        // The process's own handle keeps its checked copy.
+        assert_eq!(b.parties(), 2);
+    }
+
+    #[test]
+    fn a_garbage_count_breaks_the_barrier_with_an_error() {
+        let b = Barrier::new(3).unwrap();
+        word(&b, 1).store(1000, SeqCst);
+        assert!(matches!(b.wait(), Err(Error::Corrupted(_))));
+        assert!(b.is_broken());
+        assert_eq!(b.n_waiting(), 0);
+        b.reset();
+        word(&b, 1).store(2, SeqCst); // as if two parties waited
+        assert!(b.wait().unwrap().is_leader());
+        assert!(format!("{b:?}").contains("broken: false"));
+    }
+}

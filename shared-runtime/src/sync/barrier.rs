@@ -72,13 +72,12 @@ struct BarrierState {
 /// let children: Vec<_> = (0..2)
 ///     .map(|_| {
 ///         let b = b.clone();
-///         Process::start(move || b.wait().unwrap().is_leader())
+///         Process::start(move || u32::from(b.wait().unwrap().is_leader()))
 ///     })
 ///     .collect::<Result<_, _>>()?;
-/// let me = b.wait()?.is_leader();
-/// let mut leaders = u32::from(me);
+/// let mut leaders = u32::from(b.wait()?.is_leader());
 /// for c in children {
-///     leaders += u32::from(c.join()?);
+///     leaders += c.join()?;
 /// }
 /// assert_eq!(leaders, 1); // exactly one leader per round
 /// # Ok::<(), shared_runtime::Error>(())

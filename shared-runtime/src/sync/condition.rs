@@ -70,15 +70,15 @@ struct CondState {
 /// ```
 /// use shared_runtime::{Condition, Process, Value};
 ///
-/// let ready = Value::new(false)?;
+/// let ready = Value::new(0u8)?;
 /// let cond = Condition::new()?;
 /// let (r, c) = (ready.clone(), cond.clone());
 /// let child = Process::start(move || {
-///     *r.lock().unwrap() = true;
+///     *r.lock().unwrap() = 1;
 ///     c.notify_all();
 /// })?;
-/// let g = cond.wait_while(ready.lock().unwrap(), |ready| !**ready).unwrap();
-/// assert!(*g);
+/// let g = cond.wait_while(ready.lock().unwrap(), |ready| **ready == 0).unwrap();
+/// assert_eq!(*g, 1);
 /// drop(g);
 /// child.join()?;
 /// # Ok::<(), shared_runtime::Error>(())
