@@ -172,7 +172,8 @@ pub(crate) fn data_offset(kind: ObjectKind, align: u64) -> u64 {
 
 /// An object that can be named in an arena: [`RawValue`](crate::RawValue),
 /// [`RawArray`](crate::RawArray), [`Value`](crate::Value), [`Array`](crate::Array),
-/// [`Lock`](crate::Lock), [`RLock`](crate::RLock), [`Event`](crate::Event). Sealed.
+/// [`Lock`](crate::Lock), [`RLock`](crate::RLock), [`Event`](crate::Event),
+/// [`Condition`](crate::Condition), [`Barrier`](crate::Barrier). Sealed.
 ///
 /// See [`Arena::create`](crate::Arena::create), [`open`](crate::Arena::open) and
 /// [`find_or_create`](crate::Arena::find_or_create).
@@ -190,7 +191,8 @@ pub(crate) fn data_offset(kind: ObjectKind, align: u64) -> u64 {
 /// ```
 pub trait NamedObject: Sized {
     /// What a new object is made from: the value (`RawValue`, `Value`), a slice of
-    /// elements (`RawArray`, `Array`), `()` for a lock or an event.
+    /// elements (`RawArray`, `Array`), `()` for a lock, an event or a condition, the
+    /// number of parties for a `Barrier`.
     type Init<'a>;
     /// The kind recorded in the directory.
     const KIND: ObjectKind;
