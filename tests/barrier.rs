@@ -337,3 +337,9 @@ fn named_and_handed_over_barriers_work_across_processes() {
         .iter()
         .any(|o| o.name == "meet" && o.label == "Barrier"));
 }
+
+#[test]
+fn is_send_sync_clone_and_debug() {
+    fn check<T: Send + Sync + Clone + std::fmt::Debug>() {}
+    check::<Barrier>();
+}

@@ -424,3 +424,9 @@ fn a_named_condition_and_a_handed_over_one_notify_across_processes() {
         .iter()
         .any(|o| o.name == "c" && o.label == "Condition"));
 }
+
+#[test]
+fn is_send_sync_clone_and_debug() {
+    fn check<T: Send + Sync + Clone + std::fmt::Debug>() {}
+    check::<Condition>();
+}

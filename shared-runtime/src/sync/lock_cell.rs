@@ -477,9 +477,11 @@ impl LockCore {
 
     /// Whether the lock's holder is proven to have ended (nobody has taken it over yet):
     /// a waiter that depends on the lock checks this at each poll.
+    /// A process of another pid namespace than the arena's creator proves nothing (the
+    /// ids it would check name other threads where it lives), as for a take-over.
     pub(crate) fn holder_proven_dead(&self) -> bool {
         let holder = self.cell().lock.holder();
-        holder != 0 && holder & FOREIGN == 0 && thread_ended(holder)
+        holder != 0 && self.me() & FOREIGN == 0 && thread_ended(holder)
     }
 
     /// Overwrites the recorded re-entry depth.
