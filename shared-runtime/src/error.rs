@@ -338,6 +338,16 @@ pub enum Error {
          while waiting); call reset() to use it again"
     )]
     BrokenBarrier,
+    /// A [`Barrier`](crate::Barrier) was asked for a number of parties it cannot have:
+    /// none, or more than [`Barrier::MAX_PARTIES`](crate::Barrier::MAX_PARTIES).
+    #[error(
+        "a barrier cannot have {parties} parties: give at least 1 and at most {max}",
+        max = crate::Barrier::MAX_PARTIES
+    )]
+    InvalidParties {
+        /// The number given.
+        parties: usize,
+    },
     /// [`BoundedSemaphore::release`](crate::BoundedSemaphore::release) would raise the value
     /// past its initial value (Python's `ValueError: Semaphore released too many times`), or
     /// [`Semaphore::release`](crate::Semaphore::release) past `u32::MAX` (Python's

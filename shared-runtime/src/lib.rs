@@ -118,9 +118,10 @@ pub use error::{Error, Result};
 pub use process::{Process, Scope, ScopedProcess, PANIC_EXIT_CODE};
 pub use raw::{copy, copy_in, copy_slice, copy_slice_in, AtomicInteger, RawArray, RawValue};
 pub use sync::{
-    synchronized, Array, Event, GenericLock, Holder, HolderStatus, HoldsLock, IntoObject, Lock,
-    LockArg, LockGuard, LockState, NonReentrant, Poison, PoisonCause, PopError, PushError, Queue,
-    RLock, Reentrancy, Reentrant, SharedLock, SharedObject, SyncGuard, Synchronized, Value,
+    synchronized, Array, Barrier, BarrierWaitResult, Condition, Event, GenericLock, Holder,
+    HolderStatus, HoldsLock, IntoObject, Lock, LockArg, LockGuard, LockState, NonReentrant, Poison,
+    PoisonCause, PopError, PushError, Queue, RLock, Reentrancy, Reentrant, SharedLock,
+    SharedObject, SyncGuard, Synchronized, Value, WaitTimeoutResult,
 };
 pub use sync::{
     Bounded, BoundedSemaphore, Boundedness, GenericSemaphore, Semaphore, SemaphoreGuard, Unbounded,

@@ -176,7 +176,8 @@ pub(crate) fn data_offset(kind: ObjectKind, align: u64) -> u64 {
 /// An object that can be named in an arena: [`RawValue`](crate::RawValue),
 /// [`RawArray`](crate::RawArray), [`Value`](crate::Value), [`Array`](crate::Array),
 /// [`Lock`](crate::Lock), [`RLock`](crate::RLock), [`Event`](crate::Event),
-/// [`Semaphore`](crate::Semaphore), [`BoundedSemaphore`](crate::BoundedSemaphore). Sealed.
+/// [`Semaphore`](crate::Semaphore), [`BoundedSemaphore`](crate::BoundedSemaphore),
+/// [`Condition`](crate::Condition), [`Barrier`](crate::Barrier), [`Queue`](crate::Queue). Sealed.
 ///
 /// See [`Arena::create`](crate::Arena::create), [`open`](crate::Arena::open) and
 /// [`find_or_create`](crate::Arena::find_or_create).
@@ -194,8 +195,9 @@ pub(crate) fn data_offset(kind: ObjectKind, align: u64) -> u64 {
 /// ```
 pub trait NamedObject: Sized {
     /// What a new object is made from: the value (`RawValue`, `Value`), a slice of
-    /// elements (`RawArray`, `Array`), `()` for a lock or an event, the initial value (`u32`)
-    /// for a semaphore.
+    /// elements (`RawArray`, `Array`), `()` for a lock, an event or a condition, the initial
+    /// value (`u32`) of a semaphore, the number of parties of a `Barrier`, the capacity of a
+    /// `Queue`.
     type Init<'a>;
     /// The kind recorded in the directory.
     const KIND: ObjectKind;
@@ -204,8 +206,8 @@ pub trait NamedObject: Sized {
     const STATE_BYTES: u64 = LOCK_CELL;
     #[doc(hidden)]
     fn shape(init: Option<&Self::Init<'_>>, _: Token) -> Shape;
-    /// Refuses an `init` no object can be made from (a queue of capacity 0), before
-    /// anything is allocated.
+    /// Refuses an `init` no object can be made from (a queue of capacity 0, a `Barrier` of
+    /// no parties), before anything is allocated.
     #[doc(hidden)]
     fn check_init(_init: &Self::Init<'_>, _: Token) -> crate::Result<()> {
         Ok(())
@@ -216,6 +218,12 @@ pub trait NamedObject: Sized {
     /// `data` is the start of the data of a fresh block holding `shape(Some(init))`.
     #[doc(hidden)]
     unsafe fn init(init: &Self::Init<'_>, data: *mut u8, _: Token);
+    /// Checks an opened (or just made) block's contents before the handle is built (a
+    /// `Barrier`'s stored party count).
+    #[doc(hidden)]
+    fn check_parts(_: &Parts, _: Token) -> crate::Result<()> {
+        Ok(())
+    }
     #[doc(hidden)]
     fn build(parts: Parts, _: Token) -> Self;
 }

@@ -76,6 +76,7 @@ impl Arena {
             data,
             len: found.len as usize,
         };
+        O::check_parts(&parts, Token)?;
         Ok((O::build(parts, Token), found.created))
     }
 

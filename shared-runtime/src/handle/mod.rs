@@ -1,11 +1,14 @@
 //! Handles: how an object is named to another process (offset + layout fingerprint).
 
+mod barrier;
+mod condition;
 mod event;
 mod kinds;
 mod open;
 mod queue;
 mod resolve;
 mod semaphore;
+mod state_block;
 
 use std::fmt;
 use std::str::FromStr;

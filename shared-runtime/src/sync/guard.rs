@@ -6,7 +6,7 @@ use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 
 use crate::sync::lock::LockGuard;
-use crate::sync::poison::{HoldsLock, Poison};
+use crate::sync::poison::{HoldsLock, Poison, WaitParts};
 use crate::sync::synchronized::Borrow;
 use crate::{Held, Place, SharedType};
 
@@ -122,6 +122,9 @@ impl<T: SharedType> SyncGuard<'_, [T]> {
 impl<T: ?Sized> HoldsLock for SyncGuard<'_, T> {
     fn poison(guard: &Self) -> Option<Poison> {
         HoldsLock::poison(&guard._lock)
+    }
+    fn wait_parts(guard: &Self, _: crate::sync::Token) -> WaitParts<'_> {
+        (&guard._lock, Some(guard._borrow.mark()))
     }
 }
 

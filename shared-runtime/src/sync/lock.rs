@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::arena::Arena;
 use crate::sync::lock_cell::{tid_of, LockCore};
-use crate::sync::poison::{HoldsLock, Poison};
+use crate::sync::poison::{HoldsLock, Poison, WaitParts};
 use crate::Result;
 
 /// Proof that a lock is held; releases it when dropped.
@@ -54,6 +54,12 @@ impl<'a> LockGuard<'a> {
         }
     }
 
+    /// The lock this guard holds, and the identity it was taken with (for a condition
+    /// wait, which releases and retakes it under the same guard).
+    pub(crate) fn parts(&self) -> (&'a LockCore, u64) {
+        (self.core, self.me)
+    }
+
     /// The id of the thread that took the lock (the borrow mark of `Synchronized`).
     #[inline]
     pub(crate) fn tid(&self) -> i32 {
@@ -77,6 +83,9 @@ impl fmt::Debug for LockGuard<'_> {
 impl HoldsLock for LockGuard<'_> {
     fn poison(guard: &Self) -> Option<Poison> {
         guard.core.poison()
+    }
+    fn wait_parts(guard: &Self, _: crate::sync::Token) -> WaitParts<'_> {
+        (guard, None)
     }
 }
 

@@ -13,7 +13,8 @@ use crate::sync::lock::{LockGuard, Reentrancy};
 use crate::sync::poison::{Poison, PoisonCause};
 use crate::sys::futex::{Acquired, FutexLock, WAITERS};
 use crate::sys::liveness::{
-    cached_identity_renewed, thread_identity, thread_of_live_process, TID_MASK,
+    cached_identity_renewed, thread_ended, thread_identity, thread_of_live_process, FOREIGN,
+    TID_MASK,
 };
 use crate::sys::process::{current_pid_renewed, renew_if_forked};
 use crate::Result;
@@ -416,6 +417,71 @@ impl LockCore {
             },
         };
         self.cell().lock.holder() == me
+    }
+
+    /// Checks that the calling thread may wait on a condition with the level it holds as
+    /// `me`: it holds the lock (not a guard that crossed a fork), at depth 1.
+    ///
+    /// # Panics
+    /// With a message naming the misuse, before anything is changed.
+    #[track_caller]
+    pub(crate) fn check_waitable(&self, me: u64) {
+        assert!(
+            self.cell().lock.holder() == me && self.me() == me,
+            "cannot wait on a Condition with a guard this thread does not hold (a guard \
+             taken in another process and moved into a forked child)"
+        );
+        let depth = self.cell().depth.load(Relaxed);
+        assert!(
+            depth <= 1,
+            "cannot wait on a Condition with an RLock held {depth} times: waiting releases \
+             the lock, which the outer guards of this thread would then use unlocked; drop \
+             the inner guards first (hold it once)"
+        );
+    }
+
+    /// Releases the lock held by the calling thread as `me` at depth 1, for a condition
+    /// wait, leaving the caller's guard alive (it is retaken by
+    /// [`retake_after_wait`](Self::retake_after_wait) before the guard is used again).
+    ///
+    /// # Safety
+    /// [`check_waitable(me)`](Self::check_waitable) passed on this thread, and the lock has
+    /// not been released since.
+    pub(crate) unsafe fn release_for_wait(&self, me: u64) {
+        let c = self.cell();
+        debug_assert_eq!(c.lock.holder(), me);
+        c.depth.store(0, Relaxed);
+        c.owner.store(0, Relaxed);
+        // SAFETY: the calling thread holds the lock (the caller's contract).
+        unsafe { c.lock.unlock() }
+    }
+
+    /// Takes the lock again as `me` after a condition wait, through the robust path (a
+    /// holder that died meanwhile is taken over and recorded); whether it is poisoned. The
+    /// level taken belongs to the guard that [`release_for_wait`](Self::release_for_wait)
+    /// left alive.
+    pub(crate) fn retake_after_wait(&self, me: u64) -> bool {
+        let how = self
+            .cell()
+            .lock
+            .lock(me, None)
+            .expect("an unbounded wait succeeds");
+        let (guard, poisoned) = match self.enter(how.into(), me) {
+            Ok(g) => (g, false),
+            Err(p) => (p.into_inner(), true),
+        };
+        // The caller's guard releases this level: this second one must not.
+        std::mem::forget(guard);
+        poisoned
+    }
+
+    /// Whether the lock's holder is proven to have ended (nobody has taken it over yet):
+    /// a waiter that depends on the lock checks this at each poll.
+    /// A process of another pid namespace than the arena's creator proves nothing (the
+    /// ids it would check name other threads where it lives), as for a take-over.
+    pub(crate) fn holder_proven_dead(&self) -> bool {
+        let holder = self.cell().lock.holder();
+        holder != 0 && self.me() & FOREIGN == 0 && thread_ended(holder)
     }
 
     /// Overwrites the recorded re-entry depth.

@@ -1,7 +1,10 @@
 //! Process-shared locks and the synchronized wrappers: `Lock`, `RLock`, `Value`, `Array`;
-//! and the synchronization objects: `Event`, `Semaphore`, `BoundedSemaphore`.
+//! and the synchronization objects: `Event`, `Condition`, `Semaphore`, `BoundedSemaphore`,
+//! `Barrier`, `Queue`.
 
 mod array;
+pub(crate) mod barrier;
+mod condition;
 mod event;
 mod guard;
 mod inspect;
@@ -15,6 +18,8 @@ mod synchronized;
 mod value;
 mod wrap;
 
+pub use barrier::{Barrier, BarrierWaitResult};
+pub use condition::{Condition, WaitTimeoutResult};
 pub use event::Event;
 pub use guard::SyncGuard;
 pub use inspect::{Holder, HolderStatus, LockState};

@@ -113,7 +113,19 @@ pub trait HoldsLock: sealed::Sealed {
     /// it as `HoldsLock::poison(&guard)`), so that it never hides a method of the data a
     /// `SyncGuard` derefs to.
     fn poison(guard: &Self) -> Option<Poison>;
+
+    /// The lock guard inside, and a `SyncGuard`'s borrow mark: what a
+    /// [`Condition`](crate::Condition) wait releases and retakes. Crate-internal.
+    #[doc(hidden)]
+    fn wait_parts(guard: &Self, _: crate::sync::Token) -> WaitParts<'_>;
 }
+
+/// What [`HoldsLock::wait_parts`] gives.
+#[doc(hidden)]
+pub type WaitParts<'g> = (
+    &'g crate::LockGuard<'g>,
+    Option<&'g std::sync::atomic::AtomicI32>,
+);
 
 /// `?` on [`lock()`](crate::Lock::lock) results: the poison becomes [`Error::Poisoned`],
 /// naming the holder that poisoned the lock.

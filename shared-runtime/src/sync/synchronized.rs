@@ -157,6 +157,14 @@ pub(crate) struct Borrow<'a> {
     flag: &'a AtomicI32,
 }
 
+impl Borrow<'_> {
+    /// The mark, which a condition wait clears while the lock is released and sets again
+    /// once it is retaken (another thread of this process may borrow meanwhile).
+    pub(crate) fn mark(&self) -> &AtomicI32 {
+        self.flag
+    }
+}
+
 impl Drop for Borrow<'_> {
     #[inline]
     fn drop(&mut self) {
