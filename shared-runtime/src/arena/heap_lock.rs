@@ -76,6 +76,12 @@ impl Arena {
             mem: &self.inner.mem,
             page: self.inner.page,
         };
+        // A holder proven dead may have left the heap half-updated: say so in the arena
+        // at once (the header is in the always-accessible first page), so that if anything
+        // below fails and this call returns early, the next holder still rebuilds.
+        if matches!(how, Acquired::OwnerDied { .. }) {
+            heap.state().rebuilding.set(1);
+        }
         // Everything else the allocator reads is checked as it is read; these scalars bound
         // those checks, so they are checked first (another process may have damaged them).
         header::check_state(heap.state(), self.capacity()).map_err(Error::Corrupted)?;
@@ -84,8 +90,7 @@ impl Arena {
         heap.mem.expose(heap.state().committed.get())?;
         // A rebuild that was itself interrupted is redone: the flag lives in the arena.
         let st = heap.state();
-        if matches!(how, Acquired::OwnerDied { .. }) || st.rebuilding.get() != 0 {
-            st.rebuilding.set(1);
+        if st.rebuilding.get() != 0 {
             check::rebuild(&heap)?;
             st.rebuilding.set(0);
         }

@@ -213,6 +213,12 @@ impl SharedMemory {
             return Ok(());
         }
         let (at, n) = (from as usize, (end - from) as usize);
+        // Dumpable first: the range then matches the accessible prefix in every flag but
+        // its protection, so the `mprotect` below merges it into that mapping instead of
+        // splitting one (a split can fail with ENOMEM once the process has
+        // `vm.max_map_count` mappings). Failure only means a core dump would leave the
+        // range out.
+        let _ = self.map.advise_range(Advice::DoDump, at, n);
         // SAFETY: `[at, at + n)` lies inside this mapping (`from < end <= len`); `from` is
         // page-aligned (every value `exposed` holds is a page multiple or `len`, and
         // `from < len` here). Granting access takes nothing away from any thread: threads
@@ -224,8 +230,6 @@ impl SharedMemory {
                 source: std::io::Error::last_os_error(),
             });
         }
-        // Failure only means a core dump would leave the range out.
-        let _ = self.map.advise_range(Advice::DoDump, at, n);
         self.exposed.fetch_max(end, Ordering::AcqRel);
         Ok(())
     }
@@ -287,11 +291,13 @@ const PROT_RW: libc::c_int = libc::PROT_READ | libc::PROT_WRITE;
 
 /// Whether the pages of `file` may be left unreserved until first touched: the file lives
 /// on a tmpfs without a size limit (`statfs` reports no block count: the kernel's internal
-/// mount, which every `memfd` lives on, or a tmpfs mounted without `size=`) and the system
-/// does not refuse to overcommit (`vm.overcommit_memory` is not 2). Then a page that cannot
-/// be had on first touch is an out-of-memory kill, as for any heap page, never a `SIGBUS`:
-/// `SIGBUS` comes only from a full size-limited tmpfs or from strict commit accounting. Any
-/// doubt (another file system, an unreadable setting) answers `false`: reserve.
+/// mount, which every `memfd` lives on, or a tmpfs mounted with `size=0`; one mounted
+/// without `size=` is limited to half of memory) and the system does not refuse to
+/// overcommit (`vm.overcommit_memory` is not 2, read when the arena is mapped: switching
+/// it to 2 later is not noticed). Then a page that cannot be had on first touch is an
+/// out-of-memory kill, as for any heap page, never a `SIGBUS`: `SIGBUS` comes only from a
+/// full size-limited tmpfs or from strict commit accounting. Any doubt (another file
+/// system, an unreadable setting) answers `false`: reserve.
 fn pages_are_lazy(file: &File) -> bool {
     use nix::sys::statfs::{fstatfs, TMPFS_MAGIC};
     let Ok(fs) = fstatfs(file) else {

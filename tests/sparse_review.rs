@@ -12,7 +12,11 @@ use shared_runtime::{Arena, Error, RawArray};
 fn exhaust_vmas() -> Vec<usize> {
     let mut maps = Vec::with_capacity(300_000);
     for i in 0..300_000 {
-        let prot = if i % 2 == 0 { libc::PROT_READ } else { libc::PROT_NONE };
+        let prot = if i % 2 == 0 {
+            libc::PROT_READ
+        } else {
+            libc::PROT_NONE
+        };
         // SAFETY: a fresh anonymous mapping; nothing else refers to it.
         let p = unsafe {
             libc::mmap(
@@ -66,7 +70,9 @@ fn a_refused_expose_loses_the_rebuild_after_a_dead_holder() {
         crash_after_steps(0);
     });
     assert!(
-        killed.as_ref().is_err_and(|e| e.to_string().contains("SIGKILL")),
+        killed
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("SIGKILL")),
         "the child was to die mid-free: {killed:?}"
     );
 
@@ -79,13 +85,18 @@ fn a_refused_expose_loses_the_rebuild_after_a_dead_holder() {
         let r = mine.stats();
         release_vmas(maps);
         match r {
-            Err(Error::Os { call: "mprotect", .. }) => 1u64,
+            Err(Error::Os {
+                call: "mprotect", ..
+            }) => 1u64,
             Err(_) => 2,
             Ok(_) => 0,
         }
     })
     .unwrap();
-    assert_eq!(refused, 1, "precondition: the opener's mprotect was to be refused");
+    assert_eq!(
+        refused, 1,
+        "precondition: the opener's mprotect was to be refused"
+    );
 
     // The arena must have been rebuilt (or still be marked for it): the dead process's
     // bytes are zero before anyone is handed them.
