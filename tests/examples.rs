@@ -34,3 +34,21 @@ fn spawn_example_shares_with_an_execd_child() {
         "{stdout}"
     );
 }
+
+#[test]
+fn pipeline_moves_every_job_through_two_stages() {
+    let out = Command::new(common::example("pipeline")).output().unwrap();
+    assert!(
+        out.status.success(),
+        "pipeline failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "pipeline: 1 producer -> 2 workers -> 1 collector, queues of 16 slots\n\
+         produced 1000 jobs\n\
+         workers did 1000 jobs between them\n\
+         collected 1000 results, 0 missing\n\
+         sum of squares 1..=1000: 333833500 (expected 333833500)\n"
+    );
+}

@@ -347,6 +347,15 @@ pub enum Error {
     /// A push into a [`Queue`](crate::Queue) that was closed; the item was not pushed.
     #[error("the queue is closed: nothing can be pushed into it any more")]
     QueueClosed,
+    /// A [`Queue`](crate::Queue) capacity that cannot be used: 0, or more slots than an
+    /// arena can hold.
+    #[error("invalid queue capacity {capacity}: {reason}")]
+    InvalidQueueCapacity {
+        /// The requested capacity.
+        capacity: u64,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
 }
 
 /// `Result` with this crate's [`Error`].

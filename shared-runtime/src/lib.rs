@@ -119,8 +119,8 @@ pub use process::{Process, Scope, ScopedProcess, PANIC_EXIT_CODE};
 pub use raw::{copy, copy_in, copy_slice, copy_slice_in, AtomicInteger, RawArray, RawValue};
 pub use sync::{
     synchronized, Array, Event, GenericLock, Holder, HolderStatus, HoldsLock, IntoObject, Lock,
-    LockArg, LockGuard, LockState, NonReentrant, Poison, PoisonCause, RLock, Reentrancy, Reentrant,
-    SharedLock, SharedObject, SyncGuard, Synchronized, Value,
+    LockArg, LockGuard, LockState, NonReentrant, Poison, PoisonCause, PopError, PushError, Queue,
+    RLock, Reentrancy, Reentrant, SharedLock, SharedObject, SyncGuard, Synchronized, Value,
 };
 pub use types::{CChar, Plain, SharedType, WChar};
 
@@ -165,6 +165,7 @@ pub mod __private_v1 {
 pub mod test_hooks {
     pub use crate::arena::crash::crash_after_steps;
     pub use crate::arena::header::layout_for_tests;
+    pub use crate::sync::queue::{set_queue_hook, QueueStep};
 }
 
 pub use shared_derive::SharedStruct;

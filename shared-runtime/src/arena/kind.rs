@@ -103,9 +103,12 @@ impl ObjectKind {
         })
     }
 
-    /// Whether objects of this kind have many elements.
+    /// Whether objects of this kind have many elements (a queue's are its slots).
     pub fn is_array(self) -> bool {
-        matches!(self, ObjectKind::RawArray | ObjectKind::Array(_))
+        matches!(
+            self,
+            ObjectKind::RawArray | ObjectKind::Array(_) | ObjectKind::Queue
+        )
     }
 
     /// The lock an object of this kind carries (or is), if any.
@@ -199,6 +202,12 @@ pub trait NamedObject: Sized {
     const STATE_BYTES: u64 = LOCK_CELL;
     #[doc(hidden)]
     fn shape(init: Option<&Self::Init<'_>>, _: Token) -> Shape;
+    /// Refuses an `init` no object can be made from (a queue of capacity 0), before
+    /// anything is allocated.
+    #[doc(hidden)]
+    fn check_init(_init: &Self::Init<'_>, _: Token) -> crate::Result<()> {
+        Ok(())
+    }
     /// Writes the initial contents of a fresh, zeroed block's data.
     ///
     /// # Safety

@@ -42,6 +42,7 @@ pub(crate) use allocation::{Allocation, MappedPtr};
 pub use check::HeapReport;
 use header::{min_capacity, ArenaHeader};
 pub(crate) use kind::LOCK_CELL;
+pub(crate) use kind::{data_offset, QUEUE_HEADER};
 pub use kind::{LockKind, NamedObject, ObjectKind};
 #[doc(hidden)]
 pub use kind::{Parts, Shape};

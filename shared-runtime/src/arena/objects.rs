@@ -17,6 +17,9 @@ impl Arena {
         open: bool,
     ) -> Result<(O, bool)> {
         check_name(name)?;
+        if let Some(init) = init {
+            O::check_init(init, Token)?;
+        }
         let shape = O::shape(init, Token);
         let write = |data: *mut u8| {
             if let Some(init) = init {

@@ -3,6 +3,7 @@
 mod event;
 mod kinds;
 mod open;
+mod queue;
 mod resolve;
 
 use std::fmt;

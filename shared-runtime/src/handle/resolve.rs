@@ -17,7 +17,7 @@
 
 use crate::arena::heap::{Heap, HDR, LOCK_BLOCK, RECORD_BLOCK};
 use crate::arena::registry::{Entry, ORPHAN_OWNER, REGISTRY_OWNER};
-use crate::arena::{Arena, ObjectKind, LOCK_CELL};
+use crate::arena::{data_offset, Arena, ObjectKind, LOCK_CELL};
 use crate::handle::Handle;
 use crate::{Error, Result};
 
@@ -125,7 +125,13 @@ pub(crate) fn resolve(heap: &Heap<'_>, arena: &Arena, h: &Handle, bytes: u64) ->
             match who {
                 REGISTRY_OWNER => {
                     let e = named_entry(heap, h, h.offset, h.kind)?;
-                    if e.data_at != 0 {
+                    // A named queue's slots follow its header; its handle names the
+                    // block, like every synchronization object's.
+                    let data_at = match h.kind {
+                        ObjectKind::Queue => data_offset(ObjectKind::Queue, e.align),
+                        _ => 0,
+                    };
+                    if e.data_at != data_at {
                         return Err(bad(h, "its offset is not the named object's data"));
                     }
                     let record = heap.open_record(h.offset, me)?;

@@ -9,6 +9,7 @@ mod lock;
 mod lock_cell;
 mod macros;
 mod poison;
+pub(crate) mod queue;
 mod synchronized;
 mod value;
 mod wrap;
@@ -22,6 +23,7 @@ pub use lock::{
 pub(crate) use lock_cell::lock_state_at;
 pub(crate) use lock_cell::LockCore;
 pub use poison::{HoldsLock, Poison, PoisonCause};
+pub use queue::{PopError, PushError, Queue};
 pub(crate) use synchronized::Token;
 pub use synchronized::{Array, SharedObject, Synchronized, Value};
 pub use wrap::{synchronized, IntoObject, LockArg};
