@@ -23,12 +23,11 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-#[cfg(any())] // QUEUE
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
-use shared_runtime::{Event, Process};
+use shared_runtime::{Event, Process, Queue};
 
 /// The longest any single wait of a benchmark may take before it is declared lost.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -184,14 +183,13 @@ fn stream_round_trip(iters: u64) -> Duration {
 }
 
 // ---------------------------------------------------------------------------------------
-// Queue<u64> round trip (needs `shared_runtime::Queue`).
+// Queue<u64> round trip.
 // ---------------------------------------------------------------------------------------
 
 /// Round trips through two queues of capacity 1: the parent pushes `i` into `q1`, the
 /// child pops it and pushes `i + 1` into `q2`, the parent pops that. The child ends when
 /// `q1` is closed. A watchdog thread closes both queues if a sample outlives `DEADLINE`,
 /// which makes every blocked `push`/`pop` return, so no wait is unbounded.
-#[cfg(any())] // QUEUE: enabled once the `queue` branch is merged.
 fn queue_round_trip(iters: u64) -> Duration {
     let q1 = Queue::<u64>::new(1).expect("a queue");
     let q2 = Queue::<u64>::new(1).expect("a queue");
@@ -319,7 +317,6 @@ fn queue(c: &mut Criterion) {
     let python = python_usable();
     let mut g = c.benchmark_group("queue_round_trip");
     g.sampling_mode(SamplingMode::Flat).sample_size(20);
-    #[cfg(any())] // QUEUE: enabled once the `queue` branch is merged.
     g.bench_function("Queue<u64>, capacity 1", |b| {
         b.iter_custom(queue_round_trip)
     });
