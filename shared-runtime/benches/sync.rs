@@ -27,7 +27,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
-use shared_runtime::{Event, Process, Queue};
+use shared_runtime::{Error, Event, Process, Queue};
 
 /// The longest any single wait of a benchmark may take before it is declared lost.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -71,7 +71,8 @@ impl Reaped {
 /// is left unreaped rather than waited for without end.
 fn stop(mut p: Process<()>) {
     let _ = p.kill();
-    if p.join_timeout(DEADLINE).is_err() {
+    // Any other error means the child has ended (and been reaped).
+    if let Err(Error::Timeout(_)) = p.join_timeout(DEADLINE) {
         eprintln!("child {} did not end after SIGKILL; left unreaped", p.pid());
         std::mem::forget(p);
     }
