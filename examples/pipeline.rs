@@ -35,7 +35,8 @@ fn main() -> shared_runtime::Result<()> {
         let jobs = jobs.clone();
         Process::start(move || {
             for job in 1..=JOBS {
-                jobs.push(job).expect("the job queue is open until this closes it");
+                jobs.push(job)
+                    .expect("the job queue is open until this closes it");
             }
             jobs.close(); // the workers drain what is left, then stop
             JOBS
@@ -50,7 +51,11 @@ fn main() -> shared_runtime::Result<()> {
                 while let Some(job) = jobs.pop().expect("the job queue works") {
                     let square = job * job;
                     results
-                        .push(Done { job, square, worker })
+                        .push(Done {
+                            job,
+                            square,
+                            worker,
+                        })
                         .expect("the results queue is open until both workers end");
                     done += 1;
                 }

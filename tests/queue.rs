@@ -16,6 +16,13 @@ use shared_runtime::{
 const SHORT: Duration = Duration::from_millis(20);
 
 #[test]
+fn handles_are_send_sync_and_clone() {
+    fn shareable<T: Send + Sync + Clone + std::fmt::Debug>() {}
+    shareable::<Queue<u64>>();
+    shareable::<Queue<Job>>();
+}
+
+#[test]
 fn first_in_first_out_in_one_process() {
     let q = Queue::<u32>::new(4).unwrap();
     assert_eq!((q.capacity(), q.len(), q.is_empty()), (4, 0, true));
@@ -24,7 +31,10 @@ fn first_in_first_out_in_one_process() {
     }
     assert_eq!(q.len(), 4);
     assert!(matches!(q.try_push(5), Err(PushError::Full(5))));
-    assert!(format!("{q:?}").contains("len: 4, capacity: 4, closed: false"), "{q:?}");
+    assert!(
+        format!("{q:?}").contains("len: 4, capacity: 4, closed: false"),
+        "{q:?}"
+    );
     for i in 1..=4 {
         assert_eq!(q.pop().unwrap(), Some(i));
     }
@@ -96,7 +106,10 @@ fn a_capacity_of_zero_is_refused_everywhere() {
     assert!(arena.names().unwrap().is_empty());
     let huge = Queue::<u64>::new_in(&arena, usize::MAX / 4).unwrap_err();
     assert!(
-        matches!(huge, Error::InvalidQueueCapacity { .. } | Error::OutOfMemory { .. }),
+        matches!(
+            huge,
+            Error::InvalidQueueCapacity { .. } | Error::OutOfMemory { .. }
+        ),
         "{huge}"
     );
 }
@@ -111,7 +124,10 @@ fn close_drains_then_ends_and_refuses_pushes() {
     assert!(q.is_closed());
     assert!(matches!(q.push(3), Err(Error::QueueClosed)));
     assert!(matches!(q.try_push(3), Err(PushError::Closed(3))));
-    assert!(matches!(q.push_timeout(3, SHORT), Err(PushError::Closed(3))));
+    assert!(matches!(
+        q.push_timeout(3, SHORT),
+        Err(PushError::Closed(3))
+    ));
     assert_eq!(q.try_pop().unwrap(), 1);
     assert_eq!(q.pop_timeout(SHORT).unwrap(), 2);
     assert_eq!(q.pop().unwrap(), None);
@@ -123,12 +139,18 @@ fn close_drains_then_ends_and_refuses_pushes() {
 fn timeouts_give_the_item_back() {
     let q = Queue::<u8>::new(1).unwrap();
     assert!(matches!(q.pop_timeout(SHORT), Err(PopError::Timeout)));
-    assert!(matches!(q.pop_timeout(Duration::ZERO), Err(PopError::Timeout)));
+    assert!(matches!(
+        q.pop_timeout(Duration::ZERO),
+        Err(PopError::Timeout)
+    ));
     q.push_timeout(1, SHORT).unwrap();
     let err = q.push_timeout(2, SHORT).unwrap_err();
     assert!(matches!(err, PushError::Timeout(2)), "{err:?}");
     assert_eq!(err.into_inner(), 2);
-    assert!(matches!(q.push_timeout(2, Duration::ZERO), Err(PushError::Timeout(2))));
+    assert!(matches!(
+        q.push_timeout(2, Duration::ZERO),
+        Err(PushError::Timeout(2))
+    ));
     // A timeout too long for the clock is none.
     assert_eq!(q.pop_timeout(Duration::MAX).unwrap(), 1);
 }
@@ -207,7 +229,10 @@ fn a_named_queue_is_opened_by_name_and_checked() {
         arena.open::<Queue<u32>>("jobs"),
         Err(Error::LayoutMismatch { .. })
     ));
-    assert!(matches!(arena.open::<Event>("jobs"), Err(Error::KindMismatch { .. })));
+    assert!(matches!(
+        arena.open::<Event>("jobs"),
+        Err(Error::KindMismatch { .. })
+    ));
     let a = arena.clone();
     let child = Process::start(move || {
         // Another capacity is another layout, and the message says so.
@@ -299,7 +324,10 @@ fn a_damaged_header_is_reported_not_trusted() {
     };
     let damaged = |q: &Queue<u64>| {
         assert!(matches!(q.push(1), Err(Error::Corrupted(_))));
-        assert!(matches!(q.try_push(1), Err(PushError::Failed(1, Error::Corrupted(_)))));
+        assert!(matches!(
+            q.try_push(1),
+            Err(PushError::Failed(1, Error::Corrupted(_)))
+        ));
         assert!(matches!(q.pop(), Err(Error::Corrupted(_))));
         assert!(matches!(q.pop_timeout(SHORT), Err(PopError::Failed(_))));
         assert!(q.len() <= q.capacity());
@@ -390,7 +418,13 @@ fn two_producers_two_consumers_move_every_item_exactly_once() {
     let consumed: u64 = consumers.into_iter().map(|c| finish(c).unwrap()).sum();
     assert_eq!(consumed, ITEMS);
     let counts = seen.to_vec();
-    let wrong: Vec<_> = (0..ITEMS as usize).filter(|&i| counts[i] != 1).take(5).collect();
-    assert!(wrong.is_empty(), "items not consumed exactly once: {wrong:?}");
+    let wrong: Vec<_> = (0..ITEMS as usize)
+        .filter(|&i| counts[i] != 1)
+        .take(5)
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "items not consumed exactly once: {wrong:?}"
+    );
     assert!(q.is_empty());
 }

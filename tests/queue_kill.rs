@@ -150,14 +150,18 @@ fn waiters_go_on_when_the_holder_dies_inside_a_copy() {
     let _f = forking();
     let q = Queue::<Item>::new(1).unwrap();
     let q2 = q.clone();
-    let waiter = Process::start(move || q2.pop_timeout(PATIENCE).map(|x| x[0]).unwrap_or(0))
-        .unwrap();
+    let waiter =
+        Process::start(move || q2.pop_timeout(PATIENCE).map(|x| x[0]).unwrap_or(0)).unwrap();
     let q3 = q.clone();
     kill_inside_copy(1, move || {
         let _ = q3.push(item(7));
     });
     q.push(item(8)).unwrap();
-    assert_eq!(finish(waiter).unwrap(), 8, "the waiter got the dead one's item, or none");
+    assert_eq!(
+        finish(waiter).unwrap(),
+        8,
+        "the waiter got the dead one's item, or none"
+    );
 }
 
 const SLOTS: usize = 4; // 0, 1 producers; 2, 3 consumers

@@ -69,7 +69,7 @@ impl<T: SharedType> Queue<T> {
     /// ```
     /// let q = shared_runtime::Queue::<u32>::new(5)?;
     /// assert_eq!(q.handle().len, 5);
-    /// assert!(q.handle().to_string().ends_with(":q"), "{}", q.handle());
+    /// assert!(q.handle().to_string().ends_with(":qb"), "{}", q.handle());
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn handle(&self) -> Handle {

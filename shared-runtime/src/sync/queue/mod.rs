@@ -19,8 +19,8 @@ use crate::{Error, Result, SharedType};
 pub use error::{PopError, PushError};
 #[cfg(feature = "test-hooks")]
 pub use hook::{set_queue_hook, QueueStep};
-pub(crate) use ring::{block_bytes, init_header, slots_at};
 use ring::Ring;
+pub(crate) use ring::{block_bytes, init_header, slots_at};
 use wait::{nap, Patience};
 
 /// A bounded queue of `T` shared between processes (Python's `multiprocessing.Queue`,
@@ -229,13 +229,14 @@ impl<T: SharedType> Queue<T> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn push(&self, item: T) -> Result<()> {
-        self.push_with(item, Patience::Forever).map_err(|e| match e {
-            PushError::Closed(_) => Error::QueueClosed,
-            PushError::Failed(_, e) => e,
-            PushError::Full(_) | PushError::Timeout(_) => {
-                unreachable!("an unbounded push neither gives up nor times out")
-            }
-        })
+        self.push_with(item, Patience::Forever)
+            .map_err(|e| match e {
+                PushError::Closed(_) => Error::QueueClosed,
+                PushError::Failed(_, e) => e,
+                PushError::Full(_) | PushError::Timeout(_) => {
+                    unreachable!("an unbounded push neither gives up nor times out")
+                }
+            })
     }
 
     /// Pushes `item` if there is room now.

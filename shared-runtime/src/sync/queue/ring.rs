@@ -15,8 +15,8 @@ use std::time::Instant;
 
 use crate::arena::{data_offset, Allocation, MappedPtr, ObjectKind, LOCK_CELL, QUEUE_HEADER};
 use crate::sync::lock::{LockGuard, NonReentrant};
-use crate::sync::LockCore;
 use crate::sync::queue::hook::{self, QueueStep};
+use crate::sync::LockCore;
 use crate::{Error, Result, SharedType};
 
 /// The ring state, right after the lock cell. Every field is an atomic: another process
