@@ -18,7 +18,7 @@ use crate::{Error, Result};
 pub use guard::SemaphoreGuard;
 use holders::my_owner;
 use units::Units;
-pub(crate) use units::STATE_BYTES;
+pub(crate) use units::{BOUNDED_TAG, SEMAPHORE_TAG, STATE_BYTES};
 
 mod sealed {
     pub trait Sealed {}
@@ -212,7 +212,7 @@ impl<B: Boundedness> GenericSemaphore<B> {
     pub fn new_in(arena: &Arena, value: u32) -> Result<Self> {
         let alloc = arena.alloc(STATE_BYTES as usize, 8)?;
         // SAFETY: a fresh block of STATE_BYTES bytes, 8-aligned, that no one else knows.
-        unsafe { Units::init(alloc.ptr(), value) };
+        unsafe { Units::init(alloc.ptr(), value, B::BOUNDED) };
         Ok(Self::from_alloc(Arc::new(alloc)))
     }
 
@@ -226,6 +226,17 @@ impl<B: Boundedness> GenericSemaphore<B> {
 
     pub(crate) fn allocation(&self) -> &Arc<Allocation> {
         self.units.allocation()
+    }
+
+    /// Whether the block is tagged as this flavour's (a block of the other flavour, of
+    /// another object, or zeroed is not).
+    pub(crate) fn tagged_as_mine(&self) -> bool {
+        self.units.tag()
+            == if B::BOUNDED {
+                BOUNDED_TAG
+            } else {
+                SEMAPHORE_TAG
+            }
     }
 
     /// The arena the semaphore lives in.
@@ -432,7 +443,7 @@ impl<B: Boundedness> NamedObject for GenericSemaphore<B> {
     unsafe fn init(init: &u32, data: *mut u8, _: Token) {
         // SAFETY: the caller passes the data of a fresh block of STATE_BYTES bytes
         // (`Self::STATE_BYTES`, no layout), 8-aligned, not yet visible to anyone.
-        unsafe { Units::init(data, *init) }
+        unsafe { Units::init(data, *init, B::BOUNDED) }
     }
     fn build(parts: Parts, _: Token) -> Self {
         Self::from_alloc(parts.data)

@@ -1,4 +1,5 @@
-//! Reviewer reproducers for Semaphore / BoundedSemaphore (issue 11).
+//! Regressions from the review of Semaphore / BoundedSemaphore: a full table of dead
+//! holders, a pid namespace that could not be read for a moment, a forged kind letter.
 
 mod common;
 
@@ -7,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use common::{finish, forking, hide_proc, in_child, unshare_or_userns, wait_until, PATIENCE};
 use shared_runtime::handle::Handle;
-use shared_runtime::{Arena, BoundedSemaphore, Event, Process, RawValue, Semaphore};
+use shared_runtime::{Arena, BoundedSemaphore, Event, Lock, Process, RawValue, Semaphore};
+use std::sync::TryLockError;
 
 /// Finding 1: entries of holders that are all dead fill the 16-entry table; `record`
 /// never reclaims them, so the next guard (in a live process) is unrecorded, and its unit
@@ -32,11 +34,13 @@ fn dead_holders_entries_make_a_live_guard_unrecorded_and_its_unit_lost() {
         .unwrap(),
     )
     .unwrap();
-    // All 17 guard holders are dead: every unit should come back.
+    // All 17 guard holders are dead: every unit should come back. The 17th guard, finding
+    // the table full, reclaimed the 16 dead holders' entries (and units) to record itself,
+    // so only its own unit is left for this reclaim.
     let back = sem.reclaim_dead();
     assert_eq!(
         (recorded.get(), back, sem.value()),
-        (2, 17, 17),
+        (2, 1, 17),
         "(1 = the 17th guard was unrecorded though all 16 table holders were dead; \
          units reclaimed; value)"
     );
@@ -60,18 +64,45 @@ fn control_a_live_pidns_holder_with_descriptors_keeps_its_unit() {
 }
 
 fn pidns_holder(exhaust: bool) {
-    let _f = forking();
     let sem = Semaphore::new(1).unwrap();
+    let s2 = sem.clone();
+    let outcome = in_foreign_pidns(
+        move |state, go| holder(&s2, state, go, exhaust),
+        || {
+            let before = sem.value();
+            let back = sem.reclaim_dead();
+            (before, back, sem.value())
+        },
+    );
+    if let Some((s, (before, back, after))) = outcome {
+        assert_eq!(
+            (s, before, back, after),
+            (s, 0, 0, 0),
+            "(state 1 = recorded as a same-namespace pid; value before; reclaimed; value \
+             after): the unit of a live holder was reclaimed"
+        );
+    }
+}
+
+/// Runs `hold(state, go)` in a process of a new pid namespace with `/proc` hidden, whose
+/// pid there is free in ours; once it has set `state` (9: skipped) runs `check` here, then
+/// sets `go` for it to finish. `None` if namespaces are not to be had.
+fn in_foreign_pidns<T>(
+    hold: impl Fn(&RawValue<u32>, &Event) + Send + 'static,
+    check: impl FnOnce() -> T,
+) -> Option<(u32, T)> {
+    let _f = forking();
     let state = RawValue::new(0u32).unwrap(); // 1 recorded, 2 unrecorded, 9 skipped
     let go = Event::new().unwrap();
     // A pid that no process of this namespace has: the holder gets it in its namespace.
     let p = (60..30000)
         .find(|&p| unsafe { libc::kill(p, 0) } == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH))
         .unwrap();
-    let (s2, st2, go2) = (sem.clone(), state.clone(), go.clone());
+    let (st2, go2) = (state.clone(), go.clone());
     let outer = {
         Process::start(move || {
-            let (s_ref, st, go_ref) = (&s2, &st2, &go2);
+            let (st, go_ref) = (&st2, &go2);
+            let hold = &hold;
             if hide_proc().is_err() || !unshare_or_userns(libc::CLONE_NEWPID) {
                 st.store(9, SeqCst);
                 return;
@@ -85,7 +116,7 @@ fn pidns_holder(exhaust: bool) {
                             if unsafe { libc::getpid() } != p {
                                 unsafe { libc::_exit(0) };
                             }
-                            holder(s_ref, st, go_ref, exhaust);
+                            hold(st, go_ref);
                             unsafe { libc::_exit(0) };
                         }
                         if c < 0 {
@@ -110,26 +141,69 @@ fn pidns_holder(exhaust: bool) {
     if s == 9 {
         eprintln!("skipped: no mount/pid namespace");
         let _ = finish(outer);
-        return;
+        return None;
     }
-    let before = sem.value();
-    let back = sem.reclaim_dead();
-    let after = sem.value();
+    let checked = check();
     go.set();
     let _ = finish(outer);
-    assert_eq!(
-        (s, before, back, after),
-        (s, 0, 0, 0),
-        "(state 1 = recorded as a same-namespace pid; value before; reclaimed; value after): \
-         the unit of a live holder was reclaimed"
+    Some((s, checked))
+}
+
+/// The same for a lock (found checking the other users of the cached namespace): a holder
+/// in another pid namespace, with `/proc` hidden, that had no free descriptor when it first
+/// asked for its namespace wrote its namespace-local thread id, unmarked, into the lock
+/// word; a taker here found no such thread and took the lock from the live holder.
+#[test]
+fn a_live_pidns_lock_holder_that_once_hit_emfile_keeps_its_lock() {
+    let lock = Lock::new().unwrap();
+    let l2 = lock.clone();
+    let outcome = in_foreign_pidns(
+        move |state, go| {
+            let old = no_descriptors();
+            let g = l2.lock();
+            unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &old) };
+            state.store(1, SeqCst);
+            let deadline = Instant::now() + PATIENCE;
+            while !go.wait_timeout(Duration::from_millis(100)) && Instant::now() < deadline {}
+            drop(g);
+        },
+        || match lock.try_lock_for(Duration::from_millis(300)) {
+            Err(TryLockError::WouldBlock) => "held",
+            Ok(_) => "taken",
+            Err(TryLockError::Poisoned(_)) => "taken as a dead holder's",
+        },
     );
+    if let Some((_, verdict)) = outcome {
+        assert_eq!(verdict, "held", "a live holder's lock was taken");
+    }
+}
+
+/// Lowers the descriptor limit to none; returns the old limits.
+fn no_descriptors() -> libc::rlimit {
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut old) };
+    let none = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: old.rlim_max,
+    };
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &none) };
+    old
 }
 
 fn holder(sem: &Semaphore, state: &RawValue<u32>, go: &Event, exhaust: bool) {
     // No descriptor free while the crate first looks at the pid namespace.
-    let mut old = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut old) };
-    let none = libc::rlimit { rlim_cur: 0, rlim_max: old.rlim_max };
+    let none = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: old.rlim_max,
+    };
     if exhaust {
         unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &none) };
     }
