@@ -95,9 +95,7 @@ fn in_foreign_pidns<T>(
     let state = RawValue::new(0u32).unwrap(); // 1 recorded, 2 unrecorded, 9 skipped
     let go = Event::new().unwrap();
     // A pid that no process of this namespace has: the holder gets it in its namespace.
-    let p = (60..30000)
-        .find(|&p| unsafe { libc::kill(p, 0) } == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH))
-        .unwrap();
+    let p = (60..30000).find(|&p| pid_free_here(p)).unwrap();
     let (st2, go2) = (state.clone(), go.clone());
     let outer = {
         Process::start(move || {
@@ -111,12 +109,16 @@ fn in_foreign_pidns<T>(
                 s.start(move || {
                     // The namespace's init (pid 1): fork until a child gets pid p.
                     loop {
+                        // SAFETY: fork in the namespace's single-threaded init; the child only compares its pid and exits or runs the holder.
                         let c = unsafe { libc::fork() };
                         if c == 0 {
+                            // SAFETY: getpid takes no arguments.
                             if unsafe { libc::getpid() } != p {
+                                // SAFETY: _exit ends this forked child without running the parent's destructors.
                                 unsafe { libc::_exit(0) };
                             }
                             hold(st, go_ref);
+                            // SAFETY: as above.
                             unsafe { libc::_exit(0) };
                         }
                         if c < 0 {
@@ -124,6 +126,7 @@ fn in_foreign_pidns<T>(
                             return;
                         }
                         let mut status = 0;
+                        // SAFETY: waitpid writes one int into `status`, which lives across the call.
                         unsafe { libc::waitpid(c, &mut status, 0) };
                         if c >= p {
                             return;
@@ -161,6 +164,7 @@ fn a_live_pidns_lock_holder_that_once_hit_emfile_keeps_its_lock() {
         move |state, go| {
             let old = no_descriptors();
             let g = l2.lock();
+            // SAFETY: setrlimit reads one rlimit, which lives across the call.
             unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &old) };
             state.store(1, SeqCst);
             let deadline = Instant::now() + PATIENCE;
@@ -178,17 +182,26 @@ fn a_live_pidns_lock_holder_that_once_hit_emfile_keeps_its_lock() {
     }
 }
 
+/// Whether no process of this pid namespace has pid `p`.
+fn pid_free_here(p: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    let r = unsafe { libc::kill(p, 0) };
+    r == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+}
+
 /// Lowers the descriptor limit to none; returns the old limits.
 fn no_descriptors() -> libc::rlimit {
     let mut old = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
+    // SAFETY: getrlimit writes one rlimit into `old`, which lives across the call.
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut old) };
     let none = libc::rlimit {
         rlim_cur: 0,
         rlim_max: old.rlim_max,
     };
+    // SAFETY: setrlimit reads one rlimit, which lives across the call.
     unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &none) };
     old
 }
@@ -199,15 +212,18 @@ fn holder(sem: &Semaphore, state: &RawValue<u32>, go: &Event, exhaust: bool) {
         rlim_cur: 0,
         rlim_max: 0,
     };
+    // SAFETY: getrlimit writes one rlimit into `old`, which lives across the call.
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut old) };
     let none = libc::rlimit {
         rlim_cur: 0,
         rlim_max: old.rlim_max,
     };
     if exhaust {
+        // SAFETY: setrlimit reads one rlimit, which lives across the call.
         unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &none) };
     }
     let _ = sem.reclaim_dead();
+    // SAFETY: setrlimit reads one rlimit, which lives across the call.
     unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &old) };
     // Descriptors are back; take a guard.
     let Some(g) = sem.access_timeout(Duration::from_secs(5)) else {

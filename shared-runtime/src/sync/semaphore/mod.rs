@@ -134,9 +134,12 @@ pub type BoundedSemaphore = GenericSemaphore<Bounded>;
 /// A guard-held unit can still be lost in these windows: the process is killed between
 /// taking the unit and recording it, or between erasing its record and giving it back
 /// (each a few instructions); a reclaimer is killed between clearing a dead holder's entry
-/// and adding its units back; the table of 16 holder processes is full (further guards'
-/// units go unrecorded, [`SemaphoreGuard::is_recorded`] says so); the process lives in
-/// another pid namespace than the arena's creator (nobody could prove it dead). A unit is
+/// and adding its units back; the table of 16 holder processes is full of live ones
+/// (further guards' units go unrecorded, [`SemaphoreGuard::is_recorded`] says so); the
+/// process lives in another pid namespace than the arena's creator, or cannot read its pid
+/// namespace at that moment (nobody could prove it dead). A waiter woken for a released
+/// unit and killed before it takes it costs the other waiters at most 50 ms: the unit
+/// stays free, and they look again after each such sleep. A unit is
 /// never returned twice, and never while its holder lives: the entry's owner and count
 /// change together in one atomic instruction, which the reclaimer's matches only if
 /// nothing changed since its proof.
