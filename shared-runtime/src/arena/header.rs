@@ -60,7 +60,7 @@ fn random_id() -> u64 {
 ///
 /// # Safety
 /// No other thread or process may access `mem` during the call.
-pub(crate) unsafe fn init(mem: &SharedMemory, first_reserved: u64) {
+pub(crate) unsafe fn init(mem: &SharedMemory, first_reserved: u64, creator_pidns: u64) {
     let header = mem.base().cast::<ArenaHeader>();
     // SAFETY: the caller guarantees exclusive access; the mapping is page-aligned and
     // larger than the header (checked by the callers against `min_capacity`).
@@ -72,7 +72,7 @@ pub(crate) unsafe fn init(mem: &SharedMemory, first_reserved: u64) {
         (*header).creator_pid = i64::from(pid);
         // 0 when unknown: `remove_stale_segments` then never removes this segment.
         (*header).creator_start = liveness::process_start_time(pid).unwrap_or(0);
-        (*header).creator_pidns = liveness::pid_namespace().unwrap_or(0);
+        (*header).creator_pidns = creator_pidns;
         // The lock word and the rest of the heap state are zero, as the fresh file is: a
         // free lock, empty bins.
         let heap = &(*header).heap;

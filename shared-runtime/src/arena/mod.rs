@@ -138,9 +138,14 @@ impl Arena {
     fn initialise(mem: SharedMemory, name: Option<String>) -> Result<Arena> {
         let first = mem.len().min(1 << 20);
         mem.reserve(0, first)?;
+        // 0 when it can never be read: nobody is then told apart from the creator.
+        let pidns = crate::sys::liveness::creator_pid_namespace().map_err(|e| Error::Os {
+            call: "reading this process's pid namespace (pidfd_open)",
+            source: e.into(),
+        })?;
         // SAFETY: the memory is fresh and nobody else can see it yet (a named segment was
         // created with O_EXCL a moment ago and holds no valid header for openers yet).
-        unsafe { header::init(&mem, first) };
+        unsafe { header::init(&mem, first, pidns) };
         let unlink_by = if name.is_some() { process_key() } else { 0 };
         Ok(Arena::wrap(mem, name, unlink_by))
     }

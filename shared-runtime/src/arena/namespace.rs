@@ -8,13 +8,17 @@
 //! name other threads); its blocks carry [`FOREIGN_OWNER`], which `reclaim_dead` never
 //! frees, and it reclaims nothing. So processes of two namespaces exclude each other as
 //! any holders do, and a dead holder across the boundary is waited on, never guessed. A
-//! process that can read its pid namespace neither from `/proc` nor through a pidfd is
-//! taken to share the creator's.
+//! process that cannot read its pid namespace (neither from `/proc` nor through a pidfd)
+//! counts as foreign too: "cannot tell" never passes for "same namespace". Whether it is
+//! foreign may change while that failure is momentary (no free descriptor) for what is
+//! decided afresh each time (`Arena::foreign`: recording a semaphore unit, proving
+//! someone dead), never for what must stay fixed (`Arena::mark`, `Arena::owner_tag`),
+//! which pin the first answer for the process's life.
 
 use crate::arena::Arena;
 use crate::sys::liveness::{
-    cached_identity, in_other_pid_namespace, in_other_pid_namespace_renewed, pid_namespace,
-    thread_identity, FOREIGN, TID_MASK,
+    cached_identity, in_other_pid_namespace, in_other_pid_namespace_for_life,
+    in_other_pid_namespace_renewed, pid_namespace, thread_identity, FOREIGN, TID_MASK,
 };
 use crate::sys::process::current_pid;
 use crate::Result;
@@ -23,8 +27,8 @@ use crate::Result;
 pub(crate) const FOREIGN_OWNER: u32 = 1 << 30;
 
 impl Arena {
-    /// Whether the calling process is provably in another pid namespace than the arena's
-    /// creator.
+    /// Whether the calling process may be in another pid namespace than the arena's
+    /// creator (it is, or it cannot tell now).
     #[inline]
     pub(crate) fn foreign(&self) -> bool {
         in_other_pid_namespace(self.creator_pidns())
@@ -52,7 +56,7 @@ impl Arena {
     /// and start tick (both namespaces' first process, say) never share an identity.
     #[inline]
     pub(crate) fn mark(&self, id: u64) -> u64 {
-        if !self.foreign() {
+        if !in_other_pid_namespace_for_life(self.creator_pidns()) {
             return id;
         }
         foreign_identity(id)
@@ -62,7 +66,7 @@ impl Arena {
     #[inline]
     pub(crate) fn owner_tag(&self) -> u32 {
         let pid = current_pid() as u32;
-        if self.foreign() {
+        if in_other_pid_namespace_for_life(self.creator_pidns()) {
             pid | FOREIGN_OWNER
         } else {
             pid

@@ -40,8 +40,9 @@ impl<B: Boundedness> GenericSemaphore<B> {
     ///
     /// # Errors
     /// [`Error::KindMismatch`] for a handle of another kind, [`Error::InvalidHandle`] for
-    /// another arena, a block that is no semaphore's, an owning handle, or a semaphore
-    /// this process owns (use the handle it has).
+    /// another arena, a block that is not a semaphore of this flavour's (whatever the
+    /// handle's letter says: the block is tagged at creation), an owning handle, or a
+    /// semaphore this process owns (use the handle it has).
     ///
     /// ```
     /// use shared_runtime::{Arena, Process, Semaphore};
@@ -74,9 +75,21 @@ impl<B: Boundedness> GenericSemaphore<B> {
         } else {
             Allocation::borrowed(arena.clone(), t.block)
         });
-        match opened::insert(arena, t.block, t.stamp, 0, data)? {
-            Inserted::Ok(data) => Ok(Self::from_alloc(data)),
-            Inserted::OtherLock => Err(bad("this process has this block open as another object")),
+        let sem = match opened::insert(arena, t.block, t.stamp, 0, data)? {
+            Inserted::Ok(data) => Self::from_alloc(data),
+            Inserted::OtherLock => {
+                return Err(bad("this process has this block open as another object"))
+            }
+        };
+        // The handle's letter is only text: the block's own kind word decides (a
+        // BoundedSemaphore never opens as a Semaphore, which would release past its bound).
+        if !sem.tagged_as_mine() {
+            return Err(bad(if B::BOUNDED {
+                "its block is not a BoundedSemaphore's"
+            } else {
+                "its block is not a Semaphore's"
+            }));
         }
+        Ok(sem)
     }
 }

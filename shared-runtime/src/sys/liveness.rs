@@ -60,6 +60,7 @@ pub(crate) fn renew_thread_ids_after_fork() {
     let _ = TID.try_with(|t| t.set(0));
     PROC_IS_OURS.store(UNKNOWN, Relaxed);
     PID_NAMESPACE.store(UNKNOWN_NS, Relaxed);
+    OWN_START.store(UNKNOWN_START, Relaxed);
     crate::sys::procfs::forget_time_namespace();
     let _ = establish_identity();
 }
@@ -258,6 +259,32 @@ pub(crate) fn thread_of_live_process(holder: u64, pid: i32) -> bool {
     matches!(read_stat(stat_path(pid).as_cstr()), Stat::Running(start) if stamp_of(start) <= stamp)
 }
 
+/// `OWN_START` before it has been read.
+const UNKNOWN_START: u64 = u64::MAX;
+/// This process's start time (clock ticks after boot) once read; per process, renewed
+/// after fork. One word, so a thread never pairs it with another process's key.
+static OWN_START: AtomicU64 = AtomicU64::new(UNKNOWN_START);
+
+/// The calling process's own pid and, if `/proc` can tell now, its start time; `None` for
+/// a child sharing this process's memory (`vfork`, `clone(CLONE_VM)`): its cached pid is
+/// its parent's, so it cannot name itself. The start time is cached once read (a failure,
+/// such as no free descriptor, is asked again next time).
+pub(crate) fn own_pid_and_start() -> Option<(i32, Option<u64>)> {
+    let pid = current_pid(); // renews the caches of a forked child first
+    if vforked(pid) {
+        return None;
+    }
+    let cached = OWN_START.load(Relaxed);
+    if cached != UNKNOWN_START {
+        return Some((pid, Some(cached)));
+    }
+    let start = process_start_time(pid);
+    if let Some(start) = start {
+        OWN_START.store(start, Relaxed);
+    }
+    Some((pid, start))
+}
+
 /// The start time of process `pid` in clock ticks after boot, if `/proc` can tell.
 pub(crate) fn process_start_time(pid: i32) -> Option<u64> {
     if !proc_is_ours() {
@@ -269,56 +296,129 @@ pub(crate) fn process_start_time(pid: i32) -> Option<u64> {
     }
 }
 
-/// `PID_NAMESPACE` before it has been read (inode numbers are never all ones).
+/// `PID_NAMESPACE` before it has been read, and after a failure that may pass (inode
+/// numbers are never all ones).
 const UNKNOWN_NS: u64 = u64::MAX;
-/// This process's pid namespace, 0 if it cannot be read; per process, renewed after fork
-/// (a child of a process that called `unshare(CLONE_NEWPID)` is in another one).
+/// This process's pid namespace once known for good: its inode, or 0 when it can never be
+/// read (no `/proc` and a kernel without `PIDFD_GET_PID_NAMESPACE`), or when a momentary
+/// failure was pinned by [`in_other_pid_namespace_for_life`]. Per process, renewed after
+/// fork (a child of a process that called `unshare(CLONE_NEWPID)` is in another one).
 static PID_NAMESPACE: AtomicU64 = AtomicU64::new(UNKNOWN_NS);
 
 /// The identity of this process's pid namespace (the inode of `/proc/self/ns/pid`), if it
-/// can be read.
+/// can be read now. `None` is "cannot tell": this process may live in any namespace.
 #[inline]
 pub(crate) fn pid_namespace() -> Option<u64> {
     crate::sys::process::renew_if_forked();
-    let ns = PID_NAMESPACE.load(Relaxed);
-    if ns == UNKNOWN_NS {
-        return read_pid_namespace();
+    match known(PID_NAMESPACE.load(Relaxed)) {
+        Some(ns) => ns,
+        None => read_pid_namespace().ok().flatten(),
     }
-    (ns != 0).then_some(ns)
 }
 
-/// Whether this process is provably in another pid namespace than `ns` (0: unknown).
+fn known(cached: u64) -> Option<Option<u64>> {
+    match cached {
+        UNKNOWN_NS => None,
+        0 => Some(None),
+        ns => Some(Some(ns)),
+    }
+}
+
+/// Whether this process may be in another pid namespace than `ns` (0: the arena's creator
+/// could not tell its own, so nobody can be told apart from it): true unless this process
+/// can read its namespace and it is `ns`. "Cannot tell" counts as another namespace, where
+/// ids name other processes, so that nothing is proven dead and nothing recorded on a
+/// guess. A momentary failure (no free descriptor) is asked again next time.
 #[inline]
 pub(crate) fn in_other_pid_namespace(ns: u64) -> bool {
-    ns != 0 && pid_namespace().is_some_and(|mine| mine != ns)
+    ns != 0 && pid_namespace() != Some(ns)
 }
 
-/// [`in_other_pid_namespace`] for a caller that has just called `renew_if_forked`.
+/// [`in_other_pid_namespace`] for what must not change for the rest of the process's life
+/// (the identities it writes into lock words, the owner tags of its blocks): a momentary
+/// failure to read the namespace is pinned as "cannot tell", so a thread never holds a
+/// lock under an identity that a later answer would change.
+#[inline]
+pub(crate) fn in_other_pid_namespace_for_life(ns: u64) -> bool {
+    crate::sys::process::renew_if_forked();
+    in_other_pid_namespace_renewed(ns)
+}
+
+/// [`in_other_pid_namespace_for_life`] for a caller that has just called
+/// `renew_if_forked`.
 #[inline]
 pub(crate) fn in_other_pid_namespace_renewed(ns: u64) -> bool {
     if ns == 0 {
         return false;
     }
-    let mine = match PID_NAMESPACE.load(Relaxed) {
-        UNKNOWN_NS => read_pid_namespace(),
-        0 => None,
-        mine => Some(mine),
+    let mine = match known(PID_NAMESPACE.load(Relaxed)) {
+        Some(mine) => mine,
+        None => pin_pid_namespace(),
     };
-    mine.is_some_and(|mine| mine != ns)
+    mine != Some(ns)
 }
 
 #[cold]
-fn read_pid_namespace() -> Option<u64> {
+fn pin_pid_namespace() -> Option<u64> {
+    match read_pid_namespace() {
+        Ok(ns) => ns,
+        Err(_) => {
+            // A `vfork` child shares our memory: it pins nothing of ours.
+            if !vforked(current_pid()) {
+                PID_NAMESPACE.store(0, Relaxed);
+            }
+            None
+        }
+    }
+}
+
+/// The pid namespace an arena's creator records: its inode, 0 if it can never be read.
+///
+/// # Errors
+/// The errno of a failure that may pass (no free descriptor, no memory): recording 0 then
+/// would let a later process of another namespace pass for one of the creator's.
+pub(crate) fn creator_pid_namespace() -> std::result::Result<u64, nix::errno::Errno> {
+    crate::sys::process::renew_if_forked();
+    match known(PID_NAMESPACE.load(Relaxed)) {
+        Some(ns) => Ok(ns.unwrap_or(0)),
+        None => read_pid_namespace().map(|ns| ns.unwrap_or(0)),
+    }
+}
+
+/// Reads this process's pid namespace: `Ok(Some(inode))`, or `Ok(None)` when it can never
+/// be read (both kept), or `Err` after a failure that may pass (kept by nobody but
+/// [`pin_pid_namespace`]).
+#[cold]
+fn read_pid_namespace() -> std::result::Result<Option<u64>, nix::errno::Errno> {
+    use nix::errno::Errno;
     // `/proc/self` resolves through any proc file system that shows this process, even one
     // of an ancestor pid namespace, and `ns/pid` is then still this process's own. `stat`
-    // needs no descriptor. Without `/proc`, a pidfd of ourselves can tell (Linux 6.11). A
-    // failure of both is kept: the mount does not come and go.
-    let ns = ns_inode(c"/proc/self/ns/pid")
-        .ok()
-        .or_else(|| PidFd::open(current_pid()).ok()?.pid_namespace())
-        .unwrap_or(0);
-    PID_NAMESPACE.store(ns, Relaxed);
-    (ns != 0).then_some(ns)
+    // needs no descriptor. Without `/proc`, a pidfd of ourselves can tell (Linux 6.11),
+    // given two free descriptors.
+    let passing = |e: Errno| {
+        matches!(
+            e,
+            Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM | Errno::EAGAIN | Errno::EINTR
+        )
+    };
+    let proc =
+        ns_inode(c"/proc/self/ns/pid").map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)));
+    let read = proc.or_else(|first| {
+        PidFd::open(current_pid())
+            .and_then(|fd| fd.pid_namespace())
+            .map_err(|second| if passing(first) { first } else { second })
+    });
+    let ns = match read {
+        Ok(ns) => Some(ns),
+        Err(e) if passing(e) => return Err(e),
+        // No `/proc` and no namespace through a pidfd: that does not change.
+        Err(_) => None,
+    };
+    // A `vfork` child shares our memory: nothing it learns about itself is kept.
+    if !vforked(current_pid()) {
+        PID_NAMESPACE.store(ns.unwrap_or(0), Relaxed);
+    }
+    Ok(ns)
 }
 
 enum Probe {

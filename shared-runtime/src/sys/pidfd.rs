@@ -98,15 +98,19 @@ impl PidFd {
 
     /// The inode of the process's pid namespace (`PIDFD_GET_PID_NAMESPACE`, Linux 6.11),
     /// which needs no `/proc`.
-    pub(crate) fn pid_namespace(&self) -> Option<u64> {
+    ///
+    /// # Errors
+    /// The errno: `ENOTTY`/`EINVAL` before Linux 6.11, `EMFILE`/`ENFILE` when no
+    /// descriptor is free for the namespace's.
+    pub(crate) fn pid_namespace(&self) -> std::result::Result<u64, Errno> {
         // SAFETY: the ioctl takes no argument and returns a new namespace descriptor or -1.
         let ns = unsafe { libc::ioctl(self.0.as_raw_fd(), PIDFD_GET_PID_NAMESPACE, 0) };
         if ns < 0 {
-            return None;
+            return Err(Errno::last());
         }
         // SAFETY: a new descriptor nothing else owns.
         let ns = unsafe { OwnedFd::from_raw_fd(ns) };
-        nix::sys::stat::fstat(&ns).ok().map(|st| st.st_ino)
+        nix::sys::stat::fstat(&ns).map(|st| st.st_ino)
     }
 
     /// Opens a pidfd for `pid`, a child of the caller's just returned by `fork`, and checks

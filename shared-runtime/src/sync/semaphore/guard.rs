@@ -56,8 +56,10 @@ impl<'a> SemaphoreGuard<'a> {
     }
 
     /// Whether the unit is recorded against this process, so that its death would give it
-    /// back. `false` only when the semaphore's table of 16 holder processes was full, or
-    /// this process cannot be told apart from others in the arena (another pid namespace).
+    /// back. `false` only when the semaphore's table of 16 holder processes was full of
+    /// live ones (dead holders' entries are reclaimed first), or this process cannot be
+    /// told apart from others in the arena (another pid namespace, or one it cannot read
+    /// now; a `vfork` child).
     ///
     /// ```
     /// let s = shared_runtime::Semaphore::new(1)?;

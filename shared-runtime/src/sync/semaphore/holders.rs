@@ -18,14 +18,8 @@
 //! of that later is taken for the holder, which only keeps its units held). An unstamped
 //! holder whose pid was reused is taken for alive, likewise.
 
-use std::sync::atomic::{
-    AtomicU64,
-    Ordering::{Acquire, Relaxed, Release},
-};
-
 use crate::arena::Arena;
-use crate::sys::liveness::{process_ended_unless, process_start_time};
-use crate::sys::process::{current_pid, process_key};
+use crate::sys::liveness::{own_pid_and_start, process_ended_unless};
 
 /// Bits of an entry holding its unit count.
 pub(super) const UNIT_BITS: u32 = 14;
@@ -56,40 +50,24 @@ fn stamp_of(start: u64) -> u64 {
     (start & ((1 << STAMP_BITS) - 1)).max(1)
 }
 
-/// The `process_key` the cached owner was computed in (0: none yet), and the owner. A
-/// forked child (or a later process reusing an ancestor's pid) has another key, so it never
-/// uses its parent's owner.
-static CACHED_KEY: AtomicU64 = AtomicU64::new(0);
-static CACHED_OWNER: AtomicU64 = AtomicU64::new(0);
-
 /// The owner word of the calling process in `arena`, `None` if its units cannot be
-/// recorded there: a process of another pid namespace than the arena's creator (nobody
-/// could prove it dead, nor read its pid), or a pid too large for the entry.
+/// recorded there: a process that may live in another pid namespace than the arena's
+/// creator (it does, or it cannot tell now: nobody could prove it dead, nor read its pid),
+/// a child sharing its parent's memory (`vfork`: it cannot name itself), or a pid too large
+/// for the entry. Without a start time (`/proc` hidden, no free descriptor) the owner is
+/// unstamped.
 pub(super) fn my_owner(arena: &Arena) -> Option<u64> {
     if arena.foreign() {
         return None;
     }
-    let key = process_key();
-    if CACHED_KEY.load(Acquire) == key {
-        return Some(CACHED_OWNER.load(Relaxed));
-    }
-    let pid = u64::try_from(current_pid())
+    let (pid, start) = own_pid_and_start()?;
+    let pid = u64::try_from(pid)
         .ok()
         .filter(|&p| p != 0 && p <= PID_MASK)?;
-    match process_start_time(current_pid()) {
-        Some(start) => {
-            let owner = pid | stamp_of(start) << PID_BITS;
-            // Every thread of this process computes the same owner, so racing stores agree;
-            // the key is stored last (and read first), so a key seen is never paired with
-            // an owner of another process.
-            CACHED_OWNER.store(owner, Relaxed);
-            CACHED_KEY.store(key, Release);
-            Some(owner)
-        }
-        // `/proc` hidden, or no descriptor free: unstamped, and not cached (the next call
-        // may read it).
-        None => Some(pid),
-    }
+    Some(match start {
+        Some(start) => pid | stamp_of(start) << PID_BITS,
+        None => pid,
+    })
 }
 
 /// Whether the holder `owner` has provably ended ("cannot tell" is alive). An owner no
@@ -103,6 +81,7 @@ pub(super) fn owner_ended(owner: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::process::current_pid;
 
     #[test]
     fn this_process_is_alive_and_its_pid_with_another_start_is_not_it() {

@@ -18,7 +18,7 @@ use crate::{Error, Result};
 pub use guard::SemaphoreGuard;
 use holders::my_owner;
 use units::Units;
-pub(crate) use units::STATE_BYTES;
+pub(crate) use units::{BOUNDED_TAG, SEMAPHORE_TAG, STATE_BYTES};
 
 mod sealed {
     pub trait Sealed {}
@@ -134,9 +134,12 @@ pub type BoundedSemaphore = GenericSemaphore<Bounded>;
 /// A guard-held unit can still be lost in these windows: the process is killed between
 /// taking the unit and recording it, or between erasing its record and giving it back
 /// (each a few instructions); a reclaimer is killed between clearing a dead holder's entry
-/// and adding its units back; the table of 16 holder processes is full (further guards'
-/// units go unrecorded, [`SemaphoreGuard::is_recorded`] says so); the process lives in
-/// another pid namespace than the arena's creator (nobody could prove it dead). A unit is
+/// and adding its units back; the table of 16 holder processes is full of live ones
+/// (further guards' units go unrecorded, [`SemaphoreGuard::is_recorded`] says so); the
+/// process lives in another pid namespace than the arena's creator, or cannot read its pid
+/// namespace at that moment (nobody could prove it dead). A waiter woken for a released
+/// unit and killed before it takes it costs the other waiters at most 50 ms: the unit
+/// stays free, and they look again after each such sleep. A unit is
 /// never returned twice, and never while its holder lives: the entry's owner and count
 /// change together in one atomic instruction, which the reclaimer's matches only if
 /// nothing changed since its proof.
@@ -212,7 +215,7 @@ impl<B: Boundedness> GenericSemaphore<B> {
     pub fn new_in(arena: &Arena, value: u32) -> Result<Self> {
         let alloc = arena.alloc(STATE_BYTES as usize, 8)?;
         // SAFETY: a fresh block of STATE_BYTES bytes, 8-aligned, that no one else knows.
-        unsafe { Units::init(alloc.ptr(), value) };
+        unsafe { Units::init(alloc.ptr(), value, B::BOUNDED) };
         Ok(Self::from_alloc(Arc::new(alloc)))
     }
 
@@ -226,6 +229,17 @@ impl<B: Boundedness> GenericSemaphore<B> {
 
     pub(crate) fn allocation(&self) -> &Arc<Allocation> {
         self.units.allocation()
+    }
+
+    /// Whether the block is tagged as this flavour's (a block of the other flavour, of
+    /// another object, or zeroed is not).
+    pub(crate) fn tagged_as_mine(&self) -> bool {
+        self.units.tag()
+            == if B::BOUNDED {
+                BOUNDED_TAG
+            } else {
+                SEMAPHORE_TAG
+            }
     }
 
     /// The arena the semaphore lives in.
@@ -432,7 +446,7 @@ impl<B: Boundedness> NamedObject for GenericSemaphore<B> {
     unsafe fn init(init: &u32, data: *mut u8, _: Token) {
         // SAFETY: the caller passes the data of a fresh block of STATE_BYTES bytes
         // (`Self::STATE_BYTES`, no layout), 8-aligned, not yet visible to anyone.
-        unsafe { Units::init(data, *init) }
+        unsafe { Units::init(data, *init, B::BOUNDED) }
     }
     fn build(parts: Parts, _: Token) -> Self {
         Self::from_alloc(parts.data)

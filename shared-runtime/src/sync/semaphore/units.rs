@@ -30,6 +30,12 @@ pub(crate) const STATE_BYTES: u64 = 16 + 8 * HOLDERS as u64;
 /// The longest a waiter sleeps before it looks for dead holders.
 pub(crate) const POLL: Duration = Duration::from_millis(50);
 
+/// The kind word of a [`Semaphore`](crate::Semaphore)'s block. Neither tag is 0, and they
+/// differ in many bits: a zeroed block, or another object's, is neither.
+pub(crate) const SEMAPHORE_TAG: u32 = 0x5e3a_9f01;
+/// The kind word of a [`BoundedSemaphore`](crate::BoundedSemaphore)'s block.
+pub(crate) const BOUNDED_TAG: u32 = 0xb0a1_d5e7;
+
 /// A semaphore's block, seen from this process, with the cap its `release` respects.
 #[derive(Clone)]
 pub(crate) struct Units {
@@ -41,18 +47,25 @@ pub(crate) struct Units {
 }
 
 impl Units {
-    /// Writes the initial state into a fresh, zeroed block.
+    /// Writes the initial state into a fresh, zeroed block, tagged bounded or not.
     ///
     /// # Safety
     /// `data` is the start of a fresh block of at least [`STATE_BYTES`] bytes, 8-aligned,
     /// that no other thread or process can see yet.
-    pub(crate) unsafe fn init(data: *mut u8, value: u32) {
-        // SAFETY: by the caller's contract, both words are inside the block, aligned, and
-        // nobody else accesses them yet.
+    pub(crate) unsafe fn init(data: *mut u8, value: u32, bounded: bool) {
+        let tag = if bounded { BOUNDED_TAG } else { SEMAPHORE_TAG };
+        // SAFETY: by the caller's contract, the three words are inside the block, aligned,
+        // and nobody else accesses them yet.
         unsafe {
             (*data.cast::<AtomicU32>()).store(value, Relaxed);
             (*data.add(4).cast::<AtomicU32>()).store(value, Relaxed);
+            (*data.add(12).cast::<AtomicU32>()).store(tag, Relaxed);
         }
+    }
+
+    /// The kind word of the block (see [`SEMAPHORE_TAG`]).
+    pub(crate) fn tag(&self) -> u32 {
+        self.word(12).load(Acquire)
     }
 
     /// The semaphore whose block is `alloc`; `bounded` caps releases at the stored bound.
@@ -79,9 +92,9 @@ impl Units {
         self.cap
     }
 
-    /// The `u32` at byte `at` (0, 4 or 8) of the block.
+    /// The `u32` at byte `at` (0, 4, 8 or 12) of the block.
     fn word(&self, at: usize) -> &AtomicU32 {
-        debug_assert!(at <= 8 && at % 4 == 0);
+        debug_assert!(at <= 12 && at % 4 == 0);
         // SAFETY: the block holds STATE_BYTES bytes, 8-aligned (made so, or checked by
         // `resolve` when opened by handle), mapped as long as `self.alloc` lives; the word is
         // only ever accessed atomically, by every process, and any bit pattern is valid.
@@ -177,9 +190,21 @@ impl Units {
         }
     }
 
-    /// Records one unit, just taken, against `owner`; `false` if the table has no room (the
-    /// unit is then held unrecorded).
+    /// Records one unit, just taken, against `owner`; `false` if the table has no room even
+    /// after the entries of holders proven dead were reclaimed (the unit is then held
+    /// unrecorded).
+    /// With the table full of live holders every further guard pays for one such look
+    /// (one `kill` and a `/proc` read per entry).
     pub(crate) fn record(&self, owner: u64) -> bool {
+        if self.try_record(owner) {
+            return true;
+        }
+        // Entries freed by the reclaim are ours to take (the units go back to the value).
+        self.reclaim_dead();
+        self.try_record(owner)
+    }
+
+    fn try_record(&self, owner: u64) -> bool {
         // An entry of ours with room: only our own threads change it (a reclaimer never
         // touches a live owner's entry), so this loop ends.
         for e in self.holders() {
