@@ -21,7 +21,7 @@ pub use error::{PopError, PushError};
 pub use hook::{set_queue_hook, QueueStep};
 use ring::Ring;
 pub(crate) use ring::{block_bytes, init_header, slots_at};
-use wait::{nap, Patience};
+use wait::{nap, soon, Patience, CLOSE_LOCK_WAIT};
 
 /// A bounded queue of `T` shared between processes (Python's `multiprocessing.Queue`,
 /// bounded): any process may [`push`](Self::push) and [`pop`](Self::pop); items are
@@ -146,6 +146,12 @@ impl<T: SharedType> Queue<T> {
         Queue {
             ring: Arc::new(ring),
         }
+    }
+
+    /// The capacity recorded in the queue's header (by its creator; another process may
+    /// have overwritten it).
+    pub(crate) fn stored_capacity(&self) -> u64 {
+        self.ring.state().capacity.load(Relaxed)
     }
 
     /// The block (starting with the queue's lock cell).
@@ -281,9 +287,11 @@ impl<T: SharedType> Queue<T> {
     fn push_with(&self, item: T, patience: Patience) -> std::result::Result<(), PushError<T>> {
         let ring = &*self.ring;
         loop {
-            let mut held = match ring.lock(patience.deadline()) {
+            let mut held = match ring.lock(patience.lock_deadline()) {
                 Ok(Some(held)) => held,
-                Ok(None) => return Err(PushError::Timeout(item)),
+                // The lock stayed busy: closed is final, so say it if it is known.
+                Ok(None) if self.is_closed() => return Err(PushError::Closed(item)),
+                Ok(None) => return Err(gave_up_push(patience, item)),
                 Err(e) => return Err(PushError::Failed(item, e)),
             };
             if held.is_closed() {
@@ -298,12 +306,12 @@ impl<T: SharedType> Queue<T> {
                 return Ok(());
             }
             if patience.is_over() {
-                return Err(match patience {
-                    Patience::Never => PushError::Full(item),
-                    _ => PushError::Timeout(item),
-                });
+                return Err(gave_up_push(patience, item));
             }
-            let seen = held.sleep_as_pusher();
+            // `None`: closed meanwhile, without the lock (see `close`): look again.
+            let Some(seen) = held.sleep_as_pusher() else {
+                continue;
+            };
             drop(held);
             let s = ring.state();
             nap(&s.not_full, seen, &s.push_waiters, patience.deadline());
@@ -376,9 +384,9 @@ impl<T: SharedType> Queue<T> {
     fn pop_with(&self, patience: Patience) -> std::result::Result<T, PopError> {
         let ring = &*self.ring;
         loop {
-            let mut held = match ring.lock(patience.deadline()) {
+            let mut held = match ring.lock(patience.lock_deadline()) {
                 Ok(Some(held)) => held,
-                Ok(None) => return Err(PopError::Timeout),
+                Ok(None) => return Err(gave_up_pop(patience)),
                 Err(e) => return Err(PopError::Failed(e)),
             };
             if !held.is_empty() {
@@ -393,12 +401,11 @@ impl<T: SharedType> Queue<T> {
                 return Err(PopError::Closed);
             }
             if patience.is_over() {
-                return Err(match patience {
-                    Patience::Never => PopError::Empty,
-                    _ => PopError::Timeout,
-                });
+                return Err(gave_up_pop(patience));
             }
-            let seen = held.sleep_as_popper();
+            let Some(seen) = held.sleep_as_popper() else {
+                continue;
+            };
             drop(held);
             let s = ring.state();
             nap(&s.not_empty, seen, &s.pop_waiters, patience.deadline());
@@ -421,15 +428,33 @@ impl<T: SharedType> Queue<T> {
     /// ```
     pub fn close(&self) {
         let ring = &*self.ring;
-        match ring.lock(None) {
+        match ring.lock(Some(soon(CLOSE_LOCK_WAIT))) {
             Ok(Some(held)) => held.close(),
-            // A damaged header: the flag and the words are set all the same, so that no
-            // waiter sleeps on; every use reports the damage anyway.
+            // The lock still busy (a stopped or unprovably dead holder, garbage in its
+            // word), no identity to take it with, or a damaged header: the flag and the
+            // words are set without the lock, which is safe (see `Ring::mark_closed`), so
+            // that no waiter sleeps on and nothing more is pushed.
             Ok(None) | Err(_) => ring.mark_closed(),
         }
         let s = ring.state();
         wake_all(&s.not_empty);
         wake_all(&s.not_full);
+    }
+}
+
+/// What a push that stopped waiting says: `Full` for `try_push`, `Timeout` otherwise.
+fn gave_up_push<T>(patience: Patience, item: T) -> PushError<T> {
+    match patience {
+        Patience::Never => PushError::Full(item),
+        Patience::Until(_) | Patience::Forever => PushError::Timeout(item),
+    }
+}
+
+/// What a pop that stopped waiting says: `Empty` for `try_pop`, `Timeout` otherwise.
+fn gave_up_pop(patience: Patience) -> PopError {
+    match patience {
+        Patience::Never => PopError::Empty,
+        Patience::Until(_) | Patience::Forever => PopError::Timeout,
     }
 }
 
