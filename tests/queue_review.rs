@@ -32,7 +32,9 @@ fn poke(arena: &Arena, raw: Handle, word: usize, value: u64) {
     let a = arena.clone();
     finish(
         Process::start(move || {
-            RawArray::<u64>::open_handle(&a, &raw).unwrap().set(word, value);
+            RawArray::<u64>::open_handle(&a, &raw)
+                .unwrap()
+                .set(word, value);
         })
         .unwrap(),
     )
@@ -41,8 +43,16 @@ fn poke(arena: &Arena, raw: Handle, word: usize, value: u64) {
 
 fn peek(arena: &Arena, raw: Handle, word: usize) -> u64 {
     let a = arena.clone();
-    finish(Process::start(move || RawArray::<u64>::open_handle(&a, &raw).unwrap().get(word).unwrap()).unwrap())
-        .unwrap()
+    finish(
+        Process::start(move || {
+            RawArray::<u64>::open_handle(&a, &raw)
+                .unwrap()
+                .get(word)
+                .unwrap()
+        })
+        .unwrap(),
+    )
+    .unwrap()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -92,7 +102,11 @@ fn try_pop_returns_while_a_live_process_holds_the_lock() {
     // An item was in the queue all along, and there was room: only the busy lock says so.
     assert_eq!(popped, "Err(Empty)");
     assert_eq!(pushed, "Err(Full(..))");
-    assert_eq!(q.try_pop().unwrap(), 1, "the item is still there once the lock is free");
+    assert_eq!(
+        q.try_pop().unwrap(),
+        1,
+        "the item is still there once the lock is free"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -142,8 +156,15 @@ fn push_and_pop_report_an_unidentifiable_thread_as_an_error() {
         wrong, 0,
         "wrong outcome (bits: 1 try_push not Failed, 2 try_pop not Failed, 4 close panicked)"
     );
-    assert!(q.is_closed(), "close() from the unidentifiable thread did not close the queue");
-    assert_eq!(q.pop().unwrap(), Some(1), "the item pushed before is still there");
+    assert!(
+        q.is_closed(),
+        "close() from the unidentifiable thread did not close the queue"
+    );
+    assert_eq!(
+        q.pop().unwrap(),
+        Some(1),
+        "the item pushed before is still there"
+    );
     assert_eq!(q.pop().unwrap(), None);
 }
 
@@ -163,7 +184,12 @@ fn capture_lock_word(step: QueueStep) {
     }
     let (a, raw, out) = CAPTURE.get().unwrap().clone();
     let child = Process::start(move || {
-        out.set(RawArray::<u64>::open_handle(&a, &raw).unwrap().get(0).unwrap());
+        out.set(
+            RawArray::<u64>::open_handle(&a, &raw)
+                .unwrap()
+                .get(0)
+                .unwrap(),
+        );
     })
     .unwrap();
     finish(child).unwrap();
@@ -191,7 +217,7 @@ fn a_lock_word_naming_this_thread_is_an_error_not_a_panic() {
         [
             matches!(q.try_pop(), Err(PopError::Failed(ref e)) if corrupted(e)),
             matches!(q.pop(), Err(ref e) if corrupted(e)),
-            matches!(q.try_push(6), Err(PushError::Failed(6, ref e)) if corrupted(&e)),
+            matches!(q.try_push(6), Err(PushError::Failed(6, ref e)) if corrupted(e)),
             matches!(q.push(6), Err(ref e) if corrupted(e)),
         ]
     }));
@@ -212,8 +238,15 @@ fn a_lock_word_naming_this_thread_is_an_error_not_a_panic() {
         "garbage naming this thread in the lock word: try_pop, pop, try_push, push gave \
          Corrupted: {shown}"
     );
-    assert!(closed, "close() on that lock word panicked or did not close");
-    assert_eq!(q.pop().unwrap(), Some(5), "the item is still there once the word is clean");
+    assert!(
+        closed,
+        "close() on that lock word panicked or did not close"
+    );
+    assert_eq!(
+        q.pop().unwrap(),
+        Some(5),
+        "the item is still there once the word is clean"
+    );
     assert_eq!(q.pop().unwrap(), None);
 }
 
@@ -252,10 +285,18 @@ fn a_foreign_garbage_lock_word_does_not_hang_try_forms_or_close() {
     poke(&arena, raw, 0, 0); // let the waiting pop go
     let (popped, pushed) = tried.expect("try_pop() or close() still waited after 5 s");
     assert_eq!(popped, "Err(Empty)");
-    assert_eq!(pushed, "Err(Closed(..))", "closed is known without the lock");
+    assert_eq!(
+        pushed, "Err(Closed(..))",
+        "closed is known without the lock"
+    );
     assert!(q.is_closed());
-    assert_eq!(popped_early, None, "pop() returned while the lock word named a live holder");
-    let got = rx.recv_timeout(PATIENCE).expect("pop() still waits with a clean lock word");
+    assert_eq!(
+        popped_early, None,
+        "pop() returned while the lock word named a live holder"
+    );
+    let got = rx
+        .recv_timeout(PATIENCE)
+        .expect("pop() still waits with a clean lock word");
     assert_eq!(got, "Ok(Some(5))");
     assert_eq!(q.pop().unwrap(), None);
 }
@@ -284,8 +325,14 @@ fn head_and_tail_near_the_wrap_give_errors_not_panics() {
     assert!(q.len() <= q.capacity());
     let _ = format!("{q:?}");
     eprintln!("{results:#?}");
-    assert!(matches!(q.try_pop(), Err(PopError::Failed(_)) | Err(PopError::Empty) | Ok(_)));
-    assert!(matches!(q.try_push(9), Err(PushError::Failed(..)) | Ok(()) | Err(PushError::Full(_))));
+    assert!(matches!(
+        q.try_pop(),
+        Err(PopError::Failed(_)) | Err(PopError::Empty) | Ok(_)
+    ));
+    assert!(matches!(
+        q.try_push(9),
+        Err(PushError::Failed(..)) | Ok(()) | Err(PushError::Full(_))
+    ));
 }
 
 #[test]
@@ -307,13 +354,24 @@ fn a_handle_forged_with_a_smaller_capacity_is_refused() {
             .unwrap(),
         )
         .unwrap();
-        assert_eq!(refused, 1, "a handle of capacity {len} for a queue of 8 was not InvalidHandle");
+        assert_eq!(
+            refused, 1,
+            "a handle of capacity {len} for a queue of 8 was not InvalidHandle"
+        );
     }
-    assert!(!q.is_closed(), "a handle of the wrong capacity closed the queue");
+    assert!(
+        !q.is_closed(),
+        "a handle of the wrong capacity closed the queue"
+    );
     let (a, h) = (arena.clone(), q.handle());
     let pushed = finish(
-        Process::start(move || Queue::<u64>::open_handle(&a, &h).unwrap().try_push(4).is_ok() as u8)
-            .unwrap(),
+        Process::start(move || {
+            Queue::<u64>::open_handle(&a, &h)
+                .unwrap()
+                .try_push(4)
+                .is_ok() as u8
+        })
+        .unwrap(),
     )
     .unwrap();
     assert_eq!(pushed, 1, "the true handle still opens and pushes");

@@ -34,19 +34,45 @@ use wait::{nap, soon, Patience, CLOSE_LOCK_WAIT};
 /// block: keep a handle of it alive while others use the queue.
 ///
 /// [`push`](Self::push) waits while the queue is full and [`pop`](Self::pop) while it is
-/// empty (futex sleeps, no polling loop in the common case); the `try_` forms never wait
-/// for room or items, the `_timeout` forms wait at most so long.
-/// [`close`](Self::close) ends it: pushes fail from then on, pops drain what is left and
-/// then say so.
+/// empty; the `try_` forms never wait for room or items (and at most 1 ms for the lock),
+/// the `_timeout` forms wait at most so long. [`close`](Self::close) ends it: pushes fail
+/// from then on, pops drain what is left and then say so.
+///
+/// # Waiting
+/// A waiter sleeps on a futex word that the push, pop or close it waits for changes and
+/// wakes; it is not a polling loop, but an idle waiter still wakes every 50 ms to look
+/// again, so that it never depends on another process being alive: a lock holder that
+/// died is taken over (robust lock), and a change whose maker died before its wake-up is
+/// seen at the next look. Waiting for the lock itself is a lock's wait: a holder that
+/// cannot be proven dead counts as alive ("cannot tell" means alive) and `push`/`pop`
+/// wait for it, with no bound. That includes a lock word that another process overwrote
+/// with a value naming a process this one cannot check (of another pid namespace, say):
+/// `push` and `pop` then wait until the word is freed; `try_push`/`try_pop` say
+/// `Full`/`Empty` after 1 ms, the `_timeout` forms time out, and `close` closes without
+/// the lock after 50 ms.
+///
+/// # Errors
+/// Every push and pop reports a queue it cannot use, rather than panicking:
+/// [`Error::Corrupted`] for a header out of bounds or a lock word that names the calling
+/// thread (the queue never takes its lock twice, so that is another process's write),
+/// and the reason when the calling thread cannot get the identity it locks with (a thread
+/// whose first lock finds no free file descriptor, say); `push`/`pop` as `Err`, the other
+/// forms as [`PushError::Failed`] (the item handed back) or [`PopError::Failed`].
+/// `close` cannot fail: what keeps it from the lock makes it close without the lock.
+///
+/// # Panics
+/// No method panics on what another process wrote into the queue's block.
 ///
 /// # Processes that die
 /// Every push and pop happens under the queue's lock: a push copies the item into the
 /// free slot, then publishes it with one store of the tail; a pop copies the oldest item
 /// out, then removes it with one store of the head. A process killed in the middle of a
 /// push leaves its item **fully out** (never seen by anyone); killed in the middle of a
-/// pop, the item stays **fully in** (the next pop gets it: at-least-once delivery). Either
-/// way the next process to take the lock takes it over, checks the ring's bounds and goes
-/// on; nobody waits on the dead, since every sleep is bounded and looks again.
+/// pop, before its store of the head, the item stays **fully in** (the next pop gets it:
+/// at-least-once delivery). A consumer killed **after** that store, with the item copied
+/// out to it but not yet returned, has consumed the item: nobody else gets it (in that
+/// window delivery is at-most-once). Either way the next process to take the lock takes
+/// it over, checks the ring's bounds and goes on.
 ///
 /// ```
 /// use shared_runtime::{Process, Queue};
@@ -220,12 +246,14 @@ impl<T: SharedType> Queue<T> {
         self.ring.state().closed.load(Relaxed) != 0
     }
 
-    /// Pushes `item`, waiting while the queue is full.
+    /// Pushes `item`, waiting while the queue is full, and for the lock as long as its
+    /// holder is alive or cannot be proven dead (see [`Queue`]'s `# Waiting`).
     ///
     /// # Errors
     /// [`Error::QueueClosed`] if the queue is (or gets, while waiting) closed: the item
     /// was not pushed. [`Error::Corrupted`] if another process overwrote the queue's
-    /// header.
+    /// header or lock word, or the reason this thread cannot lock (see [`Queue`]'s
+    /// `# Errors`).
     ///
     /// ```
     /// let q = shared_runtime::Queue::new(2)?;
@@ -245,10 +273,14 @@ impl<T: SharedType> Queue<T> {
             })
     }
 
-    /// Pushes `item` if there is room now.
+    /// Pushes `item` if there is room now. It never waits for room, and waits at most
+    /// 1 ms for the queue's lock (held by a pusher or popper for one copy): a lock still
+    /// busy then (its holder stopped, slow, or not provably dead) is reported as `Full`
+    /// (or `Closed` if the queue is closed), as Python's `put(block=False)` does.
     ///
     /// # Errors
-    /// The item back in a [`PushError`]: `Full`, `Closed`, or `Failed` for a damaged queue.
+    /// The item back in a [`PushError`]: `Full` (no room, or the lock busy for 1 ms),
+    /// `Closed`, or `Failed` for a queue it cannot use (see [`Queue`]'s `# Errors`).
     ///
     /// ```
     /// use shared_runtime::{PushError, Queue};
@@ -319,10 +351,13 @@ impl<T: SharedType> Queue<T> {
     }
 
     /// Pops the oldest item, waiting while the queue is empty; `Ok(None)` once the queue
-    /// is closed and empty (every item pushed before the close is popped first).
+    /// is closed and empty (every item pushed before the close is popped first). It waits
+    /// for the lock as long as its holder is alive or cannot be proven dead (see
+    /// [`Queue`]'s `# Waiting`).
     ///
     /// # Errors
-    /// [`Error::Corrupted`] if another process overwrote the queue's header.
+    /// [`Error::Corrupted`] if another process overwrote the queue's header or lock word,
+    /// or the reason this thread cannot lock (see [`Queue`]'s `# Errors`).
     ///
     /// ```
     /// let q = shared_runtime::Queue::new(2)?;
@@ -345,11 +380,15 @@ impl<T: SharedType> Queue<T> {
         }
     }
 
-    /// Pops the oldest item if there is one now.
+    /// Pops the oldest item if there is one now. It never waits for an item, and waits at
+    /// most 1 ms for the queue's lock (held by a pusher or popper for one copy): a lock
+    /// still busy then (its holder stopped, slow, or not provably dead) is reported as
+    /// `Empty`, as Python's `get(block=False)` does; try again later.
     ///
     /// # Errors
-    /// [`PopError::Empty`] (open and empty), [`PopError::Closed`] (closed and empty), or
-    /// `Failed` for a damaged queue.
+    /// [`PopError::Empty`] (open and empty, or the lock busy for 1 ms),
+    /// [`PopError::Closed`] (closed and empty), or `Failed` for a queue it cannot use (see
+    /// [`Queue`]'s `# Errors`).
     ///
     /// ```
     /// use shared_runtime::{PopError, Queue};
@@ -416,6 +455,12 @@ impl<T: SharedType> Queue<T> {
     /// now on (waiting pushers too), pops drain the items left and then return `None`
     /// (waiting poppers too). Closing again does nothing. (Python's `close()` only closes
     /// the caller's end; this closes the queue, like a channel whose senders are gone.)
+    ///
+    /// It never waits long: it takes the lock if it gets it within 50 ms; if not (a holder
+    /// stopped or not provably dead, garbage in the lock word), or if this thread cannot
+    /// lock at all, or the header is damaged, it closes without the lock, which is safe: a
+    /// push already past its check under the lock then completes as one made before the
+    /// close, and every waiter is woken either way.
     ///
     /// ```
     /// let q = shared_runtime::Queue::new(4)?;
