@@ -244,3 +244,63 @@ fn a_forged_handle_of_one_sync_kind_never_opens_another() {
         "a Condition opened a Semaphore's block"
     );
 }
+
+/// With a live party stalled inside the barrier's lock, `abort` (lock-free) and a timed
+/// wait return, the wait with `BrokenBarrier`, and the barrier is broken; once the stalled
+/// party is gone, `reset` repairs it.
+#[test]
+fn abort_and_a_timed_wait_do_not_wait_for_a_stalled_party() {
+    let _f = forking();
+    let b = Barrier::new(2).unwrap();
+    let holding = RawValue::new(0u32).unwrap();
+    let (b2, h2) = (b.clone(), holding.clone());
+    let stalled = Process::<()>::start(move || {
+        let _g = b2.hold_lock_for_tests();
+        h2.set(1);
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    })
+    .unwrap();
+    assert!(wait_until(|| holding.get() == 1));
+    let (tx, rx) = mpsc::channel();
+    let b3 = b.clone();
+    std::thread::spawn(move || {
+        let timed = b3.wait_timeout(Duration::from_millis(20));
+        let _ = tx.send(matches!(timed, Err(shared_runtime::Error::BrokenBarrier)));
+        b3.reset(); // takes the lock: returns once the stalled party is killed
+        b3.abort();
+        let _ = tx.send(b3.is_broken());
+    });
+    let timed_broke = rx.recv_timeout(BOUND);
+    let broken_after_timeout = b.is_broken();
+    let (tx2, rx2) = mpsc::channel();
+    let b4 = b.clone();
+    std::thread::spawn(move || {
+        b4.abort();
+        let _ = tx2.send(());
+    });
+    let aborted = rx2.recv_timeout(BOUND);
+    stalled.kill().unwrap();
+    let _ = finish(stalled);
+    assert_eq!(
+        timed_broke,
+        Ok(true),
+        "wait_timeout did not end with BrokenBarrier"
+    );
+    assert!(
+        broken_after_timeout,
+        "a timed-out wait left the barrier unbroken"
+    );
+    assert!(
+        aborted.is_ok(),
+        "abort waited for the party stalled in the lock"
+    );
+    assert_eq!(
+        rx.recv_timeout(BOUND),
+        Ok(true),
+        "reset then abort: broken again"
+    );
+    b.reset();
+    assert!(!b.is_broken());
+}

@@ -56,11 +56,11 @@ pub(crate) fn tick() {}
 ///
 /// ```
 /// use shared_runtime::{test_hooks::poke_for_tests, RawArray};
-/// let a = RawArray::new(&[0u64; 2])?;
+/// let a = RawArray::<u64>::zeroed(2)?;
 /// # let h = a.handle();
 /// // SAFETY: no reference to the array's words is held.
 /// unsafe { poke_for_tests(a.arena(), h.offset, 1, 9)? };
-/// assert_eq!(a.get(1), 9);
+/// assert_eq!(a.get(1), Some(9));
 /// # Ok::<(), shared_runtime::Error>(())
 /// ```
 #[cfg(feature = "test-hooks")]
