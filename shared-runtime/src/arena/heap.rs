@@ -14,7 +14,9 @@
 //! footer to read), [`PUNCHED`] (some pages of this free block were returned to the OS
 //! and must be reserved again before they are handed out, where pages are reserved),
 //! [`LOCK_BLOCK`] (this used block is an unnamed lock cell) and, in a high bit of the word, [`RECORD_BLOCK`] (this
-//! used block is an open record). Both marks are cleared when the block is freed.
+//! used block is an open record), and in six high bits [`KIND_TAG`] (the kind of the unnamed
+//! synchronization object made in this used block). All marks are cleared when the block
+//! is freed.
 //!
 //! # Invariants (checked by `check::verify`)
 //! 1. Blocks tile `[start, top)` exactly; `[top, committed)` is zero and never handed out;
@@ -52,8 +54,26 @@ pub(crate) const LOCK_BLOCK: u64 = 8;
 /// by handle and only a block so marked counts as a record. A high bit, as the four low
 /// ones are taken; no block size comes near it. Cleared when the block is freed.
 pub(crate) const RECORD_BLOCK: u64 = 1 << 62;
+/// In a used block: the [`ObjectKind`](crate::arena::ObjectKind) code of the unnamed
+/// synchronization object made in it (`Arena::alloc_tagged`), 0 for any other block, so
+/// that a handle of such a kind opens only a block made as that kind, and a data handle
+/// never opens one (`handle::resolve`). Six high bits; cleared when the block is freed.
+pub(crate) const KIND_TAG: u64 = 0x3f << KIND_TAG_SHIFT;
+/// The lowest bit of [`KIND_TAG`].
+pub(crate) const KIND_TAG_SHIFT: u32 = 56;
+/// The [`KIND_TAG`] bits of a block made for an unnamed object of `kind`.
+pub(crate) fn kind_tag(kind: crate::arena::ObjectKind) -> u64 {
+    // Every code is below 64 (`ObjectKind::code`).
+    u64::from(kind.code()) << KIND_TAG_SHIFT & KIND_TAG
+}
+
+/// The kind code a used block's first word `w` is tagged with (0: untagged).
+pub(crate) fn tag_code(w: u64) -> u32 {
+    ((w & KIND_TAG) >> KIND_TAG_SHIFT) as u32
+}
+
 /// Every flag bit of a block's first word; the rest is the block's size.
-pub(crate) const FLAGS: u64 = (GRAIN - 1) | RECORD_BLOCK;
+pub(crate) const FLAGS: u64 = (GRAIN - 1) | RECORD_BLOCK | KIND_TAG;
 /// Number of free-list bins.
 pub(crate) const NBINS: usize = 128;
 /// Free runs at least this large have their whole pages returned to the OS.

@@ -279,6 +279,30 @@ impl Arena {
         Ok(Allocation::new(self.clone(), offset))
     }
 
+    /// Allocates `size` zeroed bytes (8-aligned, or `align` if more) owned by the calling
+    /// process for an unnamed synchronization object of `kind`, the block's header tagged
+    /// with the kind (`heap::KIND_TAG`) so that only a handle of that kind opens it.
+    pub(crate) fn alloc_tagged(
+        &self,
+        size: usize,
+        align: usize,
+        kind: ObjectKind,
+    ) -> Result<Allocation> {
+        if align > MAX_ALIGN {
+            return Err(Error::Alignment {
+                align,
+                max: MAX_ALIGN,
+            });
+        }
+        let offset = self.with_heap(|h| {
+            let at = h.alloc(size as u64, align.max(8) as u64, self.owner_tag())?;
+            let b = at - heap::HDR;
+            h.set_word(b, h.word(b) | heap::kind_tag(kind));
+            Ok(at)
+        })?;
+        Ok(Allocation::new(self.clone(), offset))
+    }
+
     /// Allocates a zeroed lock cell owned by the calling process, its block marked as a
     /// lock (`heap::LOCK_BLOCK`) so that only such blocks are opened as locks by handle.
     pub(crate) fn alloc_lock_cell(&self) -> Result<Allocation> {

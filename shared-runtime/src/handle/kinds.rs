@@ -3,7 +3,7 @@
 use std::mem::{align_of, size_of};
 use std::sync::Arc;
 
-use crate::arena::opened::{self, Inserted};
+use crate::arena::opened::{self, Role};
 use crate::arena::{Allocation, Arena, NamedObject, ObjectKind, LOCK_CELL};
 use crate::handle::open::{check_kind, check_layout};
 use crate::handle::resolve::resolve;
@@ -61,15 +61,11 @@ fn open_synced<T: SharedType>(
     } else {
         Some(block_handle(arena, h.lock, t.lock_record))
     };
-    let data = match opened::insert(arena, t.block, t.stamp, h.lock, data)? {
-        Inserted::Ok(data) => data,
-        Inserted::OtherLock => {
-            return Err(bad(
-                h,
-                "this process has the object open with another lock: use the handle it has",
-            ))
-        }
-    };
+    let data = opened::insert(arena, t.block, t.stamp, h.lock, Role::of(kind), data)?.or_refuse(
+        h,
+        kind,
+        "this process has the object open with another lock: use the handle it has",
+    )?;
     let lock = match (lock, data.parent()) {
         (None, Some(p)) if p.offset() == h.lock => p.clone(),
         (Some(lock), None) => lock,

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::arena::opened::{self, Inserted};
+use crate::arena::opened::{self, Role};
 use crate::arena::{Allocation, Arena, NamedObject, ObjectKind, Parts, Shape};
 use crate::handle::open::{check_kind, check_layout};
 use crate::handle::resolve::resolve;
@@ -135,12 +135,12 @@ impl<T: SharedType> Queue<T> {
         } else {
             Allocation::borrowed(arena.clone(), t.block)
         });
-        let data = match opened::insert(arena, t.block, t.stamp, 0, data)? {
-            Inserted::Ok(data) => data,
-            Inserted::OtherLock => {
-                return Err(bad("this process has this block open as another object"))
-            }
-        };
+        let kind = <Self as NamedObject>::KIND;
+        let data = opened::insert(arena, t.block, t.stamp, 0, Role::of(kind), data)?.or_refuse(
+            handle,
+            kind,
+            "this process has this block open as another object",
+        )?;
         // SAFETY: `resolve` checked that the block holds `bytes` =
         // `block_bytes::<T>(len)` bytes; its offset is aligned (checked above) and block
         // payloads are 8-aligned in the mapping.

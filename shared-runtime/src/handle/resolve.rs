@@ -13,9 +13,13 @@
 //!   or a named lock of that kind, never data;
 //! - data is never a lock cell or an open record (`RECORD_BLOCK`): another process's open
 //!   record, written through a data handle, could otherwise be erased, freeing a removed
-//!   object while it is still open.
+//!   object while it is still open;
+//! - an unnamed synchronization object (`Event`, `Condition`, semaphores, `Barrier`,
+//!   `Queue`) is opened only from a block tagged as made for its kind (`KIND_TAG`), and data
+//!   never from a tagged block: a forged handle cannot make one object's words another
+//!   kind's.
 
-use crate::arena::heap::{Heap, HDR, LOCK_BLOCK, RECORD_BLOCK};
+use crate::arena::heap::{tag_code, Heap, HDR, LOCK_BLOCK, RECORD_BLOCK};
 use crate::arena::registry::{Entry, ORPHAN_OWNER, REGISTRY_OWNER};
 use crate::arena::{data_offset, Arena, ObjectKind, LOCK_CELL};
 use crate::handle::Handle;
@@ -54,6 +58,32 @@ fn is_lock_block(heap: &Heap<'_>, at: u64) -> Result<bool> {
 /// Whether the used block whose payload is at `at` is an open record (`records.rs`).
 fn is_record_block(heap: &Heap<'_>, at: u64) -> Result<bool> {
     Ok(heap.word(heap.used_block(at)?) & RECORD_BLOCK != 0)
+}
+
+/// Checks the kind tag of the unnamed used block at `at` (`heap::KIND_TAG`): a
+/// synchronization object's handle names only a block made as that kind, a data handle
+/// (`RawValue`, `RawArray`, `Value`, `Array`) only an untagged block.
+fn check_tag(heap: &Heap<'_>, h: &Handle, at: u64, kind: ObjectKind) -> Result<()> {
+    let tag = tag_code(heap.word(heap.used_block(at)?));
+    let want = match kind {
+        ObjectKind::RawValue
+        | ObjectKind::RawArray
+        | ObjectKind::Value(_)
+        | ObjectKind::Array(_) => 0,
+        k => k.code(),
+    };
+    if tag == want {
+        return Ok(());
+    }
+    Err(Error::KindMismatch {
+        name: format!("handle {h}"),
+        stored: match ObjectKind::from_code(tag) {
+            Some(k) if tag != 0 => format!("a block made for an unnamed {k}"),
+            _ if tag == 0 => "a block made for data or another kind of object".into(),
+            _ => format!("a block tagged with unknown kind code {tag}"),
+        },
+        requested: kind.to_string(),
+    })
 }
 
 /// The entry of the named object whose block is `block`, checked against `h`.
@@ -152,7 +182,10 @@ pub(crate) fn resolve(heap: &Heap<'_>, arena: &Arena, h: &Handle, bytes: u64) ->
                     h,
                     "it names another process's open record of a named object, not data",
                 )),
-                _ => Ok(unnamed(h.offset)),
+                _ => {
+                    check_tag(heap, h, h.offset, h.kind)?;
+                    Ok(unnamed(h.offset))
+                }
             }
         }
         ObjectKind::Value(k) | ObjectKind::Array(k) => {
@@ -199,7 +232,7 @@ pub(crate) fn resolve(heap: &Heap<'_>, arena: &Arena, h: &Handle, bytes: u64) ->
                         "its data offset names another process's open record, not data",
                     ))
                 }
-                _ => {}
+                _ => check_tag(heap, h, h.offset, h.kind)?,
             }
             if heap.payload_capacity(h.offset)? < bytes {
                 return Err(bad(h, "the object it names is smaller than it says"));

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::arena::{Allocation, Arena};
+use crate::arena::{Allocation, Arena, ObjectKind};
 use crate::sys::futex_word::wake_all;
 use crate::{Error, Result, SharedType};
 
@@ -151,7 +151,7 @@ impl<T: SharedType> Queue<T> {
         // now, as an error, not by a panic at the first push.
         arena.lock_identity()?;
         // A fresh block is zeroed: an unlocked lock, head = tail = 0, open.
-        let block = arena.alloc(bytes, align_of::<T>().max(8))?;
+        let block = arena.alloc_tagged(bytes, align_of::<T>().max(8), ObjectKind::Queue)?;
         let block = Arc::new(block);
         // SAFETY: the block was just allocated with `block_bytes::<T>(capacity)` bytes
         // (more than the header), aligned to `align_of::<T>().max(8)`, and nobody else
