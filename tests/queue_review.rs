@@ -13,10 +13,8 @@ use std::time::Duration;
 
 use common::{finish, forking, PATIENCE};
 use shared_runtime::handle::Handle;
-use shared_runtime::test_hooks::{set_queue_hook, QueueStep};
-use shared_runtime::{
-    Arena, Error, Event, PopError, Process, PushError, Queue, RawArray, RawValue,
-};
+use shared_runtime::test_hooks::{peek_for_tests, poke_for_tests, set_queue_hook, QueueStep};
+use shared_runtime::{Arena, Error, Event, PopError, Process, PushError, Queue, RawValue};
 
 fn raw_of(q: &Queue<u64>) -> Handle {
     Handle {
@@ -32,9 +30,8 @@ fn poke(arena: &Arena, raw: Handle, word: usize, value: u64) {
     let a = arena.clone();
     finish(
         Process::start(move || {
-            RawArray::<u64>::open_handle(&a, &raw)
-                .unwrap()
-                .set(word, value);
+            // SAFETY: this child holds no reference into the queue's block.
+            unsafe { poke_for_tests(&a, raw.offset, word, value) }.unwrap();
         })
         .unwrap(),
     )
@@ -43,16 +40,7 @@ fn poke(arena: &Arena, raw: Handle, word: usize, value: u64) {
 
 fn peek(arena: &Arena, raw: Handle, word: usize) -> u64 {
     let a = arena.clone();
-    finish(
-        Process::start(move || {
-            RawArray::<u64>::open_handle(&a, &raw)
-                .unwrap()
-                .get(word)
-                .unwrap()
-        })
-        .unwrap(),
-    )
-    .unwrap()
+    finish(Process::start(move || peek_for_tests(&a, raw.offset, word).unwrap()).unwrap()).unwrap()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -184,12 +172,7 @@ fn capture_lock_word(step: QueueStep) {
     }
     let (a, raw, out) = CAPTURE.get().unwrap().clone();
     let child = Process::start(move || {
-        out.set(
-            RawArray::<u64>::open_handle(&a, &raw)
-                .unwrap()
-                .get(0)
-                .unwrap(),
-        );
+        out.set(peek_for_tests(&a, raw.offset, 0).unwrap());
     })
     .unwrap();
     finish(child).unwrap();
