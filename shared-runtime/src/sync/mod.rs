@@ -10,6 +10,7 @@ mod guard;
 mod inspect;
 mod lock;
 mod lock_cell;
+mod own_lock;
 mod macros;
 mod poison;
 pub(crate) mod queue;
