@@ -30,7 +30,10 @@ fn made_with_its_own_lock_is_one_block_freed_once() {
     let arr = Array::from_slice_in(&a, &[1u16, 2, 3]).unwrap();
     let z = Array::<u64>::zeroed_in(&a, 5).unwrap();
     assert_eq!(blocks(&a), empty + 3);
-    assert_eq!((v.get(), arr.to_vec(), z.to_vec()), (7, vec![1, 2, 3], vec![0; 5]));
+    assert_eq!(
+        (v.get(), arr.to_vec(), z.to_vec()),
+        (7, vec![1, 2, 3], vec![0; 5])
+    );
     // The data sits after the lock cell, in the lock's block.
     let h = v.handle();
     assert!(h.offset > h.lock && h.offset - h.lock < 64, "{h:?}");
@@ -41,7 +44,11 @@ fn made_with_its_own_lock_is_one_block_freed_once() {
     raw.set(9);
     assert_eq!(raw.get(), 9);
     drop(raw);
-    assert_eq!(blocks(&a), empty + 2, "freed with the last of data and lock");
+    assert_eq!(
+        blocks(&a),
+        empty + 2,
+        "freed with the last of data and lock"
+    );
     // The data dropped first: the block lives on with the lock.
     let (raw, lock) = arr.into_parts().unwrap();
     drop(raw);
@@ -79,7 +86,10 @@ fn the_global_constructors_make_one_block() {
     }
     let m = shared_runtime::Synchronized::new(RawValue::new(1u8).unwrap()).unwrap();
     let h = m.handle();
-    assert!(h.offset < h.lock || h.offset - h.lock >= 64, "two blocks: {h:?}");
+    assert!(
+        h.offset < h.lock || h.offset - h.lock >= 64,
+        "two blocks: {h:?}"
+    );
 }
 
 #[test]
@@ -100,7 +110,10 @@ fn its_data_can_be_wrapped_again_after_into_parts() {
     // Wrapping a clone while another lives is still refused.
     let (raw, _old) = Value::new(4i16).unwrap().into_parts().unwrap();
     let _twin = raw.clone();
-    assert!(matches!(synchronized(raw, None), Err(Error::StillCloned { .. })));
+    assert!(matches!(
+        synchronized(raw, None),
+        Err(Error::StillCloned { .. })
+    ));
 }
 
 #[test]
@@ -143,7 +156,10 @@ fn handles_open_in_a_child_and_name_one_lock() {
         u8::from(refused) | u8::from(moved) << 1 | u8::from(in_cell) << 2 | u8::from(long) << 3
     })
     .unwrap();
-    assert_eq!(seen, 0b1111, "refusals (bits: raw, moved, in cell, too long)");
+    assert_eq!(
+        seen, 0b1111,
+        "refusals (bits: raw, moved, in cell, too long)"
+    );
     assert_eq!((v.get(), arr.to_vec()), (11, vec![1, 20]));
 }
 

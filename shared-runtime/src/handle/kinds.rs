@@ -52,7 +52,10 @@ fn open_synced<T: SharedType>(
     let named = t.block == h.lock;
     if named && t.stamp == 0 && h.offset - h.lock != data_offset(kind, align) {
         // (An unnamed block: no open record was made that would need closing.)
-        return Err(bad(h, "its data offset is not where its block keeps the data"));
+        return Err(bad(
+            h,
+            "its data offset is not where its block keeps the data",
+        ));
     }
     let whole = block_handle(arena, t.block, t.record);
     let data = if named {

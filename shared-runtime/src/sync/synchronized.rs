@@ -217,6 +217,11 @@ impl<O: SharedObject, L: SharedLock> Synchronized<O, L> {
     /// Splits into the raw object and the lock, if this is the last handle of the object
     /// in this process.
     ///
+    /// The object made with its own lock (`Value::new`, `Array::zeroed`, ...) shares one
+    /// arena block with that lock: the block lives until both parts are dropped, and the raw
+    /// object cannot be handed over on its own (its `into_offset`/`into_handle` give
+    /// [`Error::SharesBlock`]); it can be wrapped again, with any lock.
+    ///
     /// # Errors
     /// [`Error::StillCloned`] if other clones of this wrapper (or of its raw object, made
     /// with `getobj().clone()`) are alive: the raw object would then sit beside a live

@@ -154,8 +154,10 @@ pub fn synchronized<O: SharedObject, A: LockArg>(
 
 impl<O: SharedObject> Synchronized<O, RLock> {
     /// A synchronized object guarded by a fresh [`RLock`]: from a value, a new shared value
-    /// in the global arena (ctypes' `Value(typecode, value)`); from an owned raw object,
-    /// that object, with the lock in its arena (`synchronized(obj, None)`).
+    /// in the global arena (ctypes' `Value(typecode, value)`), in one arena block with its
+    /// lock (one allocation; a small value shares the lock's cache line); from an owned raw
+    /// object, that object, with the lock in its arena in a block of its own
+    /// (`synchronized(obj, None)`).
     ///
     /// # Errors
     /// [`Error::OutOfMemory`](crate::Error::OutOfMemory) if the arena is full; for a raw
@@ -178,8 +180,8 @@ impl<O: SharedObject> Synchronized<O, RLock> {
 
 impl<O: SharedObject, L: SharedLock> Synchronized<O, L> {
     /// A synchronized object guarded by `lock` (which may guard other objects too): from a
-    /// value, a new shared value in the global arena; from an owned raw object, that object
-    /// (`synchronized(obj, lock)`).
+    /// value, a new shared value in the global arena, in a block of its own; from an owned
+    /// raw object, that object (`synchronized(obj, lock)`).
     ///
     /// # Errors
     /// As [`new`](Synchronized::new).
