@@ -9,9 +9,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use common::{forking, in_child};
 use shared_runtime::arena::{LockKind, ObjectKind};
 use shared_runtime::handle::Handle;
-use shared_runtime::{
-    synchronized, Arena, Array, Error, Lock, RLock, RawArray, RawValue, SharedLock, Value,
-};
+use shared_runtime::{synchronized, Arena, Array, Error, Lock, RLock, RawValue, Value};
 
 fn arena() -> Arena {
     Arena::with_capacity(1 << 20).unwrap()
