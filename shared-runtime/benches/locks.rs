@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode};
-use shared_runtime::{Lock, Process, RLock, RawValue, Value};
+use shared_runtime::{synchronized, Lock, Process, RLock, RawValue, Value};
 
 /// What the hand-made pthread baselines put in their shared mapping: a mutex and the
 /// counter it guards.
@@ -150,6 +150,11 @@ fn uncontended(c: &mut Criterion) {
 
     let value = Value::new(0u64).unwrap();
     g.bench_function("Value::update", |b| b.iter(|| value.update(|x| *x += 1)));
+
+    let split = synchronized(RawValue::new(0u64).unwrap(), None).unwrap();
+    g.bench_function("Value::update (2 blocks)", |b| {
+        b.iter(|| split.update(|x| *x += 1))
+    });
 
     let locked_value = Value::with_lock(0u64, Lock::new().unwrap()).unwrap();
     g.bench_function("Value<Lock>::update", |b| {
@@ -307,6 +312,51 @@ fn contended(c: &mut Criterion) {
                 }
             });
             assert_eq!(value.get() - before, 2 * iters.div_ceil(2).max(1));
+            t
+        })
+    });
+
+    let split = synchronized(RawValue::new(0u64).unwrap(), None).unwrap();
+    // Lock and value certainly in two lines: a spacer block between them.
+    let far_lock = RLock::new().unwrap();
+    let _spacer = shared_runtime::RawArray::<u8>::zeroed(64).unwrap();
+    let far = Value::with_lock(0u64, far_lock).unwrap();
+    for (name, v) in [("1 block", &value), ("2 blocks", &split), ("2 lines", &far)] {
+        let h = v.handle();
+        println!(
+            "Value<u64> ({name}): lock word at byte {} of its 64-byte line, value at byte {} \
+             of {}",
+            h.lock % 64,
+            h.offset % 64,
+            if h.lock / 64 == h.offset / 64 {
+                "the same line"
+            } else {
+                "another line"
+            },
+        );
+    }
+    g.bench_function("Value::update (2 blocks)", |b| {
+        b.iter_custom(|iters| {
+            let before = split.get();
+            let t = two_processes(iters, &|n| {
+                for _ in 0..n {
+                    split.update(|x| *x += 1);
+                }
+            });
+            assert_eq!(split.get() - before, 2 * iters.div_ceil(2).max(1));
+            t
+        })
+    });
+
+    g.bench_function("Value::update (2 lines)", |b| {
+        b.iter_custom(|iters| {
+            let before = far.get();
+            let t = two_processes(iters, &|n| {
+                for _ in 0..n {
+                    far.update(|x| *x += 1);
+                }
+            });
+            assert_eq!(far.get() - before, 2 * iters.div_ceil(2).max(1));
             t
         })
     });

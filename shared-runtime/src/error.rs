@@ -280,6 +280,18 @@ pub enum Error {
         /// The object's offset in its arena.
         offset: u64,
     },
+    /// The data of a [`Value`](crate::Value) or [`Array`](crate::Array) made with its own
+    /// lock shares one arena block with that lock, so it cannot be handed over on its own
+    /// (`into_offset`/`into_handle` of the raw object from `into_parts`).
+    #[error(
+        "the object at offset {offset} shares one arena block with the lock it was made with \
+         (a Value or Array made with its own lock): it cannot be handed over on its own; hand \
+         over the Value's or Array's handle, or copy the data into a new RawValue/RawArray"
+    )]
+    SharesBlock {
+        /// The object's offset in its arena.
+        offset: u64,
+    },
     /// An arena's allocator lock stayed held, by a holder not proven dead, for longer than
     /// this process waits (see [`Arena::set_allocator_patience`](crate::Arena::set_allocator_patience)).
     #[error(

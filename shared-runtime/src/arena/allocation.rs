@@ -204,6 +204,19 @@ impl Allocation {
         self.owner != 0 && self.owner == process_key()
     }
 
+    /// Whether the calling process owns the object this handle is the data of: its own
+    /// block, or the block it is a part of (the data of a `Value`/`Array` made with its own
+    /// lock, after the lock cell). A named object's block is the directory's: not owned.
+    pub(crate) fn object_owned_here(&self) -> bool {
+        self.owned_here() || self.parent.as_ref().is_some_and(|p| p.owned_here())
+    }
+
+    /// The offset of the block holding this data: its own, or that of the block it is a
+    /// part of. The key of the object in this process's map of opened objects.
+    pub(crate) fn block_offset(&self) -> u64 {
+        self.parent.as_ref().map_or(self.offset, |p| p.offset)
+    }
+
     pub(crate) fn arena(&self) -> &Arena {
         &self.arena
     }
@@ -239,6 +252,11 @@ impl Allocation {
     /// another process (or this one) to [`adopt`](Self::adopt) it. The arena handle is
     /// released as usual (the block is not: this handle no longer owns it).
     pub(crate) fn detach(mut self) -> Result<u64> {
+        if self.parent.is_some() {
+            return Err(crate::Error::SharesBlock {
+                offset: self.offset,
+            });
+        }
         if !self.owned_here() {
             return Err(crate::Error::NotOwner {
                 offset: self.offset,

@@ -306,8 +306,24 @@ impl Arena {
     /// Allocates a zeroed lock cell owned by the calling process, its block marked as a
     /// lock (`heap::LOCK_BLOCK`) so that only such blocks are opened as locks by handle.
     pub(crate) fn alloc_lock_cell(&self) -> Result<Allocation> {
+        self.alloc_lock_block(LOCK_CELL, 8)
+    }
+
+    /// Allocates a zeroed block of `size` bytes (at least a lock cell) aligned to `align`
+    /// (at least 8), owned by the calling process, that starts with a lock cell: a lock, or
+    /// the one block of a `Value`/`Array` made with its own lock (the cell, then the data).
+    /// Marked as a lock (`heap::LOCK_BLOCK`) so that a handle may name it as one; data is
+    /// never at its start.
+    pub(crate) fn alloc_lock_block(&self, size: u64, align: usize) -> Result<Allocation> {
+        if align > MAX_ALIGN {
+            return Err(Error::Alignment {
+                align,
+                max: MAX_ALIGN,
+            });
+        }
+        let (size, align) = (size.max(LOCK_CELL), align.max(8) as u64);
         let offset = self.with_heap(|h| {
-            let at = h.alloc(LOCK_CELL, 8, self.owner_tag())?;
+            let at = h.alloc(size, align, self.owner_tag())?;
             let b = at - heap::HDR;
             h.set_word(b, h.word(b) | heap::LOCK_BLOCK);
             Ok(at)

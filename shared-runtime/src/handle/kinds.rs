@@ -4,7 +4,7 @@ use std::mem::{align_of, size_of};
 use std::sync::Arc;
 
 use crate::arena::opened::{self, Role};
-use crate::arena::{Allocation, Arena, NamedObject, ObjectKind, LOCK_CELL};
+use crate::arena::{data_offset, Allocation, Arena, NamedObject, ObjectKind, LOCK_CELL};
 use crate::handle::open::{check_kind, check_layout};
 use crate::handle::resolve::resolve;
 use crate::handle::Handle;
@@ -48,7 +48,15 @@ fn open_synced<T: SharedType>(
         return Err(bad(h, "an offset in it is misaligned"));
     }
     let t = arena.with_heap(|heap| resolve(heap, arena, h, bytes))?;
+    // One block: a named object's, or an unnamed one made with its own lock.
     let named = t.block == h.lock;
+    if named && t.stamp == 0 && h.offset - h.lock != data_offset(kind, align) {
+        // (An unnamed block: no open record was made that would need closing.)
+        return Err(bad(
+            h,
+            "its data offset is not where its block keeps the data",
+        ));
+    }
     let whole = block_handle(arena, t.block, t.record);
     let data = if named {
         Arc::new(Allocation::part(whole, h.offset - h.lock))

@@ -197,6 +197,9 @@ impl<T: SharedType> RawValue<T> {
     /// damaged, or if this process is not its owner (a forked child's copy of its parent's
     /// value).
     /// [`Error::StillCloned`](crate::Error::StillCloned) if other clones of this handle are alive.
+    /// [`Error::SharesBlock`](crate::Error::SharesBlock) for the data of a
+    /// [`Value`](crate::Value) made with its own lock (from `into_parts`), which shares one
+    /// block with that lock.
     ///
     /// ```
     /// use shared_runtime::{Arena, RawValue};

@@ -93,13 +93,15 @@ mod sealed {
     }
 
     fn record_if_owned(data: &Arc<Allocation>, lock: u64) {
-        if data.owned_here() {
-            crate::arena::opened::record_owned(data.arena(), data.offset(), lock, data);
+        // Keyed by the block: a `Value` made with its own lock has its data after the lock
+        // cell, and a handle of it names that block as its lock (as a named one's does).
+        if data.object_owned_here() {
+            crate::arena::opened::record_owned(data.arena(), data.block_offset(), lock, data);
         }
     }
 
     fn wrappable(alloc: &Arc<Allocation>) -> Result<()> {
-        if !alloc.owned_here() {
+        if !alloc.object_owned_here() {
             return Err(Error::NotOwned);
         }
         // Another clone outside the wrapper could reach the data behind a guard's back
@@ -214,6 +216,11 @@ impl<O: SharedObject, L: SharedLock> Synchronized<O, L> {
 
     /// Splits into the raw object and the lock, if this is the last handle of the object
     /// in this process.
+    ///
+    /// The object made with its own lock (`Value::new`, `Array::zeroed`, ...) shares one
+    /// arena block with that lock: the block lives until both parts are dropped, and the raw
+    /// object cannot be handed over on its own (its `into_offset`/`into_handle` give
+    /// [`Error::SharesBlock`]); it can be wrapped again, with any lock.
     ///
     /// # Errors
     /// [`Error::StillCloned`] if other clones of this wrapper (or of its raw object, made
