@@ -227,7 +227,7 @@ impl<T: SharedType> RawValue<T> {
     pub fn from_offset_in(arena: &Arena, offset: u64) -> Result<Self> {
         let alloc = Allocation::adopt(arena, offset, size_of::<T>(), align_of::<T>())?;
         Ok(RawValue {
-            alloc: Arc::new(alloc),
+            alloc,
             _type: PhantomData,
         })
     }

@@ -35,10 +35,10 @@ impl<T: SharedType> Value<T, RLock> {
     /// ```
     pub fn zeroed() -> Result<Self> {
         let arena = Arena::try_global()?;
-        Ok(Synchronized::from_parts(
+        Synchronized::from_parts(
             RawValue::zeroed_in(arena)?,
             RLock::new_in(arena)?,
-        ))
+        )
     }
 }
 
@@ -56,10 +56,10 @@ impl<T: SharedType, L: SharedLock> Value<T, L> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn with_lock_in(arena: &Arena, value: T, lock: L) -> Result<Self> {
-        Ok(Synchronized::from_parts(
+        Synchronized::from_parts(
             RawValue::new_in(arena, value)?,
             lock,
-        ))
+        )
     }
 
     /// Reads the value under the lock.

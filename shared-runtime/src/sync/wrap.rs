@@ -132,7 +132,7 @@ pub fn synchronized<O: SharedObject, A: LockArg>(
 ) -> Result<Synchronized<O, A::Lock>> {
     obj.check_wrappable(Token)?;
     let lock = lock.into_lock(obj.arena(), Token)?;
-    Ok(Synchronized::from_parts(obj, lock))
+    Synchronized::from_parts(obj, lock)
 }
 
 impl<O: SharedObject> Synchronized<O, RLock> {
@@ -157,7 +157,7 @@ impl<O: SharedObject> Synchronized<O, RLock> {
     pub fn new(obj: impl IntoObject<O>) -> Result<Self> {
         let obj = obj.into_object(Token)?;
         let lock = RLock::new_in(obj.arena())?;
-        Ok(Synchronized::from_parts(obj, lock))
+        Synchronized::from_parts(obj, lock)
     }
 }
 
@@ -179,6 +179,6 @@ impl<O: SharedObject, L: SharedLock> Synchronized<O, L> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn with_lock(obj: impl IntoObject<O>, lock: L) -> Result<Self> {
-        Ok(Synchronized::from_parts(obj.into_object(Token)?, lock))
+        Synchronized::from_parts(obj.into_object(Token)?, lock)
     }
 }
