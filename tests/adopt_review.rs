@@ -67,7 +67,11 @@ fn adopting_a_viewed_block_makes_the_view_the_owner() {
     let before = arena.stats().unwrap().live_allocations;
     drop(view);
     let after = arena.stats().unwrap().live_allocations;
-    assert_eq!(before - after, 1, "the view, now the owner, did not free the block");
+    assert_eq!(
+        before - after,
+        1,
+        "the view, now the owner, did not free the block"
+    );
 }
 
 /// A view this process still has of a block that another process has since freed (here:
@@ -93,7 +97,10 @@ fn wrapping_a_block_a_stale_view_names_is_refused() {
         if a.offset() == off {
             break a;
         }
-        assert!(held.len() < 64, "the freed block was never handed out again");
+        assert!(
+            held.len() < 64,
+            "the freed block was never handed out again"
+        );
         held.push(a);
     };
     match synchronized(again, lock.clone()) {
@@ -106,7 +113,10 @@ fn wrapping_a_block_a_stale_view_names_is_refused() {
         if a.offset() == off {
             break a;
         }
-        assert!(held.len() < 128, "the freed block was never handed out again");
+        assert!(
+            held.len() < 128,
+            "the freed block was never handed out again"
+        );
         held.push(a);
     };
     let arr = synchronized(a, lock).unwrap();
@@ -123,7 +133,7 @@ fn forge_detached(arena: &Arena, payload: u64) {
         let g = v.lock().unwrap();
         (&*g as *const u64 as usize) - voff
     };
-    // SAFETY (test): a hostile write, as another process could make one, of the owner
+    // SAFETY: (a test) a hostile write, as another process could make one, of the owner
     // word of a used block of this arena's mapping (alive: `arena` is borrowed).
     unsafe {
         let id = *((base + 24) as *const u64);
@@ -194,5 +204,8 @@ fn owned_handle_opened_where_a_view_lives_gives_the_view() {
         before - arena.stats().unwrap().live_allocations
     })
     .unwrap();
-    assert_eq!(freed, 1, "the child's view, now the owner, did not free the block");
+    assert_eq!(
+        freed, 1,
+        "the child's view, now the owner, did not free the block"
+    );
 }

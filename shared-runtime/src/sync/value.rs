@@ -35,10 +35,7 @@ impl<T: SharedType> Value<T, RLock> {
     /// ```
     pub fn zeroed() -> Result<Self> {
         let arena = Arena::try_global()?;
-        Synchronized::from_parts(
-            RawValue::zeroed_in(arena)?,
-            RLock::new_in(arena)?,
-        )
+        Synchronized::from_parts(RawValue::zeroed_in(arena)?, RLock::new_in(arena)?)
     }
 }
 
@@ -56,10 +53,7 @@ impl<T: SharedType, L: SharedLock> Value<T, L> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn with_lock_in(arena: &Arena, value: T, lock: L) -> Result<Self> {
-        Synchronized::from_parts(
-            RawValue::new_in(arena, value)?,
-            lock,
-        )
+        Synchronized::from_parts(RawValue::new_in(arena, value)?, lock)
     }
 
     /// Reads the value under the lock.

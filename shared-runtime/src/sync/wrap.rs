@@ -113,8 +113,9 @@ impl<K: Reentrancy> LockArg for GenericLock<K> {
 /// opened by name or from a borrowed handle: several such views of one object could each
 /// be wrapped, and their guards would alias);
 /// [`Error::StillCloned`](crate::Error::StillCloned) if other clones of `obj` are alive in
-/// this process (they could write behind a guard; clone the wrapper instead); as
-/// [`RLock::new`] when a fresh lock must be made.
+/// this process (they could write behind a guard; clone the wrapper instead);
+/// [`Error::AlreadyOpen`](crate::Error::AlreadyOpen) if this process still has a view of
+/// an object that had the block before; as [`RLock::new`] when a fresh lock must be made.
 ///
 /// ```
 /// use shared_runtime::{synchronized, Lock, RawArray, RawValue};
