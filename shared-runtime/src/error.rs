@@ -318,6 +318,20 @@ pub enum Error {
         /// How many other clones are alive.
         clones: usize,
     },
+    /// This process already has another handle of the block (a view opened by handle or
+    /// by name, or a handle inherited from its parent process, perhaps of an object that
+    /// had the block before): taking the block over, or wrapping it, would make a second
+    /// handle whose lock guard the first could write behind.
+    #[error(
+        "this process already has a handle of the block at offset {offset}, open as \
+         {open_as}: drop that handle (and its clones) first, or use it"
+    )]
+    AlreadyOpen {
+        /// The block's offset in its arena.
+        offset: u64,
+        /// What the block is open as in this process.
+        open_as: String,
+    },
     /// A wait ran out of time.
     #[error("timed out after {0:?}")]
     Timeout(std::time::Duration),

@@ -241,26 +241,103 @@ pub(crate) fn insert(
     })
 }
 
-/// Records `data`, a handle this process just made of an object it owns (a new unnamed
-/// `Value`/`Array`, or one it just wrapped: the data role), paired with the lock at `lock`. Any earlier
-/// slot of the block is an ended object's (the block was free until now).
-pub(crate) fn record_owned(arena: &Arena, block: u64, lock: u64, data: &Arc<Allocation>) {
-    data.set_mapped(block);
-    let data = Arc::downgrade(data);
-    // A broken map only refuses later opens; nothing to record then.
-    let _ = with_map(|m| {
-        let old = m.insert(
-            (arena.id(), block),
+/// Records `data`, a handle this process owns of an unnamed `Value`/`Array`'s data (a new
+/// one, or a raw object it just wrapped: the data role), paired with the lock at `lock`.
+///
+/// A live slot of the block holding another handle is never replaced: that handle (a view
+/// opened by handle or by name, or one inherited from the parent process, of an object
+/// that had this block before) could reach the data behind a guard of this one. Then
+/// [`Error::AlreadyOpen`]. A slot of `data` itself (recorded when it was adopted) takes the
+/// lock. A dead slot is an ended object's and is replaced.
+pub(crate) fn record_owned(
+    arena: &Arena,
+    block: u64,
+    lock: u64,
+    data: &Arc<Allocation>,
+) -> Result<()> {
+    let role = Role::of(ObjectKind::RawValue);
+    let other = with_map(|m| {
+        let key = (arena.id(), block);
+        match m.get_mut(&key) {
+            Some(s) if std::ptr::eq(s.data.as_ptr(), Arc::as_ptr(data)) => {
+                s.lock = lock;
+                None
+            }
+            Some(s) if s.data.strong_count() > 0 => Some((s.role, s.stamp)),
+            _ => {
+                data.set_mapped(block);
+                let data = Arc::downgrade(data);
+                // Dropping the old slot drops a `Weak`, never an `Allocation`.
+                m.insert(
+                    key,
+                    Slot {
+                        role,
+                        stamp: 0,
+                        lock,
+                        data,
+                    },
+                );
+                None
+            }
+        }
+    });
+    match other {
+        Ok(Some((have, stamp))) => Err(already_open(block, have, stamp)),
+        // A broken map refuses every later open: no second handle can be made, nothing
+        // to record.
+        Ok(None) | Err(_) => Ok(()),
+    }
+}
+
+/// This process's one handle of the block at `block`, which it has just taken ownership
+/// of (`Allocation::adopt`): the handle it has of it as data already (a view opened by
+/// handle, or inherited from its parent), else `fresh`, recorded. A live handle of the
+/// block as anything else (another kind, a named object) is refused.
+pub(crate) fn adopt(arena: &Arena, block: u64, fresh: Arc<Allocation>) -> Result<Arc<Allocation>> {
+    let role = Role::of(ObjectKind::RawValue);
+    let found = with_map(|m| {
+        let key = (arena.id(), block);
+        if let Some(s) = m.get(&key) {
+            if let Some(live) = s.data.upgrade() {
+                // Handed out of the closure either way: an `Arc` is dropped only with the
+                // map's lock released.
+                return if s.role == role && s.stamp == 0 {
+                    Ok(live)
+                } else {
+                    Err((live, s.role, s.stamp))
+                };
+            }
+        }
+        fresh.set_mapped(block);
+        m.insert(
+            key,
             Slot {
-                role: Role::of(ObjectKind::RawValue),
+                role,
                 stamp: 0,
-                lock,
-                data,
+                lock: 0,
+                data: Arc::downgrade(&fresh),
             },
         );
-        // Dropping a `Weak` drops no `Allocation`.
-        drop(old);
-    });
+        Ok(fresh.clone())
+    })?;
+    match found {
+        Ok(data) => Ok(data),
+        Err((live, have, stamp)) => {
+            drop(live);
+            Err(already_open(block, have, stamp))
+        }
+    }
+}
+
+fn already_open(block: u64, have: Role, stamp: u64) -> Error {
+    Error::AlreadyOpen {
+        offset: block,
+        open_as: if stamp != 0 {
+            format!("a named {}", have.describe())
+        } else {
+            have.describe()
+        },
+    }
 }
 
 /// Forgets the slot of the block at `block`, if its handle is gone.

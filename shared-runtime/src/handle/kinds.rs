@@ -138,7 +138,7 @@ impl<T: SharedType, K: Reentrancy> Synchronized<RawValue<T>, GenericLock<K>> {
         }
         let (data, lock) = open_synced::<T>(arena, handle, <Self as NamedObject>::KIND)?;
         let lock = GenericLock::from_core(LockCore::from_alloc(lock));
-        Ok(Synchronized::from_parts(RawValue::from_arc(data), lock))
+        Ok(Synchronized::from_opened(RawValue::from_arc(data), lock))
     }
 }
 
@@ -184,7 +184,7 @@ impl<T: SharedType, K: Reentrancy> Synchronized<RawArray<T>, GenericLock<K>> {
         let len = usize::try_from(handle.len).map_err(|_| bad(handle, "its length overflows"))?;
         let (data, lock) = open_synced::<T>(arena, handle, <Self as NamedObject>::KIND)?;
         let lock = GenericLock::from_core(LockCore::from_alloc(lock));
-        Ok(Synchronized::from_parts(
+        Ok(Synchronized::from_opened(
             RawArray::from_arc(data, len),
             lock,
         ))

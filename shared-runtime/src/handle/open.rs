@@ -81,12 +81,7 @@ fn open<T: SharedType>(arena: &Arena, h: &Handle, array: bool) -> Result<Arc<All
         .and_then(|n| n.checked_mul(size_of::<T>()))
         .ok_or(bad("its length overflows"))?;
     if h.owned {
-        return Ok(Arc::new(Allocation::adopt(
-            arena,
-            h.offset,
-            bytes,
-            align_of::<T>(),
-        )?));
+        return Allocation::adopt(arena, h.offset, bytes, align_of::<T>());
     }
     if h.offset % align_of::<T>() as u64 != 0 {
         return Err(bad("its offset is misaligned"));

@@ -426,7 +426,7 @@ impl<T: SharedType> RawArray<T> {
     pub fn from_offset_in(arena: &Arena, offset: u64, len: usize) -> Result<Self> {
         let alloc = Allocation::adopt(arena, offset, byte_len::<T>(len)?, align_of::<T>())?;
         Ok(RawArray {
-            alloc: Arc::new(alloc),
+            alloc,
             len,
             _type: PhantomData,
         })

@@ -100,10 +100,7 @@ impl<T: SharedType, L: SharedLock> Array<T, L> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn zeroed_with_lock_in(arena: &Arena, len: usize, lock: L) -> Result<Self> {
-        Ok(Synchronized::from_parts(
-            RawArray::zeroed_in(arena, len)?,
-            lock,
-        ))
+        Synchronized::from_parts(RawArray::zeroed_in(arena, len)?, lock)
     }
 
     /// A new array holding a copy of `items`, guarded by `lock`, in the global arena.
@@ -136,10 +133,7 @@ impl<T: SharedType, L: SharedLock> Array<T, L> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn from_slice_with_lock_in(arena: &Arena, items: &[T], lock: L) -> Result<Self> {
-        Ok(Synchronized::from_parts(
-            RawArray::from_slice_in(arena, items)?,
-            lock,
-        ))
+        Synchronized::from_parts(RawArray::from_slice_in(arena, items)?, lock)
     }
 
     /// The number of elements (no lock needed: it never changes).

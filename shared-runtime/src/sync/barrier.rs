@@ -340,6 +340,13 @@ impl Barrier {
     /// holds it (stopped inside the short critical section) until the time runs out, the
     /// barrier is broken without the lock, and this party gets `BrokenBarrier`.
     ///
+    /// So a zero or very short timeout can break the current round although every party
+    /// is alive and on time: if another party holds the lock for a moment (arriving, or
+    /// taking its wake-up) when this call starts, this one may run out of time before it
+    /// gets the lock, even as the last party, whose arrival would have completed the round.
+    /// That is Python's rule (a timed-out wait breaks the barrier), kept as is: give a
+    /// timeout well above scheduling delays, or use [`wait`](Self::wait).
+    ///
     /// # Errors
     /// As [`wait`](Self::wait).
     ///

@@ -60,7 +60,7 @@ pub(crate) fn value_in<T: SharedType, K: Reentrancy>(
         raw.set_unchecked(v);
     }
     // The data's handle is new and this process's only one: wrapping it is sound.
-    Ok(Synchronized::from_parts(raw, lock))
+    Synchronized::from_parts(raw, lock)
 }
 
 /// A new `Array` of `len` elements, holding `items` (zeroes if `None`; `items.len()` is
@@ -79,5 +79,5 @@ pub(crate) fn array_in<T: SharedType, K: Reentrancy>(
         // A fresh object: no thread has it borrowed.
         raw.write_unchecked(0, items);
     }
-    Ok(Synchronized::from_parts(raw, lock))
+    Synchronized::from_parts(raw, lock)
 }

@@ -53,10 +53,7 @@ impl<T: SharedType, L: SharedLock> Value<T, L> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn with_lock_in(arena: &Arena, value: T, lock: L) -> Result<Self> {
-        Ok(Synchronized::from_parts(
-            RawValue::new_in(arena, value)?,
-            lock,
-        ))
+        Synchronized::from_parts(RawValue::new_in(arena, value)?, lock)
     }
 
     /// Reads the value under the lock.

@@ -44,7 +44,7 @@ pub trait IntoObject<O>: Sized {
     {
         let obj = self.into_object(t)?;
         let lock = RLock::new_in(obj.arena())?;
-        Ok(Synchronized::from_parts(obj, lock))
+        Synchronized::from_parts(obj, lock)
     }
 }
 
@@ -130,8 +130,9 @@ impl<K: Reentrancy> LockArg for GenericLock<K> {
 /// opened by name or from a borrowed handle: several such views of one object could each
 /// be wrapped, and their guards would alias);
 /// [`Error::StillCloned`](crate::Error::StillCloned) if other clones of `obj` are alive in
-/// this process (they could write behind a guard; clone the wrapper instead); as
-/// [`RLock::new`] when a fresh lock must be made.
+/// this process (they could write behind a guard; clone the wrapper instead);
+/// [`Error::AlreadyOpen`](crate::Error::AlreadyOpen) if this process still has a view of
+/// an object that had the block before; as [`RLock::new`] when a fresh lock must be made.
 ///
 /// ```
 /// use shared_runtime::{synchronized, Lock, RawArray, RawValue};
@@ -149,7 +150,7 @@ pub fn synchronized<O: SharedObject, A: LockArg>(
 ) -> Result<Synchronized<O, A::Lock>> {
     obj.check_wrappable(Token)?;
     let lock = lock.into_lock(obj.arena(), Token)?;
-    Ok(Synchronized::from_parts(obj, lock))
+    Synchronized::from_parts(obj, lock)
 }
 
 impl<O: SharedObject> Synchronized<O, RLock> {
@@ -196,6 +197,6 @@ impl<O: SharedObject, L: SharedLock> Synchronized<O, L> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn with_lock(obj: impl IntoObject<O>, lock: L) -> Result<Self> {
-        Ok(Synchronized::from_parts(obj.into_object(Token)?, lock))
+        Synchronized::from_parts(obj.into_object(Token)?, lock)
     }
 }
