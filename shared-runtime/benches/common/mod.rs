@@ -108,6 +108,7 @@ impl Drop for PthreadBaseline {
 }
 
 /// The floor: take a lock word with one CAS, release it with one store.
+#[derive(Default)]
 pub struct CasLock {
     word: AtomicU32,
     counter: AtomicU64,
