@@ -417,11 +417,18 @@ fn main() {
     // The one-shot measurements after the criterion groups: the million values leave the
     // heap in a state that makes `vec![0.0; N]` clear its memory instead of mapping it.
     let filter = filter();
+    // Not when criterion only checks that the benchmarks run (as it does without
+    // `--bench`, which `cargo bench` passes and `cargo test --benches` does not, or with
+    // `--test`) or lists them.
+    let args: Vec<String> = std::env::args().collect();
+    let has = |flag: &str| args.iter().any(|a| a == flag);
+    let measuring = has("--bench") && !has("--test") && !has("--list");
     // A plain name or names separated by `|` (criterion takes the filter as a regex).
     let wanted = |name: &str| {
-        filter
-            .as_deref()
-            .is_none_or(|f| f.split('|').any(|f| name.contains(f)))
+        measuring
+            && filter
+                .as_deref()
+                .is_none_or(|f| f.split('|').any(|f| name.contains(f)))
     };
     let python = wanted("table_python").then(|| {
         let r = python_increment();
