@@ -54,7 +54,10 @@ fn a_handle_naming_another_data_offset_of_the_block_reaches_past_it() {
     let a = arena();
     let (x, _filler, neighbour) = setup(&a);
     let hx = x.handle();
-    let fp = RawArray::<u8>::zeroed_in(&a, 1).unwrap().handle().fingerprint;
+    let fp = RawArray::<u8>::zeroed_in(&a, 1)
+        .unwrap()
+        .handle()
+        .fingerprint;
     let forged = Handle {
         offset: hx.lock + 24,
         len: 128 - 24,
