@@ -40,8 +40,10 @@ impl Arena {
         };
         let found = self.with_heap(|h| h.find_or_create(&req))?;
         // This process's handle of the object, if it has one already: only of this very
-        // object (same stamp), never of an earlier one at the same offset.
-        let data = match opened::find(self, found.object, found.stamp, opened::Role::of(O::KIND))? {
+        // object (same stamp, data at the same offset), never of an earlier one at the same
+        // offset.
+        let (role, data_at) = (opened::Role::of(O::KIND), found.object + found.data_at);
+        let data = match opened::find(self, found.object, found.stamp, data_at, role)? {
             Some((data, _)) => {
                 // Kept if the handle came from the parent process (so this one's use is
                 // counted too), else closed again.
@@ -62,12 +64,12 @@ impl Arena {
                     0 => block,
                     at => Arc::new(Allocation::part(block, at)),
                 };
-                let role = opened::Role::of(O::KIND);
                 match opened::insert(self, found.object, found.stamp, lock, role, data)? {
                     opened::Inserted::Ok(data) => data,
-                    opened::Inserted::OtherLock => {
+                    opened::Inserted::OtherLock | opened::Inserted::OtherData => {
                         return Err(crate::Error::Corrupted(format!(
-                            "this process pairs the object {name:?} with another lock"
+                            "this process has the object {name:?} open with another lock or \
+                             its data at another offset"
                         )))
                     }
                     opened::Inserted::OtherRole(have) => {

@@ -9,6 +9,16 @@
 //! naming it is refused), so safe code can never reach one object's words as another
 //! kind's (a `Condition`'s notify writing a `Value`'s data under a live guard's `&mut`).
 //!
+//! A block may hold its data at more than one offset (a `Value`/`Array` made with its own
+//! lock keeps it after the lock cell, at the offset its element alignment gives, and an
+//! unnamed block records none of that), so a handle found for a block is this object's
+//! only if its data starts where the caller's does: the handle in a slot knows its data
+//! offset (`Allocation::offset`), and [`insert`], [`find`] and [`adopt`] compare it. One
+//! that differs is another object's (an earlier one in a reused block, inherited from the
+//! parent process or a view still kept here) or the caller's handle is forged: a live one
+//! is refused, never wrapped with the caller's length and type (which would reach past the
+//! block, or give a misaligned `&mut [T]`).
+//!
 //! Each slot also holds the object's *stamp* (a named object's directory stamp, unique per
 //! created object; 0 for an unnamed one) and the offset of the lock paired with the data
 //! (0 if none yet). A slot whose stamp is not the directory's is an earlier object's at the
@@ -135,23 +145,28 @@ fn with_map<R>(f: impl FnOnce(&mut Map) -> R) -> Result<R> {
     Ok(f(unsafe { &mut *map }))
 }
 
-/// This process's handle of the object of stamp `stamp` whose block is at `block`, and
-/// the lock offset paired with it, if it has one.
+/// This process's handle of the object of stamp `stamp` whose block is at `block` and
+/// whose data is at `data_at` (an offset in the arena), and the lock offset paired with
+/// it, if it has one.
 ///
-/// A handle of another role is not returned (then [`insert`] refuses the block).
+/// A handle of another role, or whose data starts elsewhere, is not returned (then
+/// [`insert`] refuses the block).
 pub(crate) fn find(
     arena: &Arena,
     block: u64,
     stamp: u64,
+    data_at: u64,
     role: Role,
 ) -> Result<Option<(Arc<Allocation>, u64)>> {
-    with_map(|m| {
+    let found = with_map(|m| {
         let slot = m.get(&(arena.id(), block))?;
         if slot.stamp != stamp || slot.role != role {
             return None;
         }
         Some((slot.data.upgrade()?, slot.lock))
-    })
+    })?;
+    // Dropped (if not this object's) with the map's lock released.
+    Ok(found.filter(|(data, _)| data.offset() == data_at))
 }
 
 /// What [`insert`] found.
@@ -162,6 +177,10 @@ pub(crate) enum Inserted {
     OtherLock,
     /// This process has the block open as another kind of object (described).
     OtherRole(String),
+    /// This process has a handle of the block whose data starts elsewhere: another
+    /// object's (one that had the block before), or the caller's handle is not the
+    /// object's.
+    OtherData,
 }
 
 impl Inserted {
@@ -184,14 +203,24 @@ impl Inserted {
                 stored: format!("a block this process has open as {have}"),
                 requested: kind.to_string(),
             }),
+            Inserted::OtherData => Err(Error::InvalidHandle {
+                text: handle.to_string(),
+                reason: OTHER_DATA,
+            }),
         }
     }
 }
 
+/// Why a handle is refused whose block this process has open with its data elsewhere.
+pub(crate) const OTHER_DATA: &str = "this process has a handle of its block whose data \
+     starts at another offset: another object's (one that had the block before, kept here \
+     or inherited from the parent process; drop it first), or the handle is not the \
+     object's";
+
 /// Records `data` (paired with the lock at `lock`, 0 for none) as this process's handle,
 /// in role `role`, of the object of stamp `stamp` whose block is at `block`, unless it has
-/// one already: then that one is returned, if its role is `role` and its lock is `lock`
-/// (or either has none).
+/// one already: then that one is returned, if its role is `role`, its data starts where
+/// `data`'s does (`Allocation::offset`) and its lock is `lock` (or either has none).
 pub(crate) fn insert(
     arena: &Arena,
     block: u64,
@@ -208,8 +237,17 @@ pub(crate) fn insert(
             .and_then(|s| Some((s.data.upgrade()?, s.lock, s.role)));
         match live {
             // Checked first: whatever the locks, a block is one kind of object here.
-            Some((first, _, have)) if have != role => Err((first, Some(have))),
-            Some((first, have, _)) if have != 0 && lock != 0 && have != lock => Err((first, None)),
+            Some((first, _, have)) if have != role => {
+                Err((first, Inserted::OtherRole(have.describe())))
+            }
+            // Another data offset: not this object (see the module notes). Checked before
+            // the lock, which a handle of another object in the block may share.
+            Some((first, _, _)) if first.offset() != data.offset() => {
+                Err((first, Inserted::OtherData))
+            }
+            Some((first, have, _)) if have != 0 && lock != 0 && have != lock => {
+                Err((first, Inserted::OtherLock))
+            }
             Some((first, have, _)) => {
                 if have == 0 && lock != 0 {
                     m.get_mut(&key).expect("just found").lock = lock;
@@ -236,8 +274,7 @@ pub(crate) fn insert(
     Ok(match first {
         Ok(Some(first)) => Inserted::Ok(first),
         Ok(None) => Inserted::Ok(data),
-        Err((_, None)) => Inserted::OtherLock,
-        Err((_, Some(have))) => Inserted::OtherRole(have.describe()),
+        Err((_, refused)) => refused,
     })
 }
 
@@ -300,8 +337,11 @@ pub(crate) fn adopt(arena: &Arena, block: u64, fresh: Arc<Allocation>) -> Result
         if let Some(s) = m.get(&key) {
             if let Some(live) = s.data.upgrade() {
                 // Handed out of the closure either way: an `Arc` is dropped only with the
-                // map's lock released.
-                return if s.role == role && s.stamp == 0 {
+                // map's lock released. A handle whose data is not at the block's start (a
+                // part of an earlier `Value`'s block, inherited or kept here) is another
+                // object's: made the owner, it would reach past the raw data and free an
+                // offset that starts no block.
+                return if s.role == role && s.stamp == 0 && live.offset() == block {
                     Ok(live)
                 } else {
                     Err((live, s.role, s.stamp))
@@ -382,13 +422,37 @@ mod tests {
             let again = Arc::new(Allocation::borrowed(arena.clone(), block));
             let got = insert(&arena, block, 0, 0, r1, again).unwrap();
             assert!(matches!(got, Inserted::Ok(ref d) if Arc::ptr_eq(d, &data)));
-            assert!(find(&arena, block, 0, r2).unwrap().is_none());
-            assert!(find(&arena, block, 0, r1).unwrap().is_some());
+            assert!(find(&arena, block, 0, block, r2).unwrap().is_none());
+            assert!(find(&arena, block, 0, block, r1).unwrap().is_some());
         }
         // The data kinds share one role: a raw view and a wrapper share the handle.
         assert_eq!(
             Role::of(ObjectKind::RawValue),
             Role::of(ObjectKind::Array(crate::arena::LockKind::RLock))
         );
+    }
+
+    /// A handle of a block whose data starts at another offset is not given out for it: not
+    /// by `insert` (refused while it lives), not by `find`; and it is given again to a
+    /// handle of the same data.
+    #[test]
+    fn a_block_is_open_with_one_data_offset_only() {
+        let arena = Arena::with_capacity(1 << 16).unwrap();
+        let block = Arc::new(arena.alloc(128, 64).unwrap());
+        let at = block.offset();
+        let role = Role::of(ObjectKind::Array(crate::arena::LockKind::RLock));
+        let part = |off| Arc::new(Allocation::part(block.clone(), off));
+        let data = part(64);
+        let got = insert(&arena, at, 0, at, role, data.clone()).unwrap();
+        assert!(matches!(got, Inserted::Ok(ref d) if Arc::ptr_eq(d, &data)));
+        for other in [part(24), Arc::new(Allocation::borrowed(arena.clone(), at))] {
+            let got = insert(&arena, at, 0, at, role, other).unwrap();
+            assert!(matches!(got, Inserted::OtherData), "another data offset given out");
+        }
+        assert!(find(&arena, at, 0, at + 24, role).unwrap().is_none());
+        let (found, _) = find(&arena, at, 0, at + 64, role).unwrap().unwrap();
+        assert!(Arc::ptr_eq(&found, &data));
+        let got = insert(&arena, at, 0, at, role, part(64)).unwrap();
+        assert!(matches!(got, Inserted::Ok(ref d) if Arc::ptr_eq(d, &data)));
     }
 }
