@@ -275,7 +275,10 @@ fn a_one_block_array_in_a_block_a_stale_view_names_is_refused() {
         match Array::<u8>::zeroed_in(&a, 40) {
             Ok(x) => {
                 assert_ne!(x.handle().lock, off, "made in a block a live view names");
-                assert!(held.len() < 64, "the freed block was never handed out again");
+                assert!(
+                    held.len() < 64,
+                    "the freed block was never handed out again"
+                );
                 held.push(x);
             }
             Err(Error::AlreadyOpen { offset, .. }) => {
@@ -292,7 +295,10 @@ fn a_one_block_array_in_a_block_a_stale_view_names_is_refused() {
         if x.handle().lock == off {
             break x;
         }
-        assert!(held.len() < 128, "the freed block was never handed out again");
+        assert!(
+            held.len() < 128,
+            "the freed block was never handed out again"
+        );
         held.push(x);
     };
     x.lock().unwrap()[0] = 3;

@@ -447,7 +447,10 @@ mod tests {
         assert!(matches!(got, Inserted::Ok(ref d) if Arc::ptr_eq(d, &data)));
         for other in [part(24), Arc::new(Allocation::borrowed(arena.clone(), at))] {
             let got = insert(&arena, at, 0, at, role, other).unwrap();
-            assert!(matches!(got, Inserted::OtherData), "another data offset given out");
+            assert!(
+                matches!(got, Inserted::OtherData),
+                "another data offset given out"
+            );
         }
         assert!(find(&arena, at, 0, at + 24, role).unwrap().is_none());
         let (found, _) = find(&arena, at, 0, at + 64, role).unwrap().unwrap();
