@@ -4,7 +4,8 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use crate::arena::Arena;
+use crate::arena::cache::Class;
+use crate::arena::{Arena, ArenaRef};
 use crate::sys::process::process_key;
 use crate::Result;
 
@@ -13,7 +14,7 @@ use crate::Result;
 /// `Allocation` frees nothing when dropped, and neither does a descendant that happens to
 /// reuse the owner's pid (ownership is a `process_key`, not a bare pid).
 pub(crate) struct Allocation {
-    arena: Arena,
+    arena: ArenaRef,
     offset: u64,
     /// The payload's address in this process (`arena.base() + offset`, computed once: the
     /// hot path of every access follows this one pointer instead of three).
@@ -39,6 +40,9 @@ pub(crate) struct Allocation {
     /// The block offset under which this handle is in this process's map of opened objects
     /// (`opened.rs`), 0 if it is not; its slot is dropped with it.
     mapped: AtomicU64,
+    /// The cache class of the block (see `cache.rs`), if the owner may keep it in its
+    /// cache when done instead of freeing it.
+    class: Option<Class>,
 }
 
 /// An address inside an arena's mapping, kept beside the handle that keeps the mapping
@@ -90,7 +94,7 @@ fn payload(arena: &Arena, offset: u64) -> NonNull<u8> {
 
 impl Allocation {
     /// An allocation the calling process has just made.
-    pub(crate) fn new(arena: Arena, offset: u64) -> Self {
+    pub(crate) fn new(arena: ArenaRef, offset: u64) -> Self {
         Allocation {
             ptr: MappedPtr::new(payload(&arena, offset)),
             arena,
@@ -103,13 +107,20 @@ impl Allocation {
             adopted: AtomicU64::new(0),
             adopted_key: AtomicU64::new(0),
             mapped: AtomicU64::new(0),
+            class: None,
         }
+    }
+
+    /// The same allocation, its block cached as `class` when freed.
+    pub(crate) fn cached_as(mut self, class: Option<Class>) -> Self {
+        self.class = class;
+        self
     }
 
     /// A named object's block, opened by this process with the open record at `record`.
     pub(crate) fn named(arena: Arena, offset: u64, record: u64) -> Self {
         let key = process_key();
-        Allocation::make(arena, offset, 0, (record, key), None)
+        Allocation::make(ArenaRef::of(&arena), offset, 0, (record, key), None)
     }
 
     /// The part of `parent`'s block that starts `at` bytes into it.
@@ -119,7 +130,7 @@ impl Allocation {
     }
 
     fn make(
-        arena: Arena,
+        arena: ArenaRef,
         offset: u64,
         owner: u64,
         (record, record_key): (u64, u64),
@@ -137,6 +148,7 @@ impl Allocation {
             adopted: AtomicU64::new(0),
             adopted_key: AtomicU64::new(0),
             mapped: AtomicU64::new(0),
+            class: None,
         }
     }
 
@@ -174,6 +186,7 @@ impl Allocation {
     /// A handle to a block this process does not own (a named object, or one opened from
     /// a handle): it never frees it.
     pub(crate) fn borrowed(arena: Arena, offset: u64) -> Self {
+        let arena = ArenaRef::of(&arena);
         Allocation {
             ptr: MappedPtr::new(payload(&arena, offset)),
             arena,
@@ -186,6 +199,7 @@ impl Allocation {
             adopted: AtomicU64::new(0),
             adopted_key: AtomicU64::new(0),
             mapped: AtomicU64::new(0),
+            class: None,
         }
     }
 
@@ -265,7 +279,7 @@ impl Allocation {
             }
             h.set_owner(offset, 0, me)
         })?;
-        Ok(Allocation::new(arena.clone(), offset))
+        Ok(Allocation::new(ArenaRef::of(arena), offset))
     }
 }
 
@@ -285,9 +299,7 @@ impl Drop for Allocation {
             // A failure here means the arena's bookkeeping was damaged by someone else; there
             // is nobody to report it to from a destructor, and leaking the block is the safe
             // outcome. `Arena::check` reports such damage.
-            let _ = self
-                .arena
-                .with_heap(|h| h.free(self.offset, self.arena.owner_tag()));
+            let _ = self.arena.free_owned(self.offset, self.class);
         }
         if self.record != 0 && self.record_key == process_key() {
             // As above: on failure the record (and a removed object) stays allocated.

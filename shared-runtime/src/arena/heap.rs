@@ -29,7 +29,7 @@
 //! free lists and counters are then rebuilt from it by `check::rebuild`.
 
 use std::cell::Cell;
-use std::sync::atomic::{compiler_fence, Ordering};
+use std::sync::atomic::{compiler_fence, AtomicU64, Ordering};
 
 pub(crate) use crate::arena::bins::bin_index;
 use crate::arena::ArenaHeader;
@@ -80,6 +80,23 @@ pub(crate) struct HeapState {
     pub(crate) registry: Cell<u64>,
     /// Non-zero while `check::rebuild` runs: if its process dies too, the next one redoes it.
     pub(crate) rebuilding: Cell<u64>,
+    /// What processes hold in their caches of freed small blocks (see `cache.rs`).
+    pub(crate) cache_slots: [CacheSlot; CACHE_SLOTS],
+}
+
+/// Number of processes (handle families) that may cache freed blocks of one arena at once.
+pub(crate) const CACHE_SLOTS: usize = 32;
+
+/// One process's cache of freed small blocks, as the arena sees it: the blocks are used
+/// blocks of `owner`, counted here so that counters and `reclaim_dead` can tell them from
+/// objects. `owner` changes only with the allocator's lock held; the counts are written by
+/// the owner alone (one thread at a time, see `cache.rs`), without that lock.
+#[repr(C)]
+pub(crate) struct CacheSlot {
+    /// The owner tag of the process that holds this slot, 0 if free.
+    pub(crate) owner: AtomicU64,
+    pub(crate) blocks: AtomicU64,
+    pub(crate) bytes: AtomicU64,
 }
 
 /// Adds `delta` to a counter.
@@ -126,15 +143,18 @@ impl Heap<'_> {
     pub(crate) fn word(&self, off: u64) -> u64 {
         debug_assert!(off % 8 == 0 && off + 8 <= self.mem.len());
         // SAFETY: callers only pass offsets of words inside `[start, committed)` (checked by
-        // `block` for anything read from shared state), which are mapped and 8-aligned; the
-        // lock makes the access race-free.
-        unsafe { self.base().add(off as usize).cast::<u64>().read() }
+        // `block` for anything read from shared state), which are mapped and 8-aligned.
+        // Atomic (a plain `mov` on x86-64): a cached block's header is read by its owner
+        // without the lock (`cache.rs`) while a neighbour's free may update its flags.
+        unsafe { AtomicU64::from_ptr(self.base().add(off as usize).cast::<u64>()) }
+            .load(Ordering::Relaxed)
     }
 
     pub(crate) fn set_word(&self, off: u64, value: u64) {
         debug_assert!(off % 8 == 0 && off + 8 <= self.mem.len());
         // SAFETY: as in `word`.
-        unsafe { self.base().add(off as usize).cast::<u64>().write(value) }
+        unsafe { AtomicU64::from_ptr(self.base().add(off as usize).cast::<u64>()) }
+            .store(value, Ordering::Relaxed)
     }
 
     /// Zeroes `[from, to)`.

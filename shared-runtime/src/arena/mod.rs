@@ -8,6 +8,7 @@
 
 mod allocation;
 mod bins;
+mod cache;
 pub(crate) mod check;
 pub(crate) mod crash;
 pub(crate) mod header;
@@ -29,8 +30,8 @@ mod tags;
 
 use std::fmt;
 use std::sync::atomic::{
-    AtomicPtr,
-    Ordering::{AcqRel, Acquire},
+    AtomicBool, AtomicPtr,
+    Ordering::{AcqRel, Acquire, Relaxed},
 };
 use std::sync::Arc;
 
@@ -52,6 +53,8 @@ pub(crate) use namespace::mark_renewed;
 pub use reclaim::Reclaimed;
 pub use snapshot::{SegmentInfo, Snapshot};
 pub use stats::ArenaStats;
+pub(crate) use cache::Class;
+use cache::{BlockCache, BlockKind, Put};
 
 /// The largest alignment an object may ask for: arenas are page-aligned in every process.
 pub const MAX_ALIGN: usize = 4096;
@@ -68,6 +71,14 @@ struct ArenaInner {
     /// private copy: the hot path reads no shared memory for it, and a later foreign write
     /// cannot change this process's verdict), 0 if unknown.
     creator_pidns: u64,
+    /// This process's freed small blocks (see `cache.rs`).
+    cache: BlockCache,
+    /// The `process_key` of the process that made this handle family: the only one that
+    /// caches freed blocks, unless `cache_anywhere`.
+    cache_by: u64,
+    /// Set for the global arena, whose cache every process uses (and flushes when a
+    /// child run by `Process` ends).
+    cache_anywhere: AtomicBool,
 }
 
 impl Drop for ArenaInner {
@@ -162,6 +173,9 @@ impl Arena {
                 name,
                 unlink_by,
                 creator_pidns,
+                cache: BlockCache::new(),
+                cache_by: process_key(),
+                cache_anywhere: AtomicBool::new(false),
             }),
         }
     }
@@ -202,7 +216,6 @@ impl Arena {
         // Not a `OnceLock`: no lock (a `Once` is one) may be held while creating, or a child
         // forked meanwhile would wait forever for a thread it does not have. Threads that
         // race each create one; the first published wins and the others drop theirs.
-        static GLOBAL: AtomicPtr<Arena> = AtomicPtr::new(std::ptr::null_mut());
         let published = GLOBAL.load(Acquire);
         if !published.is_null() {
             // SAFETY: a non-null pointer came from `Box::into_raw` below and is never freed.
@@ -222,8 +235,13 @@ impl Arena {
         };
         let mine = Box::into_raw(Box::new(arena));
         match GLOBAL.compare_exchange(std::ptr::null_mut(), mine, AcqRel, Acquire) {
-            // SAFETY: published: never freed, so the reference is valid for 'static.
-            Ok(_) => Ok(unsafe { &*mine }),
+            Ok(_) => {
+                // SAFETY: published: never freed, so the reference is valid for 'static.
+                let global = unsafe { &*mine };
+                // Only the published arena is marked (see `ArenaRef`).
+                global.inner.cache_anywhere.store(true, Relaxed);
+                Ok(global)
+            }
             Err(first) => {
                 // SAFETY: `mine` was never published; this is its only owner.
                 drop(unsafe { Box::from_raw(mine) });
@@ -275,20 +293,143 @@ impl Arena {
                 max: MAX_ALIGN,
             });
         }
-        let offset = self.with_heap(|h| h.alloc(size as u64, align as u64, self.owner_tag()))?;
-        Ok(Allocation::new(self.clone(), offset))
+        let (size, align) = (size as u64, align as u64);
+        let class = self.cache_class(size, align, BlockKind::Data);
+        let offset = match class.and_then(|c| self.take_cached(c)) {
+            Some(offset) => offset,
+            None => self.with_heap(|h| h.alloc(size, align, self.owner_tag()))?,
+        };
+        Ok(Allocation::new(ArenaRef::of(self), offset).cached_as(class))
     }
 
     /// Allocates a zeroed lock cell owned by the calling process, its block marked as a
     /// lock (`heap::LOCK_BLOCK`) so that only such blocks are opened as locks by handle.
+    /// A cached lock cell keeps its mark (`cache.rs`).
     pub(crate) fn alloc_lock_cell(&self) -> Result<Allocation> {
-        let offset = self.with_heap(|h| {
-            let at = h.alloc(LOCK_CELL, 8, self.owner_tag())?;
-            let b = at - heap::HDR;
-            h.set_word(b, h.word(b) | heap::LOCK_BLOCK);
-            Ok(at)
-        })?;
-        Ok(Allocation::new(self.clone(), offset))
+        let class = self.cache_class(LOCK_CELL, 8, BlockKind::LockCell);
+        let cached = class.and_then(|c| self.take_cached(c));
+        let offset = match cached {
+            Some(offset) => offset,
+            None => self.with_heap(|h| {
+                let at = h.alloc(LOCK_CELL, 8, self.owner_tag())?;
+                let b = at - heap::HDR;
+                h.set_word(b, h.word(b) | heap::LOCK_BLOCK);
+                Ok(at)
+            })?,
+        };
+        Ok(Allocation::new(ArenaRef::of(self), offset).cached_as(class))
+    }
+
+    /// The cache class of a block of `size` bytes aligned to `align`, if this process
+    /// caches such blocks of this arena.
+    #[inline]
+    fn cache_class(&self, size: u64, align: u64, kind: BlockKind) -> Option<Class> {
+        let class = Class::of(size, align, kind)?;
+        let inner = &self.inner;
+        (inner.cache_anywhere.load(Relaxed) || inner.cache_by == process_key()).then_some(class)
+    }
+
+    /// A block of class `class` from this process's cache, zeroed.
+    #[inline]
+    fn take_cached(&self, class: Class) -> Option<u64> {
+        let offset = self.inner.cache.take(class, self.cache_slots())?;
+        // SAFETY: the offset was put in the cache by this process (the cache is
+        // process-local and forgets what a parent process put) as the payload of a used
+        // block it owns, handed out by this arena's allocator below its exposed prefix, so
+        // it lies inside the mapping.
+        let words = unsafe { self.base().add(offset as usize) }.cast::<u64>();
+        // At most 14 words: stored one by one rather than through a call to `memset`.
+        for i in 0..(class.payload() / 8) as usize {
+            // SAFETY: the block holds at least `class.payload()` bytes of 16-aligned
+            // payload (its class says so); it is no object's now, so no handle of this
+            // process reads or writes it meanwhile.
+            unsafe { words.add(i).write_volatile(0) };
+        }
+        Some(offset)
+    }
+
+    /// The arena's table of what processes hold in their caches: atomics, read and
+    /// written without the allocator's lock (see `cache.rs`).
+    fn cache_slots(&self) -> &[heap::CacheSlot] {
+        let header = self.base().cast::<ArenaHeader>();
+        // SAFETY: the header lies at the start of the mapping, which lives as long as
+        // `self`; only the table's atomics are referenced, not the `Cell`s of the heap
+        // state, which only the allocator lock's holder touches.
+        unsafe { &*std::ptr::addr_of!((*header).heap.cache_slots) }
+    }
+
+    /// Frees the used block at `payload`, owned by the calling process and allocated as
+    /// `class` (see `Allocation`), or keeps it in this process's cache.
+    pub(crate) fn free_owned(&self, payload: u64, class: Option<Class>) -> Result<()> {
+        let me = self.owner_tag();
+        if let Some(class) = class.filter(|&c| self.is_block_of(payload, c)) {
+            match self.inner.cache.put(class, payload, self.cache_slots()) {
+                Put::Kept => return Ok(()),
+                Put::NoSlot => {
+                    return self.with_heap(|h| {
+                        h.free(payload, me)?;
+                        self.inner.cache.claim(&h.state().cache_slots, me);
+                        Ok(())
+                    })
+                }
+                Put::Refused => {}
+            }
+        }
+        self.with_heap(|h| h.free(payload, me))
+    }
+
+    /// Whether the used block at `payload` (one this process owns) is exactly a block of
+    /// `class`: its size, and its lock-cell mark. A block handed out whole because its
+    /// remainder was too small to split is larger, and is freed instead of cached.
+    fn is_block_of(&self, payload: u64, class: Class) -> bool {
+        // SAFETY: `payload` was handed out by this arena's allocator to this process, so
+        // its header word lies inside the mapping, 8-aligned; it is read atomically, as
+        // the allocator writes it (a neighbour's free may change its flags meanwhile).
+        let word = unsafe {
+            std::sync::atomic::AtomicU64::from_ptr(
+                self.base().add((payload - heap::HDR) as usize).cast::<u64>(),
+            )
+        }
+        .load(Relaxed);
+        word & heap::USED != 0
+            && word & !heap::FLAGS == class.block()
+            && (word & heap::LOCK_BLOCK != 0) == class.lock_cells()
+            && word & heap::RECORD_BLOCK == 0
+    }
+
+    /// Gives every block of this process's cache back to the allocator (held as `h`),
+    /// keeping its slot of the arena's table unless `release`.
+    pub(crate) fn flush_cache_and(&self, h: &heap::Heap<'_>, release: bool) -> Result<()> {
+        if let Some(blocks) = self.inner.cache.drain(&h.state().cache_slots, release) {
+            let me = self.owner_tag();
+            for payload in blocks {
+                h.free(payload, me)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives every block of this process's cache back, keeping its slot (before counting).
+    pub(crate) fn flush_cache(&self, h: &heap::Heap<'_>) -> Result<()> {
+        self.flush_cache_and(h, false)
+    }
+
+    /// Flushes this process's cache of the global arena, if there is one: called when a
+    /// child run by [`Process`](crate::Process) ends, so that its freed objects are free
+    /// in the arena when its parent learns that it has ended.
+    pub(crate) fn flush_global_cache() {
+        let published = GLOBAL.load(Acquire);
+        if !published.is_null() {
+            // SAFETY: a non-null pointer came from `Box::into_raw` in `try_global` and is
+            // never freed.
+            let global = unsafe { &*published };
+            if !global.inner.cache.holds_any() {
+                return;
+            }
+            // Nobody to report a failure to: the blocks then stay this process's, and are
+            // reclaimed as a dead process's.
+            let _ = global.with_heap(|h| global.flush_cache_and(h, true));
+        }
     }
 
     /// Counters of the allocator.
@@ -307,7 +448,10 @@ impl Arena {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn stats(&self) -> Result<ArenaStats> {
-        self.with_heap(|h| Ok(ArenaStats::read(h)))
+        self.with_heap(|h| {
+            self.flush_cache(h)?;
+            Ok(ArenaStats::read(h))
+        })
     }
 
     /// Walks every block of the allocator and checks its invariants (blocks tile the heap
@@ -324,7 +468,72 @@ impl Arena {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn check(&self) -> Result<HeapReport> {
-        self.with_heap(check::verify)
+        self.with_heap(|h| {
+            self.flush_cache(h)?;
+            check::verify(h)
+        })
+    }
+}
+
+/// The global arena, once published (see `Arena::try_global`).
+static GLOBAL: AtomicPtr<Arena> = AtomicPtr::new(std::ptr::null_mut());
+
+/// A handle of an arena kept by an object: a clone of it, or nothing for the global arena,
+/// which lives as long as the process (this saves the two atomic reference-count updates
+/// of a clone on every allocation and free of a small object).
+pub(crate) struct ArenaRef(Option<Arena>);
+
+impl ArenaRef {
+    /// A reference to `arena`.
+    #[inline]
+    pub(crate) fn of(arena: &Arena) -> Self {
+        if arena.inner.cache_anywhere.load(Relaxed) {
+            ArenaRef(None)
+        } else {
+            ArenaRef(Some(arena.clone()))
+        }
+    }
+}
+
+impl Clone for ArenaRef {
+    fn clone(&self) -> Self {
+        ArenaRef(self.0.clone())
+    }
+}
+
+impl std::ops::Deref for ArenaRef {
+    type Target = Arena;
+
+    #[inline]
+    fn deref(&self) -> &Arena {
+        match &self.0 {
+            Some(arena) => arena,
+            None => {
+                let published = GLOBAL.load(Acquire);
+                // SAFETY: `None` is only made (in `of`) for an arena whose `cache_anywhere`
+                // is set, which only `try_global` does, for the arena it then publishes
+                // (one that loses the race is never handed out); `GLOBAL` is set once and
+                // the arena behind it is never freed. The flag is stored after `GLOBAL`
+                // was set, and the `of` that saw it ran in this process (it is
+                // process-local), so this load finds the pointer set.
+                unsafe { &*published }
+            }
+        }
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        // The last handle of this process: its cached blocks go back to the arena, which
+        // other processes may still use. (Two threads dropping the last two handles at
+        // once may both skip this: the blocks then stay this process's, reclaimed as a
+        // dead process's once it ends.)
+        if Arc::strong_count(&self.inner) == 1
+            && self.inner.cache_by == process_key()
+            && self.inner.cache.holds_any()
+        {
+            let _ = self.with_heap(|h| self.flush_cache_and(h, true));
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Reclaiming memory whose owning process has ended without freeing it.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
 
 use crate::arena::check::walk;
 use crate::arena::heap::{Heap, HDR, USED};
@@ -59,6 +60,7 @@ impl Arena {
             return Ok(Reclaimed::default());
         }
         self.with_heap(|h| {
+            self.flush_cache(h)?;
             let mut done = owned_by_dead(h)?;
             // Blocks of a `create`/`remove` whose process died half-way.
             h.orphan_unreferenced()?;
@@ -73,6 +75,11 @@ impl Arena {
 
 fn owned_by_dead(h: &Heap<'_>) -> Result<Reclaimed> {
     let mut verdicts: HashMap<u32, bool> = HashMap::new();
+    let mut ended = |owner: u32| {
+        *verdicts
+            .entry(owner)
+            .or_insert_with(|| i32::try_from(owner).is_ok_and(|pid| process_ended(pid, None)))
+    };
     let mut dead = Vec::new();
     walk(h, |b, size, w| {
         if w & USED == 0 {
@@ -83,19 +90,34 @@ fn owned_by_dead(h: &Heap<'_>) -> Result<Reclaimed> {
             // (`ORPHAN_OWNER` has the foreign bit: orphans are swept separately.)
             return Ok(());
         }
-        let gone = *verdicts
-            .entry(owner)
-            .or_insert_with(|| i32::try_from(owner).is_ok_and(|pid| process_ended(pid, None)));
-        if gone {
+        if ended(owner) {
             dead.push((b, size, owner));
         }
         Ok(())
     })?;
+    // Blocks a dead process kept in its cache of freed blocks (`cache.rs`) are freed too,
+    // but they were no objects: they are not counted, and neither is its slot any more.
+    let (mut cached_blocks, mut cached_bytes) = (0u64, 0u64);
+    for slot in &h.state().cache_slots {
+        let owner = slot.owner.load(Relaxed);
+        match u32::try_from(owner) {
+            Ok(owner) if owner != 0 && owner & FOREIGN_OWNER == 0 && ended(owner) => {
+                cached_blocks = cached_blocks.saturating_add(slot.blocks.load(Relaxed));
+                cached_bytes = cached_bytes.saturating_add(slot.bytes.load(Relaxed));
+                slot.blocks.store(0, Relaxed);
+                slot.bytes.store(0, Relaxed);
+                slot.owner.store(0, Relaxed);
+            }
+            _ => {}
+        }
+    }
     let mut done = Reclaimed::default();
     for (b, size, owner) in dead {
         h.free(b + HDR, owner)?;
         done.objects += 1;
         done.bytes += size;
     }
+    done.objects -= cached_blocks.min(done.objects);
+    done.bytes -= cached_bytes.min(done.bytes);
     Ok(done)
 }

@@ -1,0 +1,322 @@
+//! A process-local cache of freed small blocks, one per arena handle family (it lives in
+//! the arena's process-local part, `ArenaInner`).
+//!
+//! Freeing a small block (a 32 to 128-byte block: a `RawValue` of a small type, a lock
+//! cell) puts its offset on a stack of its size class instead of giving it back to the
+//! arena; allocating one of that class pops it. Neither takes the arena's process-shared
+//! allocator lock: the stacks are guarded by a process-local flag that is only ever
+//! *tried* (a thread that finds it busy goes to the arena, as if the cache were empty), so
+//! no thread ever waits for it and a child forked while another thread held it simply
+//! never uses its copy.
+//!
+//! # Why it is crash-safe
+//! A cached block stays a *used* block of the arena, owned by this process's owner tag,
+//! exactly as while its object was alive: if the process dies, `Arena::reclaim_dead` frees
+//! it like any object the process leaked; nothing else can allocate it meanwhile, so it is
+//! never handed out twice and never lost.
+//!
+//! # Forks
+//! The stacks record the `process_key` of the process that filled them. A forked child
+//! inherits a copy whose blocks are its parent's: the first time the child uses the cache
+//! it finds another key and forgets the copy (without freeing anything: the blocks are the
+//! parent's, which keeps using them).
+//!
+//! # Truthful counters
+//! Cached blocks are counted as used blocks of this process by the arena. So that what a
+//! process observes reflects its own frees, `stats`, `check`, `objects` and `reclaim_dead`
+//! first give this process's cached blocks back to the arena (`Arena::flush_cache`); so do
+//! the last handle of the arena in this process and the end of a child run by `Process`.
+//! Another live process's cached blocks show as in use by that process.
+
+use std::cell::UnsafeCell;
+use std::sync::atomic::{
+    AtomicBool, AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
+
+use crate::arena::heap::{CacheSlot, GRAIN, HDR, MIN_BLOCK};
+use crate::sys::process::process_key;
+
+/// Cached block sizes per kind: 32, 48, ..., 128 bytes.
+const CLASSES: usize = 7;
+/// Kinds of cached block: plain data, lock cells (which keep their `LOCK_BLOCK` mark).
+const KINDS: usize = 2;
+const STACKS: usize = CLASSES * KINDS;
+/// Blocks kept per stack; a free that finds its stack full goes to the arena.
+const DEPTH: usize = 64;
+
+/// A size class and kind of cached block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Class(u8);
+
+/// What a cached block holds.
+#[derive(Clone, Copy)]
+pub(crate) enum BlockKind {
+    Data = 0,
+    LockCell = 1,
+}
+
+impl Class {
+    /// The class of a block the arena would make for `size` bytes aligned to `align`, if
+    /// blocks of that size are cached.
+    #[inline]
+    pub(crate) fn of(size: u64, align: u64, kind: BlockKind) -> Option<Class> {
+        if align > GRAIN || size > MIN_BLOCK + (CLASSES as u64 - 1) * GRAIN - HDR {
+            return None;
+        }
+        let need = ((size + HDR + GRAIN - 1) & !(GRAIN - 1)).max(MIN_BLOCK);
+        let class = ((need - MIN_BLOCK) / GRAIN) as usize;
+        Some(Class((kind as usize * CLASSES + class) as u8))
+    }
+
+    /// Payload bytes of a block of this class.
+    #[inline]
+    pub(crate) fn payload(self) -> u64 {
+        self.block() - HDR
+    }
+
+    /// Bytes of a block of this class, header included.
+    #[inline]
+    pub(crate) fn block(self) -> u64 {
+        MIN_BLOCK + (self.0 as usize % CLASSES) as u64 * GRAIN
+    }
+
+    /// Whether blocks of this class are lock cells.
+    pub(crate) fn lock_cells(self) -> bool {
+        self.0 as usize >= CLASSES
+    }
+
+    fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// No slot of the arena's table is held.
+const NO_SLOT: usize = usize::MAX;
+
+struct Stacks {
+    /// The `process_key` of the process these blocks belong to (0: none yet).
+    key: u64,
+    /// The arena's `CacheSlot` that counts these blocks, `NO_SLOT` if none is held (then
+    /// nothing is cached).
+    slot: usize,
+    len: [u8; STACKS],
+    slots: [[u64; DEPTH]; STACKS],
+}
+
+/// See the module documentation.
+pub(crate) struct BlockCache {
+    busy: AtomicBool,
+    stacks: UnsafeCell<Stacks>,
+}
+
+// SAFETY: `stacks` is only reached by `with_stacks`, by the one thread that turned `busy`
+// from false to true (an acquire CAS, released by a release store), so no two threads ever
+// touch it at once; its contents are plain integers, meaningful in any thread.
+unsafe impl Sync for BlockCache {}
+
+impl BlockCache {
+    pub(crate) fn new() -> Self {
+        BlockCache {
+            busy: AtomicBool::new(false),
+            stacks: UnsafeCell::new(Stacks {
+                key: 0,
+                slot: NO_SLOT,
+                len: [0; STACKS],
+                slots: [[0; DEPTH]; STACKS],
+            }),
+        }
+    }
+
+    /// Runs `f` on this process's stacks, if no other thread has them (`None` if one does).
+    #[inline]
+    fn with_stacks<R>(&self, f: impl FnOnce(&mut Stacks) -> R) -> Option<R> {
+        if self
+            .busy
+            .compare_exchange(false, true, Acquire, Relaxed)
+            .is_err()
+        {
+            return None;
+        }
+        let me = process_key();
+        // SAFETY: the CAS above made this thread the only one inside (see `impl Sync`).
+        let stacks = unsafe { &mut *self.stacks.get() };
+        if stacks.key != me {
+            // A fresh cache, or a copy inherited through fork: the parent's blocks.
+            stacks.key = me;
+            stacks.slot = NO_SLOT;
+            stacks.len = [0; STACKS];
+        }
+        let r = f(stacks);
+        self.busy.store(false, Release);
+        Some(r)
+    }
+
+    /// A cached block's payload offset of class `class`, taken out of the cache; `slots`
+    /// is the arena's table.
+    #[inline]
+    pub(crate) fn take(&self, class: Class, slots: &[CacheSlot]) -> Option<u64> {
+        self.with_stacks(|s| {
+            let i = class.index();
+            let n = s.len[i] as usize;
+            let slot = slots.get(s.slot)?;
+            if n == 0 {
+                return None;
+            }
+            s.len[i] = (n - 1) as u8;
+            // Counted out after it left the stack: a process killed in between leaves a
+            // block counted as cached that it no longer holds as one, which `reclaim_dead`
+            // then frees as cached rather than as an object (the safe side for counts).
+            add(&slot.blocks, -1);
+            add(&slot.bytes, -(class.block() as i64));
+            Some(s.slots[i][n - 1])
+        })
+        .flatten()
+    }
+
+    /// Keeps the payload offset of a block of class `class` this process owns and no
+    /// longer uses.
+    #[inline]
+    pub(crate) fn put(&self, class: Class, payload: u64, slots: &[CacheSlot]) -> Put {
+        self.with_stacks(|s| {
+            let Some(slot) = slots.get(s.slot) else {
+                return Put::NoSlot;
+            };
+            let i = class.index();
+            let n = s.len[i] as usize;
+            if n == DEPTH {
+                return Put::Refused;
+            }
+            add(&slot.blocks, 1);
+            add(&slot.bytes, class.block() as i64);
+            s.slots[i][n] = payload;
+            s.len[i] = (n + 1) as u8;
+            Put::Kept
+        })
+        .unwrap_or(Put::Refused)
+    }
+
+    /// Takes a free slot of the arena's table for this process's cache (owner tag
+    /// `owner`), if it has none. Called with the allocator's lock held, which guards the
+    /// slots' `owner` words.
+    pub(crate) fn claim(&self, slots: &[CacheSlot], owner: u32) {
+        self.with_stacks(|s| {
+            if s.slot != NO_SLOT {
+                return;
+            }
+            if let Some(i) = slots.iter().position(|x| x.owner.load(Relaxed) == 0) {
+                let slot = &slots[i];
+                slot.blocks.store(0, Relaxed);
+                slot.bytes.store(0, Relaxed);
+                slot.owner.store(u64::from(owner), Relaxed);
+                s.slot = i;
+            }
+        });
+    }
+
+    /// Whether this process holds a slot of the arena's table or any cached block
+    /// (`false` too if another thread of it is using the cache right now).
+    pub(crate) fn holds_any(&self) -> bool {
+        self.with_stacks(|s| s.slot != NO_SLOT || s.len.iter().any(|&n| n != 0))
+            .unwrap_or(false)
+    }
+
+    /// Takes every cached block out, and gives up the slot of the arena's table if
+    /// `release` (called with the allocator's lock held; the caller frees the blocks),
+    /// waiting a little for
+    /// another thread of this process that is using the cache (`None` if it stays busy: a
+    /// child forked while a thread of its parent held it, whose copy then holds only the
+    /// parent's blocks anyway).
+    pub(crate) fn drain(&self, slots: &[CacheSlot], release: bool) -> Option<Vec<u64>> {
+        for _ in 0..1000 {
+            let got = self.with_stacks(|s| {
+                let mut all = Vec::new();
+                for (len, slots) in s.len.iter_mut().zip(&s.slots) {
+                    all.extend_from_slice(&slots[..*len as usize]);
+                    *len = 0;
+                }
+                if let Some(slot) = slots.get(s.slot) {
+                    slot.blocks.store(0, Relaxed);
+                    slot.bytes.store(0, Relaxed);
+                    if release {
+                        slot.owner.store(0, Relaxed);
+                        s.slot = NO_SLOT;
+                    }
+                }
+                all
+            });
+            if got.is_some() {
+                return got;
+            }
+            std::thread::yield_now();
+        }
+        None
+    }
+}
+
+/// What [`BlockCache::put`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Put {
+    /// The block is in the cache.
+    Kept,
+    /// The cache is full or busy: free the block.
+    Refused,
+    /// This process holds no slot of the arena's table yet: free the block, and claim one.
+    NoSlot,
+}
+
+/// Adds `delta` to a count only this process's cache holder writes (a load and a store,
+/// no read-modify-write instruction: one writer at a time, see `with_stacks`).
+#[inline]
+fn add(word: &AtomicU64, delta: i64) {
+    word.store(word.load(Relaxed).wrapping_add_signed(delta), Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_cover_small_blocks_only() {
+        let c = Class::of(4, 4, BlockKind::Data).unwrap();
+        assert_eq!(c.payload(), 16);
+        assert_eq!(Class::of(17, 8, BlockKind::Data).unwrap().payload(), 32);
+        assert_eq!(Class::of(112, 16, BlockKind::Data).unwrap().payload(), 112);
+        assert_eq!(Class::of(113, 16, BlockKind::Data), None);
+        assert_eq!(Class::of(8, 32, BlockKind::Data), None);
+        assert_ne!(
+            Class::of(24, 8, BlockKind::LockCell),
+            Class::of(24, 8, BlockKind::Data)
+        );
+    }
+
+    #[test]
+    fn a_stack_returns_what_was_put_and_refuses_past_its_depth() {
+        let slots: Vec<CacheSlot> = (0..2)
+            .map(|_| CacheSlot {
+                owner: AtomicU64::new(0),
+                blocks: AtomicU64::new(0),
+                bytes: AtomicU64::new(0),
+            })
+            .collect();
+        let cache = BlockCache::new();
+        let c = Class::of(8, 8, BlockKind::Data).unwrap();
+        assert_eq!(cache.put(c, 64, &slots), Put::NoSlot);
+        cache.claim(&slots, 77);
+        assert_eq!(slots[0].owner.load(Relaxed), 77);
+        assert_eq!(cache.take(c, &slots), None);
+        for i in 0..DEPTH as u64 {
+            assert_eq!(cache.put(c, 64 + i * 32, &slots), Put::Kept);
+        }
+        assert_eq!(cache.put(c, 1 << 20, &slots), Put::Refused);
+        assert_eq!(slots[0].blocks.load(Relaxed), DEPTH as u64);
+        assert_eq!(cache.take(c, &slots), Some(64 + (DEPTH as u64 - 1) * 32));
+        assert_eq!(slots[0].bytes.load(Relaxed), (DEPTH as u64 - 1) * 32);
+        assert_eq!(cache.drain(&slots, false).unwrap().len(), DEPTH - 1);
+        assert_eq!(slots[0].owner.load(Relaxed), 77);
+        assert_eq!(cache.put(c, 64, &slots), Put::Kept);
+        assert_eq!(cache.drain(&slots, true).unwrap(), [64]);
+        assert_eq!(slots[0].owner.load(Relaxed), 0);
+        assert_eq!(cache.take(c, &slots), None);
+    }
+}
