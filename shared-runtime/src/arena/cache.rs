@@ -34,7 +34,7 @@ use std::sync::atomic::{
     Ordering::{Acquire, Relaxed, Release},
 };
 
-use crate::arena::heap::{CacheSlot, GRAIN, HDR, MIN_BLOCK};
+use crate::arena::heap::{GRAIN, HDR, MIN_BLOCK};
 use crate::sys::process::process_key;
 
 /// Cached block sizes per kind: 32, 48, ..., 128 bytes.
@@ -155,7 +155,7 @@ impl BlockCache {
     /// A cached block's payload offset of class `class`, taken out of the cache; `slots`
     /// is the arena's table.
     #[inline]
-    pub(crate) fn take(&self, class: Class, slots: &[CacheSlot]) -> Option<u64> {
+    pub(crate) fn take(&self, class: Class, slots: &[AtomicU64]) -> Option<u64> {
         self.with_stacks(|s| {
             let i = class.index();
             let n = s.len[i] as usize;
@@ -166,9 +166,8 @@ impl BlockCache {
             s.len[i] = (n - 1) as u8;
             // Counted out after it left the stack: a process killed in between leaves a
             // block counted as cached that it no longer holds as one, which `reclaim_dead`
-            // then frees as cached rather than as an object (the safe side for counts).
-            add(&slot.blocks, -1);
-            add(&slot.bytes, -(class.block() as i64));
+            // then frees as cached rather than as an object.
+            count(slot, -1, class);
             Some(s.slots[i][n - 1])
         })
         .flatten()
@@ -177,7 +176,7 @@ impl BlockCache {
     /// Keeps the payload offset of a block of class `class` this process owns and no
     /// longer uses.
     #[inline]
-    pub(crate) fn put(&self, class: Class, payload: u64, slots: &[CacheSlot]) -> Put {
+    pub(crate) fn put(&self, class: Class, payload: u64, slots: &[AtomicU64]) -> Put {
         self.with_stacks(|s| {
             let Some(slot) = slots.get(s.slot) else {
                 return Put::NoSlot;
@@ -187,8 +186,7 @@ impl BlockCache {
             if n == DEPTH {
                 return Put::Refused;
             }
-            add(&slot.blocks, 1);
-            add(&slot.bytes, class.block() as i64);
+            count(slot, 1, class);
             s.slots[i][n] = payload;
             s.len[i] = (n + 1) as u8;
             Put::Kept
@@ -199,16 +197,13 @@ impl BlockCache {
     /// Takes a free slot of the arena's table for this process's cache (owner tag
     /// `owner`), if it has none. Called with the allocator's lock held, which guards the
     /// slots' `owner` words.
-    pub(crate) fn claim(&self, slots: &[CacheSlot], owner: u32) {
+    pub(crate) fn claim(&self, slots: &[AtomicU64], owner: u32) {
         self.with_stacks(|s| {
-            if s.slot != NO_SLOT {
+            if s.slot != NO_SLOT || owner == 0 {
                 return;
             }
-            if let Some(i) = slots.iter().position(|x| x.owner.load(Relaxed) == 0) {
-                let slot = &slots[i];
-                slot.blocks.store(0, Relaxed);
-                slot.bytes.store(0, Relaxed);
-                slot.owner.store(u64::from(owner), Relaxed);
+            if let Some(i) = slots.iter().position(|x| slot_owner(x.load(Relaxed)) == 0) {
+                slots[i].store(u64::from(owner), Relaxed);
                 s.slot = i;
             }
         });
@@ -227,7 +222,7 @@ impl BlockCache {
     /// another thread of this process that is using the cache (`None` if it stays busy: a
     /// child forked while a thread of its parent held it, whose copy then holds only the
     /// parent's blocks anyway).
-    pub(crate) fn drain(&self, slots: &[CacheSlot], release: bool) -> Option<Vec<u64>> {
+    pub(crate) fn drain(&self, slots: &[AtomicU64], release: bool) -> Option<Vec<u64>> {
         for _ in 0..1000 {
             let got = self.with_stacks(|s| {
                 let mut all = Vec::new();
@@ -236,11 +231,12 @@ impl BlockCache {
                     *len = 0;
                 }
                 if let Some(slot) = slots.get(s.slot) {
-                    slot.blocks.store(0, Relaxed);
-                    slot.bytes.store(0, Relaxed);
+                    let owner = slot.load(Relaxed) & OWNER_MASK;
                     if release {
-                        slot.owner.store(0, Relaxed);
+                        slot.store(0, Relaxed);
                         s.slot = NO_SLOT;
+                    } else {
+                        slot.store(owner, Relaxed);
                     }
                 }
                 all
@@ -265,11 +261,48 @@ pub(crate) enum Put {
     NoSlot,
 }
 
-/// Adds `delta` to a count only this process's cache holder writes (a load and a store,
-/// no read-modify-write instruction: one writer at a time, see `with_stacks`).
+// A slot of the arena's table (`HeapState::cache_slots`) is one word: the owner tag of the
+// process that holds it (0: free) in bits 0..32, the number of blocks it has cached in
+// bits 32..44 (at most `STACKS * DEPTH` = 896), and their bytes / 16 in bits 44..60 (at
+// most 896 * 128 / 16 = 7168). Its owner changes only with the allocator's lock held; the
+// counts are written by the owner alone, one thread at a time (see `with_stacks`).
+const OWNER_MASK: u64 = 0xffff_ffff;
+const BLOCKS_SHIFT: u32 = 32;
+const BLOCKS_MASK: u64 = 0xfff;
+const UNITS_SHIFT: u32 = 44;
+const UNITS_MASK: u64 = 0xffff;
+const _: () = assert!((STACKS * DEPTH) as u64 <= BLOCKS_MASK);
+const _: () = assert!((STACKS * DEPTH * 128 / 16) as u64 <= UNITS_MASK);
+
+/// The owner tag recorded in a slot word, 0 if the slot is free.
+pub(crate) fn slot_owner(word: u64) -> u32 {
+    (word & OWNER_MASK) as u32
+}
+
+/// The blocks and bytes a slot word counts.
+pub(crate) fn slot_counts(word: u64) -> (u64, u64) {
+    (
+        word >> BLOCKS_SHIFT & BLOCKS_MASK,
+        (word >> UNITS_SHIFT & UNITS_MASK) * GRAIN,
+    )
+}
+
+/// Counts one block of `class` in (`delta` 1) or out (-1) of the slot: a load and a store,
+/// no read-modify-write instruction (one writer at a time). Garbage written there by
+/// another process gives wrong counts, never a carry into the owner.
 #[inline]
-fn add(word: &AtomicU64, delta: i64) {
-    word.store(word.load(Relaxed).wrapping_add_signed(delta), Relaxed);
+fn count(slot: &AtomicU64, delta: i64, class: Class) {
+    let word = slot.load(Relaxed);
+    let (blocks, units) = (
+        (word >> BLOCKS_SHIFT & BLOCKS_MASK).wrapping_add_signed(delta) & BLOCKS_MASK,
+        (word >> UNITS_SHIFT & UNITS_MASK)
+            .wrapping_add_signed(delta * (class.block() / GRAIN) as i64)
+            & UNITS_MASK,
+    );
+    slot.store(
+        word & OWNER_MASK | blocks << BLOCKS_SHIFT | units << UNITS_SHIFT,
+        Relaxed,
+    );
 }
 
 #[cfg(test)]
@@ -292,31 +325,36 @@ mod tests {
 
     #[test]
     fn a_stack_returns_what_was_put_and_refuses_past_its_depth() {
-        let slots: Vec<CacheSlot> = (0..2)
-            .map(|_| CacheSlot {
-                owner: AtomicU64::new(0),
-                blocks: AtomicU64::new(0),
-                bytes: AtomicU64::new(0),
-            })
-            .collect();
+        let slots: Vec<AtomicU64> = (0..2).map(|_| AtomicU64::new(0)).collect();
         let cache = BlockCache::new();
         let c = Class::of(8, 8, BlockKind::Data).unwrap();
         assert_eq!(cache.put(c, 64, &slots), Put::NoSlot);
         cache.claim(&slots, 77);
-        assert_eq!(slots[0].owner.load(Relaxed), 77);
+        assert_eq!(slot_owner(slots[0].load(Relaxed)), 77);
         assert_eq!(cache.take(c, &slots), None);
         for i in 0..DEPTH as u64 {
             assert_eq!(cache.put(c, 64 + i * 32, &slots), Put::Kept);
         }
         assert_eq!(cache.put(c, 1 << 20, &slots), Put::Refused);
-        assert_eq!(slots[0].blocks.load(Relaxed), DEPTH as u64);
+        assert_eq!(slot_counts(slots[0].load(Relaxed)), (DEPTH as u64, DEPTH as u64 * 32));
         assert_eq!(cache.take(c, &slots), Some(64 + (DEPTH as u64 - 1) * 32));
-        assert_eq!(slots[0].bytes.load(Relaxed), (DEPTH as u64 - 1) * 32);
+        let (blocks, bytes) = slot_counts(slots[0].load(Relaxed));
+        assert_eq!((blocks, bytes), (DEPTH as u64 - 1, (DEPTH as u64 - 1) * 32));
         assert_eq!(cache.drain(&slots, false).unwrap().len(), DEPTH - 1);
-        assert_eq!(slots[0].owner.load(Relaxed), 77);
+        assert_eq!(slots[0].load(Relaxed), 77, "kept, counting nothing");
         assert_eq!(cache.put(c, 64, &slots), Put::Kept);
         assert_eq!(cache.drain(&slots, true).unwrap(), [64]);
-        assert_eq!(slots[0].owner.load(Relaxed), 0);
-        assert_eq!(cache.take(c, &slots), None);
+        assert_eq!(slots[0].load(Relaxed), 0);
+    }
+
+    #[test]
+    fn garbage_counts_never_carry_into_the_owner() {
+        let slot = AtomicU64::new(5 | BLOCKS_MASK << BLOCKS_SHIFT | UNITS_MASK << UNITS_SHIFT);
+        let c = Class::of(100, 8, BlockKind::Data).unwrap();
+        count(&slot, 1, c);
+        assert_eq!(slot_owner(slot.load(Relaxed)), 5);
+        let slot = AtomicU64::new(9);
+        count(&slot, -1, c);
+        assert_eq!(slot_owner(slot.load(Relaxed)), 9);
     }
 }

@@ -54,8 +54,11 @@ pub(crate) const LOCK_BLOCK: u64 = 8;
 pub(crate) const RECORD_BLOCK: u64 = 1 << 62;
 /// Every flag bit of a block's first word; the rest is the block's size.
 pub(crate) const FLAGS: u64 = (GRAIN - 1) | RECORD_BLOCK;
-/// Number of free-list bins.
+/// Number of free-list bins in the format (the bitmap's bits).
 pub(crate) const NBINS: usize = 128;
+/// Bins that block sizes reach: `bin_index(u64::MAX) + 1`. The words of the others hold
+/// cache slots (`HeapState::cache_slots`); the format and its version stay as they were.
+pub(crate) const BINS: usize = 117;
 /// Free runs at least this large have their whole pages returned to the OS.
 pub(crate) const PUNCH_MIN: u64 = 256 * 1024;
 /// The never-used tail is reserved from the OS in steps of this many bytes.
@@ -75,28 +78,16 @@ pub(crate) struct HeapState {
     pub(crate) allocations: Cell<u64>,
     pub(crate) frees: Cell<u64>,
     pub(crate) bitmap: [Cell<u64>; NBINS / 64],
-    pub(crate) bins: [Cell<u64>; NBINS],
+    /// List heads of the bins that block sizes reach (`bin_index` of the largest size).
+    pub(crate) bins: [Cell<u64>; BINS],
+    /// The words of the bins no block size reaches, which hold what processes keep in
+    /// their caches of freed small blocks (see `cache.rs`): one packed word per process
+    /// (handle family), written without the lock.
+    pub(crate) cache_slots: [AtomicU64; NBINS - BINS],
     /// Payload offset of the newest named-object entry, 0 if none (see `registry.rs`).
     pub(crate) registry: Cell<u64>,
     /// Non-zero while `check::rebuild` runs: if its process dies too, the next one redoes it.
     pub(crate) rebuilding: Cell<u64>,
-    /// What processes hold in their caches of freed small blocks (see `cache.rs`).
-    pub(crate) cache_slots: [CacheSlot; CACHE_SLOTS],
-}
-
-/// Number of processes (handle families) that may cache freed blocks of one arena at once.
-pub(crate) const CACHE_SLOTS: usize = 32;
-
-/// One process's cache of freed small blocks, as the arena sees it: the blocks are used
-/// blocks of `owner`, counted here so that counters and `reclaim_dead` can tell them from
-/// objects. `owner` changes only with the allocator's lock held; the counts are written by
-/// the owner alone (one thread at a time, see `cache.rs`), without that lock.
-#[repr(C)]
-pub(crate) struct CacheSlot {
-    /// The owner tag of the process that holds this slot, 0 if free.
-    pub(crate) owner: AtomicU64,
-    pub(crate) blocks: AtomicU64,
-    pub(crate) bytes: AtomicU64,
 }
 
 /// Adds `delta` to a counter.

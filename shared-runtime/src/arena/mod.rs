@@ -25,7 +25,7 @@ mod reclaim;
 mod records;
 pub(crate) mod registry;
 mod snapshot;
-mod stats;
+pub(crate) mod stats;
 mod tags;
 
 use std::fmt;
@@ -53,7 +53,7 @@ pub(crate) use namespace::mark_renewed;
 pub use reclaim::Reclaimed;
 pub use snapshot::{SegmentInfo, Snapshot};
 pub use stats::ArenaStats;
-pub(crate) use cache::Class;
+pub(crate) use cache::{slot_counts, slot_owner, Class};
 use cache::{BlockCache, BlockKind, Put};
 
 /// The largest alignment an object may ask for: arenas are page-aligned in every process.
@@ -350,7 +350,7 @@ impl Arena {
 
     /// The arena's table of what processes hold in their caches: atomics, read and
     /// written without the allocator's lock (see `cache.rs`).
-    fn cache_slots(&self) -> &[heap::CacheSlot] {
+    fn cache_slots(&self) -> &[std::sync::atomic::AtomicU64] {
         let header = self.base().cast::<ArenaHeader>();
         // SAFETY: the header lies at the start of the mapping, which lives as long as
         // `self`; only the table's atomics are referenced, not the `Cell`s of the heap

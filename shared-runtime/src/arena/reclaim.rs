@@ -7,7 +7,7 @@ use crate::arena::check::walk;
 use crate::arena::heap::{Heap, HDR, USED};
 use crate::arena::namespace::FOREIGN_OWNER;
 use crate::arena::registry::REGISTRY_OWNER;
-use crate::arena::Arena;
+use crate::arena::{slot_counts, slot_owner, Arena};
 use crate::sys::liveness::process_ended;
 use crate::Result;
 
@@ -99,16 +99,12 @@ fn owned_by_dead(h: &Heap<'_>) -> Result<Reclaimed> {
     // but they were no objects: they are not counted, and neither is its slot any more.
     let (mut cached_blocks, mut cached_bytes) = (0u64, 0u64);
     for slot in &h.state().cache_slots {
-        let owner = slot.owner.load(Relaxed);
-        match u32::try_from(owner) {
-            Ok(owner) if owner != 0 && owner & FOREIGN_OWNER == 0 && ended(owner) => {
-                cached_blocks = cached_blocks.saturating_add(slot.blocks.load(Relaxed));
-                cached_bytes = cached_bytes.saturating_add(slot.bytes.load(Relaxed));
-                slot.blocks.store(0, Relaxed);
-                slot.bytes.store(0, Relaxed);
-                slot.owner.store(0, Relaxed);
-            }
-            _ => {}
+        let word = slot.load(Relaxed);
+        let owner = slot_owner(word);
+        if owner != 0 && owner != REGISTRY_OWNER && owner & FOREIGN_OWNER == 0 && ended(owner) {
+            let (blocks, bytes) = slot_counts(word);
+            (cached_blocks, cached_bytes) = (cached_blocks + blocks, cached_bytes + bytes);
+            slot.store(0, Relaxed);
         }
     }
     let mut done = Reclaimed::default();

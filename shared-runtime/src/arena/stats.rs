@@ -3,6 +3,7 @@
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::arena::heap::Heap;
+use crate::arena::{slot_counts, slot_owner};
 
 /// A snapshot of an arena's allocator counters, from [`Arena::stats`](crate::Arena::stats).
 ///
@@ -46,15 +47,8 @@ pub struct ArenaStats {
 impl ArenaStats {
     pub(crate) fn read(h: &Heap<'_>) -> Self {
         let st = h.state();
-        // Counts another process writes as it goes: garbage there gives wrong counts,
-        // never an overflow.
-        let (mut blocks, mut bytes) = (0u64, 0u64);
-        for slot in st.cache_slots.iter().filter(|s| s.owner.load(Relaxed) != 0) {
-            blocks = blocks.saturating_add(slot.blocks.load(Relaxed));
-            bytes = bytes.saturating_add(slot.bytes.load(Relaxed));
-        }
         let (used_blocks, used_bytes) = (st.used_blocks.get(), st.used_bytes.get());
-        let (blocks, bytes) = (blocks.min(used_blocks), bytes.min(used_bytes));
+        let (blocks, bytes) = cached(h);
         ArenaStats {
             capacity: h.mem.len(),
             bytes_in_use: used_bytes - bytes,
@@ -67,4 +61,22 @@ impl ArenaStats {
             frees: st.frees.get(),
         }
     }
+}
+
+/// The blocks and bytes that processes' caches of freed small blocks hold, as their slots
+/// of the arena's table say, at most what the heap's counters count as used. Counts
+/// another process writes as it goes: garbage there gives wrong counts, never an overflow.
+pub(crate) fn cached(h: &Heap<'_>) -> (u64, u64) {
+    let st = h.state();
+    let (mut blocks, mut bytes) = (0u64, 0u64);
+    for word in st.cache_slots.iter().map(|s| s.load(Relaxed)) {
+        if slot_owner(word) != 0 {
+            let (b, n) = slot_counts(word);
+            (blocks, bytes) = (blocks + b, bytes + n);
+        }
+    }
+    (
+        blocks.min(st.used_blocks.get()),
+        bytes.min(st.used_bytes.get()),
+    )
 }
