@@ -26,7 +26,11 @@ fn a_freed_small_value_is_reused_zeroed_without_the_allocator() {
     drop(v);
     let w = RawValue::<u64>::zeroed_in(&arena).unwrap();
     assert_eq!(w.offset(), at, "the freed block is taken from the cache");
-    assert_eq!(w.get(), 0, "a cached block is zeroed before it is handed out");
+    assert_eq!(
+        w.get(),
+        0,
+        "a cached block is zeroed before it is handed out"
+    );
     drop(w);
     // Reading the counters gives this process's cached blocks back first.
     let s = arena.stats().unwrap();
@@ -97,7 +101,11 @@ fn a_forked_child_never_takes_its_parents_cached_blocks() {
         u8::from(clash)
     })
     .unwrap();
-    assert_eq!(finish(child).unwrap(), 0, "the child was handed a cached block");
+    assert_eq!(
+        finish(child).unwrap(),
+        0,
+        "the child was handed a cached block"
+    );
     // The child's cache went back to the arena as it ended; the parent's block is still
     // the parent's, and its next allocation of that class takes it.
     let again = RawValue::new(0u64).unwrap();
@@ -129,7 +137,10 @@ fn a_killed_processes_cached_blocks_are_never_reused_while_it_lives_then_reclaim
         }
     })
     .unwrap();
-    assert!(wait_until(|| offsets.get(N) == Some(1)), "the child never got ready");
+    assert!(
+        wait_until(|| offsets.get(N) == Some(1)),
+        "the child never got ready"
+    );
     let cached: Vec<u64> = offsets.read(..N);
     let mine: Vec<_> = (0..4 * N).map(|_| RawValue::new(0u64).unwrap()).collect();
     assert!(

@@ -115,6 +115,11 @@ pub(crate) struct BlockCache {
 // touch it at once; its contents are plain integers, meaningful in any thread.
 unsafe impl Sync for BlockCache {}
 
+// A panic cannot leave the stacks half-updated for another user: the code that runs with
+// the flag held does not panic, and if it did, the flag would stay set and every later
+// use would find the cache busy and go to the arena. (Keeps `Arena` `RefUnwindSafe`.)
+impl std::panic::RefUnwindSafe for BlockCache {}
+
 impl BlockCache {
     pub(crate) fn new() -> Self {
         BlockCache {
@@ -336,7 +341,10 @@ mod tests {
             assert_eq!(cache.put(c, 64 + i * 32, &slots), Put::Kept);
         }
         assert_eq!(cache.put(c, 1 << 20, &slots), Put::Refused);
-        assert_eq!(slot_counts(slots[0].load(Relaxed)), (DEPTH as u64, DEPTH as u64 * 32));
+        assert_eq!(
+            slot_counts(slots[0].load(Relaxed)),
+            (DEPTH as u64, DEPTH as u64 * 32)
+        );
         assert_eq!(cache.take(c, &slots), Some(64 + (DEPTH as u64 - 1) * 32));
         let (blocks, bytes) = slot_counts(slots[0].load(Relaxed));
         assert_eq!((blocks, bytes), (DEPTH as u64 - 1, (DEPTH as u64 - 1) * 32));

@@ -118,7 +118,9 @@ pub(crate) fn verify(h: &Heap<'_>) -> Result<HeapReport> {
     }
     let mut listed = 0;
     if (BINS..NBINS).any(|i| st.bitmap[i / 64].get() & (1 << (i % 64)) != 0) {
-        return Err(broken("the bitmap marks a bin no block size reaches".into()));
+        return Err(broken(
+            "the bitmap marks a bin no block size reaches".into(),
+        ));
     }
     for i in 0..BINS {
         let mut b = st.bins[i].get();

@@ -40,6 +40,8 @@ use crate::sys::process::process_key;
 use crate::{Error, Result};
 
 pub(crate) use allocation::{Allocation, MappedPtr};
+pub(crate) use cache::{slot_counts, slot_owner, Class};
+use cache::{BlockCache, BlockKind, Put};
 pub use check::HeapReport;
 use header::{min_capacity, ArenaHeader};
 pub(crate) use kind::LOCK_CELL;
@@ -53,8 +55,6 @@ pub(crate) use namespace::mark_renewed;
 pub use reclaim::Reclaimed;
 pub use snapshot::{SegmentInfo, Snapshot};
 pub use stats::ArenaStats;
-pub(crate) use cache::{slot_counts, slot_owner, Class};
-use cache::{BlockCache, BlockKind, Put};
 
 /// The largest alignment an object may ask for: arenas are page-aligned in every process.
 pub const MAX_ALIGN: usize = 4096;
@@ -361,20 +361,21 @@ impl Arena {
     /// Frees the used block at `payload`, owned by the calling process and allocated as
     /// `class` (see `Allocation`), or keeps it in this process's cache.
     pub(crate) fn free_owned(&self, payload: u64, class: Option<Class>) -> Result<()> {
-        let me = self.owner_tag();
         if let Some(class) = class.filter(|&c| self.is_block_of(payload, c)) {
             match self.inner.cache.put(class, payload, self.cache_slots()) {
                 Put::Kept => return Ok(()),
                 Put::NoSlot => {
+                    let me = self.owner_tag();
                     return self.with_heap(|h| {
                         h.free(payload, me)?;
                         self.inner.cache.claim(&h.state().cache_slots, me);
                         Ok(())
-                    })
+                    });
                 }
                 Put::Refused => {}
             }
         }
+        let me = self.owner_tag();
         self.with_heap(|h| h.free(payload, me))
     }
 
@@ -387,7 +388,9 @@ impl Arena {
         // the allocator writes it (a neighbour's free may change its flags meanwhile).
         let word = unsafe {
             std::sync::atomic::AtomicU64::from_ptr(
-                self.base().add((payload - heap::HDR) as usize).cast::<u64>(),
+                self.base()
+                    .add((payload - heap::HDR) as usize)
+                    .cast::<u64>(),
             )
         }
         .load(Relaxed);
