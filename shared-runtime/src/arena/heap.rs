@@ -1,7 +1,9 @@
 //! The allocator: boundary-tag blocks with segregated free lists, all stored in the arena.
 //!
 //! Everything here runs with the arena's robust mutex held (see `arena::Arena::heap`), so
-//! plain reads and writes of the bookkeeping words are race-free. Offsets, never pointers,
+//! the bookkeeping words need no ordering; they are still read and written as relaxed
+//! atomics (plain moves on x86-64), because the owner of a cached block reads its header
+//! word without the lock (`cache.rs`). Offsets, never pointers,
 //! are stored, so the state means the same thing in every process that maps the arena.
 //!
 //! # Block format (all offsets and sizes are multiples of [`GRAIN`])
