@@ -19,7 +19,7 @@ pub struct HeapReport {
     /// `used_bytes + cached_bytes + free_bytes`.
     pub heap_bytes: u64,
     /// Blocks of freed small objects that other live processes keep in their caches (see
-    /// [`ArenaStats::cached_blocks`](crate::ArenaStats::cached_blocks)): used blocks
+    /// [`ArenaStats::cached_blocks`](crate::arena::ArenaStats::cached_blocks)): used blocks
     /// that hold no object. The calling process gives its own back before checking.
     pub cached_blocks: u64,
     /// Bytes of those blocks, headers included.
