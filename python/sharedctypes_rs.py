@@ -68,6 +68,10 @@ _REGISTRY = _HEAP + 8 * (7 + 2 + 128)  # 7 counters, the bin bitmap, 128 bins
 _REBUILDING = _REGISTRY + 8
 HEAP_START = -(-(_REBUILDING + 8) // 64) * 64  # the header's size, rounded to 64
 _GRAIN, _HDR, _MIN_BLOCK, _USED = 16, 16, 32, 1
+# The flag bits of a block's size word (heap.rs FLAGS): the low GRAIN bits, RECORD_BLOCK
+# and the six KIND_TAG bits; the rest is the block's size.
+_RECORD_BLOCK, _KIND_TAG = 1 << 62, 0x3F << 56
+_FLAGS = (_GRAIN - 1) | _RECORD_BLOCK | _KIND_TAG
 _REGISTRY_OWNER = 0xFFFFFFFF
 _ENTRY = struct.Struct("<7Q4I48s200s")  # next object len fp size align data_at kind ...
 _LOCK_CELL = 24
@@ -334,7 +338,7 @@ class Arena:
         if b % _GRAIN:
             raise self._bad(f"{what} at offset {payload} is not on a block boundary")
         w = self._word(b)
-        size = w & ~(_GRAIN - 1)
+        size = w & ~_FLAGS
         if size < _MIN_BLOCK or b + size > top:
             raise self._bad(f"{what}: block at {b} has impossible size {size}")
         if not w & _USED:

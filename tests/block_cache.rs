@@ -7,8 +7,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{finish, forking, wait_until, PATIENCE};
-use shared_runtime::{Arena, Lock, Process, RawArray, RawValue};
+use common::{finish, forking, in_child, wait_until, PATIENCE};
+use shared_runtime::{Arena, Event, Lock, Process, RawArray, RawValue, Value};
 
 /// Allocates and frees one small value in `arena`, so that this process holds a slot of
 /// the arena's table of caches (taken by the first free that finds none).
@@ -166,4 +166,94 @@ fn a_killed_processes_cached_blocks_are_never_reused_while_it_lives_then_reclaim
     drop((offsets, child));
     assert_eq!(global.stats().unwrap().live_allocations, before);
     global.check().unwrap();
+}
+
+#[test]
+fn a_handle_to_a_cached_block_opens_nothing_and_it_cannot_be_adopted() {
+    let _serial = forking();
+    let arena = Arena::with_capacity(1 << 20).unwrap();
+    warm(&arena);
+    let v = RawValue::new_in(&arena, 7u64).unwrap();
+    let (h, at) = (v.handle(), v.offset());
+    drop(v);
+    let err = RawValue::<u64>::open_handle(&arena, &h).unwrap_err();
+    assert!(err.to_string().contains("freed"), "{err}");
+    let err = RawValue::<u64>::from_offset_in(&arena, at).unwrap_err();
+    assert!(err.to_string().contains("freed"), "{err}");
+    // Nor in a child, where the block is its parent's.
+    let refused = in_child(|| RawValue::<u64>::open_handle(&arena, &h).is_err() as u8).unwrap();
+    assert_eq!(refused, 1, "a child opened its parent's cached block");
+    // Taken out again, it is an object: the block is the same one.
+    let w = RawValue::<u64>::zeroed_in(&arena).unwrap();
+    assert_eq!(w.offset(), at);
+    w.set(3);
+    let seen =
+        in_child(|| RawValue::<u64>::open_handle(&arena, &h).map_or(99, |v| v.get())).unwrap();
+    assert_eq!(seen, 3, "the child opens the live object again");
+}
+
+#[test]
+fn a_cached_block_takes_the_marks_of_its_next_use_only() {
+    let _serial = forking();
+    let arena = Arena::with_capacity(1 << 20).unwrap();
+    let e = Event::new_in(&arena).unwrap();
+    e.set();
+    let eh = e.handle();
+    drop(e);
+    // The Event's block (24 bytes of state) comes back as data of the same size.
+    let r = RawArray::<u8>::zeroed_in(&arena, 24).unwrap();
+    assert_eq!(r.handle().offset, eh.offset, "from the cache");
+    assert_eq!(r.to_vec(), vec![0; 24], "zeroed");
+    let rh = r.handle();
+    // Opened in a child (the owner uses the handle it has): as data only.
+    let seen = in_child(|| {
+        u8::from(Event::open_handle(&arena, &eh).is_err())
+            | u8::from(RawArray::<u8>::open_handle(&arena, &rh).is_ok()) << 1
+    })
+    .unwrap();
+    assert_eq!(
+        seen, 3,
+        "an Event handle opened a data block, or data did not open"
+    );
+    drop(r);
+    // And data's block comes back as an Event: tagged, unset.
+    let e = Event::new_in(&arena).unwrap();
+    assert_eq!(e.handle().offset, rh.offset, "from the cache");
+    assert!(!e.is_set());
+    let seen = in_child(|| {
+        u8::from(RawArray::<u8>::open_handle(&arena, &rh).is_err())
+            | u8::from(Event::open_handle(&arena, &e.handle()).is_ok_and(|e| !e.is_set())) << 1
+    })
+    .unwrap();
+    assert_eq!(
+        seen, 3,
+        "a data handle opened an Event's block, or the Event did not"
+    );
+    drop(e);
+    arena.check().unwrap();
+}
+
+#[test]
+fn a_one_block_value_dropped_locked_comes_back_unlocked_or_as_plain_data() {
+    let _serial = forking();
+    let arena = Arena::with_capacity(1 << 20).unwrap();
+    let v = Value::new_in(&arena, 5u64).unwrap();
+    let lh = v.getlock().handle();
+    std::mem::forget(v.getlock().try_lock().expect("a new lock is free"));
+    drop(v);
+    // Lock cell and value: 32 bytes, the same class as 32 bytes of data.
+    let r = RawArray::<u64>::zeroed_in(&arena, 4).unwrap();
+    assert_eq!(r.handle().offset, lh.offset, "from the cache");
+    assert_eq!(r.to_vec(), vec![0; 4], "the held lock cell was zeroed");
+    let refused = in_child(|| u8::from(Lock::open_handle(&arena, &lh).is_err())).unwrap();
+    assert_eq!(refused, 1, "a lock handle opened a data block");
+    drop(r);
+    let v = Value::new_in(&arena, 6u64).unwrap();
+    assert_eq!(v.getlock().handle().offset, lh.offset, "from the cache");
+    assert!(v.getlock().try_lock().is_ok(), "unlocked");
+    assert_eq!(v.get(), 6);
+    v.update(|x| *x += 1);
+    assert_eq!(v.get(), 7);
+    drop(v);
+    arena.check().unwrap();
 }

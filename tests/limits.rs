@@ -143,8 +143,9 @@ fn a_full_arena_refuses_with_out_of_memory_and_keeps_its_objects() {
     assert_eq!(arena.check().unwrap().used_blocks, objects.len() as u64 + 1);
 }
 
-/// A `Value` needs two blocks, its lock's and its data's. When only the first fits, the
-/// half-made value must give the lock's block back.
+/// A `Value` with a lock passed in needs two blocks, its lock's and its data's. When only
+/// the first fits, the half-made value must give the lock's block back. A `Value` made with
+/// its own lock is one block: it fits the hole, or nothing is taken.
 #[test]
 fn a_value_whose_lock_fits_but_not_its_data_leaks_nothing() {
     let arena = Arena::with_capacity(64 << 10).unwrap();
@@ -163,7 +164,8 @@ fn a_value_whose_lock_fits_but_not_its_data_leaks_nothing() {
     let before = arena.check().unwrap();
     assert_eq!((before.free_blocks, before.free_bytes), (1, 48));
     for attempt in 0..3 {
-        let err = Value::new_in(&arena, 7u64).unwrap_err();
+        // Lock cell and a 16-byte value: a 64-byte block, larger than the hole.
+        let err = Value::new_in(&arena, [7u64; 2]).unwrap_err();
         assert!(matches!(err, Error::OutOfMemory { .. }), "{err}");
         let err = Value::with_lock_in(&arena, 7u64, RLock::new_in(&arena).unwrap()).unwrap_err();
         assert!(matches!(err, Error::OutOfMemory { .. }), "{err}");
@@ -173,6 +175,11 @@ fn a_value_whose_lock_fits_but_not_its_data_leaks_nothing() {
     let lock = Lock::new_in(&arena).unwrap();
     assert_eq!(arena.check().unwrap().free_blocks, 0);
     drop(lock);
+    // A lock cell and a u64 in one 48-byte block: the hole.
+    let v = Value::new_in(&arena, 7u64).unwrap();
+    assert_eq!(arena.check().unwrap().free_blocks, 0);
+    drop(v);
+    assert_eq!(arena.check().unwrap(), before);
 }
 
 // ---------------------------------------------------------------------------------------

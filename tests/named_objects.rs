@@ -393,3 +393,34 @@ fn a_child_that_inherited_a_handle_and_opens_by_name_is_counted() {
     );
     assert_eq!(a.stats().unwrap().live_allocations, before);
 }
+
+/// The listing names every synchronization kind, shows the internal lock of a queue and a
+/// barrier (so a stuck one can be inspected), and no lock for the lock-free kinds.
+#[test]
+fn the_listing_shows_synchronization_objects_and_their_internal_locks() {
+    use shared_runtime::{Barrier, BoundedSemaphore, Condition, Event, Queue, Semaphore};
+    let a = Arena::with_capacity(1 << 20).unwrap();
+    let _e = a.create::<Event>("e", ()).unwrap();
+    let _c = a.create::<Condition>("c", ()).unwrap();
+    let _s = a.create::<Semaphore>("s", 2).unwrap();
+    let _b = a.create::<BoundedSemaphore>("bs", 2).unwrap();
+    let _r = a.create::<Barrier>("r", 3).unwrap();
+    let _q = a.create::<Queue<u32>>("q", 4).unwrap();
+    let all = a.objects().unwrap();
+    let find = |n: &str| all.iter().find(|o| o.name == n).expect("listed");
+    for (name, kind, locked) in [
+        ("e", ObjectKind::Event, false),
+        ("c", ObjectKind::Condition, false),
+        ("s", ObjectKind::Semaphore, false),
+        ("bs", ObjectKind::BoundedSemaphore, false),
+        ("r", ObjectKind::Barrier, true),
+        ("q", ObjectKind::Queue, true),
+    ] {
+        let o = find(name);
+        assert_eq!(o.kind, Some(kind), "{name}");
+        assert_eq!(o.lock.is_some(), locked, "{name}: {:?}", o.lock);
+        if let Some(state) = &o.lock {
+            assert!(state.holder.is_none() && state.poison.is_none(), "{name}");
+        }
+    }
+}

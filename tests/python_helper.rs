@@ -268,6 +268,11 @@ check("capacity", 16, 4096, lambda: s.open_arena(NAME))
 check("top", s._TOP, 1 << 40, a.objects)
 check("registry", s._REGISTRY, 24, a.objects)
 print("intact", *a.names())
+# Flag bits in the high part of a block's size word (heap.rs FLAGS) are no size: read as
+# Rust reads them.
+flags = (0x3F << 56) | (1 << 62)
+check("tag_entry", head - 16, word(head - 16) | flags, a.objects)
+check("tag_object", word(head + 8) - 16, word(word(head + 8) - 16) | flags, a.objects)
 
 # Random damage: any byte of the header and the blocks, any value. Each walk either
 # succeeds or raises ArenaError; nothing else, and never a hang (the test's deadline).
@@ -318,6 +323,8 @@ a.close()
         );
     }
     assert_eq!(line(&out, "intact"), names);
+    assert_eq!(line(&out, "tag_entry"), "accepted");
+    assert_eq!(line(&out, "tag_object"), "accepted");
     assert_eq!(line(&out, "random"), "3000 True");
     assert_eq!(line(&out, "restored"), names);
     // The Rust side still reads its arena after Python's damage was undone.

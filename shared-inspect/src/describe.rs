@@ -16,7 +16,8 @@ pub fn status(s: HolderStatus) -> &'static str {
     }
 }
 
-/// The kind's type name: `RawValue`, `RawArray`, `Value`, `Array`, `Lock`, `RLock`.
+/// The kind's type name: `RawValue`, `RawArray`, `Value`, `Array`, `Lock`, `RLock`, `Event`,
+/// `Condition`, `Semaphore`, `BoundedSemaphore`, `Barrier`, `Queue`.
 pub fn kind(k: Option<ObjectKind>) -> &'static str {
     match k {
         Some(ObjectKind::RawValue) => "RawValue",
@@ -25,6 +26,12 @@ pub fn kind(k: Option<ObjectKind>) -> &'static str {
         Some(ObjectKind::Array(_)) => "Array",
         Some(ObjectKind::Lock(LockKind::Lock)) => "Lock",
         Some(ObjectKind::Lock(LockKind::RLock)) => "RLock",
+        Some(ObjectKind::Event) => "Event",
+        Some(ObjectKind::Condition) => "Condition",
+        Some(ObjectKind::Semaphore) => "Semaphore",
+        Some(ObjectKind::BoundedSemaphore) => "BoundedSemaphore",
+        Some(ObjectKind::Barrier) => "Barrier",
+        Some(ObjectKind::Queue) => "Queue",
         _ => "unknown",
     }
 }

@@ -11,7 +11,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use shared_runtime::{Arena, Array, Lock, RLock, RawArray, RawValue, Value};
+use shared_runtime::{synchronized, Arena, Array, Lock, RLock, RawArray, RawValue, Value};
 
 /// A fresh arena big enough for a million locked values (the mapping is sparse).
 fn fresh_arena() -> Arena {
@@ -52,18 +52,30 @@ fn report(_c: &mut Criterion) {
             "RawValue<[u64; 8]>",
             bytes_per(|a| RawValue::new_in(a, [0u64; 8]).unwrap()),
         ),
-        ("Value<i32>", bytes_per(|a| Value::new_in(a, 0i32).unwrap())),
+        (
+            "Value<i32> (1 block)",
+            bytes_per(|a| Value::new_in(a, 0i32).unwrap()),
+        ),
+        ("Value<i32> (2 blocks)", bytes_per(|a| two_blocks(a, 0i32))),
+        (
+            "Value<u64> (1 block)",
+            bytes_per(|a| Value::new_in(a, 0u64).unwrap()),
+        ),
     ];
     for (name, bytes) in sizes {
         println!("  {name:<20} {bytes:>6.1} B");
     }
 
     const MILLION: u32 = 1_000_000;
-    for round in 1..=3 {
+    let rounds = (1..=3).flat_map(|round| [(round, "1 block"), (round, "2 blocks")]);
+    for (round, form) in rounds {
         let arena = fresh_arena();
         let start = Instant::now();
         let values: Vec<Value<i32>> = (0..MILLION)
-            .map(|i| Value::new_in(&arena, i as i32).unwrap())
+            .map(|i| match form {
+                "1 block" => Value::new_in(&arena, i as i32).unwrap(),
+                _ => two_blocks(&arena, i as i32),
+            })
             .collect();
         let alloc = start.elapsed();
         let in_use = arena.stats().unwrap().bytes_in_use;
@@ -71,7 +83,7 @@ fn report(_c: &mut Criterion) {
         drop(values);
         let free = start.elapsed();
         println!(
-            "1M locked Value<i32> in a fresh arena, round {round}: alloc {:.1} ns/value, \
+            "1M locked Value<i32> ({form}) in a fresh arena, round {round}: alloc {:.1} ns/value, \
              free {:.1} ns/value, arena bytes in use {:.1} MiB",
             alloc.as_nanos() as f64 / f64::from(MILLION),
             free.as_nanos() as f64 / f64::from(MILLION),
@@ -80,10 +92,19 @@ fn report(_c: &mut Criterion) {
     }
 }
 
+/// A `Value` in two blocks (a raw value, then a lock of its own): the layout every
+/// unnamed `Value` had before they became one block.
+fn two_blocks<T: shared_runtime::SharedType>(arena: &Arena, v: T) -> Value<T> {
+    synchronized(RawValue::new_in(arena, v).unwrap(), None).unwrap()
+}
+
 fn alloc_free(c: &mut Criterion) {
     let mut g = c.benchmark_group("alloc_free");
     g.bench_function("Value<i32> (global arena)", |b| {
         b.iter(|| Value::new(black_box(1i32)).unwrap())
+    });
+    g.bench_function("Value<i32> in 2 blocks (global arena)", |b| {
+        b.iter(|| two_blocks(Arena::global(), black_box(1i32)))
     });
     g.bench_function("RawValue<i32> (global arena)", |b| {
         b.iter(|| RawValue::new(black_box(1i32)).unwrap())

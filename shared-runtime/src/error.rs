@@ -280,6 +280,18 @@ pub enum Error {
         /// The object's offset in its arena.
         offset: u64,
     },
+    /// The data of a [`Value`](crate::Value) or [`Array`](crate::Array) made with its own
+    /// lock shares one arena block with that lock, so it cannot be handed over on its own
+    /// (`into_offset`/`into_handle` of the raw object from `into_parts`).
+    #[error(
+        "the object at offset {offset} shares one arena block with the lock it was made with \
+         (a Value or Array made with its own lock): it cannot be handed over on its own; hand \
+         over the Value's or Array's handle, or copy the data into a new RawValue/RawArray"
+    )]
+    SharesBlock {
+        /// The object's offset in its arena.
+        offset: u64,
+    },
     /// An arena's allocator lock stayed held, by a holder not proven dead, for longer than
     /// this process waits (see [`Arena::set_allocator_patience`](crate::Arena::set_allocator_patience)).
     #[error(
@@ -305,6 +317,20 @@ pub enum Error {
         offset: u64,
         /// How many other clones are alive.
         clones: usize,
+    },
+    /// This process already has another handle of the block (a view opened by handle or
+    /// by name, or a handle inherited from its parent process, perhaps of an object that
+    /// had the block before): taking the block over, or wrapping it, would make a second
+    /// handle whose lock guard the first could write behind.
+    #[error(
+        "this process already has a handle of the block at offset {offset}, open as \
+         {open_as}: drop that handle (and its clones) first, or use it"
+    )]
+    AlreadyOpen {
+        /// The block's offset in its arena.
+        offset: u64,
+        /// What the block is open as in this process.
+        open_as: String,
     },
     /// A wait ran out of time.
     #[error("timed out after {0:?}")]

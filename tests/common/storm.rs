@@ -11,7 +11,7 @@
 //!   `try_lock_for` retried, or by `try_lock` retried) before the value is
 //!   (re-entrantly) acquired; now and then a worker takes all three, nested;
 //! - **allocations and frees** of `RawValue`s, `RawArray`s of random sizes and `Value`s
-//!   (two blocks: value and lock) in the global arena and in the named arena, kept for a
+//!   (one block: lock cell, then value) in the global arena and in the named arena, kept for a
 //!   while, checked, freed; the parent reclaims the dead's blocks and checks both arenas
 //!   every few kills.
 //!
@@ -30,9 +30,9 @@
 //! ## What the dead held
 //! Each worker publishes how many blocks it holds in each arena, raising the figure
 //! *before* allocating and lowering it *after* freeing, so the published figure is never
-//! below the truth and at most two above it (a `Value` is two blocks). The parent adds up
-//! the figures of the workers it killed; everything reclaimed must lie within
-//! `[sum - 2 × kills, sum]`, and after the final `reclaim_dead()` each arena must hold
+//! below the truth and at most one above it (every object is one block: a `Value` made
+//! with its own lock holds it in its block). The parent adds up the figures of the workers
+//! it killed; everything reclaimed must lie within `[sum - kills, sum]`, and after the final `reclaim_dead()` each arena must hold
 //! exactly the parent's own objects.
 //!
 //! ## Waits
@@ -579,14 +579,10 @@ enum Obj {
 }
 
 impl Obj {
-    /// Arena blocks an object of `kind` (0: `Word`, 1: `Bytes`, 2: `Locked`) takes: a
-    /// `Value` is its value and its lock.
-    fn blocks_of(kind: u64) -> u64 {
-        if kind == 2 {
-            2
-        } else {
-            1
-        }
+    /// Arena blocks an object of `kind` (0: `Word`, 1: `Bytes`, 2: `Locked`) takes: one
+    /// each (a `Value` made with its own lock holds it in its block).
+    fn blocks_of(_kind: u64) -> u64 {
+        1
     }
 
     fn blocks(&self) -> u64 {
@@ -1147,7 +1143,7 @@ fn check_arenas(cfg: &Config, arenas: [&Arena; 2], baseline: [u64; 2], report: &
         if let Err(e) = arena.check() {
             panic!("seed {seed}: the {name} arena after reclaiming: {e}");
         }
-        // Each killed worker's published figure is at most two blocks above what it held.
+        // Each killed worker's published figure is at most one block above what it held.
         let total = report.reclaimed_during[a] + reclaimed;
         // In the named arena a worker also holds its open record of the journal (opened by
         // name), at most one each, which it does not publish. It reuses the journal handle
@@ -1156,7 +1152,7 @@ fn check_arenas(cfg: &Config, arenas: [&Arena; 2], baseline: [u64; 2], report: &
         let records = if a == NAMED { report.started } else { 0 };
         let published = report.held_by_dead[a];
         assert!(
-            total <= published + records && published <= total + 2 * report.kills,
+            total <= published + records && published <= total + report.kills,
             "seed {seed}: {total} blocks reclaimed from the {name} arena, but the {} killed \
              workers published {published}",
             report.kills

@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicI32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use crate::arena::cache::Class;
-use crate::arena::{Arena, ArenaRef};
+use crate::arena::heap::{tag_code, LOCK_BLOCK, RECORD_BLOCK};
+use crate::arena::{opened, Arena, ArenaRef, ObjectKind};
 use crate::sys::process::process_key;
 use crate::Result;
 
@@ -19,8 +20,10 @@ pub(crate) struct Allocation {
     /// The payload's address in this process (`arena.base() + offset`, computed once: the
     /// hot path of every access follows this one pointer instead of three).
     ptr: MappedPtr<u8>,
-    /// The `process_key` of the owning process, 0 if this handle owns nothing.
-    owner: u64,
+    /// The `process_key` of the owning process, 0 if this handle owns nothing. Atomic:
+    /// adopting a block that this process already has a handle of makes that handle the
+    /// owner (see [`adopt`](Allocation::adopt)), while its clones may be in use.
+    owner: AtomicU64,
     /// Process-local: the thread id of a thread of this process that has the block's data
     /// borrowed through a lock guard (see `Synchronized`), 0 if none. Here, so that every
     /// clone of a handle (they share this `Allocation`) sees one mark.
@@ -99,7 +102,7 @@ impl Allocation {
             ptr: MappedPtr::new(payload(&arena, offset)),
             arena,
             offset,
-            owner: process_key(),
+            owner: AtomicU64::new(process_key()),
             borrowed_by: AtomicI32::new(0),
             record: 0,
             record_key: 0,
@@ -140,7 +143,7 @@ impl Allocation {
             ptr: MappedPtr::new(payload(&arena, offset)),
             arena,
             offset,
-            owner,
+            owner: AtomicU64::new(owner),
             borrowed_by: AtomicI32::new(0),
             record,
             record_key,
@@ -191,7 +194,7 @@ impl Allocation {
             ptr: MappedPtr::new(payload(&arena, offset)),
             arena,
             offset,
-            owner: 0,
+            owner: AtomicU64::new(0),
             borrowed_by: AtomicI32::new(0),
             record: 0,
             record_key: 0,
@@ -215,7 +218,21 @@ impl Allocation {
 
     /// Whether the calling process owns the block (so this is its only handle here).
     pub(crate) fn owned_here(&self) -> bool {
-        self.owner != 0 && self.owner == process_key()
+        let owner = self.owner.load(Relaxed);
+        owner != 0 && owner == process_key()
+    }
+
+    /// Whether the calling process owns the object this handle is the data of: its own
+    /// block, or the block it is a part of (the data of a `Value`/`Array` made with its own
+    /// lock, after the lock cell). A named object's block is the directory's: not owned.
+    pub(crate) fn object_owned_here(&self) -> bool {
+        self.owned_here() || self.parent.as_ref().is_some_and(|p| p.owned_here())
+    }
+
+    /// The offset of the block holding this data: its own, or that of the block it is a
+    /// part of. The key of the object in this process's map of opened objects.
+    pub(crate) fn block_offset(&self) -> u64 {
+        self.parent.as_ref().map_or(self.offset, |p| p.offset)
     }
 
     pub(crate) fn arena(&self) -> &Arena {
@@ -253,6 +270,11 @@ impl Allocation {
     /// another process (or this one) to [`adopt`](Self::adopt) it. The arena handle is
     /// released as usual (the block is not: this handle no longer owns it).
     pub(crate) fn detach(mut self) -> Result<u64> {
+        if self.parent.is_some() {
+            return Err(crate::Error::SharesBlock {
+                offset: self.offset,
+            });
+        }
         if !self.owned_here() {
             return Err(crate::Error::NotOwner {
                 offset: self.offset,
@@ -261,13 +283,25 @@ impl Allocation {
         let me = self.arena.owner_tag();
         let offset = self.offset;
         self.arena.with_heap(|h| h.set_owner(offset, me, 0))?;
-        self.owner = 0;
+        *self.owner.get_mut() = 0;
         Ok(offset)
     }
 
     /// Takes ownership of a detached block whose payload is at `offset` and holds at least
-    /// `size` bytes aligned to `align`.
-    pub(crate) fn adopt(arena: &Arena, offset: u64, size: usize, align: usize) -> Result<Self> {
+    /// `size` bytes aligned to `align`: this process's one handle of it.
+    ///
+    /// Only a block given up as data is taken: never a lock cell, an open record or the
+    /// block of an unnamed synchronization object (a forged "detached" owner word in one
+    /// would otherwise make it data owned twice). If this process already has a handle of
+    /// the block as data (a view opened from a borrowed handle, or inherited from its
+    /// parent), that handle becomes the owner and is returned: a second, independent
+    /// handle (with its own borrow mark) could write behind a guard of the first.
+    pub(crate) fn adopt(
+        arena: &Arena,
+        offset: u64,
+        size: usize,
+        align: usize,
+    ) -> Result<Arc<Self>> {
         let me = arena.owner_tag();
         arena.with_heap(|h| {
             let cap = h.payload_capacity(offset)?;
@@ -277,9 +311,44 @@ impl Allocation {
                      aligned to {align}"
                 )));
             }
+            let word = h.word(h.used_block(offset)?);
+            let made_for = if word & LOCK_BLOCK != 0 {
+                Some("a lock".to_string())
+            } else if word & RECORD_BLOCK != 0 {
+                Some("an open record of a named object".to_string())
+            } else {
+                match tag_code(word) {
+                    0 => None,
+                    code => Some(match ObjectKind::from_code(code) {
+                        Some(k) => format!("an unnamed {k}"),
+                        None => format!("an object of unknown kind code {code}"),
+                    }),
+                }
+            };
+            if let Some(what) = made_for {
+                return Err(crate::Error::Corrupted(format!(
+                    "the block at offset {offset} was made for {what}, not given up as data: \
+                     it cannot be taken over"
+                )));
+            }
             h.set_owner(offset, 0, me)
         })?;
-        Ok(Allocation::new(ArenaRef::of(arena), offset))
+        // Not owned until the map says which handle owns it: a handle dropped on refusal
+        // must not free the block.
+        let fresh = Arc::new(Allocation::borrowed(arena.clone(), offset));
+        match opened::adopt(arena, offset, fresh) {
+            Ok(data) => {
+                data.owner.store(process_key(), Relaxed);
+                Ok(data)
+            }
+            Err(e) => {
+                // Given back, as it was. If even that fails, the block stays this
+                // process's, unused, until `Arena::reclaim_dead` frees it after this process
+                // has ended: leaked, never owned twice.
+                let _ = arena.with_heap(|h| h.set_owner(offset, me, 0));
+                Err(e)
+            }
+        }
     }
 }
 

@@ -2,8 +2,9 @@
 //! the arena's process-local part, `ArenaInner`).
 //!
 //! Freeing a small block (a 32 to 128-byte block: a `RawValue` of a small type, a lock
-//! cell) puts its offset on a stack of its size class instead of giving it back to the
-//! arena; allocating one of that class pops it. Neither takes the arena's process-shared
+//! cell, a `Value` made with its own lock, an unnamed `Event`...) puts its offset on a
+//! stack of its size class instead of giving it back to the arena; allocating a block of
+//! that size, for any use, pops it. Neither takes the arena's process-shared
 //! allocator lock: the stacks are guarded by a process-local flag that is only ever
 //! *tried* (a thread that finds it busy goes to the arena, as if the cache were empty), so
 //! no thread ever waits for it and a child forked while another thread held it simply
@@ -14,6 +15,17 @@
 //! exactly as while its object was alive: if the process dies, `Arena::reclaim_dead` frees
 //! it like any object the process leaked; nothing else can allocate it meanwhile, so it is
 //! never handed out twice and never lost.
+//!
+//! # Why a cached block is no object
+//! Put in the cache, the block's first word loses the marks of what it held (`LOCK_BLOCK`,
+//! a `KIND_TAG`) and gets the tag [`CACHED`](crate::arena::heap::CACHED) instead, in one
+//! atomic read-modify-write; taken out, its payload is zeroed, then the tag is replaced by
+//! the marks of its new use. So a handle naming a cached block (a stale one, or a forged
+//! one) is refused (`Heap::used_block` reports it freed; a data handle refuses any tag, a
+//! lock handle needs `LOCK_BLOCK`), it cannot be adopted (its owner word names this
+//! process, and it is tagged), and a block comes out of the cache with only the marks of
+//! the use it is taken for, never a stale lock, record or kind mark. Records
+//! (`RECORD_BLOCK`) are never cached.
 //!
 //! # Forks
 //! The stacks record the `process_key` of the process that filled them. A forked child
@@ -34,39 +46,32 @@ use std::sync::atomic::{
     Ordering::{Acquire, Relaxed, Release},
 };
 
-use crate::arena::heap::{GRAIN, HDR, MIN_BLOCK};
+use crate::arena::heap::{
+    tag_code, CACHED, CACHED_CODE, FLAGS, GRAIN, HDR, KIND_TAG, LOCK_BLOCK, MIN_BLOCK,
+    RECORD_BLOCK, USED,
+};
 use crate::sys::process::process_key;
 
-/// Cached block sizes per kind: 32, 48, ..., 128 bytes.
+/// Cached block sizes: 32, 48, ..., 128 bytes (for any use: the marks are set on taking).
 const CLASSES: usize = 7;
-/// Kinds of cached block: plain data, lock cells (which keep their `LOCK_BLOCK` mark).
-const KINDS: usize = 2;
-const STACKS: usize = CLASSES * KINDS;
+const STACKS: usize = CLASSES;
 /// Blocks kept per stack; a free that finds its stack full goes to the arena.
-const DEPTH: usize = 64;
+const DEPTH: usize = 128;
 
-/// A size class and kind of cached block.
+/// A size class of cached block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Class(u8);
-
-/// What a cached block holds.
-#[derive(Clone, Copy)]
-pub(crate) enum BlockKind {
-    Data = 0,
-    LockCell = 1,
-}
 
 impl Class {
     /// The class of a block the arena would make for `size` bytes aligned to `align`, if
     /// blocks of that size are cached.
     #[inline]
-    pub(crate) fn of(size: u64, align: u64, kind: BlockKind) -> Option<Class> {
+    pub(crate) fn of(size: u64, align: u64) -> Option<Class> {
         if align > GRAIN || size > MIN_BLOCK + (CLASSES as u64 - 1) * GRAIN - HDR {
             return None;
         }
         let need = ((size + HDR + GRAIN - 1) & !(GRAIN - 1)).max(MIN_BLOCK);
-        let class = ((need - MIN_BLOCK) / GRAIN) as usize;
-        Some(Class((kind as usize * CLASSES + class) as u8))
+        Some(Class(((need - MIN_BLOCK) / GRAIN) as u8))
     }
 
     /// Payload bytes of a block of this class.
@@ -78,12 +83,50 @@ impl Class {
     /// Bytes of a block of this class, header included.
     #[inline]
     pub(crate) fn block(self) -> u64 {
-        MIN_BLOCK + (self.0 as usize % CLASSES) as u64 * GRAIN
+        MIN_BLOCK + u64::from(self.0) * GRAIN
     }
 
-    /// Whether blocks of this class are lock cells.
-    pub(crate) fn lock_cells(self) -> bool {
-        self.0 as usize >= CLASSES
+    /// Whether a block's first word `w` is that of a used block of exactly this class
+    /// made for an object (data, a lock, an unnamed synchronization object): one that may
+    /// be cached. A block handed out whole because its remainder was too small to split is
+    /// larger, and is freed instead; a record is never cached.
+    #[inline]
+    fn is_object_block(w: u64, class: Class) -> bool {
+        w & USED != 0
+            && w & !FLAGS == class.block()
+            && w & RECORD_BLOCK == 0
+            && tag_code(w) != CACHED_CODE
+    }
+
+    /// Whether a block's first word `w` is that of a cached block of this class.
+    #[inline]
+    pub(crate) fn is_cached_block(w: u64, class: Class) -> bool {
+        w & USED != 0
+            && w & !FLAGS == class.block()
+            && w & (RECORD_BLOCK | LOCK_BLOCK) == 0
+            && tag_code(w) == CACHED_CODE
+    }
+
+    /// Marks the block whose first word is `header` as cached (see the module
+    /// documentation), if it is an object's block of this class; one atomic
+    /// read-modify-write, so a concurrent `Heap::set_prev_used` is kept.
+    fn mark_cached(header: &AtomicU64, class: Class) -> bool {
+        header
+            .fetch_update(Release, Relaxed, |w| {
+                Class::is_object_block(w, class).then_some(w & !(LOCK_BLOCK | KIND_TAG) | CACHED)
+            })
+            .is_ok()
+    }
+
+    /// Replaces the cached mark of the block whose first word is `header` with `marks`
+    /// (0, `LOCK_BLOCK` or a kind tag), if it is a cached block of this class; one atomic
+    /// read-modify-write, released after the caller zeroed the payload.
+    pub(crate) fn unmark_cached(header: &AtomicU64, class: Class, marks: u64) -> bool {
+        header
+            .fetch_update(Release, Relaxed, |w| {
+                Class::is_cached_block(w, class).then_some(w & !KIND_TAG | marks)
+            })
+            .is_ok()
     }
 
     fn index(self) -> usize {
@@ -179,16 +222,22 @@ impl BlockCache {
     }
 
     /// Keeps the payload offset of a block of class `class` this process owns and no
-    /// longer uses.
+    /// longer uses, whose first word is `header`, marking it cached.
     #[inline]
-    pub(crate) fn put(&self, class: Class, payload: u64, slots: &[AtomicU64]) -> Put {
+    pub(crate) fn put(
+        &self,
+        class: Class,
+        payload: u64,
+        header: &AtomicU64,
+        slots: &[AtomicU64],
+    ) -> Put {
         self.with_stacks(|s| {
             let Some(slot) = slots.get(s.slot) else {
                 return Put::NoSlot;
             };
             let i = class.index();
             let n = s.len[i] as usize;
-            if n == DEPTH {
+            if n == DEPTH || !Class::mark_cached(header, class) {
                 return Put::Refused;
             }
             count(slot, 1, class);
@@ -313,34 +362,38 @@ fn count(slot: &AtomicU64, delta: i64, class: Class) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::arena::heap::{kind_tag, PREV_USED};
+    use crate::arena::ObjectKind;
 
     #[test]
     fn classes_cover_small_blocks_only() {
-        let c = Class::of(4, 4, BlockKind::Data).unwrap();
+        let c = Class::of(4, 4).unwrap();
         assert_eq!(c.payload(), 16);
-        assert_eq!(Class::of(17, 8, BlockKind::Data).unwrap().payload(), 32);
-        assert_eq!(Class::of(112, 16, BlockKind::Data).unwrap().payload(), 112);
-        assert_eq!(Class::of(113, 16, BlockKind::Data), None);
-        assert_eq!(Class::of(8, 32, BlockKind::Data), None);
-        assert_ne!(
-            Class::of(24, 8, BlockKind::LockCell),
-            Class::of(24, 8, BlockKind::Data)
-        );
+        assert_eq!(Class::of(17, 8).unwrap().payload(), 32);
+        assert_eq!(Class::of(112, 16).unwrap().payload(), 112);
+        assert_eq!(Class::of(113, 16), None);
+        assert_eq!(Class::of(8, 32), None);
+        assert_eq!(Class::of(24, 8), Class::of(20, 16));
+    }
+
+    /// A fresh used block's first word of class `c`, with `marks`.
+    fn used(c: Class, marks: u64) -> AtomicU64 {
+        AtomicU64::new(c.block() | USED | PREV_USED | marks)
     }
 
     #[test]
     fn a_stack_returns_what_was_put_and_refuses_past_its_depth() {
         let slots: Vec<AtomicU64> = (0..2).map(|_| AtomicU64::new(0)).collect();
         let cache = BlockCache::new();
-        let c = Class::of(8, 8, BlockKind::Data).unwrap();
-        assert_eq!(cache.put(c, 64, &slots), Put::NoSlot);
+        let c = Class::of(8, 8).unwrap();
+        assert_eq!(cache.put(c, 64, &used(c, 0), &slots), Put::NoSlot);
         cache.claim(&slots, 77);
         assert_eq!(slot_owner(slots[0].load(Relaxed)), 77);
         assert_eq!(cache.take(c, &slots), None);
         for i in 0..DEPTH as u64 {
-            assert_eq!(cache.put(c, 64 + i * 32, &slots), Put::Kept);
+            assert_eq!(cache.put(c, 64 + i * 32, &used(c, 0), &slots), Put::Kept);
         }
-        assert_eq!(cache.put(c, 1 << 20, &slots), Put::Refused);
+        assert_eq!(cache.put(c, 1 << 20, &used(c, 0), &slots), Put::Refused);
         assert_eq!(
             slot_counts(slots[0].load(Relaxed)),
             (DEPTH as u64, DEPTH as u64 * 32)
@@ -350,15 +403,49 @@ mod tests {
         assert_eq!((blocks, bytes), (DEPTH as u64 - 1, (DEPTH as u64 - 1) * 32));
         assert_eq!(cache.drain(&slots, false).unwrap().len(), DEPTH - 1);
         assert_eq!(slots[0].load(Relaxed), 77, "kept, counting nothing");
-        assert_eq!(cache.put(c, 64, &slots), Put::Kept);
+        assert_eq!(cache.put(c, 64, &used(c, 0), &slots), Put::Kept);
         assert_eq!(cache.drain(&slots, true).unwrap(), [64]);
         assert_eq!(slots[0].load(Relaxed), 0);
     }
 
     #[test]
+    fn a_cached_block_loses_its_marks_and_takes_those_of_its_next_use() {
+        let slots: Vec<AtomicU64> = (0..1).map(|_| AtomicU64::new(0)).collect();
+        let cache = BlockCache::new();
+        cache.claim(&slots, 77);
+        let c = Class::of(40, 8).unwrap();
+        let event = kind_tag(ObjectKind::Event);
+        let lock = used(c, LOCK_BLOCK);
+        assert_eq!(cache.put(c, 64, &lock, &slots), Put::Kept);
+        let w = lock.load(Relaxed);
+        assert_eq!((w & LOCK_BLOCK, tag_code(w)), (0, CACHED_CODE));
+        assert_eq!(w & (USED | PREV_USED), USED | PREV_USED, "other flags kept");
+        // Cached once only; a record, a block of another size, a free block never.
+        assert_eq!(cache.put(c, 64, &lock, &slots), Put::Refused);
+        assert_eq!(
+            cache.put(c, 96, &used(c, RECORD_BLOCK), &slots),
+            Put::Refused
+        );
+        let other = Class::of(8, 8).unwrap();
+        assert_eq!(cache.put(c, 96, &used(other, 0), &slots), Put::Refused);
+        let free = AtomicU64::new(c.block() | PREV_USED);
+        assert_eq!(cache.put(c, 96, &free, &slots), Put::Refused);
+        // Taken out for an Event: the tag is the Event's, nothing else of the lock.
+        assert!(Class::unmark_cached(&lock, c, event));
+        let w = lock.load(Relaxed);
+        assert_eq!((w & LOCK_BLOCK, w & KIND_TAG), (0, event));
+        assert!(!Class::unmark_cached(&lock, c, 0), "not cached any more");
+        // A tagged block comes back as a lock block with no tag.
+        let tagged = used(c, event);
+        assert_eq!(cache.put(c, 128, &tagged, &slots), Put::Kept);
+        assert!(Class::unmark_cached(&tagged, c, LOCK_BLOCK));
+        assert_eq!(tagged.load(Relaxed) & (KIND_TAG | LOCK_BLOCK), LOCK_BLOCK);
+    }
+
+    #[test]
     fn garbage_counts_never_carry_into_the_owner() {
         let slot = AtomicU64::new(5 | BLOCKS_MASK << BLOCKS_SHIFT | UNITS_MASK << UNITS_SHIFT);
-        let c = Class::of(100, 8, BlockKind::Data).unwrap();
+        let c = Class::of(100, 8).unwrap();
         count(&slot, 1, c);
         assert_eq!(slot_owner(slot.load(Relaxed)), 5);
         let slot = AtomicU64::new(9);

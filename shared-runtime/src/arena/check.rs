@@ -165,7 +165,11 @@ pub(crate) fn verify(h: &Heap<'_>) -> Result<HeapReport> {
     // ones are used blocks that hold no object.
     let (blocks, bytes) = crate::arena::stats::cached(h);
     (r.cached_blocks, r.cached_bytes) = (blocks, bytes);
-    (r.used_blocks, r.used_bytes) = (r.used_blocks - blocks, r.used_bytes - bytes);
+    // Saturating: the counts are read from words other processes can write.
+    (r.used_blocks, r.used_bytes) = (
+        r.used_blocks.saturating_sub(blocks),
+        r.used_bytes.saturating_sub(bytes),
+    );
     Ok(r)
 }
 
@@ -188,7 +192,9 @@ pub(crate) fn rebuild(h: &Heap<'_>) -> Result<()> {
         if w & USED != 0 {
             used_blocks += 1;
             used_bytes += size;
-            h.set_word(b, (w & !PREV_USED) | if prev_used { PREV_USED } else { 0 });
+            // One read-modify-write: the owner of a cached block may change its other
+            // flags meanwhile (`cache.rs`).
+            h.set_prev_used(b, prev_used);
             prev_used = true;
         } else {
             match frees.last_mut() {

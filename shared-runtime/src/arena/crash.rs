@@ -41,3 +41,75 @@ pub(crate) fn tick() {
 #[cfg(not(feature = "test-hooks"))]
 #[inline(always)]
 pub(crate) fn tick() {}
+
+/// Reads word `word` (8 bytes) of the payload of the used block at `payload`, as another
+/// process reading the segment could: for tests that capture what an object wrote into its
+/// shared words. The block and the word's place in it are checked.
+///
+/// # Errors
+/// [`Error::Corrupted`](crate::Error::Corrupted) if no used block starts at `payload`, or
+/// the word lies beyond it.
+///
+/// ```
+/// use shared_runtime::{test_hooks::peek_for_tests, RawArray};
+/// let a = RawArray::<u64>::from_slice(&[4, 9])?;
+/// assert_eq!(peek_for_tests(a.arena(), a.handle().offset, 1)?, 9);
+/// # Ok::<(), shared_runtime::Error>(())
+/// ```
+#[cfg(feature = "test-hooks")]
+pub fn peek_for_tests(arena: &crate::Arena, payload: u64, word: usize) -> crate::Result<u64> {
+    let at = word_of(arena, payload, word)?;
+    // SAFETY: `at` is inside a used block's payload (checked under the arena lock), which
+    // stays mapped while `arena` lives, and 8-aligned (payloads are 16-aligned); it is read
+    // atomically, as every process's shared words may be.
+    Ok(unsafe { &*arena.base().add(at as usize).cast::<AtomicU64>() }.load(Relaxed))
+}
+
+/// The offset of word `word` of the used block at `payload`, checked under the arena lock.
+#[cfg(feature = "test-hooks")]
+fn word_of(arena: &crate::Arena, payload: u64, word: usize) -> crate::Result<u64> {
+    arena.with_heap(|h| {
+        let cap = h.payload_capacity(payload)?;
+        let end = (word as u64 + 1).checked_mul(8).filter(|&e| e <= cap);
+        end.map(|_| payload + 8 * word as u64).ok_or_else(|| {
+            crate::Error::Corrupted(format!("word {word} lies beyond the block at {payload}"))
+        })
+    })
+}
+
+/// Overwrites word `word` (8 bytes) of the payload of the used block at `payload`, as a
+/// hostile process writing the segment could: for tests of how objects take garbage in
+/// their shared words. The block and the word's place in it are checked.
+///
+/// # Errors
+/// [`Error::Corrupted`](crate::Error::Corrupted) if no used block starts at `payload`, or
+/// the word lies beyond it.
+///
+/// # Safety
+/// No reference this process holds (a guard's `&`/`&mut`) may cover the word: it changes
+/// behind it. Other processes only ever see shared memory change, as with any writer.
+///
+/// ```
+/// use shared_runtime::{test_hooks::poke_for_tests, RawArray};
+/// let a = RawArray::<u64>::zeroed(2)?;
+/// # let h = a.handle();
+/// // SAFETY: no reference to the array's words is held.
+/// unsafe { poke_for_tests(a.arena(), h.offset, 1, 9)? };
+/// assert_eq!(a.get(1), Some(9));
+/// # Ok::<(), shared_runtime::Error>(())
+/// ```
+#[cfg(feature = "test-hooks")]
+pub unsafe fn poke_for_tests(
+    arena: &crate::Arena,
+    payload: u64,
+    word: usize,
+    value: u64,
+) -> crate::Result<()> {
+    let at = word_of(arena, payload, word)?;
+    // SAFETY: `at` is inside a used block's payload (checked under the arena lock), which
+    // stays mapped while `arena` lives, and 8-aligned (payloads are 16-aligned); shared
+    // words are written atomically; no reference of this process covers it (the caller's
+    // contract).
+    unsafe { &*arena.base().add(at as usize).cast::<AtomicU64>() }.store(value, Relaxed);
+    Ok(())
+}

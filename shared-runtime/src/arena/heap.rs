@@ -2,8 +2,10 @@
 //!
 //! Everything here runs with the arena's robust mutex held (see `arena::Arena::heap`), so
 //! the bookkeeping words need no ordering; they are still read and written as relaxed
-//! atomics (plain moves on x86-64), because the owner of a cached block reads its header
-//! word without the lock (`cache.rs`). Offsets, never pointers,
+//! atomics (plain moves on x86-64), because the owner of a cached block changes its first
+//! word without the lock (`cache.rs`): that is why a neighbour's `PREV_USED` bit is
+//! changed with an atomic read-modify-write ([`Heap::set_prev_used`]), which cannot undo
+//! the owner's concurrent change. Offsets, never pointers,
 //! are stored, so the state means the same thing in every process that maps the arena.
 //!
 //! # Block format (all offsets and sizes are multiples of [`GRAIN`])
@@ -16,7 +18,10 @@
 //! footer to read), [`PUNCHED`] (some pages of this free block were returned to the OS
 //! and must be reserved again before they are handed out, where pages are reserved),
 //! [`LOCK_BLOCK`] (this used block is an unnamed lock cell) and, in a high bit of the word, [`RECORD_BLOCK`] (this
-//! used block is an open record). Both marks are cleared when the block is freed.
+//! used block is an open record), and in six high bits [`KIND_TAG`] (the kind of the unnamed
+//! synchronization object made in this used block; all six set, [`CACHED`]: the block's
+//! object was freed and its owner keeps the block in its cache, `cache.rs`). All marks are
+//! cleared when the block is freed.
 //!
 //! # Invariants (checked by `check::verify`)
 //! 1. Blocks tile `[start, top)` exactly; `[top, committed)` is zero and never handed out;
@@ -54,8 +59,33 @@ pub(crate) const LOCK_BLOCK: u64 = 8;
 /// by handle and only a block so marked counts as a record. A high bit, as the four low
 /// ones are taken; no block size comes near it. Cleared when the block is freed.
 pub(crate) const RECORD_BLOCK: u64 = 1 << 62;
+/// In a used block: the [`ObjectKind`](crate::arena::ObjectKind) code of the unnamed
+/// synchronization object made in it (`Arena::alloc_tagged`), 0 for any other block, so
+/// that a handle of such a kind opens only a block made as that kind, and a data handle
+/// never opens one (`handle::resolve`). Six high bits; cleared when the block is freed.
+pub(crate) const KIND_TAG: u64 = 0x3f << KIND_TAG_SHIFT;
+/// The lowest bit of [`KIND_TAG`].
+pub(crate) const KIND_TAG_SHIFT: u32 = 56;
+/// The [`KIND_TAG`] bits of a block made for an unnamed object of `kind`.
+pub(crate) fn kind_tag(kind: crate::arena::ObjectKind) -> u64 {
+    // Every code is below 64 (`ObjectKind::code`).
+    u64::from(kind.code()) << KIND_TAG_SHIFT & KIND_TAG
+}
+
+/// The kind code a used block's first word `w` is tagged with (0: untagged).
+pub(crate) fn tag_code(w: u64) -> u32 {
+    ((w & KIND_TAG) >> KIND_TAG_SHIFT) as u32
+}
+
+/// The [`KIND_TAG`] code of a used block whose object was freed and whose owner keeps it in
+/// its cache of freed small blocks (`cache.rs`): no kind's code, so no handle opens it, and
+/// [`Heap::used_block`] reports it as freed. Set and cleared by the owner without the lock.
+pub(crate) const CACHED_CODE: u32 = 0x3f;
+/// The [`KIND_TAG`] bits of a cached block (see [`CACHED_CODE`]).
+pub(crate) const CACHED: u64 = KIND_TAG;
+
 /// Every flag bit of a block's first word; the rest is the block's size.
-pub(crate) const FLAGS: u64 = (GRAIN - 1) | RECORD_BLOCK;
+pub(crate) const FLAGS: u64 = (GRAIN - 1) | RECORD_BLOCK | KIND_TAG;
 /// Number of free-list bins in the format (the bitmap's bits).
 pub(crate) const NBINS: usize = 128;
 /// Bins that block sizes reach: `bin_index(u64::MAX) + 1`. The words of the others hold
@@ -148,6 +178,21 @@ impl Heap<'_> {
         // SAFETY: as in `word`.
         unsafe { AtomicU64::from_ptr(self.base().add(off as usize).cast::<u64>()) }
             .store(value, Ordering::Relaxed)
+    }
+
+    /// Sets (`on`) or clears the [`PREV_USED`] bit of the block at `b`, which may be a used
+    /// block of another process: one atomic read-modify-write, so that a concurrent change
+    /// of the block's other flags by its owner without the lock (`cache.rs` marks and
+    /// unmarks a cached block) is never undone.
+    pub(crate) fn set_prev_used(&self, b: u64, on: bool) {
+        debug_assert!(b % 8 == 0 && b + 8 <= self.mem.len());
+        // SAFETY: as in `word`.
+        let w = unsafe { AtomicU64::from_ptr(self.base().add(b as usize).cast::<u64>()) };
+        if on {
+            w.fetch_or(PREV_USED, Ordering::Relaxed);
+        } else {
+            w.fetch_and(!PREV_USED, Ordering::Relaxed);
+        }
     }
 
     /// Zeroes `[from, to)`.
@@ -321,7 +366,7 @@ impl Heap<'_> {
         } else {
             let next = b + size;
             if next < self.state().top.get() {
-                self.set_word(next, self.word(next) | PREV_USED);
+                self.set_prev_used(next, true);
             }
         }
         let own = if tail.is_some() { need } else { size };
@@ -419,7 +464,7 @@ impl Heap<'_> {
             end = end0 + nsize;
             punched |= nw & PUNCHED;
         } else {
-            self.set_word(end0, nw & !PREV_USED);
+            self.set_prev_used(end0, false);
         }
         self.set_word(start, (end - start) | start_flags | punched);
         step();

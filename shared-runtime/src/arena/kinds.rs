@@ -89,7 +89,7 @@ impl<T: SharedType, K: Reentrancy> NamedObject for Synchronized<RawValue<T>, Gen
     fn build(parts: Parts, t: Token) -> Self {
         let lock = lock_of::<K>(&parts.data);
         // The data's handle is this process's only one (`opened.rs`): wrapping it is sound.
-        Synchronized::from_parts(RawValue::build(parts, t), lock)
+        Synchronized::from_opened(RawValue::build(parts, t), lock)
     }
 }
 
@@ -109,7 +109,7 @@ impl<T: SharedType, K: Reentrancy> NamedObject for Synchronized<RawArray<T>, Gen
     }
     fn build(parts: Parts, t: Token) -> Self {
         let lock = lock_of::<K>(&parts.data);
-        Synchronized::from_parts(RawArray::build(parts, t), lock)
+        Synchronized::from_opened(RawArray::build(parts, t), lock)
     }
 }
 

@@ -38,7 +38,8 @@ pub struct ObjectInfo {
     /// How many processes have it open (open records in the arena; those of dead
     /// processes count until [`Arena::reclaim_dead`] runs).
     pub open_count: u64,
-    /// The state of its lock, for a lock and for a `Value`'s or `Array`'s lock.
+    /// The state of its lock, for a lock, for a `Value`'s or `Array`'s lock, and for the
+    /// internal lock of a `Queue` or a `Barrier`.
     pub lock: Option<LockState>,
 }
 
@@ -67,8 +68,11 @@ impl Arena {
                 let type_name = e.type_name();
                 // The lock cell starts the object's block; only read after checking that
                 // the block is a used one large enough to hold it.
-                let lock = match kind.and_then(ObjectKind::lock) {
-                    Some(_) if h.payload_capacity(e.object)? >= LOCK_CELL => {
+                // A queue's and a barrier's blocks start with their internal lock's cell.
+                let has_cell = kind.and_then(ObjectKind::lock).is_some()
+                    || matches!(kind, Some(ObjectKind::Queue | ObjectKind::Barrier));
+                let lock = match has_cell {
+                    true if h.payload_capacity(e.object)? >= LOCK_CELL => {
                         // SAFETY: the block is used (checked), holds LOCK_CELL bytes, is
                         // 16-aligned and inside the mapping, and cannot be freed while the
                         // arena's lock is held.

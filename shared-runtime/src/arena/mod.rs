@@ -9,6 +9,7 @@
 mod allocation;
 mod bins;
 mod cache;
+mod cache_path;
 pub(crate) mod check;
 pub(crate) mod crash;
 pub(crate) mod header;
@@ -40,8 +41,8 @@ use crate::sys::process::process_key;
 use crate::{Error, Result};
 
 pub(crate) use allocation::{Allocation, MappedPtr};
-pub(crate) use cache::{slot_counts, slot_owner, Class};
-use cache::{BlockCache, BlockKind, Put};
+use cache::BlockCache;
+pub(crate) use cache::{slot_counts, slot_owner};
 pub use check::HeapReport;
 use header::{min_capacity, ArenaHeader};
 pub(crate) use kind::LOCK_CELL;
@@ -293,146 +294,47 @@ impl Arena {
                 max: MAX_ALIGN,
             });
         }
-        let (size, align) = (size as u64, align as u64);
-        let class = self.cache_class(size, align, BlockKind::Data);
-        let offset = match class.and_then(|c| self.take_cached(c)) {
-            Some(offset) => offset,
-            None => self.with_heap(|h| h.alloc(size, align, self.owner_tag()))?,
-        };
-        Ok(Allocation::new(ArenaRef::of(self), offset).cached_as(class))
+        self.alloc_marked(size as u64, align as u64, 0)
+    }
+
+    /// Allocates `size` zeroed bytes (8-aligned, or `align` if more) owned by the calling
+    /// process for an unnamed synchronization object of `kind`, the block's header tagged
+    /// with the kind (`heap::KIND_TAG`) so that only a handle of that kind opens it.
+    pub(crate) fn alloc_tagged(
+        &self,
+        size: usize,
+        align: usize,
+        kind: ObjectKind,
+    ) -> Result<Allocation> {
+        if align > MAX_ALIGN {
+            return Err(Error::Alignment {
+                align,
+                max: MAX_ALIGN,
+            });
+        }
+        self.alloc_marked(size as u64, align.max(8) as u64, heap::kind_tag(kind))
     }
 
     /// Allocates a zeroed lock cell owned by the calling process, its block marked as a
     /// lock (`heap::LOCK_BLOCK`) so that only such blocks are opened as locks by handle.
-    /// A cached lock cell keeps its mark (`cache.rs`).
     pub(crate) fn alloc_lock_cell(&self) -> Result<Allocation> {
-        let class = self.cache_class(LOCK_CELL, 8, BlockKind::LockCell);
-        let cached = class.and_then(|c| self.take_cached(c));
-        let offset = match cached {
-            Some(offset) => offset,
-            None => self.with_heap(|h| {
-                let at = h.alloc(LOCK_CELL, 8, self.owner_tag())?;
-                let b = at - heap::HDR;
-                h.set_word(b, h.word(b) | heap::LOCK_BLOCK);
-                Ok(at)
-            })?,
-        };
-        Ok(Allocation::new(ArenaRef::of(self), offset).cached_as(class))
+        self.alloc_lock_block(LOCK_CELL, 8)
     }
 
-    /// The cache class of a block of `size` bytes aligned to `align`, if this process
-    /// caches such blocks of this arena.
-    #[inline]
-    fn cache_class(&self, size: u64, align: u64, kind: BlockKind) -> Option<Class> {
-        let class = Class::of(size, align, kind)?;
-        let inner = &self.inner;
-        (inner.cache_anywhere.load(Relaxed) || inner.cache_by == process_key()).then_some(class)
-    }
-
-    /// A block of class `class` from this process's cache, zeroed.
-    #[inline]
-    fn take_cached(&self, class: Class) -> Option<u64> {
-        let offset = self.inner.cache.take(class, self.cache_slots())?;
-        // SAFETY: the offset was put in the cache by this process (the cache is
-        // process-local and forgets what a parent process put) as the payload of a used
-        // block it owns, handed out by this arena's allocator below its exposed prefix, so
-        // it lies inside the mapping.
-        let words = unsafe { self.base().add(offset as usize) }.cast::<u64>();
-        // At most 14 words: stored one by one rather than through a call to `memset`.
-        for i in 0..(class.payload() / 8) as usize {
-            // SAFETY: the block holds at least `class.payload()` bytes of 16-aligned
-            // payload (its class says so); it is no object's now, so no handle of this
-            // process reads or writes it meanwhile.
-            unsafe { words.add(i).write_volatile(0) };
+    /// Allocates a zeroed block of `size` bytes (at least a lock cell) aligned to `align`
+    /// (at least 8), owned by the calling process, that starts with a lock cell: a lock, or
+    /// the one block of a `Value`/`Array` made with its own lock (the cell, then the data).
+    /// Marked as a lock (`heap::LOCK_BLOCK`) so that a handle may name it as one; data is
+    /// never at its start.
+    pub(crate) fn alloc_lock_block(&self, size: u64, align: usize) -> Result<Allocation> {
+        if align > MAX_ALIGN {
+            return Err(Error::Alignment {
+                align,
+                max: MAX_ALIGN,
+            });
         }
-        Some(offset)
-    }
-
-    /// The arena's table of what processes hold in their caches: atomics, read and
-    /// written without the allocator's lock (see `cache.rs`).
-    fn cache_slots(&self) -> &[std::sync::atomic::AtomicU64] {
-        let header = self.base().cast::<ArenaHeader>();
-        // SAFETY: the header lies at the start of the mapping, which lives as long as
-        // `self`; only the table's atomics are referenced, not the `Cell`s of the heap
-        // state, which only the allocator lock's holder touches.
-        unsafe { &*std::ptr::addr_of!((*header).heap.cache_slots) }
-    }
-
-    /// Frees the used block at `payload`, owned by the calling process and allocated as
-    /// `class` (see `Allocation`), or keeps it in this process's cache.
-    pub(crate) fn free_owned(&self, payload: u64, class: Option<Class>) -> Result<()> {
-        if let Some(class) = class.filter(|&c| self.is_block_of(payload, c)) {
-            match self.inner.cache.put(class, payload, self.cache_slots()) {
-                Put::Kept => return Ok(()),
-                Put::NoSlot => {
-                    let me = self.owner_tag();
-                    return self.with_heap(|h| {
-                        h.free(payload, me)?;
-                        self.inner.cache.claim(&h.state().cache_slots, me);
-                        Ok(())
-                    });
-                }
-                Put::Refused => {}
-            }
-        }
-        let me = self.owner_tag();
-        self.with_heap(|h| h.free(payload, me))
-    }
-
-    /// Whether the used block at `payload` (one this process owns) is exactly a block of
-    /// `class`: its size, and its lock-cell mark. A block handed out whole because its
-    /// remainder was too small to split is larger, and is freed instead of cached.
-    fn is_block_of(&self, payload: u64, class: Class) -> bool {
-        // SAFETY: `payload` was handed out by this arena's allocator to this process, so
-        // its header word lies inside the mapping, 8-aligned; it is read atomically, as
-        // the allocator writes it (a neighbour's free may change its flags meanwhile).
-        let word = unsafe {
-            std::sync::atomic::AtomicU64::from_ptr(
-                self.base()
-                    .add((payload - heap::HDR) as usize)
-                    .cast::<u64>(),
-            )
-        }
-        .load(Relaxed);
-        word & heap::USED != 0
-            && word & !heap::FLAGS == class.block()
-            && (word & heap::LOCK_BLOCK != 0) == class.lock_cells()
-            && word & heap::RECORD_BLOCK == 0
-    }
-
-    /// Gives every block of this process's cache back to the allocator (held as `h`),
-    /// keeping its slot of the arena's table unless `release`.
-    pub(crate) fn flush_cache_and(&self, h: &heap::Heap<'_>, release: bool) -> Result<()> {
-        if let Some(blocks) = self.inner.cache.drain(&h.state().cache_slots, release) {
-            let me = self.owner_tag();
-            for payload in blocks {
-                h.free(payload, me)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Gives every block of this process's cache back, keeping its slot (before counting).
-    pub(crate) fn flush_cache(&self, h: &heap::Heap<'_>) -> Result<()> {
-        self.flush_cache_and(h, false)
-    }
-
-    /// Flushes this process's cache of the global arena, if there is one: called when a
-    /// child run by [`Process`](crate::Process) ends, so that its freed objects are free
-    /// in the arena when its parent learns that it has ended.
-    pub(crate) fn flush_global_cache() {
-        let published = GLOBAL.load(Acquire);
-        if !published.is_null() {
-            // SAFETY: a non-null pointer came from `Box::into_raw` in `try_global` and is
-            // never freed.
-            let global = unsafe { &*published };
-            if !global.inner.cache.holds_any() {
-                return;
-            }
-            // Nobody to report a failure to: the blocks then stay this process's, and are
-            // reclaimed as a dead process's.
-            let _ = global.with_heap(|h| global.flush_cache_and(h, true));
-        }
+        let (size, align) = (size.max(LOCK_CELL), align.max(8) as u64);
+        self.alloc_marked(size, align, heap::LOCK_BLOCK)
     }
 
     /// Counters of the allocator.

@@ -41,7 +41,7 @@ impl Arena {
         let found = self.with_heap(|h| h.find_or_create(&req))?;
         // This process's handle of the object, if it has one already: only of this very
         // object (same stamp), never of an earlier one at the same offset.
-        let data = match opened::find(self, found.object, found.stamp)? {
+        let data = match opened::find(self, found.object, found.stamp, opened::Role::of(O::KIND))? {
             Some((data, _)) => {
                 // Kept if the handle came from the parent process (so this one's use is
                 // counted too), else closed again.
@@ -62,11 +62,17 @@ impl Arena {
                     0 => block,
                     at => Arc::new(Allocation::part(block, at)),
                 };
-                match opened::insert(self, found.object, found.stamp, lock, data)? {
+                let role = opened::Role::of(O::KIND);
+                match opened::insert(self, found.object, found.stamp, lock, role, data)? {
                     opened::Inserted::Ok(data) => data,
                     opened::Inserted::OtherLock => {
                         return Err(crate::Error::Corrupted(format!(
                             "this process pairs the object {name:?} with another lock"
+                        )))
+                    }
+                    opened::Inserted::OtherRole(have) => {
+                        return Err(crate::Error::Corrupted(format!(
+                            "this process has the block of {name:?} open as {have}"
                         )))
                     }
                 }

@@ -4,6 +4,11 @@
 //! so that opening it again gives clones of one handle (one borrow mark, see
 //! `Allocation::borrow_mark`), never two independent ones whose guards could alias.
 //!
+//! Each slot also records what the block is open as (its [`Role`]): a block this process
+//! has open as one kind is never handed out as another (a forged handle of another kind
+//! naming it is refused), so safe code can never reach one object's words as another
+//! kind's (a `Condition`'s notify writing a `Value`'s data under a live guard's `&mut`).
+//!
 //! Each slot also holds the object's *stamp* (a named object's directory stamp, unique per
 //! created object; 0 for an unnamed one) and the offset of the lock paired with the data
 //! (0 if none yet). A slot whose stamp is not the directory's is an earlier object's at the
@@ -24,11 +29,37 @@ use std::sync::atomic::{
 };
 use std::sync::{Arc, Weak};
 
-use crate::arena::{Allocation, Arena};
+use crate::arena::{Allocation, Arena, ObjectKind};
 use crate::{Error, Result};
+
+/// What a block is open as in this process. The data kinds (`RawValue`, `RawArray`,
+/// `Value`, `Array`) share one role: a raw view and a locked wrapper of the same data
+/// share one handle, whose borrow mark stops raw access behind a guard.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Role(ObjectKind);
+
+impl Role {
+    /// The role of an object of `kind`.
+    pub(crate) fn of(kind: ObjectKind) -> Role {
+        Role(match kind {
+            ObjectKind::RawArray | ObjectKind::Value(_) | ObjectKind::Array(_) => {
+                ObjectKind::RawValue
+            }
+            k => k,
+        })
+    }
+
+    fn describe(self) -> String {
+        match self.0 {
+            ObjectKind::RawValue => "data (a RawValue, RawArray, Value or Array)".into(),
+            k => k.to_string(),
+        }
+    }
+}
 
 /// What the map holds of one block.
 struct Slot {
+    role: Role,
     stamp: u64,
     lock: u64,
     data: Weak<Allocation>,
@@ -106,14 +137,17 @@ fn with_map<R>(f: impl FnOnce(&mut Map) -> R) -> Result<R> {
 
 /// This process's handle of the object of stamp `stamp` whose block is at `block`, and
 /// the lock offset paired with it, if it has one.
+///
+/// A handle of another role is not returned (then [`insert`] refuses the block).
 pub(crate) fn find(
     arena: &Arena,
     block: u64,
     stamp: u64,
+    role: Role,
 ) -> Result<Option<(Arc<Allocation>, u64)>> {
     with_map(|m| {
         let slot = m.get(&(arena.id(), block))?;
-        if slot.stamp != stamp {
+        if slot.stamp != stamp || slot.role != role {
             return None;
         }
         Some((slot.data.upgrade()?, slot.lock))
@@ -126,16 +160,44 @@ pub(crate) enum Inserted {
     Ok(Arc<Allocation>),
     /// This process has another handle of the object, paired with another lock.
     OtherLock,
+    /// This process has the block open as another kind of object (described).
+    OtherRole(String),
 }
 
-/// Records `data` (paired with the lock at `lock`, 0 for none) as this process's handle
-/// of the object of stamp `stamp` whose block is at `block`, unless it has one already:
-/// then that one is returned, if its lock is `lock` (or either has none).
+impl Inserted {
+    /// The handle, or the error for opening the block from `handle` as `kind`
+    /// (`other_lock`: the reason when it is paired with another lock).
+    pub(crate) fn or_refuse(
+        self,
+        handle: &crate::handle::Handle,
+        kind: ObjectKind,
+        other_lock: &'static str,
+    ) -> Result<Arc<Allocation>> {
+        match self {
+            Inserted::Ok(data) => Ok(data),
+            Inserted::OtherLock => Err(Error::InvalidHandle {
+                text: handle.to_string(),
+                reason: other_lock,
+            }),
+            Inserted::OtherRole(have) => Err(Error::KindMismatch {
+                name: format!("handle {handle}"),
+                stored: format!("a block this process has open as {have}"),
+                requested: kind.to_string(),
+            }),
+        }
+    }
+}
+
+/// Records `data` (paired with the lock at `lock`, 0 for none) as this process's handle,
+/// in role `role`, of the object of stamp `stamp` whose block is at `block`, unless it has
+/// one already: then that one is returned, if its role is `role` and its lock is `lock`
+/// (or either has none).
 pub(crate) fn insert(
     arena: &Arena,
     block: u64,
     stamp: u64,
     lock: u64,
+    role: Role,
     data: Arc<Allocation>,
 ) -> Result<Inserted> {
     let first = with_map(|m| {
@@ -143,10 +205,12 @@ pub(crate) fn insert(
         let live = m
             .get(&key)
             .filter(|s| s.stamp == stamp)
-            .and_then(|s| Some((s.data.upgrade()?, s.lock)));
+            .and_then(|s| Some((s.data.upgrade()?, s.lock, s.role)));
         match live {
-            Some((first, have)) if have != 0 && lock != 0 && have != lock => Err((first, have)),
-            Some((first, have)) => {
+            // Checked first: whatever the locks, a block is one kind of object here.
+            Some((first, _, have)) if have != role => Err((first, Some(have))),
+            Some((first, have, _)) if have != 0 && lock != 0 && have != lock => Err((first, None)),
+            Some((first, have, _)) => {
                 if have == 0 && lock != 0 {
                     m.get_mut(&key).expect("just found").lock = lock;
                 }
@@ -155,7 +219,15 @@ pub(crate) fn insert(
             None => {
                 data.set_mapped(block);
                 let data = Arc::downgrade(&data);
-                m.insert(key, Slot { stamp, lock, data });
+                m.insert(
+                    key,
+                    Slot {
+                        role,
+                        stamp,
+                        lock,
+                        data,
+                    },
+                );
                 Ok(None)
             }
         }
@@ -164,29 +236,108 @@ pub(crate) fn insert(
     Ok(match first {
         Ok(Some(first)) => Inserted::Ok(first),
         Ok(None) => Inserted::Ok(data),
-        Err(_) => Inserted::OtherLock,
+        Err((_, None)) => Inserted::OtherLock,
+        Err((_, Some(have))) => Inserted::OtherRole(have.describe()),
     })
 }
 
-/// Records `data`, a handle this process just made of an object it owns (a new unnamed
-/// `Value`/`Array`, or one it just wrapped), paired with the lock at `lock`. Any earlier
-/// slot of the block is an ended object's (the block was free until now).
-pub(crate) fn record_owned(arena: &Arena, block: u64, lock: u64, data: &Arc<Allocation>) {
-    data.set_mapped(block);
-    let data = Arc::downgrade(data);
-    // A broken map only refuses later opens; nothing to record then.
-    let _ = with_map(|m| {
-        let old = m.insert(
-            (arena.id(), block),
+/// Records `data`, a handle this process owns of an unnamed `Value`/`Array`'s data (a new
+/// one, or a raw object it just wrapped: the data role), paired with the lock at `lock`.
+///
+/// A live slot of the block holding another handle is never replaced: that handle (a view
+/// opened by handle or by name, or one inherited from the parent process, of an object
+/// that had this block before) could reach the data behind a guard of this one. Then
+/// [`Error::AlreadyOpen`]. A slot of `data` itself (recorded when it was adopted) takes the
+/// lock. A dead slot is an ended object's and is replaced.
+pub(crate) fn record_owned(
+    arena: &Arena,
+    block: u64,
+    lock: u64,
+    data: &Arc<Allocation>,
+) -> Result<()> {
+    let role = Role::of(ObjectKind::RawValue);
+    let other = with_map(|m| {
+        let key = (arena.id(), block);
+        match m.get_mut(&key) {
+            Some(s) if std::ptr::eq(s.data.as_ptr(), Arc::as_ptr(data)) => {
+                s.lock = lock;
+                None
+            }
+            Some(s) if s.data.strong_count() > 0 => Some((s.role, s.stamp)),
+            _ => {
+                data.set_mapped(block);
+                let data = Arc::downgrade(data);
+                // Dropping the old slot drops a `Weak`, never an `Allocation`.
+                m.insert(
+                    key,
+                    Slot {
+                        role,
+                        stamp: 0,
+                        lock,
+                        data,
+                    },
+                );
+                None
+            }
+        }
+    });
+    match other {
+        Ok(Some((have, stamp))) => Err(already_open(block, have, stamp)),
+        // A broken map refuses every later open: no second handle can be made, nothing
+        // to record.
+        Ok(None) | Err(_) => Ok(()),
+    }
+}
+
+/// This process's one handle of the block at `block`, which it has just taken ownership
+/// of (`Allocation::adopt`): the handle it has of it as data already (a view opened by
+/// handle, or inherited from its parent), else `fresh`, recorded. A live handle of the
+/// block as anything else (another kind, a named object) is refused.
+pub(crate) fn adopt(arena: &Arena, block: u64, fresh: Arc<Allocation>) -> Result<Arc<Allocation>> {
+    let role = Role::of(ObjectKind::RawValue);
+    let found = with_map(|m| {
+        let key = (arena.id(), block);
+        if let Some(s) = m.get(&key) {
+            if let Some(live) = s.data.upgrade() {
+                // Handed out of the closure either way: an `Arc` is dropped only with the
+                // map's lock released.
+                return if s.role == role && s.stamp == 0 {
+                    Ok(live)
+                } else {
+                    Err((live, s.role, s.stamp))
+                };
+            }
+        }
+        fresh.set_mapped(block);
+        m.insert(
+            key,
             Slot {
+                role,
                 stamp: 0,
-                lock,
-                data,
+                lock: 0,
+                data: Arc::downgrade(&fresh),
             },
         );
-        // Dropping a `Weak` drops no `Allocation`.
-        drop(old);
-    });
+        Ok(fresh.clone())
+    })?;
+    match found {
+        Ok(data) => Ok(data),
+        Err((live, have, stamp)) => {
+            drop(live);
+            Err(already_open(block, have, stamp))
+        }
+    }
+}
+
+fn already_open(block: u64, have: Role, stamp: u64) -> Error {
+    Error::AlreadyOpen {
+        offset: block,
+        open_as: if stamp != 0 {
+            format!("a named {}", have.describe())
+        } else {
+            have.describe()
+        },
+    }
 }
 
 /// Forgets the slot of the block at `block`, if its handle is gone.
@@ -197,4 +348,47 @@ pub(crate) fn forget(arena: &Arena, block: u64) {
             m.remove(&key);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A block open here as one role is refused as another, in both orders, and given
+    /// again (the same handle) to its own role.
+    #[test]
+    fn a_block_is_open_as_one_role_only() {
+        let arena = Arena::with_capacity(1 << 16).unwrap();
+        let roles = [
+            (
+                ObjectKind::Value(crate::arena::LockKind::Lock),
+                ObjectKind::Condition,
+            ),
+            (ObjectKind::Event, ObjectKind::RawArray),
+            (ObjectKind::Semaphore, ObjectKind::BoundedSemaphore),
+            (ObjectKind::Queue, ObjectKind::Barrier),
+        ];
+        for (first, second) in roles.into_iter().flat_map(|(a, b)| [(a, b), (b, a)]) {
+            let data = Arc::new(arena.alloc(64, 8).unwrap());
+            let block = data.offset();
+            let (r1, r2) = (Role::of(first), Role::of(second));
+            let got = insert(&arena, block, 0, 0, r1, data.clone()).unwrap();
+            assert!(matches!(got, Inserted::Ok(ref d) if Arc::ptr_eq(d, &data)));
+            let again = Arc::new(Allocation::borrowed(arena.clone(), block));
+            match insert(&arena, block, 0, 0, r2, again).unwrap() {
+                Inserted::OtherRole(have) => assert_eq!(have, r1.describe()),
+                _ => panic!("{second} got the block open here as {first}"),
+            }
+            let again = Arc::new(Allocation::borrowed(arena.clone(), block));
+            let got = insert(&arena, block, 0, 0, r1, again).unwrap();
+            assert!(matches!(got, Inserted::Ok(ref d) if Arc::ptr_eq(d, &data)));
+            assert!(find(&arena, block, 0, r2).unwrap().is_none());
+            assert!(find(&arena, block, 0, r1).unwrap().is_some());
+        }
+        // The data kinds share one role: a raw view and a wrapper share the handle.
+        assert_eq!(
+            Role::of(ObjectKind::RawValue),
+            Role::of(ObjectKind::Array(crate::arena::LockKind::RLock))
+        );
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::arena::opened::{self, Inserted};
+use crate::arena::opened::{self, Role};
 use crate::arena::{Allocation, Arena, NamedObject, LOCK_CELL};
 use crate::handle::open::check_kind;
 use crate::handle::resolve::resolve;
@@ -69,9 +69,12 @@ impl Event {
         } else {
             Allocation::borrowed(arena.clone(), t.block)
         });
-        match opened::insert(arena, t.block, t.stamp, 0, data)? {
-            Inserted::Ok(data) => Ok(Event::from_alloc(data)),
-            Inserted::OtherLock => Err(bad("this process has this block open as another object")),
-        }
+        let kind = <Self as NamedObject>::KIND;
+        let data = opened::insert(arena, t.block, t.stamp, 0, Role::of(kind), data)?.or_refuse(
+            handle,
+            kind,
+            "this process has this block open as another object",
+        )?;
+        Ok(Event::from_alloc(data))
     }
 }

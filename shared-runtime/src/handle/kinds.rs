@@ -3,8 +3,8 @@
 use std::mem::{align_of, size_of};
 use std::sync::Arc;
 
-use crate::arena::opened::{self, Inserted};
-use crate::arena::{Allocation, Arena, NamedObject, ObjectKind, LOCK_CELL};
+use crate::arena::opened::{self, Role};
+use crate::arena::{data_offset, Allocation, Arena, NamedObject, ObjectKind, LOCK_CELL};
 use crate::handle::open::{check_kind, check_layout};
 use crate::handle::resolve::resolve;
 use crate::handle::Handle;
@@ -48,7 +48,15 @@ fn open_synced<T: SharedType>(
         return Err(bad(h, "an offset in it is misaligned"));
     }
     let t = arena.with_heap(|heap| resolve(heap, arena, h, bytes))?;
+    // One block: a named object's, or an unnamed one made with its own lock.
     let named = t.block == h.lock;
+    if named && t.stamp == 0 && h.offset - h.lock != data_offset(kind, align) {
+        // (An unnamed block: no open record was made that would need closing.)
+        return Err(bad(
+            h,
+            "its data offset is not where its block keeps the data",
+        ));
+    }
     let whole = block_handle(arena, t.block, t.record);
     let data = if named {
         Arc::new(Allocation::part(whole, h.offset - h.lock))
@@ -61,15 +69,11 @@ fn open_synced<T: SharedType>(
     } else {
         Some(block_handle(arena, h.lock, t.lock_record))
     };
-    let data = match opened::insert(arena, t.block, t.stamp, h.lock, data)? {
-        Inserted::Ok(data) => data,
-        Inserted::OtherLock => {
-            return Err(bad(
-                h,
-                "this process has the object open with another lock: use the handle it has",
-            ))
-        }
-    };
+    let data = opened::insert(arena, t.block, t.stamp, h.lock, Role::of(kind), data)?.or_refuse(
+        h,
+        kind,
+        "this process has the object open with another lock: use the handle it has",
+    )?;
     let lock = match (lock, data.parent()) {
         (None, Some(p)) if p.offset() == h.lock => p.clone(),
         (Some(lock), None) => lock,
@@ -134,7 +138,7 @@ impl<T: SharedType, K: Reentrancy> Synchronized<RawValue<T>, GenericLock<K>> {
         }
         let (data, lock) = open_synced::<T>(arena, handle, <Self as NamedObject>::KIND)?;
         let lock = GenericLock::from_core(LockCore::from_alloc(lock));
-        Ok(Synchronized::from_parts(RawValue::from_arc(data), lock))
+        Ok(Synchronized::from_opened(RawValue::from_arc(data), lock))
     }
 }
 
@@ -180,7 +184,7 @@ impl<T: SharedType, K: Reentrancy> Synchronized<RawArray<T>, GenericLock<K>> {
         let len = usize::try_from(handle.len).map_err(|_| bad(handle, "its length overflows"))?;
         let (data, lock) = open_synced::<T>(arena, handle, <Self as NamedObject>::KIND)?;
         let lock = GenericLock::from_core(LockCore::from_alloc(lock));
-        Ok(Synchronized::from_parts(
+        Ok(Synchronized::from_opened(
             RawArray::from_arc(data, len),
             lock,
         ))

@@ -3,7 +3,7 @@
 use std::mem::{align_of, size_of};
 use std::sync::Arc;
 
-use crate::arena::opened::{self, Inserted};
+use crate::arena::opened::{self, Role};
 use crate::arena::registry::type_label;
 use crate::arena::{Allocation, Arena, ObjectKind};
 use crate::handle::resolve::resolve;
@@ -81,12 +81,7 @@ fn open<T: SharedType>(arena: &Arena, h: &Handle, array: bool) -> Result<Arc<All
         .and_then(|n| n.checked_mul(size_of::<T>()))
         .ok_or(bad("its length overflows"))?;
     if h.owned {
-        return Ok(Arc::new(Allocation::adopt(
-            arena,
-            h.offset,
-            bytes,
-            align_of::<T>(),
-        )?));
+        return Allocation::adopt(arena, h.offset, bytes, align_of::<T>());
     }
     if h.offset % align_of::<T>() as u64 != 0 {
         return Err(bad("its offset is misaligned"));
@@ -97,10 +92,12 @@ fn open<T: SharedType>(arena: &Arena, h: &Handle, array: bool) -> Result<Arc<All
     } else {
         Allocation::borrowed(arena.clone(), t.block)
     });
-    match opened::insert(arena, t.block, t.stamp, 0, data)? {
-        Inserted::Ok(data) => Ok(data),
-        Inserted::OtherLock => unreachable!("a raw object is inserted with no lock"),
-    }
+    // A raw object is inserted with no lock: only another role is refused.
+    opened::insert(arena, t.block, t.stamp, 0, Role::of(kind), data)?.or_refuse(
+        h,
+        kind,
+        "this process has the object open with another lock",
+    )
 }
 
 impl<T: SharedType> RawValue<T> {

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::arena::opened::{self, Inserted};
+use crate::arena::opened::{self, Role};
 use crate::arena::{Allocation, Arena, NamedObject, ObjectKind, Parts, Shape};
 use crate::handle::open::{check_kind, check_layout};
 use crate::handle::resolve::resolve;
@@ -91,7 +91,8 @@ impl<T: SharedType> Queue<T> {
     /// # Errors
     /// [`Error::KindMismatch`] for a handle of another kind, [`Error::LayoutMismatch`] for
     /// another element type, [`Error::InvalidHandle`] for another arena, a block too small
-    /// for the capacity, an owning handle, or a queue this process owns (use the handle it
+    /// for the capacity, a capacity other than the one the queue's header records, an
+    /// owning handle, or a queue this process owns (use the handle it
     /// has).
     ///
     /// ```
@@ -134,15 +135,24 @@ impl<T: SharedType> Queue<T> {
         } else {
             Allocation::borrowed(arena.clone(), t.block)
         });
-        let data = match opened::insert(arena, t.block, t.stamp, 0, data)? {
-            Inserted::Ok(data) => data,
-            Inserted::OtherLock => {
-                return Err(bad("this process has this block open as another object"))
-            }
-        };
+        let kind = <Self as NamedObject>::KIND;
+        let data = opened::insert(arena, t.block, t.stamp, 0, Role::of(kind), data)?.or_refuse(
+            handle,
+            kind,
+            "this process has this block open as another object",
+        )?;
         // SAFETY: `resolve` checked that the block holds `bytes` =
         // `block_bytes::<T>(len)` bytes; its offset is aligned (checked above) and block
         // payloads are 8-aligned in the mapping.
-        Ok(unsafe { Queue::from_block(block_of(data), handle.len) })
+        let queue = unsafe { Queue::from_block(block_of(data), handle.len) };
+        // A handle of a smaller capacity fits in the block too: only the header can tell
+        // (a queue opened so would refuse every push and pop, yet could close it).
+        if queue.stored_capacity() != handle.len {
+            return Err(bad(
+                "its capacity is not the one the queue's header records (a forged or \
+                 damaged handle, or a header another process overwrote)",
+            ));
+        }
+        Ok(queue)
     }
 }

@@ -11,11 +11,19 @@
 //!   it), so a second, independent handle of its data can never exist here;
 //! - a lock offset must name a lock: a block made as an unnamed lock cell (`LOCK_BLOCK`)
 //!   or a named lock of that kind, never data;
+//! - an unnamed `Value`/`Array` made with its own lock is one `LOCK_BLOCK` block, like a
+//!   named one: its handle's lock is the block, its data offset lies inside it after the
+//!   lock cell; a raw handle naming such data is refused (the data is reached through the
+//!   `Value`'s or `Array`'s handle, with its lock);
 //! - data is never a lock cell or an open record (`RECORD_BLOCK`): another process's open
 //!   record, written through a data handle, could otherwise be erased, freeing a removed
-//!   object while it is still open.
+//!   object while it is still open;
+//! - an unnamed synchronization object (`Event`, `Condition`, semaphores, `Barrier`,
+//!   `Queue`) is opened only from a block tagged as made for its kind (`KIND_TAG`), and data
+//!   never from a tagged block: a forged handle cannot make one object's words another
+//!   kind's.
 
-use crate::arena::heap::{Heap, HDR, LOCK_BLOCK, RECORD_BLOCK};
+use crate::arena::heap::{tag_code, Heap, HDR, LOCK_BLOCK, RECORD_BLOCK};
 use crate::arena::registry::{Entry, ORPHAN_OWNER, REGISTRY_OWNER};
 use crate::arena::{data_offset, Arena, ObjectKind, LOCK_CELL};
 use crate::handle::Handle;
@@ -54,6 +62,32 @@ fn is_lock_block(heap: &Heap<'_>, at: u64) -> Result<bool> {
 /// Whether the used block whose payload is at `at` is an open record (`records.rs`).
 fn is_record_block(heap: &Heap<'_>, at: u64) -> Result<bool> {
     Ok(heap.word(heap.used_block(at)?) & RECORD_BLOCK != 0)
+}
+
+/// Checks the kind tag of the unnamed used block at `at` (`heap::KIND_TAG`): a
+/// synchronization object's handle names only a block made as that kind, a data handle
+/// (`RawValue`, `RawArray`, `Value`, `Array`) only an untagged block.
+fn check_tag(heap: &Heap<'_>, h: &Handle, at: u64, kind: ObjectKind) -> Result<()> {
+    let tag = tag_code(heap.word(heap.used_block(at)?));
+    let want = match kind {
+        ObjectKind::RawValue
+        | ObjectKind::RawArray
+        | ObjectKind::Value(_)
+        | ObjectKind::Array(_) => 0,
+        k => k.code(),
+    };
+    if tag == want {
+        return Ok(());
+    }
+    Err(Error::KindMismatch {
+        name: format!("handle {h}"),
+        stored: match ObjectKind::from_code(tag) {
+            Some(k) if tag != 0 => format!("a block made for an unnamed {k}"),
+            _ if tag == 0 => "a block made for data or another kind of object".into(),
+            _ => format!("a block tagged with unknown kind code {tag}"),
+        },
+        requested: kind.to_string(),
+    })
 }
 
 /// The entry of the named object whose block is `block`, checked against `h`.
@@ -118,7 +152,10 @@ pub(crate) fn resolve(heap: &Heap<'_>, arena: &Arena, h: &Handle, bytes: u64) ->
         | ObjectKind::BoundedSemaphore
         | ObjectKind::Barrier
         | ObjectKind::Queue => {
-            let who = owner(heap, h.offset)?;
+            let who = match owner(heap, h.offset) {
+                Ok(who) => who,
+                Err(e) => return Err(inside_locked_block(heap, h, me).unwrap_or(e)),
+            };
             if heap.payload_capacity(h.offset)? < bytes {
                 return Err(bad(h, "the object it names is smaller than it says"));
             }
@@ -152,7 +189,10 @@ pub(crate) fn resolve(heap: &Heap<'_>, arena: &Arena, h: &Handle, bytes: u64) ->
                     h,
                     "it names another process's open record of a named object, not data",
                 )),
-                _ => Ok(unnamed(h.offset)),
+                _ => {
+                    check_tag(heap, h, h.offset, h.kind)?;
+                    Ok(unnamed(h.offset))
+                }
             }
         }
         ObjectKind::Value(k) | ObjectKind::Array(k) => {
@@ -179,7 +219,34 @@ pub(crate) fn resolve(heap: &Heap<'_>, arena: &Arena, h: &Handle, bytes: u64) ->
                 ORPHAN_OWNER => return Err(removed()),
                 _ => {}
             }
-            // An unnamed Value/Array: data in a block of its own, lock in another.
+            // An unnamed Value/Array made with its own lock: data after the lock cell, in
+            // the lock's block (the layout of a named one).
+            let cap = heap.payload_capacity(h.lock)?;
+            if h.offset >= h.lock && h.offset - h.lock < cap {
+                let at = h.offset - h.lock;
+                match owner(heap, h.lock)? {
+                    REGISTRY_OWNER => return Err(bad(h, "its data offset is inside a named lock")),
+                    w if w == me => {
+                        return Err(bad(
+                            h,
+                            "this process owns the object: use (a clone of) the handle it has",
+                        ))
+                    }
+                    _ if !is_lock_block(heap, h.lock)? => {
+                        return Err(bad(h, "its lock offset names no lock"))
+                    }
+                    _ => {}
+                }
+                if at < LOCK_CELL {
+                    return Err(bad(h, "its data offset is inside its lock cell"));
+                }
+                if cap - at < bytes {
+                    return Err(bad(h, "the object it names is smaller than it says"));
+                }
+                return Ok(unnamed(h.lock));
+            }
+            // An unnamed Value/Array with a lock of its own choosing: data in a block of its
+            // own, lock in another.
             match owner(heap, h.offset)? {
                 REGISTRY_OWNER | ORPHAN_OWNER => {
                     return Err(bad(h, "its data is a named object of another kind"))
@@ -199,7 +266,7 @@ pub(crate) fn resolve(heap: &Heap<'_>, arena: &Arena, h: &Handle, bytes: u64) ->
                         "its data offset names another process's open record, not data",
                     ))
                 }
-                _ => {}
+                _ => check_tag(heap, h, h.offset, h.kind)?,
             }
             if heap.payload_capacity(h.offset)? < bytes {
                 return Err(bad(h, "the object it names is smaller than it says"));
@@ -226,4 +293,37 @@ fn named_entry_lock(heap: &Heap<'_>, h: &Handle, k: crate::arena::LockKind) -> R
         Some(e) if e.kind() == Some(ObjectKind::Lock(k)) => Ok(()),
         _ => Err(bad(h, "its lock offset names no lock of its kind")),
     }
+}
+
+/// Why a raw handle whose offset starts no block is refused, if that offset is the data
+/// of an unnamed `Value`/`Array` made with its own lock (after the lock cell, in one block):
+/// such data is reached through its `Value`'s or `Array`'s handle, whose lock guards it.
+fn inside_locked_block(heap: &Heap<'_>, h: &Handle, me: u32) -> Option<Error> {
+    let mut align = 8;
+    while align <= crate::arena::MAX_ALIGN as u64 {
+        let at = data_offset(ObjectKind::Value(crate::arena::LockKind::Lock), align);
+        align *= 2;
+        let Some(block) = h.offset.checked_sub(at) else {
+            break;
+        };
+        // Errors here only mean "no lock block starts there".
+        if !is_lock_block(heap, block).unwrap_or(false)
+            || heap.payload_capacity(block).map_or(true, |cap| cap <= at)
+        {
+            continue;
+        }
+        return Some(match owner(heap, block) {
+            Ok(w) if w == me => bad(
+                h,
+                "this process owns the object (the data of a Value or Array, in one block with \
+                 its lock): use (a clone of) the handle it has",
+            ),
+            _ => bad(
+                h,
+                "it names the data of a Value or Array, which shares one block with its lock: \
+                 open the Value's or Array's handle",
+            ),
+        });
+    }
+    None
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::arena::opened::{self, Inserted};
+use crate::arena::opened::{self, Role};
 use crate::arena::{Allocation, Arena, NamedObject};
 use crate::handle::open::check_kind;
 use crate::handle::resolve::resolve;
@@ -75,12 +75,13 @@ impl<B: Boundedness> GenericSemaphore<B> {
         } else {
             Allocation::borrowed(arena.clone(), t.block)
         });
-        let sem = match opened::insert(arena, t.block, t.stamp, 0, data)? {
-            Inserted::Ok(data) => Self::from_alloc(data),
-            Inserted::OtherLock => {
-                return Err(bad("this process has this block open as another object"))
-            }
-        };
+        let kind = <Self as NamedObject>::KIND;
+        let data = opened::insert(arena, t.block, t.stamp, 0, Role::of(kind), data)?.or_refuse(
+            handle,
+            kind,
+            "this process has this block open as another object",
+        )?;
+        let sem = Self::from_alloc(data);
         // The handle's letter is only text: the block's own kind word decides (a
         // BoundedSemaphore never opens as a Semaphore, which would release past its bound).
         if !sem.tagged_as_mine() {

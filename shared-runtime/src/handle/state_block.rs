@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::arena::opened::{self, Inserted};
+use crate::arena::opened::{self, Role};
 use crate::arena::{Allocation, Arena, ObjectKind};
 use crate::handle::open::check_kind;
 use crate::handle::resolve::resolve;
@@ -55,8 +55,9 @@ pub(crate) fn open_state_block(
     } else {
         Allocation::borrowed(arena.clone(), t.block)
     });
-    match opened::insert(arena, t.block, t.stamp, 0, data)? {
-        Inserted::Ok(data) => Ok(data),
-        Inserted::OtherLock => Err(bad("this process has this block open as another object")),
-    }
+    opened::insert(arena, t.block, t.stamp, 0, Role::of(kind), data)?.or_refuse(
+        handle,
+        kind,
+        "this process has this block open as another object",
+    )
 }

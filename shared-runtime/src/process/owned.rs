@@ -117,7 +117,7 @@ pub struct Process<T = ()> {
 
 impl<T: SharedType> Process<T> {
     /// Forks a child that runs `f` and exits: with code 0 if `f` returns (its value goes
-    /// back to the parent through the arena), with code [`PANIC_EXIT_CODE`] if it panics
+    /// back to the parent through the arena), with code [`PANIC_EXIT_CODE`](crate::PANIC_EXIT_CODE) if it panics
     /// (the panic message goes to standard error, and to the parent).
     ///
     /// `f` must own what it uses: move clones of shared objects into it. A closure that

@@ -35,7 +35,7 @@ pub struct RawArray<T: SharedType> {
 }
 
 /// Bytes for `len` elements of `T`, or the error that says why not.
-fn byte_len<T>(len: usize) -> Result<usize> {
+pub(crate) fn byte_len<T>(len: usize) -> Result<usize> {
     len.checked_mul(size_of::<T>())
         .filter(|&n| n <= isize::MAX as usize)
         .ok_or(Error::SizeOverflow {
@@ -426,7 +426,7 @@ impl<T: SharedType> RawArray<T> {
     pub fn from_offset_in(arena: &Arena, offset: u64, len: usize) -> Result<Self> {
         let alloc = Allocation::adopt(arena, offset, byte_len::<T>(len)?, align_of::<T>())?;
         Ok(RawArray {
-            alloc: Arc::new(alloc),
+            alloc,
             len,
             _type: PhantomData,
         })

@@ -7,8 +7,8 @@ mod copy;
 pub(crate) mod racy;
 mod value;
 
-pub(crate) use array::resolve;
 pub use array::RawArray;
+pub(crate) use array::{byte_len, resolve};
 pub use atomic::AtomicInteger;
 pub use copy::{copy, copy_in, copy_slice, copy_slice_in};
 pub use value::RawValue;

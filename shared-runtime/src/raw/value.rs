@@ -197,6 +197,9 @@ impl<T: SharedType> RawValue<T> {
     /// damaged, or if this process is not its owner (a forked child's copy of its parent's
     /// value).
     /// [`Error::StillCloned`](crate::Error::StillCloned) if other clones of this handle are alive.
+    /// [`Error::SharesBlock`](crate::Error::SharesBlock) for the data of a
+    /// [`Value`](crate::Value) made with its own lock (from `into_parts`), which shares one
+    /// block with that lock.
     ///
     /// ```
     /// use shared_runtime::{Arena, RawValue};
@@ -211,12 +214,16 @@ impl<T: SharedType> RawValue<T> {
     }
 
     /// Takes over a value given up with [`into_offset`](Self::into_offset): the calling
-    /// process becomes its owner and frees it on drop.
+    /// process becomes its owner and frees it on drop. If this process already has a view
+    /// of the block as data (opened from a borrowed handle), that view's handle becomes the
+    /// owner and is the one returned: they are clones.
     ///
     /// # Errors
     /// [`Error::Corrupted`](crate::Error::Corrupted) if no value was given up at `offset`,
-    /// if it was already taken over, or if the block there is too small or misaligned for
-    /// a `T`.
+    /// if it was already taken over, if the block there is too small or misaligned for
+    /// a `T`, or if it was made for a lock or a synchronization object;
+    /// [`Error::AlreadyOpen`](crate::Error::AlreadyOpen) if this process has the block open
+    /// as another kind of object.
     ///
     /// ```
     /// let v = shared_runtime::RawValue::new(1u8)?;
@@ -227,7 +234,7 @@ impl<T: SharedType> RawValue<T> {
     pub fn from_offset_in(arena: &Arena, offset: u64) -> Result<Self> {
         let alloc = Allocation::adopt(arena, offset, size_of::<T>(), align_of::<T>())?;
         Ok(RawValue {
-            alloc: Arc::new(alloc),
+            alloc,
             _type: PhantomData,
         })
     }

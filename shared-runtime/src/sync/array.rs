@@ -7,6 +7,7 @@ use crate::arena::Arena;
 use crate::raw::RawArray;
 use crate::sync::guard::SyncGuard;
 use crate::sync::lock::{RLock, SharedLock};
+use crate::sync::own_lock;
 use crate::sync::synchronized::{Array, Synchronized};
 use crate::{CChar, Locked, Place, Result, SharedType};
 
@@ -27,7 +28,7 @@ impl<T: SharedType> Array<T, RLock> {
         Self::zeroed_in(Arena::try_global()?, len)
     }
 
-    /// [`zeroed`](Self::zeroed) in `arena` (array and lock both).
+    /// [`zeroed`](Self::zeroed) in `arena` (array and lock both, in one block).
     ///
     /// # Errors
     /// As [`zeroed`](Self::zeroed).
@@ -38,7 +39,7 @@ impl<T: SharedType> Array<T, RLock> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn zeroed_in(arena: &Arena, len: usize) -> Result<Self> {
-        Self::zeroed_with_lock_in(arena, len, RLock::new_in(arena)?)
+        own_lock::array_in(arena, len, None)
     }
 
     /// A new array holding a copy of `items`, guarded by a fresh [`RLock`], in the global
@@ -68,7 +69,7 @@ impl<T: SharedType> Array<T, RLock> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn from_slice_in(arena: &Arena, items: &[T]) -> Result<Self> {
-        Self::from_slice_with_lock_in(arena, items, RLock::new_in(arena)?)
+        own_lock::array_in(arena, items.len(), Some(items))
     }
 }
 
@@ -99,10 +100,7 @@ impl<T: SharedType, L: SharedLock> Array<T, L> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn zeroed_with_lock_in(arena: &Arena, len: usize, lock: L) -> Result<Self> {
-        Ok(Synchronized::from_parts(
-            RawArray::zeroed_in(arena, len)?,
-            lock,
-        ))
+        Synchronized::from_parts(RawArray::zeroed_in(arena, len)?, lock)
     }
 
     /// A new array holding a copy of `items`, guarded by `lock`, in the global arena.
@@ -135,10 +133,7 @@ impl<T: SharedType, L: SharedLock> Array<T, L> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn from_slice_with_lock_in(arena: &Arena, items: &[T], lock: L) -> Result<Self> {
-        Ok(Synchronized::from_parts(
-            RawArray::from_slice_in(arena, items)?,
-            lock,
-        ))
+        Synchronized::from_parts(RawArray::from_slice_in(arena, items)?, lock)
     }
 
     /// The number of elements (no lock needed: it never changes).

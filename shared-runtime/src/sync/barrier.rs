@@ -6,10 +6,10 @@ use std::sync::atomic::{
     AtomicU32,
     Ordering::{Acquire, Relaxed, Release},
 };
-use std::sync::Arc;
+use std::sync::{Arc, TryLockError};
 use std::time::{Duration, Instant};
 
-use crate::arena::{Allocation, Arena, LOCK_CELL};
+use crate::arena::{Allocation, Arena, ObjectKind, LOCK_CELL};
 use crate::sync::{Lock, LockCore, LockGuard};
 use crate::sys::futex::POLL;
 use crate::sys::futex_word::{wait_while_equal, wake_all, Nap};
@@ -60,6 +60,12 @@ struct BarrierState {
 /// dies inside the barrier's short critical section (its lock held) leaves the count
 /// unknown; the next process to take the lock — a waiter notices the dead holder within
 /// 50 ms — breaks the barrier rather than guess, and `reset` makes it usable again.
+///
+/// **Polling, and its cost**: every sleeping waiter wakes every 50 ms (the crate's `POLL`)
+/// to check whether the barrier's lock holder has died (a futex wait is not woken by a
+/// death): a system call and a liveness probe, about 20 per second per waiter, back to
+/// sleep at once if all is well. A waiter in another pid namespace than the arena's cannot
+/// prove a holder dead, so there only [`wait_timeout`](Self::wait_timeout) ends.
 ///
 /// A waiter that sleeps through 32 further rounds (possible only when more processes than
 /// `parties` use the barrier) cannot tell how its own round ended any more, and gets
@@ -170,7 +176,7 @@ impl Barrier {
         let parties = check_parties(parties)?;
         // Its lock will be taken by this thread: say now if it cannot be identified.
         arena.lock_identity()?;
-        let alloc = arena.alloc(BARRIER_BYTES as usize, 8)?;
+        let alloc = arena.alloc_tagged(BARRIER_BYTES as usize, 8, ObjectKind::Barrier)?;
         // SAFETY: a fresh, zeroed block of BARRIER_BYTES, 8-aligned: a free lock cell, then
         // the state, of which the party count is written here, before anyone can see it.
         unsafe { write_parties(alloc.ptr(), parties) };
@@ -267,17 +273,19 @@ impl Barrier {
     /// assert!(matches!(b.wait(), Err(Error::BrokenBarrier)));
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
+    ///
+    /// Lock-free: it never waits, even for a party stalled inside the barrier's lock.
     pub fn abort(&self) {
-        let (_g, poisoned) = self.locked();
-        self.break_locked();
-        if poisoned {
-            self.lock.clear_poison();
-        }
+        self.break_lock_free(None);
     }
 
     /// Returns the barrier to its empty, unbroken state (Python's `reset()`): parties
     /// waiting in the current round get [`Error::BrokenBarrier`]; later waits start a new
     /// round. Also repairs a barrier broken by a party that died inside it.
+    ///
+    /// It takes the barrier's lock, so it waits, as [`Lock::lock`](crate::Lock::lock)
+    /// does, while a live party is inside the barrier's short critical section (one stopped
+    /// there stops it; a dead one is taken over).
     ///
     /// ```
     /// let b = shared_runtime::Barrier::new(1)?;
@@ -290,7 +298,7 @@ impl Barrier {
     pub fn reset(&self) {
         let (_g, poisoned) = self.locked();
         let r = self.state().round.load(Relaxed);
-        self.end_round(r, false);
+        self.end_round_unreleased(r);
         if poisoned {
             self.lock.clear_poison();
         }
@@ -328,6 +336,17 @@ impl Barrier {
     /// time runs out the barrier is broken (Python's rule), this party gets
     /// [`Error::BrokenBarrier`], and so does every other waiter at once.
     ///
+    /// The timeout bounds everything, taking the barrier's lock included: if a live party
+    /// holds it (stopped inside the short critical section) until the time runs out, the
+    /// barrier is broken without the lock, and this party gets `BrokenBarrier`.
+    ///
+    /// So a zero or very short timeout can break the current round although every party
+    /// is alive and on time: if another party holds the lock for a moment (arriving, or
+    /// taking its wake-up) when this call starts, this one may run out of time before it
+    /// gets the lock, even as the last party, whose arrival would have completed the round.
+    /// That is Python's rule (a timed-out wait breaks the barrier), kept as is: give a
+    /// timeout well above scheduling delays, or use [`wait`](Self::wait).
+    ///
     /// # Errors
     /// As [`wait`](Self::wait).
     ///
@@ -348,15 +367,28 @@ impl Barrier {
         self.wait_until(Instant::now().checked_add(timeout))
     }
 
-    /// Holds the barrier's lock, for tests that kill a party inside it.
+    /// Holds the barrier's lock, for tests that kill or stall a party inside it. Only with
+    /// the `test-hooks` feature.
+    ///
+    /// ```
+    /// let b = shared_runtime::Barrier::new(2)?;
+    /// let g = b.hold_lock_for_tests();
+    /// # drop(g);
+    /// # Ok::<(), shared_runtime::Error>(())
+    /// ```
     #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
     pub fn hold_lock_for_tests(&self) -> LockGuard<'_> {
         self.locked().0
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> Result<BarrierWaitResult> {
         let s = self.state();
-        let (g, poisoned) = self.locked();
+        let Some((g, poisoned)) = self.locked_by(deadline) else {
+            // A live party held the lock until our time ran out.
+            self.break_lock_free(None);
+            return Err(Error::BrokenBarrier);
+        };
         if poisoned {
             return Err(self.break_poisoned(g));
         }
@@ -374,7 +406,11 @@ impl Barrier {
             )));
         }
         if index + 1 == self.parties {
-            self.end_round(round, true);
+            if !self.release_round(round) {
+                // Broken without the lock meanwhile (a timed-out waiter, `abort`).
+                s.count.store(0, Relaxed);
+                return Err(Error::BrokenBarrier);
+            }
             drop(g);
             wake_all(&s.round);
             return Ok(BarrierWaitResult {
@@ -407,9 +443,10 @@ impl Barrier {
             };
             let quiet = wait_while_equal(&s.round, round, Some(nap)) == Nap::TimedOut;
             if quiet && s.round.load(Acquire) == round && self.lock.core().holder_proven_dead() {
-                // A party died inside the lock: take it over, which breaks the barrier.
-                let (g, poisoned) = self.locked();
-                if poisoned {
+                // A party died inside the lock: take it over, which breaks the barrier (a
+                // timed waiter waits for the lock no longer than its time: if a live party
+                // takes it first, the loop goes on and the deadline ends it).
+                if let Some((g, true)) = self.locked_by(deadline) {
                     self.break_poisoned(g);
                 }
             }
@@ -435,18 +472,42 @@ impl Barrier {
         }
     }
 
-    /// The time ran out in round `round`: break it, unless it has just ended.
+    /// The time ran out in round `round`: break it, unless it has just ended. Lock-free,
+    /// so that it never waits for a party inside the lock.
     fn time_out(&self, round: u32) -> Result<()> {
-        let (g, poisoned) = self.locked();
-        if poisoned {
-            return Err(self.break_poisoned(g));
+        if self.break_lock_free(Some(round)) {
+            Err(Error::BrokenBarrier)
+        } else {
+            self.outcome(round)
         }
-        if self.state().round.load(Relaxed) != round {
-            drop(g);
-            return self.outcome(round);
+    }
+
+    /// Breaks the barrier without its lock and wakes every waiter: the round word gets
+    /// [`BROKEN`] by compare-and-swap, so a party inside the lock that ends the round at the
+    /// same moment finds it broken (see [`release_round`](Self::release_round)) instead of
+    /// overwriting the break. The count is left as it is: nothing reads it while the
+    /// barrier is broken, and `reset` (with the lock) empties it. With `only`, only round
+    /// `only` (unbroken) is broken: `false` if the word no longer says it.
+    fn break_lock_free(&self, only: Option<u32>) -> bool {
+        let s = self.state();
+        let mut word = s.round.load(Relaxed);
+        loop {
+            if only.is_some_and(|r| r != word) {
+                return false;
+            }
+            if word & BROKEN != 0 {
+                return true;
+            }
+            match s
+                .round
+                .compare_exchange_weak(word, word | BROKEN, Release, Relaxed)
+            {
+                Ok(_) => break,
+                Err(now) => word = now,
+            }
         }
-        self.break_locked();
-        Err(Error::BrokenBarrier)
+        wake_all(&s.round);
+        true
     }
 
     /// The barrier's lock, held, and whether it was poisoned (a party died holding it).
@@ -454,6 +515,20 @@ impl Barrier {
         match self.lock.lock() {
             Ok(g) => (g, false),
             Err(p) => (p.into_inner(), true),
+        }
+    }
+
+    /// As [`locked`](Self::locked), waiting no later than `deadline`: `None` if the time
+    /// ran out first.
+    fn locked_by(&self, deadline: Option<Instant>) -> Option<(LockGuard<'_>, bool)> {
+        let Some(d) = deadline else {
+            return Some(self.locked());
+        };
+        let left = d.saturating_duration_since(Instant::now());
+        match self.lock.try_lock_for(left) {
+            Ok(g) => Some((g, false)),
+            Err(TryLockError::Poisoned(p)) => Some((p.into_inner(), true)),
+            Err(TryLockError::WouldBlock) => None,
         }
     }
 
@@ -475,16 +550,35 @@ impl Barrier {
         wake_all(&s.round);
     }
 
-    /// Ends round `round` (its word, possibly broken): records how, empties the count and
-    /// starts the next round, unbroken. With the lock held; the caller wakes the waiters.
-    fn end_round(&self, round: u32, released: bool) {
+    /// Releases round `round` (unbroken, read with the lock held): records it, empties the
+    /// count and starts the next round, unless the round was broken without the lock
+    /// meanwhile (`false`). With the lock held; the caller wakes the waiters.
+    fn release_round(&self, round: u32) -> bool {
+        let s = self.state();
+        let bit = 1 << (round % 32);
+        // Recorded before the round word changes (a woken waiter reads it after); undone if
+        // the round broke instead (its waiters then never read it).
+        s.history.fetch_or(bit, Release);
+        let next = round.wrapping_add(1) & ROUND;
+        if s.round
+            .compare_exchange(round, next, Release, Relaxed)
+            .is_err()
+        {
+            s.history.fetch_and(!bit, Release);
+            return false;
+        }
+        s.count.store(0, Relaxed);
+        true
+    }
+
+    /// Ends round `round` (its word, possibly broken) unreleased, for `reset`: records
+    /// it, empties the count and starts the next round, unbroken (a break made without the
+    /// lock just before is overwritten: it happened before the reset). With the lock held;
+    /// the caller wakes the waiters.
+    fn end_round_unreleased(&self, round: u32) {
         let s = self.state();
         let bit = 1 << ((round & ROUND) % 32);
-        if released {
-            s.history.fetch_or(bit, Release);
-        } else {
-            s.history.fetch_and(!bit, Release);
-        }
+        s.history.fetch_and(!bit, Release);
         s.count.store(0, Relaxed);
         s.round
             .store((round & ROUND).wrapping_add(1) & ROUND, Release);

@@ -9,7 +9,7 @@ use std::sync::atomic::{
 use std::sync::{Arc, LockResult, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::arena::{Allocation, Arena, LOCK_CELL};
+use crate::arena::{Allocation, Arena, ObjectKind, LOCK_CELL};
 use crate::sync::poison::HoldsLock;
 use crate::sync::Token;
 use crate::sys::futex::POLL;
@@ -59,6 +59,15 @@ struct CondState {
 /// over (so a holder killed before it could notify does not leave waiters asleep forever).
 /// A notifier that dies before notifying notified nobody; waiters then wait on, bounded by
 /// the timed forms.
+///
+/// **Polling, and its cost**: every sleeping waiter wakes every 50 ms (the crate's `POLL`)
+/// to make that check — a futex wait cannot be woken by a death, so nothing else can
+/// notice a holder that died without notifying. Each such wake-up is a system call and a
+/// look at the holder (usually a pidfd or `/proc` probe), about 20 per second per sleeping
+/// waiter; it returns to sleep at once if the holder lives. A waiter in another pid
+/// namespace than the arena's cannot prove any holder dead (its thread ids mean nothing
+/// there): an untimed [`wait`](Self::wait) there whose lock holder died before notifying
+/// waits on for ever; use [`wait_timeout`](Self::wait_timeout) in such a process.
 ///
 /// **`RLock`**: a wait needs the lock held exactly once by this thread, and panics if an
 /// `RLock` is held more deeply: releasing only the innermost level would keep other
@@ -164,7 +173,7 @@ impl Condition {
     /// ```
     pub fn new_in(arena: &Arena) -> Result<Self> {
         // A fresh block is zeroed: no notifies, no waiters. The size of a named one's.
-        let alloc = arena.alloc(LOCK_CELL as usize, 8)?;
+        let alloc = arena.alloc_tagged(LOCK_CELL as usize, 8, ObjectKind::Condition)?;
         Ok(Condition::from_alloc(Arc::new(alloc)))
     }
 

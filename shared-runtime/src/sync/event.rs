@@ -9,7 +9,7 @@ use std::sync::atomic::{
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::arena::{Allocation, Arena, LOCK_CELL};
+use crate::arena::{Allocation, Arena, ObjectKind, LOCK_CELL};
 use crate::sys::futex_word::{wait_while_equal, wake_all};
 use crate::Result;
 
@@ -79,7 +79,7 @@ impl Event {
     /// ```
     pub fn new_in(arena: &Arena) -> Result<Self> {
         // A fresh block is zeroed: an unset event. The same size as a named one's.
-        let alloc = arena.alloc(LOCK_CELL as usize, 8)?;
+        let alloc = arena.alloc_tagged(LOCK_CELL as usize, 8, ObjectKind::Event)?;
         Ok(Event::from_alloc(Arc::new(alloc)))
     }
 

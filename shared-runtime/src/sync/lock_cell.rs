@@ -17,7 +17,7 @@ use crate::sys::liveness::{
     TID_MASK,
 };
 use crate::sys::process::{current_pid_renewed, renew_if_forked};
-use crate::Result;
+use crate::{Error, Result};
 
 /// A lock in shared memory: the robust futex lock word, plus what `Debug` shows and the
 /// poison record. 24 bytes (48 of arena with the block header).
@@ -367,6 +367,46 @@ impl LockCore {
         let deadline = Instant::now().checked_add(timeout);
         let how = self.cell().lock.lock(me, deadline);
         self.enter_try(how.map(Entry::from), me)
+    }
+
+    /// Takes a lock its user never nests (a `Queue`'s), waiting until `deadline` (`None`:
+    /// as long as it takes); `Ok(None)` if the time ran out. For callers that report
+    /// failures as errors, not panics: the thread's identity is looked up fallibly, and a
+    /// lock word naming the calling thread on entry (which such a user never leaves
+    /// behind) is damage, not a deadlock. The fast path is [`lock`](Self::lock)'s.
+    ///
+    /// # Errors
+    /// The reason a thread that has none cached cannot get an identity (out of
+    /// descriptors, say); [`Error::Corrupted`] if the lock word names this thread.
+    #[inline]
+    pub(crate) fn lock_unnested(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<Option<LockResult<LockGuard<'_>>>> {
+        renew_if_forked();
+        let me = match cached_identity_renewed() {
+            0 => self.arena().lock_identity()?,
+            raw => mark_renewed(raw, self.creator_pidns),
+        };
+        let lock = &self.cell().lock;
+        let how = match lock.take(me) {
+            Ok(()) => Acquired::Clean,
+            Err(cur) if cur & !WAITERS == me => return Err(self.names_me()),
+            Err(_) => match lock.lock_slow(me, deadline) {
+                Some(how) => how,
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(self.enter(how.into(), me)))
+    }
+
+    #[cold]
+    fn names_me(&self) -> Error {
+        Error::Corrupted(format!(
+            "the lock word of the object at offset {} names this thread as its holder, \
+             but this thread never takes that lock twice: another process overwrote it",
+            self.alloc.offset()
+        ))
     }
 
     /// Called by the guard, on the holding thread, to release one level taken as `me`.

@@ -11,6 +11,7 @@ mod inspect;
 mod lock;
 mod lock_cell;
 mod macros;
+mod own_lock;
 mod poison;
 pub(crate) mod queue;
 mod semaphore;

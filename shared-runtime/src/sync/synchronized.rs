@@ -59,8 +59,9 @@ mod sealed {
         /// handle here.
         fn check_wrappable(&self, _: Token) -> Result<()>;
         /// Records the object in this process's map of opened objects, paired with the
-        /// lock at `lock`, if this process owns it.
-        fn record_if_owned(&self, lock: u64, _: Token);
+        /// lock at `lock`, if this process owns it; refused if this process has another
+        /// live handle of its block.
+        fn record_if_owned(&self, lock: u64, _: Token) -> Result<()>;
     }
 
     impl<T: SharedType> Sealed for RawValue<T> {
@@ -73,7 +74,7 @@ mod sealed {
         fn check_wrappable(&self, _: Token) -> Result<()> {
             wrappable(self.allocation())
         }
-        fn record_if_owned(&self, lock: u64, _: Token) {
+        fn record_if_owned(&self, lock: u64, _: Token) -> Result<()> {
             record_if_owned(self.allocation(), lock)
         }
     }
@@ -87,19 +88,22 @@ mod sealed {
         fn check_wrappable(&self, _: Token) -> Result<()> {
             wrappable(self.allocation())
         }
-        fn record_if_owned(&self, lock: u64, _: Token) {
+        fn record_if_owned(&self, lock: u64, _: Token) -> Result<()> {
             record_if_owned(self.allocation(), lock)
         }
     }
 
-    fn record_if_owned(data: &Arc<Allocation>, lock: u64) {
-        if data.owned_here() {
-            crate::arena::opened::record_owned(data.arena(), data.offset(), lock, data);
+    fn record_if_owned(data: &Arc<Allocation>, lock: u64) -> Result<()> {
+        // Keyed by the block: a `Value` made with its own lock has its data after the lock
+        // cell, and a handle of it names that block as its lock (as a named one's does).
+        if data.object_owned_here() {
+            crate::arena::opened::record_owned(data.arena(), data.block_offset(), lock, data)?;
         }
+        Ok(())
     }
 
     fn wrappable(alloc: &Arc<Allocation>) -> Result<()> {
-        if !alloc.owned_here() {
+        if !alloc.object_owned_here() {
             return Err(Error::NotOwned);
         }
         // Another clone outside the wrapper could reach the data behind a guard's back
@@ -174,12 +178,22 @@ impl Drop for Borrow<'_> {
 
 impl<O: SharedObject, L: SharedLock> Synchronized<O, L> {
     /// Pairs `obj` with `lock`. The caller must make sure that this wrapper and its clones
-    /// are the only handles of `obj` in this process (a fresh object, or one checked by
+    /// are the only handles of `obj` it made (a fresh object, or one checked by
     /// `into_object`). An object this process owns is recorded in its map of opened
     /// objects, so that a handle of it opened here (by a forked child, say) gives this
     /// handle, never a second one.
-    pub(crate) fn from_parts(obj: O, lock: L) -> Self {
-        obj.record_if_owned(lock.lock_offset(Token), Token);
+    ///
+    /// # Errors
+    /// [`Error::AlreadyOpen`] if this process has another live handle of the object's block
+    /// (a view of an object that had the block before): it could write behind a guard.
+    pub(crate) fn from_parts(obj: O, lock: L) -> Result<Self> {
+        obj.record_if_owned(lock.lock_offset(Token), Token)?;
+        Ok(Synchronized { obj, lock })
+    }
+
+    /// Pairs `obj`, this process's one handle of an object it opened (by name or by
+    /// handle: already in its map of opened objects, and not owned here), with `lock`.
+    pub(crate) fn from_opened(obj: O, lock: L) -> Self {
         Synchronized { obj, lock }
     }
 }
@@ -214,6 +228,11 @@ impl<O: SharedObject, L: SharedLock> Synchronized<O, L> {
 
     /// Splits into the raw object and the lock, if this is the last handle of the object
     /// in this process.
+    ///
+    /// The object made with its own lock (`Value::new`, `Array::zeroed`, ...) shares one
+    /// arena block with that lock: the block lives until both parts are dropped, and the raw
+    /// object cannot be handed over on its own (its `into_offset`/`into_handle` give
+    /// [`Error::SharesBlock`]); it can be wrapped again, with any lock.
     ///
     /// # Errors
     /// [`Error::StillCloned`] if other clones of this wrapper (or of its raw object, made

@@ -6,11 +6,12 @@ use crate::arena::Arena;
 use crate::raw::RawValue;
 use crate::sync::guard::SyncGuard;
 use crate::sync::lock::{RLock, SharedLock};
+use crate::sync::own_lock;
 use crate::sync::synchronized::{Synchronized, Value};
 use crate::{Result, SharedType};
 
 impl<T: SharedType> Value<T, RLock> {
-    /// [`new`](Synchronized::new) in `arena` (value and lock both).
+    /// [`new`](Synchronized::new) in `arena` (value and lock both, in one block).
     ///
     /// # Errors
     /// As [`new`](Synchronized::new).
@@ -21,7 +22,7 @@ impl<T: SharedType> Value<T, RLock> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn new_in(arena: &Arena, value: T) -> Result<Self> {
-        Self::with_lock_in(arena, value, RLock::new_in(arena)?)
+        own_lock::value_in(arena, Some(value))
     }
 
     /// A new zeroed shared value with a fresh [`RLock`], in the global arena.
@@ -34,11 +35,7 @@ impl<T: SharedType> Value<T, RLock> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn zeroed() -> Result<Self> {
-        let arena = Arena::try_global()?;
-        Ok(Synchronized::from_parts(
-            RawValue::zeroed_in(arena)?,
-            RLock::new_in(arena)?,
-        ))
+        own_lock::value_in(Arena::try_global()?, None)
     }
 }
 
@@ -56,10 +53,7 @@ impl<T: SharedType, L: SharedLock> Value<T, L> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn with_lock_in(arena: &Arena, value: T, lock: L) -> Result<Self> {
-        Ok(Synchronized::from_parts(
-            RawValue::new_in(arena, value)?,
-            lock,
-        ))
+        Synchronized::from_parts(RawValue::new_in(arena, value)?, lock)
     }
 
     /// Reads the value under the lock.

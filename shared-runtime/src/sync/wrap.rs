@@ -3,6 +3,7 @@
 use crate::arena::Arena;
 use crate::raw::{RawArray, RawValue};
 use crate::sync::lock::{GenericLock, RLock, Reentrancy, SharedLock};
+use crate::sync::own_lock;
 use crate::sync::synchronized::{ObjectSealed, SharedObject, Synchronized, Token};
 use crate::{Result, SharedType};
 
@@ -32,11 +33,27 @@ pub trait IntoObject<O>: Sized {
     /// The object. Not callable outside the crate.
     #[doc(hidden)]
     fn into_object(self, _: Token) -> Result<O>;
+
+    /// The object with a fresh [`RLock`]: an object passed in keeps its block, the lock
+    /// goes in another; a value made here shares one block with its lock. Not callable
+    /// outside the crate.
+    #[doc(hidden)]
+    fn with_own_lock(self, t: Token) -> Result<Synchronized<O, RLock>>
+    where
+        O: SharedObject,
+    {
+        let obj = self.into_object(t)?;
+        let lock = RLock::new_in(obj.arena())?;
+        Synchronized::from_parts(obj, lock)
+    }
 }
 
 impl<T: SharedType> IntoObject<RawValue<T>> for T {
     fn into_object(self, _: Token) -> Result<RawValue<T>> {
         RawValue::new(self)
+    }
+    fn with_own_lock(self, _: Token) -> Result<Synchronized<RawValue<T>, RLock>> {
+        own_lock::value_in(Arena::try_global()?, Some(self))
     }
 }
 impl<T: SharedType> IntoObject<RawValue<T>> for RawValue<T> {
@@ -113,8 +130,9 @@ impl<K: Reentrancy> LockArg for GenericLock<K> {
 /// opened by name or from a borrowed handle: several such views of one object could each
 /// be wrapped, and their guards would alias);
 /// [`Error::StillCloned`](crate::Error::StillCloned) if other clones of `obj` are alive in
-/// this process (they could write behind a guard; clone the wrapper instead); as
-/// [`RLock::new`] when a fresh lock must be made.
+/// this process (they could write behind a guard; clone the wrapper instead);
+/// [`Error::AlreadyOpen`](crate::Error::AlreadyOpen) if this process still has a view of
+/// an object that had the block before; as [`RLock::new`] when a fresh lock must be made.
 ///
 /// ```
 /// use shared_runtime::{synchronized, Lock, RawArray, RawValue};
@@ -132,13 +150,15 @@ pub fn synchronized<O: SharedObject, A: LockArg>(
 ) -> Result<Synchronized<O, A::Lock>> {
     obj.check_wrappable(Token)?;
     let lock = lock.into_lock(obj.arena(), Token)?;
-    Ok(Synchronized::from_parts(obj, lock))
+    Synchronized::from_parts(obj, lock)
 }
 
 impl<O: SharedObject> Synchronized<O, RLock> {
     /// A synchronized object guarded by a fresh [`RLock`]: from a value, a new shared value
-    /// in the global arena (ctypes' `Value(typecode, value)`); from an owned raw object,
-    /// that object, with the lock in its arena (`synchronized(obj, None)`).
+    /// in the global arena (ctypes' `Value(typecode, value)`), in one arena block with its
+    /// lock (one allocation; a small value shares the lock's cache line); from an owned raw
+    /// object, that object, with the lock in its arena in a block of its own
+    /// (`synchronized(obj, None)`).
     ///
     /// # Errors
     /// [`Error::OutOfMemory`](crate::Error::OutOfMemory) if the arena is full; for a raw
@@ -155,16 +175,14 @@ impl<O: SharedObject> Synchronized<O, RLock> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn new(obj: impl IntoObject<O>) -> Result<Self> {
-        let obj = obj.into_object(Token)?;
-        let lock = RLock::new_in(obj.arena())?;
-        Ok(Synchronized::from_parts(obj, lock))
+        obj.with_own_lock(Token)
     }
 }
 
 impl<O: SharedObject, L: SharedLock> Synchronized<O, L> {
     /// A synchronized object guarded by `lock` (which may guard other objects too): from a
-    /// value, a new shared value in the global arena; from an owned raw object, that object
-    /// (`synchronized(obj, lock)`).
+    /// value, a new shared value in the global arena, in a block of its own; from an owned
+    /// raw object, that object (`synchronized(obj, lock)`).
     ///
     /// # Errors
     /// As [`new`](Synchronized::new).
@@ -179,6 +197,6 @@ impl<O: SharedObject, L: SharedLock> Synchronized<O, L> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn with_lock(obj: impl IntoObject<O>, lock: L) -> Result<Self> {
-        Ok(Synchronized::from_parts(obj.into_object(Token)?, lock))
+        Synchronized::from_parts(obj.into_object(Token)?, lock)
     }
 }

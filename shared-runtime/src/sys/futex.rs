@@ -42,8 +42,20 @@ pub(crate) enum Acquired {
 pub(crate) const WAITERS: u64 = 1 << 31;
 /// How long a waiter sleeps before checking that the holder still runs.
 pub(crate) const POLL: Duration = Duration::from_millis(50);
-/// Spins before sleeping, for holders that are about to release.
-const SPINS: u32 = 100;
+/// Rounds of spinning before sleeping, for holders that are about to release: round `r`
+/// spins `1 << r` times (1 to 64, 127 `pause`s in all) and then reads the word once, so a
+/// waiter touches the holder's line less and less often (each read steals the line from
+/// the holder, who must win it back to write). Then it gives its CPU up once
+/// ([`YIELD_ROUND`]) before sleeping. Chosen by measurement (`benches/table.rs`, two, four
+/// and sixteen processes on two CPUs; docs/benchmarks.md): against 100 plain spins, the
+/// backoff and the yield were faster with two processes (the target there) and no worse
+/// oversubscribed.
+const SPIN_ROUNDS: u32 = 7;
+/// The round after the spinning: one `sched_yield`. When processes outnumber CPUs, the
+/// holder may be runnable and waiting for this very CPU; yielding lets it finish and
+/// release, and the waiter then takes the lock without a futex sleep and wake-up (which
+/// would also cost the holder a `FUTEX_WAKE` on release).
+const YIELD_ROUND: u32 = SPIN_ROUNDS;
 
 /// The lock word. Lives in shared memory; all access is atomic.
 #[repr(C)]
@@ -135,9 +147,16 @@ impl FutexLock {
                 }
                 continue;
             }
-            if spins < SPINS {
+            if spins < SPIN_ROUNDS {
+                for _ in 0..1u32 << spins {
+                    std::hint::spin_loop();
+                }
                 spins += 1;
-                std::hint::spin_loop();
+                continue;
+            }
+            if spins == YIELD_ROUND {
+                spins += 1;
+                std::thread::yield_now();
                 continue;
             }
             let now = Instant::now();
@@ -183,6 +202,11 @@ impl FutexLock {
                 nap.max(Duration::from_micros(1)),
             );
             slept = true;
+            // Woken (or timed out), spin again before the next sleep: a woken waiter that
+            // found the lock retaken would otherwise sleep at once and lose every race to
+            // spinning newcomers (the worst wait, measured in `benches/table.rs`, is what
+            // this is for).
+            spins = 0;
         }
     }
 

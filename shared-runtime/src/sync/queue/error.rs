@@ -20,14 +20,14 @@ use crate::Error;
 /// # Ok::<(), shared_runtime::Error>(())
 /// ```
 pub enum PushError<T> {
-    /// The queue was full ([`try_push`](super::Queue::try_push)).
+    /// The queue was full, or its lock busy for 1 ms ([`try_push`](super::Queue::try_push)).
     Full(T),
     /// The queue stayed full until the timeout ([`push_timeout`](super::Queue::push_timeout)).
     Timeout(T),
     /// The queue is closed: nothing can be pushed any more.
     Closed(T),
-    /// The queue cannot be used: its header was overwritten
-    /// ([`Error::Corrupted`]), or its lock could not be taken.
+    /// The queue cannot be used: its header or lock word was overwritten
+    /// ([`Error::Corrupted`]), or this thread cannot lock (it cannot get its identity).
     Failed(T, Error),
 }
 
@@ -110,14 +110,15 @@ impl<T> std::error::Error for PushError<T> {
 /// ```
 #[derive(Debug)]
 pub enum PopError {
-    /// The queue was empty, and is open ([`try_pop`](super::Queue::try_pop)).
+    /// The queue was empty and open, or its lock busy for 1 ms
+    /// ([`try_pop`](super::Queue::try_pop)).
     Empty,
     /// The queue stayed empty until the timeout ([`pop_timeout`](super::Queue::pop_timeout)).
     Timeout,
     /// The queue is closed and empty: no item will ever come.
     Closed,
-    /// The queue cannot be used: its header was overwritten ([`Error::Corrupted`]), or
-    /// its lock could not be taken.
+    /// The queue cannot be used: its header or lock word was overwritten
+    /// ([`Error::Corrupted`]), or this thread cannot lock (it cannot get its identity).
     Failed(Error),
 }
 

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::arena::{Allocation, Arena};
+use crate::arena::{Allocation, Arena, ObjectKind};
 use crate::sys::futex_word::wake_all;
 use crate::{Error, Result, SharedType};
 
@@ -21,7 +21,7 @@ pub use error::{PopError, PushError};
 pub use hook::{set_queue_hook, QueueStep};
 use ring::Ring;
 pub(crate) use ring::{block_bytes, init_header, slots_at};
-use wait::{nap, Patience};
+use wait::{nap, soon, Patience, CLOSE_LOCK_WAIT};
 
 /// A bounded queue of `T` shared between processes (Python's `multiprocessing.Queue`,
 /// bounded): any process may [`push`](Self::push) and [`pop`](Self::pop); items are
@@ -34,19 +34,45 @@ use wait::{nap, Patience};
 /// block: keep a handle of it alive while others use the queue.
 ///
 /// [`push`](Self::push) waits while the queue is full and [`pop`](Self::pop) while it is
-/// empty (futex sleeps, no polling loop in the common case); the `try_` forms never wait
-/// for room or items, the `_timeout` forms wait at most so long.
-/// [`close`](Self::close) ends it: pushes fail from then on, pops drain what is left and
-/// then say so.
+/// empty; the `try_` forms never wait for room or items (and at most 1 ms for the lock),
+/// the `_timeout` forms wait at most so long. [`close`](Self::close) ends it: pushes fail
+/// from then on, pops drain what is left and then say so.
+///
+/// # Waiting
+/// A waiter sleeps on a futex word that the push, pop or close it waits for changes and
+/// wakes; it is not a polling loop, but an idle waiter still wakes every 50 ms to look
+/// again, so that it never depends on another process being alive: a lock holder that
+/// died is taken over (robust lock), and a change whose maker died before its wake-up is
+/// seen at the next look. Waiting for the lock itself is a lock's wait: a holder that
+/// cannot be proven dead counts as alive ("cannot tell" means alive) and `push`/`pop`
+/// wait for it, with no bound. That includes a lock word that another process overwrote
+/// with a value naming a process this one cannot check (of another pid namespace, say):
+/// `push` and `pop` then wait until the word is freed; `try_push`/`try_pop` say
+/// `Full`/`Empty` after 1 ms, the `_timeout` forms time out, and `close` closes without
+/// the lock after 50 ms.
+///
+/// # Errors
+/// Every push and pop reports a queue it cannot use, rather than panicking:
+/// [`Error::Corrupted`] for a header out of bounds or a lock word that names the calling
+/// thread (the queue never takes its lock twice, so that is another process's write),
+/// and the reason when the calling thread cannot get the identity it locks with (a thread
+/// whose first lock finds no free file descriptor, say); `push`/`pop` as `Err`, the other
+/// forms as [`PushError::Failed`] (the item handed back) or [`PopError::Failed`].
+/// `close` cannot fail: what keeps it from the lock makes it close without the lock.
+///
+/// # Panics
+/// No method panics on what another process wrote into the queue's block.
 ///
 /// # Processes that die
 /// Every push and pop happens under the queue's lock: a push copies the item into the
 /// free slot, then publishes it with one store of the tail; a pop copies the oldest item
 /// out, then removes it with one store of the head. A process killed in the middle of a
 /// push leaves its item **fully out** (never seen by anyone); killed in the middle of a
-/// pop, the item stays **fully in** (the next pop gets it: at-least-once delivery). Either
-/// way the next process to take the lock takes it over, checks the ring's bounds and goes
-/// on; nobody waits on the dead, since every sleep is bounded and looks again.
+/// pop, before its store of the head, the item stays **fully in** (the next pop gets it:
+/// at-least-once delivery). A consumer killed **after** that store, with the item copied
+/// out to it but not yet returned, has consumed the item: nobody else gets it (in that
+/// window delivery is at-most-once). Either way the next process to take the lock takes
+/// it over, checks the ring's bounds and goes on.
 ///
 /// ```
 /// use shared_runtime::{Process, Queue};
@@ -125,7 +151,7 @@ impl<T: SharedType> Queue<T> {
         // now, as an error, not by a panic at the first push.
         arena.lock_identity()?;
         // A fresh block is zeroed: an unlocked lock, head = tail = 0, open.
-        let block = arena.alloc(bytes, align_of::<T>().max(8))?;
+        let block = arena.alloc_tagged(bytes, align_of::<T>().max(8), ObjectKind::Queue)?;
         let block = Arc::new(block);
         // SAFETY: the block was just allocated with `block_bytes::<T>(capacity)` bytes
         // (more than the header), aligned to `align_of::<T>().max(8)`, and nobody else
@@ -146,6 +172,12 @@ impl<T: SharedType> Queue<T> {
         Queue {
             ring: Arc::new(ring),
         }
+    }
+
+    /// The capacity recorded in the queue's header (by its creator; another process may
+    /// have overwritten it).
+    pub(crate) fn stored_capacity(&self) -> u64 {
+        self.ring.state().capacity.load(Relaxed)
     }
 
     /// The block (starting with the queue's lock cell).
@@ -214,12 +246,14 @@ impl<T: SharedType> Queue<T> {
         self.ring.state().closed.load(Relaxed) != 0
     }
 
-    /// Pushes `item`, waiting while the queue is full.
+    /// Pushes `item`, waiting while the queue is full, and for the lock as long as its
+    /// holder is alive or cannot be proven dead (see [`Queue`]'s `# Waiting`).
     ///
     /// # Errors
     /// [`Error::QueueClosed`] if the queue is (or gets, while waiting) closed: the item
     /// was not pushed. [`Error::Corrupted`] if another process overwrote the queue's
-    /// header.
+    /// header or lock word, or the reason this thread cannot lock (see [`Queue`]'s
+    /// `# Errors`).
     ///
     /// ```
     /// let q = shared_runtime::Queue::new(2)?;
@@ -239,10 +273,14 @@ impl<T: SharedType> Queue<T> {
             })
     }
 
-    /// Pushes `item` if there is room now.
+    /// Pushes `item` if there is room now. It never waits for room, and waits at most
+    /// 1 ms for the queue's lock (held by a pusher or popper for one copy): a lock still
+    /// busy then (its holder stopped, slow, or not provably dead) is reported as `Full`
+    /// (or `Closed` if the queue is closed), as Python's `put(block=False)` does.
     ///
     /// # Errors
-    /// The item back in a [`PushError`]: `Full`, `Closed`, or `Failed` for a damaged queue.
+    /// The item back in a [`PushError`]: `Full` (no room, or the lock busy for 1 ms),
+    /// `Closed`, or `Failed` for a queue it cannot use (see [`Queue`]'s `# Errors`).
     ///
     /// ```
     /// use shared_runtime::{PushError, Queue};
@@ -281,9 +319,11 @@ impl<T: SharedType> Queue<T> {
     fn push_with(&self, item: T, patience: Patience) -> std::result::Result<(), PushError<T>> {
         let ring = &*self.ring;
         loop {
-            let mut held = match ring.lock(patience.deadline()) {
+            let mut held = match ring.lock(patience.lock_deadline()) {
                 Ok(Some(held)) => held,
-                Ok(None) => return Err(PushError::Timeout(item)),
+                // The lock stayed busy: closed is final, so say it if it is known.
+                Ok(None) if self.is_closed() => return Err(PushError::Closed(item)),
+                Ok(None) => return Err(gave_up_push(patience, item)),
                 Err(e) => return Err(PushError::Failed(item, e)),
             };
             if held.is_closed() {
@@ -298,12 +338,12 @@ impl<T: SharedType> Queue<T> {
                 return Ok(());
             }
             if patience.is_over() {
-                return Err(match patience {
-                    Patience::Never => PushError::Full(item),
-                    _ => PushError::Timeout(item),
-                });
+                return Err(gave_up_push(patience, item));
             }
-            let seen = held.sleep_as_pusher();
+            // `None`: closed meanwhile, without the lock (see `close`): look again.
+            let Some(seen) = held.sleep_as_pusher() else {
+                continue;
+            };
             drop(held);
             let s = ring.state();
             nap(&s.not_full, seen, &s.push_waiters, patience.deadline());
@@ -311,10 +351,13 @@ impl<T: SharedType> Queue<T> {
     }
 
     /// Pops the oldest item, waiting while the queue is empty; `Ok(None)` once the queue
-    /// is closed and empty (every item pushed before the close is popped first).
+    /// is closed and empty (every item pushed before the close is popped first). It waits
+    /// for the lock as long as its holder is alive or cannot be proven dead (see
+    /// [`Queue`]'s `# Waiting`).
     ///
     /// # Errors
-    /// [`Error::Corrupted`] if another process overwrote the queue's header.
+    /// [`Error::Corrupted`] if another process overwrote the queue's header or lock word,
+    /// or the reason this thread cannot lock (see [`Queue`]'s `# Errors`).
     ///
     /// ```
     /// let q = shared_runtime::Queue::new(2)?;
@@ -337,11 +380,15 @@ impl<T: SharedType> Queue<T> {
         }
     }
 
-    /// Pops the oldest item if there is one now.
+    /// Pops the oldest item if there is one now. It never waits for an item, and waits at
+    /// most 1 ms for the queue's lock (held by a pusher or popper for one copy): a lock
+    /// still busy then (its holder stopped, slow, or not provably dead) is reported as
+    /// `Empty`, as Python's `get(block=False)` does; try again later.
     ///
     /// # Errors
-    /// [`PopError::Empty`] (open and empty), [`PopError::Closed`] (closed and empty), or
-    /// `Failed` for a damaged queue.
+    /// [`PopError::Empty`] (open and empty, or the lock busy for 1 ms),
+    /// [`PopError::Closed`] (closed and empty), or `Failed` for a queue it cannot use (see
+    /// [`Queue`]'s `# Errors`).
     ///
     /// ```
     /// use shared_runtime::{PopError, Queue};
@@ -376,9 +423,9 @@ impl<T: SharedType> Queue<T> {
     fn pop_with(&self, patience: Patience) -> std::result::Result<T, PopError> {
         let ring = &*self.ring;
         loop {
-            let mut held = match ring.lock(patience.deadline()) {
+            let mut held = match ring.lock(patience.lock_deadline()) {
                 Ok(Some(held)) => held,
-                Ok(None) => return Err(PopError::Timeout),
+                Ok(None) => return Err(gave_up_pop(patience)),
                 Err(e) => return Err(PopError::Failed(e)),
             };
             if !held.is_empty() {
@@ -393,12 +440,11 @@ impl<T: SharedType> Queue<T> {
                 return Err(PopError::Closed);
             }
             if patience.is_over() {
-                return Err(match patience {
-                    Patience::Never => PopError::Empty,
-                    _ => PopError::Timeout,
-                });
+                return Err(gave_up_pop(patience));
             }
-            let seen = held.sleep_as_popper();
+            let Some(seen) = held.sleep_as_popper() else {
+                continue;
+            };
             drop(held);
             let s = ring.state();
             nap(&s.not_empty, seen, &s.pop_waiters, patience.deadline());
@@ -409,6 +455,12 @@ impl<T: SharedType> Queue<T> {
     /// now on (waiting pushers too), pops drain the items left and then return `None`
     /// (waiting poppers too). Closing again does nothing. (Python's `close()` only closes
     /// the caller's end; this closes the queue, like a channel whose senders are gone.)
+    ///
+    /// It never waits long: it takes the lock if it gets it within 50 ms; if not (a holder
+    /// stopped or not provably dead, garbage in the lock word), or if this thread cannot
+    /// lock at all, or the header is damaged, it closes without the lock, which is safe: a
+    /// push already past its check under the lock then completes as one made before the
+    /// close, and every waiter is woken either way.
     ///
     /// ```
     /// let q = shared_runtime::Queue::new(4)?;
@@ -421,15 +473,33 @@ impl<T: SharedType> Queue<T> {
     /// ```
     pub fn close(&self) {
         let ring = &*self.ring;
-        match ring.lock(None) {
+        match ring.lock(Some(soon(CLOSE_LOCK_WAIT))) {
             Ok(Some(held)) => held.close(),
-            // A damaged header: the flag and the words are set all the same, so that no
-            // waiter sleeps on; every use reports the damage anyway.
+            // The lock still busy (a stopped or unprovably dead holder, garbage in its
+            // word), no identity to take it with, or a damaged header: the flag and the
+            // words are set without the lock, which is safe (see `Ring::mark_closed`), so
+            // that no waiter sleeps on and nothing more is pushed.
             Ok(None) | Err(_) => ring.mark_closed(),
         }
         let s = ring.state();
         wake_all(&s.not_empty);
         wake_all(&s.not_full);
+    }
+}
+
+/// What a push that stopped waiting says: `Full` for `try_push`, `Timeout` otherwise.
+fn gave_up_push<T>(patience: Patience, item: T) -> PushError<T> {
+    match patience {
+        Patience::Never => PushError::Full(item),
+        Patience::Until(_) | Patience::Forever => PushError::Timeout(item),
+    }
+}
+
+/// What a pop that stopped waiting says: `Empty` for `try_pop`, `Timeout` otherwise.
+fn gave_up_pop(patience: Patience) -> PopError {
+    match patience {
+        Patience::Never => PopError::Empty,
+        Patience::Until(_) | Patience::Forever => PopError::Timeout,
     }
 }
 

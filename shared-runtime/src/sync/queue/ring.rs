@@ -10,11 +10,11 @@ use std::sync::atomic::{
     AtomicU32, AtomicU64,
     Ordering::{Acquire, Relaxed, Release},
 };
-use std::sync::{Arc, TryLockError};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::arena::{data_offset, Allocation, MappedPtr, ObjectKind, LOCK_CELL, QUEUE_HEADER};
-use crate::sync::lock::{LockGuard, NonReentrant};
+use crate::sync::lock::LockGuard;
 use crate::sync::queue::hook::{self, QueueStep};
 use crate::sync::LockCore;
 use crate::{Error, Result, SharedType};
@@ -142,21 +142,14 @@ impl<T: SharedType> Ring<T> {
     /// # Errors
     /// [`Error::Corrupted`] if the header breaks `head <= tail <= head + capacity` or
     /// names another capacity (written by a foreign or buggy process); the lock is then
-    /// released, and a poison left as it was.
+    /// released, and a poison left as it was. [`Error::Corrupted`] too if the lock word
+    /// names the calling thread (nothing here takes the lock twice), and the reason if the
+    /// thread cannot get the identity it locks with (see `LockCore::lock_unnested`).
     pub(super) fn lock(&self, deadline: Option<Instant>) -> Result<Option<Held<'_, T>>> {
-        let (guard, poisoned) = match deadline {
-            None => match self.lock.lock::<NonReentrant>() {
-                Ok(g) => (g, false),
-                Err(p) => (p.into_inner(), true),
-            },
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                match self.lock.try_lock_for::<NonReentrant>(left) {
-                    Ok(g) => (g, false),
-                    Err(TryLockError::Poisoned(p)) => (p.into_inner(), true),
-                    Err(TryLockError::WouldBlock) => return Ok(None),
-                }
-            }
+        let (guard, poisoned) = match self.lock.lock_unnested(deadline)? {
+            None => return Ok(None),
+            Some(Ok(g)) => (g, false),
+            Some(Err(p)) => (p.into_inner(), true),
         };
         let s = self.state();
         let (head, tail) = (s.head.load(Relaxed), s.tail.load(Relaxed));
@@ -266,18 +259,32 @@ impl<T: SharedType> Held<'_, T> {
     }
 
     /// Counts the caller as a sleeping pusher and gives the `not_full` word to sleep on
-    /// (read under the lock: any pop after the unlock changes it, so no wake-up is lost).
-    pub(super) fn sleep_as_pusher(&self) -> u32 {
+    /// (read under the lock: any pop after the unlock changes it, so no wake-up is lost);
+    /// `None`, counting nobody, if the queue turns out closed (see [`Self::seq_then_open`]).
+    pub(super) fn sleep_as_pusher(&self) -> Option<u32> {
         let s = self.ring.state();
+        let seen = self.seq_then_open(&s.not_full)?;
         s.push_waiters.fetch_add(1, Relaxed);
-        s.not_full.load(Acquire)
+        Some(seen)
     }
 
-    /// Counts the caller as a sleeping popper and gives the `not_empty` word to sleep on.
-    pub(super) fn sleep_as_popper(&self) -> u32 {
+    /// Counts the caller as a sleeping popper and gives the `not_empty` word to sleep on,
+    /// as [`sleep_as_pusher`](Self::sleep_as_pusher).
+    pub(super) fn sleep_as_popper(&self) -> Option<u32> {
         let s = self.ring.state();
+        let seen = self.seq_then_open(&s.not_empty)?;
         s.pop_waiters.fetch_add(1, Relaxed);
-        s.not_empty.load(Acquire)
+        Some(seen)
+    }
+
+    /// The sequence word `word`, read **before** the closed flag, which must still be
+    /// clear. A `close` that gave up on the lock ([`Ring::mark_closed`] without it) stores
+    /// the flag, then bumps the words: a sleeper that read the word before the bump is
+    /// woken by it; one that read it after (an acquire load, pairing with the bump's
+    /// release) then sees the flag here, and does not sleep at all.
+    fn seq_then_open(&self, word: &AtomicU32) -> Option<u32> {
+        let seen = word.load(Acquire);
+        (!self.is_closed()).then_some(seen)
     }
 
     /// Marks the queue closed (see [`Ring::mark_closed`]).
@@ -287,8 +294,14 @@ impl<T: SharedType> Held<'_, T> {
 }
 
 impl<T: SharedType> Ring<T> {
-    /// Marks the queue closed and bumps both sequence words (under the lock, or without it
-    /// for a queue whose header is damaged: a flag and two counters, any order is safe).
+    /// Marks the queue closed and bumps both sequence words, under the lock or without it
+    /// (a `close` that could not take the lock). Without it this is still safe: the three
+    /// words are atomics whose values are never used to address anything, the flag is
+    /// stored before the bumps (see `Held::seq_then_open`: no sleeper misses it), and a
+    /// push that found the queue open under the lock before the flag was stored completes
+    /// as a push made before the close. Its item is not lost: a popper that saw the flag
+    /// under the lock before that pusher took it makes the pusher see the flag too (the
+    /// lock orders their loads of it), and a popper after it finds the item.
     pub(super) fn mark_closed(&self) {
         let s = self.state();
         s.closed.store(1, Release);

@@ -6,11 +6,26 @@ use std::time::{Duration, Instant};
 use crate::sys::futex::POLL;
 use crate::sys::futex_word::wait_while_equal;
 
-/// How long a push or pop may wait for room or for an item.
+/// How long the `try_` forms wait for the queue's lock: its holder keeps it for one copy,
+/// so a lock still busy after this is held by a stopped, slow or unprovably dead process,
+/// and the call says `Full`/`Empty` rather than wait on it (Python's `get(block=False)`
+/// says `Empty` when its lock is busy).
+pub(super) const TRY_LOCK_WAIT: Duration = Duration::from_millis(1);
+
+/// How long [`close`](super::Queue::close) waits for the lock before closing without it.
+pub(super) const CLOSE_LOCK_WAIT: Duration = POLL;
+
+/// A short `wait` from now (now itself, should the clock overflow: always bounded).
+pub(super) fn soon(wait: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(wait).unwrap_or(now)
+}
+
+/// How long a push or pop may wait.
 #[derive(Clone, Copy)]
 pub(super) enum Patience {
-    /// Not at all (`try_push`, `try_pop`); the lock is still waited for, as briefly as its
-    /// holder keeps it.
+    /// Not for room or items (`try_push`, `try_pop`), and at most [`TRY_LOCK_WAIT`] for
+    /// the lock.
     Never,
     /// Until this instant (`push_timeout`, `pop_timeout`), the lock included.
     Until(Instant),
@@ -26,7 +41,16 @@ impl Patience {
             .map_or(Patience::Forever, Patience::Until)
     }
 
-    /// The deadline of the lock's wait.
+    /// The deadline of the lock's wait (computed afresh at every attempt).
+    pub(super) fn lock_deadline(self) -> Option<Instant> {
+        match self {
+            Patience::Never => Some(soon(TRY_LOCK_WAIT)),
+            Patience::Until(d) => Some(d),
+            Patience::Forever => None,
+        }
+    }
+
+    /// The deadline of a sleep for room or an item.
     pub(super) fn deadline(self) -> Option<Instant> {
         match self {
             Patience::Until(d) => Some(d),

@@ -213,7 +213,7 @@ impl<B: Boundedness> GenericSemaphore<B> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn new_in(arena: &Arena, value: u32) -> Result<Self> {
-        let alloc = arena.alloc(STATE_BYTES as usize, 8)?;
+        let alloc = arena.alloc_tagged(STATE_BYTES as usize, 8, <Self as NamedObject>::KIND)?;
         // SAFETY: a fresh block of STATE_BYTES bytes, 8-aligned, that no one else knows.
         unsafe { Units::init(alloc.ptr(), value, B::BOUNDED) };
         Ok(Self::from_alloc(Arc::new(alloc)))
