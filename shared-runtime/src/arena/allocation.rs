@@ -4,8 +4,9 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
+use crate::arena::cache::Class;
 use crate::arena::heap::{tag_code, LOCK_BLOCK, RECORD_BLOCK};
-use crate::arena::{opened, Arena, ObjectKind};
+use crate::arena::{opened, Arena, ArenaRef, ObjectKind};
 use crate::sys::process::process_key;
 use crate::Result;
 
@@ -14,7 +15,7 @@ use crate::Result;
 /// `Allocation` frees nothing when dropped, and neither does a descendant that happens to
 /// reuse the owner's pid (ownership is a `process_key`, not a bare pid).
 pub(crate) struct Allocation {
-    arena: Arena,
+    arena: ArenaRef,
     offset: u64,
     /// The payload's address in this process (`arena.base() + offset`, computed once: the
     /// hot path of every access follows this one pointer instead of three).
@@ -42,6 +43,9 @@ pub(crate) struct Allocation {
     /// The block offset under which this handle is in this process's map of opened objects
     /// (`opened.rs`), 0 if it is not; its slot is dropped with it.
     mapped: AtomicU64,
+    /// The cache class of the block (see `cache.rs`), if the owner may keep it in its
+    /// cache when done instead of freeing it.
+    class: Option<Class>,
 }
 
 /// An address inside an arena's mapping, kept beside the handle that keeps the mapping
@@ -93,7 +97,7 @@ fn payload(arena: &Arena, offset: u64) -> NonNull<u8> {
 
 impl Allocation {
     /// An allocation the calling process has just made.
-    pub(crate) fn new(arena: Arena, offset: u64) -> Self {
+    pub(crate) fn new(arena: ArenaRef, offset: u64) -> Self {
         Allocation {
             ptr: MappedPtr::new(payload(&arena, offset)),
             arena,
@@ -106,13 +110,20 @@ impl Allocation {
             adopted: AtomicU64::new(0),
             adopted_key: AtomicU64::new(0),
             mapped: AtomicU64::new(0),
+            class: None,
         }
+    }
+
+    /// The same allocation, its block cached as `class` when freed.
+    pub(crate) fn cached_as(mut self, class: Option<Class>) -> Self {
+        self.class = class;
+        self
     }
 
     /// A named object's block, opened by this process with the open record at `record`.
     pub(crate) fn named(arena: Arena, offset: u64, record: u64) -> Self {
         let key = process_key();
-        Allocation::make(arena, offset, 0, (record, key), None)
+        Allocation::make(ArenaRef::of(&arena), offset, 0, (record, key), None)
     }
 
     /// The part of `parent`'s block that starts `at` bytes into it.
@@ -122,7 +133,7 @@ impl Allocation {
     }
 
     fn make(
-        arena: Arena,
+        arena: ArenaRef,
         offset: u64,
         owner: u64,
         (record, record_key): (u64, u64),
@@ -140,6 +151,7 @@ impl Allocation {
             adopted: AtomicU64::new(0),
             adopted_key: AtomicU64::new(0),
             mapped: AtomicU64::new(0),
+            class: None,
         }
     }
 
@@ -177,6 +189,7 @@ impl Allocation {
     /// A handle to a block this process does not own (a named object, or one opened from
     /// a handle): it never frees it.
     pub(crate) fn borrowed(arena: Arena, offset: u64) -> Self {
+        let arena = ArenaRef::of(&arena);
         Allocation {
             ptr: MappedPtr::new(payload(&arena, offset)),
             arena,
@@ -189,6 +202,7 @@ impl Allocation {
             adopted: AtomicU64::new(0),
             adopted_key: AtomicU64::new(0),
             mapped: AtomicU64::new(0),
+            class: None,
         }
     }
 
@@ -354,9 +368,7 @@ impl Drop for Allocation {
             // A failure here means the arena's bookkeeping was damaged by someone else; there
             // is nobody to report it to from a destructor, and leaking the block is the safe
             // outcome. `Arena::check` reports such damage.
-            let _ = self
-                .arena
-                .with_heap(|h| h.free(self.offset, self.arena.owner_tag()));
+            let _ = self.arena.free_owned(self.offset, self.class);
         }
         if self.record != 0 && self.record_key == process_key() {
             // As above: on failure the record (and a removed object) stays allocated.

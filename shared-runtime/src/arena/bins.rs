@@ -1,7 +1,7 @@
 //! The free lists: one doubly linked list of free blocks per size class, found through a
 //! bitmap. Links are offsets stored in the free blocks themselves (see `heap.rs`).
 
-use crate::arena::heap::{step, Heap, GRAIN, MIN_BLOCK, NBINS};
+use crate::arena::heap::{step, Heap, BINS, GRAIN, MIN_BLOCK, NBINS};
 use crate::{Error, Result};
 
 /// Exact-size bins for 32, 48, ..., 1024 bytes; larger blocks are binned by power of two.
@@ -69,7 +69,8 @@ impl Heap<'_> {
         while i < NBINS {
             let word = st.bitmap[i / 64].get() >> (i % 64);
             if word != 0 {
-                return Some(i + word.trailing_zeros() as usize);
+                // A bit past the reachable bins is damage: those bins are never listed.
+                return Some(i + word.trailing_zeros() as usize).filter(|&i| i < BINS);
             }
             i = (i / 64 + 1) * 64;
         }
@@ -102,5 +103,16 @@ impl Heap<'_> {
             i = bin + 1;
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_largest_size_falls_in_the_last_reachable_bin() {
+        assert_eq!(bin_index(u64::MAX) + 1, BINS);
+        assert_eq!(bin_index(MIN_BLOCK), 0);
     }
 }

@@ -1,22 +1,29 @@
 //! Checking the allocator's invariants, and rebuilding its state after a crash.
 
-use crate::arena::heap::{bin_index, Heap, HDR, NBINS, PREV_USED, PUNCHED, USED};
+use crate::arena::heap::{bin_index, Heap, BINS, HDR, NBINS, PREV_USED, PUNCHED, USED};
 use crate::{Error, Result};
 
 /// What [`Arena::check`](crate::Arena::check) found: the heap's blocks, all verified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct HeapReport {
-    /// Blocks in use.
+    /// Blocks in use by objects (not counting `cached_blocks`).
     pub used_blocks: u64,
-    /// Bytes of blocks in use, headers included.
+    /// Bytes of blocks in use by objects, headers included.
     pub used_bytes: u64,
     /// Free blocks (reusable holes below the high-water mark).
     pub free_blocks: u64,
     /// Bytes of free blocks.
     pub free_bytes: u64,
-    /// Bytes from the heap's start to its high-water mark: `used_bytes + free_bytes`.
+    /// Bytes from the heap's start to its high-water mark:
+    /// `used_bytes + cached_bytes + free_bytes`.
     pub heap_bytes: u64,
+    /// Blocks of freed small objects that other live processes keep in their caches (see
+    /// [`ArenaStats::cached_blocks`](crate::arena::ArenaStats::cached_blocks)): used blocks
+    /// that hold no object. The calling process gives its own back before checking.
+    pub cached_blocks: u64,
+    /// Bytes of those blocks, headers included.
+    pub cached_bytes: u64,
 }
 
 fn broken(what: String) -> Error {
@@ -49,6 +56,8 @@ pub(crate) fn verify(h: &Heap<'_>) -> Result<HeapReport> {
         free_blocks: 0,
         free_bytes: 0,
         heap_bytes: 0,
+        cached_blocks: 0,
+        cached_bytes: 0,
     };
     let mut prev_used = true;
     walk(h, |b, size, w| {
@@ -108,7 +117,12 @@ pub(crate) fn verify(h: &Heap<'_>) -> Result<HeapReport> {
         )));
     }
     let mut listed = 0;
-    for i in 0..NBINS {
+    if (BINS..NBINS).any(|i| st.bitmap[i / 64].get() & (1 << (i % 64)) != 0) {
+        return Err(broken(
+            "the bitmap marks a bin no block size reaches".into(),
+        ));
+    }
+    for i in 0..BINS {
         let mut b = st.bins[i].get();
         let nonempty = st.bitmap[i / 64].get() & (1 << (i % 64)) != 0;
         if nonempty != (b != 0) {
@@ -147,6 +161,15 @@ pub(crate) fn verify(h: &Heap<'_>) -> Result<HeapReport> {
         }
         off += 8;
     }
+    // Counted after the checks above, which are about blocks, used or free: the cached
+    // ones are used blocks that hold no object.
+    let (blocks, bytes) = crate::arena::stats::cached(h);
+    (r.cached_blocks, r.cached_bytes) = (blocks, bytes);
+    // Saturating: the counts are read from words other processes can write.
+    (r.used_blocks, r.used_bytes) = (
+        r.used_blocks.saturating_sub(blocks),
+        r.used_bytes.saturating_sub(bytes),
+    );
     Ok(r)
 }
 
@@ -156,8 +179,8 @@ pub(crate) fn verify(h: &Heap<'_>) -> Result<HeapReport> {
 /// scrubbed.
 pub(crate) fn rebuild(h: &Heap<'_>) -> Result<()> {
     let st = h.state();
-    for i in 0..NBINS {
-        st.bins[i].set(0);
+    for bin in &st.bins {
+        bin.set(0);
     }
     for w in &st.bitmap {
         w.set(0);
@@ -169,7 +192,9 @@ pub(crate) fn rebuild(h: &Heap<'_>) -> Result<()> {
         if w & USED != 0 {
             used_blocks += 1;
             used_bytes += size;
-            h.set_word(b, (w & !PREV_USED) | if prev_used { PREV_USED } else { 0 });
+            // One read-modify-write: the owner of a cached block may change its other
+            // flags meanwhile (`cache.rs`).
+            h.set_prev_used(b, prev_used);
             prev_used = true;
         } else {
             match frees.last_mut() {

@@ -1,7 +1,11 @@
 //! The allocator: boundary-tag blocks with segregated free lists, all stored in the arena.
 //!
 //! Everything here runs with the arena's robust mutex held (see `arena::Arena::heap`), so
-//! plain reads and writes of the bookkeeping words are race-free. Offsets, never pointers,
+//! the bookkeeping words need no ordering; they are still read and written as relaxed
+//! atomics (plain moves on x86-64), because the owner of a cached block changes its first
+//! word without the lock (`cache.rs`): that is why a neighbour's `PREV_USED` bit is
+//! changed with an atomic read-modify-write ([`Heap::set_prev_used`]), which cannot undo
+//! the owner's concurrent change. Offsets, never pointers,
 //! are stored, so the state means the same thing in every process that maps the arena.
 //!
 //! # Block format (all offsets and sizes are multiples of [`GRAIN`])
@@ -15,8 +19,9 @@
 //! and must be reserved again before they are handed out, where pages are reserved),
 //! [`LOCK_BLOCK`] (this used block is an unnamed lock cell) and, in a high bit of the word, [`RECORD_BLOCK`] (this
 //! used block is an open record), and in six high bits [`KIND_TAG`] (the kind of the unnamed
-//! synchronization object made in this used block). All marks are cleared when the block
-//! is freed.
+//! synchronization object made in this used block; all six set, [`CACHED`]: the block's
+//! object was freed and its owner keeps the block in its cache, `cache.rs`). All marks are
+//! cleared when the block is freed.
 //!
 //! # Invariants (checked by `check::verify`)
 //! 1. Blocks tile `[start, top)` exactly; `[top, committed)` is zero and never handed out;
@@ -31,7 +36,7 @@
 //! free lists and counters are then rebuilt from it by `check::rebuild`.
 
 use std::cell::Cell;
-use std::sync::atomic::{compiler_fence, Ordering};
+use std::sync::atomic::{compiler_fence, AtomicU64, Ordering};
 
 pub(crate) use crate::arena::bins::bin_index;
 use crate::arena::ArenaHeader;
@@ -72,10 +77,20 @@ pub(crate) fn tag_code(w: u64) -> u32 {
     ((w & KIND_TAG) >> KIND_TAG_SHIFT) as u32
 }
 
+/// The [`KIND_TAG`] code of a used block whose object was freed and whose owner keeps it in
+/// its cache of freed small blocks (`cache.rs`): no kind's code, so no handle opens it, and
+/// [`Heap::used_block`] reports it as freed. Set and cleared by the owner without the lock.
+pub(crate) const CACHED_CODE: u32 = 0x3f;
+/// The [`KIND_TAG`] bits of a cached block (see [`CACHED_CODE`]).
+pub(crate) const CACHED: u64 = KIND_TAG;
+
 /// Every flag bit of a block's first word; the rest is the block's size.
 pub(crate) const FLAGS: u64 = (GRAIN - 1) | RECORD_BLOCK | KIND_TAG;
-/// Number of free-list bins.
+/// Number of free-list bins in the format (the bitmap's bits).
 pub(crate) const NBINS: usize = 128;
+/// Bins that block sizes reach: `bin_index(u64::MAX) + 1`. The words of the others hold
+/// cache slots (`HeapState::cache_slots`); the format and its version stay as they were.
+pub(crate) const BINS: usize = 117;
 /// Free runs at least this large have their whole pages returned to the OS.
 pub(crate) const PUNCH_MIN: u64 = 256 * 1024;
 /// The never-used tail is reserved from the OS in steps of this many bytes.
@@ -95,7 +110,12 @@ pub(crate) struct HeapState {
     pub(crate) allocations: Cell<u64>,
     pub(crate) frees: Cell<u64>,
     pub(crate) bitmap: [Cell<u64>; NBINS / 64],
-    pub(crate) bins: [Cell<u64>; NBINS],
+    /// List heads of the bins that block sizes reach (`bin_index` of the largest size).
+    pub(crate) bins: [Cell<u64>; BINS],
+    /// The words of the bins no block size reaches, which hold what processes keep in
+    /// their caches of freed small blocks (see `cache.rs`): one packed word per process
+    /// (handle family), written without the lock.
+    pub(crate) cache_slots: [AtomicU64; NBINS - BINS],
     /// Payload offset of the newest named-object entry, 0 if none (see `registry.rs`).
     pub(crate) registry: Cell<u64>,
     /// Non-zero while `check::rebuild` runs: if its process dies too, the next one redoes it.
@@ -146,15 +166,33 @@ impl Heap<'_> {
     pub(crate) fn word(&self, off: u64) -> u64 {
         debug_assert!(off % 8 == 0 && off + 8 <= self.mem.len());
         // SAFETY: callers only pass offsets of words inside `[start, committed)` (checked by
-        // `block` for anything read from shared state), which are mapped and 8-aligned; the
-        // lock makes the access race-free.
-        unsafe { self.base().add(off as usize).cast::<u64>().read() }
+        // `block` for anything read from shared state), which are mapped and 8-aligned.
+        // Atomic (a plain `mov` on x86-64): a cached block's header is read by its owner
+        // without the lock (`cache.rs`) while a neighbour's free may update its flags.
+        unsafe { AtomicU64::from_ptr(self.base().add(off as usize).cast::<u64>()) }
+            .load(Ordering::Relaxed)
     }
 
     pub(crate) fn set_word(&self, off: u64, value: u64) {
         debug_assert!(off % 8 == 0 && off + 8 <= self.mem.len());
         // SAFETY: as in `word`.
-        unsafe { self.base().add(off as usize).cast::<u64>().write(value) }
+        unsafe { AtomicU64::from_ptr(self.base().add(off as usize).cast::<u64>()) }
+            .store(value, Ordering::Relaxed)
+    }
+
+    /// Sets (`on`) or clears the [`PREV_USED`] bit of the block at `b`, which may be a used
+    /// block of another process: one atomic read-modify-write, so that a concurrent change
+    /// of the block's other flags by its owner without the lock (`cache.rs` marks and
+    /// unmarks a cached block) is never undone.
+    pub(crate) fn set_prev_used(&self, b: u64, on: bool) {
+        debug_assert!(b % 8 == 0 && b + 8 <= self.mem.len());
+        // SAFETY: as in `word`.
+        let w = unsafe { AtomicU64::from_ptr(self.base().add(b as usize).cast::<u64>()) };
+        if on {
+            w.fetch_or(PREV_USED, Ordering::Relaxed);
+        } else {
+            w.fetch_and(!PREV_USED, Ordering::Relaxed);
+        }
     }
 
     /// Zeroes `[from, to)`.
@@ -328,7 +366,7 @@ impl Heap<'_> {
         } else {
             let next = b + size;
             if next < self.state().top.get() {
-                self.set_word(next, self.word(next) | PREV_USED);
+                self.set_prev_used(next, true);
             }
         }
         let own = if tail.is_some() { need } else { size };
@@ -426,7 +464,7 @@ impl Heap<'_> {
             end = end0 + nsize;
             punched |= nw & PUNCHED;
         } else {
-            self.set_word(end0, nw & !PREV_USED);
+            self.set_prev_used(end0, false);
         }
         self.set_word(start, (end - start) | start_flags | punched);
         step();

@@ -56,12 +56,20 @@ impl Arena {
                 "the allocator's lock names this thread as its holder, which it is not".into(),
             ));
         }
-        let patience = Duration::from_nanos(PATIENCE_NS.load(Relaxed));
-        let Some(how) = lock.lock(me, Instant::now().checked_add(patience)) else {
-            return Err(Error::AllocatorBusy {
-                holder: lock.holder(),
-                waited: patience,
-            });
+        // The free lock is taken without reading the clock (a `clock_gettime` can cost more
+        // than the whole allocation): the deadline is only needed if we have to wait.
+        let how = match lock.take(me) {
+            Ok(()) => Acquired::Clean,
+            Err(_) => {
+                let patience = Duration::from_nanos(PATIENCE_NS.load(Relaxed));
+                let Some(how) = lock.lock_slow(me, Instant::now().checked_add(patience)) else {
+                    return Err(Error::AllocatorBusy {
+                        holder: lock.holder(),
+                        waited: patience,
+                    });
+                };
+                how
+            }
         };
         struct Unlock<'a>(&'a FutexLock);
         impl Drop for Unlock<'_> {

@@ -8,6 +8,8 @@
 
 mod allocation;
 mod bins;
+mod cache;
+mod cache_path;
 pub(crate) mod check;
 pub(crate) mod crash;
 pub(crate) mod header;
@@ -24,13 +26,13 @@ mod reclaim;
 mod records;
 pub(crate) mod registry;
 mod snapshot;
-mod stats;
+pub(crate) mod stats;
 mod tags;
 
 use std::fmt;
 use std::sync::atomic::{
-    AtomicPtr,
-    Ordering::{AcqRel, Acquire},
+    AtomicBool, AtomicPtr,
+    Ordering::{AcqRel, Acquire, Relaxed},
 };
 use std::sync::Arc;
 
@@ -39,6 +41,8 @@ use crate::sys::process::process_key;
 use crate::{Error, Result};
 
 pub(crate) use allocation::{Allocation, MappedPtr};
+use cache::BlockCache;
+pub(crate) use cache::{slot_counts, slot_owner};
 pub use check::HeapReport;
 use header::{min_capacity, ArenaHeader};
 pub(crate) use kind::LOCK_CELL;
@@ -68,6 +72,14 @@ struct ArenaInner {
     /// private copy: the hot path reads no shared memory for it, and a later foreign write
     /// cannot change this process's verdict), 0 if unknown.
     creator_pidns: u64,
+    /// This process's freed small blocks (see `cache.rs`).
+    cache: BlockCache,
+    /// The `process_key` of the process that made this handle family: the only one that
+    /// caches freed blocks, unless `cache_anywhere`.
+    cache_by: u64,
+    /// Set for the global arena, whose cache every process uses (and flushes when a
+    /// child run by `Process` ends).
+    cache_anywhere: AtomicBool,
 }
 
 impl Drop for ArenaInner {
@@ -162,6 +174,9 @@ impl Arena {
                 name,
                 unlink_by,
                 creator_pidns,
+                cache: BlockCache::new(),
+                cache_by: process_key(),
+                cache_anywhere: AtomicBool::new(false),
             }),
         }
     }
@@ -202,7 +217,6 @@ impl Arena {
         // Not a `OnceLock`: no lock (a `Once` is one) may be held while creating, or a child
         // forked meanwhile would wait forever for a thread it does not have. Threads that
         // race each create one; the first published wins and the others drop theirs.
-        static GLOBAL: AtomicPtr<Arena> = AtomicPtr::new(std::ptr::null_mut());
         let published = GLOBAL.load(Acquire);
         if !published.is_null() {
             // SAFETY: a non-null pointer came from `Box::into_raw` below and is never freed.
@@ -222,8 +236,13 @@ impl Arena {
         };
         let mine = Box::into_raw(Box::new(arena));
         match GLOBAL.compare_exchange(std::ptr::null_mut(), mine, AcqRel, Acquire) {
-            // SAFETY: published: never freed, so the reference is valid for 'static.
-            Ok(_) => Ok(unsafe { &*mine }),
+            Ok(_) => {
+                // SAFETY: published: never freed, so the reference is valid for 'static.
+                let global = unsafe { &*mine };
+                // Only the published arena is marked (see `ArenaRef`).
+                global.inner.cache_anywhere.store(true, Relaxed);
+                Ok(global)
+            }
             Err(first) => {
                 // SAFETY: `mine` was never published; this is its only owner.
                 drop(unsafe { Box::from_raw(mine) });
@@ -275,8 +294,7 @@ impl Arena {
                 max: MAX_ALIGN,
             });
         }
-        let offset = self.with_heap(|h| h.alloc(size as u64, align as u64, self.owner_tag()))?;
-        Ok(Allocation::new(self.clone(), offset))
+        self.alloc_marked(size as u64, align as u64, 0)
     }
 
     /// Allocates `size` zeroed bytes (8-aligned, or `align` if more) owned by the calling
@@ -294,13 +312,7 @@ impl Arena {
                 max: MAX_ALIGN,
             });
         }
-        let offset = self.with_heap(|h| {
-            let at = h.alloc(size as u64, align.max(8) as u64, self.owner_tag())?;
-            let b = at - heap::HDR;
-            h.set_word(b, h.word(b) | heap::kind_tag(kind));
-            Ok(at)
-        })?;
-        Ok(Allocation::new(self.clone(), offset))
+        self.alloc_marked(size as u64, align.max(8) as u64, heap::kind_tag(kind))
     }
 
     /// Allocates a zeroed lock cell owned by the calling process, its block marked as a
@@ -322,13 +334,7 @@ impl Arena {
             });
         }
         let (size, align) = (size.max(LOCK_CELL), align.max(8) as u64);
-        let offset = self.with_heap(|h| {
-            let at = h.alloc(size, align, self.owner_tag())?;
-            let b = at - heap::HDR;
-            h.set_word(b, h.word(b) | heap::LOCK_BLOCK);
-            Ok(at)
-        })?;
-        Ok(Allocation::new(self.clone(), offset))
+        self.alloc_marked(size, align, heap::LOCK_BLOCK)
     }
 
     /// Counters of the allocator.
@@ -347,7 +353,10 @@ impl Arena {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn stats(&self) -> Result<ArenaStats> {
-        self.with_heap(|h| Ok(ArenaStats::read(h)))
+        self.with_heap(|h| {
+            self.flush_cache(h)?;
+            Ok(ArenaStats::read(h))
+        })
     }
 
     /// Walks every block of the allocator and checks its invariants (blocks tile the heap
@@ -364,7 +373,72 @@ impl Arena {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn check(&self) -> Result<HeapReport> {
-        self.with_heap(check::verify)
+        self.with_heap(|h| {
+            self.flush_cache(h)?;
+            check::verify(h)
+        })
+    }
+}
+
+/// The global arena, once published (see `Arena::try_global`).
+static GLOBAL: AtomicPtr<Arena> = AtomicPtr::new(std::ptr::null_mut());
+
+/// A handle of an arena kept by an object: a clone of it, or nothing for the global arena,
+/// which lives as long as the process (this saves the two atomic reference-count updates
+/// of a clone on every allocation and free of a small object).
+pub(crate) struct ArenaRef(Option<Arena>);
+
+impl ArenaRef {
+    /// A reference to `arena`.
+    #[inline]
+    pub(crate) fn of(arena: &Arena) -> Self {
+        if arena.inner.cache_anywhere.load(Relaxed) {
+            ArenaRef(None)
+        } else {
+            ArenaRef(Some(arena.clone()))
+        }
+    }
+}
+
+impl Clone for ArenaRef {
+    fn clone(&self) -> Self {
+        ArenaRef(self.0.clone())
+    }
+}
+
+impl std::ops::Deref for ArenaRef {
+    type Target = Arena;
+
+    #[inline]
+    fn deref(&self) -> &Arena {
+        match &self.0 {
+            Some(arena) => arena,
+            None => {
+                let published = GLOBAL.load(Acquire);
+                // SAFETY: `None` is only made (in `of`) for an arena whose `cache_anywhere`
+                // is set, which only `try_global` does, for the arena it then publishes
+                // (one that loses the race is never handed out); `GLOBAL` is set once and
+                // the arena behind it is never freed. The flag is stored after `GLOBAL`
+                // was set, and the `of` that saw it ran in this process (it is
+                // process-local), so this load finds the pointer set.
+                unsafe { &*published }
+            }
+        }
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        // The last handle of this process: its cached blocks go back to the arena, which
+        // other processes may still use. (Two threads dropping the last two handles at
+        // once may both skip this: the blocks then stay this process's, reclaimed as a
+        // dead process's once it ends.)
+        if Arc::strong_count(&self.inner) == 1
+            && self.inner.cache_by == process_key()
+            && self.inner.cache.holds_any()
+        {
+            let _ = self.with_heap(|h| self.flush_cache_and(h, true));
+        }
     }
 }
 

@@ -1,12 +1,13 @@
 //! Reclaiming memory whose owning process has ended without freeing it.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
 
 use crate::arena::check::walk;
 use crate::arena::heap::{Heap, HDR, USED};
 use crate::arena::namespace::FOREIGN_OWNER;
 use crate::arena::registry::REGISTRY_OWNER;
-use crate::arena::Arena;
+use crate::arena::{slot_counts, slot_owner, Arena};
 use crate::sys::liveness::process_ended;
 use crate::Result;
 
@@ -59,6 +60,7 @@ impl Arena {
             return Ok(Reclaimed::default());
         }
         self.with_heap(|h| {
+            self.flush_cache(h)?;
             let mut done = owned_by_dead(h)?;
             // Blocks of a `create`/`remove` whose process died half-way.
             h.orphan_unreferenced()?;
@@ -73,6 +75,11 @@ impl Arena {
 
 fn owned_by_dead(h: &Heap<'_>) -> Result<Reclaimed> {
     let mut verdicts: HashMap<u32, bool> = HashMap::new();
+    let mut ended = |owner: u32| {
+        *verdicts
+            .entry(owner)
+            .or_insert_with(|| i32::try_from(owner).is_ok_and(|pid| process_ended(pid, None)))
+    };
     let mut dead = Vec::new();
     walk(h, |b, size, w| {
         if w & USED == 0 {
@@ -83,19 +90,30 @@ fn owned_by_dead(h: &Heap<'_>) -> Result<Reclaimed> {
             // (`ORPHAN_OWNER` has the foreign bit: orphans are swept separately.)
             return Ok(());
         }
-        let gone = *verdicts
-            .entry(owner)
-            .or_insert_with(|| i32::try_from(owner).is_ok_and(|pid| process_ended(pid, None)));
-        if gone {
+        if ended(owner) {
             dead.push((b, size, owner));
         }
         Ok(())
     })?;
+    // Blocks a dead process kept in its cache of freed blocks (`cache.rs`) are freed too,
+    // but they were no objects: they are not counted, and neither is its slot any more.
+    let (mut cached_blocks, mut cached_bytes) = (0u64, 0u64);
+    for slot in &h.state().cache_slots {
+        let word = slot.load(Relaxed);
+        let owner = slot_owner(word);
+        if owner != 0 && owner != REGISTRY_OWNER && owner & FOREIGN_OWNER == 0 && ended(owner) {
+            let (blocks, bytes) = slot_counts(word);
+            (cached_blocks, cached_bytes) = (cached_blocks + blocks, cached_bytes + bytes);
+            slot.store(0, Relaxed);
+        }
+    }
     let mut done = Reclaimed::default();
     for (b, size, owner) in dead {
         h.free(b + HDR, owner)?;
         done.objects += 1;
         done.bytes += size;
     }
+    done.objects -= cached_blocks.min(done.objects);
+    done.bytes -= cached_bytes.min(done.bytes);
     Ok(done)
 }

@@ -1,6 +1,9 @@
 //! Counters of an arena's allocator.
 
+use std::sync::atomic::Ordering::Relaxed;
+
 use crate::arena::heap::Heap;
+use crate::arena::{slot_counts, slot_owner};
 
 /// A snapshot of an arena's allocator counters, from [`Arena::stats`](crate::Arena::stats).
 ///
@@ -16,7 +19,8 @@ use crate::arena::heap::Heap;
 pub struct ArenaStats {
     /// The most bytes the arena can hold.
     pub capacity: u64,
-    /// Bytes of blocks in use, headers included.
+    /// Bytes of blocks in use by objects, headers included (blocks kept in processes'
+    /// caches of freed small blocks are not: see `cached_bytes`).
     pub bytes_in_use: u64,
     /// Bytes the heap spans (used and free blocks), from its start to its high-water mark.
     pub heap_bytes: u64,
@@ -26,6 +30,14 @@ pub struct ArenaStats {
     pub reserved_bytes: u64,
     /// Objects currently allocated.
     pub live_allocations: u64,
+    /// Blocks of freed small objects that other live processes keep in their caches for
+    /// their next allocations (the calling process gives its own back before counting).
+    /// They stay allocated to their process, and are reclaimed by
+    /// [`reclaim_dead`](crate::Arena::reclaim_dead) if it dies; they are not counted in
+    /// `live_allocations`.
+    pub cached_blocks: u64,
+    /// Bytes of those blocks, headers included (not counted in `bytes_in_use`).
+    pub cached_bytes: u64,
     /// Allocations made since the arena was created.
     pub allocations: u64,
     /// Frees made since the arena was created.
@@ -35,14 +47,36 @@ pub struct ArenaStats {
 impl ArenaStats {
     pub(crate) fn read(h: &Heap<'_>) -> Self {
         let st = h.state();
+        let (used_blocks, used_bytes) = (st.used_blocks.get(), st.used_bytes.get());
+        let (blocks, bytes) = cached(h);
         ArenaStats {
             capacity: h.mem.len(),
-            bytes_in_use: st.used_bytes.get(),
+            bytes_in_use: used_bytes - bytes,
             heap_bytes: st.top.get() - st.start.get(),
             reserved_bytes: st.committed.get(),
-            live_allocations: st.used_blocks.get(),
+            live_allocations: used_blocks - blocks,
+            cached_blocks: blocks,
+            cached_bytes: bytes,
             allocations: st.allocations.get(),
             frees: st.frees.get(),
         }
     }
+}
+
+/// The blocks and bytes that processes' caches of freed small blocks hold, as their slots
+/// of the arena's table say, at most what the heap's counters count as used. Counts
+/// another process writes as it goes: garbage there gives wrong counts, never an overflow.
+pub(crate) fn cached(h: &Heap<'_>) -> (u64, u64) {
+    let st = h.state();
+    let (mut blocks, mut bytes) = (0u64, 0u64);
+    for word in st.cache_slots.iter().map(|s| s.load(Relaxed)) {
+        if slot_owner(word) != 0 {
+            let (b, n) = slot_counts(word);
+            (blocks, bytes) = (blocks + b, bytes + n);
+        }
+    }
+    (
+        blocks.min(st.used_blocks.get()),
+        bytes.min(st.used_bytes.get()),
+    )
 }

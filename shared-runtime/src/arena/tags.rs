@@ -1,7 +1,7 @@
 //! The owner tag of a used block: who frees it, and a check value that proves an offset is
 //! the start of a block.
 
-use crate::arena::heap::{Heap, HDR, USED};
+use crate::arena::heap::{tag_code, Heap, CACHED_CODE, HDR, USED};
 use crate::{Error, Result};
 
 impl Heap<'_> {
@@ -41,9 +41,16 @@ impl Heap<'_> {
         }
         let b = self.block(payload - HDR)?;
         self.size_of(b)?;
-        if self.word(b) & USED == 0 {
+        let w = self.word(b);
+        if w & USED == 0 {
             return Err(Error::Corrupted(format!(
                 "no object at offset {payload}: it is free"
+            )));
+        }
+        if tag_code(w) == CACHED_CODE {
+            return Err(Error::Corrupted(format!(
+                "no object at offset {payload}: it was freed (its owner keeps the block \
+                 for reuse)"
             )));
         }
         self.owner_of(b)?;

@@ -80,6 +80,9 @@ fn run_child<T: SharedType>(f: impl FnOnce() -> T, outcome: &Outcome<T>) -> ! {
     sys::become_subreaper();
     let result = panic::catch_unwind(AssertUnwindSafe(f));
     sys::reap_all_children();
+    // Blocks this child freed into its cache are given back before its parent can learn
+    // that it has ended.
+    crate::arena::Arena::flush_global_cache();
     match result {
         Ok(value) => {
             outcome.put_value(value);

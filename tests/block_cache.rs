@@ -1,0 +1,259 @@
+//! The process-local cache of freed small blocks (`arena/cache.rs`): a freed block is
+//! reused zeroed, counters stay truthful, a forked child never takes its parent's cached
+//! blocks, a child's cache is given back when it ends, and a killed process's cached
+//! blocks are reclaimed like anything else it owned, never handed out while it lives.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{finish, forking, in_child, wait_until, PATIENCE};
+use shared_runtime::{Arena, Event, Lock, Process, RawArray, RawValue, Value};
+
+/// Allocates and frees one small value in `arena`, so that this process holds a slot of
+/// the arena's table of caches (taken by the first free that finds none).
+fn warm(arena: &Arena) {
+    drop(RawValue::new_in(arena, 0u64).unwrap());
+}
+
+#[test]
+fn a_freed_small_value_is_reused_zeroed_without_the_allocator() {
+    let _serial = forking();
+    let arena = Arena::with_capacity(1 << 20).unwrap();
+    warm(&arena);
+    let v = RawValue::new_in(&arena, u64::MAX).unwrap();
+    let at = v.offset();
+    drop(v);
+    let w = RawValue::<u64>::zeroed_in(&arena).unwrap();
+    assert_eq!(w.offset(), at, "the freed block is taken from the cache");
+    assert_eq!(
+        w.get(),
+        0,
+        "a cached block is zeroed before it is handed out"
+    );
+    drop(w);
+    // Reading the counters gives this process's cached blocks back first.
+    let s = arena.stats().unwrap();
+    assert_eq!(
+        (s.allocations, s.frees, s.live_allocations, s.bytes_in_use),
+        (2, 2, 0, 0),
+        "the second value was the first one's block, from the cache; the counts are true"
+    );
+    assert_eq!(arena.check().unwrap().used_blocks, 0);
+}
+
+#[test]
+fn a_cached_lock_cell_comes_back_unlocked() {
+    let _serial = forking();
+    let arena = Arena::with_capacity(1 << 20).unwrap();
+    for _ in 0..3 {
+        let lock = Lock::new_in(&arena).unwrap();
+        let guard = lock.try_lock().expect("a new lock is free");
+        std::mem::forget(guard); // its cell is dropped held
+    }
+    let s = arena.stats().unwrap();
+    assert_eq!(s.live_allocations, 0);
+    assert_eq!(s.allocations, 2, "the third lock cell came from the cache");
+}
+
+#[test]
+fn threads_share_the_cache_and_the_counters_add_up() {
+    let _serial = forking();
+    let arena = Arena::with_capacity(1 << 22).unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let arena = &arena;
+            s.spawn(move || {
+                let mut live = Vec::new();
+                for i in 0..5_000u64 {
+                    if i % 3 == 2 {
+                        live.pop();
+                    }
+                    let v = RawValue::new_in(arena, t << 32 | i).unwrap();
+                    assert_eq!(v.get(), t << 32 | i);
+                    live.push(v);
+                    if live.len() > 40 {
+                        live.drain(..20);
+                    }
+                }
+            });
+        }
+    });
+    let report = arena.check().unwrap();
+    assert_eq!(report.used_blocks, 0);
+    assert_eq!(arena.stats().unwrap().live_allocations, 0);
+}
+
+#[test]
+fn a_forked_child_never_takes_its_parents_cached_blocks() {
+    let _serial = forking();
+    let global = Arena::global();
+    let before = global.stats().unwrap().live_allocations;
+    warm(global);
+    let v = RawValue::new(7u64).unwrap();
+    let cached = v.offset();
+    drop(v); // into this process's cache of the global arena
+    let child = Process::start(move || {
+        // Many allocations of the same class: none may be the parent's cached block.
+        let held: Vec<_> = (0..200).map(|_| RawValue::new(1u64).unwrap()).collect();
+        let clash = held.iter().any(|v| v.offset() == cached);
+        drop(held); // into the child's own cache, given back when the child ends
+        u8::from(clash)
+    })
+    .unwrap();
+    assert_eq!(
+        finish(child).unwrap(),
+        0,
+        "the child was handed a cached block"
+    );
+    // The child's cache went back to the arena as it ended; the parent's block is still
+    // the parent's, and its next allocation of that class takes it.
+    let again = RawValue::new(0u64).unwrap();
+    assert_eq!(again.offset(), cached);
+    assert_eq!(again.get(), 0);
+    drop(again);
+    assert_eq!(global.stats().unwrap().live_allocations, before);
+}
+
+#[test]
+fn a_killed_processes_cached_blocks_are_never_reused_while_it_lives_then_reclaimed() {
+    let _serial = forking();
+    const N: usize = 16;
+    let global = Arena::global();
+    let before = global.stats().unwrap().live_allocations;
+    // Slot N is the child's "ready" flag.
+    let offsets = RawArray::<u64>::zeroed(N + 1).unwrap();
+    let shared = offsets.clone();
+    let mut child = Process::start(move || -> u8 {
+        warm(Arena::global());
+        let vs: Vec<_> = (0..N).map(|i| RawValue::new(i as u64).unwrap()).collect();
+        for (i, v) in vs.iter().enumerate() {
+            shared.set(i, v.offset());
+        }
+        drop(vs); // cached by this child, still its blocks in the arena
+        shared.set(N, 1);
+        loop {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    })
+    .unwrap();
+    assert!(
+        wait_until(|| offsets.get(N) == Some(1)),
+        "the child never got ready"
+    );
+    let cached: Vec<u64> = offsets.read(..N);
+    let mine: Vec<_> = (0..4 * N).map(|_| RawValue::new(0u64).unwrap()).collect();
+    assert!(
+        mine.iter().all(|v| !cached.contains(&v.offset())),
+        "a block cached by a live process was handed out again"
+    );
+    drop(mine);
+    child.kill().unwrap();
+    assert!(child.join_timeout(PATIENCE).is_err(), "killed, not joined");
+    // Dead: its cached blocks are counted as cached, not as objects, until they are
+    // reclaimed like anything else it owned; they were no objects, so none is reported.
+    let s = global.stats().unwrap();
+    assert!(s.cached_blocks >= N as u64, "{s:?}");
+    let reclaimed = global.reclaim_dead().unwrap();
+    let after = global.stats().unwrap();
+    assert_eq!(after.cached_blocks, 0);
+    assert_eq!(
+        after.live_allocations,
+        s.live_allocations - reclaimed.objects,
+        "objects and cached blocks are told apart: {s:?} {reclaimed:?} {after:?}"
+    );
+    assert_eq!(after.frees - s.frees, reclaimed.objects + s.cached_blocks);
+    drop((offsets, child));
+    assert_eq!(global.stats().unwrap().live_allocations, before);
+    global.check().unwrap();
+}
+
+#[test]
+fn a_handle_to_a_cached_block_opens_nothing_and_it_cannot_be_adopted() {
+    let _serial = forking();
+    let arena = Arena::with_capacity(1 << 20).unwrap();
+    warm(&arena);
+    let v = RawValue::new_in(&arena, 7u64).unwrap();
+    let (h, at) = (v.handle(), v.offset());
+    drop(v);
+    let err = RawValue::<u64>::open_handle(&arena, &h).unwrap_err();
+    assert!(err.to_string().contains("freed"), "{err}");
+    let err = RawValue::<u64>::from_offset_in(&arena, at).unwrap_err();
+    assert!(err.to_string().contains("freed"), "{err}");
+    // Nor in a child, where the block is its parent's.
+    let refused = in_child(|| RawValue::<u64>::open_handle(&arena, &h).is_err() as u8).unwrap();
+    assert_eq!(refused, 1, "a child opened its parent's cached block");
+    // Taken out again, it is an object: the block is the same one.
+    let w = RawValue::<u64>::zeroed_in(&arena).unwrap();
+    assert_eq!(w.offset(), at);
+    w.set(3);
+    let seen =
+        in_child(|| RawValue::<u64>::open_handle(&arena, &h).map_or(99, |v| v.get())).unwrap();
+    assert_eq!(seen, 3, "the child opens the live object again");
+}
+
+#[test]
+fn a_cached_block_takes_the_marks_of_its_next_use_only() {
+    let _serial = forking();
+    let arena = Arena::with_capacity(1 << 20).unwrap();
+    let e = Event::new_in(&arena).unwrap();
+    e.set();
+    let eh = e.handle();
+    drop(e);
+    // The Event's block (24 bytes of state) comes back as data of the same size.
+    let r = RawArray::<u8>::zeroed_in(&arena, 24).unwrap();
+    assert_eq!(r.handle().offset, eh.offset, "from the cache");
+    assert_eq!(r.to_vec(), vec![0; 24], "zeroed");
+    let rh = r.handle();
+    // Opened in a child (the owner uses the handle it has): as data only.
+    let seen = in_child(|| {
+        u8::from(Event::open_handle(&arena, &eh).is_err())
+            | u8::from(RawArray::<u8>::open_handle(&arena, &rh).is_ok()) << 1
+    })
+    .unwrap();
+    assert_eq!(
+        seen, 3,
+        "an Event handle opened a data block, or data did not open"
+    );
+    drop(r);
+    // And data's block comes back as an Event: tagged, unset.
+    let e = Event::new_in(&arena).unwrap();
+    assert_eq!(e.handle().offset, rh.offset, "from the cache");
+    assert!(!e.is_set());
+    let seen = in_child(|| {
+        u8::from(RawArray::<u8>::open_handle(&arena, &rh).is_err())
+            | u8::from(Event::open_handle(&arena, &e.handle()).is_ok_and(|e| !e.is_set())) << 1
+    })
+    .unwrap();
+    assert_eq!(
+        seen, 3,
+        "a data handle opened an Event's block, or the Event did not"
+    );
+    drop(e);
+    arena.check().unwrap();
+}
+
+#[test]
+fn a_one_block_value_dropped_locked_comes_back_unlocked_or_as_plain_data() {
+    let _serial = forking();
+    let arena = Arena::with_capacity(1 << 20).unwrap();
+    let v = Value::new_in(&arena, 5u64).unwrap();
+    let lh = v.getlock().handle();
+    std::mem::forget(v.getlock().try_lock().expect("a new lock is free"));
+    drop(v);
+    // Lock cell and value: 32 bytes, the same class as 32 bytes of data.
+    let r = RawArray::<u64>::zeroed_in(&arena, 4).unwrap();
+    assert_eq!(r.handle().offset, lh.offset, "from the cache");
+    assert_eq!(r.to_vec(), vec![0; 4], "the held lock cell was zeroed");
+    let refused = in_child(|| u8::from(Lock::open_handle(&arena, &lh).is_err())).unwrap();
+    assert_eq!(refused, 1, "a lock handle opened a data block");
+    drop(r);
+    let v = Value::new_in(&arena, 6u64).unwrap();
+    assert_eq!(v.getlock().handle().offset, lh.offset, "from the cache");
+    assert!(v.getlock().try_lock().is_ok(), "unlocked");
+    assert_eq!(v.get(), 6);
+    v.update(|x| *x += 1);
+    assert_eq!(v.get(), 7);
+    drop(v);
+    arena.check().unwrap();
+}
