@@ -157,3 +157,91 @@ fn reclaim_spares_the_living() {
     assert_eq!(mine.get(), 1);
     arena.check().unwrap();
 }
+
+/// A 64-aligned element: its blocks are cut out of a larger free block, front and tail
+/// given back.
+#[derive(shared_runtime::SharedStruct, Clone, Copy, Debug, PartialEq)]
+#[repr(C, align(64))]
+struct Line {
+    v: u64,
+}
+
+/// An object of the counted workload.
+enum Kept {
+    Bytes(RawArray<u8>),
+    Line(RawValue<Line>),
+}
+
+/// Allocations and frees that split free blocks (a tail given back, and the front of an
+/// over-aligned block), carve from the unused tail, and reuse a punched run; `held` is
+/// raised before each allocation and lowered after each free, as the kill storm's workers
+/// publish what they hold.
+fn counted_workload(arena: &Arena, held: &RawValue<u64>) {
+    let mut kept: Vec<Kept> = Vec::new();
+    let alloc = |kept: &mut Vec<Kept>, what: usize| {
+        held.set(held.get() + 1);
+        kept.push(match what {
+            0 => Kept::Line(RawValue::new_in(arena, Line { v: 7 }).unwrap()),
+            n => Kept::Bytes(RawArray::zeroed_in(arena, n).unwrap()),
+        });
+    };
+    let free = |kept: &mut Vec<Kept>, i: usize| {
+        match kept.remove(i) {
+            Kept::Bytes(b) => assert!(b.to_vec().iter().all(|&x| x == 0), "overwritten"),
+            Kept::Line(l) => assert_eq!(l.get(), Line { v: 7 }, "overwritten"),
+        }
+        held.set(held.get() - 1);
+    };
+    alloc(&mut kept, 100);
+    alloc(&mut kept, 5_000);
+    alloc(&mut kept, 300_000);
+    alloc(&mut kept, 40);
+    free(&mut kept, 1);
+    free(&mut kept, 1); // a punched run
+    alloc(&mut kept, 200); // split off that run: its tail goes back
+    alloc(&mut kept, 0); // over-aligned, from the run: front and tail go back
+    alloc(&mut kept, 0);
+    free(&mut kept, 0);
+    alloc(&mut kept, 0);
+    alloc(&mut kept, 24);
+    for last in (0..kept.len()).rev() {
+        free(&mut kept, last);
+    }
+}
+
+/// Killed at every step of the counted workload, the child leaves no block but the
+/// objects it holds and at most the one it was allocating or freeing: `reclaim_dead` frees
+/// within one of what it published. (A block the allocator was giving back, marked as the
+/// child's, would be reclaimed as one more object: the kill storm's accounting saw that.)
+#[test]
+fn killed_at_every_step_only_what_the_child_held_is_reclaimed() {
+    let _serial = forking();
+    let mut killed = 0;
+    for step in 1.. {
+        let arena = Arena::with_capacity(8 << 20).unwrap();
+        let held = RawValue::new_in(&arena, 0u64).unwrap();
+        let (mine, counter) = (arena.clone(), held.clone());
+        match in_child(move || {
+            crash_after_steps(step);
+            counted_workload(&mine, &counter);
+            crash_after_steps(0);
+        }) {
+            Ok(()) => break,
+            Err(e) => assert!(e.to_string().contains("SIGKILL"), "step {step}: {e}"),
+        }
+        killed += 1;
+        let published = held.get();
+        let reclaimed = arena
+            .reclaim_dead()
+            .unwrap_or_else(|e| panic!("step {step}: {e}"))
+            .objects;
+        assert!(
+            reclaimed <= published && published <= reclaimed + 1,
+            "step {step}: reclaim_dead() freed {reclaimed} objects of a child that held \
+             {published} (counting the one in flight)"
+        );
+        arena.check().unwrap_or_else(|e| panic!("step {step}: {e}"));
+        assert_eq!(arena.stats().unwrap().live_allocations, 1, "step {step}");
+    }
+    assert!(killed > 30, "only {killed} crash points were exercised");
+}

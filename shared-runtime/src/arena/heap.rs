@@ -314,9 +314,7 @@ impl Heap<'_> {
             let end = (b + ask + MIN_BLOCK).min(b + (w & !FLAGS));
             let (from, to) = (page_down(b, self.page), page_up(end, self.page));
             if let Err(e) = self.mem.reserve(from, to - from) {
-                // A used block always carries its tag (see `owner_of`), even for an instant.
-                self.set_word(b + 8, self.tag(b, owner));
-                self.set_word(b, w | USED);
+                // Back to its bin as it is (free, never marked as `owner`'s: see `place`).
                 self.release(b, false)?;
                 return Err(e);
             }
@@ -336,8 +334,11 @@ impl Heap<'_> {
                 self.set_word(s + 8, self.tag(s, owner));
                 self.set_word(s, (total - (s - b)) | (w & PUNCHED) | USED);
                 step();
-                self.set_word(b + 8, self.tag(b, owner));
-                self.set_word(b, (s - b) | (w & (PREV_USED | PUNCHED)) | USED);
+                // The front stays free (in no bin until `release` lists it), never marked
+                // as `owner`'s: a crash before it is listed leaves a free block that
+                // `check::rebuild` lists, not a second block of the dead process for
+                // `reclaim_dead` to free as one more of its objects.
+                self.set_word(b, (s - b) | (w & (PREV_USED | PUNCHED)));
                 step();
                 self.release(b, false)?;
                 b = s;
@@ -380,9 +381,10 @@ impl Heap<'_> {
         step();
         if let Some(r) = tail {
             // The tail's bytes are part of a zeroed free run except its old footer, which
-            // is exactly where its own footer goes. `release` expects a used block.
-            self.set_word(r + 8, self.tag(r, owner));
-            self.set_word(r, self.word(r) | USED);
+            // is exactly where its own footer goes. It stays free until `release` lists
+            // it: marked used and `owner`'s meanwhile, a crash there would leave the dead
+            // process a second block, which `reclaim_dead` would free as one more of its
+            // objects.
             self.release(r, false)?;
         }
         Ok(())
@@ -415,8 +417,10 @@ impl Heap<'_> {
         Ok(())
     }
 
-    /// Turns the block at `b` (marked used, not in any bin) into free space, coalescing it
-    /// with free neighbours or the unused tail. `dirty`: its payload may hold data.
+    /// Turns the block at `b` (marked used, or free but in no bin: the front or tail just
+    /// split off an allocation, whose predecessor is used) into listed free space,
+    /// coalescing it with free neighbours or the unused tail. `dirty`: its payload may hold
+    /// data.
     pub(crate) fn release(&self, b: u64, dirty: bool) -> Result<()> {
         // Validated here, where it is used, rather than trusted from the caller's earlier
         // read: the word lives in memory other processes can write.
