@@ -19,13 +19,15 @@
 //! # Why a cached block is no object
 //! Put in the cache, the block's first word loses the marks of what it held (`LOCK_BLOCK`,
 //! a `KIND_TAG`) and gets the tag [`CACHED`](crate::arena::heap::CACHED) instead, in one
-//! atomic read-modify-write; taken out, its payload is zeroed, then the tag is replaced by
-//! the marks of its new use. So a handle naming a cached block (a stale one, or a forged
-//! one) is refused (`Heap::used_block` reports it freed; a data handle refuses any tag, a
-//! lock handle needs `LOCK_BLOCK`), it cannot be adopted (its owner word names this
-//! process, and it is tagged), and a block comes out of the cache with only the marks of
-//! the use it is taken for, never a stale lock, record or kind mark. Records
-//! (`RECORD_BLOCK`) are never cached.
+//! atomic read-modify-write. Taken out, it is first claimed ([`TAKING`], another atomic
+//! read-modify-write that succeeds only on a block still marked cached, and the owner word
+//! must still name this process), then its payload is zeroed, then the mark is replaced by
+//! those of its new use. So a handle naming a cached block (a stale one, or a forged one)
+//! is refused (`Heap::used_block` reports it freed; a data handle refuses any tag, a lock
+//! handle needs `LOCK_BLOCK`), it cannot be adopted (its owner word names this process,
+//! and it is tagged), nothing is ever zeroed but a block this process found in its cache,
+//! and a block comes out of the cache with only the marks of the use it is taken for,
+//! never a stale lock, record or kind mark. Records (`RECORD_BLOCK`) are never cached.
 //!
 //! # Forks
 //! The stacks record the `process_key` of the process that filled them. A forked child
@@ -33,12 +35,38 @@
 //! it finds another key and forgets the copy (without freeing anything: the blocks are the
 //! parent's, which keeps using them).
 //!
+//! # Who caches
+//! Only processes that give their cache back when they end: the process that made an
+//! arena handle family (its last handle gives the cache back when dropped), and for the
+//! global arena the process that created it (an `exit` handler gives it back when it calls
+//! `exit` or returns from `main`) and the children run by [`Process`](crate::Process) (given
+//! back before the child ends, whatever `f` did). A child forked any other way (`fork`
+//! then `_exit`, say) caches nothing: it could end without giving anything back. A killed
+//! process leaves its cached blocks to `Arena::reclaim_dead`, like its objects. A caching
+//! process that replaces its program (`exec`) keeps its cached blocks, and its slot of the
+//! table, for as long as the new program runs (the process is alive: nothing may free
+//! them); calling `Arena::stats` first gives the blocks back. A process that finds the
+//! table full takes over the slot of a process proven ended, freeing its cached blocks.
+//!
+//! # Memory held
+//! A process keeps at most [`MAX_CACHED_BYTES`] (70 KiB) of one arena, or a 16th of the
+//! arena's capacity if that is less. An allocation that finds the arena full gives this
+//! process's own cache back and tries once more; the caches of other live processes are
+//! out of its reach (at most that much each, 11 processes at most).
+//!
 //! # Truthful counters
-//! Cached blocks are counted as used blocks of this process by the arena. So that what a
-//! process observes reflects its own frees, `stats`, `check`, `objects` and `reclaim_dead`
-//! first give this process's cached blocks back to the arena (`Arena::flush_cache`); so do
-//! the last handle of the arena in this process and the end of a child run by `Process`.
-//! Another live process's cached blocks show as in use by that process.
+//! Cached blocks are counted as used blocks of this process by the arena's counters; the
+//! arena's table of caches (one slot per caching process) says how many, so `stats`
+//! reports them apart from objects. The owner counts each block in as it caches it and
+//! out as it takes it, or frees it while giving its cache back, so a process killed
+//! half-way leaves a slot that counts what is still cached, give or take one block; after
+//! a process died holding the allocator's lock, the slots of ended processes are recounted
+//! from their blocks' tags (`Arena::recount_dead_caches`). `check` and `reclaim_dead` do
+//! not use the table: they walk the heap, and a block tagged `CACHED` (or [`TAKING`]) is
+//! no object. `stats`, `check` and `reclaim_dead` first give this process's cached blocks
+//! back (`Arena::flush_cache`), keeping its slot; `Arena::objects` lists named objects
+//! only and ignores caches. Other processes' cached blocks, live or ended (until
+//! `reclaim_dead` or a process taking over the slot frees them), show as `cached_blocks`.
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::{
@@ -118,13 +146,44 @@ impl Class {
             .is_ok()
     }
 
-    /// Replaces the cached mark of the block whose first word is `header` with `marks`
-    /// (0, `LOCK_BLOCK` or a kind tag), if it is a cached block of this class; one atomic
-    /// read-modify-write, released after the caller zeroed the payload.
+    /// Whether a block's first word `w` is that of a block of this class being taken out
+    /// of its owner's cache ([`TAKING`]).
+    #[inline]
+    fn is_taking_block(w: u64, class: Class) -> bool {
+        w & USED != 0
+            && w & !FLAGS == class.block()
+            && w & (RECORD_BLOCK | LOCK_BLOCK | KIND_TAG) == TAKING
+    }
+
+    /// Claims the block whose first word is `header` for taking it out of the cache: turns
+    /// its mark from [`CACHED`] to [`TAKING`], if it is a cached block of this class. One
+    /// atomic read-modify-write, made *before* the payload is zeroed, so that nothing is
+    /// ever zeroed but a block this call found cached.
+    pub(crate) fn claim_cached(header: &AtomicU64, class: Class) -> bool {
+        header
+            .fetch_update(Acquire, Relaxed, |w| {
+                Class::is_cached_block(w, class).then_some(w | TAKING)
+            })
+            .is_ok()
+    }
+
+    /// Puts back the [`CACHED`] mark of a block claimed by [`claim_cached`](Self::claim_cached)
+    /// that turned out not to be this process's (its owner word names another).
+    pub(crate) fn unclaim_cached(header: &AtomicU64, class: Class) -> bool {
+        header
+            .fetch_update(Release, Relaxed, |w| {
+                Class::is_taking_block(w, class).then_some(w & !LOCK_BLOCK)
+            })
+            .is_ok()
+    }
+
+    /// Replaces the [`TAKING`] mark of the block whose first word is `header` with `marks`
+    /// (0, `LOCK_BLOCK` or a kind tag); one atomic read-modify-write, released after the
+    /// caller zeroed the payload.
     pub(crate) fn unmark_cached(header: &AtomicU64, class: Class, marks: u64) -> bool {
         header
             .fetch_update(Release, Relaxed, |w| {
-                Class::is_cached_block(w, class).then_some(w & !KIND_TAG | marks)
+                Class::is_taking_block(w, class).then_some(w & !(KIND_TAG | LOCK_BLOCK) | marks)
             })
             .is_ok()
     }
@@ -134,8 +193,23 @@ impl Class {
     }
 }
 
+/// The mark of a cached block that its owner is taking out (claimed, being zeroed):
+/// [`CACHED`] with `LOCK_BLOCK`, a combination no other block has. Still refused by every
+/// handle (`Heap::used_block` refuses the `CACHED` tag), never cached or taken again, and
+/// freed uncounted by `reclaim_dead` if its owner dies meanwhile.
+pub(crate) const TAKING: u64 = CACHED | LOCK_BLOCK;
+
 /// No slot of the arena's table is held.
 const NO_SLOT: usize = usize::MAX;
+
+/// The most bytes one process keeps in its cache of one arena: 128 blocks of each of the
+/// 7 classes (70 KiB); an arena smaller than 16 times that gets a 16th of its capacity.
+pub(crate) const MAX_CACHED_BYTES: u64 = DEPTH as u64 * (7 * MIN_BLOCK + 21 * GRAIN);
+const _: () = assert!(MAX_CACHED_BYTES == 71_680);
+
+/// Frees that find no slot of the arena's table free (every one held by a live process)
+/// before this process looks again.
+const CLAIM_RETRY: u16 = 1024;
 
 struct Stacks {
     /// The `process_key` of the process these blocks belong to (0: none yet).
@@ -144,12 +218,18 @@ struct Stacks {
     /// nothing is cached).
     slot: usize,
     len: [u8; STACKS],
+    /// Bytes of the blocks in the stacks, headers included (at most the cache's budget).
+    bytes: u64,
+    /// Frees left before this process, holding no slot, looks for one again.
+    retry: u16,
     slots: [[u64; DEPTH]; STACKS],
 }
 
 /// See the module documentation.
 pub(crate) struct BlockCache {
     busy: AtomicBool,
+    /// The most bytes kept (see [`MAX_CACHED_BYTES`]).
+    budget: u64,
     stacks: UnsafeCell<Stacks>,
 }
 
@@ -164,13 +244,17 @@ unsafe impl Sync for BlockCache {}
 impl std::panic::RefUnwindSafe for BlockCache {}
 
 impl BlockCache {
-    pub(crate) fn new() -> Self {
+    /// An empty cache for an arena of `capacity` bytes.
+    pub(crate) fn new(capacity: u64) -> Self {
         BlockCache {
             busy: AtomicBool::new(false),
+            budget: (capacity / 16).min(MAX_CACHED_BYTES),
             stacks: UnsafeCell::new(Stacks {
                 key: 0,
                 slot: NO_SLOT,
                 len: [0; STACKS],
+                bytes: 0,
+                retry: 0,
                 slots: [[0; DEPTH]; STACKS],
             }),
         }
@@ -194,6 +278,8 @@ impl BlockCache {
             stacks.key = me;
             stacks.slot = NO_SLOT;
             stacks.len = [0; STACKS];
+            stacks.bytes = 0;
+            stacks.retry = 0;
         }
         let r = f(stacks);
         self.busy.store(false, Release);
@@ -212,6 +298,7 @@ impl BlockCache {
                 return None;
             }
             s.len[i] = (n - 1) as u8;
+            s.bytes -= class.block();
             // Counted out after it left the stack: a process killed in between leaves a
             // block counted as cached that it no longer holds as one, which `reclaim_dead`
             // then frees as cached rather than as an object.
@@ -231,36 +318,65 @@ impl BlockCache {
         header: &AtomicU64,
         slots: &[AtomicU64],
     ) -> Put {
+        let budget = self.budget;
         self.with_stacks(|s| {
             let Some(slot) = slots.get(s.slot) else {
+                if s.retry > 0 {
+                    s.retry -= 1;
+                    return Put::Refused;
+                }
+                s.retry = CLAIM_RETRY;
                 return Put::NoSlot;
             };
             let i = class.index();
             let n = s.len[i] as usize;
-            if n == DEPTH || !Class::mark_cached(header, class) {
+            if n == DEPTH || s.bytes + class.block() > budget || !Class::mark_cached(header, class)
+            {
                 return Put::Refused;
             }
             count(slot, 1, class);
             s.slots[i][n] = payload;
             s.len[i] = (n + 1) as u8;
+            s.bytes += class.block();
             Put::Kept
         })
         .unwrap_or(Put::Refused)
     }
 
-    /// Takes a free slot of the arena's table for this process's cache (owner tag
-    /// `owner`), if it has none. Called with the allocator's lock held, which guards the
-    /// slots' `owner` words.
-    pub(crate) fn claim(&self, slots: &[AtomicU64], owner: u32) {
+    /// Takes a slot of the arena's table for this process's cache (owner tag `owner`), if
+    /// it has none: a free one, else one whose owner `ended` says has ended, after `take_back`
+    /// freed that owner's cached blocks. Called with the allocator's lock held, which guards
+    /// the slots' `owner` words.
+    pub(crate) fn claim(
+        &self,
+        slots: &[AtomicU64],
+        owner: u32,
+        mut ended: impl FnMut(u32) -> bool,
+        take_back: impl FnOnce(u32) -> crate::Result<()>,
+    ) -> crate::Result<()> {
         self.with_stacks(|s| {
             if s.slot != NO_SLOT || owner == 0 {
-                return;
+                return Ok(());
             }
-            if let Some(i) = slots.iter().position(|x| slot_owner(x.load(Relaxed)) == 0) {
-                slots[i].store(u64::from(owner), Relaxed);
-                s.slot = i;
-            }
-        });
+            let free = slots.iter().position(|x| slot_owner(x.load(Relaxed)) == 0);
+            let i = match free {
+                Some(i) => i,
+                None => {
+                    let stale = slots.iter().position(|x| {
+                        let o = slot_owner(x.load(Relaxed));
+                        o != owner && ended(o)
+                    });
+                    let Some(i) = stale else { return Ok(()) };
+                    // Its blocks are freed first: if that fails, the slot keeps counting them.
+                    take_back(slot_owner(slots[i].load(Relaxed)))?;
+                    i
+                }
+            };
+            slots[i].store(u64::from(owner), Relaxed);
+            s.slot = i;
+            Ok(())
+        })
+        .unwrap_or(Ok(()))
     }
 
     /// Whether this process holds a slot of the arena's table or any cached block
@@ -270,21 +386,38 @@ impl BlockCache {
             .unwrap_or(false)
     }
 
-    /// Takes every cached block out, and gives up the slot of the arena's table if
-    /// `release` (called with the allocator's lock held; the caller frees the blocks),
-    /// waiting a little for
-    /// another thread of this process that is using the cache (`None` if it stays busy: a
-    /// child forked while a thread of its parent held it, whose copy then holds only the
+    /// Gives every cached block back through `free` (called with the allocator's lock
+    /// held, for each block's payload offset), counting each out of this process's slot of
+    /// the arena's table as soon as it is freed, so that a process killed half-way leaves
+    /// a slot that counts exactly the blocks still cached (give or take the one being
+    /// freed); then gives the slot up if `release`. Waits a little for another thread of
+    /// this process that is using the cache (and does nothing if it stays busy: a child
+    /// forked while a thread of its parent held it, whose copy then holds only the
     /// parent's blocks anyway).
-    pub(crate) fn drain(&self, slots: &[AtomicU64], release: bool) -> Option<Vec<u64>> {
+    pub(crate) fn drain(
+        &self,
+        slots: &[AtomicU64],
+        release: bool,
+        mut free: impl FnMut(u64) -> crate::Result<()>,
+    ) -> crate::Result<()> {
         for _ in 0..1000 {
             let got = self.with_stacks(|s| {
-                let mut all = Vec::new();
-                for (len, slots) in s.len.iter_mut().zip(&s.slots) {
-                    all.extend_from_slice(&slots[..*len as usize]);
-                    *len = 0;
+                let slot = slots.get(s.slot);
+                for i in 0..STACKS {
+                    let class = Class(i as u8);
+                    while s.len[i] > 0 {
+                        let n = s.len[i] as usize - 1;
+                        s.len[i] = n as u8;
+                        s.bytes -= class.block();
+                        let freed = free(s.slots[i][n]);
+                        if let Some(slot) = slot {
+                            count(slot, -1, class);
+                        }
+                        freed?;
+                    }
                 }
-                if let Some(slot) = slots.get(s.slot) {
+                if let Some(slot) = slot {
+                    // Nothing cached: counts another process may have damaged are reset.
                     let owner = slot.load(Relaxed) & OWNER_MASK;
                     if release {
                         slot.store(0, Relaxed);
@@ -293,14 +426,14 @@ impl BlockCache {
                         slot.store(owner, Relaxed);
                     }
                 }
-                all
+                Ok(())
             });
-            if got.is_some() {
-                return got;
+            if let Some(done) = got {
+                return done;
             }
             std::thread::yield_now();
         }
-        None
+        Ok(())
     }
 }
 
@@ -339,6 +472,14 @@ pub(crate) fn slot_counts(word: u64) -> (u64, u64) {
         word >> BLOCKS_SHIFT & BLOCKS_MASK,
         (word >> UNITS_SHIFT & UNITS_MASK) * GRAIN,
     )
+}
+
+/// A slot word for `owner` counting `blocks` blocks of `bytes` bytes (clipped to the
+/// fields' widths: wrong counts, never a carry into the owner).
+pub(crate) fn slot_word(owner: u32, blocks: u64, bytes: u64) -> u64 {
+    u64::from(owner)
+        | (blocks & BLOCKS_MASK) << BLOCKS_SHIFT
+        | ((bytes / GRAIN) & UNITS_MASK) << UNITS_SHIFT
 }
 
 /// Counts one block of `class` in (`delta` 1) or out (-1) of the slot: a load and a store,
@@ -384,10 +525,15 @@ mod tests {
     #[test]
     fn a_stack_returns_what_was_put_and_refuses_past_its_depth() {
         let slots: Vec<AtomicU64> = (0..2).map(|_| AtomicU64::new(0)).collect();
-        let cache = BlockCache::new();
+        let cache = BlockCache::new(1 << 30);
         let c = Class::of(8, 8).unwrap();
         assert_eq!(cache.put(c, 64, &used(c, 0), &slots), Put::NoSlot);
-        cache.claim(&slots, 77);
+        assert_eq!(
+            cache.put(c, 64, &used(c, 0), &slots),
+            Put::Refused,
+            "retried later"
+        );
+        cache.claim(&slots, 77, |_| false, |_| Ok(())).unwrap();
         assert_eq!(slot_owner(slots[0].load(Relaxed)), 77);
         assert_eq!(cache.take(c, &slots), None);
         for i in 0..DEPTH as u64 {
@@ -401,18 +547,36 @@ mod tests {
         assert_eq!(cache.take(c, &slots), Some(64 + (DEPTH as u64 - 1) * 32));
         let (blocks, bytes) = slot_counts(slots[0].load(Relaxed));
         assert_eq!((blocks, bytes), (DEPTH as u64 - 1, (DEPTH as u64 - 1) * 32));
-        assert_eq!(cache.drain(&slots, false).unwrap().len(), DEPTH - 1);
+        let mut freed = Vec::new();
+        let slot = &slots[0];
+        cache
+            .drain(&slots, false, |p| {
+                // Each block is counted out as it is freed.
+                let (blocks, _) = slot_counts(slot.load(Relaxed));
+                assert_eq!(blocks as usize, DEPTH - 1 - freed.len());
+                freed.push(p);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(freed.len(), DEPTH - 1);
         assert_eq!(slots[0].load(Relaxed), 77, "kept, counting nothing");
         assert_eq!(cache.put(c, 64, &used(c, 0), &slots), Put::Kept);
-        assert_eq!(cache.drain(&slots, true).unwrap(), [64]);
+        let mut freed = Vec::new();
+        cache
+            .drain(&slots, true, |p| {
+                freed.push(p);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(freed, [64]);
         assert_eq!(slots[0].load(Relaxed), 0);
     }
 
     #[test]
     fn a_cached_block_loses_its_marks_and_takes_those_of_its_next_use() {
         let slots: Vec<AtomicU64> = (0..1).map(|_| AtomicU64::new(0)).collect();
-        let cache = BlockCache::new();
-        cache.claim(&slots, 77);
+        let cache = BlockCache::new(1 << 30);
+        cache.claim(&slots, 77, |_| false, |_| Ok(())).unwrap();
         let c = Class::of(40, 8).unwrap();
         let event = kind_tag(ObjectKind::Event);
         let lock = used(c, LOCK_BLOCK);
@@ -430,7 +594,15 @@ mod tests {
         assert_eq!(cache.put(c, 96, &used(other, 0), &slots), Put::Refused);
         let free = AtomicU64::new(c.block() | PREV_USED);
         assert_eq!(cache.put(c, 96, &free, &slots), Put::Refused);
-        // Taken out for an Event: the tag is the Event's, nothing else of the lock.
+        // Taken out for an Event: claimed first (still refused by handles, neither cached
+        // nor taken again), then the tag is the Event's, nothing else of the lock.
+        assert!(!Class::unmark_cached(&lock, c, event), "not claimed yet");
+        assert!(Class::claim_cached(&lock, c));
+        assert_eq!(tag_code(lock.load(Relaxed)), CACHED_CODE);
+        assert!(!Class::claim_cached(&lock, c), "claimed once only");
+        assert_eq!(cache.put(c, 64, &lock, &slots), Put::Refused);
+        assert!(Class::unclaim_cached(&lock, c), "given back: cached again");
+        assert!(Class::claim_cached(&lock, c));
         assert!(Class::unmark_cached(&lock, c, event));
         let w = lock.load(Relaxed);
         assert_eq!((w & LOCK_BLOCK, w & KIND_TAG), (0, event));
@@ -438,8 +610,56 @@ mod tests {
         // A tagged block comes back as a lock block with no tag.
         let tagged = used(c, event);
         assert_eq!(cache.put(c, 128, &tagged, &slots), Put::Kept);
+        assert!(Class::claim_cached(&tagged, c));
         assert!(Class::unmark_cached(&tagged, c, LOCK_BLOCK));
         assert_eq!(tagged.load(Relaxed) & (KIND_TAG | LOCK_BLOCK), LOCK_BLOCK);
+    }
+
+    #[test]
+    fn a_small_arena_caches_a_16th_of_its_capacity_and_a_full_table_is_retried_late() {
+        let slots: Vec<AtomicU64> = (0..2).map(|_| AtomicU64::new(0)).collect();
+        let cache = BlockCache::new(64 * 1024);
+        cache.claim(&slots, 5, |_| false, |_| Ok(())).unwrap();
+        let c = Class::of(112, 16).unwrap();
+        let kept = (0..100)
+            .filter(|&i| cache.put(c, 64 + i * 128, &used(c, 0), &slots) == Put::Kept)
+            .count();
+        assert_eq!(kept as u64, 4096 / c.block());
+        // A full table: a slot of an ended owner is taken over once its blocks are freed.
+        let other = BlockCache::new(1 << 30);
+        slots[1].store(6, Relaxed);
+        let mut taken_back = Vec::new();
+        other
+            .claim(
+                &slots,
+                7,
+                |o| o == 99,
+                |o| {
+                    taken_back.push(o);
+                    Ok(())
+                },
+            )
+            .unwrap();
+        assert!(
+            !other.holds_any() && taken_back.is_empty(),
+            "nobody ended: no slot"
+        );
+        other
+            .claim(
+                &slots,
+                7,
+                |o| o == 6,
+                |o| {
+                    taken_back.push(o);
+                    Ok(())
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            (taken_back, slot_owner(slots[1].load(Relaxed))),
+            (vec![6], 7)
+        );
+        assert!(other.holds_any());
     }
 
     #[test]

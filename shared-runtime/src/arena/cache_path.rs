@@ -20,11 +20,42 @@ use std::sync::atomic::{
     Ordering::{Acquire, Relaxed},
 };
 
-use crate::arena::cache::{Class, Put};
+use crate::arena::cache::{slot_owner, slot_word, Class, Put};
+use crate::arena::check::walk;
 use crate::arena::header::ArenaHeader;
+use crate::arena::heap::{tag_code, CACHED_CODE, HDR, USED};
+use crate::arena::namespace::FOREIGN_OWNER;
+use crate::arena::registry::REGISTRY_OWNER;
 use crate::arena::{heap, Allocation, Arena, ArenaRef, GLOBAL};
+use crate::sys::liveness::process_ended;
 use crate::sys::process::process_key;
-use crate::Result;
+use crate::{Error, Result};
+
+/// The `process_key` of the process that caches freed blocks of the global arena: the one
+/// that created it, or a child run by [`Process`](crate::Process) (set as it starts). A
+/// child forked any other way inherits its parent's key, so never caches.
+static GLOBAL_CACHER: AtomicU64 = AtomicU64::new(0);
+
+/// Lets this process cache freed blocks of the global arena (it will give them back).
+pub(crate) fn cache_global_blocks_here() {
+    GLOBAL_CACHER.store(process_key(), Relaxed);
+}
+
+/// Frees the blocks that the process with owner tag `owner`, proven ended, left in its
+/// cache (the allocator held as `h`): those of its used blocks marked cached.
+fn free_cached_of(h: &heap::Heap<'_>, owner: u32) -> Result<()> {
+    let mut cached = Vec::new();
+    walk(h, |b, _, w| {
+        if w & USED != 0 && tag_code(w) == CACHED_CODE && h.owner_of(b)? == owner {
+            cached.push(b);
+        }
+        Ok(())
+    })?;
+    for b in cached {
+        h.free(b + HDR, owner)?;
+    }
+    Ok(())
+}
 
 impl Arena {
     /// Allocates `size` zeroed bytes aligned to `align` (at most `MAX_ALIGN`, checked by
@@ -37,7 +68,19 @@ impl Arena {
         let offset = match class.and_then(|c| self.take_cached(c, marks)) {
             Some(offset) => offset,
             None => self.with_heap(|h| {
-                let at = h.alloc(size, align, self.owner_tag())?;
+                let me = self.owner_tag();
+                let at = match h.alloc(size, align, me) {
+                    // This process's own cache may hold the memory: given back, the
+                    // allocation is tried once more. (Other processes' caches are out of
+                    // reach: at most `MAX_CACHED_BYTES`, or a 16th of the capacity, each.)
+                    Err(Error::OutOfMemory { .. })
+                        if self.caches() && self.inner.cache.holds_any() =>
+                    {
+                        self.flush_cache(h)?;
+                        h.alloc(size, align, me)?
+                    }
+                    other => other?,
+                };
                 if marks != 0 {
                     // The block is this thread's alone (just allocated, the lock held).
                     let b = at - heap::HDR;
@@ -54,8 +97,22 @@ impl Arena {
     #[inline]
     fn cache_class(&self, size: u64, align: u64) -> Option<Class> {
         let class = Class::of(size, align)?;
+        self.caches().then_some(class)
+    }
+
+    /// Whether this process caches freed blocks of this arena: only a process that gives
+    /// its cache back when it ends (see `cache.rs`, "Who caches"): the one that made this
+    /// handle family, or for the global arena the process that created it and the
+    /// children run by [`Process`](crate::Process).
+    #[inline]
+    pub(crate) fn caches(&self) -> bool {
         let inner = &self.inner;
-        (inner.cache_anywhere.load(Relaxed) || inner.cache_by == process_key()).then_some(class)
+        let by = if inner.cache_anywhere.load(Relaxed) {
+            GLOBAL_CACHER.load(Relaxed)
+        } else {
+            inner.cache_by
+        };
+        by == process_key()
     }
 
     /// The first word of the block whose payload is at `payload`, a block this process
@@ -70,21 +127,39 @@ impl Arena {
         unsafe { AtomicU64::from_ptr(self.base().add((payload - heap::HDR) as usize).cast()) }
     }
 
+    /// The second word of the block whose payload is at `payload` (its owner tag and
+    /// canary), a block this process allocated from this arena.
+    #[inline]
+    fn owner_word(&self, payload: u64) -> &AtomicU64 {
+        // SAFETY: as in `header_word`: the block's header is its first two words, both
+        // inside the mapping and exposed here; every access to them is atomic.
+        unsafe { AtomicU64::from_ptr(self.base().add((payload - heap::HDR + 8) as usize).cast()) }
+    }
+
     /// A block of class `class` from this process's cache, zeroed and marked with `marks`.
     #[inline]
     fn take_cached(&self, class: Class, marks: u64) -> Option<u64> {
         let offset = self.inner.cache.take(class, self.cache_slots())?;
         let header = self.header_word(offset);
-        if !Class::is_cached_block(header.load(Relaxed), class) {
+        // Claimed before anything is written: only a block still marked cached is zeroed.
+        if !Class::claim_cached(header, class) {
             // Another process wrote over the block's header: leave the block (it stays
             // this process's until `reclaim_dead` frees it after this process has ended).
+            return None;
+        }
+        // The owner word too must still name this process (it could only name another if
+        // another process wrote it, or freed the block as a dead process's and it was
+        // allocated and cached again: then it is that process's, and is left to it).
+        let owner = self.owner_word(offset).load(Relaxed) as u32;
+        if owner != self.owner_tag() {
+            Class::unclaim_cached(header, class);
             return None;
         }
         let words = self.base().wrapping_add(offset as usize).cast::<u64>();
         // At most 14 words: stored one by one rather than through a call to `memset`.
         for i in 0..(class.payload() / 8) as usize {
             // SAFETY: the block is a used block of this process of exactly `class.block()`
-            // bytes (checked just above), inside the mapping and exposed here (see
+            // bytes (claimed just above, its owner word checked), inside the mapping and exposed here (see
             // `header_word`), its payload 16-aligned; it is marked cached, so no handle opens
             // it, and no handle of this process still uses it (its object was dropped).
             unsafe { words.add(i).write_volatile(0) };
@@ -119,8 +194,7 @@ impl Arena {
                     let me = self.owner_tag();
                     return self.with_heap(|h| {
                         h.free(payload, me)?;
-                        self.inner.cache.claim(&h.state().cache_slots, me);
-                        Ok(())
+                        self.claim_slot(h, me)
                     });
                 }
                 Put::Refused => {}
@@ -130,16 +204,68 @@ impl Arena {
         self.with_heap(|h| h.free(payload, me))
     }
 
+    /// Takes a slot of the arena's table for this process's cache (the allocator held as
+    /// `h`): a free one, or one of a process proven ended, whose cached blocks are then
+    /// freed (so that processes that ended without giving their caches back never keep
+    /// the others from caching).
+    fn claim_slot(&self, h: &heap::Heap<'_>, me: u32) -> Result<()> {
+        let foreign = self.foreign();
+        let ended = |owner: u32| {
+            !foreign && owner & FOREIGN_OWNER == 0 && owner != REGISTRY_OWNER && {
+                i32::try_from(owner).is_ok_and(|pid| process_ended(pid, None))
+            }
+        };
+        self.inner
+            .cache
+            .claim(&h.state().cache_slots, me, ended, |dead| {
+                free_cached_of(h, dead)
+            })
+    }
+
+    /// Sets the counts of every slot of the arena's table whose owner is proven ended to
+    /// what the heap holds: its used blocks tagged as cached (the tags are authoritative;
+    /// a process killed while giving its cache back leaves its slot's counts behind).
+    /// Called after a rebuild, with the allocator's lock held as `h`.
+    pub(crate) fn recount_dead_caches(&self, h: &heap::Heap<'_>) -> Result<()> {
+        if self.foreign() {
+            return Ok(());
+        }
+        let slots = &h.state().cache_slots;
+        let mut dead: Vec<(usize, u32, u64, u64)> = Vec::new();
+        for (i, slot) in slots.iter().enumerate() {
+            let owner = slot_owner(slot.load(Relaxed));
+            let provably = owner != 0 && owner & FOREIGN_OWNER == 0 && owner != REGISTRY_OWNER;
+            if provably && i32::try_from(owner).is_ok_and(|pid| process_ended(pid, None)) {
+                dead.push((i, owner, 0, 0));
+            }
+        }
+        if dead.is_empty() {
+            return Ok(());
+        }
+        walk(h, |b, size, w| {
+            if w & USED != 0 && tag_code(w) == CACHED_CODE {
+                let owner = h.owner_of(b)?;
+                if let Some(d) = dead.iter_mut().find(|d| d.1 == owner) {
+                    (d.2, d.3) = (d.2 + 1, d.3 + size);
+                }
+            }
+            Ok(())
+        })?;
+        for (i, owner, blocks, bytes) in dead {
+            slots[i].store(slot_word(owner, blocks, bytes), Relaxed);
+        }
+        Ok(())
+    }
+
     /// Gives every block of this process's cache back to the allocator (held as `h`),
     /// keeping its slot of the arena's table unless `release`.
     pub(crate) fn flush_cache_and(&self, h: &heap::Heap<'_>, release: bool) -> Result<()> {
-        if let Some(blocks) = self.inner.cache.drain(&h.state().cache_slots, release) {
-            let me = self.owner_tag();
-            for payload in blocks {
-                h.free(payload, me)?;
-            }
-        }
-        Ok(())
+        let me = self.owner_tag();
+        self.inner
+            .cache
+            .drain(&h.state().cache_slots, release, |payload| {
+                h.free(payload, me)
+            })
     }
 
     /// Gives every block of this process's cache back, keeping its slot (before counting).
@@ -156,7 +282,7 @@ impl Arena {
             // SAFETY: a non-null pointer came from `Box::into_raw` in `try_global` and is
             // never freed.
             let global = unsafe { &*published };
-            if !global.inner.cache.holds_any() {
+            if !global.caches() || !global.inner.cache.holds_any() {
                 return;
             }
             // Nobody to report a failure to: the blocks then stay this process's, and are

@@ -1,6 +1,8 @@
 //! Checking the allocator's invariants, and rebuilding its state after a crash.
 
-use crate::arena::heap::{bin_index, Heap, BINS, HDR, NBINS, PREV_USED, PUNCHED, USED};
+use crate::arena::heap::{
+    bin_index, tag_code, Heap, BINS, CACHED_CODE, HDR, NBINS, PREV_USED, PUNCHED, USED,
+};
 use crate::{Error, Result};
 
 /// What [`Arena::check`](crate::Arena::check) found: the heap's blocks, all verified.
@@ -18,9 +20,10 @@ pub struct HeapReport {
     /// Bytes from the heap's start to its high-water mark:
     /// `used_bytes + cached_bytes + free_bytes`.
     pub heap_bytes: u64,
-    /// Blocks of freed small objects that other live processes keep in their caches (see
+    /// Blocks of freed small objects that other processes keep in their caches (see
     /// [`ArenaStats::cached_blocks`](crate::arena::ArenaStats::cached_blocks)): used blocks
-    /// that hold no object. The calling process gives its own back before checking.
+    /// that hold no object, as their tags say. The calling process gives its own back
+    /// before checking.
     pub cached_blocks: u64,
     /// Bytes of those blocks, headers included.
     pub cached_bytes: u64,
@@ -68,8 +71,15 @@ pub(crate) fn verify(h: &Heap<'_>) -> Result<HeapReport> {
         }
         if w & USED != 0 {
             h.owner_of(b)?;
-            r.used_blocks += 1;
-            r.used_bytes += size;
+            // A block kept in a process's cache of freed blocks holds no object: its tag,
+            // not the table of caches, says so.
+            if tag_code(w) == CACHED_CODE {
+                r.cached_blocks += 1;
+                r.cached_bytes += size;
+            } else {
+                r.used_blocks += 1;
+                r.used_bytes += size;
+            }
             prev_used = true;
             return Ok(());
         }
@@ -101,19 +111,22 @@ pub(crate) fn verify(h: &Heap<'_>) -> Result<HeapReport> {
         ));
     }
     r.heap_bytes = st.top.get() - st.start.get();
-    if r.used_bytes + r.free_bytes != r.heap_bytes {
+    let (used_blocks, used_bytes) = (
+        r.used_blocks + r.cached_blocks,
+        r.used_bytes + r.cached_bytes,
+    );
+    if used_bytes + r.free_bytes != r.heap_bytes {
         return Err(broken(format!(
-            "used {} + free {} != heap {} bytes",
-            r.used_bytes, r.free_bytes, r.heap_bytes
+            "used {used_bytes} + free {} != heap {} bytes",
+            r.free_bytes, r.heap_bytes
         )));
     }
-    if (r.used_blocks, r.used_bytes) != (st.used_blocks.get(), st.used_bytes.get()) {
+    if (used_blocks, used_bytes) != (st.used_blocks.get(), st.used_bytes.get()) {
         return Err(broken(format!(
-            "counters say {} blocks / {} bytes in use, the heap holds {} / {}",
+            "counters say {} blocks / {} bytes in use, the heap holds {used_blocks} / \
+             {used_bytes}",
             st.used_blocks.get(),
             st.used_bytes.get(),
-            r.used_blocks,
-            r.used_bytes
         )));
     }
     let mut listed = 0;
@@ -161,15 +174,6 @@ pub(crate) fn verify(h: &Heap<'_>) -> Result<HeapReport> {
         }
         off += 8;
     }
-    // Counted after the checks above, which are about blocks, used or free: the cached
-    // ones are used blocks that hold no object.
-    let (blocks, bytes) = crate::arena::stats::cached(h);
-    (r.cached_blocks, r.cached_bytes) = (blocks, bytes);
-    // Saturating: the counts are read from words other processes can write.
-    (r.used_blocks, r.used_bytes) = (
-        r.used_blocks.saturating_sub(blocks),
-        r.used_bytes.saturating_sub(bytes),
-    );
     Ok(r)
 }
 

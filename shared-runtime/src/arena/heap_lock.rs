@@ -100,6 +100,9 @@ impl Arena {
         let st = heap.state();
         if st.rebuilding.get() != 0 {
             check::rebuild(&heap)?;
+            // The holder may have been giving its cache back: its slot then counts what
+            // its blocks' tags say is still cached.
+            self.recount_dead_caches(&heap)?;
             st.rebuilding.set(0);
         }
         f(&heap)

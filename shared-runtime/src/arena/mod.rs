@@ -43,6 +43,7 @@ use crate::{Error, Result};
 pub(crate) use allocation::{Allocation, MappedPtr};
 use cache::BlockCache;
 pub(crate) use cache::{slot_counts, slot_owner};
+pub(crate) use cache_path::cache_global_blocks_here;
 pub use check::HeapReport;
 use header::{min_capacity, ArenaHeader};
 pub(crate) use kind::LOCK_CELL;
@@ -77,8 +78,8 @@ struct ArenaInner {
     /// The `process_key` of the process that made this handle family: the only one that
     /// caches freed blocks, unless `cache_anywhere`.
     cache_by: u64,
-    /// Set for the global arena, whose cache every process uses (and flushes when a
-    /// child run by `Process` ends).
+    /// Set for the global arena, whose cache is used by the process that created it and
+    /// by the children run by `Process` (see `cache.rs`, "Who caches").
     cache_anywhere: AtomicBool,
 }
 
@@ -167,6 +168,7 @@ impl Arena {
         // SAFETY: every caller has initialised or validated the header, which lies at the
         // start of the mapping, before wrapping it.
         let creator_pidns = unsafe { &*mem.base().cast::<ArenaHeader>() }.creator_pidns();
+        let capacity = mem.len();
         Arena {
             inner: Arc::new(ArenaInner {
                 mem,
@@ -174,7 +176,7 @@ impl Arena {
                 name,
                 unlink_by,
                 creator_pidns,
-                cache: BlockCache::new(),
+                cache: BlockCache::new(capacity),
                 cache_by: process_key(),
                 cache_anywhere: AtomicBool::new(false),
             }),
@@ -241,6 +243,10 @@ impl Arena {
                 let global = unsafe { &*mine };
                 // Only the published arena is marked (see `ArenaRef`).
                 global.inner.cache_anywhere.store(true, Relaxed);
+                // This process caches its freed blocks, and gives them back when it exits
+                // (`exit` or a return from `main`; see `cache.rs`, "Who caches").
+                cache_global_blocks_here();
+                crate::sys::process::at_exit(give_back_global_cache_at_exit);
                 Ok(global)
             }
             Err(first) => {
@@ -440,6 +446,13 @@ impl Drop for Arena {
             let _ = self.with_heap(|h| self.flush_cache_and(h, true));
         }
     }
+}
+
+/// Run by `exit` in every process of the global arena's creator's image and its forks:
+/// gives back the global cache of a process that holds one.
+extern "C" fn give_back_global_cache_at_exit() {
+    // Nothing may unwind out of an `extern "C"` function; the flush does not panic anyway.
+    let _ = std::panic::catch_unwind(Arena::flush_global_cache);
 }
 
 /// Rounds a requested capacity to whole pages, refusing what cannot hold an arena.

@@ -4,10 +4,10 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::arena::check::walk;
-use crate::arena::heap::{Heap, HDR, USED};
+use crate::arena::heap::{tag_code, Heap, CACHED_CODE, HDR, USED};
 use crate::arena::namespace::FOREIGN_OWNER;
 use crate::arena::registry::REGISTRY_OWNER;
-use crate::arena::{slot_counts, slot_owner, Arena};
+use crate::arena::{slot_owner, Arena};
 use crate::sys::liveness::process_ended;
 use crate::Result;
 
@@ -91,29 +91,26 @@ fn owned_by_dead(h: &Heap<'_>) -> Result<Reclaimed> {
             return Ok(());
         }
         if ended(owner) {
-            dead.push((b, size, owner));
+            // A block the dead process kept in its cache of freed blocks (`cache.rs`) is
+            // freed too, but it held no object: its tag says so.
+            dead.push((b, size, owner, tag_code(w) == CACHED_CODE));
         }
         Ok(())
     })?;
-    // Blocks a dead process kept in its cache of freed blocks (`cache.rs`) are freed too,
-    // but they were no objects: they are not counted, and neither is its slot any more.
-    let (mut cached_blocks, mut cached_bytes) = (0u64, 0u64);
+    // The slots of dead processes' caches count nothing any more.
     for slot in &h.state().cache_slots {
-        let word = slot.load(Relaxed);
-        let owner = slot_owner(word);
+        let owner = slot_owner(slot.load(Relaxed));
         if owner != 0 && owner != REGISTRY_OWNER && owner & FOREIGN_OWNER == 0 && ended(owner) {
-            let (blocks, bytes) = slot_counts(word);
-            (cached_blocks, cached_bytes) = (cached_blocks + blocks, cached_bytes + bytes);
             slot.store(0, Relaxed);
         }
     }
     let mut done = Reclaimed::default();
-    for (b, size, owner) in dead {
+    for (b, size, owner, cached) in dead {
         h.free(b + HDR, owner)?;
-        done.objects += 1;
-        done.bytes += size;
+        if !cached {
+            done.objects += 1;
+            done.bytes += size;
+        }
     }
-    done.objects -= cached_blocks.min(done.objects);
-    done.bytes -= cached_bytes.min(done.bytes);
     Ok(done)
 }

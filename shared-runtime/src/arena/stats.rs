@@ -30,11 +30,12 @@ pub struct ArenaStats {
     pub reserved_bytes: u64,
     /// Objects currently allocated.
     pub live_allocations: u64,
-    /// Blocks of freed small objects that other live processes keep in their caches for
-    /// their next allocations (the calling process gives its own back before counting).
-    /// They stay allocated to their process, and are reclaimed by
-    /// [`reclaim_dead`](crate::Arena::reclaim_dead) if it dies; they are not counted in
-    /// `live_allocations`.
+    /// Blocks of freed small objects that other processes keep in their caches for their
+    /// next allocations (the calling process gives its own back before counting), at most
+    /// 70 KiB per process (or a 16th of the capacity). They stay allocated to their
+    /// process; a process that ended without giving them back (killed) still counts here
+    /// until [`reclaim_dead`](crate::Arena::reclaim_dead) frees them (or a new caching
+    /// process takes its place in the table). They are not counted in `live_allocations`.
     pub cached_blocks: u64,
     /// Bytes of those blocks, headers included (not counted in `bytes_in_use`).
     pub cached_bytes: u64,

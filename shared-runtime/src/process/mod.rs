@@ -77,6 +77,8 @@ fn install_panic_hook() {
 /// this: see "Descendants" in [`Process`].)
 fn run_child<T: SharedType>(f: impl FnOnce() -> T, outcome: &Outcome<T>) -> ! {
     IN_CHILD.store(true, Ordering::Relaxed);
+    // This child gives its cache of the global arena back as it ends (below).
+    crate::arena::cache_global_blocks_here();
     sys::become_subreaper();
     let result = panic::catch_unwind(AssertUnwindSafe(f));
     sys::reap_all_children();

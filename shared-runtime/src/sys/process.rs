@@ -199,6 +199,14 @@ pub(crate) unsafe fn fork_process() -> Result<Forked> {
     }
 }
 
+/// Registers `f` to run when the process calls `exit` (or returns from `main`); forked
+/// children inherit it. A failure to register (the table is full) is ignored: `f` is then
+/// a courtesy that does not happen.
+pub(crate) fn at_exit(f: extern "C" fn()) {
+    // SAFETY: `f` is a plain function with the C ABI, valid for the life of the program.
+    let _ = unsafe { libc::atexit(f) };
+}
+
 /// Ends the calling process at once with `code`, without running `atexit` handlers or
 /// flushing stdio buffers inherited from the parent (which would print them twice).
 pub(crate) fn exit_now(code: i32) -> ! {

@@ -1,5 +1,7 @@
-//! Reviewer's reproducers for the per-process cache of freed small blocks (issue 12,
-//! `arena/cache.rs`, `arena/cache_path.rs`).
+//! Regressions from the review of the per-process cache of freed small blocks
+//! (`arena/cache.rs`, `arena/cache_path.rs`): out of memory while the cache holds it,
+//! children that end (or exec) without giving a cache back, a process killed while giving
+//! its cache back, garbage in the table, raw forks, kill storms, racing marks.
 
 mod common;
 
@@ -17,11 +19,13 @@ fn wait_pid(pid: libc::pid_t) -> i32 {
     let deadline = Instant::now() + PATIENCE;
     loop {
         let mut status = 0;
+        // SAFETY: `status` is a live local the call writes; `pid` is our child.
         let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
         if r == pid {
             return status;
         }
         if Instant::now() > deadline {
+            // SAFETY: signals our own child, which has not been reaped yet.
             unsafe { libc::kill(pid, libc::SIGKILL) };
             panic!("child {pid} hung");
         }
@@ -46,7 +50,7 @@ fn rv_out_of_memory_while_this_process_cache_holds_the_memory() {
     let n = held.len() as u64;
     assert!(n > 200, "arena too small for the test: {n}");
     drop(held); // every object is gone
-    // One array as large as what all those 128-byte blocks spanned.
+                // One array as large as what all those 128-byte blocks spanned.
     let want = (n * 128 - 16) as usize;
     let first = RawArray::<u8>::zeroed_in(&arena, want).map(drop);
     let s = arena.stats().unwrap(); // flushes this process's cache
@@ -86,12 +90,16 @@ fn rv_killed_while_flushing_its_cache_its_cached_blocks_count_as_objects() {
                 let _ = g.stats();
             } else {
                 shared_runtime::test_hooks::crash_after_steps(0);
+                // SAFETY: kills this (child) process; nothing runs after it.
                 unsafe { libc::raise(libc::SIGKILL) };
             }
             0
         })
         .unwrap();
-        assert!(child.join_timeout(PATIENCE).is_err(), "the child was killed");
+        assert!(
+            child.join_timeout(PATIENCE).is_err(),
+            "the child was killed"
+        );
         let dead = global.stats().unwrap();
         let r = global.reclaim_dead().unwrap();
         (
@@ -109,10 +117,9 @@ fn rv_killed_while_flushing_its_cache_its_cached_blocks_count_as_objects() {
 }
 
 /// Children made by `fork()` (not `Process`) that free their small objects and exit
-/// normally leave their caches behind: the blocks stay allocated to the dead children and
-/// their slots of the 11-slot table stay taken until somebody calls `reclaim_dead()`;
-/// `stats()` reports them as cached by "other live processes". Before the cache, such a
-/// child left nothing allocated.
+/// normally must not leave caches behind (they would stay allocated to the dead children,
+/// their slots of the 11-slot table taken, until somebody calls `reclaim_dead()`): such
+/// children do not cache at all.
 #[test]
 fn rv_a_forked_child_that_exits_normally_leaves_its_cache_allocated() {
     let _serial = forking();
@@ -121,12 +128,15 @@ fn rv_a_forked_child_that_exits_normally_leaves_its_cache_allocated() {
     warm(global);
     let before = global.stats().unwrap();
     for _ in 0..3 {
+        // SAFETY: the test holds `forking()`, so no other test thread forks or holds the
+        // allocator lock meanwhile; the child only allocates, frees and ends with `_exit`.
         match unsafe { libc::fork() } {
             0 => {
                 warm(Arena::global()); // takes a slot
                 let vs: Vec<_> = (0..20).map(|_| RawValue::new(1u64).unwrap()).collect();
                 drop(vs);
                 // Every object of this child is dropped; it ends normally.
+                // SAFETY: ends the child at once, running no destructor or exit handler.
                 unsafe { libc::_exit(0) };
             }
             -1 => panic!("fork failed"),
@@ -136,7 +146,11 @@ fn rv_a_forked_child_that_exits_normally_leaves_its_cache_allocated() {
     let after = global.stats().unwrap();
     let check = global.check().unwrap();
     assert_eq!(
-        (after.cached_blocks, check.cached_blocks, after.heap_bytes - after.bytes_in_use),
+        (
+            after.cached_blocks,
+            check.cached_blocks,
+            after.heap_bytes - after.bytes_in_use
+        ),
         (
             before.cached_blocks,
             before.cached_blocks,
@@ -155,7 +169,9 @@ fn rv_garbage_in_the_cache_table_gives_safe_wrong_counts() {
     let name = format!("rv-cache-garbage-{}", std::process::id());
     let arena = Arena::create_segment(&name, 1 << 20).unwrap();
     warm(&arena);
-    let keep: Vec<_> = (0..10).map(|i| RawValue::new_in(&arena, i as u64).unwrap()).collect();
+    let keep: Vec<_> = (0..10)
+        .map(|i| RawValue::new_in(&arena, i as u64).unwrap())
+        .collect();
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -178,7 +194,8 @@ fn rv_garbage_in_the_cache_table_gives_safe_wrong_counts() {
         me | 0x1 << 32,
     ];
     for (i, g) in garbage.iter().enumerate() {
-        file.write_all_at(&g.to_le_bytes(), table + 8 * i as u64).unwrap();
+        file.write_all_at(&g.to_le_bytes(), table + 8 * i as u64)
+            .unwrap();
     }
     let t = Instant::now();
     let _ = arena.stats();
@@ -186,7 +203,9 @@ fn rv_garbage_in_the_cache_table_gives_safe_wrong_counts() {
     let _ = arena.reclaim_dead();
     let mut offsets: Vec<u64> = Vec::new();
     for round in 0..3 {
-        let vs: Vec<_> = (0..200).map(|i| RawValue::new_in(&arena, i as u64).unwrap()).collect();
+        let vs: Vec<_> = (0..200)
+            .map(|i| RawValue::new_in(&arena, i as u64).unwrap())
+            .collect();
         for v in &vs {
             assert!(!offsets.contains(&v.offset()) || round > 0);
         }
@@ -222,17 +241,23 @@ fn rv_a_raw_syscall_fork_child_never_takes_its_parents_cached_blocks() {
     let v = RawValue::new(7u64).unwrap();
     let cached = v.offset();
     drop(v);
+    // SAFETY: as for `fork` (under `forking()`); the child only allocates and `_exit`s.
     let pid = unsafe { libc::syscall(libc::SYS_fork) } as libc::pid_t;
     if pid == 0 {
         let held: Vec<_> = (0..200).map(|_| RawValue::new(1u64).unwrap()).collect();
         let clash = held.iter().any(|v| v.offset() == cached);
         flag.set(if clash { 2 } else { 1 });
         drop(held);
+        // SAFETY: ends the child at once, running no destructor or exit handler.
         unsafe { libc::_exit(0) };
     }
     assert!(pid > 0);
     assert_eq!(wait_pid(pid), 0);
-    assert_eq!(flag.get(), 1, "the raw-forked child was handed its parent's cached block");
+    assert_eq!(
+        flag.get(),
+        1,
+        "the raw-forked child was handed its parent's cached block"
+    );
     let again = RawValue::new(0u64).unwrap();
     assert_eq!(again.offset(), cached);
     drop(again);
@@ -240,10 +265,11 @@ fn rv_a_raw_syscall_fork_child_never_takes_its_parents_cached_blocks() {
     global.check().unwrap();
 }
 
-/// Workers (raw-forked) allocate, fill, verify and free small objects of every cached
-/// class in the global arena while being SIGKILLed at random; the parent does the same
-/// and reclaims. A block handed out twice, or reused while still held, shows as a pattern
-/// mismatch (exit code 3); a non-zero "zeroed" array as exit code 4.
+/// Workers (children run by `Process`, which cache) allocate, fill, verify and free small
+/// objects of every cached class in the global arena while being SIGKILLed at random; the
+/// parent does the same and reclaims. A block handed out twice, or reused while still
+/// held, shows as a pattern mismatch (exit code 3); a non-zero "zeroed" array as exit
+/// code 4.
 #[test]
 fn rv_kill_storm_of_caching_workers() {
     let _serial = forking();
@@ -296,25 +322,21 @@ fn rv_kill_storm_of_caching_workers() {
         0
     }
     let deadline = Instant::now() + Duration::from_secs(8);
-    let mut kids: Vec<libc::pid_t> = Vec::new();
+    let mut kids: Vec<Process<i32>> = Vec::new();
     let mut seed = 1u64;
     let mut bad = Vec::new();
     while Instant::now() < deadline {
         while kids.len() < 4 {
             seed += 1;
-            let pid = unsafe { libc::fork() };
-            if pid == 0 {
-                let code = work(seed, u64::MAX);
-                unsafe { libc::_exit(code) };
-            }
-            kids.push(pid);
+            let s = seed;
+            kids.push(Process::start(move || work(s, u64::MAX)).unwrap());
         }
         std::thread::sleep(Duration::from_micros(200 + (seed * 7919) % 3000));
-        let victim = kids.remove((seed % kids.len() as u64) as usize);
-        unsafe { libc::kill(victim, libc::SIGKILL) };
-        let st = wait_pid(victim);
-        if !(libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGKILL) {
-            bad.push(format!("worker {victim} ended with {st:#x}"));
+        let mut victim = kids.remove((seed % kids.len() as u64) as usize);
+        victim.kill().unwrap();
+        match victim.join_timeout(PATIENCE) {
+            Err(shared_runtime::Error::ChildKilled { signal: 9, .. }) => {}
+            other => bad.push(format!("worker {} ended with {other:?}", victim.pid())),
         }
         seed += 1;
         let code = work(seed | 1 << 40, 200);
@@ -333,9 +355,9 @@ fn rv_kill_storm_of_caching_workers() {
             break;
         }
     }
-    for pid in kids {
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-        wait_pid(pid);
+    for mut kid in kids {
+        kid.kill().unwrap();
+        let _ = kid.join_timeout(PATIENCE);
     }
     global.reclaim_dead().unwrap();
     global.check().unwrap();
@@ -401,6 +423,8 @@ fn rv_exec_after_freeing_keeps_the_cache_for_the_life_of_the_new_program() {
     warm(global);
     let before = global.stats().unwrap();
     let ready = RawValue::new(0u64).unwrap();
+    // SAFETY: the test holds `forking()`, so no other test thread forks or holds the
+    // allocator lock meanwhile; the child only allocates, frees and `exec`s.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
         warm(Arena::global());
@@ -409,8 +433,15 @@ fn rv_exec_after_freeing_keeps_the_cache_for_the_life_of_the_new_program() {
         ready.set(1);
         let sleep = std::ffi::CString::new("/bin/sleep").unwrap();
         let arg = std::ffi::CString::new("30").unwrap();
+        // SAFETY: the strings are NUL-terminated and alive; the list ends with a null
+        // pointer; `_exit` only runs if `execl` failed.
         unsafe {
-            libc::execl(sleep.as_ptr(), sleep.as_ptr(), arg.as_ptr(), std::ptr::null::<libc::c_char>());
+            libc::execl(
+                sleep.as_ptr(),
+                sleep.as_ptr(),
+                arg.as_ptr(),
+                std::ptr::null::<libc::c_char>(),
+            );
             libc::_exit(127);
         }
     }
@@ -418,12 +449,92 @@ fn rv_exec_after_freeing_keeps_the_cache_for_the_life_of_the_new_program() {
     std::thread::sleep(Duration::from_millis(200)); // the exec has happened
     let reclaimed = global.reclaim_dead().unwrap();
     let after = global.stats().unwrap();
+    // SAFETY: signals our own child, which has not been reaped yet.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     wait_pid(pid);
     global.reclaim_dead().unwrap();
     assert_eq!(
         (after.cached_blocks, after.heap_bytes - after.bytes_in_use),
-        (before.cached_blocks, before.heap_bytes - before.bytes_in_use),
+        (
+            before.cached_blocks,
+            before.heap_bytes - before.bytes_in_use
+        ),
         "a process that freed everything and exec'd still holds blocks: {reclaimed:?} {after:?}"
     );
+}
+
+/// A forked child that caches nothing can still allocate what the parent's frees left,
+/// and a `Process` child, which caches, gives its cache back as it ends: after it, nothing
+/// of it is cached or allocated.
+#[test]
+fn a_process_child_caches_and_gives_everything_back_as_it_ends() {
+    let _serial = forking();
+    let global = Arena::global();
+    global.reclaim_dead().unwrap();
+    warm(global);
+    let before = global.stats().unwrap();
+    let mut child = Process::start(|| -> u64 {
+        let vs: Vec<_> = (0..40).map(|_| RawValue::new(1u64).unwrap()).collect();
+        let last = vs[39].offset();
+        drop(vs);
+        // Cached: the next allocation of the size reuses the block freed last.
+        let again = RawValue::new(2u64).unwrap();
+        u64::from(again.offset() != last)
+    })
+    .unwrap();
+    let moved = child.join_timeout(PATIENCE).unwrap();
+    drop(child); // its outcome block
+    let after = global.stats().unwrap();
+    assert_eq!(
+        (
+            after.cached_blocks,
+            after.live_allocations,
+            after.bytes_in_use
+        ),
+        (
+            before.cached_blocks,
+            before.live_allocations,
+            before.bytes_in_use
+        ),
+        "the child ended with blocks allocated"
+    );
+    // The child cached: its last freed block came back at once (one thread: the cache
+    // was never busy).
+    assert_eq!(moved, 0, "a child run by Process caches its frees");
+}
+
+/// In a small arena the cache holds at most a 16th of the capacity, so other processes'
+/// caches never hold most of it; and this process's own cache is given back when an
+/// allocation would otherwise fail.
+#[test]
+fn a_small_arena_caches_little() {
+    let _serial = forking();
+    let arena = Arena::with_capacity(1 << 16).unwrap();
+    warm(&arena);
+    let held: Vec<_> = (0..200)
+        .map(|_| RawArray::<u8>::zeroed_in(&arena, 112).unwrap())
+        .collect();
+    let before = arena.check().unwrap();
+    drop(held);
+    // `stats()` would give the cache back: the heap walk of another process is what
+    // counts here, so look from a forked child (which does not cache, and does not flush
+    // its parent's cache).
+    let seen = RawValue::new_in(&arena, 0u64).unwrap();
+    // SAFETY: the test holds `forking()`, so no other test thread forks or holds the
+    // allocator lock meanwhile; the child only checks the arena and `_exit`s.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let r = arena.check().map(|r| r.cached_bytes).unwrap_or(u64::MAX);
+        seen.set(r);
+        // SAFETY: ends the child at once, running no destructor or exit handler.
+        unsafe { libc::_exit(0) };
+    }
+    assert_eq!(wait_pid(pid), 0);
+    let cached = seen.get();
+    assert!(cached > 0, "the creator caches its frees");
+    assert!(
+        cached <= (1 << 16) / 16,
+        "cached {cached} bytes of a 64 KiB arena"
+    );
+    assert!(before.used_blocks >= 200);
 }
