@@ -75,7 +75,10 @@ fn rv2_process_child_with_a_freeing_thread_ends_with_blocks_cached() {
         child.join_timeout(PATIENCE).unwrap();
         let s = global.stats().unwrap();
         let seen = cached_seen_by_a_child();
-        eprintln!("run {run}: stats cached {} live {}, check from a child: {seen}", s.cached_blocks, s.live_allocations);
+        eprintln!(
+            "run {run}: stats cached {} live {}, check from a child: {seen}",
+            s.cached_blocks, s.live_allocations
+        );
         if s.cached_blocks > 0 || seen > 0 {
             left.push((run, s.cached_blocks));
             global.reclaim_dead().unwrap();
@@ -95,22 +98,31 @@ fn rv2_raw_fork_child_exit_handler_leaves_the_parents_cache_alone() {
     let _serial = forking();
     let global = Arena::global();
     global.reclaim_dead().unwrap();
-    let held: Vec<_> = (0..50u64).map(|i| RawValue::new_in(global, i).unwrap()).collect();
+    let held: Vec<_> = (0..50u64)
+        .map(|i| RawValue::new_in(global, i).unwrap())
+        .collect();
     drop(held);
     let before = cached_seen_by_a_child();
     // SAFETY: the child allocates a little and calls `exit`.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
-        let v: Vec<_> = (0..20u64).map(|i| RawValue::new_in(Arena::global(), i).unwrap()).collect();
+        let v: Vec<_> = (0..20u64)
+            .map(|i| RawValue::new_in(Arena::global(), i).unwrap())
+            .collect();
         drop(v);
         std::process::exit(0);
     }
     assert!(libc::WIFEXITED(wait_pid(pid)));
     let after = cached_seen_by_a_child();
     assert!(before > 0, "the parent caches: {before}");
-    assert_eq!(before, after, "parent's cached blocks after the child's exit");
+    assert_eq!(
+        before, after,
+        "parent's cached blocks after the child's exit"
+    );
     // The parent uses its cache again; the arena stays sound.
-    let again: Vec<_> = (0..50u64).map(|i| RawValue::new_in(global, i).unwrap()).collect();
+    let again: Vec<_> = (0..50u64)
+        .map(|i| RawValue::new_in(global, i).unwrap())
+        .collect();
     for (i, v) in again.iter().enumerate() {
         assert_eq!(v.get(), i as u64);
     }
@@ -190,7 +202,10 @@ fn big_named_after_a_fill(flush: bool) -> shared_runtime::Result<()> {
 fn rv2_named_create_out_of_memory_while_own_cache_holds_it() {
     let _serial = forking();
     let control = big_named_after_a_fill(true);
-    assert!(control.is_ok(), "control: fits once the cache is given back: {control:?}");
+    assert!(
+        control.is_ok(),
+        "control: fits once the cache is given back: {control:?}"
+    );
     let r = big_named_after_a_fill(false);
     assert!(
         r.is_ok(),
