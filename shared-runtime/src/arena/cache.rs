@@ -40,7 +40,8 @@
 //! arena handle family (its last handle gives the cache back when dropped), and for the
 //! global arena the process that created it (an `exit` handler gives it back when it calls
 //! `exit` or returns from `main`) and the children run by [`Process`](crate::Process) (given
-//! back before the child ends, whatever `f` did). A child forked any other way (`fork`
+//! back before the child ends, whatever `f` did: the cache is first closed for good, so a
+//! thread still freeing caches nothing after the drain). A child forked any other way (`fork`
 //! then `_exit`, say) caches nothing: it could end without giving anything back. A killed
 //! process leaves its cached blocks to `Arena::reclaim_dead`, like its objects. A caching
 //! process that replaces its program (`exec`) keeps its cached blocks, and its slot of the
@@ -59,9 +60,10 @@
 //! arena's table of caches (one slot per caching process) says how many, so `stats`
 //! reports them apart from objects. The owner counts each block in as it caches it and
 //! out as it takes it, or frees it while giving its cache back, so a process killed
-//! half-way leaves a slot that counts what is still cached, give or take one block; after
-//! a process died holding the allocator's lock, the slots of ended processes are recounted
-//! from their blocks' tags (`Arena::recount_dead_caches`). `check` and `reclaim_dead` do
+//! half-way leaves a slot that counts what is still cached, give or take one block (`take`
+//! counts a block out only once it is re-marked); after a process died holding the
+//! allocator's lock, and in `stats`, the slots of ended processes are recounted from their
+//! blocks' tags (`Arena::recount_dead_caches`). `check` and `reclaim_dead` do
 //! not use the table: they walk the heap, and a block tagged `CACHED` (or [`TAKING`]) is
 //! no object. `stats`, `check` and `reclaim_dead` first give this process's cached blocks
 //! back (`Arena::flush_cache`), keeping its slot; `Arena::objects` lists named objects
