@@ -40,7 +40,8 @@
 //! arena handle family (its last handle gives the cache back when dropped), and for the
 //! global arena the process that created it (an `exit` handler gives it back when it calls
 //! `exit` or returns from `main`) and the children run by [`Process`](crate::Process) (given
-//! back before the child ends, whatever `f` did). A child forked any other way (`fork`
+//! back before the child ends, whatever `f` did: the cache is first closed for good, so a
+//! thread still freeing caches nothing after the drain). A child forked any other way (`fork`
 //! then `_exit`, say) caches nothing: it could end without giving anything back. A killed
 //! process leaves its cached blocks to `Arena::reclaim_dead`, like its objects. A caching
 //! process that replaces its program (`exec`) keeps its cached blocks, and its slot of the
@@ -59,9 +60,10 @@
 //! arena's table of caches (one slot per caching process) says how many, so `stats`
 //! reports them apart from objects. The owner counts each block in as it caches it and
 //! out as it takes it, or frees it while giving its cache back, so a process killed
-//! half-way leaves a slot that counts what is still cached, give or take one block; after
-//! a process died holding the allocator's lock, the slots of ended processes are recounted
-//! from their blocks' tags (`Arena::recount_dead_caches`). `check` and `reclaim_dead` do
+//! half-way leaves a slot that counts what is still cached, give or take one block (`take`
+//! counts a block out only once it is re-marked); after a process died holding the
+//! allocator's lock, and in `stats`, the slots of ended processes are recounted from their
+//! blocks' tags (`Arena::recount_dead_caches`). `check` and `reclaim_dead` do
 //! not use the table: they walk the heap, and a block tagged `CACHED` (or [`TAKING`]) is
 //! no object. `stats`, `check` and `reclaim_dead` first give this process's cached blocks
 //! back (`Arena::flush_cache`), keeping its slot; `Arena::objects` lists named objects
@@ -228,6 +230,8 @@ struct Stacks {
 /// See the module documentation.
 pub(crate) struct BlockCache {
     busy: AtomicBool,
+    /// Set for good by [`close`](Self::close): nothing is cached, taken or claimed after.
+    closed: AtomicBool,
     /// The most bytes kept (see [`MAX_CACHED_BYTES`]).
     budget: u64,
     stacks: UnsafeCell<Stacks>,
@@ -248,6 +252,7 @@ impl BlockCache {
     pub(crate) fn new(capacity: u64) -> Self {
         BlockCache {
             busy: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
             budget: (capacity / 16).min(MAX_CACHED_BYTES),
             stacks: UnsafeCell::new(Stacks {
                 key: 0,
@@ -286,10 +291,19 @@ impl BlockCache {
         Some(r)
     }
 
-    /// A cached block's payload offset of class `class`, taken out of the cache; `slots`
-    /// is the arena's table.
+    /// A cached block's payload offset of class `class`, taken out of the cache and made
+    /// ready for its new use by `ready` (which claims, zeroes and re-marks it, and says
+    /// whether that worked); `slots` is the arena's table.
     #[inline]
-    pub(crate) fn take(&self, class: Class, slots: &[AtomicU64]) -> Option<u64> {
+    pub(crate) fn take(
+        &self,
+        class: Class,
+        slots: &[AtomicU64],
+        ready: impl FnOnce(u64) -> bool,
+    ) -> Option<u64> {
+        if self.closed.load(Acquire) {
+            return None;
+        }
         self.with_stacks(|s| {
             let i = class.index();
             let n = s.len[i] as usize;
@@ -299,11 +313,16 @@ impl BlockCache {
             }
             s.len[i] = (n - 1) as u8;
             s.bytes -= class.block();
-            // Counted out after it left the stack: a process killed in between leaves a
-            // block counted as cached that it no longer holds as one, which `reclaim_dead`
-            // then frees as cached rather than as an object.
+            let offset = s.slots[i][n - 1];
+            let ok = ready(offset);
+            // Counted out only once `ready` has re-marked the block (or given up on it),
+            // by this thread, which holds the stacks (one writer of the slot at a time): a
+            // process killed before that leaves a block that its slot counts as cached and
+            // whose tag says cached (`CACHED` or `TAKING`), which `stats`, `check` and
+            // `reclaim_dead` all then treat as cached, not as an object. Killed between the
+            // re-marking and this count, it leaves one block counted both ways.
             count(slot, -1, class);
-            Some(s.slots[i][n - 1])
+            ok.then_some(offset)
         })
         .flatten()
     }
@@ -319,7 +338,15 @@ impl BlockCache {
         slots: &[AtomicU64],
     ) -> Put {
         let budget = self.budget;
+        if self.closed.load(Acquire) {
+            return Put::Refused;
+        }
         self.with_stacks(|s| {
+            // Checked again with the stacks held: a put that got them after `close` (and so
+            // after the drain that follows it) keeps nothing.
+            if self.closed.load(Acquire) {
+                return Put::Refused;
+            }
             let Some(slot) = slots.get(s.slot) else {
                 if s.retry > 0 {
                     s.retry -= 1;
@@ -355,7 +382,7 @@ impl BlockCache {
         take_back: impl FnOnce(u32) -> crate::Result<()>,
     ) -> crate::Result<()> {
         self.with_stacks(|s| {
-            if s.slot != NO_SLOT || owner == 0 {
+            if s.slot != NO_SLOT || owner == 0 || self.closed.load(Acquire) {
                 return Ok(());
             }
             let free = slots.iter().position(|x| slot_owner(x.load(Relaxed)) == 0);
@@ -377,6 +404,14 @@ impl BlockCache {
             Ok(())
         })
         .unwrap_or(Ok(()))
+    }
+
+    /// Closes this cache for good (in this process; a child forked after also finds it
+    /// closed, and caches nothing either): later frees go to the arena, allocations never
+    /// look here, no slot is claimed. Called before the last [`drain`](Self::drain) of a
+    /// process that ends, so that a thread still freeing cannot cache anything after it.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Release);
     }
 
     /// Whether this process holds a slot of the arena's table or any cached block
@@ -535,7 +570,7 @@ mod tests {
         );
         cache.claim(&slots, 77, |_| false, |_| Ok(())).unwrap();
         assert_eq!(slot_owner(slots[0].load(Relaxed)), 77);
-        assert_eq!(cache.take(c, &slots), None);
+        assert_eq!(cache.take(c, &slots, |_| true), None);
         for i in 0..DEPTH as u64 {
             assert_eq!(cache.put(c, 64 + i * 32, &used(c, 0), &slots), Put::Kept);
         }
@@ -544,7 +579,10 @@ mod tests {
             slot_counts(slots[0].load(Relaxed)),
             (DEPTH as u64, DEPTH as u64 * 32)
         );
-        assert_eq!(cache.take(c, &slots), Some(64 + (DEPTH as u64 - 1) * 32));
+        assert_eq!(
+            cache.take(c, &slots, |_| true),
+            Some(64 + (DEPTH as u64 - 1) * 32)
+        );
         let (blocks, bytes) = slot_counts(slots[0].load(Relaxed));
         assert_eq!((blocks, bytes), (DEPTH as u64 - 1, (DEPTH as u64 - 1) * 32));
         let mut freed = Vec::new();

@@ -46,7 +46,8 @@ pub(crate) fn cache_global_blocks_here() {
 fn free_cached_of(h: &heap::Heap<'_>, owner: u32) -> Result<()> {
     let mut cached = Vec::new();
     walk(h, |b, _, w| {
-        if w & USED != 0 && tag_code(w) == CACHED_CODE && h.owner_of(b)? == owner {
+        // A block whose owner word is unreadable (garbage) is nobody's: skipped.
+        if w & USED != 0 && tag_code(w) == CACHED_CODE && h.owner_of(b).ok() == Some(owner) {
             cached.push(b);
         }
         Ok(())
@@ -55,6 +56,26 @@ fn free_cached_of(h: &heap::Heap<'_>, owner: u32) -> Result<()> {
         h.free(b + HDR, owner)?;
     }
     Ok(())
+}
+
+impl heap::Heap<'_> {
+    /// Allocates `size` bytes aligned to `align` for process `owner` (see
+    /// `Heap::alloc_once`). If the arena is full and this process's own cache of it holds
+    /// blocks, they are given back and the allocation is tried once more. (Other
+    /// processes' caches are out of reach: at most `MAX_CACHED_BYTES`, or a 16th of the
+    /// capacity, each.) Every allocation under the lock goes through here: objects,
+    /// named objects and their registry entries, open records.
+    pub(crate) fn alloc(&self, size: u64, align: u64, owner: u32) -> Result<u64> {
+        match self.alloc_once(size, align, owner) {
+            Err(Error::OutOfMemory { .. })
+                if self.arena.caches() && self.arena.inner.cache.holds_any() =>
+            {
+                self.arena.flush_cache(self)?;
+                self.alloc_once(size, align, owner)
+            }
+            other => other,
+        }
+    }
 }
 
 impl Arena {
@@ -68,19 +89,7 @@ impl Arena {
         let offset = match class.and_then(|c| self.take_cached(c, marks)) {
             Some(offset) => offset,
             None => self.with_heap(|h| {
-                let me = self.owner_tag();
-                let at = match h.alloc(size, align, me) {
-                    // This process's own cache may hold the memory: given back, the
-                    // allocation is tried once more. (Other processes' caches are out of
-                    // reach: at most `MAX_CACHED_BYTES`, or a 16th of the capacity, each.)
-                    Err(Error::OutOfMemory { .. })
-                        if self.caches() && self.inner.cache.holds_any() =>
-                    {
-                        self.flush_cache(h)?;
-                        h.alloc(size, align, me)?
-                    }
-                    other => other?,
-                };
+                let at = h.alloc(size, align, self.owner_tag())?;
                 if marks != 0 {
                     // The block is this thread's alone (just allocated, the lock held).
                     let b = at - heap::HDR;
@@ -139,13 +148,22 @@ impl Arena {
     /// A block of class `class` from this process's cache, zeroed and marked with `marks`.
     #[inline]
     fn take_cached(&self, class: Class, marks: u64) -> Option<u64> {
-        let offset = self.inner.cache.take(class, self.cache_slots())?;
+        let slots = self.cache_slots();
+        self.inner.cache.take(class, slots, |offset| {
+            self.ready_cached(offset, class, marks)
+        })
+    }
+
+    /// Makes the block at `offset`, just taken out of this process's cache, ready for a
+    /// new use: claimed, zeroed, marked with `marks`. Whether that worked.
+    #[inline]
+    fn ready_cached(&self, offset: u64, class: Class, marks: u64) -> bool {
         let header = self.header_word(offset);
         // Claimed before anything is written: only a block still marked cached is zeroed.
         if !Class::claim_cached(header, class) {
             // Another process wrote over the block's header: leave the block (it stays
             // this process's until `reclaim_dead` frees it after this process has ended).
-            return None;
+            return false;
         }
         // The owner word too must still name this process (it could only name another if
         // another process wrote it, or freed the block as a dead process's and it was
@@ -153,20 +171,21 @@ impl Arena {
         let owner = self.owner_word(offset).load(Relaxed) as u32;
         if owner != self.owner_tag() {
             Class::unclaim_cached(header, class);
-            return None;
+            return false;
         }
         let words = self.base().wrapping_add(offset as usize).cast::<u64>();
         // At most 14 words: stored one by one rather than through a call to `memset`.
         for i in 0..(class.payload() / 8) as usize {
             // SAFETY: the block is a used block of this process of exactly `class.block()`
-            // bytes (claimed just above, its owner word checked), inside the mapping and exposed here (see
-            // `header_word`), its payload 16-aligned; it is marked cached, so no handle opens
-            // it, and no handle of this process still uses it (its object was dropped).
+            // bytes (claimed just above, its owner word checked), inside the mapping and
+            // exposed here (see `header_word`), its payload 16-aligned; it is marked
+            // cached, so no handle opens it, and no handle of this process still uses it
+            // (its object was dropped).
             unsafe { words.add(i).write_volatile(0) };
         }
         // Published after the zeroes: a handle opened once the marks are there finds the
         // object zeroed (unlocked and unpoisoned, for a lock cell).
-        Class::unmark_cached(header, class, marks).then_some(offset)
+        Class::unmark_cached(header, class, marks)
     }
 
     /// The arena's table of what processes hold in their caches: atomics, read and
@@ -194,7 +213,10 @@ impl Arena {
                     let me = self.owner_tag();
                     return self.with_heap(|h| {
                         h.free(payload, me)?;
-                        self.claim_slot(h, me)
+                        // The block is freed: a slot not claimed (garbage in a stale
+                        // owner's blocks) only means this process does not cache yet.
+                        let _ = self.claim_slot(h, me);
+                        Ok(())
                     });
                 }
                 Put::Refused => {}
@@ -225,7 +247,9 @@ impl Arena {
     /// Sets the counts of every slot of the arena's table whose owner is proven ended to
     /// what the heap holds: its used blocks tagged as cached (the tags are authoritative;
     /// a process killed while giving its cache back leaves its slot's counts behind).
-    /// Called after a rebuild, with the allocator's lock held as `h`.
+    /// Called after a rebuild, with the allocator's lock held as `h`. A cached block whose
+    /// owner word is unreadable (garbage) is counted for nobody; if the heap cannot be
+    /// walked, the slots are left as they were (only counters: see `with_heap`).
     pub(crate) fn recount_dead_caches(&self, h: &heap::Heap<'_>) -> Result<()> {
         if self.foreign() {
             return Ok(());
@@ -244,7 +268,9 @@ impl Arena {
         }
         walk(h, |b, size, w| {
             if w & USED != 0 && tag_code(w) == CACHED_CODE {
-                let owner = h.owner_of(b)?;
+                let Ok(owner) = h.owner_of(b) else {
+                    return Ok(());
+                };
                 if let Some(d) = dead.iter_mut().find(|d| d.1 == owner) {
                     (d.2, d.3) = (d.2 + 1, d.3 + size);
                 }
@@ -273,18 +299,24 @@ impl Arena {
         self.flush_cache_and(h, false)
     }
 
-    /// Flushes this process's cache of the global arena, if there is one: called when a
-    /// child run by [`Process`](crate::Process) ends, so that its freed objects are free
-    /// in the arena when its parent learns that it has ended.
+    /// Closes this process's cache of the global arena for good, then gives its blocks
+    /// and its slot back, if this process caches them: called when a child run by
+    /// [`Process`](crate::Process) ends (so that its freed objects are free in the arena
+    /// when its parent learns that it has ended), and by the `exit` handler. Closed first,
+    /// so that a thread still freeing cannot cache anything after the drain; the drain
+    /// then runs whatever `holds_any` says (which is `false` while another thread uses the
+    /// cache). It takes the allocator's lock, waiting for it at most the allocator's
+    /// patience.
     pub(crate) fn flush_global_cache() {
         let published = GLOBAL.load(Acquire);
         if !published.is_null() {
             // SAFETY: a non-null pointer came from `Box::into_raw` in `try_global` and is
             // never freed.
             let global = unsafe { &*published };
-            if !global.caches() || !global.inner.cache.holds_any() {
+            if !global.caches() {
                 return;
             }
+            global.inner.cache.close();
             // Nobody to report a failure to: the blocks then stay this process's, and are
             // reclaimed as a dead process's.
             let _ = global.with_heap(|h| global.flush_cache_and(h, true));

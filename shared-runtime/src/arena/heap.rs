@@ -147,6 +147,9 @@ pub(crate) fn step() {
 pub(crate) struct Heap<'a> {
     pub(crate) mem: &'a SharedMemory,
     pub(crate) page: u64,
+    /// The arena handle whose lock is held: its process-local cache is given back when an
+    /// allocation finds the arena full (`Heap::alloc`, in `cache_path.rs`).
+    pub(crate) arena: &'a crate::arena::Arena,
 }
 
 impl Heap<'_> {
@@ -287,8 +290,9 @@ impl Heap<'_> {
     }
 
     /// Allocates `size` bytes aligned to `align` for process `owner`; returns the payload's
-    /// offset. The payload is zero.
-    pub(crate) fn alloc(&self, size: u64, align: u64, owner: u32) -> Result<u64> {
+    /// offset. The payload is zero. (Once: `Heap::alloc` retries after giving this
+    /// process's cache back.)
+    pub(crate) fn alloc_once(&self, size: u64, align: u64, owner: u32) -> Result<u64> {
         let need = size
             .checked_add(HDR + GRAIN - 1)
             .map(|n| (n & !(GRAIN - 1)).max(MIN_BLOCK))

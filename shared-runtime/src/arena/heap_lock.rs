@@ -83,6 +83,7 @@ impl Arena {
         let heap = Heap {
             mem: &self.inner.mem,
             page: self.inner.page,
+            arena: self,
         };
         // A holder proven dead may have left the heap half-updated: say so in the arena
         // at once (the header is in the always-accessible first page), so that if anything
@@ -100,10 +101,12 @@ impl Arena {
         let st = heap.state();
         if st.rebuilding.get() != 0 {
             check::rebuild(&heap)?;
-            // The holder may have been giving its cache back: its slot then counts what
-            // its blocks' tags say is still cached.
-            self.recount_dead_caches(&heap)?;
             st.rebuilding.set(0);
+            // The holder may have been giving its cache back: its slot then counts what
+            // its blocks' tags say is still cached. Only counters of `stats`: a failure
+            // (garbage in the heap, which `check` reports) must not fail this operation,
+            // nor every later one.
+            let _ = self.recount_dead_caches(&heap);
         }
         f(&heap)
     }

@@ -361,6 +361,10 @@ impl Arena {
     pub fn stats(&self) -> Result<ArenaStats> {
         self.with_heap(|h| {
             self.flush_cache(h)?;
+            // An ended process's slot may be off by the block it was caching or taking
+            // when it was killed (two words, not one atomic change): recounted from the
+            // blocks' tags, as `check` counts them.
+            let _ = self.recount_dead_caches(h);
             Ok(ArenaStats::read(h))
         })
     }
