@@ -1,14 +1,10 @@
 //! Handles of `Event`s.
 
-use std::sync::Arc;
-
-use crate::arena::opened::{self, Role};
-use crate::arena::{Allocation, Arena, NamedObject, LOCK_CELL};
-use crate::handle::open::check_kind;
-use crate::handle::resolve::resolve;
+use crate::arena::{Arena, NamedObject, LOCK_CELL};
+use crate::handle::state_block::{open_state_block, state_handle};
 use crate::handle::Handle;
 use crate::sync::Event;
-use crate::{Error, Result};
+use crate::Result;
 
 impl Event {
     /// A handle naming this event, to open in another process mapping the arena; this
@@ -20,15 +16,11 @@ impl Event {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn handle(&self) -> Handle {
-        Handle {
-            arena: self.arena().id(),
-            offset: self.allocation().offset(),
-            len: 1,
-            fingerprint: 0,
-            kind: <Self as NamedObject>::KIND,
-            lock: 0,
-            owned: false,
-        }
+        state_handle(
+            self.arena(),
+            self.allocation().offset(),
+            <Self as NamedObject>::KIND,
+        )
     }
 
     /// Opens an event handle made in another process, checking the arena, the kind and the
@@ -49,32 +41,8 @@ impl Event {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn open_handle(arena: &Arena, handle: &Handle) -> Result<Self> {
-        let bad = |reason| Error::InvalidHandle {
-            text: handle.to_string(),
-            reason,
-        };
-        check_kind(arena, handle, <Self as NamedObject>::KIND)?;
-        if handle.owned {
-            return Err(bad("an event handle never carries ownership"));
-        }
-        if handle.len != 1 || handle.fingerprint != 0 || handle.lock != 0 {
-            return Err(bad("an event handle has length 1 and no layout or lock"));
-        }
-        if handle.offset % 8 != 0 {
-            return Err(bad("its offset is misaligned"));
-        }
-        let t = arena.with_heap(|heap| resolve(heap, arena, handle, LOCK_CELL))?;
-        let data = Arc::new(if t.record != 0 {
-            Allocation::named(arena.clone(), t.block, t.record)
-        } else {
-            Allocation::borrowed(arena.clone(), t.block)
-        });
         let kind = <Self as NamedObject>::KIND;
-        let data = opened::insert(arena, t.block, t.stamp, 0, Role::of(kind), data)?.or_refuse(
-            handle,
-            kind,
-            "this process has this block open as another object",
-        )?;
+        let data = open_state_block(arena, handle, kind, LOCK_CELL)?;
         Ok(Event::from_alloc(data))
     }
 }

@@ -1,11 +1,7 @@
 //! Handles of `Semaphore`s and `BoundedSemaphore`s.
 
-use std::sync::Arc;
-
-use crate::arena::opened::{self, Role};
-use crate::arena::{Allocation, Arena, NamedObject};
-use crate::handle::open::check_kind;
-use crate::handle::resolve::resolve;
+use crate::arena::{Arena, NamedObject};
+use crate::handle::state_block::{open_state_block, state_handle};
 use crate::handle::Handle;
 use crate::sync::{Boundedness, GenericSemaphore, SEMAPHORE_BYTES};
 use crate::{Error, Result};
@@ -23,15 +19,11 @@ impl<B: Boundedness> GenericSemaphore<B> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     pub fn handle(&self) -> Handle {
-        Handle {
-            arena: self.arena().id(),
-            offset: self.allocation().offset(),
-            len: 1,
-            fingerprint: 0,
-            kind: <Self as NamedObject>::KIND,
-            lock: 0,
-            owned: false,
-        }
+        state_handle(
+            self.arena(),
+            self.allocation().offset(),
+            <Self as NamedObject>::KIND,
+        )
     }
 
     /// Opens a semaphore handle made in another process, checking the arena, the kind
@@ -59,28 +51,8 @@ impl<B: Boundedness> GenericSemaphore<B> {
             text: handle.to_string(),
             reason,
         };
-        check_kind(arena, handle, <Self as NamedObject>::KIND)?;
-        if handle.owned {
-            return Err(bad("a semaphore handle never carries ownership"));
-        }
-        if handle.len != 1 || handle.fingerprint != 0 || handle.lock != 0 {
-            return Err(bad("a semaphore handle has length 1 and no layout or lock"));
-        }
-        if handle.offset % 8 != 0 {
-            return Err(bad("its offset is misaligned"));
-        }
-        let t = arena.with_heap(|heap| resolve(heap, arena, handle, SEMAPHORE_BYTES))?;
-        let data = Arc::new(if t.record != 0 {
-            Allocation::named(arena.clone(), t.block, t.record)
-        } else {
-            Allocation::borrowed(arena.clone(), t.block)
-        });
         let kind = <Self as NamedObject>::KIND;
-        let data = opened::insert(arena, t.block, t.stamp, 0, Role::of(kind), data)?.or_refuse(
-            handle,
-            kind,
-            "this process has this block open as another object",
-        )?;
+        let data = open_state_block(arena, handle, kind, SEMAPHORE_BYTES)?;
         let sem = Self::from_alloc(data);
         // The handle's letter is only text: the block's own kind word decides (a
         // BoundedSemaphore never opens as a Semaphore, which would release past its bound).

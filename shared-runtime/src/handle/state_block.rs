@@ -1,5 +1,7 @@
 //! Opening the handle of a synchronization object whose state is one block without an
-//! element layout ([`Condition`](crate::Condition), [`Barrier`](crate::Barrier)).
+//! element layout ([`Event`](crate::Event), [`Condition`](crate::Condition),
+//! [`Semaphore`](crate::Semaphore), [`BoundedSemaphore`](crate::BoundedSemaphore),
+//! [`Barrier`](crate::Barrier)).
 
 use std::sync::Arc;
 
