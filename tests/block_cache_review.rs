@@ -7,30 +7,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{forking, PATIENCE};
+use common::{forking, wait_pid, PATIENCE};
 use shared_runtime::{Arena, Process, RawArray, RawValue};
 
 fn warm(arena: &Arena) {
     drop(RawValue::new_in(arena, 0u64).unwrap());
-}
-
-/// Waits for `pid` (a raw-forked child) with a deadline; returns its wait status.
-fn wait_pid(pid: libc::pid_t) -> i32 {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let mut status = 0;
-        // SAFETY: `status` is a live local the call writes; `pid` is our child.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r == pid {
-            return status;
-        }
-        if Instant::now() > deadline {
-            // SAFETY: signals our own child, which has not been reaped yet.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            panic!("child {pid} hung");
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 /// All objects of a private arena are dropped, yet an allocation that the free memory

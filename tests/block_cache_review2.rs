@@ -5,28 +5,10 @@ mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{forking, PATIENCE};
+use common::{forking, wait_pid, PATIENCE};
 use shared_runtime::{Arena, Process, RawValue};
-
-fn wait_pid(pid: libc::pid_t) -> i32 {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let mut status = 0;
-        // SAFETY: `status` is a live local; `pid` is our child.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r == pid {
-            return status;
-        }
-        if Instant::now() > deadline {
-            // SAFETY: our own unreaped child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            panic!("child {pid} hung");
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
 
 /// `cached_blocks` as `check()` sees it from a raw-forked child (which caches nothing of
 /// its own, so reports what the other processes hold).

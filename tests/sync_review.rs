@@ -17,19 +17,12 @@ use shared_runtime::{
 /// How long a reproducer lets a bounded call run before calling it hung.
 const BOUND: Duration = Duration::from_secs(5);
 
-/// `Barrier::wait_timeout` is documented as the robust, bounded form ("when its time runs
-/// out it breaks the barrier"), but it first takes the barrier's internal lock with an
-/// *unbounded* `lock()` (and `time_out` does again). A live party that stalls inside the
-/// barrier's critical section (SIGSTOPped, swapped out, or a lock word overwritten with a
-/// live thread's identity) makes every `wait_timeout` block for ever, whatever its timeout.
-#[test]
-fn barrier_wait_timeout_is_not_bounded_by_its_timeout() {
-    let _f = forking();
-    let b = Barrier::new(2).unwrap();
+/// A child that takes `b`'s internal lock and stays alive holding it (the hidden test hook
+/// stands for a party stopped at that point: alive, so nobody may take the lock over);
+/// returns once the lock is held.
+fn stalled_party(b: &Barrier) -> Process<()> {
     let holding = RawValue::new(0u32).unwrap();
     let (b2, h2) = (b.clone(), holding.clone());
-    // A live party stalled inside the barrier's lock (the hidden test hook stands for a
-    // party stopped at that point: alive, so nobody may take the lock over).
     let stalled = Process::<()>::start(move || {
         let _g = b2.hold_lock_for_tests();
         h2.set(1);
@@ -39,6 +32,19 @@ fn barrier_wait_timeout_is_not_bounded_by_its_timeout() {
     })
     .unwrap();
     assert!(wait_until(|| holding.get() == 1));
+    stalled
+}
+
+/// `Barrier::wait_timeout` is documented as the robust, bounded form ("when its time runs
+/// out it breaks the barrier"), but it first takes the barrier's internal lock with an
+/// *unbounded* `lock()` (and `time_out` does again). A live party that stalls inside the
+/// barrier's critical section (SIGSTOPped, swapped out, or a lock word overwritten with a
+/// live thread's identity) makes every `wait_timeout` block for ever, whatever its timeout.
+#[test]
+fn barrier_wait_timeout_is_not_bounded_by_its_timeout() {
+    let _f = forking();
+    let b = Barrier::new(2).unwrap();
+    let stalled = stalled_party(&b);
     let (tx, rx) = mpsc::channel();
     let b3 = b.clone();
     let t0 = Instant::now();
@@ -252,17 +258,7 @@ fn a_forged_handle_of_one_sync_kind_never_opens_another() {
 fn abort_and_a_timed_wait_do_not_wait_for_a_stalled_party() {
     let _f = forking();
     let b = Barrier::new(2).unwrap();
-    let holding = RawValue::new(0u32).unwrap();
-    let (b2, h2) = (b.clone(), holding.clone());
-    let stalled = Process::<()>::start(move || {
-        let _g = b2.hold_lock_for_tests();
-        h2.set(1);
-        loop {
-            std::thread::sleep(Duration::from_secs(1));
-        }
-    })
-    .unwrap();
-    assert!(wait_until(|| holding.get() == 1));
+    let stalled = stalled_party(&b);
     let (tx, rx) = mpsc::channel();
     let b3 = b.clone();
     std::thread::spawn(move || {

@@ -214,3 +214,23 @@ impl Rng {
         (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
     }
 }
+
+/// Waits for `pid` (a child forked without `Process`) for at most [`PATIENCE`], then kills
+/// it and fails; returns its raw wait status.
+pub fn wait_pid(pid: libc::pid_t) -> i32 {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let mut status = 0;
+        // SAFETY: `status` is a live local the call writes; `pid` is our child.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            // SAFETY: signals our own child, which has not been reaped yet.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("child {pid} hung");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
