@@ -105,9 +105,11 @@ impl Shared {
             .unwrap_or_else(|e| panic!("the Lock was not had within {PATIENCE:?}: {e}"));
         self.by_lock.set(self.by_lock.get() + 1);
         // An allocation under the Lock: the Lock is held longer (so forks catch it held),
-        // and the two locks nest, always in this order.
-        let v = RawValue::new_in(&self.private, r).unwrap();
-        assert_eq!(v.get(), r);
+        // and the two locks nest, always in this order. Larger than the blocks a process
+        // caches (`arena/cache.rs`), so it takes the allocator's mutex, not a cached block.
+        let v = RawArray::<u64>::zeroed_in(&self.private, 64).unwrap();
+        v.set(0, r);
+        assert_eq!(v.get(0), Some(r));
         drop(v);
         drop(g);
     }
