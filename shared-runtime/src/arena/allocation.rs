@@ -2,7 +2,7 @@
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::arena::cache::Class;
 use crate::arena::heap::{tag_code, LOCK_BLOCK, RECORD_BLOCK};
@@ -28,24 +28,33 @@ pub(crate) struct Allocation {
     /// borrowed through a lock guard (see `Synchronized`), 0 if none. Here, so that every
     /// clone of a handle (they share this `Allocation`) sees one mark.
     borrowed_by: AtomicI32,
-    /// The payload offset of this process's open record of a named object (see
-    /// `records.rs`), 0 if none; closed on drop by the process that made it.
-    record: u64,
-    /// The `process_key` of the process that made `record`.
-    record_key: u64,
     /// The block this one is part of (a `Value`'s data, after its lock cell), kept alive
     /// as long as this part is.
     parent: Option<Arc<Allocation>>,
-    /// A forked child's own open record of an object whose handle it inherited (the
-    /// inherited `record` is its parent's), and the child's `process_key`.
-    adopted: AtomicU64,
-    adopted_key: AtomicU64,
+    /// The open records of a named object (set when one is made or adopted); kept out of
+    /// line, so that the handle of every unnamed object (almost all of them) is small: it
+    /// is allocated, moved and freed with every `RawValue`/`Value` made and dropped.
+    records: OnceLock<Box<Records>>,
     /// The block offset under which this handle is in this process's map of opened objects
     /// (`opened.rs`), 0 if it is not; its slot is dropped with it.
     mapped: AtomicU64,
     /// The cache class of the block (see `cache.rs`), if the owner may keep it in its
     /// cache when done instead of freeing it.
     class: Option<Class>,
+}
+
+/// The open records a handle of a named object closes when dropped.
+#[derive(Default)]
+struct Records {
+    /// The payload offset of this process's open record of a named object (see
+    /// `records.rs`), 0 if none; closed on drop by the process that made it.
+    record: u64,
+    /// The `process_key` of the process that made `record`.
+    record_key: u64,
+    /// A forked child's own open record of an object whose handle it inherited (the
+    /// inherited `record` is its parent's), and the child's `process_key`.
+    adopted: AtomicU64,
+    adopted_key: AtomicU64,
 }
 
 /// An address inside an arena's mapping, kept beside the handle that keeps the mapping
@@ -104,11 +113,8 @@ impl Allocation {
             offset,
             owner: AtomicU64::new(process_key()),
             borrowed_by: AtomicI32::new(0),
-            record: 0,
-            record_key: 0,
             parent: None,
-            adopted: AtomicU64::new(0),
-            adopted_key: AtomicU64::new(0),
+            records: OnceLock::new(),
             mapped: AtomicU64::new(0),
             class: None,
         }
@@ -145,11 +151,16 @@ impl Allocation {
             offset,
             owner: AtomicU64::new(owner),
             borrowed_by: AtomicI32::new(0),
-            record,
-            record_key,
             parent,
-            adopted: AtomicU64::new(0),
-            adopted_key: AtomicU64::new(0),
+            records: if record != 0 || record_key != 0 {
+                OnceLock::from(Box::new(Records {
+                    record,
+                    record_key,
+                    ..Records::default()
+                }))
+            } else {
+                OnceLock::new()
+            },
             mapped: AtomicU64::new(0),
             class: None,
         }
@@ -160,6 +171,7 @@ impl Allocation {
     /// `false` if it has one: the caller closes `record`.
     pub(crate) fn adopt_record(&self, record: u64) -> bool {
         let holder = self.parent.as_deref().unwrap_or(self);
+        let holder = holder.records.get_or_init(Box::default);
         let me = process_key();
         let seen = holder.adopted_key.load(Relaxed);
         if holder.record_key == me || seen == me {
@@ -196,11 +208,8 @@ impl Allocation {
             offset,
             owner: AtomicU64::new(0),
             borrowed_by: AtomicI32::new(0),
-            record: 0,
-            record_key: 0,
             parent: None,
-            adopted: AtomicU64::new(0),
-            adopted_key: AtomicU64::new(0),
+            records: OnceLock::new(),
             mapped: AtomicU64::new(0),
             class: None,
         }
@@ -370,24 +379,29 @@ impl Drop for Allocation {
             // outcome. `Arena::check` reports such damage.
             let _ = self.arena.free_owned(self.offset, self.class);
         }
-        if self.record != 0 && self.record_key == process_key() {
-            // As above: on failure the record (and a removed object) stays allocated.
-            let (record, object) = (self.record, self.offset);
-            let _ = self
-                .arena
-                .with_heap(|h| h.close_record(record, object, self.arena.owner_tag()));
-            crate::arena::opened::forget(&self.arena, object);
+        let records = self.records.take();
+        if let Some(r) = &records {
+            if r.record != 0 && r.record_key == process_key() {
+                // As above: on failure the record (and a removed object) stays allocated.
+                let (record, object) = (r.record, self.offset);
+                let _ = self
+                    .arena
+                    .with_heap(|h| h.close_record(record, object, self.arena.owner_tag()));
+                crate::arena::opened::forget(&self.arena, object);
+            }
         }
         let mapped = self.mapped.load(Relaxed);
         if mapped != 0 {
             crate::arena::opened::forget(&self.arena, mapped);
         }
-        let adopted = self.adopted.load(Relaxed);
-        if adopted != 0 && self.adopted_key.load(Relaxed) == process_key() {
-            let object = self.offset;
-            let _ = self
-                .arena
-                .with_heap(|h| h.close_record(adopted, object, self.arena.owner_tag()));
+        if let Some(r) = &records {
+            let adopted = r.adopted.load(Relaxed);
+            if adopted != 0 && r.adopted_key.load(Relaxed) == process_key() {
+                let object = self.offset;
+                let _ = self
+                    .arena
+                    .with_heap(|h| h.close_record(adopted, object, self.arena.owner_tag()));
+            }
         }
     }
 }

@@ -31,7 +31,8 @@
 //! thread held it cannot trust the map: every use then fails with an error rather than
 //! waiting forever or starting from an empty map (which would hand out second handles).
 
-use std::collections::HashMap;
+use std::collections::hash_map::{Entry, HashMap, RandomState};
+use std::hash::{BuildHasher, Hasher};
 use std::ptr::null_mut;
 use std::sync::atomic::{
     AtomicBool, AtomicPtr,
@@ -75,7 +76,64 @@ struct Slot {
     data: Weak<Allocation>,
 }
 
-type Map = HashMap<(u64, u64), Slot>;
+type Map = HashMap<(u64, u64), Slot, KeyHash>;
+
+/// The map's hasher: its keys are two words, so a seeded multiply-fold per word instead of
+/// std's SipHash (which took a fifth of making and dropping a `Value`: hashed on insert,
+/// lookup and removal). Seeded once per map from std's random keys, so a process that
+/// chooses block offsets (another user of the arena) cannot choose colliding keys for it
+/// either; a collision only ever costs time.
+#[derive(Clone, Copy)]
+struct KeyHash(u64);
+
+impl KeyHash {
+    fn new() -> Self {
+        KeyHash(RandomState::new().hash_one(0x5eed_u64) | 1)
+    }
+}
+
+impl BuildHasher for KeyHash {
+    type Hasher = WordHasher;
+
+    #[inline]
+    fn build_hasher(&self) -> WordHasher {
+        WordHasher(self.0)
+    }
+}
+
+/// Multiplies `a` by `b` as 128-bit numbers and folds the halves together: every bit of
+/// the result depends on every bit of both.
+#[inline]
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let full = u128::from(a) * u128::from(b);
+    (full as u64) ^ ((full >> 64) as u64)
+}
+
+/// The state of one [`KeyHash`] hashing.
+struct WordHasher(u64);
+
+/// An odd constant with well-spread bits (the fractional part of the golden ratio).
+const SPREAD: u64 = 0x9e37_79b9_7f4a_7c15;
+
+impl Hasher for WordHasher {
+    #[inline]
+    fn write_u64(&mut self, word: u64) {
+        self.0 = fold_mul(self.0 ^ word, SPREAD);
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        fold_mul(self.0, SPREAD ^ 0xff51_afd7_ed55_8ccd)
+    }
+}
 
 static HELD: AtomicBool = AtomicBool::new(false);
 /// Set in a child made without libc's `fork` while the map was held.
@@ -137,7 +195,7 @@ fn with_map<R>(f: impl FnOnce(&mut Map) -> R) -> Result<R> {
     let _held = Held;
     let mut map = MAP.load(Relaxed);
     if map.is_null() {
-        map = Box::into_raw(Box::default());
+        map = Box::into_raw(Box::new(HashMap::with_hasher(KeyHash::new())));
         MAP.store(map, Relaxed);
     }
     // SAFETY: `map` came from `Box::into_raw` and is never freed; the spin lock, held by
@@ -383,9 +441,11 @@ fn already_open(block: u64, have: Role, stamp: u64) -> Error {
 /// Forgets the slot of the block at `block`, if its handle is gone.
 pub(crate) fn forget(arena: &Arena, block: u64) {
     let _ = with_map(|m| {
-        let key = (arena.id(), block);
-        if m.get(&key).is_some_and(|s| s.data.strong_count() == 0) {
-            m.remove(&key);
+        if let Entry::Occupied(slot) = m.entry((arena.id(), block)) {
+            if slot.get().data.strong_count() == 0 {
+                // Drops a `Weak`, never an `Allocation`.
+                slot.remove();
+            }
         }
     });
 }

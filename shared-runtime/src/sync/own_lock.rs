@@ -22,8 +22,9 @@ fn block<K: Reentrancy>(
     align: usize,
 ) -> Result<(Arc<Allocation>, GenericLock<K>)> {
     // As `Lock::new_in`: the creating thread will most likely take the lock, so a thread
-    // that cannot be identified is told now, as an error, not at the first `lock`.
-    arena.lock_identity()?;
+    // that cannot be identified is told now, as an error, not at the first `lock` (the
+    // identity itself, cached per thread, is not needed yet).
+    crate::sys::liveness::thread_identity()?;
     let at = data_offset(kind, align as u64);
     let size = at
         .checked_add(bytes as u64)
