@@ -104,8 +104,24 @@ fn payload(arena: &Arena, offset: u64) -> NonNull<u8> {
     NonNull::new(ptr).expect("a mapping is never at address 0")
 }
 
+/// A block the calling process has just allocated (`Arena::alloc_marked`): its payload
+/// offset and its cache class.
+#[derive(Clone, Copy)]
+pub(crate) struct Fresh {
+    pub(crate) offset: u64,
+    pub(crate) class: Option<Class>,
+}
+
 impl Allocation {
+    /// The handle of `block`, just allocated from `arena` by this process, made in place in
+    /// its `Arc` (inlined, the fields are stored once, where they stay).
+    #[inline]
+    pub(crate) fn fresh(arena: &Arena, block: Fresh) -> Arc<Allocation> {
+        Arc::new(Allocation::new(ArenaRef::of(arena), block.offset).cached_as(block.class))
+    }
+
     /// An allocation the calling process has just made.
+    #[inline]
     pub(crate) fn new(arena: ArenaRef, offset: u64) -> Self {
         Allocation {
             ptr: MappedPtr::new(payload(&arena, offset)),
@@ -121,6 +137,7 @@ impl Allocation {
     }
 
     /// The same allocation, its block cached as `class` when freed.
+    #[inline]
     pub(crate) fn cached_as(mut self, class: Option<Class>) -> Self {
         self.class = class;
         self

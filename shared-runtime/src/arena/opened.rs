@@ -469,7 +469,7 @@ mod tests {
             (ObjectKind::Queue, ObjectKind::Barrier),
         ];
         for (first, second) in roles.into_iter().flat_map(|(a, b)| [(a, b), (b, a)]) {
-            let data = Arc::new(arena.alloc(64, 8).unwrap());
+            let data = arena.alloc(64, 8).unwrap();
             let block = data.offset();
             let (r1, r2) = (Role::of(first), Role::of(second));
             let got = insert(&arena, block, 0, 0, r1, data.clone()).unwrap();
@@ -498,7 +498,7 @@ mod tests {
     #[test]
     fn a_block_is_open_with_one_data_offset_only() {
         let arena = Arena::with_capacity(1 << 16).unwrap();
-        let block = Arc::new(arena.alloc(128, 64).unwrap());
+        let block = arena.alloc(128, 64).unwrap();
         let at = block.offset();
         let role = Role::of(ObjectKind::Array(crate::arena::LockKind::RLock));
         let part = |off| Arc::new(Allocation::part(block.clone(), off));

@@ -166,7 +166,7 @@ impl LockCore {
         arena.lock_identity()?;
         // A fresh block is zeroed: an unlocked lock word, no owner, depth 0, not poisoned.
         let alloc = arena.alloc_lock_cell()?;
-        Ok(LockCore::with_alloc(Arc::new(alloc)))
+        Ok(LockCore::with_alloc(alloc))
     }
 
     /// The lock cell at the start of a shared block (a named or handed-over lock).

@@ -32,7 +32,7 @@ fn block<K: Reentrancy>(
             count: bytes,
             elem_size: 1,
         })?;
-    let block = Arc::new(arena.alloc_lock_block(size, align)?);
+    let block = arena.alloc_lock_block(size, align)?;
     let data = Arc::new(Allocation::part(Arc::clone(&block), at));
     // A fresh block is zeroed: an unlocked lock cell.
     Ok((data, GenericLock::from_core(LockCore::from_alloc(block))))
