@@ -220,3 +220,55 @@ fn a_forged_handle_into_a_plain_lock_block_cannot_break_the_lock() {
     assert_eq!(broke, 0);
     assert!(lock.try_lock().is_ok() && !lock.is_poisoned());
 }
+
+/// Whether `w`'s raw accessor is refused while this thread holds a guard of `v`: true only
+/// if `w` is the same handle as `v` (one borrow mark), not a second one of its block.
+fn shares_the_mark(v: &Value<u64>, w: &Value<u64>) -> bool {
+    let _g = v.lock().unwrap();
+    catch_unwind(AssertUnwindSafe(|| w.getobj().get())).is_err()
+}
+
+#[test]
+fn a_fresh_value_opened_by_its_handle_here_or_in_a_child_is_its_own_handle() {
+    let _serial = forking();
+    let a = arena();
+    // Several, dropped and made again, so that the handles opened below are of objects
+    // made after others were dropped (the map of opened objects records the new ones).
+    for _ in 0..100 {
+        drop(Value::new_in(&a, 1u64).unwrap());
+    }
+    let v = Value::new_in(&a, 10u64).unwrap();
+    let h = v.handle();
+    let inherited = Value::new_in(&a, 20u64).unwrap();
+    let hi = inherited.handle();
+    // In a forked child: the handle it inherited, not a second one.
+    let child = in_child(|| {
+        let w = Value::<u64>::open_handle(&a, &hi).unwrap();
+        u8::from(shares_the_mark(&inherited, &w))
+    })
+    .unwrap();
+    assert_eq!(
+        child, 1,
+        "the child opened a second handle of its inherited Value"
+    );
+    // Here, the owner: refused (it has the handle; a second one is never made).
+    assert!(Value::<u64>::open_handle(&a, &h).is_err());
+    // A child opens it (the handle it inherited), then forks: the grandchild finds the
+    // same handle again, whether the child's open moved it into the map or not.
+    let seen = in_child(|| {
+        let w = Value::<u64>::open_handle(&a, &h).unwrap();
+        let first = shares_the_mark(&v, &w);
+        drop(w);
+        let second = in_child(|| {
+            let w = Value::<u64>::open_handle(&a, &h).unwrap();
+            u8::from(shares_the_mark(&v, &w))
+        })
+        .unwrap();
+        u8::from(first) | second << 1
+    })
+    .unwrap();
+    assert_eq!(
+        seen, 0b11,
+        "a second handle of an inherited Value (bits: child, grandchild)"
+    );
+}

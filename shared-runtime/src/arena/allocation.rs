@@ -407,9 +407,10 @@ impl Drop for Allocation {
                 crate::arena::opened::forget(&self.arena, object);
             }
         }
-        let mapped = self.mapped.load(Relaxed);
-        if mapped != 0 {
-            crate::arena::opened::forget(&self.arena, mapped);
+        match self.mapped.load(Relaxed) {
+            0 => {}
+            opened::PENDING => opened::pending_dropped(),
+            mapped => opened::forget(&self.arena, mapped),
         }
         if let Some(r) = &records {
             let adopted = r.adopted.load(Relaxed);

@@ -25,6 +25,19 @@
 //! same offset (a forked child inherits its parent's slots, including ones the parent has
 //! since let go): it never matches, and is replaced.
 //!
+//! A `Value`/`Array` made with its own lock, in a block just allocated, is not put in the
+//! map when it is made: it is checked against the map (a live handle of the block here, a
+//! view of an object that had it before, refuses it as [`record_owned`] does) and queued
+//! in the map's *pending* list (a weak handle, its key and lock), which every lookup of
+//! the map first moves into it ([`Opened::settle`]). Nothing finds a block but through a
+//! lookup, so every lookup still sees every handle this process has; a process that makes
+//! and drops objects without opening any (the common case) never pays for hashing them in
+//! and out (a fifth of making and dropping a `Value`, and half of making a million of
+//! them, mostly cache misses in a map of a million slots). The queue's entries of dropped
+//! objects are pruned when they are half of it. Two live entries for one block cannot
+//! arise from the queue: the allocator hands a block to one object at a time, and a block
+//! this process owns is in the map or the queue only as that object's.
+//!
 //! The map is guarded by a spin lock. A fork handler (`sys::process`) takes it before every
 //! `fork()` made through libc and releases it on both sides, so a child never inherits it
 //! held. A child made by a raw `fork`/`clone` system call (no handlers run) while another
@@ -35,7 +48,7 @@ use std::collections::hash_map::{Entry, HashMap, RandomState};
 use std::hash::{BuildHasher, Hasher};
 use std::ptr::null_mut;
 use std::sync::atomic::{
-    AtomicBool, AtomicPtr,
+    AtomicBool, AtomicPtr, AtomicUsize,
     Ordering::{Acquire, Relaxed, Release},
 };
 use std::sync::{Arc, Weak};
@@ -77,6 +90,79 @@ struct Slot {
 }
 
 type Map = HashMap<(u64, u64), Slot, KeyHash>;
+
+/// A fresh object not yet moved into the map (see the module notes).
+struct Pending {
+    key: (u64, u64),
+    lock: u64,
+    data: Weak<Allocation>,
+}
+
+/// The value of `Allocation::mapped` of a handle queued in the pending list.
+pub(crate) const PENDING: u64 = u64::MAX;
+
+/// Entries of the pending list whose handle has been dropped, and the list's length (both
+/// approximate, read without the lock: they only decide when to prune).
+static DEAD: AtomicUsize = AtomicUsize::new(0);
+static PENDING_LEN: AtomicUsize = AtomicUsize::new(0);
+/// Fewer dead entries than this are never pruned (pruning walks the whole list).
+const PRUNE_MIN: usize = 32;
+
+/// This process's handles of opened objects: the map, and the fresh objects queued for it.
+struct Opened {
+    slots: Map,
+    pending: Vec<Pending>,
+}
+
+impl Opened {
+    /// Moves every queued fresh object that is still alive into the map. Returns the
+    /// handles it had to hold to mark them mapped: the caller drops them with the map's
+    /// lock released (the last one may be the object's last handle, whose drop uses the
+    /// map).
+    fn settle(&mut self) -> Vec<Arc<Allocation>> {
+        if self.pending.is_empty() {
+            return Vec::new();
+        }
+        let mut held = Vec::with_capacity(self.pending.len());
+        let role = Role::of(ObjectKind::RawValue);
+        for p in self.pending.drain(..) {
+            let Some(live) = p.data.upgrade() else {
+                continue; // dropped: nothing to record (drops a `Weak` only)
+            };
+            // A live slot of the block here is another handle's: the allocator never gives a
+            // block owned by this process to a second object, and the queue's entry was
+            // checked against the map when it was made, so this only happens if the
+            // arena's bookkeeping was damaged; the earlier handle keeps the slot.
+            let taken = self
+                .slots
+                .get(&p.key)
+                .is_some_and(|s| s.data.strong_count() > 0);
+            if !taken {
+                live.set_mapped(p.key.1);
+                let slot = Slot {
+                    role,
+                    stamp: 0,
+                    lock: p.lock,
+                    data: p.data,
+                };
+                self.slots.insert(p.key, slot);
+            }
+            held.push(live);
+        }
+        PENDING_LEN.store(0, Relaxed);
+        DEAD.store(0, Relaxed);
+        held
+    }
+
+    /// Drops the queue's entries of dropped objects.
+    fn prune(&mut self) {
+        let before = self.pending.len();
+        self.pending.retain(|p| p.data.strong_count() > 0);
+        let removed = before - self.pending.len();
+        PENDING_LEN.store(self.pending.len(), Relaxed);
+        let _ = DEAD.fetch_update(Relaxed, Relaxed, |d| Some(d.saturating_sub(removed)));
+    }
+}
 
 /// The map's hasher: its keys are two words, so a seeded multiply-fold per word instead of
 /// std's SipHash (which took a fifth of making and dropping a `Value`: hashed on insert,
@@ -138,7 +224,7 @@ impl Hasher for WordHasher {
 static HELD: AtomicBool = AtomicBool::new(false);
 /// Set in a child made without libc's `fork` while the map was held.
 static BROKEN: AtomicBool = AtomicBool::new(false);
-static MAP: AtomicPtr<Map> = AtomicPtr::new(null_mut());
+static MAP: AtomicPtr<Opened> = AtomicPtr::new(null_mut());
 
 fn take() {
     while HELD
@@ -176,13 +262,25 @@ impl Drop for Held {
     }
 }
 
-/// Runs `f` on the map. `f` must not drop an `Arc<Allocation>` (its drop uses the map).
+/// Runs `f` on the map, with every queued fresh object moved into it first. `f` must not
+/// drop an `Arc<Allocation>` (its drop uses the map).
+fn with_map<R>(f: impl FnOnce(&mut Map) -> R) -> Result<R> {
+    let (r, held) = with_opened(|o| {
+        let held = o.settle();
+        (f(&mut o.slots), held)
+    })?;
+    drop(held); // with the map's lock released
+    Ok(r)
+}
+
+/// Runs `f` on the map and its queue of fresh objects, as they are. `f` must not drop an
+/// `Arc<Allocation>` (its drop uses the map).
 ///
 /// Every use of the map comes through here, so this is where a child made by a raw fork
 /// learns that it is one (and whether the map was held at the fork), before it trusts
 /// `BROKEN` or waits for the lock: a lock held by a thread that does not exist in the
 /// child would otherwise be waited for forever.
-fn with_map<R>(f: impl FnOnce(&mut Map) -> R) -> Result<R> {
+fn with_opened<R>(f: impl FnOnce(&mut Opened) -> R) -> Result<R> {
     crate::sys::process::renew_if_forked();
     if BROKEN.load(Acquire) {
         return Err(Error::Corrupted(
@@ -195,7 +293,10 @@ fn with_map<R>(f: impl FnOnce(&mut Map) -> R) -> Result<R> {
     let _held = Held;
     let mut map = MAP.load(Relaxed);
     if map.is_null() {
-        map = Box::into_raw(Box::new(HashMap::with_hasher(KeyHash::new())));
+        map = Box::into_raw(Box::new(Opened {
+            slots: HashMap::with_hasher(KeyHash::new()),
+            pending: Vec::new(),
+        }));
         MAP.store(map, Relaxed);
     }
     // SAFETY: `map` came from `Box::into_raw` and is never freed; the spin lock, held by
@@ -384,6 +485,51 @@ pub(crate) fn record_owned(
     }
 }
 
+/// Records `data`, the handle of the data of a `Value`/`Array` this process has just made
+/// in the block at `block` (just allocated, owned here), paired with the lock at `lock`:
+/// queued for the map (see the module notes). Refused as [`record_owned`] refuses: a live
+/// handle this process has of the block (a view of an object that had it before, kept
+/// here or inherited from the parent process) could reach the data behind a guard.
+pub(crate) fn record_fresh(
+    arena: &Arena,
+    block: u64,
+    lock: u64,
+    data: &Arc<Allocation>,
+) -> Result<()> {
+    let key = (arena.id(), block);
+    let weak = Arc::downgrade(data);
+    let other = with_opened(|o| {
+        if let Some(s) = o.slots.get(&key) {
+            if s.data.strong_count() > 0 {
+                return Some((s.role, s.stamp)); // drops a `Weak` only
+            }
+        }
+        data.set_mapped(PENDING);
+        o.pending.push(Pending {
+            key,
+            lock,
+            data: weak,
+        });
+        PENDING_LEN.store(o.pending.len(), Relaxed);
+        None
+    });
+    match other {
+        Ok(Some((have, stamp))) => Err(already_open(block, have, stamp)),
+        // A broken map refuses every later open: no second handle can be made.
+        Ok(None) | Err(_) => Ok(()),
+    }
+}
+
+/// Called when a handle queued in the pending list (`Allocation::mapped` is [`PENDING`])
+/// is dropped: counts it, and prunes the list when half of it is dropped handles.
+pub(crate) fn pending_dropped() {
+    let dead = DEAD.fetch_add(1, Relaxed) + 1;
+    if dead >= PRUNE_MIN && dead * 2 >= PENDING_LEN.load(Relaxed) {
+        // Drops `Weak`s only. A broken map is left as it is.
+        let _ = with_opened(Opened::prune);
+    }
+}
+
 /// This process's one handle of the block at `block`, which it has just taken ownership
 /// of (`Allocation::adopt`): the handle it has of it as data already (a view opened by
 /// handle, or inherited from its parent), else `fresh`, recorded. A live handle of the
@@ -440,8 +586,8 @@ fn already_open(block: u64, have: Role, stamp: u64) -> Error {
 
 /// Forgets the slot of the block at `block`, if its handle is gone.
 pub(crate) fn forget(arena: &Arena, block: u64) {
-    let _ = with_map(|m| {
-        if let Entry::Occupied(slot) = m.entry((arena.id(), block)) {
+    let _ = with_opened(|o| {
+        if let Entry::Occupied(slot) = o.slots.entry((arena.id(), block)) {
             if slot.get().data.strong_count() == 0 {
                 // Drops a `Weak`, never an `Allocation`.
                 slot.remove();

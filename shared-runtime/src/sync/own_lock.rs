@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use crate::arena::{data_offset, Allocation, Arena, LockKind, ObjectKind};
+use crate::arena::{data_offset, opened, Allocation, Arena, LockKind, ObjectKind};
 use crate::raw::{byte_len, RawArray, RawValue};
 use crate::sync::{GenericLock, LockCore, Reentrancy, Synchronized};
 use crate::{Result, SharedType};
@@ -34,6 +34,9 @@ fn block<K: Reentrancy>(
         })?;
     let block = arena.alloc_lock_block(size, align)?;
     let data = Arc::new(Allocation::part(Arc::clone(&block), at));
+    // This process's one handle of the data, paired with the lock at the block's start
+    // (what `Synchronized::from_parts` records for an owned object).
+    opened::record_fresh(arena, block.offset(), block.offset(), &data)?;
     // A fresh block is zeroed: an unlocked lock cell.
     Ok((data, GenericLock::from_core(LockCore::from_alloc(block))))
 }
@@ -61,7 +64,7 @@ pub(crate) fn value_in<T: SharedType, K: Reentrancy>(
         raw.set_unchecked(v);
     }
     // The data's handle is new and this process's only one: wrapping it is sound.
-    Synchronized::from_parts(raw, lock)
+    Ok(Synchronized::from_opened(raw, lock))
 }
 
 /// A new `Array` of `len` elements, holding `items` (zeroes if `None`; `items.len()` is
@@ -80,5 +83,5 @@ pub(crate) fn array_in<T: SharedType, K: Reentrancy>(
         // A fresh object: no thread has it borrowed.
         raw.write_unchecked(0, items);
     }
-    Synchronized::from_parts(raw, lock)
+    Ok(Synchronized::from_opened(raw, lock))
 }
