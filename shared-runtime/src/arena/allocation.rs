@@ -114,10 +114,17 @@ pub(crate) struct Fresh {
 
 impl Allocation {
     /// The handle of `block`, just allocated from `arena` by this process, made in place in
-    /// its `Arc` (inlined, the fields are stored once, where they stay).
+    /// its `Arc`: the `Arc`'s memory is allocated first, so the fields are stored once,
+    /// where they stay (`Arc::new` of a value built before its allocation call copies it
+    /// from the stack with wide loads of words just stored narrow, which stall).
     #[inline]
     pub(crate) fn fresh(arena: &Arena, block: Fresh) -> Arc<Allocation> {
-        Arc::new(Allocation::new(ArenaRef::of(arena), block.offset).cached_as(block.class))
+        let mut arc = Arc::<Allocation>::new_uninit();
+        Arc::get_mut(&mut arc)
+            .expect("a new Arc is unique")
+            .write(Allocation::new(ArenaRef::of(arena), block.offset).cached_as(block.class));
+        // SAFETY: the `Allocation` was written just above.
+        unsafe { arc.assume_init() }
     }
 
     /// An allocation the calling process has just made.
