@@ -104,6 +104,18 @@ fn payload(arena: &Arena, offset: u64) -> NonNull<u8> {
     NonNull::new(ptr).expect("a mapping is never at address 0")
 }
 
+/// The `Allocation` `make` makes, in an `Arc` allocated before it is made, so that it is
+/// written once, in place (when `make` is inlined).
+#[inline(always)]
+fn in_arc(make: impl FnOnce() -> Allocation) -> Arc<Allocation> {
+    let mut arc = Arc::<Allocation>::new_uninit();
+    Arc::get_mut(&mut arc)
+        .expect("a new Arc is unique")
+        .write(make());
+    // SAFETY: the `Allocation` was written just above.
+    unsafe { arc.assume_init() }
+}
+
 /// A block the calling process has just allocated (`Arena::alloc_marked`): its payload
 /// offset and its cache class.
 #[derive(Clone, Copy)]
@@ -119,12 +131,13 @@ impl Allocation {
     /// from the stack with wide loads of words just stored narrow, which stall).
     #[inline]
     pub(crate) fn fresh(arena: &Arena, block: Fresh) -> Arc<Allocation> {
-        let mut arc = Arc::<Allocation>::new_uninit();
-        Arc::get_mut(&mut arc)
-            .expect("a new Arc is unique")
-            .write(Allocation::new(ArenaRef::of(arena), block.offset).cached_as(block.class));
-        // SAFETY: the `Allocation` was written just above.
-        unsafe { arc.assume_init() }
+        in_arc(|| Allocation::new(ArenaRef::of(arena), block.offset).cached_as(block.class))
+    }
+
+    /// [`part`](Self::part), made in place in its `Arc` (see [`fresh`](Self::fresh)).
+    #[inline]
+    pub(crate) fn part_arc(parent: Arc<Allocation>, at: u64) -> Arc<Allocation> {
+        in_arc(|| Allocation::part(parent, at))
     }
 
     /// An allocation the calling process has just made.
@@ -157,11 +170,13 @@ impl Allocation {
     }
 
     /// The part of `parent`'s block that starts `at` bytes into it.
+    #[inline]
     pub(crate) fn part(parent: Arc<Allocation>, at: u64) -> Self {
         let (arena, offset) = (parent.arena.clone(), parent.offset + at);
         Allocation::make(arena, offset, 0, (0, 0), Some(parent))
     }
 
+    #[inline]
     fn make(
         arena: ArenaRef,
         offset: u64,

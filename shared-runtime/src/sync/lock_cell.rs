@@ -147,6 +147,7 @@ impl From<Acquired> for Entry {
 }
 
 impl LockCore {
+    #[inline]
     fn with_alloc(alloc: Arc<Allocation>) -> Self {
         let cell = MappedPtr::new(
             NonNull::new(alloc.ptr().cast::<LockCell>())
@@ -170,6 +171,7 @@ impl LockCore {
     }
 
     /// The lock cell at the start of a shared block (a named or handed-over lock).
+    #[inline]
     pub(crate) fn from_alloc(alloc: Arc<Allocation>) -> Self {
         LockCore::with_alloc(alloc)
     }

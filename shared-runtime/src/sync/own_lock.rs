@@ -33,7 +33,7 @@ fn block<K: Reentrancy>(
             elem_size: 1,
         })?;
     let block = arena.alloc_lock_block(size, align)?;
-    let data = Arc::new(Allocation::part(Arc::clone(&block), at));
+    let data = Allocation::part_arc(Arc::clone(&block), at);
     // This process's one handle of the data, paired with the lock at the block's start
     // (what `Synchronized::from_parts` records for an owned object).
     opened::record_fresh(arena, block.offset(), block.offset(), &data)?;
