@@ -15,6 +15,7 @@ use crate::{Result, SharedType};
 /// A fresh zeroed block for `bytes` bytes of data aligned to `align` after a lock cell: the
 /// data (a part of the block, which it keeps alive) and the lock (the whole block). The
 /// block is freed when the last handle of either is dropped.
+#[inline]
 fn block<K: Reentrancy>(
     arena: &Arena,
     kind: ObjectKind,
@@ -52,6 +53,7 @@ fn lock_kind<K: Reentrancy>() -> LockKind {
 
 /// A new `Value` holding `value` (zero if `None`) with its own lock, in one block of
 /// `arena`.
+#[inline]
 pub(crate) fn value_in<T: SharedType, K: Reentrancy>(
     arena: &Arena,
     value: Option<T>,
