@@ -6,10 +6,10 @@ mod common;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use common::{forking, in_child};
+use common::{forking, in_child, wait_until};
 use shared_runtime::arena::{LockKind, ObjectKind};
 use shared_runtime::handle::Handle;
-use shared_runtime::{synchronized, Arena, Array, Error, Lock, RLock, RawValue, Value};
+use shared_runtime::{synchronized, Arena, Array, Error, Lock, Process, RLock, RawValue, Value};
 
 fn arena() -> Arena {
     Arena::with_capacity(1 << 20).unwrap()
@@ -270,5 +270,43 @@ fn a_fresh_value_opened_by_its_handle_here_or_in_a_child_is_its_own_handle() {
     assert_eq!(
         seen, 0b11,
         "a second handle of an inherited Value (bits: child, grandchild)"
+    );
+}
+
+/// A forked child that inherited a fresh `Value` (queued, not yet in its parent's map of
+/// opened objects) is refused a `Value` of its own in that block once the parent has
+/// freed it: the inherited handle would reach the new object's data behind its guards.
+#[test]
+fn a_fresh_value_in_a_block_an_inherited_value_names_is_refused() {
+    let _serial = forking();
+    let a = arena();
+    let v = Value::new_in(&a, 1u64).unwrap();
+    let off = v.handle().lock;
+    let freed = RawValue::new_in(&a, 0u8).unwrap();
+    let code = Process::scope(|s| {
+        // The child keeps its copy of `v` (never dropped there).
+        let child = s.start(|| {
+            if !wait_until(|| freed.get() == 1) {
+                return 99u8;
+            }
+            let mut held = Vec::new();
+            while held.len() < 64 {
+                match Value::new_in(&a, 2u64) {
+                    Ok(x) if x.handle().lock == off => return 1,
+                    Ok(x) => held.push(x),
+                    Err(Error::AlreadyOpen { offset, .. }) if offset == off => return 0,
+                    Err(_) => return 2,
+                }
+            }
+            3 // the block was never handed out again
+        })?;
+        drop(v);
+        freed.set(1);
+        child.join()
+    })
+    .unwrap();
+    assert_eq!(
+        code, 0,
+        "1: made in the block the inherited Value names; 2: another error; 3: not reused"
     );
 }

@@ -34,9 +34,13 @@
 //! and drops objects without opening any (the common case) never pays for hashing them in
 //! and out (a fifth of making and dropping a `Value`, and half of making a million of
 //! them, mostly cache misses in a map of a million slots). The queue's entries of dropped
-//! objects are pruned when they are half of it. Two live entries for one block cannot
-//! arise from the queue: the allocator hands a block to one object at a time, and a block
-//! this process owns is in the map or the queue only as that object's.
+//! objects are pruned when they are half of it. A forked child moves the queue it
+//! inherited into the map at its first use of the map, so that a fresh object of its own
+//! is checked against the handles it inherited (its parent's objects, whose blocks its
+//! parent may free and it may then be given). In the process that made them, two live
+//! entries for one block cannot arise from the queue: the allocator hands a block to one
+//! object at a time, and a block this process owns stays allocated while a handle of it
+//! lives.
 //!
 //! The map is guarded by a spin lock. A fork handler (`sys::process`) takes it before every
 //! `fork()` made through libc and releases it on both sides, so a child never inherits it
@@ -54,6 +58,7 @@ use std::sync::atomic::{
 use std::sync::{Arc, Weak};
 
 use crate::arena::{Allocation, Arena, ObjectKind};
+use crate::sys::process::process_key;
 use crate::{Error, Result};
 
 /// What a block is open as in this process. The data kinds (`RawValue`, `RawArray`,
@@ -112,6 +117,9 @@ const PRUNE_MIN: usize = 32;
 struct Opened {
     slots: Map,
     pending: Vec<Pending>,
+    /// The `process_key` of the process whose queue `pending` is: a forked child finds
+    /// its parent's here, and moves it into the map at its first use of the map.
+    queued_by: u64,
 }
 
 impl Opened {
@@ -289,19 +297,35 @@ fn with_opened<R>(f: impl FnOnce(&mut Opened) -> R) -> Result<R> {
                 .into(),
         ));
     }
-    take();
-    let _held = Held;
-    let mut map = MAP.load(Relaxed);
-    if map.is_null() {
-        map = Box::into_raw(Box::new(Opened {
-            slots: HashMap::with_hasher(KeyHash::new()),
-            pending: Vec::new(),
-        }));
-        MAP.store(map, Relaxed);
-    }
-    // SAFETY: `map` came from `Box::into_raw` and is never freed; the spin lock, held by
-    // this thread, makes this the only reference to it.
-    Ok(f(unsafe { &mut *map }))
+    let me = process_key();
+    let (r, inherited) = {
+        take();
+        let _held = Held;
+        let mut map = MAP.load(Relaxed);
+        if map.is_null() {
+            map = Box::into_raw(Box::new(Opened {
+                slots: HashMap::with_hasher(KeyHash::new()),
+                pending: Vec::new(),
+                queued_by: me,
+            }));
+            MAP.store(map, Relaxed);
+        }
+        // SAFETY: `map` came from `Box::into_raw` and is never freed; the spin lock, held by
+        // this thread, makes this the only reference to it.
+        let o = unsafe { &mut *map };
+        // A queue inherited from the parent process goes into the map before anything
+        // else: its live entries are handles of blocks the parent owned, views here (see
+        // `record_fresh`).
+        let inherited = if o.queued_by != me {
+            o.queued_by = me;
+            o.settle()
+        } else {
+            Vec::new()
+        };
+        (f(o), inherited)
+    };
+    drop(inherited); // with the map's lock released
+    Ok(r)
 }
 
 /// This process's handle of the object of stamp `stamp` whose block is at `block` and
