@@ -36,7 +36,8 @@ pub(crate) struct Allocation {
     /// is allocated, moved and freed with every `RawValue`/`Value` made and dropped.
     records: OnceLock<Box<Records>>,
     /// The block offset under which this handle is in this process's map of opened objects
-    /// (`opened.rs`), 0 if it is not; its slot is dropped with it.
+    /// (`opened.rs`), 0 if it is not; its slot is dropped with it. `opened::PENDING` while
+    /// it is queued for the map (a fresh `Value`/`Array`): its drop is counted there.
     mapped: AtomicU64,
     /// The cache class of the block (see `cache.rs`), if the owner may keep it in its
     /// cache when done instead of freeing it.
@@ -443,5 +444,17 @@ impl Drop for Allocation {
                     .with_heap(|h| h.close_record(adopted, object, self.arena.owner_tag()));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The handle of every object is allocated, written and freed with it: kept small (an
+    /// `Arc` of it is a 96-byte `malloc` chunk). A named object's records are out of line.
+    #[test]
+    fn the_handle_stays_small() {
+        assert!(size_of::<Allocation>() <= 72, "{}", size_of::<Allocation>());
     }
 }
