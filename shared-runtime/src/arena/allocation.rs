@@ -1,8 +1,12 @@
 //! One block of an arena, freed on drop by the process that owns it.
 
+use std::ptr::null_mut;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{
+    AtomicI32, AtomicPtr, AtomicU64, AtomicU8,
+    Ordering::{AcqRel, Acquire, Relaxed},
+};
+use std::sync::Arc;
 
 use crate::arena::cache::Class;
 use crate::arena::heap::{tag_code, LOCK_BLOCK, RECORD_BLOCK};
@@ -31,18 +35,25 @@ pub(crate) struct Allocation {
     /// The block this one is part of (a `Value`'s data, after its lock cell), kept alive
     /// as long as this part is.
     parent: Option<Arc<Allocation>>,
-    /// The open records of a named object (set when one is made or adopted); kept out of
-    /// line, so that the handle of every unnamed object (almost all of them) is small: it
-    /// is allocated, moved and freed with every `RawValue`/`Value` made and dropped.
-    records: OnceLock<Box<Records>>,
-    /// The block offset under which this handle is in this process's map of opened objects
-    /// (`opened.rs`), 0 if it is not; its slot is dropped with it. `opened::PENDING` while
-    /// it is queued for the map (a fresh `Value`/`Array`): its drop is counted there.
-    mapped: AtomicU64,
+    /// The open records of a named object (set when one is made or adopted), null if none:
+    /// a `Box` of them, set once, freed on drop. Kept out of line, so that the handle of
+    /// every unnamed object (almost all of them) is small: it is allocated, written and
+    /// freed with every `RawValue`/`Value` made and dropped.
+    records: AtomicPtr<Records>,
+    /// Whether this handle is in this process's map of opened objects (`opened.rs`), under
+    /// its block's offset ([`block_offset`](Self::block_offset)): [`MAPPED`] (its slot is
+    /// dropped with it), [`QUEUED`] (queued for the map, a fresh `Value`/`Array`: its drop
+    /// is counted there) or 0.
+    mapped: AtomicU8,
     /// The cache class of the block (see `cache.rs`), if the owner may keep it in its
     /// cache when done instead of freeing it.
     class: Option<Class>,
 }
+
+/// `Allocation::mapped` of a handle in the map of opened objects.
+const MAPPED: u8 = 1;
+/// `Allocation::mapped` of a handle queued for the map of opened objects.
+const QUEUED: u8 = 2;
 
 /// The open records a handle of a named object closes when dropped.
 #[derive(Default)]
@@ -151,8 +162,8 @@ impl Allocation {
             owner: AtomicU64::new(process_key()),
             borrowed_by: AtomicI32::new(0),
             parent: None,
-            records: OnceLock::new(),
-            mapped: AtomicU64::new(0),
+            records: AtomicPtr::new(null_mut()),
+            mapped: AtomicU8::new(0),
             class: None,
         }
     }
@@ -192,16 +203,16 @@ impl Allocation {
             owner: AtomicU64::new(owner),
             borrowed_by: AtomicI32::new(0),
             parent,
-            records: if record != 0 || record_key != 0 {
-                OnceLock::from(Box::new(Records {
+            records: AtomicPtr::new(if record != 0 || record_key != 0 {
+                Box::into_raw(Box::new(Records {
                     record,
                     record_key,
                     ..Records::default()
                 }))
             } else {
-                OnceLock::new()
-            },
-            mapped: AtomicU64::new(0),
+                null_mut()
+            }),
+            mapped: AtomicU8::new(0),
             class: None,
         }
     }
@@ -211,7 +222,7 @@ impl Allocation {
     /// `false` if it has one: the caller closes `record`.
     pub(crate) fn adopt_record(&self, record: u64) -> bool {
         let holder = self.parent.as_deref().unwrap_or(self);
-        let holder = holder.records.get_or_init(Box::default);
+        let holder = holder.records_or_new();
         let me = process_key();
         let seen = holder.adopted_key.load(Relaxed);
         if holder.record_key == me || seen == me {
@@ -230,7 +241,44 @@ impl Allocation {
 
     /// Notes that this handle is in the map of opened objects under `block`.
     pub(crate) fn set_mapped(&self, block: u64) {
-        self.mapped.store(block, Relaxed);
+        debug_assert_eq!(block, self.block_offset(), "mapped under another key");
+        self.mapped.store(MAPPED, Relaxed);
+    }
+
+    /// Notes that this handle is queued for the map of opened objects (`opened::record_fresh`).
+    pub(crate) fn set_queued(&self) {
+        self.mapped.store(QUEUED, Relaxed);
+    }
+
+    /// The open records of this handle, if it has any.
+    fn records(&self) -> Option<&Records> {
+        let p = self.records.load(Acquire);
+        // SAFETY: a non-null pointer here came from `Box::into_raw` (in `make`, or in
+        // `records_or_new`, which stores it once, over null only); it is freed only by
+        // `drop`, which has `&mut self`, so it lives at least as long as this `&self`.
+        // The `Records` is only read here (its mutable fields are atomics).
+        unsafe { p.as_ref() }
+    }
+
+    /// The open records of this handle, made empty if it has none yet.
+    fn records_or_new(&self) -> &Records {
+        if let Some(r) = self.records() {
+            return r;
+        }
+        let new = Box::into_raw(Box::<Records>::default());
+        match self
+            .records
+            .compare_exchange(null_mut(), new, AcqRel, Acquire)
+        {
+            // SAFETY: `new` is now this handle's (see `records`), valid until its drop.
+            Ok(_) => unsafe { &*new },
+            Err(first) => {
+                // SAFETY: `new` came from `Box::into_raw` just above and was not stored: it
+                // is freed once, here. `first` was stored by another thread: as `records`.
+                drop(unsafe { Box::from_raw(new) });
+                unsafe { &*first }
+            }
+        }
     }
 
     /// The block this is a part of, if it is a part.
@@ -249,8 +297,8 @@ impl Allocation {
             owner: AtomicU64::new(0),
             borrowed_by: AtomicI32::new(0),
             parent: None,
-            records: OnceLock::new(),
-            mapped: AtomicU64::new(0),
+            records: AtomicPtr::new(null_mut()),
+            mapped: AtomicU8::new(0),
             class: None,
         }
     }
@@ -419,7 +467,10 @@ impl Drop for Allocation {
             // outcome. `Arena::check` reports such damage.
             let _ = self.arena.free_owned(self.offset, self.class);
         }
-        let records = self.records.take();
+        let records = std::mem::replace(self.records.get_mut(), null_mut());
+        // SAFETY: non-null, it came from `Box::into_raw` and is owned by this handle alone
+        // (see `records`); swapped out above, so it is freed once, here.
+        let records = (!records.is_null()).then(|| unsafe { Box::from_raw(records) });
         if let Some(r) = &records {
             if r.record != 0 && r.record_key == process_key() {
                 // As above: on failure the record (and a removed object) stays allocated.
@@ -431,9 +482,9 @@ impl Drop for Allocation {
             }
         }
         match self.mapped.load(Relaxed) {
-            0 => {}
-            opened::PENDING => opened::pending_dropped(),
-            mapped => opened::forget(&self.arena, mapped),
+            MAPPED => opened::forget(&self.arena, self.block_offset()),
+            QUEUED => opened::pending_dropped(),
+            _ => {}
         }
         if let Some(r) = &records {
             let adopted = r.adopted.load(Relaxed);
@@ -452,9 +503,9 @@ mod tests {
     use super::*;
 
     /// The handle of every object is allocated, written and freed with it: kept small (an
-    /// `Arc` of it is a 96-byte `malloc` chunk). A named object's records are out of line.
+    /// `Arc` of it is an 80-byte `malloc` chunk). A named object's records are out of line.
     #[test]
     fn the_handle_stays_small() {
-        assert!(size_of::<Allocation>() <= 72, "{}", size_of::<Allocation>());
+        assert!(size_of::<Allocation>() <= 56, "{}", size_of::<Allocation>());
     }
 }

@@ -103,9 +103,6 @@ struct Pending {
     data: Weak<Allocation>,
 }
 
-/// The value of `Allocation::mapped` of a handle queued in the pending list.
-pub(crate) const PENDING: u64 = u64::MAX;
-
 /// Entries of the pending list whose handle has been dropped, and the list's length (both
 /// approximate, read without the lock: they only decide when to prune).
 static DEAD: AtomicUsize = AtomicUsize::new(0);
@@ -528,7 +525,7 @@ pub(crate) fn record_fresh(
                 return Some((s.role, s.stamp)); // drops a `Weak` only
             }
         }
-        data.set_mapped(PENDING);
+        data.set_queued();
         o.pending.push(Pending {
             key,
             lock,
@@ -544,7 +541,7 @@ pub(crate) fn record_fresh(
     }
 }
 
-/// Called when a handle queued in the pending list (`Allocation::mapped` is [`PENDING`])
+/// Called when a handle queued in the pending list (`Allocation::set_queued`)
 /// is dropped: counts it, and prunes the list when half of it is dropped handles.
 pub(crate) fn pending_dropped() {
     let dead = DEAD.fetch_add(1, Relaxed) + 1;
