@@ -274,8 +274,9 @@ impl Allocation {
             Ok(_) => unsafe { &*new },
             Err(first) => {
                 // SAFETY: `new` came from `Box::into_raw` just above and was not stored: it
-                // is freed once, here. `first` was stored by another thread: as `records`.
+                // is freed once, here.
                 drop(unsafe { Box::from_raw(new) });
+                // SAFETY: `first`, non-null, was stored by another thread: as in `records`.
                 unsafe { &*first }
             }
         }
