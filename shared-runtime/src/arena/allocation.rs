@@ -120,7 +120,8 @@ fn payload(arena: &Arena, offset: u64) -> NonNull<u8> {
 /// written once, in place (when `make` is inlined).
 #[inline(always)]
 fn in_arc(make: impl FnOnce() -> Allocation) -> Arc<Allocation> {
-    let mut arc = Arc::<Allocation>::new_uninit();
+    // (`Arc::new_uninit` computes its layout in a call that is not inlined.)
+    let mut arc = Arc::new(std::mem::MaybeUninit::<Allocation>::uninit());
     Arc::get_mut(&mut arc)
         .expect("a new Arc is unique")
         .write(make());

@@ -525,7 +525,8 @@ pub(crate) fn record_fresh(
     let key = (arena.id(), block);
     let weak = Arc::downgrade(data);
     let other = with_opened(|o| {
-        if let Some(s) = o.slots.get(&key) {
+        // (Usually empty: nothing opened by name or handle.)
+        if let Some(s) = (!o.slots.is_empty()).then(|| o.slots.get(&key)).flatten() {
             if s.data.strong_count() > 0 {
                 return Some((s.role, s.stamp)); // drops a `Weak` only
             }
