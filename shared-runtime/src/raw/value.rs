@@ -93,7 +93,7 @@ impl<T: SharedType> RawValue<T> {
         // Fresh arena memory is zero (the allocator zeroes what it frees).
         let alloc = arena.alloc(size_of::<T>(), align_of::<T>())?;
         Ok(RawValue {
-            alloc: Arc::new(alloc),
+            alloc,
             _type: PhantomData,
         })
     }

@@ -147,6 +147,7 @@ impl From<Acquired> for Entry {
 }
 
 impl LockCore {
+    #[inline]
     fn with_alloc(alloc: Arc<Allocation>) -> Self {
         let cell = MappedPtr::new(
             NonNull::new(alloc.ptr().cast::<LockCell>())
@@ -166,10 +167,11 @@ impl LockCore {
         arena.lock_identity()?;
         // A fresh block is zeroed: an unlocked lock word, no owner, depth 0, not poisoned.
         let alloc = arena.alloc_lock_cell()?;
-        Ok(LockCore::with_alloc(Arc::new(alloc)))
+        Ok(LockCore::with_alloc(alloc))
     }
 
     /// The lock cell at the start of a shared block (a named or handed-over lock).
+    #[inline]
     pub(crate) fn from_alloc(alloc: Arc<Allocation>) -> Self {
         LockCore::with_alloc(alloc)
     }
