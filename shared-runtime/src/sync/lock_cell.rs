@@ -11,48 +11,58 @@ use crate::arena::{mark_renewed, Allocation, Arena, MappedPtr};
 use crate::sync::inspect::{Holder, LockState};
 use crate::sync::lock::{LockGuard, Reentrancy};
 use crate::sync::poison::{Poison, PoisonCause};
-use crate::sys::futex::{Acquired, FutexLock, WAITERS};
+use crate::sys::counted_lock::CountedLock;
+use crate::sys::futex::Acquired;
 use crate::sys::liveness::{
     cached_identity_renewed, thread_ended, thread_identity, thread_of_live_process, FOREIGN,
     TID_MASK,
 };
-use crate::sys::process::{current_pid_renewed, renew_if_forked};
+use crate::sys::process::{current_pid_renewed, renew_if_forked, renew_if_forked_plain_release};
 use crate::{Error, Result};
 
-/// A lock in shared memory: the robust futex lock word, plus what `Debug` shows and the
-/// poison record. 24 bytes (48 of arena with the block header).
+/// A lock in shared memory: the robust futex lock word and its sleeper count
+/// ([`CountedLock`]), plus what `Debug` shows and the poison record. 24 bytes, in one cache
+/// line (48 of arena with the block header).
 #[repr(C)]
 pub(crate) struct LockCell {
-    lock: FutexLock,
+    /// The lock word: the holder's identity, 0 when free.
+    word: AtomicU64,
     /// Process id of the holder, 0 when free (informational: written by the holder).
     owner: AtomicI32,
     /// How many times the holder has acquired it (at most 1 for `Lock`).
     depth: AtomicU32,
+    /// How many threads sleep on the word (see [`CountedLock`]).
+    sleepers: AtomicU32,
     /// The poison record, sticky until `clear_poison`, in one word so that it is written,
     /// cleared and read whole (two words raced: a record could be read as one holder's
     /// cause with another's pid, or with none): the cause ([`NOT_POISONED`], [`PANICKED`],
-    /// [`DIED`], [`THREAD_DIED`]) in the low 32 bits, the poisoning holder's process id (0
-    /// if unknown) in the high 32. On little-endian machines that is where the two 32-bit
-    /// fields it replaces were (cause at byte 16, pid at byte 20).
-    poison: AtomicU64,
+    /// [`DIED`], [`THREAD_DIED`]) in the low [`CAUSE_BITS`] bits, the poisoning holder's
+    /// process id (0 if unknown; pids are below `PID_MAX_LIMIT`, 2^22) above them.
+    poison: AtomicU32,
 }
 
 const _: () = assert!(size_of::<LockCell>() as u64 == crate::arena::LOCK_CELL);
 const _: () = assert!(size_of::<LockCell>() == 24);
-const _: () = assert!(std::mem::offset_of!(LockCell, poison) == 16);
+const _: () = assert!(std::mem::offset_of!(LockCell, sleepers) == 16);
+const _: () = assert!(std::mem::offset_of!(LockCell, poison) == 20);
 
 impl LockCell {
+    /// The lock word and its sleeper count.
+    #[inline]
+    fn lock(&self) -> CountedLock<'_> {
+        CountedLock::new(&self.word, &self.sleepers)
+    }
+
     /// The poison record: why and by whom the lock was poisoned, `None` if it is not.
     fn poison(&self) -> Option<Poison> {
         let word = self.poison.load(Relaxed);
-        let cause = match word as u32 {
+        let cause = match word & CAUSE_MASK {
             NOT_POISONED => return None,
             PANICKED => PoisonCause::Panicked,
             DIED => PoisonCause::Died,
-            THREAD_DIED => PoisonCause::ThreadDied,
-            _ => PoisonCause::Unknown,
+            _ => PoisonCause::ThreadDied,
         };
-        let pid = (word >> 32) as u32 as i32;
+        let pid = (word >> CAUSE_BITS) as i32;
         Some(Poison {
             pid: (pid > 0).then_some(pid),
             cause,
@@ -61,7 +71,7 @@ impl LockCell {
 
     /// A snapshot of the cell, each field read atomically; nothing read is followed.
     pub(crate) fn state(&self) -> LockState {
-        let holder = self.lock.holder();
+        let holder = self.lock().holder();
         let holder = (holder != 0).then(|| Holder::of(holder, self.owner.load(Relaxed)));
         LockState {
             holder,
@@ -81,8 +91,7 @@ pub(crate) unsafe fn lock_state_at(cell: *const u8) -> LockState {
     unsafe { &*cell.cast::<LockCell>() }.state()
 }
 
-/// Causes in `LockCell::poison` (a zeroed cell is not poisoned; any other value, written
-/// by a foreign version or writer, is reported as an unknown cause).
+/// Causes in `LockCell::poison`'s low [`CAUSE_BITS`] (a zeroed cell is not poisoned).
 const NOT_POISONED: u32 = 0;
 const PANICKED: u32 = 1;
 /// The holding process ended.
@@ -99,9 +108,17 @@ fn depth_overflow() -> ! {
     )
 }
 
-/// One poison record word.
-fn record(cause: u32, pid: i32) -> u64 {
-    u64::from(cause) | u64::from(pid as u32) << 32
+/// How many low bits of a poison record hold the cause.
+const CAUSE_BITS: u32 = 2;
+const CAUSE_MASK: u32 = (1 << CAUSE_BITS) - 1;
+
+/// One poison record word. A pid that does not fit (none does: pids are below 2^22) is
+/// recorded as unknown.
+fn record(cause: u32, pid: i32) -> u32 {
+    let pid = u32::try_from(pid)
+        .ok()
+        .filter(|&p| p <= u32::MAX >> CAUSE_BITS);
+    cause | pid.unwrap_or(0) << CAUSE_BITS
 }
 
 /// The process-local handle of a lock; clones of `Lock`/`RLock` share one. Whether the lock
@@ -222,7 +239,7 @@ impl LockCore {
     /// Whether this thread holds the lock already.
     #[inline]
     fn held_by(&self, me: u64) -> bool {
-        self.cell().lock.holder() == me
+        self.cell().lock().holder() == me
     }
 
     /// A snapshot of the lock, for inspection.
@@ -237,7 +254,7 @@ impl LockCore {
 
     #[inline]
     pub(crate) fn is_poisoned(&self) -> bool {
-        self.cell().poison.load(Relaxed) as u32 != NOT_POISONED
+        self.cell().poison.load(Relaxed) & CAUSE_MASK != NOT_POISONED
     }
 
     pub(crate) fn clear_poison(&self) {
@@ -327,9 +344,9 @@ impl LockCore {
         let me = self.me();
         // The compare-and-swap first: on a free lock it is all there is to do, and when it
         // fails the word it found says whether this thread holds the lock already.
-        let how = match self.cell().lock.take(me) {
+        let how = match self.cell().lock().take(me) {
             Ok(()) => Entry::Fresh,
-            Err(cur) if cur & !WAITERS == me => {
+            Err(cur) if cur == me => {
                 assert!(
                     K::REENTRANT,
                     "deadlock: this thread already holds this Lock, which is not re-entrant \
@@ -339,7 +356,7 @@ impl LockCore {
             }
             Err(_) => self
                 .cell()
-                .lock
+                .lock()
                 .lock_slow(me, None)
                 .expect("an unbounded wait succeeds")
                 .into(),
@@ -353,7 +370,7 @@ impl LockCore {
             // For the non-blocking forms, a `Lock` this thread holds simply "would block".
             return self.enter_try(K::REENTRANT.then_some(Entry::Again), me);
         }
-        self.enter_try(self.cell().lock.try_lock(me).map(Entry::from), me)
+        self.enter_try(self.cell().lock().try_lock(me).map(Entry::from), me)
     }
 
     pub(crate) fn try_lock_for<K: Reentrancy>(
@@ -365,7 +382,7 @@ impl LockCore {
             return self.enter_try(K::REENTRANT.then_some(Entry::Again), me);
         }
         let deadline = Instant::now().checked_add(timeout);
-        let how = self.cell().lock.lock(me, deadline);
+        let how = self.cell().lock().lock(me, deadline);
         self.enter_try(how.map(Entry::from), me)
     }
 
@@ -388,10 +405,10 @@ impl LockCore {
             0 => self.arena().lock_identity()?,
             raw => mark_renewed(raw, self.creator_pidns),
         };
-        let lock = &self.cell().lock;
+        let lock = self.cell().lock();
         let how = match lock.take(me) {
             Ok(()) => Acquired::Clean,
-            Err(cur) if cur & !WAITERS == me => return Err(self.names_me()),
+            Err(cur) if cur == me => return Err(self.names_me()),
             Err(_) => match lock.lock_slow(me, deadline) {
                 Some(how) => how,
                 None => return Ok(None),
@@ -421,9 +438,9 @@ impl LockCore {
         // is the identity `held_here` would find, unmarked: this process is not foreign,
         // as a foreign identity is never a cached one). Anything else (a child, a foreign
         // process, a `vfork` child, which caches nothing) looks its identity up afresh.
-        renew_if_forked();
+        let plain = renew_if_forked_plain_release();
         let holds = if cached_identity_renewed() == me {
-            c.lock.holder() == me
+            c.lock().holder() == me
         } else {
             self.held_here()
         };
@@ -442,7 +459,7 @@ impl LockCore {
             c.owner.store(0, Relaxed);
             // SAFETY: called only from a guard's drop, on the thread that holds the lock,
             // and this was its last level.
-            unsafe { c.lock.unlock() }
+            unsafe { c.lock().unlock(plain) }
         }
     }
 
@@ -456,7 +473,7 @@ impl LockCore {
                 Err(_) => return false,
             },
         };
-        self.cell().lock.holder() == me
+        self.cell().lock().holder() == me
     }
 
     /// Checks that the calling thread may wait on a condition with the level it holds as
@@ -467,7 +484,7 @@ impl LockCore {
     #[track_caller]
     pub(crate) fn check_waitable(&self, me: u64) {
         assert!(
-            self.cell().lock.holder() == me && self.me() == me,
+            self.cell().lock().holder() == me && self.me() == me,
             "cannot wait on a Condition with a guard this thread does not hold (a guard \
              taken in another process and moved into a forked child)"
         );
@@ -488,12 +505,13 @@ impl LockCore {
     /// [`check_waitable(me)`](Self::check_waitable) passed on this thread, and the lock has
     /// not been released since.
     pub(crate) unsafe fn release_for_wait(&self, me: u64) {
+        let plain = renew_if_forked_plain_release();
         let c = self.cell();
-        debug_assert_eq!(c.lock.holder(), me);
+        debug_assert_eq!(c.lock().holder(), me);
         c.depth.store(0, Relaxed);
         c.owner.store(0, Relaxed);
         // SAFETY: the calling thread holds the lock (the caller's contract).
-        unsafe { c.lock.unlock() }
+        unsafe { c.lock().unlock(plain) }
     }
 
     /// Takes the lock again as `me` after a condition wait, through the robust path (a
@@ -503,7 +521,7 @@ impl LockCore {
     pub(crate) fn retake_after_wait(&self, me: u64) -> bool {
         let how = self
             .cell()
-            .lock
+            .lock()
             .lock(me, None)
             .expect("an unbounded wait succeeds");
         let (guard, poisoned) = match self.enter(how.into(), me) {
@@ -520,7 +538,7 @@ impl LockCore {
     /// A process of another pid namespace than the arena's creator proves nothing (the
     /// ids it would check name other threads where it lives), as for a take-over.
     pub(crate) fn holder_proven_dead(&self) -> bool {
-        let holder = self.cell().lock.holder();
+        let holder = self.cell().lock().holder();
         holder != 0 && self.me() & FOREIGN == 0 && thread_ended(holder)
     }
 
