@@ -29,7 +29,8 @@ pub(crate) struct LockCell {
     word: AtomicU64,
     /// Process id of the holder, 0 when free (informational: written by the holder).
     owner: AtomicI32,
-    /// How many times the holder has acquired it (at most 1 for `Lock`).
+    /// How many times the holder has acquired it *again* (an `RLock` re-entered; always 0
+    /// for `Lock`), so that a fresh acquisition and its release write nothing here.
     depth: AtomicU32,
     /// How many threads sleep on the word (see [`CountedLock`]).
     sleepers: AtomicU32,
@@ -69,13 +70,22 @@ impl LockCell {
         })
     }
 
+    /// How many times the holder has acquired the lock (0 when free).
+    fn depth(&self, held: bool) -> u32 {
+        if held {
+            self.depth.load(Relaxed).saturating_add(1)
+        } else {
+            0
+        }
+    }
+
     /// A snapshot of the cell, each field read atomically; nothing read is followed.
     pub(crate) fn state(&self) -> LockState {
         let holder = self.lock().holder();
         let holder = (holder != 0).then(|| Holder::of(holder, self.owner.load(Relaxed)));
         LockState {
             holder,
-            depth: self.depth.load(Relaxed),
+            depth: self.depth(holder.is_some()),
             poison: self.poison(),
         }
     }
@@ -277,23 +287,17 @@ impl LockCore {
     fn enter(&self, how: Entry, me: u64) -> LockResult<LockGuard<'_>> {
         let c = self.cell();
         // Only the holder writes these fields, so plain loads and stores suffice (atomics
-        // only because other threads and processes may read them for `Debug`).
-        let depth = match how {
-            // A released lock has depth 0 (its last holder stored it before the release
-            // swap this thread's acquisition synchronised with).
-            Entry::Fresh => 0,
-            Entry::Again => c.depth.load(Relaxed),
-            Entry::OwnerDied { holder } => self.take_over(holder),
-        };
-        // Only a re-entry can be this deep (a fresh acquisition starts from 0), so the lock
-        // is this thread's and stays held by its earlier guards: refusing leaves it as it
-        // was. Wrapping instead would let the next release unlock under live guards.
-        let Some(deeper) = depth.checked_add(1) else {
-            depth_overflow()
-        };
-        c.depth.store(deeper, Relaxed);
-        if depth == 0 {
-            c.owner.store(current_pid_renewed(), Relaxed);
+        // only because other threads and processes may read them for `Debug`). A released
+        // lock has no re-entries recorded (its last holder left `depth` at 0 before the
+        // release store this thread's acquisition synchronised with), so a fresh
+        // acquisition writes only `owner`.
+        match how {
+            Entry::Fresh => c.owner.store(current_pid_renewed(), Relaxed),
+            Entry::Again => self.reenter(),
+            Entry::OwnerDied { holder } => {
+                self.take_over(holder);
+                c.owner.store(current_pid_renewed(), Relaxed);
+            }
         }
         // SAFETY: the lock was just acquired (or re-entered) by this thread as `me`; the
         // guard releases one level of it, once.
@@ -306,11 +310,26 @@ impl LockCore {
         }
     }
 
-    /// Records the poison of a lock taken over from `holder`, proven dead; the depth the
-    /// new holder starts from (0).
-    #[cold]
-    fn take_over(&self, holder: u64) -> u32 {
+    /// Records one more level taken by the thread that holds the lock (an `RLock`).
+    #[inline]
+    fn reenter(&self) {
         let c = self.cell();
+        // Only a re-entry can be this deep, so the lock is this thread's and stays held by
+        // its earlier guards: refusing leaves it as it was. Wrapping instead would let the
+        // next release unlock under live guards. (At most `u32::MAX` levels in all.)
+        let again = c.depth.load(Relaxed);
+        let Some(deeper) = again.checked_add(1).filter(|&d| d < u32::MAX) else {
+            depth_overflow()
+        };
+        c.depth.store(deeper, Relaxed);
+    }
+
+    /// Records the poison of a lock taken over from `holder`, proven dead, and forgets the
+    /// dead holder's re-entries.
+    #[cold]
+    fn take_over(&self, holder: u64) {
+        let c = self.cell();
+        c.depth.store(0, Relaxed);
         // The dead holder's pid is still in `owner` (unless it died before writing it,
         // or after clearing it: then 0, "unknown"). Read it before it is overwritten.
         let pid = c.owner.load(Relaxed);
@@ -326,7 +345,6 @@ impl LockCore {
         // death in between record a holder that never touched the data and lose the
         // one that did. (Once `owner` names us, a death of ours is ours to report.)
         self.set_poison(why, pid);
-        0
     }
 
     fn enter_try(&self, how: Option<Entry>, me: u64) -> TryLockResult<LockGuard<'_>> {
@@ -430,6 +448,28 @@ impl LockCore {
     /// `was_panicking`: whether the thread was already unwinding when it took this level.
     #[inline(always)]
     pub(crate) fn leave(&self, me: u64, was_panicking: bool) {
+        let plain = renew_if_forked_plain_release();
+        let c = self.cell();
+        // The common case, all in one test: this thread holds the lock as `me`, by the
+        // identity it still has cached (see `leave_slow`), at one level, and it is not
+        // newly panicking.
+        if cached_identity_renewed() == me
+            && c.lock().holder() == me
+            && c.depth.load(Relaxed) == 0
+            && (was_panicking || !std::thread::panicking())
+        {
+            c.owner.store(0, Relaxed);
+            // SAFETY: the calling thread holds the lock at its last level.
+            unsafe { c.lock().unlock(plain) }
+        } else {
+            self.leave_slow(me, was_panicking, plain);
+        }
+    }
+
+    /// [`leave`](Self::leave), for anything but the common case.
+    #[cold]
+    #[inline(never)]
+    fn leave_slow(&self, me: u64, was_panicking: bool, plain: bool) {
         let c = self.cell();
         // A guard that crossed a fork (moved into a child's closure) releases nothing: the
         // lock is the parent thread's (the child's thread has another identity), and only
@@ -438,7 +478,6 @@ impl LockCore {
         // is the identity `held_here` would find, unmarked: this process is not foreign,
         // as a foreign identity is never a cached one). Anything else (a child, a foreign
         // process, a `vfork` child, which caches nothing) looks its identity up afresh.
-        let plain = renew_if_forked_plain_release();
         let holds = if cached_identity_renewed() == me {
             c.lock().holder() == me
         } else {
@@ -453,9 +492,10 @@ impl LockCore {
         if !was_panicking && std::thread::panicking() {
             self.poison_panicked();
         }
-        let depth = c.depth.load(Relaxed);
-        c.depth.store(depth.saturating_sub(1), Relaxed);
-        if depth <= 1 {
+        let again = c.depth.load(Relaxed);
+        if again > 0 {
+            c.depth.store(again - 1, Relaxed);
+        } else {
             c.owner.store(0, Relaxed);
             // SAFETY: called only from a guard's drop, on the thread that holds the lock,
             // and this was its last level.
@@ -488,7 +528,7 @@ impl LockCore {
             "cannot wait on a Condition with a guard this thread does not hold (a guard \
              taken in another process and moved into a forked child)"
         );
-        let depth = self.cell().depth.load(Relaxed);
+        let depth = self.cell().depth(true);
         assert!(
             depth <= 1,
             "cannot wait on a Condition with an RLock held {depth} times: waiting releases \
@@ -508,7 +548,7 @@ impl LockCore {
         let plain = renew_if_forked_plain_release();
         let c = self.cell();
         debug_assert_eq!(c.lock().holder(), me);
-        c.depth.store(0, Relaxed);
+        // No re-entries to forget (`check_waitable`).
         c.owner.store(0, Relaxed);
         // SAFETY: the calling thread holds the lock (the caller's contract).
         unsafe { c.lock().unlock(plain) }
@@ -548,7 +588,7 @@ impl LockCore {
     /// The calling thread must hold the lock (the depth is the holder's to write), and the
     /// guards it drops afterwards must not release the lock while another still lives.
     pub(crate) unsafe fn set_depth(&self, depth: u32) {
-        self.cell().depth.store(depth, Relaxed);
+        self.cell().depth.store(depth.saturating_sub(1), Relaxed);
     }
 
     pub(crate) fn debug(
@@ -562,7 +602,7 @@ impl LockCore {
         let mut d = f.debug_struct(name);
         d.field("owner", &(owner != 0).then_some(owner));
         if reentrant {
-            d.field("depth", &c.depth.load(Relaxed));
+            d.field("depth", &c.depth(c.lock().holder() != 0));
         }
         d.field("poisoned", &self.is_poisoned()).finish()
     }
