@@ -1,5 +1,6 @@
 //! Processes: the cached process id and fork generation, fork, wait and signals.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU64, Ordering};
 use std::sync::Once;
 use std::time::{Duration, Instant};
@@ -103,12 +104,37 @@ fn registered() -> u64 {
     }
 }
 
+thread_local! {
+    /// [`WIPED_IN_CHILDREN`], copied into each thread that asks: one load from the thread
+    /// pointer rather than two through the global offset table, on the lock hot path (whose
+    /// compare-and-swap waits for the chain of loads before it).
+    static WIPE_WORD: Cell<*const AtomicU64> = const { Cell::new(std::ptr::null()) };
+}
+
+/// The wipe page's word, null if there is none.
+#[inline(always)]
+fn wipe_word() -> *const AtomicU64 {
+    let word = WIPE_WORD.with(Cell::get);
+    if word.is_null() {
+        return wipe_word_first();
+    }
+    word
+}
+
+#[cold]
+#[inline(never)]
+fn wipe_word_first() -> *const AtomicU64 {
+    let word = WIPED_IN_CHILDREN.load(Ordering::Acquire);
+    WIPE_WORD.with(|w| w.set(word));
+    word
+}
+
 /// Whether this process is a child whose inherited caches have not been renewed yet.
 #[inline]
 fn unrenewed_child() -> bool {
-    let word = WIPED_IN_CHILDREN.load(Ordering::Acquire);
+    let word = wipe_word();
     // SAFETY: a non-null pointer is the wipe page, mapped for the life of the process (and
-    // inherited, mapped, by every child).
+    // inherited, mapped, by every child, at the same address).
     !word.is_null() && unsafe { (*word).load(Ordering::Relaxed) } == 0
 }
 
@@ -116,9 +142,9 @@ fn unrenewed_child() -> bool {
 /// (it is registered for global membarriers: see `sys::counted_lock`). One check of the
 /// wipe page for both. A child that had to renew its caches just now answers `false` this
 /// once (it registered meanwhile: the next release may be plain).
-#[inline]
+#[inline(always)]
 pub(crate) fn renew_if_forked_plain_release() -> bool {
-    let word = WIPED_IN_CHILDREN.load(Ordering::Acquire);
+    let word = wipe_word();
     if word.is_null() {
         return false;
     }
@@ -198,6 +224,7 @@ pub(crate) fn renew_if_forked() {
 }
 
 #[cold]
+#[inline(never)]
 fn renew_raw_child() {
     refresh_pid_in_child();
     // No prepare handler ran: tables held by another thread at the fork are suspect.
