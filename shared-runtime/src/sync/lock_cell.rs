@@ -450,11 +450,14 @@ impl LockCore {
     pub(crate) fn leave(&self, me: u64, was_panicking: bool) {
         let plain = renew_if_forked_plain_release();
         let c = self.cell();
-        // The common case, all in one test: this thread holds the lock as `me`, by the
-        // identity it still has cached (see `leave_slow`), at one level, and it is not
-        // newly panicking.
+        // The common case, all in one test: the identity this thread still has cached is
+        // the one the guard took the lock with (so this is that thread, in the process that
+        // took it: a forked child has renewed its cache just now; see `leave_slow`), the
+        // lock is held at one level, and the thread is not newly panicking. The word itself
+        // is not read: a live guard means a held lock (a condition wait, which releases the
+        // lock under a live guard, retakes it before the guard can be dropped, even when
+        // unwinding), and only a writer that breaks the lock anyway could have changed it.
         if cached_identity_renewed() == me
-            && c.lock().holder() == me
             && c.depth.load(Relaxed) == 0
             && (was_panicking || !std::thread::panicking())
         {
