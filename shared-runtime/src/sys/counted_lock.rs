@@ -4,11 +4,9 @@
 //! Taking a free lock is one compare-and-swap, as for the allocator's lock. Releasing is
 //! `store(0)` to the word, then a read of the sleeper count, and a `FUTEX_WAKE` only if it
 //! is not 0: no locked read-modify-write, which halves the cost of an uncontended
-//! lock-and-release. A waiter, before its first sleep, adds itself to the count and removes
-//! itself when it leaves the wait. The count is in another word than the lock word (the same cache
-//! line), so the release cannot learn it from its store, as a swap would. (A counted waiter
-//! that is spinning between sleeps, rather than asleep, costs a release a needless
-//! `FUTEX_WAKE`, as the waiters bit of [`FutexLock`](crate::sys::futex::FutexLock) does.)
+//! lock-and-release. A waiter, before it sleeps, adds itself to the count and removes
+//! itself when it wakes. The count is in another word than the lock word (the same cache
+//! line), so the release cannot learn it from its store, as a swap would.
 //!
 //! # Why no wake-up is lost
 //!
@@ -20,40 +18,35 @@
 //! put a barrier on every release, which is what this protocol avoids. Instead the barrier
 //! is asymmetric: the (rare, already slow) sleeping side pays for both.
 //!
-//! The waiter, before its first sleep: (W1) add 1 to the count (a locked RMW: visible
-//! everywhere when it returns), and it stays counted until it leaves the wait (holding the
-//! lock or timed out); (W2) then, once, `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`,
-//! which returns only after every CPU running a thread of a *registered* process executed
-//! a full memory barrier (a thread not running at that time is past one already: a context
-//! switch is a full barrier). Each sleep: (W3) `FUTEX_WAIT`, which sleeps only if the word
-//! still holds (in its low half) the value the waiter saw.
+//! The waiter: (W1) add 1 to the count (a locked RMW: visible everywhere when it returns);
+//! (W2) `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`, which returns only after every CPU
+//! running a thread of a *registered* process executed a full memory barrier (a thread
+//! not running at that time is past one already: a context switch is a full barrier);
+//! (W3) `FUTEX_WAIT`, which sleeps only if the word still holds the holder it saw.
 //! The releaser, in a registered process: (R1) store 0 to the word; (R2) load the count;
-//! (R3) wake one if it is not 0. Take the acquisition whose value W3 finds in the word, and
-//! its release, by a thread that passes through a full barrier at some point P during W2.
+//! (R3) wake one if it is not 0. Its thread passes through a full barrier at some point
+//! P during W2. Two cases, whichever P is:
 //!
 //! - R2 comes after P in the releaser's program order: W1 was visible before W2 began,
-//!   hence before P, the barrier at P orders R2 after it, and the waiter is still counted:
-//!   R2 reads a count above 0 and R3 wakes a sleeper (a wake-up that reaches the futex
-//!   before the waiter sleeps makes W3 find the word changed, or return at once).
-//! - R2 comes before P: then so does R1 (program order), and the barrier at P made the
-//!   store visible everywhere before W2 returned. W3 runs after W2, so it cannot find the
-//!   word still holding the acquisition that R1 ended: a contradiction, so this case does
-//!   not arise for the acquisition W3 sees. (The same holds for every later sleep of the
-//!   same wait: the waiter is still counted, and W2 is behind all of them.)
-//! - A releaser that registered after W2 (a child forked later) runs R2 after W2 in time,
-//!   when W1 is long visible.
+//!   hence before P, and the barrier at P orders R2 after it: R2 reads the raised count
+//!   and R3 wakes the waiter (or a wake-up reaches the futex before the waiter sleeps:
+//!   then W3 returns at once or finds the word changed).
+//! - R2 comes before P: then so does R1 (program order), and the barrier at P makes the
+//!   store of 0 visible everywhere before W2 returns. W3 reads the word after W2 returned,
+//!   finds it changed (0, or another holder, who will release and see the count), and does
+//!   not sleep on the old holder.
 //!
-//! So in both interleavings either the releaser wakes a sleeper or the waiter does not
-//! sleep on that acquisition. A releaser whose process is *not* registered (the kernel or a seccomp filter
+//! So in both interleavings either the releaser wakes the waiter or the waiter does not
+//! sleep. A releaser whose process is *not* registered (the kernel or a seccomp filter
 //! refused, or a child that has not registered yet: registration is per address space, not
 //! inherited by `fork`, reset by `exec`) puts a full fence between R1 and R2 itself: the
 //! textbook Dekker pattern with W1's locked RMW on the other side. Which one a release
 //! uses is [`renew_if_forked_plain_release`](crate::sys::process::renew_if_forked_plain_release).
-//! A waiter whose own membarrier is refused cannot rule the second interleaving out for
+//! A waiter whose own membarrier is refused cannot rule the first interleaving out for
 //! registered releasers: it sleeps at most [`UNFENCED_NAP`] at a time instead (so a lost
 //! wake-up costs it at most that long), and re-checks.
 //!
-//! A waiter killed while it waits leaves the count raised for good: every later release of
+//! A waiter killed in its sleep leaves the count raised for good: every later release of
 //! that lock makes one needless `FUTEX_WAKE` (about a microsecond), and stays correct.
 //! Garbage written to the count by another process costs wake-ups, or a waiter a
 //! [`POLL`](crate::sys::futex::POLL) of latency, never correctness: a sleeper wakes every
@@ -167,25 +160,20 @@ impl Protocol for CountedLock<'_> {
         me
     }
 
-    fn join_sleepers(&self) -> bool {
+    fn sleep(&self, cur: u64, nap: Duration) -> bool {
         // W1: a locked RMW, visible to every CPU when it returns (SeqCst for the fenced
         // releasers' Dekker pairing).
         self.sleepers.fetch_add(1, SeqCst);
-        // W2: a barrier on every CPU that runs a registered releaser. Once per wait: the
-        // waiter stays counted until it leaves (see the module doc).
-        let long = global_barrier();
+        // W2: a barrier on every CPU that runs a registered releaser.
+        let nap = if global_barrier() {
+            nap
+        } else {
+            nap.min(UNFENCED_NAP)
+        };
         fence(SeqCst);
-        long
-    }
-
-    fn leave_sleepers(&self) {
-        self.sleepers.fetch_sub(1, Relaxed);
-    }
-
-    fn sleep(&self, cur: u64, nap: Duration, long: bool) -> bool {
-        let nap = if long { nap } else { nap.min(UNFENCED_NAP) };
         // W3: the kernel compares the word (its low half) before sleeping.
         let timed_out = futex_wait(self.word, cur as u32, nap);
+        self.sleepers.fetch_sub(1, Relaxed);
         #[cfg(feature = "test-hooks")]
         hooks::record(nap, timed_out);
         #[cfg(not(feature = "test-hooks"))]
@@ -194,8 +182,9 @@ impl Protocol for CountedLock<'_> {
     }
 
     fn pass_wake(&self) {
-        // The caller is still counted: wake one whatever the count says.
-        futex_wake_one(self.word);
+        if self.sleepers.load(SeqCst) != 0 {
+            futex_wake_one(self.word);
+        }
     }
 }
 

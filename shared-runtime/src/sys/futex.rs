@@ -117,16 +117,9 @@ pub(crate) trait Protocol {
     /// The word that takes the lock for `me`, from a free word or (`cur`) from a dead
     /// holder's, in the wait loop (where others may sleep).
     fn taken(me: u64, cur: u64) -> u64;
-    /// Makes the calling waiter known to releasers, once, before its first sleep; it stays
-    /// known until [`leave_sleepers`](Self::leave_sleepers). Whether its sleeps may be
-    /// long (`false`: nap briefly, a wake-up may be lost).
-    fn join_sleepers(&self) -> bool;
-    /// Undoes [`join_sleepers`](Self::join_sleepers), when the waiter leaves the wait.
-    fn leave_sleepers(&self);
-    /// Sleeps at most `nap` while the word is `cur` (`long`: what `join_sleepers` said);
-    /// `false` if the word changed before the sleep could start (the caller looks again at
-    /// once).
-    fn sleep(&self, cur: u64, nap: Duration, long: bool) -> bool;
+    /// Sleeps at most `nap` while the word is `cur`; `false` if the word changed before
+    /// the sleep could start (the caller looks again at once).
+    fn sleep(&self, cur: u64, nap: Duration) -> bool;
     /// Passes a wake-up on, from a waiter that gives up after it slept (a release may have
     /// woken it, and then nobody else).
     fn pass_wake(&self);
@@ -150,13 +143,7 @@ impl Protocol for FutexLock {
         me | if cur == 0 { WAITERS } else { cur & WAITERS }
     }
 
-    fn join_sleepers(&self) -> bool {
-        true
-    }
-
-    fn leave_sleepers(&self) {}
-
-    fn sleep(&self, cur: u64, nap: Duration, _: bool) -> bool {
+    fn sleep(&self, cur: u64, nap: Duration) -> bool {
         if cur & WAITERS == 0
             && self
                 .word
@@ -183,21 +170,6 @@ pub(crate) fn lock_slow<P: Protocol>(
     lock: &P,
     me: u64,
     deadline: Option<Instant>,
-) -> Option<Acquired> {
-    let mut joined = None;
-    let got = wait(lock, me, deadline, &mut joined);
-    if joined.is_some() {
-        lock.leave_sleepers();
-    }
-    got
-}
-
-/// [`lock_slow`]'s loop; `joined`: what [`Protocol::join_sleepers`] said, once called.
-fn wait<P: Protocol>(
-    lock: &P,
-    me: u64,
-    deadline: Option<Instant>,
-    joined: &mut Option<bool>,
 ) -> Option<Acquired> {
     let word = lock.word();
     let mut spins = 0;
@@ -253,8 +225,7 @@ fn wait<P: Protocol>(
         if let Some(deadline) = deadline {
             nap = nap.min(deadline - now);
         }
-        let long = *joined.get_or_insert_with(|| lock.join_sleepers());
-        if !lock.sleep(cur, nap.max(Duration::from_micros(1)), long) {
+        if !lock.sleep(cur, nap.max(Duration::from_micros(1))) {
             continue;
         }
         slept = true;
