@@ -52,6 +52,11 @@
 //! contention nearly every release made a needless `FUTEX_WAKE` (16 processes on 2 CPUs:
 //! 2.5 to 4.8 times the robust pthread mutex, against 0.6 to 1.7 times per sleep).
 //!
+//! A release wakes one sleeper, and no more until that one takes the lock, sleeps again or
+//! gives up ([`WOKEN`]); this is a policy for contention, not part of the argument above: a
+//! release that skips its wake-up for it leaves a sleeper a wake-up in flight, or (if that
+//! waiter is gone) at most a `POLL` of waiting.
+//!
 //! A waiter killed in its sleep leaves the count raised for good: every later release of
 //! that lock makes one needless `FUTEX_WAKE` (about a microsecond), and stays correct.
 //! Garbage written to the count by another process costs wake-ups, or a waiter a
@@ -69,6 +74,14 @@ use crate::sys::futex::{
 };
 use crate::sys::liveness::thread_ended;
 use crate::sys::membarrier::global_barrier;
+
+/// In the sleeper word, above the count: a release woke a sleeper that has not yet taken
+/// the lock, gone back to sleep or given up; later releases wake nobody meanwhile, so that
+/// under heavy contention the lock passes between running threads instead of waking every
+/// sleeper in turn (what the waiters bit of `FutexLock`, cleared by each release, did). A
+/// woken waiter that never clears it (killed) costs the others at most a `POLL`: each
+/// sleeper looks again then, and its next sleep clears it.
+const WOKEN: u32 = 1 << 31;
 
 /// The longest sleep of a waiter whose membarrier was refused (see the module doc).
 pub(crate) const UNFENCED_NAP: Duration = Duration::from_millis(1);
@@ -145,7 +158,23 @@ impl<'a> CountedLock<'a> {
             fence(SeqCst);
         }
         if self.sleepers.load(Relaxed) != 0 {
-            futex_wake_one(self.word);
+            self.wake();
+        }
+    }
+
+    /// The release's wake-up, when the count is not 0: one sleeper, unless one woken
+    /// earlier has not yet taken the lock or gone back to sleep (see [`WOKEN`]).
+    #[cold]
+    #[inline(never)]
+    fn wake(self) {
+        let seen = self.sleepers.load(Relaxed);
+        if seen & !WOKEN == 0 || seen & WOKEN != 0 {
+            return;
+        }
+        if self.sleepers.fetch_or(WOKEN, Relaxed) & WOKEN == 0 && !futex_wake_one(self.word) {
+            // Nobody was asleep yet (a counted waiter on its way in): no wake-up is in
+            // flight, and that waiter must be woken by the next release.
+            self.sleepers.fetch_and(!WOKEN, Relaxed);
         }
     }
 }
@@ -170,6 +199,9 @@ impl Protocol for CountedLock<'_> {
         // W1: a locked RMW, visible to every CPU when it returns (SeqCst for the fenced
         // releasers' Dekker pairing).
         self.sleepers.fetch_add(1, SeqCst);
+        // Going (back) to sleep ends a wake-up in flight, if this waiter was its target
+        // (or not: then a release may wake one more than needed).
+        self.sleepers.fetch_and(!WOKEN, SeqCst);
         // W2: a barrier on every CPU that runs a registered releaser.
         let nap = if global_barrier() {
             nap
@@ -188,9 +220,14 @@ impl Protocol for CountedLock<'_> {
     }
 
     fn pass_wake(&self) {
+        self.sleepers.fetch_and(!WOKEN, SeqCst);
         if self.sleepers.load(SeqCst) != 0 {
             futex_wake_one(self.word);
         }
+    }
+
+    fn taken_after_sleep(&self) {
+        self.sleepers.fetch_and(!WOKEN, Relaxed);
     }
 }
 

@@ -94,17 +94,18 @@ pub(crate) fn futex_wait(word: &AtomicU64, expected_low: u32, timeout: Duration)
     rc != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ETIMEDOUT)
 }
 
-/// Wakes one thread sleeping in [`futex_wait`] on `word`.
-pub(crate) fn futex_wake_one(word: &AtomicU64) {
+/// Wakes one thread sleeping in [`futex_wait`] on `word`; whether it woke one.
+pub(crate) fn futex_wake_one(word: &AtomicU64) -> bool {
     // SAFETY: FUTEX_WAKE only wakes threads waiting on this address; it reads nothing.
-    unsafe {
+    let woken = unsafe {
         libc::syscall(
             libc::SYS_futex,
             word.as_ptr().cast::<u32>(),
             libc::FUTEX_WAKE,
             1,
-        );
-    }
+        )
+    };
+    woken > 0
 }
 
 /// How a lock word records its sleepers: what the shared wait loop ([`lock_slow`]) needs
@@ -123,6 +124,8 @@ pub(crate) trait Protocol {
     /// Passes a wake-up on, from a waiter that gives up after it slept (a release may have
     /// woken it, and then nobody else).
     fn pass_wake(&self);
+    /// Called by a waiter that slept and has now taken the lock.
+    fn taken_after_sleep(&self) {}
 }
 
 impl Protocol for FutexLock {
@@ -180,6 +183,9 @@ pub(crate) fn lock_slow<P: Protocol>(
         if cur == 0 {
             let taken = word.compare_exchange(0, P::taken(me, 0), Acquire, Relaxed);
             if taken.is_ok() {
+                if slept {
+                    lock.taken_after_sleep();
+                }
                 return Some(Acquired::Clean);
             }
             continue;
