@@ -58,9 +58,9 @@ __all__ = [
 ]
 
 # The arena format, as shared-runtime/src/arena/{header,heap,registry,kind,tags}.rs write it
-# (format version 3; docs/design.md, "Named arenas, named objects, handles").
+# (format version 4; docs/design.md, "Named arenas, named objects, handles").
 MAGIC = int.from_bytes(b"shctypes", "little")
-VERSION = 3
+VERSION = 4
 _HEADER = struct.Struct("<QIIQQqQQ")  # magic version _ capacity id pid start pidns
 _HEAP = 64  # the heap state follows the header's scalars and the 8-byte lock word
 _START, _TOP, _COMMITTED = _HEAP, _HEAP + 8, _HEAP + 16
