@@ -16,6 +16,8 @@ use shared_runtime::{Arena, Error, RawValue, Value};
 /// value is 2 and `into_parts` fails with `StillCloned`, though nobody else has it.
 #[test]
 fn into_parts_of_a_fresh_value_is_not_refused_by_an_unrelated_lookup() {
+    // Serial: the map of opened objects is per process, shared by this binary's tests.
+    let _serial = common::forking();
     let a = Arena::with_capacity(1 << 24).unwrap();
     let _named = a.create::<RawValue<u64>>("rv-alloc-other", 0).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
@@ -67,6 +69,7 @@ fn rss_kb() -> u64 {
 /// half of them kept for a while) must not grow this process's memory.
 #[test]
 fn making_and_dropping_values_does_not_grow_memory() {
+    let _serial = common::forking();
     let a = Arena::with_capacity(1 << 26).unwrap();
     let _named = a.create::<RawValue<u64>>("rv-alloc-grow", 0).unwrap();
     let mut keep = Vec::new();
@@ -117,6 +120,8 @@ fn making_and_dropping_values_does_not_grow_memory() {
 /// so one thread holds two guards (`&mut`) of the same data at once (RLock re-entry).
 #[test]
 fn a_reused_live_block_gives_two_handles_not_an_error() {
+    // Serial: another test's lookup would settle v1 into the map before v2 is made (then
+    // v2 is refused, the safe outcome, and the test passes without showing the bug).
     let _serial = common::forking();
     let name = common::unique("rvalloc");
     let a = Arena::create_segment(&name, 1 << 22).unwrap();
