@@ -178,3 +178,33 @@ fn a_reused_live_block_gives_two_handles_not_an_error() {
         unguarded
     );
 }
+
+/// A parent holding many fresh `Value`s forks workers. Each child's first use of the map
+/// (here: making one `Value`) settles the whole inherited queue: hashes every parent
+/// value into its own map and writes each one's `Allocation` (its `mapped` byte), which
+/// copies (copy-on-write) every page of the parent's handles into the child. Before the
+/// queue the parent paid this once, at making, and children shared the pages.
+#[test]
+fn a_child_of_a_parent_with_many_fresh_values_pays_for_them_at_first_use() {
+    let _serial = common::forking();
+    let a = Arena::with_capacity(1 << 28).unwrap();
+    let n = 500_000u64;
+    let t = Instant::now();
+    let many: Vec<_> = (0..n).map(|i| Value::new_in(&a, i).unwrap()).collect();
+    eprintln!("parent made {n} in {:?}", t.elapsed());
+    let [ms, kb] = common::in_child(|| {
+        let before = rss_kb();
+        let t = Instant::now();
+        let one = Value::new_in(&a, 1u64).unwrap();
+        let ms = t.elapsed().as_millis() as u64;
+        drop(one);
+        [ms, rss_kb().saturating_sub(before)]
+    })
+    .unwrap();
+    eprintln!("child: first Value::new_in took {ms} ms and {kb} kB of new resident memory");
+    drop(many);
+    assert!(
+        ms < 20 && kb < 4 * 1024,
+        "a child's first Value::new_in took {ms} ms and {kb} kB (the parent has {n} values)"
+    );
+}
