@@ -208,3 +208,37 @@ fn a_child_of_a_parent_with_many_fresh_values_pays_for_them_at_first_use() {
         "a child's first Value::new_in took {ms} ms and {kb} kB (the parent has {n} values)"
     );
 }
+
+/// A forked child keeps (never drops) the copies of every `Value` its parent had at the
+/// fork (the parent's stack frames are never unwound in it). Once the parent drops one,
+/// the child is refused `AlreadyOpen` for a new `Value` landing in its block: is it
+/// refused once, or again and again (the refused block goes back to the child's cache
+/// and is handed out first next time)?
+#[test]
+fn a_child_is_not_refused_forever_after_its_parent_frees_a_value() {
+    let _serial = common::forking();
+    let a = Arena::with_capacity(1 << 22).unwrap();
+    let v = Value::new_in(&a, 1u64).unwrap();
+    let freed = RawValue::new_in(&a, 0u8).unwrap();
+    let refused = shared_runtime::Process::scope(|s| {
+        let child = s.start(|| {
+            if !common::wait_until(|| freed.get() == 1) {
+                return u64::MAX;
+            }
+            let mut refused = 0u64;
+            for _ in 0..1000 {
+                match Value::new_in(&a, 2u64) {
+                    Ok(x) => drop(x),
+                    Err(Error::AlreadyOpen { .. }) => refused += 1,
+                    Err(_) => return u64::MAX - 1,
+                }
+            }
+            refused
+        })?;
+        drop(v);
+        freed.set(1);
+        common::finish(child)
+    })
+    .unwrap();
+    assert!(refused <= 1, "Value::new_in refused {refused} times of 1000 in the child");
+}
