@@ -1,4 +1,6 @@
-//! Reviewer reproducers for the alloc slice (opened map queue, in-place Allocation).
+//! Regression tests for making and dropping objects: a fresh `Value` is recorded in this
+//! process's map of opened objects when it is made (never queued for it), and a fresh block
+//! refused because this process has a live handle of it is set aside, not reissued.
 
 mod common;
 
@@ -9,11 +11,9 @@ use std::time::{Duration, Instant};
 use shared_runtime::{Arena, Error, RawValue, Value};
 
 /// A `Value` made with its own lock is this thread's only handle: `into_parts` right after
-/// making it must succeed. With the queue of fresh objects, *any* lookup of the map by
-/// another thread (here: opening an unrelated named object) first upgrades every
-/// queued fresh handle to an `Arc` (`Opened::settle` pushes them on `held`) and drops them
-/// only after the lock is released: meanwhile `Arc::strong_count` of this thread's fresh
-/// value is 2 and `into_parts` fails with `StillCloned`, though nobody else has it.
+/// making it must succeed, whatever lookups of the map of opened objects other threads do
+/// meanwhile (a lookup that took a strong handle of every fresh object, as moving a queue
+/// of them into the map did, made `into_parts` fail with `StillCloned`).
 #[test]
 fn into_parts_of_a_fresh_value_is_not_refused_by_an_unrelated_lookup() {
     // Serial: the map of opened objects is per process, shared by this binary's tests.
@@ -26,8 +26,7 @@ fn into_parts_of_a_fresh_value_is_not_refused_by_an_unrelated_lookup() {
         let (a, stop, lookups) = (a.clone(), stop.clone(), lookups.clone());
         std::thread::spawn(move || {
             while !stop.load(Relaxed) {
-                // An unrelated named object: its lookup goes through the map (and settles
-                // the queue of fresh objects).
+                // An unrelated named object: its lookup goes through the map.
                 let _ = a.open::<RawValue<u64>>("rv-alloc-other").unwrap();
                 lookups.fetch_add(1, Relaxed);
             }
@@ -37,7 +36,9 @@ fn into_parts_of_a_fresh_value_is_not_refused_by_an_unrelated_lookup() {
     let (mut made, mut refused) = (0u64, 0u64);
     while Instant::now() < deadline && refused == 0 {
         // A batch, made then taken apart: a lookup between the two settles them all.
-        let batch: Vec<_> = (0..1000).map(|_| Value::new_in(&a, 1u64).unwrap()).collect();
+        let batch: Vec<_> = (0..1000)
+            .map(|_| Value::new_in(&a, 1u64).unwrap())
+            .collect();
         made += batch.len() as u64;
         for v in batch {
             match v.into_parts() {
@@ -95,7 +96,9 @@ fn making_and_dropping_values_does_not_grow_memory() {
     eprintln!("parent: rss {before} -> {after} kB in {:?}", t.elapsed());
     assert!(after < before + 8 * 1024, "grew {before} -> {after} kB");
     // The same in a forked child that inherited live queued values.
-    let inherited: Vec<_> = (0..1000u64).map(|i| Value::new_in(&a, i).unwrap()).collect();
+    let inherited: Vec<_> = (0..1000u64)
+        .map(|i| Value::new_in(&a, i).unwrap())
+        .collect();
     let grew = common::in_child(|| {
         let before = rss_kb();
         for i in 0..1_000_000u64 {
@@ -112,18 +115,18 @@ fn making_and_dropping_values_does_not_grow_memory() {
 
 /// Garbage written by another process into the owner word of a live `Value`'s block (a
 /// dead pid) lets `reclaim_dead` free the block while this process still has the `Value`;
-/// the allocator then gives the block to a new `Value` of this process. Before the queue of
-/// fresh objects, the second `Value` was refused (`record_owned` found the first one's live
-/// slot: `AlreadyOpen`). Now `record_fresh` looks only in the map, not in the queue, so
-/// it is accepted, and `Opened::settle` later keeps the first ("taken") and leaves the
-/// second live beside it: two `Allocation`s of one block in one process, two borrow marks,
-/// so one thread holds two guards (`&mut`) of the same data at once (RLock re-entry).
+/// the allocator may then give the block to a new `Value` of this process. It must never be
+/// a second live handle of the block beside the first (two borrow marks: a raw read behind
+/// a guard's `&mut`): the block is refused (`AlreadyOpen`) and set aside, and the new
+/// `Value` gets another block. (A queue of fresh objects checked only against the map gave
+/// two live handles.)
 #[test]
 fn a_reused_live_block_gives_two_handles_not_an_error() {
     // Serial: another test's lookup would settle v1 into the map before v2 is made (then
     // v2 is refused, the safe outcome, and the test passes without showing the bug).
     let _serial = common::forking();
     let name = common::unique("rvalloc");
+    let made = 20_000;
     let a = Arena::create_segment(&name, 1 << 22).unwrap();
     let v1 = Value::new_in(&a, 7u64).unwrap();
     let b = v1.handle().lock;
@@ -145,27 +148,44 @@ fn a_reused_live_block_gives_two_handles_not_an_error() {
         let mut w = [0u8; 8];
         f.read_exact_at(&mut w, b - 8).unwrap();
         let mine = u64::from_le_bytes(w);
-        assert_eq!(mine as u32, std::process::id(), "owner word not where expected");
+        assert_eq!(
+            mine as u32,
+            std::process::id(),
+            "owner word not where expected"
+        );
         let forged = (mine & !0xffff_ffff) | u64::from(dead);
         f.write_all_at(&forged.to_le_bytes(), b - 8).unwrap();
     }
-    let reclaimed = common::in_child(|| a.reclaim_dead().map(|r| r.objects as u64).unwrap_or(99)).unwrap();
+    let reclaimed =
+        common::in_child(|| a.reclaim_dead().map(|r| r.objects as u64).unwrap_or(99)).unwrap();
     eprintln!("reclaimed {reclaimed}");
-    // Make Values until one lands in the block v1 still names.
+    assert_eq!(
+        reclaimed, 1,
+        "the forged owner word did not free v1's block"
+    );
+    // Make Values until one lands in the block v1 still names (the allocator hands the freed
+    // block out within a few thousand makes; set aside, it never comes).
     let mut held = Vec::new();
     let v2 = loop {
         match Value::new_in(&a, 9u64) {
             Ok(v) if v.handle().lock == b => break Some(v),
             Ok(v) => held.push(v),
-            Err(Error::AlreadyOpen { .. }) => break None, // refused: the safe outcome
+            Err(Error::AlreadyOpen { .. }) => break None, // refused: safe, but no Value
             Err(e) => panic!("{e}"),
         }
-        if held.len() > 20_000 {
-            panic!("the block was never handed out again (reclaimed {reclaimed})");
+        if held.len() >= made {
+            break None; // the block was set aside: the safe outcome
         }
     };
-    let Some(v2) = v2 else { return };
-    // Any lookup settles the queue.
+    let Some(v2) = v2 else {
+        assert_eq!(
+            held.len(),
+            made,
+            "Value::new_in refused though other blocks were free"
+        );
+        return;
+    };
+    // Any lookup of the map of opened objects.
     let _ = a.create::<RawValue<u8>>("rv-settle", 0);
     // One handle would share one borrow mark: v2's raw read behind v1's guard panics.
     let g1 = v1.lock().unwrap();
@@ -179,11 +199,10 @@ fn a_reused_live_block_gives_two_handles_not_an_error() {
     );
 }
 
-/// A parent holding many fresh `Value`s forks workers. Each child's first use of the map
-/// (here: making one `Value`) settles the whole inherited queue: hashes every parent
-/// value into its own map and writes each one's `Allocation` (its `mapped` byte), which
-/// copies (copy-on-write) every page of the parent's handles into the child. Before the
-/// queue the parent paid this once, at making, and children shared the pages.
+/// A parent holding many fresh `Value`s forks workers. A child's first use of the map
+/// (here: making one `Value`) must not touch every handle the parent has: writing each
+/// one's `Allocation` (as moving a queue of fresh objects into the map did) copies
+/// (copy-on-write) every page of them into the child. (Its time is printed, not asserted.)
 #[test]
 fn a_child_of_a_parent_with_many_fresh_values_pays_for_them_at_first_use() {
     let _serial = common::forking();
@@ -204,16 +223,16 @@ fn a_child_of_a_parent_with_many_fresh_values_pays_for_them_at_first_use() {
     eprintln!("child: first Value::new_in took {ms} ms and {kb} kB of new resident memory");
     drop(many);
     assert!(
-        ms < 20 && kb < 4 * 1024,
+        kb < 4 * 1024,
         "a child's first Value::new_in took {ms} ms and {kb} kB (the parent has {n} values)"
     );
 }
 
 /// A forked child keeps (never drops) the copies of every `Value` its parent had at the
 /// fork (the parent's stack frames are never unwound in it). Once the parent drops one,
-/// the child is refused `AlreadyOpen` for a new `Value` landing in its block: is it
-/// refused once, or again and again (the refused block goes back to the child's cache
-/// and is handed out first next time)?
+/// a new `Value` of the child may be given its block: refused, the block is set aside
+/// and another one taken, so the child gets its `Value` (the refused block once went back
+/// to the child's cache, to be handed out and refused again at every make).
 #[test]
 fn a_child_is_not_refused_forever_after_its_parent_frees_a_value() {
     let _serial = common::forking();
@@ -240,5 +259,8 @@ fn a_child_is_not_refused_forever_after_its_parent_frees_a_value() {
         common::finish(child)
     })
     .unwrap();
-    assert!(refused <= 1, "Value::new_in refused {refused} times of 1000 in the child");
+    assert_eq!(
+        refused, 0,
+        "Value::new_in refused {refused} times of 1000 in the child"
+    );
 }
