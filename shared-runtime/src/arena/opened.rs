@@ -542,6 +542,27 @@ mod tests {
         );
     }
 
+    /// A block set aside is held while the handle of its block in the map lives, and given
+    /// back at the next refusal once that handle is gone.
+    #[test]
+    fn a_block_set_aside_is_held_while_the_handle_that_refused_it_lives() {
+        let arena = Arena::with_capacity(1 << 16).unwrap();
+        let role = Role::of(ObjectKind::RawValue);
+        let block = arena.alloc(64, 8).unwrap();
+        let at = block.offset();
+        // A view of the block in the map: what refuses a fresh object there.
+        let view = Arc::new(Allocation::borrowed(arena.clone(), at));
+        let got = insert(&arena, at, 0, 0, role, view.clone()).unwrap();
+        assert!(matches!(got, Inserted::Ok(ref d) if Arc::ptr_eq(d, &view)));
+        let kept = Arc::downgrade(&block);
+        set_aside(&arena, block);
+        set_aside(&arena, arena.alloc(64, 8).unwrap());
+        assert!(kept.upgrade().is_some(), "given back while the view lives");
+        drop(view);
+        set_aside(&arena, arena.alloc(64, 8).unwrap());
+        assert!(kept.upgrade().is_none(), "kept after the view was dropped");
+    }
+
     /// A handle of a block whose data starts at another offset is not given out for it: not
     /// by `insert` (refused while it lives), not by `find`; and it is given again to a
     /// handle of the same data.
