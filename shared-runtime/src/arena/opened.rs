@@ -554,6 +554,7 @@ mod tests {
         let view = Arc::new(Allocation::borrowed(arena.clone(), at));
         let got = insert(&arena, at, 0, 0, role, view.clone()).unwrap();
         assert!(matches!(got, Inserted::Ok(ref d) if Arc::ptr_eq(d, &view)));
+        drop(got);
         let kept = Arc::downgrade(&block);
         set_aside(&arena, block);
         set_aside(&arena, arena.alloc(64, 8).unwrap());
