@@ -156,8 +156,7 @@ fn a_reused_live_block_gives_two_handles_not_an_error() {
         let forged = (mine & !0xffff_ffff) | u64::from(dead);
         f.write_all_at(&forged.to_le_bytes(), b - 8).unwrap();
     }
-    let reclaimed =
-        common::in_child(|| a.reclaim_dead().map(|r| r.objects as u64).unwrap_or(99)).unwrap();
+    let reclaimed = common::in_child(|| a.reclaim_dead().map(|r| r.objects).unwrap_or(99)).unwrap();
     eprintln!("reclaimed {reclaimed}");
     assert_eq!(
         reclaimed, 1,
