@@ -94,11 +94,18 @@ struct Opened {
     aside: Vec<((u64, u64), Arc<Allocation>)>,
 }
 
-/// The map's hasher: its keys are two words, so a seeded multiply-fold per word instead of
-/// std's SipHash (which took a fifth of making and dropping a `Value`: hashed on insert,
-/// lookup and removal). Seeded once per map from std's random keys, so a process that
-/// chooses block offsets (another user of the arena) cannot choose colliding keys for it
-/// either; a collision only ever costs time.
+/// The map's hasher: its keys are two words (arena id, block offset), so a seeded
+/// multiply-fold instead of std's SipHash (which took a fifth of making and dropping a
+/// `Value`: hashed on insert, lookup and removal). Seeded once per map from std's random
+/// keys, so a process that chooses block offsets (another user of the arena) cannot choose
+/// colliding keys for it either; a collision only ever costs time.
+///
+/// Blocks in one 512-byte window of an arena hash to one random place, and bits 5 to 8 of
+/// the offset pick the bucket next to it ([`WINDOW`]): blocks allocated one after another
+/// (a process making many objects) land in neighbouring buckets, so inserting and
+/// forgetting them touches the map's memory in order instead of a cache line (and often a
+/// page) at random per object. At most 64 keys (8-byte aligned blocks) share a window,
+/// so no choice of offsets gives more than a few equal hashes.
 #[derive(Clone, Copy)]
 struct KeyHash(u64);
 
@@ -113,7 +120,10 @@ impl BuildHasher for KeyHash {
 
     #[inline]
     fn build_hasher(&self) -> WordHasher {
-        WordHasher(self.0)
+        WordHasher {
+            mix: self.0,
+            last: None,
+        }
     }
 }
 
@@ -125,16 +135,26 @@ fn fold_mul(a: u64, b: u64) -> u64 {
     (full as u64) ^ ((full >> 64) as u64)
 }
 
-/// The state of one [`KeyHash`] hashing.
-struct WordHasher(u64);
+/// The state of one [`KeyHash`] hashing: the words before the last folded in, and the last
+/// (a key's block offset), whose low bits place it within its window.
+struct WordHasher {
+    mix: u64,
+    last: Option<u64>,
+}
 
 /// An odd constant with well-spread bits (the fractional part of the golden ratio).
 const SPREAD: u64 = 0x9e37_79b9_7f4a_7c15;
 
+/// The bits of a block offset that place it within its window (see [`KeyHash`]): bits 5 to
+/// 8, so a 512-byte window spans 16 buckets, one group of the map's control bytes.
+const WINDOW: (u32, u64) = (5, 15);
+
 impl Hasher for WordHasher {
     #[inline]
     fn write_u64(&mut self, word: u64) {
-        self.0 = fold_mul(self.0 ^ word, SPREAD);
+        if let Some(before) = self.last.replace(word) {
+            self.mix = fold_mul(self.mix ^ before, SPREAD);
+        }
     }
 
     fn write(&mut self, bytes: &[u8]) {
@@ -147,7 +167,14 @@ impl Hasher for WordHasher {
 
     #[inline]
     fn finish(&self) -> u64 {
-        fold_mul(self.0, SPREAD ^ 0xff51_afd7_ed55_8ccd)
+        let (shift, mask) = WINDOW;
+        let last = self.last.unwrap_or(0);
+        let window = last >> (shift + mask.count_ones());
+        let spread = fold_mul(self.mix ^ window, SPREAD ^ 0xff51_afd7_ed55_8ccd);
+        let at = (last >> shift) & mask;
+        // The top 7 bits are the map's tag of the key in its control bytes: varied within
+        // a window too, so a lookup does not match all of its neighbours' tags.
+        ((spread & !mask) ^ (at << 57)) | at
     }
 }
 
@@ -539,6 +566,28 @@ mod tests {
         assert_eq!(
             Role::of(ObjectKind::RawValue),
             Role::of(ObjectKind::Array(crate::arena::LockKind::RLock))
+        );
+    }
+
+    /// Blocks of one window hash to neighbouring buckets with distinct tags; the same block
+    /// of another arena, or of another window, hashes elsewhere.
+    #[test]
+    fn blocks_of_one_window_are_neighbours() {
+        let h = KeyHash::new();
+        let hash = |id: u64, block: u64| h.hash_one((id, block));
+        let base = 7 << 9;
+        let first = hash(1, base);
+        for i in 0..16u64 {
+            let x = hash(1, base + 32 * i);
+            assert_eq!(x & !15 & ((1 << 57) - 1), first & !15 & ((1 << 57) - 1));
+            assert_eq!(x & 15, i, "not the i-th bucket of the window");
+            assert_eq!(x >> 57, (first >> 57) ^ i, "the tags are not distinct");
+        }
+        assert_ne!(hash(2, base) & !15, first & !15, "another arena's block");
+        assert_ne!(
+            hash(1, base + 512) & !15,
+            first & !15,
+            "another window's block"
         );
     }
 
