@@ -105,7 +105,7 @@ struct Opened {
 /// (a process making many objects) land in neighbouring buckets, so inserting and
 /// forgetting them touches the map's memory in order instead of a cache line (and often a
 /// page) at random per object. At most 64 keys (8-byte aligned blocks) share a window,
-/// so no choice of offsets gives more than a few equal hashes.
+/// 4 a hash, so no choice of offsets gives more equal hashes than that.
 #[derive(Clone, Copy)]
 struct KeyHash(u64);
 
