@@ -28,8 +28,9 @@
 //! A `Value`/`Array` made with its own lock is recorded in the map when it is made
 //! ([`record_owned`]), as every other handle is: a live handle of its block here (a view of
 //! an object that had the block before, kept here or inherited from the parent process)
-//! refuses it ([`Error::AlreadyOpen`]), and its maker sets the block aside and takes
-//! another (`sync::own_lock`). The map's hasher is a seeded multiply-fold ([`KeyHash`]),
+//! refuses it ([`Error::AlreadyOpen`]), and its maker sets the block aside ([`set_aside`]);
+//! if that handle was inherited from an ancestor ([`record`]: never dropped here), it takes
+//! another block (`sync::own_lock`). The map's hasher is a seeded multiply-fold ([`KeyHash`]),
 //! and dropping a handle forgets its slot in one lookup ([`forget`]).
 //!
 //! The map is guarded by a spin lock. A fork handler (`sys::process`) takes it before every
@@ -48,6 +49,7 @@ use std::sync::atomic::{
 use std::sync::{Arc, Weak};
 
 use crate::arena::{Allocation, Arena, ObjectKind};
+use crate::sys::process::process_key;
 use crate::{Error, Result};
 
 /// What a block is open as in this process. The data kinds (`RawValue`, `RawArray`,
@@ -78,9 +80,17 @@ impl Role {
 /// What the map holds of one block.
 struct Slot {
     role: Role,
+    /// The fork generation (`process_key`'s high half) of the process that recorded the
+    /// slot: lower than this process's in a slot inherited from an ancestor.
+    by: u32,
     stamp: u64,
     lock: u64,
     data: Weak<Allocation>,
+}
+
+/// This process's fork generation, as [`Slot::by`] records it.
+fn generation() -> u32 {
+    (process_key() >> 32) as u32
 }
 
 type Map = HashMap<(u64, u64), Slot, KeyHash>;
@@ -371,6 +381,7 @@ pub(crate) fn insert(
                     key,
                     Slot {
                         role,
+                        by: generation(),
                         stamp,
                         lock,
                         data,
@@ -402,6 +413,19 @@ pub(crate) fn record_owned(
     lock: u64,
     data: &Arc<Allocation>,
 ) -> Result<()> {
+    record(arena, block, lock, data).map_err(|(e, _)| e)
+}
+
+/// As [`record_owned`]; a refusal also says whether the live handle that refused it is
+/// one this process inherited from an ancestor (its slot recorded before the fork: a copy
+/// this process never drops, so the block is refused here for good) rather than one it
+/// recorded itself (and may drop).
+pub(crate) fn record(
+    arena: &Arena,
+    block: u64,
+    lock: u64,
+    data: &Arc<Allocation>,
+) -> std::result::Result<(), (Error, bool)> {
     let role = Role::of(ObjectKind::RawValue);
     let other = with_map(|m| {
         let key = (arena.id(), block);
@@ -410,7 +434,7 @@ pub(crate) fn record_owned(
                 s.lock = lock;
                 None
             }
-            Some(s) if s.data.strong_count() > 0 => Some((s.role, s.stamp)),
+            Some(s) if s.data.strong_count() > 0 => Some((s.role, s.stamp, s.by)),
             _ => {
                 data.set_mapped(block);
                 let data = Arc::downgrade(data);
@@ -419,6 +443,7 @@ pub(crate) fn record_owned(
                     key,
                     Slot {
                         role,
+                        by: generation(),
                         stamp: 0,
                         lock,
                         data,
@@ -429,7 +454,7 @@ pub(crate) fn record_owned(
         }
     });
     match other {
-        Ok(Some((have, stamp))) => Err(already_open(block, have, stamp)),
+        Ok(Some((have, stamp, by))) => Err((already_open(block, have, stamp), by < generation())),
         // A broken map refuses every later open: no second handle can be made, nothing
         // to record.
         Ok(None) | Err(_) => Ok(()),
@@ -441,9 +466,10 @@ pub(crate) fn record_owned(
 /// the block, another object's that had it before), out of this process's use while that
 /// handle lives: held here, allocated and owned by this process, so that its allocator
 /// does not hand it out here again (in a forked child, whose copies of its parent's
-/// handles are never dropped, it would be refused at every use). The blocks set aside
-/// earlier whose handle is gone are given back now, as any dropped block is (to this
-/// process's cache, or the arena). `block` must have no other handle (its data's was
+/// handles are never dropped, it would be refused at every use). It is given back, as any
+/// dropped block is (to this process's cache, or the arena), when that handle's slot is
+/// forgotten ([`forget`]); the blocks set aside earlier whose handle is gone are given
+/// back now. `block` must have no other handle (its data's was
 /// dropped), so that it is never dropped here with the map's lock held.
 pub(crate) fn set_aside(arena: &Arena, block: Arc<Allocation>) {
     let key = (arena.id(), block.offset());
@@ -488,6 +514,7 @@ pub(crate) fn adopt(arena: &Arena, block: u64, fresh: Arc<Allocation>) -> Result
             key,
             Slot {
                 role,
+                by: generation(),
                 stamp: 0,
                 lock: 0,
                 data: Arc::downgrade(&fresh),
@@ -515,16 +542,36 @@ fn already_open(block: u64, have: Role, stamp: u64) -> Error {
     }
 }
 
-/// Forgets the slot of the block at `block`, if its handle is gone.
+/// Forgets the slot of the block at `block`, if its handle is gone, and gives back the
+/// blocks set aside for it ([`set_aside`]).
 pub(crate) fn forget(arena: &Arena, block: u64) {
-    let _ = with_map(|m| {
-        if let Entry::Occupied(slot) = m.entry((arena.id(), block)) {
+    let key = (arena.id(), block);
+    let released = with_opened(|o| {
+        if let Entry::Occupied(slot) = o.slots.entry(key) {
             if slot.get().data.strong_count() == 0 {
                 // Drops a `Weak`, never an `Allocation`.
                 slot.remove();
+                if !o.aside.is_empty() {
+                    return take_aside(o, |k| *k == key);
+                }
             }
         }
+        Vec::new()
     });
+    // Dropped with the map's lock released.
+    drop(released);
+}
+
+/// Takes the blocks set aside whose key `done` accepts out of the list.
+fn take_aside(
+    o: &mut Opened,
+    done: impl Fn(&(u64, u64)) -> bool,
+) -> Vec<((u64, u64), Arc<Allocation>)> {
+    let (released, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut o.aside)
+        .into_iter()
+        .partition(|(k, _)| done(k));
+    o.aside = kept;
+    released
 }
 
 #[cfg(test)]
@@ -567,6 +614,12 @@ mod tests {
             Role::of(ObjectKind::RawValue),
             Role::of(ObjectKind::Array(crate::arena::LockKind::RLock))
         );
+    }
+
+    /// A slot is four words: the recording process's generation fits beside the role.
+    #[test]
+    fn a_slot_stays_small() {
+        assert!(size_of::<Slot>() <= 32, "{}", size_of::<Slot>());
     }
 
     /// Blocks of one window hash to neighbouring buckets with distinct tags; the same block
