@@ -42,8 +42,7 @@ pub(crate) struct Allocation {
     records: AtomicPtr<Records>,
     /// Whether this handle is in this process's map of opened objects (`opened.rs`), under
     /// its block's offset ([`block_offset`](Self::block_offset)): [`MAPPED`] (its slot is
-    /// dropped with it), [`QUEUED`] (queued for the map, a fresh `Value`/`Array`: its drop
-    /// is counted there) or 0.
+    /// dropped with it) or 0.
     mapped: AtomicU8,
     /// The cache class of the block (see `cache.rs`), if the owner may keep it in its
     /// cache when done instead of freeing it.
@@ -52,8 +51,6 @@ pub(crate) struct Allocation {
 
 /// `Allocation::mapped` of a handle in the map of opened objects.
 const MAPPED: u8 = 1;
-/// `Allocation::mapped` of a handle queued for the map of opened objects.
-const QUEUED: u8 = 2;
 
 /// The open records a handle of a named object closes when dropped.
 #[derive(Default)]
@@ -244,11 +241,6 @@ impl Allocation {
     pub(crate) fn set_mapped(&self, block: u64) {
         debug_assert_eq!(block, self.block_offset(), "mapped under another key");
         self.mapped.store(MAPPED, Relaxed);
-    }
-
-    /// Notes that this handle is queued for the map of opened objects (`opened::record_fresh`).
-    pub(crate) fn set_queued(&self) {
-        self.mapped.store(QUEUED, Relaxed);
     }
 
     /// The open records of this handle, if it has any.
@@ -483,10 +475,8 @@ impl Drop for Allocation {
                 crate::arena::opened::forget(&self.arena, object);
             }
         }
-        match self.mapped.load(Relaxed) {
-            MAPPED => opened::forget(&self.arena, self.block_offset()),
-            QUEUED => opened::pending_dropped(),
-            _ => {}
+        if self.mapped.load(Relaxed) == MAPPED {
+            opened::forget(&self.arena, self.block_offset());
         }
         if let Some(r) = &records {
             let adopted = r.adopted.load(Relaxed);

@@ -25,22 +25,13 @@
 //! same offset (a forked child inherits its parent's slots, including ones the parent has
 //! since let go): it never matches, and is replaced.
 //!
-//! A `Value`/`Array` made with its own lock, in a block just allocated, is not put in the
-//! map when it is made: it is checked against the map (a live handle of the block here, a
-//! view of an object that had it before, refuses it as [`record_owned`] does) and queued
-//! in the map's *pending* list (a weak handle, its key and lock), which every lookup of
-//! the map first moves into it ([`Opened::settle`]). Nothing finds a block but through a
-//! lookup, so every lookup still sees every handle this process has; a process that makes
-//! and drops objects without opening any (the common case) never pays for hashing them in
-//! and out (a fifth of making and dropping a `Value`, and half of making a million of
-//! them, mostly cache misses in a map of a million slots). The queue's entries of dropped
-//! objects are pruned when they are half of it. A forked child moves the queue it
-//! inherited into the map at its first use of the map, so that a fresh object of its own
-//! is checked against the handles it inherited (its parent's objects, whose blocks its
-//! parent may free and it may then be given). In the process that made them, two live
-//! entries for one block cannot arise from the queue: the allocator hands a block to one
-//! object at a time, and a block this process owns stays allocated while a handle of it
-//! lives.
+//! A `Value`/`Array` made with its own lock is recorded in the map when it is made
+//! ([`record_owned`]), as every other handle is: a live handle of its block here (a view of
+//! an object that had the block before, kept here or inherited from the parent process)
+//! refuses it ([`Error::AlreadyOpen`]), and its maker sets the block aside ([`set_aside`]);
+//! if that handle was inherited from an ancestor ([`record`]: never dropped here), it takes
+//! another block (`sync::own_lock`). The map's hasher is a seeded multiply-fold ([`KeyHash`]),
+//! and dropping a handle forgets its slot in one lookup ([`forget`]).
 //!
 //! The map is guarded by a spin lock. A fork handler (`sys::process`) takes it before every
 //! `fork()` made through libc and releases it on both sides, so a child never inherits it
@@ -52,7 +43,7 @@ use std::collections::hash_map::{Entry, HashMap, RandomState};
 use std::hash::{BuildHasher, Hasher};
 use std::ptr::null_mut;
 use std::sync::atomic::{
-    AtomicBool, AtomicPtr, AtomicUsize,
+    AtomicBool, AtomicPtr,
     Ordering::{Acquire, Relaxed, Release},
 };
 use std::sync::{Arc, Weak};
@@ -89,96 +80,42 @@ impl Role {
 /// What the map holds of one block.
 struct Slot {
     role: Role,
+    /// The fork generation (`process_key`'s high half) of the process that recorded the
+    /// slot: lower than this process's in a slot inherited from an ancestor.
+    by: u32,
     stamp: u64,
     lock: u64,
     data: Weak<Allocation>,
 }
 
+/// This process's fork generation, as [`Slot::by`] records it.
+fn generation() -> u32 {
+    (process_key() >> 32) as u32
+}
+
 type Map = HashMap<(u64, u64), Slot, KeyHash>;
 
-/// A fresh object not yet moved into the map (see the module notes).
-struct Pending {
-    key: (u64, u64),
-    lock: u64,
-    data: Weak<Allocation>,
-}
-
-/// Entries of the pending list whose handle has been dropped, and the list's length (both
-/// approximate, read without the lock: they only decide when to prune).
-static DEAD: AtomicUsize = AtomicUsize::new(0);
-static PENDING_LEN: AtomicUsize = AtomicUsize::new(0);
-/// Fewer dead entries than this are never pruned (pruning walks the whole list).
-const PRUNE_MIN: usize = 32;
-
-/// This process's handles of opened objects: the map, and the fresh objects queued for it.
+/// This process's handles of opened objects, and the fresh blocks it has set aside.
 struct Opened {
     slots: Map,
-    pending: Vec<Pending>,
-    /// The `process_key` of the process whose queue `pending` is: a forked child finds
-    /// its parent's here, and moves it into the map at its first use of the map.
-    queued_by: u64,
+    /// Fresh blocks refused because this process has a live handle of them (see
+    /// [`set_aside`]), each with its key: held (owned here, allocated) so that they are not
+    /// handed to this process again while that handle lives.
+    aside: Vec<((u64, u64), Arc<Allocation>)>,
 }
 
-impl Opened {
-    /// Moves every queued fresh object that is still alive into the map. Returns the
-    /// handles it had to hold to mark them mapped: the caller drops them with the map's
-    /// lock released (the last one may be the object's last handle, whose drop uses the
-    /// map).
-    fn settle(&mut self) -> Vec<Arc<Allocation>> {
-        if self.pending.is_empty() {
-            return Vec::new();
-        }
-        let mut held = Vec::with_capacity(self.pending.len());
-        let role = Role::of(ObjectKind::RawValue);
-        for p in self.pending.drain(..) {
-            let Some(live) = p.data.upgrade() else {
-                continue; // dropped: nothing to record (drops a `Weak` only)
-            };
-            // A live slot of the block here is another handle's: the allocator never gives a
-            // block owned by this process to a second object, and the queue's entry was
-            // checked against the map when it was made, so this only happens if the
-            // arena's bookkeeping was damaged; the earlier handle keeps the slot.
-            let taken = self
-                .slots
-                .get(&p.key)
-                .is_some_and(|s| s.data.strong_count() > 0);
-            if !taken {
-                live.set_mapped(p.key.1);
-                let slot = Slot {
-                    role,
-                    stamp: 0,
-                    lock: p.lock,
-                    data: p.data,
-                };
-                self.slots.insert(p.key, slot);
-            }
-            held.push(live);
-        }
-        PENDING_LEN.store(0, Relaxed);
-        DEAD.store(0, Relaxed);
-        held
-    }
-
-    /// Drops the queue's entries of dropped objects (and gives back most of its memory
-    /// once it is mostly empty: a million values made and dropped leave no 32 MB queue).
-    fn prune(&mut self) {
-        let before = self.pending.len();
-        self.pending.retain(|p| p.data.strong_count() > 0);
-        let left = self.pending.len();
-        if self.pending.capacity() > 4 * left.max(PRUNE_MIN) {
-            self.pending.shrink_to(2 * left.max(PRUNE_MIN));
-        }
-        let removed = before - left;
-        PENDING_LEN.store(self.pending.len(), Relaxed);
-        let _ = DEAD.fetch_update(Relaxed, Relaxed, |d| Some(d.saturating_sub(removed)));
-    }
-}
-
-/// The map's hasher: its keys are two words, so a seeded multiply-fold per word instead of
-/// std's SipHash (which took a fifth of making and dropping a `Value`: hashed on insert,
-/// lookup and removal). Seeded once per map from std's random keys, so a process that
-/// chooses block offsets (another user of the arena) cannot choose colliding keys for it
-/// either; a collision only ever costs time.
+/// The map's hasher: its keys are two words (arena id, block offset), so a seeded
+/// multiply-fold instead of std's SipHash (which took a fifth of making and dropping a
+/// `Value`: hashed on insert, lookup and removal). Seeded once per map from std's random
+/// keys, so a process that chooses block offsets (another user of the arena) cannot choose
+/// colliding keys for it either; a collision only ever costs time.
+///
+/// Blocks in one 512-byte window of an arena hash to one random place, and bits 5 to 8 of
+/// the offset pick the bucket next to it ([`WINDOW`]): blocks allocated one after another
+/// (a process making many objects) land in neighbouring buckets, so inserting and
+/// forgetting them touches the map's memory in order instead of a cache line (and often a
+/// page) at random per object. At most 64 keys (8-byte aligned blocks) share a window,
+/// 4 a hash, so no choice of offsets gives more equal hashes than that.
 #[derive(Clone, Copy)]
 struct KeyHash(u64);
 
@@ -193,7 +130,10 @@ impl BuildHasher for KeyHash {
 
     #[inline]
     fn build_hasher(&self) -> WordHasher {
-        WordHasher(self.0)
+        WordHasher {
+            mix: self.0,
+            last: None,
+        }
     }
 }
 
@@ -205,16 +145,26 @@ fn fold_mul(a: u64, b: u64) -> u64 {
     (full as u64) ^ ((full >> 64) as u64)
 }
 
-/// The state of one [`KeyHash`] hashing.
-struct WordHasher(u64);
+/// The state of one [`KeyHash`] hashing: the words before the last folded in, and the last
+/// (a key's block offset), whose low bits place it within its window.
+struct WordHasher {
+    mix: u64,
+    last: Option<u64>,
+}
 
 /// An odd constant with well-spread bits (the fractional part of the golden ratio).
 const SPREAD: u64 = 0x9e37_79b9_7f4a_7c15;
 
+/// The bits of a block offset that place it within its window (see [`KeyHash`]): bits 5 to
+/// 8, so a 512-byte window spans 16 buckets, one group of the map's control bytes.
+const WINDOW: (u32, u64) = (5, 15);
+
 impl Hasher for WordHasher {
     #[inline]
     fn write_u64(&mut self, word: u64) {
-        self.0 = fold_mul(self.0 ^ word, SPREAD);
+        if let Some(before) = self.last.replace(word) {
+            self.mix = fold_mul(self.mix ^ before, SPREAD);
+        }
     }
 
     fn write(&mut self, bytes: &[u8]) {
@@ -227,7 +177,14 @@ impl Hasher for WordHasher {
 
     #[inline]
     fn finish(&self) -> u64 {
-        fold_mul(self.0, SPREAD ^ 0xff51_afd7_ed55_8ccd)
+        let (shift, mask) = WINDOW;
+        let last = self.last.unwrap_or(0);
+        let window = last >> (shift + mask.count_ones());
+        let spread = fold_mul(self.mix ^ window, SPREAD ^ 0xff51_afd7_ed55_8ccd);
+        let at = (last >> shift) & mask;
+        // The top 7 bits are the map's tag of the key in its control bytes: varied within
+        // a window too, so a lookup does not match all of its neighbours' tags.
+        ((spread & !mask) ^ (at << 57)) | at
     }
 }
 
@@ -272,19 +229,13 @@ impl Drop for Held {
     }
 }
 
-/// Runs `f` on the map, with every queued fresh object moved into it first. `f` must not
-/// drop an `Arc<Allocation>` (its drop uses the map).
+/// Runs `f` on the map. `f` must not drop an `Arc<Allocation>` (its drop uses the map).
 fn with_map<R>(f: impl FnOnce(&mut Map) -> R) -> Result<R> {
-    let (r, held) = with_opened(|o| {
-        let held = o.settle();
-        (f(&mut o.slots), held)
-    })?;
-    drop(held); // with the map's lock released
-    Ok(r)
+    with_opened(|o| f(&mut o.slots))
 }
 
-/// Runs `f` on the map and its queue of fresh objects, as they are. `f` must not drop an
-/// `Arc<Allocation>` (its drop uses the map).
+/// Runs `f` on the map and the blocks set aside. `f` must not drop an `Arc<Allocation>`
+/// (its drop uses the map).
 ///
 /// Every use of the map comes through here, so this is where a child made by a raw fork
 /// learns that it is one (and whether the map was held at the fork), before it trusts
@@ -299,35 +250,19 @@ fn with_opened<R>(f: impl FnOnce(&mut Opened) -> R) -> Result<R> {
                 .into(),
         ));
     }
-    let me = process_key();
-    let (r, inherited) = {
-        take();
-        let _held = Held;
-        let mut map = MAP.load(Relaxed);
-        if map.is_null() {
-            map = Box::into_raw(Box::new(Opened {
-                slots: HashMap::with_hasher(KeyHash::new()),
-                pending: Vec::new(),
-                queued_by: me,
-            }));
-            MAP.store(map, Relaxed);
-        }
-        // SAFETY: `map` came from `Box::into_raw` and is never freed; the spin lock, held by
-        // this thread, makes this the only reference to it.
-        let o = unsafe { &mut *map };
-        // A queue inherited from the parent process goes into the map before anything
-        // else: its live entries are handles of blocks the parent owned, views here (see
-        // `record_fresh`).
-        let inherited = if o.queued_by != me {
-            o.queued_by = me;
-            o.settle()
-        } else {
-            Vec::new()
-        };
-        (f(o), inherited)
-    };
-    drop(inherited); // with the map's lock released
-    Ok(r)
+    take();
+    let _held = Held;
+    let mut map = MAP.load(Relaxed);
+    if map.is_null() {
+        map = Box::into_raw(Box::new(Opened {
+            slots: HashMap::with_hasher(KeyHash::new()),
+            aside: Vec::new(),
+        }));
+        MAP.store(map, Relaxed);
+    }
+    // SAFETY: `map` came from `Box::into_raw` and is never freed; the spin lock, held by
+    // this thread, makes this the only reference to it.
+    Ok(f(unsafe { &mut *map }))
 }
 
 /// This process's handle of the object of stamp `stamp` whose block is at `block` and
@@ -446,6 +381,7 @@ pub(crate) fn insert(
                     key,
                     Slot {
                         role,
+                        by: generation(),
                         stamp,
                         lock,
                         data,
@@ -477,6 +413,19 @@ pub(crate) fn record_owned(
     lock: u64,
     data: &Arc<Allocation>,
 ) -> Result<()> {
+    record(arena, block, lock, data).map_err(|(e, _)| e)
+}
+
+/// As [`record_owned`]; a refusal also says whether the live handle that refused it is
+/// one this process inherited from an ancestor (its slot recorded before the fork: a copy
+/// this process never drops, so the block is refused here for good) rather than one it
+/// recorded itself (and may drop).
+pub(crate) fn record(
+    arena: &Arena,
+    block: u64,
+    lock: u64,
+    data: &Arc<Allocation>,
+) -> std::result::Result<(), (Error, bool)> {
     let role = Role::of(ObjectKind::RawValue);
     let other = with_map(|m| {
         let key = (arena.id(), block);
@@ -485,7 +434,7 @@ pub(crate) fn record_owned(
                 s.lock = lock;
                 None
             }
-            Some(s) if s.data.strong_count() > 0 => Some((s.role, s.stamp)),
+            Some(s) if s.data.strong_count() > 0 => Some((s.role, s.stamp, s.by)),
             _ => {
                 data.set_mapped(block);
                 let data = Arc::downgrade(data);
@@ -494,6 +443,7 @@ pub(crate) fn record_owned(
                     key,
                     Slot {
                         role,
+                        by: generation(),
                         stamp: 0,
                         lock,
                         data,
@@ -504,57 +454,37 @@ pub(crate) fn record_owned(
         }
     });
     match other {
-        Ok(Some((have, stamp))) => Err(already_open(block, have, stamp)),
+        Ok(Some((have, stamp, by))) => Err((already_open(block, have, stamp), by < generation())),
         // A broken map refuses every later open: no second handle can be made, nothing
         // to record.
         Ok(None) | Err(_) => Ok(()),
     }
 }
 
-/// Records `data`, the handle of the data of a `Value`/`Array` this process has just made
-/// in the block at `block` (just allocated, owned here), paired with the lock at `lock`:
-/// queued for the map (see the module notes). Refused as [`record_owned`] refuses: a live
-/// handle this process has of the block (a view of an object that had it before, kept
-/// here or inherited from the parent process) could reach the data behind a guard.
-pub(crate) fn record_fresh(
-    arena: &Arena,
-    block: u64,
-    lock: u64,
-    data: &Arc<Allocation>,
-) -> Result<()> {
-    let key = (arena.id(), block);
-    let weak = Arc::downgrade(data);
-    let other = with_opened(|o| {
-        // (Usually empty: nothing opened by name or handle.)
-        if let Some(s) = (!o.slots.is_empty()).then(|| o.slots.get(&key)).flatten() {
-            if s.data.strong_count() > 0 {
-                return Some((s.role, s.stamp)); // drops a `Weak` only
-            }
-        }
-        data.set_queued();
-        o.pending.push(Pending {
-            key,
-            lock,
-            data: weak,
-        });
-        PENDING_LEN.store(o.pending.len(), Relaxed);
-        None
+/// Keeps `block`, the whole block of a `Value`/`Array` just made with its own lock and
+/// refused by [`record_owned`] ([`Error::AlreadyOpen`]: this process has a live handle of
+/// the block, another object's that had it before), out of this process's use while that
+/// handle lives: held here, allocated and owned by this process, so that its allocator
+/// does not hand it out here again (in a forked child, whose copies of its parent's
+/// handles are never dropped, it would be refused at every use). It is given back, as any
+/// dropped block is (to this process's cache, or the arena), when that handle's slot is
+/// forgotten ([`forget`]); the blocks set aside earlier whose handle is gone are given
+/// back now. `block` must have no other handle (its data's was
+/// dropped), so that it is never dropped here with the map's lock held.
+pub(crate) fn set_aside(arena: &Arena, block: Arc<Allocation>) {
+    let key = (arena.id(), block.offset());
+    let released = with_opened(|o| {
+        let slots = &o.slots;
+        let live = |k: &(u64, u64)| slots.get(k).is_some_and(|s| s.data.strong_count() > 0);
+        let (kept, released): (Vec<_>, Vec<_>) = std::mem::take(&mut o.aside)
+            .into_iter()
+            .partition(|(k, _)| live(k));
+        o.aside = kept;
+        o.aside.push((key, block));
+        released
     });
-    match other {
-        Ok(Some((have, stamp))) => Err(already_open(block, have, stamp)),
-        // A broken map refuses every later open: no second handle can be made.
-        Ok(None) | Err(_) => Ok(()),
-    }
-}
-
-/// Called when a handle queued in the pending list (`Allocation::set_queued`)
-/// is dropped: counts it, and prunes the list when half of it is dropped handles.
-pub(crate) fn pending_dropped() {
-    let dead = DEAD.fetch_add(1, Relaxed) + 1;
-    if dead >= PRUNE_MIN && dead * 2 >= PENDING_LEN.load(Relaxed) {
-        // Drops `Weak`s only. A broken map is left as it is.
-        let _ = with_opened(Opened::prune);
-    }
+    // Dropped with the map's lock released (a broken map drops `block` here).
+    drop(released);
 }
 
 /// This process's one handle of the block at `block`, which it has just taken ownership
@@ -584,6 +514,7 @@ pub(crate) fn adopt(arena: &Arena, block: u64, fresh: Arc<Allocation>) -> Result
             key,
             Slot {
                 role,
+                by: generation(),
                 stamp: 0,
                 lock: 0,
                 data: Arc::downgrade(&fresh),
@@ -611,16 +542,36 @@ fn already_open(block: u64, have: Role, stamp: u64) -> Error {
     }
 }
 
-/// Forgets the slot of the block at `block`, if its handle is gone.
+/// Forgets the slot of the block at `block`, if its handle is gone, and gives back the
+/// blocks set aside for it ([`set_aside`]).
 pub(crate) fn forget(arena: &Arena, block: u64) {
-    let _ = with_opened(|o| {
-        if let Entry::Occupied(slot) = o.slots.entry((arena.id(), block)) {
+    let key = (arena.id(), block);
+    let released = with_opened(|o| {
+        if let Entry::Occupied(slot) = o.slots.entry(key) {
             if slot.get().data.strong_count() == 0 {
                 // Drops a `Weak`, never an `Allocation`.
                 slot.remove();
+                if !o.aside.is_empty() {
+                    return take_aside(o, |k| *k == key);
+                }
             }
         }
+        Vec::new()
     });
+    // Dropped with the map's lock released.
+    drop(released);
+}
+
+/// Takes the blocks set aside whose key `done` accepts out of the list.
+fn take_aside(
+    o: &mut Opened,
+    done: impl Fn(&(u64, u64)) -> bool,
+) -> Vec<((u64, u64), Arc<Allocation>)> {
+    let (released, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut o.aside)
+        .into_iter()
+        .partition(|(k, _)| done(k));
+    o.aside = kept;
+    released
 }
 
 #[cfg(test)]
@@ -663,6 +614,56 @@ mod tests {
             Role::of(ObjectKind::RawValue),
             Role::of(ObjectKind::Array(crate::arena::LockKind::RLock))
         );
+    }
+
+    /// A slot is four words: the recording process's generation fits beside the role.
+    #[test]
+    fn a_slot_stays_small() {
+        assert!(size_of::<Slot>() <= 32, "{}", size_of::<Slot>());
+    }
+
+    /// Blocks of one window hash to neighbouring buckets with distinct tags; the same block
+    /// of another arena, or of another window, hashes elsewhere.
+    #[test]
+    fn blocks_of_one_window_are_neighbours() {
+        let h = KeyHash::new();
+        let hash = |id: u64, block: u64| h.hash_one((id, block));
+        let base = 7 << 9;
+        let first = hash(1, base);
+        for i in 0..16u64 {
+            let x = hash(1, base + 32 * i);
+            assert_eq!(x & !15 & ((1 << 57) - 1), first & !15 & ((1 << 57) - 1));
+            assert_eq!(x & 15, i, "not the i-th bucket of the window");
+            assert_eq!(x >> 57, (first >> 57) ^ i, "the tags are not distinct");
+        }
+        assert_ne!(hash(2, base) & !15, first & !15, "another arena's block");
+        assert_ne!(
+            hash(1, base + 512) & !15,
+            first & !15,
+            "another window's block"
+        );
+    }
+
+    /// A block set aside is held while the handle of its block in the map lives, and given
+    /// back at the next refusal once that handle is gone.
+    #[test]
+    fn a_block_set_aside_is_held_while_the_handle_that_refused_it_lives() {
+        let arena = Arena::with_capacity(1 << 16).unwrap();
+        let role = Role::of(ObjectKind::RawValue);
+        let block = arena.alloc(64, 8).unwrap();
+        let at = block.offset();
+        // A view of the block in the map: what refuses a fresh object there.
+        let view = Arc::new(Allocation::borrowed(arena.clone(), at));
+        let got = insert(&arena, at, 0, 0, role, view.clone()).unwrap();
+        assert!(matches!(got, Inserted::Ok(ref d) if Arc::ptr_eq(d, &view)));
+        drop(got);
+        let kept = Arc::downgrade(&block);
+        set_aside(&arena, block);
+        set_aside(&arena, arena.alloc(64, 8).unwrap());
+        assert!(kept.upgrade().is_some(), "given back while the view lives");
+        drop(view);
+        set_aside(&arena, arena.alloc(64, 8).unwrap());
+        assert!(kept.upgrade().is_none(), "kept after the view was dropped");
     }
 
     /// A handle of a block whose data starts at another offset is not given out for it: not

@@ -33,13 +33,72 @@ fn block<K: Reentrancy>(
             count: bytes,
             elem_size: 1,
         })?;
+    for _ in 1..FRESH_TRIES {
+        match fresh(arena, size, align, at)? {
+            Ok(made) => return Ok(made),
+            // Refused for good (a copy of an ancestor's handle names it): kept out of this
+            // process's use, and the next block is another one.
+            Err(refused) => opened::set_aside(arena, refused),
+        }
+    }
+    match fresh(arena, size, align, at)? {
+        Ok(made) => Ok(made),
+        Err(refused) => {
+            let offset = refused.offset();
+            opened::set_aside(arena, refused);
+            Err(crate::Error::AlreadyOpen {
+                offset,
+                open_as: format!(
+                    "data (a copy of an object its parent process had there; the last of \
+                     {FRESH_TRIES} fresh blocks this process was given, all of them such)"
+                ),
+            })
+        }
+    }
+}
+
+/// How many fresh blocks [`block`] takes before it gives up. A block is refused for good
+/// when this process has a live handle of it that it inherited from an ancestor (a copy of
+/// an object its parent has since freed, never dropped here) and is then set aside, so
+/// each such block is refused once; more refusals in a row than this means that most of
+/// the blocks this process is given are such.
+const FRESH_TRIES: usize = 32;
+
+/// A fresh block for [`block`], its data recorded as this process's one handle of it in its
+/// map of opened objects (paired with the lock at the block's start, what
+/// `Synchronized::from_parts` records for an owned object); or the block (its only handle),
+/// if that map refused it because of a handle this process inherited
+/// (`opened::record`).
+///
+/// # Errors
+/// [`crate::Error::AlreadyOpen`] if the map refused the block because of a handle this
+/// process recorded itself (a view of an object that had the block before, which it can
+/// drop): the block is set aside until that handle is dropped.
+#[inline]
+#[allow(clippy::type_complexity)]
+fn fresh<K: Reentrancy>(
+    arena: &Arena,
+    size: u64,
+    align: usize,
+    at: u64,
+) -> Result<std::result::Result<(Arc<Allocation>, GenericLock<K>), Arc<Allocation>>> {
     let block = arena.alloc_lock_block(size, align)?;
     let data = Allocation::part_arc(Arc::clone(&block), at);
-    // This process's one handle of the data, paired with the lock at the block's start
-    // (what `Synchronized::from_parts` records for an owned object).
-    opened::record_fresh(arena, block.offset(), block.offset(), &data)?;
-    // A fresh block is zeroed: an unlocked lock cell.
-    Ok((data, GenericLock::from_core(LockCore::from_alloc(block))))
+    match opened::record(arena, block.offset(), block.offset(), &data) {
+        // A fresh block is zeroed: an unlocked lock cell.
+        Ok(()) => Ok(Ok((
+            data,
+            GenericLock::from_core(LockCore::from_alloc(block)),
+        ))),
+        Err((e, inherited)) => {
+            drop(data);
+            if inherited {
+                return Ok(Err(block));
+            }
+            opened::set_aside(arena, block);
+            Err(e)
+        }
+    }
 }
 
 /// The lock kind `K` as the directory names it (the data offset does not depend on it).
