@@ -351,3 +351,58 @@ fn ptrace_forced_interleaving_loses_a_wake_up() {
         "B took {latency:?} to take a free lock it slept on: lost wake-up (no kill, no garbage)"
     );
 }
+
+/// Measurement (passes if the documented bound holds): a woken sleeper SIGKILLed before
+/// it clears WOKEN leaves the other sleeper D asleep on a free lock until its nap ends
+/// (at most one POLL); the next handover is fast again.
+#[test]
+fn killed_woken_sleeper_costs_at_most_one_poll() {
+    let _f = forking();
+    let arena = Arena::with_capacity(1 << 20).unwrap();
+    let lock = Lock::new_in(&arena).unwrap();
+    let off = lock.handle().offset;
+    let g = lock.lock().unwrap();
+    let b = traced_child(|| {
+        let _ = lock.try_lock_for(Duration::from_secs(5));
+    });
+    let mut eb = [0u64; 7];
+    // B into its FUTEX_WAIT (entry stop), then let it sleep.
+    run_until(b, &mut eb, |i, _| i.op == 1 && i.data[0] == SYS_FUTEX && i.data[2] == libc::FUTEX_WAIT as u64);
+    // SAFETY: our tracee, resumed into the syscall; the next stop is its exit.
+    assert_eq!(unsafe { libc::ptrace(libc::PTRACE_SYSCALL, b, 0, 0) }, 0);
+    std::thread::sleep(Duration::from_millis(5));
+    let (latency, next) = std::thread::scope(|s| {
+        let d = s.spawn(|| {
+            let got = lock.try_lock_for(Duration::from_secs(5));
+            let t = Instant::now();
+            drop(got);
+            t
+        });
+        assert!(common::wait_until(|| peek(&arena, off) & 0x7fff_ffff == 2));
+        std::thread::sleep(Duration::from_millis(5));
+        let released = Instant::now();
+        drop(g); // wakes B (first queued): WOKEN set
+        let mut st = 0;
+        // SAFETY: B's syscall-exit stop.
+        assert_eq!(unsafe { libc::waitpid(b, &mut st, libc::__WALL) }, b);
+        eprintln!("sleeper word after the release: {:#x}", peek(&arena, off) & 0xffff_ffff);
+        // SAFETY: kill our child, woken but not yet run.
+        unsafe { libc::kill(b, libc::SIGKILL) };
+        unsafe { libc::waitpid(b, &mut st, libc::__WALL) };
+        let latency = d.join().unwrap() - released;
+        // The next contended handover.
+        let g = lock.lock().unwrap();
+        let d = s.spawn(|| {
+            let got = lock.try_lock_for(Duration::from_secs(5));
+            let t = Instant::now();
+            drop(got);
+            t
+        });
+        std::thread::sleep(Duration::from_millis(10));
+        let r = Instant::now();
+        drop(g);
+        (latency, d.join().unwrap() - r)
+    });
+    eprintln!("D took {latency:?} after the release; the next handover {next:?}");
+    assert!(latency < Duration::from_millis(60) && next < Duration::from_millis(20));
+}
