@@ -139,6 +139,7 @@ fn stress(leak: bool) -> (u64, u64, u64, u64) {
             .map(|i| {
                 let (v, ready) = (&v, &ready);
                 s.start(move || {
+                    let (s0, l0) = lock_sleeps(); // counters are inherited through fork
                     ready.update(|r| *r += 1);
                     assert!(common::wait_until(|| ready.get() == children as u64));
                     let (mut stalls, mut free_stalls) = (0u64, 0u64);
@@ -161,7 +162,7 @@ fn stress(leak: bool) -> (u64, u64, u64, u64) {
                         free_stalls += u64::from(fr);
                     }
                     let (sleeps, long) = lock_sleeps();
-                    [stalls, free_stalls, sleeps, long]
+                    [stalls, free_stalls, sleeps - s0, long - l0]
                 })
                 .unwrap()
             })
@@ -441,7 +442,7 @@ fn seccomp_refused_membarrier() {
         let t0 = Instant::now();
         let r = Process::scope(|s| {
             let cs: Vec<_> = (0..4u64)
-                .map(|_| s.start(|| { for _ in 0..3000 { v.update(|x| *x += 1); } let (a, b) = lock_sleeps(); [a, b] }).unwrap())
+                .map(|_| s.start(|| { let (a0, b0) = lock_sleeps(); for _ in 0..3000 { v.update(|x| *x += 1); } let (a, b) = lock_sleeps(); [a - a0, b - b0] }).unwrap())
                 .collect();
             cs.into_iter().map(|c| common::finish(c).unwrap()).fold((0, 0), |a, b| (a.0 + b[0], a.1 + b[1]))
         });
