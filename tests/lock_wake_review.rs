@@ -1,13 +1,18 @@
-//! Attacking review of the plain-store release (issue 12, branch `lock`): lost wake-ups
-//! through the WOKEN bit, garbage in the sleeper word, killed sleepers. Every wait is
-//! bounded. Run with `--test-threads=1`.
+//! Regression tests from an attacking review of the plain-store release of object locks
+//! (`sys/counted_lock.rs`): lost wake-ups through the WOKEN bit, garbage in the sleeper
+//! word, killed sleepers. Each of the first three failed on the reviewed code. A lost
+//! wake-up is seen, without a timing assertion where the sleeper is ours, by the test hook
+//! `lock_free_timeouts`: a sleep that ran into its timeout and found the lock free. Every
+//! wait is bounded. The `ptrace` tests skip, saying so, where tracing is not permitted.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::forking;
-use shared_runtime::test_hooks::{lock_sleeps, peek_for_tests, poke_for_tests};
+use shared_runtime::test_hooks::{
+    end_failed_wake_for_tests, lock_free_timeouts, lock_sleeps, peek_for_tests, poke_for_tests,
+};
 use shared_runtime::{Arena, Lock, Process, Value};
 
 const WOKEN: u64 = 1 << 31;
@@ -23,7 +28,10 @@ fn poke(a: &Arena, off: u64, v: u64) {
 }
 
 fn now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: valid out pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -32,9 +40,10 @@ fn now_ns() -> u64 {
 /// The interleaving (all steps are the library's own, reproduced here on the shared word):
 /// release R_prev (of an earlier holder) is in `CountedLock::wake`: it set WOKEN and its
 /// `futex_wake_one` found nobody queued yet (sleeper B was between its membarrier and
-/// FUTEX_WAIT), and its thread is preempted at the system call's return, before its
-/// `fetch_and(!WOKEN)`. B now sleeps on holder C. C releases: it sees WOKEN set and skips
-/// its wake-up. R_prev resumes and clears WOKEN. Nobody wakes B: it sleeps its whole POLL
+/// FUTEX_WAIT), and its thread is preempted at the system call's return, before it clears
+/// WOKEN. B now sleeps on holder C. C releases: it sees WOKEN set and skips its wake-up.
+/// R_prev resumes (the library's own code, through a test hook): it clears WOKEN and, B
+/// being counted, wakes it. The reviewed code only cleared WOKEN: B slept its whole POLL
 /// on a free lock.
 #[test]
 fn woken_bit_of_a_failed_wake_strands_a_sleeper() {
@@ -42,14 +51,9 @@ fn woken_bit_of_a_failed_wake_strands_a_sleeper() {
     let lock = Lock::new_in(&arena).unwrap();
     let off = lock.handle().offset;
     let g = lock.lock().unwrap(); // C holds
-    let released = std::sync::OnceLock::<Instant>::new();
-    let latency = std::thread::scope(|s| {
-        let b = s.spawn(|| {
-            let got = lock.try_lock_for(Duration::from_secs(5));
-            let at = Instant::now();
-            drop(got);
-            at
-        });
+    let free0 = lock_free_timeouts();
+    std::thread::scope(|s| {
+        let b = s.spawn(|| lock.try_lock_for(Duration::from_secs(5)).is_ok());
         // B counted (and asleep).
         assert!(common::wait_until(|| peek(&arena, off) & 0x7fff_ffff == 1));
         std::thread::sleep(Duration::from_millis(5));
@@ -57,51 +61,96 @@ fn woken_bit_of_a_failed_wake_strands_a_sleeper() {
         let w = peek(&arena, off);
         poke(&arena, off, w | WOKEN);
         // C releases: skips its wake-up (WOKEN is set).
-        released.set(Instant::now()).unwrap();
         drop(g);
-        // R_prev resumes: fetch_and(!WOKEN).
+        // R_prev resumes.
         std::thread::sleep(Duration::from_millis(1));
-        let w = peek(&arena, off);
-        poke(&arena, off, w & !WOKEN);
-        b.join().unwrap()
+        end_failed_wake_for_tests(&arena, off).unwrap();
+        assert!(b.join().unwrap(), "B never took the lock");
     });
-    let latency = latency - *released.get().unwrap();
-    assert!(
-        latency < Duration::from_millis(20),
-        "B took {latency:?} to take a lock released with B asleep: lost wake-up"
+    assert_eq!(
+        lock_free_timeouts() - free0,
+        0,
+        "B slept until its timeout on a free lock: lost wake-up"
+    );
+    assert_eq!(
+        peek(&arena, off) & 0xffff_ffff,
+        0,
+        "sleeper word left dirty"
     );
 }
 
-/// Garbage 0xFFFF_FFFF in the sleeper word (count 2^31-1 with WOKEN) never heals: each
-/// sleeper's fetch_add wraps it to 0 (it sleeps uncounted), its fetch_sub restores it; every
-/// contended acquisition by a lone waiter then costs a whole POLL, forever.
+/// Garbage 0xFFFF_FFFF in the sleeper word (count 2^31-1 with WOKEN): on the reviewed code
+/// each sleeper's fetch_add wrapped it to 0 (it slept uncounted) and its fetch_sub restored
+/// it, so every contended acquisition by a lone waiter cost a whole POLL, forever. Now the
+/// first waiter repairs it. Also 0x7FFF_FFFF (an increment would carry into WOKEN).
 #[test]
 fn garbage_sleeper_word_costs_a_poll_per_wait_forever() {
+    for garbage in [0xFFFF_FFFF, 0x7FFF_FFFF] {
+        let arena = Arena::with_capacity(1 << 20).unwrap();
+        let lock = Lock::new_in(&arena).unwrap();
+        let off = lock.handle().offset;
+        poke(&arena, off, garbage);
+        let free0 = lock_free_timeouts();
+        for _ in 0..5 {
+            let g = lock.lock().unwrap();
+            std::thread::scope(|s| {
+                let b = s.spawn(|| lock.try_lock_for(Duration::from_secs(5)).is_ok());
+                // B is counted (after the repair) before C releases.
+                assert!(common::wait_until(|| peek(&arena, off) & 0x7fff_ffff == 1));
+                std::thread::sleep(Duration::from_millis(5));
+                drop(g);
+                assert!(b.join().unwrap(), "B never took the lock");
+            });
+        }
+        let stalls = lock_free_timeouts() - free0;
+        let word = peek(&arena, off) & 0xffff_ffff;
+        eprintln!("garbage {garbage:#x}: {stalls} sleeps on a free lock, word now {word:#x}");
+        assert_eq!(word, 0, "the garbage never healed");
+        assert_eq!(stalls, 0, "sleeps ran into their timeout on a free lock");
+    }
+}
+
+/// Killed sleepers raise the count for good, one each; a count pushed near the top of its
+/// bits (as by very many kills, or garbage) is taken for damage by the next waiter, never
+/// carried into WOKEN.
+#[test]
+fn raised_count_never_carries_into_woken() {
     let arena = Arena::with_capacity(1 << 20).unwrap();
     let lock = Lock::new_in(&arena).unwrap();
     let off = lock.handle().offset;
-    poke(&arena, off, 0xFFFF_FFFF);
-    let mut slow = 0;
-    for _ in 0..5 {
+    for raised in [
+        3u64,
+        1 << 22,
+        (1 << 22) + 1,
+        0x7FFF_FFFE,
+        WOKEN | 0x7FFF_FFFE,
+    ] {
+        poke(&arena, off, raised);
         let g = lock.lock().unwrap();
-        let released = std::thread::scope(|s| {
-            let b = s.spawn(|| {
-                let got = lock.try_lock_for(Duration::from_secs(5));
-                let at = Instant::now();
-                drop(got);
-                at
-            });
-            std::thread::sleep(Duration::from_millis(10));
-            let r = Instant::now();
+        std::thread::scope(|s| {
+            let b = s.spawn(|| lock.try_lock_for(Duration::from_secs(5)).is_ok());
+            // Counted: raised + 1 if sane, else repaired to 1; WOKEN never from a carry.
+            let want = if raised & 0x7fff_ffff <= 1 << 22 {
+                (raised & 0x7fff_ffff) + 1
+            } else {
+                1
+            };
+            assert!(
+                common::wait_until(|| peek(&arena, off) & 0x7fff_ffff == want),
+                "count {:#x} after a waiter joined {raised:#x}",
+                peek(&arena, off) & 0xffff_ffff
+            );
             drop(g);
-            b.join().unwrap() - r
+            assert!(b.join().unwrap());
         });
-        eprintln!("handover took {released:?}, sleeper word {:#x}", peek(&arena, off) & 0xffff_ffff);
-        if released > Duration::from_millis(20) {
-            slow += 1;
-        }
+        let left = peek(&arena, off) & 0xffff_ffff;
+        let want = if raised & 0x7fff_ffff <= 1 << 22 {
+            raised & 0x7fff_ffff
+        } else {
+            0
+        };
+        assert_eq!(left & 0x7fff_ffff, want, "after {raised:#x}");
     }
-    assert!(slow <= 1, "{slow} of 5 handovers took a whole POLL: the garbage never healed");
 }
 
 /// A stress test with timestamps: children contend on a Value; a wait of >= 50 ms whose
@@ -126,9 +175,18 @@ fn stress(leak: bool) -> (u64, u64, u64, u64) {
         unsafe { libc::kill(p.pid(), libc::SIGKILL) };
         let _ = p.join_timeout(Duration::from_secs(10));
         drop(g);
-        assert_eq!(peek(arena, off) & 0x7fff_ffff, 1, "the killed sleeper stays counted");
+        assert_eq!(
+            peek(arena, off) & 0x7fff_ffff,
+            1,
+            "the killed sleeper stays counted"
+        );
     }
-    let env = |k: &str, d: u64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
     let children = env("RV_CHILDREN", 10) as usize;
     let rounds = env("RV_ROUNDS", 4000);
     let every = env("RV_EVERY", 8);
@@ -148,7 +206,11 @@ fn stress(leak: bool) -> (u64, u64, u64, u64) {
                         let (st, fr) = v.update(|last| {
                             let t = now_ns();
                             let waited = t - t0;
-                            let gap = if *last == 0 { 0 } else { t.saturating_sub(*last) };
+                            let gap = if *last == 0 {
+                                0
+                            } else {
+                                t.saturating_sub(*last)
+                            };
                             if round % every == i as u64 % every {
                                 let until = Instant::now() + hold;
                                 while Instant::now() < until {
@@ -156,7 +218,10 @@ fn stress(leak: bool) -> (u64, u64, u64, u64) {
                                 }
                             }
                             *last = now_ns();
-                            (waited >= 50_000_000, waited >= 50_000_000 && gap >= 25_000_000)
+                            (
+                                waited >= 50_000_000,
+                                waited >= 50_000_000 && gap >= 25_000_000,
+                            )
                         });
                         stalls += u64::from(st);
                         free_stalls += u64::from(fr);
@@ -167,7 +232,9 @@ fn stress(leak: bool) -> (u64, u64, u64, u64) {
                 .unwrap()
             })
             .collect();
-        cs.into_iter().map(|c| common::finish(c).unwrap()).collect::<Vec<_>>()
+        cs.into_iter()
+            .map(|c| common::finish(c).unwrap())
+            .collect::<Vec<_>>()
     });
     let sum = |k: usize| stats.iter().map(|s| s[k]).sum::<u64>();
     let r = (sum(0), sum(1), sum(2), sum(3));
@@ -232,23 +299,40 @@ fn info(pid: libc::pid_t) -> SyscallInfo {
             &mut i as *mut SyscallInfo,
         )
     };
-    assert!(n > 0, "PTRACE_GET_SYSCALL_INFO: {}", std::io::Error::last_os_error());
+    assert!(
+        n > 0,
+        "PTRACE_GET_SYSCALL_INFO: {}",
+        std::io::Error::last_os_error()
+    );
     i
 }
 
 /// Runs the traced `pid` from system-call stop to system-call stop until `stop` accepts
 /// one (entry: op 1, exit: op 2); `last_entry` carries the latest entry's (nr, args).
-fn run_until(pid: libc::pid_t, last_entry: &mut [u64; 7], mut stop: impl FnMut(&SyscallInfo, &[u64; 7]) -> bool) {
+fn run_until(
+    pid: libc::pid_t,
+    last_entry: &mut [u64; 7],
+    mut stop: impl FnMut(&SyscallInfo, &[u64; 7]) -> bool,
+) {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut sig = 0;
     loop {
-        assert!(Instant::now() < deadline, "tracee {pid} never reached the stop");
+        assert!(
+            Instant::now() < deadline,
+            "tracee {pid} never reached the stop"
+        );
         // SAFETY: pid is our stopped tracee.
-        assert_eq!(unsafe { libc::ptrace(libc::PTRACE_SYSCALL, pid, 0, sig) }, 0);
+        assert_eq!(
+            unsafe { libc::ptrace(libc::PTRACE_SYSCALL, pid, 0, sig) },
+            0
+        );
         sig = 0;
         let mut status = 0;
         // SAFETY: waits for our own child.
-        assert_eq!(unsafe { libc::waitpid(pid, &mut status, libc::__WALL) }, pid);
+        assert_eq!(
+            unsafe { libc::waitpid(pid, &mut status, libc::__WALL) },
+            pid
+        );
         assert!(libc::WIFSTOPPED(status), "tracee {pid} ended: {status:#x}");
         if libc::WSTOPSIG(status) != (libc::SIGTRAP | 0x80) {
             sig = libc::WSTOPSIG(status);
@@ -264,6 +348,32 @@ fn run_until(pid: libc::pid_t, last_entry: &mut [u64; 7], mut stop: impl FnMut(&
         if stop(&i, last_entry) {
             return;
         }
+    }
+}
+
+/// Whether this process may trace its children (a container or a Yama setting may
+/// forbid it); if not, why, for the test to print as it skips.
+fn ptrace_refused() -> Option<String> {
+    // SAFETY: the child only asks to be traced and exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: plain ptrace; _exit ends the child at once.
+        unsafe {
+            let rc = libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0);
+            libc::_exit(if rc == 0 {
+                0
+            } else {
+                *libc::__errno_location()
+            });
+        }
+    }
+    let status = common::wait_pid(pid);
+    match libc::WEXITSTATUS(status) {
+        0 => None,
+        errno => Some(format!(
+            "PTRACE_TRACEME refused: {}",
+            std::io::Error::from_raw_os_error(errno)
+        )),
     }
 }
 
@@ -283,17 +393,27 @@ fn traced_child(f: impl FnOnce()) -> libc::pid_t {
     }
     let mut status = 0;
     // SAFETY: our child.
-    assert_eq!(unsafe { libc::waitpid(pid, &mut status, libc::__WALL) }, pid);
+    assert_eq!(
+        unsafe { libc::waitpid(pid, &mut status, libc::__WALL) },
+        pid
+    );
     assert!(libc::WIFSTOPPED(status));
     // SAFETY: our stopped tracee.
     let opts = libc::PTRACE_O_TRACESYSGOOD | libc::PTRACE_O_EXITKILL;
-    assert_eq!(unsafe { libc::ptrace(libc::PTRACE_SETOPTIONS, pid, 0, opts) }, 0);
+    assert_eq!(
+        unsafe { libc::ptrace(libc::PTRACE_SETOPTIONS, pid, 0, opts) },
+        0
+    );
     pid
 }
 
 #[test]
 fn ptrace_forced_interleaving_loses_a_wake_up() {
     let _f = forking();
+    if let Some(why) = ptrace_refused() {
+        eprintln!("SKIPPED: {why}; this test forces its interleaving with ptrace");
+        return;
+    }
     let arena = Arena::with_capacity(1 << 20).unwrap();
     let lock = Lock::new_in(&arena).unwrap();
     let off = lock.handle().offset;
@@ -304,17 +424,25 @@ fn ptrace_forced_interleaving_loses_a_wake_up() {
     // 1. C holds; B waits until its membarrier.
     let g = lock.lock().unwrap();
     let b = traced_child(|| {
+        let free0 = lock_free_timeouts();
         let got = lock.try_lock_for(Duration::from_secs(5)).is_ok();
-        let t = if got { now_ns() } else { 0 };
-        // SAFETY: writes 8 bytes to the pipe.
-        unsafe { libc::write(fds[1], (&t as *const u64).cast(), 8) };
+        // Whether B took the lock, and how many of its sleeps ended on a free lock.
+        let r = [u64::from(got), lock_free_timeouts() - free0];
+        // SAFETY: writes 16 bytes to the pipe.
+        unsafe { libc::write(fds[1], r.as_ptr().cast(), 16) };
     });
     let a = traced_child(|| {
         drop(lock.lock().unwrap());
     });
     let mut eb = [0u64; 7];
-    run_until(b, &mut eb, |i, _| i.op == 1 && i.data[0] == SYS_MEMBARRIER && i.data[1] == 2);
-    assert_eq!(peek(&arena, off) & 0xffff_ffff, 1, "B is counted, WOKEN clear");
+    run_until(b, &mut eb, |i, _| {
+        i.op == 1 && i.data[0] == SYS_MEMBARRIER && i.data[1] == 2
+    });
+    assert_eq!(
+        peek(&arena, off) & 0xffff_ffff,
+        1,
+        "B is counted, WOKEN clear"
+    );
     // 2.
     drop(g);
     // 3. A's FUTEX_WAKE (op 1, shared) returns 0: stop there.
@@ -322,34 +450,46 @@ fn ptrace_forced_interleaving_loses_a_wake_up() {
     run_until(a, &mut ea, |i, e| {
         i.op == 2 && e[0] == SYS_FUTEX && e[2] == libc::FUTEX_WAKE as u64 && i.data[0] == 0
     });
-    assert_eq!(peek(&arena, off) & 0xffff_ffff, WOKEN | 1, "A's wake-up is in flight");
+    assert_eq!(
+        peek(&arena, off) & 0xffff_ffff,
+        WOKEN | 1,
+        "A's wake-up is in flight"
+    );
     // 4. C again; B on into its FUTEX_WAIT.
     let g = lock.lock().unwrap();
-    run_until(b, &mut eb, |i, _| i.op == 1 && i.data[0] == SYS_FUTEX && i.data[2] == libc::FUTEX_WAIT as u64);
+    run_until(b, &mut eb, |i, _| {
+        i.op == 1 && i.data[0] == SYS_FUTEX && i.data[2] == libc::FUTEX_WAIT as u64
+    });
     // SAFETY: detaching our tracee lets it run on (into the FUTEX_WAIT).
     unsafe { libc::ptrace(libc::PTRACE_DETACH, b, 0, 0) };
     std::thread::sleep(Duration::from_millis(5));
     // 5.
-    let released = now_ns();
     drop(g);
     // SAFETY: as above.
     unsafe { libc::ptrace(libc::PTRACE_DETACH, a, 0, 0) };
-    let mut pfd = libc::pollfd { fd: fds[0], events: libc::POLLIN, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd: fds[0],
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: one pollfd, 5 s.
-    assert_eq!(unsafe { libc::poll(&mut pfd, 1, 5000) }, 1, "B never took the lock");
-    let mut t = 0u64;
-    // SAFETY: reads 8 bytes.
-    unsafe { libc::read(fds[0], (&mut t as *mut u64).cast(), 8) };
+    assert_eq!(
+        unsafe { libc::poll(&mut pfd, 1, 5000) },
+        1,
+        "B never took the lock"
+    );
+    let mut r = [0u64; 2];
+    // SAFETY: reads 16 bytes.
+    assert_eq!(unsafe { libc::read(fds[0], r.as_mut_ptr().cast(), 16) }, 16);
     for pid in [a, b] {
         let mut st = 0;
         // SAFETY: reaps our children.
         unsafe { libc::waitpid(pid, &mut st, libc::__WALL) };
     }
-    assert!(t > 0, "B timed out");
-    let latency = Duration::from_nanos(t - released);
-    assert!(
-        latency < Duration::from_millis(20),
-        "B took {latency:?} to take a free lock it slept on: lost wake-up (no kill, no garbage)"
+    assert_eq!(r[0], 1, "B timed out");
+    assert_eq!(
+        r[1], 0,
+        "B slept until its timeout on a free lock: lost wake-up (no kill, no garbage)"
     );
 }
 
@@ -359,6 +499,10 @@ fn ptrace_forced_interleaving_loses_a_wake_up() {
 #[test]
 fn killed_woken_sleeper_costs_at_most_one_poll() {
     let _f = forking();
+    if let Some(why) = ptrace_refused() {
+        eprintln!("SKIPPED: {why}; this test forces its interleaving with ptrace");
+        return;
+    }
     let arena = Arena::with_capacity(1 << 20).unwrap();
     let lock = Lock::new_in(&arena).unwrap();
     let off = lock.handle().offset;
@@ -368,7 +512,9 @@ fn killed_woken_sleeper_costs_at_most_one_poll() {
     });
     let mut eb = [0u64; 7];
     // B into its FUTEX_WAIT (entry stop), then let it sleep.
-    run_until(b, &mut eb, |i, _| i.op == 1 && i.data[0] == SYS_FUTEX && i.data[2] == libc::FUTEX_WAIT as u64);
+    run_until(b, &mut eb, |i, _| {
+        i.op == 1 && i.data[0] == SYS_FUTEX && i.data[2] == libc::FUTEX_WAIT as u64
+    });
     // SAFETY: our tracee, resumed into the syscall; the next stop is its exit.
     assert_eq!(unsafe { libc::ptrace(libc::PTRACE_SYSCALL, b, 0, 0) }, 0);
     std::thread::sleep(Duration::from_millis(5));
@@ -386,7 +532,10 @@ fn killed_woken_sleeper_costs_at_most_one_poll() {
         let mut st = 0;
         // SAFETY: B's syscall-exit stop.
         assert_eq!(unsafe { libc::waitpid(b, &mut st, libc::__WALL) }, b);
-        eprintln!("sleeper word after the release: {:#x}", peek(&arena, off) & 0xffff_ffff);
+        eprintln!(
+            "sleeper word after the release: {:#x}",
+            peek(&arena, off) & 0xffff_ffff
+        );
         // SAFETY: kill our child, woken but not yet run.
         unsafe { libc::kill(b, libc::SIGKILL) };
         unsafe { libc::waitpid(b, &mut st, libc::__WALL) };
@@ -420,11 +569,21 @@ fn deny_membarrier() {
         f(RET_K, 0, 0, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32),
         f(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
     ];
-    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut _ };
+    let fprog = libc::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_ptr() as *mut _,
+    };
     // SAFETY: standard seccomp installation on this thread (the child is single-threaded).
     unsafe {
         assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
-        assert_eq!(libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &fprog as *const _), 0);
+        assert_eq!(
+            libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &fprog as *const _
+            ),
+            0
+        );
     }
 }
 
@@ -438,21 +597,82 @@ fn seccomp_refused_membarrier() {
     let out = common::in_child(|| {
         deny_membarrier();
         // A grandchild of the filtered process: its atfork registration is refused.
-        let plain = common::in_child(|| u8::from(shared_runtime::test_hooks::releases_plain())).unwrap();
+        let plain =
+            common::in_child(|| u8::from(shared_runtime::test_hooks::releases_plain())).unwrap();
         let t0 = Instant::now();
         let r = Process::scope(|s| {
             let cs: Vec<_> = (0..4u64)
-                .map(|_| s.start(|| { let (a0, b0) = lock_sleeps(); for _ in 0..3000 { v.update(|x| *x += 1); } let (a, b) = lock_sleeps(); [a - a0, b - b0] }).unwrap())
+                .map(|_| {
+                    s.start(|| {
+                        let (a0, b0) = lock_sleeps();
+                        for _ in 0..3000 {
+                            v.update(|x| *x += 1);
+                        }
+                        let (a, b) = lock_sleeps();
+                        [a - a0, b - b0]
+                    })
+                    .unwrap()
+                })
                 .collect();
-            cs.into_iter().map(|c| common::finish(c).unwrap()).fold((0, 0), |a, b| (a.0 + b[0], a.1 + b[1]))
+            cs.into_iter()
+                .map(|c| common::finish(c).unwrap())
+                .fold((0, 0), |a, b| (a.0 + b[0], a.1 + b[1]))
         });
         [u64::from(plain), r.0, r.1, t0.elapsed().as_millis() as u64]
     })
     .unwrap();
     // And registered processes contending at the same time would be needed for the mixed
     // case; here: the filtered ones alone.
-    eprintln!("plain={} sleeps={} long={} in {} ms", out[0], out[1], out[2], out[3]);
-    assert_eq!(out[0], 0, "a process whose registration was refused releases plainly");
+    eprintln!(
+        "plain={} sleeps={} long={} in {} ms",
+        out[0], out[1], out[2], out[3]
+    );
+    assert_eq!(
+        out[0], 0,
+        "a process whose registration was refused releases plainly"
+    );
     assert_eq!(v.get(), 12000);
     assert_eq!(out[2], 0);
+}
+
+/// A waiter that slept and then took the lock over from a dead holder clears a wake-up in
+/// flight, as one that takes a released lock does: the reviewed code left WOKEN set, and
+/// every later release skipped its wake-up until some sleeper cleared it.
+#[test]
+fn taking_over_from_a_dead_holder_clears_woken() {
+    let _f = forking();
+    let arena = Arena::with_capacity(1 << 20).unwrap();
+    let lock = Lock::new_in(&arena).unwrap();
+    let off = lock.handle().offset;
+    // SAFETY: the child takes the lock and sleeps until killed; the test's other threads
+    // are idle (the forking lock is held).
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        std::mem::forget(lock.lock());
+        std::thread::sleep(Duration::from_secs(30));
+        // SAFETY: ends the child.
+        unsafe { libc::_exit(0) }
+    }
+    assert!(common::wait_until(|| peek_for_tests(&arena, off, 0)
+        .unwrap()
+        != 0));
+    std::thread::scope(|s| {
+        let b = s.spawn(|| lock.try_lock_for(Duration::from_secs(5)).map(drop).is_err());
+        // B counted and asleep; a wake-up is in flight for it (a release's WOKEN).
+        assert!(common::wait_until(|| peek(&arena, off) & 0x7fff_ffff == 1));
+        let w = peek(&arena, off);
+        poke(&arena, off, w | WOKEN);
+        // SAFETY: kills and reaps our own child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        common::wait_pid(pid);
+        assert!(
+            b.join().unwrap(),
+            "B took over from the dead holder: poisoned"
+        );
+    });
+    assert_eq!(
+        peek(&arena, off) & WOKEN,
+        0,
+        "WOKEN left set by a waiter that took over from a dead holder"
+    );
 }
