@@ -197,7 +197,7 @@ fn stress(leak: bool) -> (u64, u64, u64, u64) {
             .map(|i| {
                 let (v, ready) = (&v, &ready);
                 s.start(move || {
-                    let (s0, l0) = lock_sleeps(); // counters are inherited through fork
+                    let (s0, l0) = lock_sleeps(); // 0: a forked child counts its own sleeps only
                     ready.update(|r| *r += 1);
                     assert!(common::wait_until(|| ready.get() == children as u64));
                     let (mut stalls, mut free_stalls) = (0u64, 0u64);
@@ -322,17 +322,13 @@ fn run_until(
             "tracee {pid} never reached the stop"
         );
         // SAFETY: pid is our stopped tracee.
-        assert_eq!(
-            unsafe { libc::ptrace(libc::PTRACE_SYSCALL, pid, 0, sig) },
-            0
-        );
+        let rc = unsafe { libc::ptrace(libc::PTRACE_SYSCALL, pid, 0, sig) };
+        assert_eq!(rc, 0);
         sig = 0;
         let mut status = 0;
         // SAFETY: waits for our own child.
-        assert_eq!(
-            unsafe { libc::waitpid(pid, &mut status, libc::__WALL) },
-            pid
-        );
+        let rc = unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
+        assert_eq!(rc, pid);
         assert!(libc::WIFSTOPPED(status), "tracee {pid} ended: {status:#x}");
         if libc::WSTOPSIG(status) != (libc::SIGTRAP | 0x80) {
             sig = libc::WSTOPSIG(status);
@@ -393,17 +389,13 @@ fn traced_child(f: impl FnOnce()) -> libc::pid_t {
     }
     let mut status = 0;
     // SAFETY: our child.
-    assert_eq!(
-        unsafe { libc::waitpid(pid, &mut status, libc::__WALL) },
-        pid
-    );
+    let rc = unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
+    assert_eq!(rc, pid);
     assert!(libc::WIFSTOPPED(status));
-    // SAFETY: our stopped tracee.
     let opts = libc::PTRACE_O_TRACESYSGOOD | libc::PTRACE_O_EXITKILL;
-    assert_eq!(
-        unsafe { libc::ptrace(libc::PTRACE_SETOPTIONS, pid, 0, opts) },
-        0
-    );
+    // SAFETY: our stopped tracee.
+    let rc = unsafe { libc::ptrace(libc::PTRACE_SETOPTIONS, pid, 0, opts) };
+    assert_eq!(rc, 0);
     pid
 }
 
@@ -473,11 +465,8 @@ fn ptrace_forced_interleaving_loses_a_wake_up() {
         revents: 0,
     };
     // SAFETY: one pollfd, 5 s.
-    assert_eq!(
-        unsafe { libc::poll(&mut pfd, 1, 5000) },
-        1,
-        "B never took the lock"
-    );
+    let rc = unsafe { libc::poll(&mut pfd, 1, 5000) };
+    assert_eq!(rc, 1, "B never took the lock");
     let mut r = [0u64; 2];
     // SAFETY: reads 16 bytes.
     assert_eq!(unsafe { libc::read(fds[0], r.as_mut_ptr().cast(), 16) }, 16);
@@ -538,6 +527,7 @@ fn killed_woken_sleeper_costs_at_most_one_poll() {
         );
         // SAFETY: kill our child, woken but not yet run.
         unsafe { libc::kill(b, libc::SIGKILL) };
+        // SAFETY: reaps our own child.
         unsafe { libc::waitpid(b, &mut st, libc::__WALL) };
         let latency = d.join().unwrap() - released;
         // The next contended handover.
