@@ -3,7 +3,9 @@
 //! word, killed sleepers. Each of the first three failed on the reviewed code. A lost
 //! wake-up is seen, without a timing assertion where the sleeper is ours, by the test hook
 //! `lock_free_timeouts`: a sleep that ran into its timeout and found the lock free. Every
-//! wait is bounded. The `ptrace` tests skip, saying so, where tracing is not permitted.
+//! wait is bounded, and every test holds `forking()`: the counters are the process's, and
+//! one test strands a sleeper on purpose. The `ptrace` tests skip, saying so, where tracing
+//! is not permitted.
 
 mod common;
 
@@ -47,6 +49,8 @@ fn now_ns() -> u64 {
 /// on a free lock.
 #[test]
 fn woken_bit_of_a_failed_wake_strands_a_sleeper() {
+    // The sleep counters are the process's: no other test of this file runs meanwhile.
+    let _f = forking();
     let arena = Arena::with_capacity(1 << 20).unwrap();
     let lock = Lock::new_in(&arena).unwrap();
     let off = lock.handle().offset;
@@ -85,6 +89,8 @@ fn woken_bit_of_a_failed_wake_strands_a_sleeper() {
 /// first waiter repairs it. Also 0x7FFF_FFFF (an increment would carry into WOKEN).
 #[test]
 fn garbage_sleeper_word_costs_a_poll_per_wait_forever() {
+    // The sleep counters are the process's: no other test of this file runs meanwhile.
+    let _f = forking();
     for garbage in [0xFFFF_FFFF, 0x7FFF_FFFF] {
         let arena = Arena::with_capacity(1 << 20).unwrap();
         let lock = Lock::new_in(&arena).unwrap();
@@ -115,6 +121,8 @@ fn garbage_sleeper_word_costs_a_poll_per_wait_forever() {
 /// carried into WOKEN.
 #[test]
 fn raised_count_never_carries_into_woken() {
+    // The sleep counters are the process's: no other test of this file runs meanwhile.
+    let _f = forking();
     let arena = Arena::with_capacity(1 << 20).unwrap();
     let lock = Lock::new_in(&arena).unwrap();
     let off = lock.handle().offset;
@@ -153,10 +161,12 @@ fn raised_count_never_carries_into_woken() {
     }
 }
 
-/// A stress test with timestamps: children contend on a Value; a wait of >= 50 ms whose
-/// lock sat free >= 25 ms before the waiter got it (previous holder's release timestamp)
-/// is a stall without a holder delay. First a sleeper is SIGKILLed (count left at 1), which
-/// makes every release go through `wake()`'s fetch_or / FUTEX_WAKE / fetch_and window.
+/// A stress test: children contend on a Value. Measured with timestamps (printed only: a
+/// loaded machine makes them too): a wait of >= 50 ms whose lock sat free >= 25 ms before
+/// the waiter got it (previous holder's release timestamp). Checked: sleeps that ran into
+/// their timeout on a free lock (the `lock_free_timeouts` hook; 1 in 200 sleeps allowed for
+/// a release within microseconds of a timeout). With `leak`, a sleeper is SIGKILLed first
+/// (count left at 1), which makes every release go through `wake()`.
 fn stress(leak: bool) -> (u64, u64, u64, u64) {
     let _f = forking();
     let v = Value::new(0u64).unwrap();
@@ -197,7 +207,8 @@ fn stress(leak: bool) -> (u64, u64, u64, u64) {
             .map(|i| {
                 let (v, ready) = (&v, &ready);
                 s.start(move || {
-                    let (s0, l0) = lock_sleeps(); // 0: a forked child counts its own sleeps only
+                    // 0: a forked child counts its own sleeps only.
+                    let (s0, l0) = (lock_sleeps().0, lock_free_timeouts());
                     ready.update(|r| *r += 1);
                     assert!(common::wait_until(|| ready.get() == children as u64));
                     let (mut stalls, mut free_stalls) = (0u64, 0u64);
@@ -226,8 +237,8 @@ fn stress(leak: bool) -> (u64, u64, u64, u64) {
                         stalls += u64::from(st);
                         free_stalls += u64::from(fr);
                     }
-                    let (sleeps, long) = lock_sleeps();
-                    [stalls, free_stalls, sleeps - s0, long - l0]
+                    let (sleeps, _) = lock_sleeps();
+                    [stalls, free_stalls, sleeps - s0, lock_free_timeouts() - l0]
                 })
                 .unwrap()
             })
@@ -239,7 +250,7 @@ fn stress(leak: bool) -> (u64, u64, u64, u64) {
     let sum = |k: usize| stats.iter().map(|s| s[k]).sum::<u64>();
     let r = (sum(0), sum(1), sum(2), sum(3));
     eprintln!(
-        "leak={leak}: {} waits >= 50ms, {} of them with the lock free >= 25ms before; {} sleeps, {} long timeouts",
+        "leak={leak}: {} waits >= 50ms, {} of them with the lock free >= 25ms before; {} sleeps, {} timeouts on a free lock",
         r.0, r.1, r.2, r.3
     );
     r
@@ -247,14 +258,20 @@ fn stress(leak: bool) -> (u64, u64, u64, u64) {
 
 #[test]
 fn stress_stalls_without_holder_delay() {
-    let (_, free, _, _) = stress(false);
-    assert_eq!(free, 0, "stalls with the lock free: lost wake-ups");
+    let (_, _, sleeps, free) = stress(false);
+    assert!(
+        free <= (sleeps / 200).max(2),
+        "{free} of {sleeps} sleeps ran into their timeout on a free lock: lost wake-ups"
+    );
 }
 
 #[test]
 fn stress_stalls_without_holder_delay_after_a_killed_sleeper() {
-    let (_, free, _, _) = stress(true);
-    assert_eq!(free, 0, "stalls with the lock free: lost wake-ups");
+    let (_, _, sleeps, free) = stress(true);
+    assert!(
+        free <= (sleeps / 200).max(2),
+        "{free} of {sleeps} sleeps ran into their timeout on a free lock: lost wake-ups"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
