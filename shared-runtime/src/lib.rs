@@ -167,10 +167,12 @@ pub mod __private_v1 {
 #[cfg(feature = "test-hooks")]
 #[doc(hidden)]
 pub mod test_hooks {
-    pub use crate::arena::crash::{crash_after_steps, peek_for_tests, poke_for_tests};
+    pub use crate::arena::crash::{
+        crash_after_steps, end_failed_wake_for_tests, peek_for_tests, poke_for_tests,
+    };
     pub use crate::arena::header::layout_for_tests;
     pub use crate::sync::queue::{set_queue_hook, QueueStep};
-    pub use crate::sys::counted_lock::hooks::lock_sleeps;
+    pub use crate::sys::counted_lock::hooks::{lock_free_timeouts, lock_sleeps};
     pub use crate::sys::membarrier::refuse_for_tests as refuse_membarrier;
     pub use crate::sys::process::{force_fenced_release, releases_plain};
 }

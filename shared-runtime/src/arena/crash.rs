@@ -65,6 +65,32 @@ pub fn peek_for_tests(arena: &crate::Arena, payload: u64, word: usize) -> crate:
     Ok(unsafe { &*arena.base().add(at as usize).cast::<AtomicU64>() }.load(Relaxed))
 }
 
+/// Runs the end of a release's failed wake-up (`CountedLock::end_failed_wake`: clear the
+/// wake-up in flight, wake one if anyone is counted) on the lock cell at `payload`, as the
+/// release that set the bit would: for tests that reproduce an interleaving of that
+/// release with others step by step.
+///
+/// # Errors
+/// [`Error::Corrupted`](crate::Error::Corrupted) if no used block of a lock cell's size
+/// starts at `payload`.
+#[cfg(feature = "test-hooks")]
+pub fn end_failed_wake_for_tests(arena: &crate::Arena, payload: u64) -> crate::Result<()> {
+    let at = word_of(arena, payload, 2)?;
+    // SAFETY: words 0 and 2 of the block are inside its used payload (word 2 checked under
+    // the arena lock), mapped while `arena` lives and 8-aligned; a lock cell's lock word is
+    // word 0 and its sleeper count the low half of word 2, both only ever accessed
+    // atomically, by every process.
+    let (word, sleepers) = unsafe {
+        let base = arena.base();
+        (
+            &*base.add(payload as usize).cast::<AtomicU64>(),
+            &*base.add(at as usize).cast::<std::sync::atomic::AtomicU32>(),
+        )
+    };
+    crate::sys::counted_lock::CountedLock::new(word, sleepers).end_failed_wake();
+    Ok(())
+}
+
 /// The offset of word `word` of the used block at `payload`, checked under the arena lock.
 #[cfg(feature = "test-hooks")]
 fn word_of(arena: &crate::Arena, payload: u64, word: usize) -> crate::Result<u64> {

@@ -455,11 +455,15 @@ impl LockCore {
         // The common case, all in one test: the identity this thread still has cached is
         // the one the guard took the lock with (so this is that thread, in the process that
         // took it: a forked child has renewed its cache just now; see `leave_slow`), the
-        // lock is held at one level, and the thread is not newly panicking. The word itself
-        // is not read: a live guard means a held lock (a condition wait, which releases the
-        // lock under a live guard, retakes it before the guard can be dropped, even when
-        // unwinding), and only a writer that breaks the lock anyway could have changed it.
+        // lock is held at one level, the lock word still names this thread, and the thread
+        // is not newly panicking. A live guard means a held lock (a condition wait, which
+        // releases the lock under a live guard, retakes it before the guard can be dropped,
+        // even when unwinding), so the word is read only as defence in depth: a word that
+        // another process overwrote (or another holder took over, wrongly proving this
+        // thread dead) is not released from under its holder by this thread's store of 0.
+        // The read costs little: this thread wrote that line when it took the lock.
         if cached_identity_renewed() == me
+            && c.lock().holder() == me
             && c.depth.load(Relaxed) == 0
             && (was_panicking || !std::thread::panicking())
         {

@@ -52,20 +52,65 @@
 //! contention nearly every release made a needless `FUTEX_WAKE` (16 processes on 2 CPUs:
 //! 2.5 to 4.8 times the robust pthread mutex, against 0.6 to 1.7 times per sleep).
 //!
+//! # A wake-up in flight, and why skipping one loses nobody
+//!
 //! A release wakes one sleeper, and no more until that one takes the lock, sleeps again or
-//! gives up ([`WOKEN`]); this is a policy for contention, not part of the argument above: a
-//! release that skips its wake-up for it leaves a sleeper a wake-up in flight, or (if that
-//! waiter is gone) at most a `POLL` of waiting.
+//! gives up ([`WOKEN`]): a policy for contention. A release that finds the count not 0
+//! enters `wake`, whose first step is a locked RMW on the sleeper word (`fetch_or(WOKEN)`,
+//! acquire-release; F below), even when it will only learn that `WOKEN` is set. Every
+//! write of the sleeper word is an RMW, so whoever later modifies it synchronizes with F
+//! (a release sequence), and the release's store of 0 happens before that later RMW and
+//! everything its thread does next. Take a sleeper B, counted by W1 and asleep in W3 on
+//! the identity of holder C. By the argument above, C's R2 read B's increment (else W3
+//! would have found the word changed); F comes after R2, so after W1 too. Then:
+//!
+//! 1. F finds `WOKEN` clear and a count: C calls `FUTEX_WAKE`. If it wakes a sleeper, that
+//!    one is in flight (4). If it finds nobody queued, B was not queued yet, and its
+//!    `FUTEX_WAIT` starts after C's wake, which follows C's store of 0: B does not sleep on
+//!    C. C then clears `WOKEN` again and, if the count is not 0, wakes once more (2).
+//! 2. The release E whose F set the `WOKEN` that C's F found, and whose `FUTEX_WAKE` found
+//!    nobody queued: E's `fetch_and(!WOKEN)` comes after C's F (nothing cleared the bit
+//!    between), so C's store of 0 happens before it, and the count it returns includes B
+//!    (unless B already left). E wakes one more without setting `WOKEN`: it wakes B, or
+//!    another sleeper that is then in flight (4), or nobody because B is not queued yet;
+//!    then B's `FUTEX_WAIT` starts after E's wake, hence after C's store: B does not sleep
+//!    on C. This second wake is what the first build lacked: E's bit made C skip, and E's
+//!    only wake had come too early for B.
+//! 3. F finds `WOKEN` set by a release E whose wake-up did reach a sleeper X: (4) for X.
+//! 4. A waiter X woken (or freed from its sleep) after the RMW that set or cleared the bit
+//!    last before C's F: X's next RMW of the sleeper word comes after C's F. X runs on and
+//!    ends its wait in one of four ways, each of which carries C's skipped wake-up.
+//!    - It takes the lock (from a release or a dead holder) and clears `WOKEN`; its own
+//!      release reads the count after that (it includes B) and is in C's position.
+//!    - It sleeps again: it counts itself and clears `WOKEN` (after C's F, so C's store is
+//!      visible to its W3): it does not sleep on C, and the holder it sleeps on is in
+//!      C's position with a count that includes both (the argument above, with X as B).
+//!    - It gives up (its deadline): `pass_wake` clears `WOKEN` and wakes one if the count
+//!      it returns is not 0, as E in (2).
+//!    - It is killed before any of these: B sleeps at most until its nap ends, one `POLL`
+//!      (bounded, and the next sleep clears the bit).
+//!
+//! A waiter that clears `WOKEN` on its way to sleep without being the woken one leaves
+//! the real one in flight (still carrying, as in 4) and lets the next release wake one
+//! more than needed. So a release skips its wake-up only while a thread that will carry
+//! it runs, and the only lost wake-up left is the killed one of (4), which costs a `POLL`.
+//! `tests/lock_wake_review.rs` forces the interleaving of (2) with `ptrace`.
+//!
+//! # Damage
 //!
 //! A waiter killed in its sleep leaves the count raised for good: every later release of
 //! that lock makes one needless `FUTEX_WAKE` (about a microsecond), and stays correct.
-//! Garbage written to the count by another process costs wake-ups, or a waiter a
-//! [`POLL`](crate::sys::futex::POLL) of latency, never correctness: a sleeper wakes every
-//! `POLL` anyway.
+//! Each such kill adds one; the count cannot reach the top of its 31 bits (where one more
+//! would carry into `WOKEN`) because more than [`MAX_SLEEPERS`] is taken for damage. A
+//! count above that (garbage from another process) is repaired by the next waiter, which
+//! sets it to 1 (itself); decrements stop at 0, so waiters counted before the repair
+//! leave it at 0, not wrapped. Until the repair a release makes one needless wake-up; after
+//! it, a waiter that was counted before may sleep uncounted once, at most a `POLL`. Garbage
+//! `WOKEN` makes releases skip until the next sleep clears it: at most a `POLL` too.
 
 use std::sync::atomic::{
     compiler_fence, fence, AtomicU32, AtomicU64,
-    Ordering::{Acquire, Relaxed, Release, SeqCst},
+    Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst},
 };
 use std::time::{Duration, Instant};
 
@@ -82,6 +127,13 @@ use crate::sys::membarrier::global_barrier;
 /// woken waiter that never clears it (killed) costs the others at most a `POLL`: each
 /// sleeper looks again then, and its next sleep clears it.
 const WOKEN: u32 = 1 << 31;
+/// In the sleeper word, below [`WOKEN`]: the count of sleepers.
+const COUNT: u32 = WOKEN - 1;
+/// More sleepers than this on one lock cannot exist (Linux's limit on thread ids,
+/// `PID_MAX_LIMIT`, bounds the threads of the whole system): a larger count is damage,
+/// repaired by the next waiter. Killed sleepers raise the count by one each, so it cannot
+/// creep up to the top of the count either (where one more would carry into [`WOKEN`]).
+const MAX_SLEEPERS: u32 = 1 << 22;
 
 /// The longest sleep of a waiter whose membarrier was refused (see the module doc).
 pub(crate) const UNFENCED_NAP: Duration = Duration::from_millis(1);
@@ -163,19 +215,55 @@ impl<'a> CountedLock<'a> {
     }
 
     /// The release's wake-up, when the count is not 0: one sleeper, unless one woken
-    /// earlier has not yet taken the lock or gone back to sleep (see [`WOKEN`]).
+    /// earlier has not yet taken the lock, gone back to sleep or given up (see [`WOKEN`]).
+    /// Why a release that skips its wake-up loses nobody: the module doc.
     #[cold]
     #[inline(never)]
     fn wake(self) {
-        let seen = self.sleepers.load(Relaxed);
-        if seen & !WOKEN == 0 || seen & WOKEN != 0 {
+        // A locked RMW even when it only learns that a wake-up is in flight: it orders this
+        // release's store of 0 before whatever clears WOKEN next (a release sequence), which
+        // is what lets the clearer carry this release's wake-up.
+        let seen = self.sleepers.fetch_or(WOKEN, AcqRel);
+        if seen & WOKEN != 0 {
             return;
         }
-        if self.sleepers.fetch_or(WOKEN, Relaxed) & WOKEN == 0 && !futex_wake_one(self.word) {
-            // Nobody was asleep yet (a counted waiter on its way in): no wake-up is in
-            // flight, and that waiter must be woken by the next release.
-            self.sleepers.fetch_and(!WOKEN, Relaxed);
+        if seen & COUNT != 0 && futex_wake_one(self.word) {
+            return;
         }
+        self.end_failed_wake();
+    }
+
+    /// The end of [`wake`](Self::wake) when its `FUTEX_WAKE` found nobody queued (a counted
+    /// waiter on its way in), or the count fell to 0: no wake-up is in flight after all.
+    /// Releases that found `WOKEN` set meanwhile skipped their wake-ups; this wakes for them
+    /// if anyone is still counted ((2) of the module doc).
+    pub(crate) fn end_failed_wake(self) {
+        let left = self.sleepers.fetch_and(!WOKEN, AcqRel);
+        if left & COUNT != 0 {
+            futex_wake_one(self.word);
+        }
+    }
+
+    /// Adds the caller to the count (W1 of the module doc), repairing a count no process
+    /// could have produced. A locked RMW, `SeqCst` for the fenced releasers' pairing.
+    fn join(self) {
+        let _ = self.sleepers.fetch_update(SeqCst, Relaxed, |w| {
+            Some(if w & COUNT > MAX_SLEEPERS {
+                // Garbage (another process wrote the word): more sleepers than threads
+                // can exist. Restart from this waiter alone; a waiter already counted
+                // that then leaves is not subtracted below 0 (see `leave`).
+                1
+            } else {
+                w + 1
+            })
+        });
+    }
+
+    /// Removes the caller from the count, never below 0 (after a repair, or garbage).
+    fn leave(self) {
+        let _ = self
+            .sleepers
+            .fetch_update(Relaxed, Relaxed, |w| (w & COUNT != 0).then(|| w - 1));
     }
 }
 
@@ -198,7 +286,7 @@ impl Protocol for CountedLock<'_> {
     fn sleep(&self, cur: u64, nap: Duration) -> bool {
         // W1: a locked RMW, visible to every CPU when it returns (SeqCst for the fenced
         // releasers' Dekker pairing).
-        self.sleepers.fetch_add(1, SeqCst);
+        self.join();
         // Going (back) to sleep ends a wake-up in flight, if this waiter was its target
         // (or not: then a release may wake one more than needed).
         self.sleepers.fetch_and(!WOKEN, SeqCst);
@@ -211,49 +299,76 @@ impl Protocol for CountedLock<'_> {
         fence(SeqCst);
         // W3: the kernel compares the word (its low half) before sleeping.
         let timed_out = futex_wait(self.word, cur as u32, nap);
-        self.sleepers.fetch_sub(1, Relaxed);
+        self.leave();
         #[cfg(feature = "test-hooks")]
-        hooks::record(nap, timed_out);
+        hooks::record(nap, timed_out, self.word.load(Relaxed) == 0);
         #[cfg(not(feature = "test-hooks"))]
         let _ = timed_out;
         true
     }
 
     fn pass_wake(&self) {
-        self.sleepers.fetch_and(!WOKEN, SeqCst);
-        if self.sleepers.load(SeqCst) != 0 {
+        if self.sleepers.fetch_and(!WOKEN, AcqRel) & COUNT != 0 {
             futex_wake_one(self.word);
         }
     }
 
     fn taken_after_sleep(&self) {
-        self.sleepers.fetch_and(!WOKEN, Relaxed);
+        self.sleepers.fetch_and(!WOKEN, AcqRel);
     }
 }
 
 /// Counts of this process's sleeps on object locks, for the lost-wake-up tests.
 #[cfg(feature = "test-hooks")]
 pub(crate) mod hooks {
-    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
     use std::time::Duration;
 
     use crate::sys::futex::POLL;
 
+    /// The process the counts belong to: a forked child inherits the statics and starts
+    /// its own counts at its first use of them.
+    static PID: AtomicU32 = AtomicU32::new(0);
     static SLEEPS: AtomicU64 = AtomicU64::new(0);
     static LONG_TIMEOUTS: AtomicU64 = AtomicU64::new(0);
+    static FREE_TIMEOUTS: AtomicU64 = AtomicU64::new(0);
 
-    pub(super) fn record(nap: Duration, timed_out: bool) {
-        SLEEPS.fetch_add(1, Relaxed);
+    fn counts() -> [&'static AtomicU64; 3] {
+        let pid = std::process::id();
+        let owner = PID.load(Relaxed);
+        if owner != pid && PID.compare_exchange(owner, pid, Relaxed, Relaxed).is_ok() {
+            for c in [&SLEEPS, &LONG_TIMEOUTS, &FREE_TIMEOUTS] {
+                c.store(0, Relaxed);
+            }
+        }
+        [&SLEEPS, &LONG_TIMEOUTS, &FREE_TIMEOUTS]
+    }
+
+    pub(super) fn record(nap: Duration, timed_out: bool, free_after: bool) {
+        let [sleeps, long, free] = counts();
+        sleeps.fetch_add(1, Relaxed);
         if timed_out && nap >= POLL / 2 {
-            LONG_TIMEOUTS.fetch_add(1, Relaxed);
+            long.fetch_add(1, Relaxed);
+            if free_after {
+                free.fetch_add(1, Relaxed);
+            }
         }
     }
 
     /// How many times this process's threads slept on an object's lock, and how many of
     /// those sleeps, asked to last at least half a `POLL`, ended by their timeout rather
     /// than a wake-up: what a lost wake-up looks like (or a holder that kept the lock that
-    /// long).
+    /// long). Counted from this process's start (a forked child does not count its
+    /// parent's sleeps).
     pub fn lock_sleeps() -> (u64, u64) {
-        (SLEEPS.load(Relaxed), LONG_TIMEOUTS.load(Relaxed))
+        let [sleeps, long, _] = counts();
+        (sleeps.load(Relaxed), long.load(Relaxed))
+    }
+
+    /// How many of the long timeouts of [`lock_sleeps`] found the lock free when they
+    /// ended: a sleeper left asleep on a free lock, the signature of a lost wake-up (a
+    /// holder merely kept from running, by a loaded machine, still holds the lock then).
+    pub fn lock_free_timeouts() -> u64 {
+        counts()[2].load(Relaxed)
     }
 }

@@ -124,7 +124,8 @@ pub(crate) trait Protocol {
     /// Passes a wake-up on, from a waiter that gives up after it slept (a release may have
     /// woken it, and then nobody else).
     fn pass_wake(&self);
-    /// Called by a waiter that slept and has now taken the lock.
+    /// Called by a waiter that slept and has now taken the lock (from a release or from a
+    /// dead holder).
     fn taken_after_sleep(&self) {}
 }
 
@@ -206,18 +207,23 @@ pub(crate) fn lock_slow<P: Protocol>(
         let timed_out = deadline.is_some_and(|d| now >= d);
         // Check the holder every POLL, and once before giving up (a timeout shorter
         // than POLL must still be able to take over from a dead holder).
-        if now.duration_since(last_check) >= POLL || (timed_out && !checked) {
+        let taken_over = if now.duration_since(last_check) >= POLL || (timed_out && !checked) {
             (last_check, checked) = (now, true);
-            if let Some(how) = take_from_dead(lock, cur, me, thread_ended) {
-                return Some(how);
-            }
+            take_from_dead(lock, cur, me, thread_ended)
         } else if !probed {
             // Before the first sleep, the cheap half of the proof (one `kill(tid, 0)`):
             // a holder whose thread is gone is taken over at once, not after a POLL.
             probed = true;
-            if let Some(how) = take_from_dead(lock, cur, me, thread_vanished) {
-                return Some(how);
+            take_from_dead(lock, cur, me, thread_vanished)
+        } else {
+            None
+        };
+        if let Some(how) = taken_over {
+            if slept {
+                // As for a clean take: a wake-up in flight may have been ours.
+                lock.taken_after_sleep();
             }
+            return Some(how);
         }
         if timed_out {
             if slept {
