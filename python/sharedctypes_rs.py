@@ -60,13 +60,14 @@ __all__ = [
 # The arena format, as shared-runtime/src/arena/{header,heap,registry,kind,tags}.rs write it
 # (format version 3; docs/design.md, "Named arenas, named objects, handles").
 MAGIC = int.from_bytes(b"shctypes", "little")
-VERSION = 3
+VERSION = 4
 _HEADER = struct.Struct("<QIIQQqQQ")  # magic version _ capacity id pid start pidns
 _HEAP = 64  # the heap state follows the header's scalars and the 8-byte lock word
 _START, _TOP, _COMMITTED = _HEAP, _HEAP + 8, _HEAP + 16
 _REGISTRY = _HEAP + 8 * (7 + 2 + 128)  # 7 counters, the bin bitmap, 128 bins
 _REBUILDING = _REGISTRY + 8
-HEAP_START = -(-(_REBUILDING + 8) // 64) * 64  # the header's size, rounded to 64
+_SLOT_ALLOCATIONS = _REBUILDING + 8
+HEAP_START = -(-(_SLOT_ALLOCATIONS + 8) // 64) * 64  # the header's size, rounded to 64
 _GRAIN, _HDR, _MIN_BLOCK, _USED = 16, 16, 32, 1
 # The flag bits of a block's size word (heap.rs FLAGS): the low GRAIN bits, RECORD_BLOCK
 # and the six KIND_TAG bits; the rest is the block's size.

@@ -88,6 +88,9 @@ const STACKS: usize = CLASSES;
 /// Blocks kept per stack; a free that finds its stack full goes to the arena.
 const DEPTH: usize = 128;
 
+/// The bit of a [`Class`] that marks a slab slot rather than a cache class.
+const SLOT_CLASS: u8 = 0x80;
+
 /// A size class of cached block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Class(u8);
@@ -192,6 +195,19 @@ impl Class {
 
     fn index(self) -> usize {
         self.0 as usize
+    }
+
+    /// Not a cache class: the mark of an object in a slab slot of stride index `i`
+    /// (`slab.rs`), freed by its owner without the lock (`Arena::free_slot`).
+    #[inline]
+    pub(crate) fn slot(i: usize) -> Class {
+        Class(SLOT_CLASS | i as u8)
+    }
+
+    /// The stride index of a slot's mark (see [`slot`](Self::slot)).
+    #[inline]
+    pub(crate) fn slot_index(self) -> Option<usize> {
+        (self.0 & SLOT_CLASS != 0).then_some((self.0 & !SLOT_CLASS) as usize)
     }
 }
 

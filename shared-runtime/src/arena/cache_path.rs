@@ -26,10 +26,14 @@ use crate::arena::header::ArenaHeader;
 use crate::arena::heap::{tag_code, CACHED_CODE, HDR, USED};
 use crate::arena::namespace::FOREIGN_OWNER;
 use crate::arena::registry::REGISTRY_OWNER;
+use crate::arena::slab::{mark_index, stride_index};
 use crate::arena::{heap, Allocation, Arena, ArenaRef, GLOBAL};
 use crate::sys::liveness::process_ended;
 use crate::sys::process::process_key;
 use crate::{Error, Result};
+
+/// Whether small objects are made in slabs (`slab.rs`).
+const SLABS: bool = true;
 
 /// The `process_key` of the process that caches freed blocks of the global arena: the one
 /// that created it, or a child run by [`Process`](crate::Process) (set as it starts). A
@@ -67,11 +71,17 @@ impl heap::Heap<'_> {
     /// named objects and their registry entries, open records.
     pub(crate) fn alloc(&self, size: u64, align: u64, owner: u32) -> Result<u64> {
         match self.alloc_once(size, align, owner) {
-            Err(Error::OutOfMemory { .. })
-                if self.arena.caches() && self.arena.inner.cache.holds_any() =>
-            {
-                self.arena.flush_cache(self)?;
-                self.alloc_once(size, align, owner)
+            Err(e @ Error::OutOfMemory { .. }) => {
+                let flushed = self.arena.caches() && self.arena.inner.cache.holds_any();
+                if flushed {
+                    self.arena.flush_cache(self)?;
+                }
+                // Empty slabs (of every process) go back too.
+                if self.sweep_slabs()? > 0 || flushed {
+                    self.alloc_once(size, align, owner)
+                } else {
+                    Err(e)
+                }
             }
             other => other,
         }
@@ -85,6 +95,13 @@ impl Arena {
     /// it holds a block of the size, from the allocator otherwise.
     #[inline]
     pub(crate) fn alloc_marked(&self, size: u64, align: u64, marks: u64) -> Result<Allocation> {
+        if SLABS {
+            if let (Some(si), Some(mi)) = (stride_index(size, align), mark_index(marks)) {
+                if let Some(at) = self.alloc_slot(si, mi)? {
+                    return Ok(Allocation::new(ArenaRef::of(self), at).cached_as(Some(Class::slot(si))));
+                }
+            }
+        }
         let class = self.cache_class(size, align);
         let offset = match class.and_then(|c| self.take_cached(c, marks)) {
             Some(offset) => offset,
@@ -201,6 +218,9 @@ impl Arena {
     /// Frees the used block at `payload`, owned by the calling process and allocated as
     /// `class` (see `Allocation`), or keeps it in this process's cache.
     pub(crate) fn free_owned(&self, payload: u64, class: Option<Class>) -> Result<()> {
+        if let Some(si) = class.and_then(Class::slot_index) {
+            return self.free_slot(payload, si);
+        }
         if let Some(class) = class {
             let header = self.header_word(payload);
             match self
@@ -222,8 +242,7 @@ impl Arena {
                 Put::Refused => {}
             }
         }
-        let me = self.owner_tag();
-        self.with_heap(|h| h.free(payload, me))
+        self.with_heap(|h| self.free_adopted(h, payload))
     }
 
     /// Takes a slot of the arena's table for this process's cache (the allocator held as

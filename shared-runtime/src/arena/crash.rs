@@ -113,3 +113,38 @@ pub unsafe fn poke_for_tests(
     unsafe { &*arena.base().add(at as usize).cast::<AtomicU64>() }.store(value, Relaxed);
     Ok(())
 }
+
+/// Overwrites the 8-byte word at offset `at` of a slab of small objects (its header, owner
+/// words or slots), as a hostile process writing the segment could: for tests of how the
+/// arena takes garbage in a slab. `at` must be 8-aligned and inside a slab's payload.
+///
+/// # Errors
+/// [`Error::Corrupted`](crate::Error::Corrupted) if `at` lies in no slab.
+///
+/// # Safety
+/// As [`poke_for_tests`]: no reference this process holds may cover the word.
+///
+/// ```
+/// use shared_runtime::{test_hooks::poke_slab_for_tests, Arena, RawValue};
+/// let arena = Arena::with_capacity(1 << 20)?;
+/// let v = RawValue::new_in(&arena, 5i32)?;
+/// let slab = v.handle().offset & !4095;
+/// // SAFETY: no reference to the slab's header is held.
+/// unsafe { poke_slab_for_tests(&arena, slab + 8, 12345)? };
+/// assert!(arena.check().is_err());
+/// # std::mem::forget(v);
+/// # Ok::<(), shared_runtime::Error>(())
+/// ```
+#[cfg(feature = "test-hooks")]
+pub unsafe fn poke_slab_for_tests(arena: &crate::Arena, at: u64, value: u64) -> crate::Result<()> {
+    arena.with_heap(|h| {
+        if at % 8 != 0 || h.slab_around(at).is_none() {
+            return Err(crate::Error::Corrupted(format!("offset {at} lies in no slab")));
+        }
+        // SAFETY: `at` is an 8-aligned word of a slab payload (checked under the arena
+        // lock), inside the mapping that `arena` keeps alive; written atomically; no
+        // reference of this process covers it (the caller's contract).
+        unsafe { &*arena.base().add(at as usize).cast::<AtomicU64>() }.store(value, Relaxed);
+        Ok(())
+    })
+}

@@ -11,7 +11,7 @@ use crate::{Error, Result};
 /// "shctypes", little-endian.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"shctypes");
 /// Bumped whenever the header or block format changes.
-pub(crate) const VERSION: u32 = 3;
+pub(crate) const VERSION: u32 = 4;
 
 /// What sits at offset 0 of every arena.
 #[repr(C)]

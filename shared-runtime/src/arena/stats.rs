@@ -3,6 +3,8 @@
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::arena::heap::Heap;
+use crate::arena::slab::SLAB_BLOCK;
+use crate::Result;
 use crate::arena::{slot_counts, slot_owner};
 
 /// A snapshot of an arena's allocator counters, from [`Arena::stats`](crate::Arena::stats).
@@ -20,7 +22,10 @@ pub struct ArenaStats {
     /// The most bytes the arena can hold.
     pub capacity: u64,
     /// Bytes of blocks in use by objects, headers included (blocks kept in processes'
-    /// caches of freed small blocks are not: see `cached_bytes`).
+    /// caches of freed small blocks are not: see `cached_bytes`). A small object in a
+    /// slab slot counts its slot (payload and 4-byte owner word), and every slab holding
+    /// at least one object counts its own header, block header and unused tail once (see
+    /// `slab_spare_bytes` for the rest).
     pub bytes_in_use: u64,
     /// Bytes the heap spans (used and free blocks), from its start to its high-water mark.
     pub heap_bytes: u64,
@@ -39,6 +44,12 @@ pub struct ArenaStats {
     pub cached_blocks: u64,
     /// Bytes of those blocks, headers included (not counted in `bytes_in_use`).
     pub cached_bytes: u64,
+    /// Slabs of small objects (4096-byte blocks of equal slots) in the heap.
+    pub slabs: u64,
+    /// Bytes of slabs not counted in `bytes_in_use`: free slots, and whole slabs with no
+    /// object (given back to the heap by `stats`, `check`, `reclaim_dead`, or when an
+    /// allocation finds the arena full, unless a claimer is inside).
+    pub slab_spare_bytes: u64,
     /// Allocations made since the arena was created.
     pub allocations: u64,
     /// Frees made since the arena was created.
@@ -46,21 +57,27 @@ pub struct ArenaStats {
 }
 
 impl ArenaStats {
-    pub(crate) fn read(h: &Heap<'_>) -> Self {
+    pub(crate) fn read(h: &Heap<'_>) -> Result<Self> {
         let st = h.state();
         let (used_blocks, used_bytes) = (st.used_blocks.get(), st.used_bytes.get());
         let (blocks, bytes) = cached(h);
-        ArenaStats {
+        let c = h.slab_census()?;
+        let slab_bytes = c.slabs * SLAB_BLOCK;
+        let claims = st.slot_allocations.get().wrapping_add(c.claims);
+        Ok(ArenaStats {
             capacity: h.mem.len(),
-            bytes_in_use: used_bytes - bytes,
+            bytes_in_use: (used_bytes - bytes).saturating_sub(slab_bytes) + c.used_bytes,
             heap_bytes: st.top.get() - st.start.get(),
             reserved_bytes: st.committed.get(),
-            live_allocations: used_blocks - blocks,
+            live_allocations: (used_blocks - blocks).saturating_sub(c.slabs) + c.used,
             cached_blocks: blocks,
             cached_bytes: bytes,
-            allocations: st.allocations.get(),
-            frees: st.frees.get(),
-        }
+            slabs: c.slabs,
+            slab_spare_bytes: slab_bytes.saturating_sub(c.used_bytes),
+            allocations: st.allocations.get().wrapping_add(claims),
+            // Every slot claimed and no longer in use was freed.
+            frees: st.frees.get().wrapping_add(claims.saturating_sub(c.used)),
+        })
     }
 }
 
