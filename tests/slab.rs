@@ -1,5 +1,6 @@
 //! Small objects in slabs: 4096-byte blocks of equal slots, each with a 4-byte owner word,
-//! claimed and freed without the allocator's lock. Every wait is bounded.
+//! claimed and freed without the allocator's lock. Every wait is bounded. (Slabs are not
+//! on by default yet: each test turns them on for this process.)
 
 mod common;
 
@@ -7,7 +8,7 @@ use std::collections::HashSet;
 
 use common::{finish, forking, in_child, wait_until};
 use shared_runtime::handle::Handle;
-use shared_runtime::test_hooks::{crash_after_steps, poke_slab_for_tests};
+use shared_runtime::test_hooks::{crash_after_steps, poke_slab_for_tests, set_slabs_for_tests};
 use shared_runtime::{Arena, Error, Lock, Process, RawArray, RawValue, Value};
 
 /// Slots of the 8-byte stride in one slab: (4080 payload bytes - 32 header bytes) / 8.
@@ -21,6 +22,7 @@ fn slab_of(offset: u64) -> u64 {
 /// A freed slot is the one the next claim in a full slab gets, and it comes back zero.
 #[test]
 fn a_freed_slot_is_reused_and_zero() {
+    set_slabs_for_tests(true);
     let arena = Arena::with_capacity(1 << 20).unwrap();
     let mut values: Vec<RawValue<i32>> = (0..SLOTS_8)
         .map(|i| RawValue::new_in(&arena, i as i32 + 1).unwrap())
@@ -52,6 +54,7 @@ fn a_freed_slot_is_reused_and_zero() {
 /// 32 MiB (as `stats` counts: slots, plus each slab's header once).
 #[test]
 fn small_objects_cost_their_slot() {
+    set_slabs_for_tests(true);
     let arena = Arena::with_capacity(1 << 30).unwrap();
     let before = arena.stats().unwrap().bytes_in_use;
     let raw: Vec<RawValue<i32>> = (0..1000).map(|i| RawValue::new_in(&arena, i).unwrap()).collect();
@@ -81,6 +84,7 @@ fn small_objects_cost_their_slot() {
 /// back the same way; it is freed once, by its last owner.
 #[test]
 fn a_slot_changes_hands_between_processes() {
+    set_slabs_for_tests(true);
     let _serial = forking();
     let arena = Arena::with_capacity(1 << 20).unwrap();
     let v = RawValue::new_in(&arena, 41i32).unwrap();
@@ -109,6 +113,7 @@ fn a_slot_changes_hands_between_processes() {
 /// its slots are freed by `reclaim_dead`; the parent's stay intact.
 #[test]
 fn a_killed_childs_slots_are_reclaimed_exactly() {
+    set_slabs_for_tests(true);
     let _serial = forking();
     let arena = Arena::with_capacity(8 << 20).unwrap();
     let mine: Vec<RawValue<i32>> = (0..300).map(|i| RawValue::new_in(&arena, i).unwrap()).collect();
@@ -147,6 +152,7 @@ fn a_killed_childs_slots_are_reclaimed_exactly() {
 /// next `reclaim_dead` finishes: in the end exactly the dead process's objects are gone.
 #[test]
 fn a_killed_reclaimer_is_finished_by_the_next() {
+    set_slabs_for_tests(true);
     let _serial = forking();
     let mut killed = 0;
     for step in 1..40 {
@@ -189,6 +195,7 @@ fn a_killed_reclaimer_is_finished_by_the_next() {
 /// a handle.
 #[test]
 fn forged_offsets_into_a_slab_are_refused() {
+    set_slabs_for_tests(true);
     let _serial = forking();
     let arena = Arena::with_capacity(1 << 20).unwrap();
     let v = RawValue::new_in(&arena, 1i32).unwrap();
@@ -237,6 +244,7 @@ fn forged_offsets_into_a_slab_are_refused() {
 /// crash; allocation goes on elsewhere.
 #[test]
 fn garbage_in_a_slab_is_reported() {
+    set_slabs_for_tests(true);
     let _serial = forking();
     for (word, value) in [(0u64, 0xdead_beef_u64), (1, 12), (2, 1 << 40), (3, 0), (8, u64::MAX)] {
         let arena = Arena::with_capacity(1 << 20).unwrap();
@@ -262,6 +270,7 @@ fn garbage_in_a_slab_is_reported() {
 /// Threads and processes claiming at once never get the same slot.
 #[test]
 fn concurrent_claimers_get_distinct_slots() {
+    set_slabs_for_tests(true);
     let _serial = forking();
     const PER: usize = 2000;
     let arena = Arena::with_capacity(16 << 20).unwrap();

@@ -168,7 +168,7 @@ pub mod __private_v1 {
 #[doc(hidden)]
 pub mod test_hooks {
     pub use crate::arena::crash::{
-        crash_after_steps, peek_for_tests, poke_for_tests, poke_slab_for_tests,
+        crash_after_steps, peek_for_tests, poke_for_tests, poke_slab_for_tests, set_slabs_for_tests,
     };
     pub use crate::arena::header::layout_for_tests;
     pub use crate::sync::queue::{set_queue_hook, QueueStep};

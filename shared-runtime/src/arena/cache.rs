@@ -197,14 +197,14 @@ impl Class {
         self.0 as usize
     }
 
-    /// Not a cache class: the mark of an object in a slab slot of stride index `i`
-    /// (`slab.rs`), freed by its owner without the lock (`Arena::free_slot`).
+    /// Not a cache class: the mark of an object in a slab slot of list `i` (stride and
+    /// marks, `slab.rs`), freed by its owner without the lock (`Arena::free_slot`).
     #[inline]
     pub(crate) fn slot(i: usize) -> Class {
         Class(SLOT_CLASS | i as u8)
     }
 
-    /// The stride index of a slot's mark (see [`slot`](Self::slot)).
+    /// The slab list of a slot's mark (see [`slot`](Self::slot)).
     #[inline]
     pub(crate) fn slot_index(self) -> Option<usize> {
         (self.0 & SLOT_CLASS != 0).then_some((self.0 & !SLOT_CLASS) as usize)

@@ -26,14 +26,11 @@ use crate::arena::header::ArenaHeader;
 use crate::arena::heap::{tag_code, CACHED_CODE, HDR, USED};
 use crate::arena::namespace::FOREIGN_OWNER;
 use crate::arena::registry::REGISTRY_OWNER;
-use crate::arena::slab::{mark_index, stride_index};
+use crate::arena::slab::{mark_index, stride_index, MARK_KINDS};
 use crate::arena::{heap, Allocation, Arena, ArenaRef, GLOBAL};
 use crate::sys::liveness::process_ended;
 use crate::sys::process::process_key;
 use crate::{Error, Result};
-
-/// Whether small objects are made in slabs (`slab.rs`).
-const SLABS: bool = true;
 
 /// The `process_key` of the process that caches freed blocks of the global arena: the one
 /// that created it, or a child run by [`Process`](crate::Process) (set as it starts). A
@@ -95,10 +92,12 @@ impl Arena {
     /// it holds a block of the size, from the allocator otherwise.
     #[inline]
     pub(crate) fn alloc_marked(&self, size: u64, align: u64, marks: u64) -> Result<Allocation> {
-        if SLABS {
+        if crate::arena::crash::slabs_on() {
             if let (Some(si), Some(mi)) = (stride_index(size, align), mark_index(marks)) {
                 if let Some(at) = self.alloc_slot(si, mi)? {
-                    return Ok(Allocation::new(ArenaRef::of(self), at).cached_as(Some(Class::slot(si))));
+                    let list = si * MARK_KINDS + mi;
+                    return Ok(Allocation::new(ArenaRef::of(self), at)
+                        .cached_as(Some(Class::slot(list))));
                 }
             }
         }

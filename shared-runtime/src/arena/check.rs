@@ -31,7 +31,7 @@ pub struct HeapReport {
     /// Slabs of small objects (see [`ArenaStats::slabs`](crate::arena::ArenaStats::slabs)):
     /// their used slots count in `used_blocks` and `used_bytes` as `stats` counts them.
     pub slabs: u64,
-    /// Bytes of slabs not counted in `used_bytes` (free slots, empty slabs):
+    /// Bytes of slabs holding no object (not counted in `used_bytes`):
     /// `heap_bytes = used_bytes + cached_bytes + free_bytes + slab_spare_bytes`.
     pub slab_spare_bytes: u64,
 }

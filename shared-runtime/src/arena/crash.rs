@@ -127,6 +127,7 @@ pub unsafe fn poke_for_tests(
 /// ```
 /// use shared_runtime::{test_hooks::poke_slab_for_tests, Arena, RawValue};
 /// let arena = Arena::with_capacity(1 << 20)?;
+/// shared_runtime::test_hooks::set_slabs_for_tests(true);
 /// let v = RawValue::new_in(&arena, 5i32)?;
 /// let slab = v.handle().offset & !4095;
 /// // SAFETY: no reference to the slab's header is held.
@@ -147,4 +148,45 @@ pub unsafe fn poke_slab_for_tests(arena: &crate::Arena, at: u64, value: u64) -> 
         unsafe { &*arena.base().add(at as usize).cast::<AtomicU64>() }.store(value, Relaxed);
         Ok(())
     })
+}
+
+/// Whether small objects are made in slabs by default: not yet (see docs/design.md,
+/// "Slabs of small objects": some fault reproducers of the block cache still assume every
+/// small object is a block of its own). Tests turn them on with `set_slabs_for_tests`.
+pub(crate) const SLABS_BY_DEFAULT: bool = false;
+
+/// Whether slabs are on, as `set_slabs_for_tests` last set it.
+#[cfg(feature = "test-hooks")]
+static SLABS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(SLABS_BY_DEFAULT);
+
+/// Turns slabs of small objects (`slab.rs`) on or off for the whole process. Objects
+/// already made stay where they are and are freed as they were made.
+///
+/// ```
+/// use shared_runtime::{test_hooks::set_slabs_for_tests, Arena, RawValue};
+/// let arena = Arena::with_capacity(1 << 20)?;
+/// set_slabs_for_tests(true);
+/// let v = RawValue::new_in(&arena, 1u8)?;
+/// assert_eq!(arena.stats()?.slabs, 1);
+/// set_slabs_for_tests(false);
+/// # drop(v);
+/// # Ok::<(), shared_runtime::Error>(())
+/// ```
+#[cfg(feature = "test-hooks")]
+pub fn set_slabs_for_tests(on: bool) {
+    SLABS.store(on, Relaxed);
+}
+
+/// Whether small objects go to slabs.
+#[cfg(feature = "test-hooks")]
+#[inline]
+pub(crate) fn slabs_on() -> bool {
+    SLABS.load(Relaxed)
+}
+
+/// Whether small objects go to slabs.
+#[cfg(not(feature = "test-hooks"))]
+#[inline(always)]
+pub(crate) fn slabs_on() -> bool {
+    SLABS_BY_DEFAULT
 }

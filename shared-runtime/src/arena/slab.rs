@@ -163,10 +163,6 @@ impl Slab {
         self.slot(i) + self.stride - 4
     }
 
-    /// Bytes of the slab no slot covers (its header, its block header, the tail).
-    pub(crate) fn overhead(self) -> u64 {
-        SLAB_BLOCK - self.slots() * self.stride
-    }
 }
 
 /// A used slot, found from an object's offset.
@@ -185,7 +181,7 @@ pub(crate) struct Census {
     pub(crate) slabs: u64,
     /// Slots in use (owned, detached, or being reclaimed).
     pub(crate) used: u64,
-    /// Bytes of those slots, plus the overhead of every slab holding one.
+    /// Bytes of the slabs holding those slots: whole slabs, free slots included.
     pub(crate) used_bytes: u64,
     /// Claims not yet folded into the allocator's counters.
     pub(crate) claims: u64,
@@ -443,7 +439,7 @@ impl Heap<'_> {
                 .count() as u64;
             if used > 0 {
                 c.used += used;
-                c.used_bytes += used * slab.stride + slab.overhead();
+                c.used_bytes += SLAB_BLOCK;
             }
             c.claims += self.atomic64(s).load(SeqCst) & CLAIMS;
         }
@@ -478,11 +474,7 @@ impl Heap<'_> {
                 )));
             }
         }
-        let bytes = if used > 0 {
-            used * slab.stride + slab.overhead()
-        } else {
-            0
-        };
+        let bytes = if used > 0 { SLAB_BLOCK } else { 0 };
         Ok((used, bytes))
     }
 }

@@ -23,11 +23,15 @@ use crate::arena::slab::{
 };
 use crate::arena::tags::canary_for;
 use crate::arena::{heap, Arena};
+use crate::sys::process::process_key;
 use crate::{Error, Result};
 
 /// Slabs this process has claimed in, per (stride, marks): process-local hints only (every
 /// offset is checked again before use).
 pub(crate) struct SlabHints {
+    /// The `process_key` of the process these hints are of: a forked child starts afresh
+    /// (its own slabs, as it has its own cache), whatever it inherited.
+    key: AtomicU64,
     /// The slab to claim in first.
     current: [AtomicU64; LISTS],
     /// The slot index to try first in it.
@@ -41,10 +45,33 @@ pub(crate) struct SlabHints {
 impl SlabHints {
     pub(crate) fn new() -> Self {
         SlabHints {
+            key: AtomicU64::new(process_key()),
             current: std::array::from_fn(|_| AtomicU64::new(0)),
             next: std::array::from_fn(|_| AtomicU32::new(0)),
             known: Mutex::new(vec![(Vec::new(), 0); LISTS]),
         }
+    }
+}
+
+impl SlabHints {
+    /// Forgets the hints a forked child inherited: it claims in slabs of its own.
+    #[cold]
+    fn forget_parents(&self) {
+        for c in &self.current {
+            c.store(0, Relaxed);
+        }
+        for n in &self.next {
+            n.store(0, Relaxed);
+        }
+        // A list locked by a thread the child does not have stays locked: the child then
+        // never uses it (`refill` only tries it).
+        if let Ok(mut known) = self.known.try_lock() {
+            for (slabs, cursor) in known.iter_mut() {
+                slabs.clear();
+                *cursor = 0;
+            }
+        }
+        self.key.store(process_key(), Relaxed);
     }
 }
 
@@ -77,6 +104,9 @@ impl Arena {
     #[inline]
     pub(crate) fn alloc_slot(&self, si: usize, mi: usize) -> Result<Option<u64>> {
         let list = si * MARK_KINDS + mi;
+        if self.inner.slabs.key.load(Relaxed) != process_key() {
+            self.inner.slabs.forget_parents();
+        }
         let s = self.inner.slabs.current[list].load(Acquire);
         if s != 0 {
             if let Some(at) = self.claim_in(s, list) {
@@ -94,6 +124,8 @@ impl Arena {
                 Err(Error::OutOfMemory { .. }) => return Ok(None),
                 Err(e) => return Err(e),
             };
+            // A slab taken up afresh is searched from its first slot.
+            self.inner.slabs.next[list].store(0, Relaxed);
             self.inner.slabs.current[list].store(s, Release);
             if let Some(at) = self.claim_in(s, list) {
                 return Ok(Some(at));
@@ -217,11 +249,11 @@ impl Arena {
         }
     }
 
-    /// Frees this process's slot at `payload` (stride index `si`) without any lock: zeroes
+    /// Frees this process's slot at `payload` (of list `list`) without any lock: zeroes
     /// its payload, then marks it free.
     #[inline]
-    pub(crate) fn free_slot(&self, payload: u64, si: usize) -> Result<()> {
-        let stride = STRIDES[si];
+    pub(crate) fn free_slot(&self, payload: u64, list: usize) -> Result<()> {
+        let stride = STRIDES[list / MARK_KINDS];
         let owner = self.word32(payload + stride - 4);
         if owner.load(Relaxed) != self.owner_tag() {
             // Written over by another process: leaked rather than zeroed.
@@ -234,6 +266,12 @@ impl Arena {
         }
         // Published after the zeroes: the next claimer finds the payload zero.
         owner.store(0, Release);
+        // The next claim in this slab starts at the slot just freed (its lines are warm).
+        let s = payload & !(SLAB_BLOCK - 1);
+        if self.inner.slabs.current[list].load(Relaxed) == s {
+            let i = (payload - s - SLAB_HEADER) / stride;
+            self.inner.slabs.next[list].store(i as u32, Relaxed);
+        }
         Ok(())
     }
 

@@ -22,10 +22,10 @@ pub struct ArenaStats {
     /// The most bytes the arena can hold.
     pub capacity: u64,
     /// Bytes of blocks in use by objects, headers included (blocks kept in processes'
-    /// caches of freed small blocks are not: see `cached_bytes`). A small object in a
-    /// slab slot counts its slot (payload and 4-byte owner word), and every slab holding
-    /// at least one object counts its own header, block header and unused tail once (see
-    /// `slab_spare_bytes` for the rest).
+    /// caches of freed small blocks are not: see `cached_bytes`). Small objects are slots
+    /// of slabs (4096-byte blocks of equal slots): every slab holding at least one object
+    /// counts whole, its free slots included (a `RawValue<i32>` takes an 8-byte slot, 506
+    /// to a slab).
     pub bytes_in_use: u64,
     /// Bytes the heap spans (used and free blocks), from its start to its high-water mark.
     pub heap_bytes: u64,
@@ -46,9 +46,9 @@ pub struct ArenaStats {
     pub cached_bytes: u64,
     /// Slabs of small objects (4096-byte blocks of equal slots) in the heap.
     pub slabs: u64,
-    /// Bytes of slabs not counted in `bytes_in_use`: free slots, and whole slabs with no
-    /// object (given back to the heap by `stats`, `check`, `reclaim_dead`, or when an
-    /// allocation finds the arena full, unless a claimer is inside).
+    /// Bytes of slabs holding no object (not counted in `bytes_in_use`): such a slab is
+    /// given back to the heap by `stats`, `check`, `reclaim_dead`, or when an allocation
+    /// finds the arena full, unless a claimer is inside it at that moment.
     pub slab_spare_bytes: u64,
     /// Allocations made since the arena was created.
     pub allocations: u64,
