@@ -38,15 +38,26 @@ fn a_freed_slot_is_reused_and_zero() {
     gone.set(-1);
     drop(gone);
     let again = RawArray::<u8>::zeroed_in(&arena, 4).unwrap();
-    assert_eq!(again.handle().offset, at, "the only free slot was not reused");
+    assert_eq!(
+        again.handle().offset,
+        at,
+        "the only free slot was not reused"
+    );
     assert_eq!(again.to_vec(), [0; 4], "a reused slot is not zero");
     for (i, v) in values.iter().enumerate() {
-        let want = if i == 100 { SLOTS_8 as i32 } else { i as i32 + 1 };
+        let want = if i == 100 {
+            SLOTS_8 as i32
+        } else {
+            i as i32 + 1
+        };
         assert_eq!(v.get(), want, "value {i} was disturbed");
     }
     drop((values, again));
     let stats = arena.stats().unwrap();
-    assert_eq!((stats.live_allocations, stats.slabs, stats.heap_bytes), (0, 0, 0));
+    assert_eq!(
+        (stats.live_allocations, stats.slabs, stats.heap_bytes),
+        (0, 0, 0)
+    );
     arena.check().unwrap();
 }
 
@@ -57,7 +68,9 @@ fn small_objects_cost_their_slot() {
     set_slabs_for_tests(true);
     let arena = Arena::with_capacity(1 << 30).unwrap();
     let before = arena.stats().unwrap().bytes_in_use;
-    let raw: Vec<RawValue<i32>> = (0..1000).map(|i| RawValue::new_in(&arena, i).unwrap()).collect();
+    let raw: Vec<RawValue<i32>> = (0..1000)
+        .map(|i| RawValue::new_in(&arena, i).unwrap())
+        .collect();
     let per = (arena.stats().unwrap().bytes_in_use - before) as f64 / 1000.0;
     assert!(per <= 8.2, "a RawValue<i32> costs {per} arena bytes");
     drop(raw);
@@ -98,10 +111,16 @@ fn a_slot_changes_hands_between_processes() {
     })
     .unwrap();
     assert_eq!(back, off);
-    assert!(RawValue::<u64>::from_offset_in(&arena, off).is_err(), "too big for the slot");
+    assert!(
+        RawValue::<u64>::from_offset_in(&arena, off).is_err(),
+        "too big for the slot"
+    );
     let v = RawValue::<i32>::from_offset_in(&arena, off).unwrap();
     assert_eq!(v.get(), 42);
-    assert!(RawValue::<i32>::from_offset_in(&arena, off).is_err(), "taken twice");
+    assert!(
+        RawValue::<i32>::from_offset_in(&arena, off).is_err(),
+        "taken twice"
+    );
     assert_eq!(arena.stats().unwrap().live_allocations, 1);
     drop(v);
     let s = arena.stats().unwrap();
@@ -116,13 +135,15 @@ fn a_killed_childs_slots_are_reclaimed_exactly() {
     set_slabs_for_tests(true);
     let _serial = forking();
     let arena = Arena::with_capacity(8 << 20).unwrap();
-    let mine: Vec<RawValue<i32>> = (0..300).map(|i| RawValue::new_in(&arena, i).unwrap()).collect();
+    let mine: Vec<RawValue<i32>> = (0..300)
+        .map(|i| RawValue::new_in(&arena, i).unwrap())
+        .collect();
     let my_locks: Vec<Lock> = (0..10).map(|_| Lock::new_in(&arena).unwrap()).collect();
     let ready = RawValue::new_in(&arena, 0u64).unwrap();
     let (a, flag) = (arena.clone(), ready.handle());
     let child = Process::start(move || {
         let flag = RawValue::<u64>::open_handle(&a, &flag).unwrap();
-        let raw: Vec<_> = (0..400).map(|i| RawValue::new_in(&a, i as i32).unwrap()).collect();
+        let raw: Vec<_> = (0..400).map(|i| RawValue::new_in(&a, i).unwrap()).collect();
         let locks: Vec<_> = (0..20).map(|_| Lock::new_in(&a).unwrap()).collect();
         let values: Vec<_> = (0..30).map(|i| Value::new_in(&a, i).unwrap()).collect();
         flag.set(450);
@@ -130,7 +151,10 @@ fn a_killed_childs_slots_are_reclaimed_exactly() {
         drop((raw, locks, values));
     })
     .unwrap();
-    assert!(wait_until(|| ready.get() == 450), "the child never got ready");
+    assert!(
+        wait_until(|| ready.get() == 450),
+        "the child never got ready"
+    );
     let before = arena.stats().unwrap().live_allocations;
     assert_eq!(before, 300 + 10 + 1 + 450);
     child.kill().unwrap();
@@ -208,13 +232,13 @@ fn forged_offsets_into_a_slab_are_refused() {
     };
     drop(w);
     let forged = [
-        slab,               // the slab's header
-        slab + 8,           // inside it
-        h.offset + 4,       // the owner word of a slot
-        h.offset + 2,       // misaligned
-        freed,              // a free slot
+        slab,                // the slab's header
+        slab + 8,            // inside it
+        h.offset + 4,        // the owner word of a slot
+        h.offset + 2,        // misaligned
+        freed,               // a free slot
         slab + 32 + 506 * 8, // past the last slot
-        slab - 16,          // the slab's block header
+        slab - 16,           // the slab's block header
     ];
     for off in forged {
         match RawValue::<i32>::from_offset_in(&arena, off) {
@@ -246,16 +270,27 @@ fn forged_offsets_into_a_slab_are_refused() {
 fn garbage_in_a_slab_is_reported() {
     set_slabs_for_tests(true);
     let _serial = forking();
-    for (word, value) in [(0u64, 0xdead_beef_u64), (1, 12), (2, 1 << 40), (3, 0), (8, u64::MAX)] {
+    for (word, value) in [
+        (0u64, 0xdead_beef_u64),
+        (1, 12),
+        (2, 1 << 40),
+        (3, 0),
+        (8, u64::MAX),
+    ] {
         let arena = Arena::with_capacity(1 << 20).unwrap();
         let v = RawValue::new_in(&arena, 9i32).unwrap();
         let h = v.handle();
         let slab = slab_of(h.offset);
         // SAFETY: no reference to the slab's words is held.
         unsafe { poke_slab_for_tests(&arena, slab + 8 * word, value).unwrap() };
-        assert!(arena.check().is_err(), "garbage in word {word} went unnoticed");
+        assert!(
+            arena.check().is_err(),
+            "garbage in word {word} went unnoticed"
+        );
         // Allocation still works (elsewhere, or in the same slab if the header is fine).
-        let more: Vec<_> = (0..600).map(|i| RawValue::new_in(&arena, i).unwrap()).collect();
+        let more: Vec<_> = (0..600)
+            .map(|i| RawValue::new_in(&arena, i).unwrap())
+            .collect();
         assert!(more.iter().enumerate().all(|(i, m)| m.get() == i as i32));
         let _ = arena.stats();
         let _ = arena.reclaim_dead();

@@ -392,6 +392,11 @@ fn machine() {
 }
 
 fn main() {
+    // `SHR_SLABS=1`: small objects in slabs (not on by default yet: docs/design.md, "Slabs
+    // of small objects"), so that the same binary measures both.
+    if std::env::var_os("SHR_SLABS").is_some() {
+        shared_runtime::test_hooks::set_slabs_for_tests(true);
+    }
     // Criterion's default place (`target/criterion`), from this executable's
     // `target/<profile>/deps/` directory, so the estimates can be read back.
     let exe = std::env::current_exe().expect("the benchmark's own path");

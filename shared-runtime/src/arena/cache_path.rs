@@ -96,8 +96,9 @@ impl Arena {
             if let (Some(si), Some(mi)) = (stride_index(size, align), mark_index(marks)) {
                 if let Some(at) = self.alloc_slot(si, mi)? {
                     let list = si * MARK_KINDS + mi;
-                    return Ok(Allocation::new(ArenaRef::of(self), at)
-                        .cached_as(Some(Class::slot(list))));
+                    return Ok(
+                        Allocation::new(ArenaRef::of(self), at).cached_as(Some(Class::slot(list)))
+                    );
                 }
             }
         }

@@ -140,7 +140,9 @@ pub unsafe fn poke_for_tests(
 pub unsafe fn poke_slab_for_tests(arena: &crate::Arena, at: u64, value: u64) -> crate::Result<()> {
     arena.with_heap(|h| {
         if at % 8 != 0 || h.slab_around(at).is_none() {
-            return Err(crate::Error::Corrupted(format!("offset {at} lies in no slab")));
+            return Err(crate::Error::Corrupted(format!(
+                "offset {at} lies in no slab"
+            )));
         }
         // SAFETY: `at` is an 8-aligned word of a slab payload (checked under the arena
         // lock), inside the mapping that `arena` keeps alive; written atomically; no

@@ -25,9 +25,9 @@ pub(crate) mod opened;
 mod reclaim;
 mod records;
 pub(crate) mod registry;
+pub(crate) mod slab;
 mod slab_path;
 mod snapshot;
-pub(crate) mod slab;
 pub(crate) mod stats;
 mod tags;
 

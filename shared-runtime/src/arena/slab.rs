@@ -162,7 +162,6 @@ impl Slab {
     pub(crate) fn owner_at(self, i: u64) -> u64 {
         self.slot(i) + self.stride - 4
     }
-
 }
 
 /// A used slot, found from an object's offset.
@@ -464,8 +463,8 @@ impl Heap<'_> {
                 continue;
             }
             let at = slab.slot(i);
-            let dirty = (0..(slab.stride - 4) / 4)
-                .any(|k| self.atomic32(at + 4 * k).load(SeqCst) != 0);
+            let dirty =
+                (0..(slab.stride - 4) / 4).any(|k| self.atomic32(at + 4 * k).load(SeqCst) != 0);
             // A claimer may have taken the slot (without the lock) and written into it
             // since its owner word was read: only a slot still free is at fault.
             if dirty && word.load(SeqCst) == FREE {

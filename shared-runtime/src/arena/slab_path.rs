@@ -141,7 +141,8 @@ impl Arena {
         let (stride, marks) = (STRIDES[list / MARK_KINDS], marks_of(list % MARK_KINDS));
         let usable = |s: u64| {
             h.slab_around(s) == Some(s)
-                && h.slab(s).is_ok_and(|slab| slab.stride == stride && slab.marks == marks)
+                && h.slab(s)
+                    .is_ok_and(|slab| slab.stride == stride && slab.marks == marks)
         };
         let roomy = |s: u64| {
             let state = h.atomic64(s).load(SeqCst);
@@ -191,8 +192,7 @@ impl Arena {
             || w & !FLAGS != SLAB_BLOCK
             || tag_code(w) != SLAB_CODE
             || w & (LOCK_BLOCK | RECORD_BLOCK) != 0
-            || self.word64(b + 8).load(Relaxed)
-                != u64::from(SLAB_OWNER) | canary_for(id, b) << 32
+            || self.word64(b + 8).load(Relaxed) != u64::from(SLAB_OWNER) | canary_for(id, b) << 32
         {
             return None;
         }
@@ -229,8 +229,7 @@ impl Arena {
         for k in 0..n {
             let i = (first + k) % n;
             let owner = self.word32(slot_at(i) + stride - 4);
-            if owner.load(Relaxed) == 0 && owner.compare_exchange(0, me, SeqCst, Relaxed).is_ok()
-            {
+            if owner.load(Relaxed) == 0 && owner.compare_exchange(0, me, SeqCst, Relaxed).is_ok() {
                 found = Some(i);
                 break;
             }

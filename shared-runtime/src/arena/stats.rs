@@ -4,8 +4,8 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use crate::arena::heap::Heap;
 use crate::arena::slab::SLAB_BLOCK;
-use crate::Result;
 use crate::arena::{slot_counts, slot_owner};
+use crate::Result;
 
 /// A snapshot of an arena's allocator counters, from [`Arena::stats`](crate::Arena::stats).
 ///

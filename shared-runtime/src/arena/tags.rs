@@ -86,7 +86,11 @@ impl Heap<'_> {
         if let Some(slot) = self.slot(payload)? {
             return Ok(ObjectRef {
                 marks: slot.slab.marks,
-                owner: if slot.owner == DETACHED { 0 } else { slot.owner },
+                owner: if slot.owner == DETACHED {
+                    0
+                } else {
+                    slot.owner
+                },
                 capacity: slot.slab.stride - 4,
             });
         }
@@ -112,13 +116,21 @@ impl Heap<'_> {
                 if from == 0 { DETACHED } else { from },
                 if to == 0 { DETACHED } else { to },
             );
-            return word.compare_exchange(f, t, std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst).map(drop).map_err(|recorded| {
-                Error::Corrupted(if from == 0 {
-                    format!("the object at offset {payload} is owned by process {recorded}")
-                } else {
-                    format!("the object at offset {payload} is not owned by process {from}")
-                })
-            });
+            return word
+                .compare_exchange(
+                    f,
+                    t,
+                    std::sync::atomic::Ordering::SeqCst,
+                    std::sync::atomic::Ordering::SeqCst,
+                )
+                .map(drop)
+                .map_err(|recorded| {
+                    Error::Corrupted(if from == 0 {
+                        format!("the object at offset {payload} is owned by process {recorded}")
+                    } else {
+                        format!("the object at offset {payload} is not owned by process {from}")
+                    })
+                });
         }
         let b = self.used_block(payload)?;
         let recorded = self.owner_of(b)?;
