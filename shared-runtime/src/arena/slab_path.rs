@@ -223,17 +223,13 @@ impl Arena {
         let me = self.owner_tag();
         let n = slots(stride);
         let hint = &self.inner.slabs.next[list];
-        let first = u64::from(hint.load(Relaxed)) % n;
+        let first = u64::from(hint.load(Relaxed)).min(n);
         let slot_at = |i: u64| s + SLAB_HEADER + i * stride;
-        let mut found = None;
-        for k in 0..n {
-            let i = (first + k) % n;
+        // From the hint to the end, then from the start (no division on this path).
+        let found = (first..n).chain(0..first).find(|&i| {
             let owner = self.word32(slot_at(i) + stride - 4);
-            if owner.load(Relaxed) == 0 && owner.compare_exchange(0, me, SeqCst, Relaxed).is_ok() {
-                found = Some(i);
-                break;
-            }
-        }
+            owner.load(Relaxed) == 0 && owner.compare_exchange(0, me, SeqCst, Relaxed).is_ok()
+        });
         match found {
             Some(i) => {
                 // Unpinned and counted in one step.

@@ -64,12 +64,18 @@ impl ArenaStats {
         let c = h.slab_census()?;
         let slab_bytes = c.slabs * SLAB_BLOCK;
         let claims = st.slot_allocations.get().wrapping_add(c.claims);
+        // Objects and cached blocks together, as the heap holds them (a slab is no object,
+        // its used slots are); the table's counts (garbage there gives wrong counts) are
+        // capped by them, so that the two always add up to what `check` finds.
+        let all_blocks = used_blocks.saturating_sub(c.slabs) + c.used;
+        let all_bytes = used_bytes.saturating_sub(slab_bytes) + c.used_bytes;
+        let (blocks, bytes) = (blocks.min(all_blocks), bytes.min(all_bytes));
         Ok(ArenaStats {
             capacity: h.mem.len(),
-            bytes_in_use: (used_bytes - bytes).saturating_sub(slab_bytes) + c.used_bytes,
+            bytes_in_use: all_bytes - bytes,
             heap_bytes: st.top.get() - st.start.get(),
             reserved_bytes: st.committed.get(),
-            live_allocations: (used_blocks - blocks).saturating_sub(c.slabs) + c.used,
+            live_allocations: all_blocks - blocks,
             cached_blocks: blocks,
             cached_bytes: bytes,
             slabs: c.slabs,
