@@ -58,7 +58,7 @@ __all__ = [
 ]
 
 # The arena format, as shared-runtime/src/arena/{header,heap,registry,kind,tags}.rs write it
-# (format version 3; docs/design.md, "Named arenas, named objects, handles").
+# (format version 4; docs/design.md, "Named arenas, named objects, handles").
 MAGIC = int.from_bytes(b"shctypes", "little")
 VERSION = 4
 _HEADER = struct.Struct("<QIIQQqQQ")  # magic version _ capacity id pid start pidns

@@ -6,10 +6,10 @@ mod common;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use common::{forking, in_child};
+use common::{forking, in_child, wait_until};
 use shared_runtime::arena::{LockKind, ObjectKind};
 use shared_runtime::handle::Handle;
-use shared_runtime::{synchronized, Arena, Array, Error, Lock, RLock, RawValue, Value};
+use shared_runtime::{synchronized, Arena, Array, Error, Lock, Process, RLock, RawValue, Value};
 
 fn arena() -> Arena {
     Arena::with_capacity(1 << 20).unwrap()
@@ -219,4 +219,94 @@ fn a_forged_handle_into_a_plain_lock_block_cannot_break_the_lock() {
     .unwrap();
     assert_eq!(broke, 0);
     assert!(lock.try_lock().is_ok() && !lock.is_poisoned());
+}
+
+/// Whether `w`'s raw accessor is refused while this thread holds a guard of `v`: true only
+/// if `w` is the same handle as `v` (one borrow mark), not a second one of its block.
+fn shares_the_mark(v: &Value<u64>, w: &Value<u64>) -> bool {
+    let _g = v.lock().unwrap();
+    catch_unwind(AssertUnwindSafe(|| w.getobj().get())).is_err()
+}
+
+#[test]
+fn a_fresh_value_opened_by_its_handle_here_or_in_a_child_is_its_own_handle() {
+    let _serial = forking();
+    let a = arena();
+    // Several, dropped and made again, so that the handles opened below are of objects
+    // made after others were dropped (the map of opened objects records the new ones).
+    for _ in 0..100 {
+        drop(Value::new_in(&a, 1u64).unwrap());
+    }
+    let v = Value::new_in(&a, 10u64).unwrap();
+    let h = v.handle();
+    let inherited = Value::new_in(&a, 20u64).unwrap();
+    let hi = inherited.handle();
+    // In a forked child: the handle it inherited, not a second one.
+    let child = in_child(|| {
+        let w = Value::<u64>::open_handle(&a, &hi).unwrap();
+        u8::from(shares_the_mark(&inherited, &w))
+    })
+    .unwrap();
+    assert_eq!(
+        child, 1,
+        "the child opened a second handle of its inherited Value"
+    );
+    // Here, the owner: refused (it has the handle; a second one is never made).
+    assert!(Value::<u64>::open_handle(&a, &h).is_err());
+    // A child opens it (the handle it inherited), then forks: the grandchild finds the
+    // same handle again, whether the child's open moved it into the map or not.
+    let seen = in_child(|| {
+        let w = Value::<u64>::open_handle(&a, &h).unwrap();
+        let first = shares_the_mark(&v, &w);
+        drop(w);
+        let second = in_child(|| {
+            let w = Value::<u64>::open_handle(&a, &h).unwrap();
+            u8::from(shares_the_mark(&v, &w))
+        })
+        .unwrap();
+        u8::from(first) | second << 1
+    })
+    .unwrap();
+    assert_eq!(
+        seen, 0b11,
+        "a second handle of an inherited Value (bits: child, grandchild)"
+    );
+}
+
+/// A forked child that inherited a fresh `Value` (queued, not yet in its parent's map of
+/// opened objects) is refused a `Value` of its own in that block once the parent has
+/// freed it: the inherited handle would reach the new object's data behind its guards.
+#[test]
+fn a_fresh_value_in_a_block_an_inherited_value_names_is_refused() {
+    let _serial = forking();
+    let a = arena();
+    let v = Value::new_in(&a, 1u64).unwrap();
+    let off = v.handle().lock;
+    let freed = RawValue::new_in(&a, 0u8).unwrap();
+    let code = Process::scope(|s| {
+        // The child keeps its copy of `v` (never dropped there).
+        let child = s.start(|| {
+            if !wait_until(|| freed.get() == 1) {
+                return 99u8;
+            }
+            let mut held = Vec::new();
+            while held.len() < 64 {
+                match Value::new_in(&a, 2u64) {
+                    Ok(x) if x.handle().lock == off => return 1,
+                    Ok(x) => held.push(x),
+                    Err(Error::AlreadyOpen { offset, .. }) if offset == off => return 0,
+                    Err(_) => return 2,
+                }
+            }
+            3 // the block was never handed out again
+        })?;
+        drop(v);
+        freed.set(1);
+        child.join()
+    })
+    .unwrap();
+    assert_eq!(
+        code, 0,
+        "1: made in the block the inherited Value names; 2: another error; 3: not reused"
+    );
 }

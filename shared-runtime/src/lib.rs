@@ -172,6 +172,9 @@ pub mod test_hooks {
     };
     pub use crate::arena::header::layout_for_tests;
     pub use crate::sync::queue::{set_queue_hook, QueueStep};
+    pub use crate::sys::counted_lock::hooks::lock_sleeps;
+    pub use crate::sys::membarrier::refuse_for_tests as refuse_membarrier;
+    pub use crate::sys::process::{force_fenced_release, releases_plain};
 }
 
 pub use shared_derive::SharedStruct;

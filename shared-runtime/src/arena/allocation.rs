@@ -1,7 +1,11 @@
 //! One block of an arena, freed on drop by the process that owns it.
 
+use std::ptr::null_mut;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicI32, AtomicPtr, AtomicU64, AtomicU8,
+    Ordering::{AcqRel, Acquire, Relaxed},
+};
 use std::sync::Arc;
 
 use crate::arena::cache::Class;
@@ -28,24 +32,41 @@ pub(crate) struct Allocation {
     /// borrowed through a lock guard (see `Synchronized`), 0 if none. Here, so that every
     /// clone of a handle (they share this `Allocation`) sees one mark.
     borrowed_by: AtomicI32,
+    /// The block this one is part of (a `Value`'s data, after its lock cell), kept alive
+    /// as long as this part is.
+    parent: Option<Arc<Allocation>>,
+    /// The open records of a named object (set when one is made or adopted), null if none:
+    /// a `Box` of them, set once, freed on drop. Kept out of line, so that the handle of
+    /// every unnamed object (almost all of them) is small: it is allocated, written and
+    /// freed with every `RawValue`/`Value` made and dropped.
+    records: AtomicPtr<Records>,
+    /// Whether this handle is in this process's map of opened objects (`opened.rs`), under
+    /// its block's offset ([`block_offset`](Self::block_offset)): [`MAPPED`] (its slot is
+    /// dropped with it), [`QUEUED`] (queued for the map, a fresh `Value`/`Array`: its drop
+    /// is counted there) or 0.
+    mapped: AtomicU8,
+    /// The cache class of the block (see `cache.rs`), if the owner may keep it in its
+    /// cache when done instead of freeing it.
+    class: Option<Class>,
+}
+
+/// `Allocation::mapped` of a handle in the map of opened objects.
+const MAPPED: u8 = 1;
+/// `Allocation::mapped` of a handle queued for the map of opened objects.
+const QUEUED: u8 = 2;
+
+/// The open records a handle of a named object closes when dropped.
+#[derive(Default)]
+struct Records {
     /// The payload offset of this process's open record of a named object (see
     /// `records.rs`), 0 if none; closed on drop by the process that made it.
     record: u64,
     /// The `process_key` of the process that made `record`.
     record_key: u64,
-    /// The block this one is part of (a `Value`'s data, after its lock cell), kept alive
-    /// as long as this part is.
-    parent: Option<Arc<Allocation>>,
     /// A forked child's own open record of an object whose handle it inherited (the
     /// inherited `record` is its parent's), and the child's `process_key`.
     adopted: AtomicU64,
     adopted_key: AtomicU64,
-    /// The block offset under which this handle is in this process's map of opened objects
-    /// (`opened.rs`), 0 if it is not; its slot is dropped with it.
-    mapped: AtomicU64,
-    /// The cache class of the block (see `cache.rs`), if the owner may keep it in its
-    /// cache when done instead of freeing it.
-    class: Option<Class>,
 }
 
 /// An address inside an arena's mapping, kept beside the handle that keeps the mapping
@@ -95,8 +116,45 @@ fn payload(arena: &Arena, offset: u64) -> NonNull<u8> {
     NonNull::new(ptr).expect("a mapping is never at address 0")
 }
 
+/// The `Allocation` `make` makes, in an `Arc` allocated before it is made, so that it is
+/// written once, in place (when `make` is inlined).
+#[inline(always)]
+fn in_arc(make: impl FnOnce() -> Allocation) -> Arc<Allocation> {
+    // (`Arc::new_uninit` computes its layout in a call that is not inlined.)
+    let mut arc = Arc::new(std::mem::MaybeUninit::<Allocation>::uninit());
+    Arc::get_mut(&mut arc)
+        .expect("a new Arc is unique")
+        .write(make());
+    // SAFETY: the `Allocation` was written just above.
+    unsafe { arc.assume_init() }
+}
+
+/// A block the calling process has just allocated (`Arena::alloc_marked`): its payload
+/// offset and its cache class.
+#[derive(Clone, Copy)]
+pub(crate) struct Fresh {
+    pub(crate) offset: u64,
+    pub(crate) class: Option<Class>,
+}
+
 impl Allocation {
+    /// The handle of `block`, just allocated from `arena` by this process, made in place in
+    /// its `Arc`: the `Arc`'s memory is allocated first, so the fields are stored once,
+    /// where they stay (`Arc::new` of a value built before its allocation call copies it
+    /// from the stack with wide loads of words just stored narrow, which stall).
+    #[inline]
+    pub(crate) fn fresh(arena: &Arena, block: Fresh) -> Arc<Allocation> {
+        in_arc(|| Allocation::new(ArenaRef::of(arena), block.offset).cached_as(block.class))
+    }
+
+    /// [`part`](Self::part), made in place in its `Arc` (see [`fresh`](Self::fresh)).
+    #[inline]
+    pub(crate) fn part_arc(parent: Arc<Allocation>, at: u64) -> Arc<Allocation> {
+        in_arc(|| Allocation::part(parent, at))
+    }
+
     /// An allocation the calling process has just made.
+    #[inline]
     pub(crate) fn new(arena: ArenaRef, offset: u64) -> Self {
         Allocation {
             ptr: MappedPtr::new(payload(&arena, offset)),
@@ -104,17 +162,15 @@ impl Allocation {
             offset,
             owner: AtomicU64::new(process_key()),
             borrowed_by: AtomicI32::new(0),
-            record: 0,
-            record_key: 0,
             parent: None,
-            adopted: AtomicU64::new(0),
-            adopted_key: AtomicU64::new(0),
-            mapped: AtomicU64::new(0),
+            records: AtomicPtr::new(null_mut()),
+            mapped: AtomicU8::new(0),
             class: None,
         }
     }
 
     /// The same allocation, its block cached as `class` when freed.
+    #[inline]
     pub(crate) fn cached_as(mut self, class: Option<Class>) -> Self {
         self.class = class;
         self
@@ -127,11 +183,13 @@ impl Allocation {
     }
 
     /// The part of `parent`'s block that starts `at` bytes into it.
+    #[inline]
     pub(crate) fn part(parent: Arc<Allocation>, at: u64) -> Self {
         let (arena, offset) = (parent.arena.clone(), parent.offset + at);
         Allocation::make(arena, offset, 0, (0, 0), Some(parent))
     }
 
+    #[inline]
     fn make(
         arena: ArenaRef,
         offset: u64,
@@ -145,12 +203,17 @@ impl Allocation {
             offset,
             owner: AtomicU64::new(owner),
             borrowed_by: AtomicI32::new(0),
-            record,
-            record_key,
             parent,
-            adopted: AtomicU64::new(0),
-            adopted_key: AtomicU64::new(0),
-            mapped: AtomicU64::new(0),
+            records: AtomicPtr::new(if record != 0 || record_key != 0 {
+                Box::into_raw(Box::new(Records {
+                    record,
+                    record_key,
+                    ..Records::default()
+                }))
+            } else {
+                null_mut()
+            }),
+            mapped: AtomicU8::new(0),
             class: None,
         }
     }
@@ -160,6 +223,7 @@ impl Allocation {
     /// `false` if it has one: the caller closes `record`.
     pub(crate) fn adopt_record(&self, record: u64) -> bool {
         let holder = self.parent.as_deref().unwrap_or(self);
+        let holder = holder.records_or_new();
         let me = process_key();
         let seen = holder.adopted_key.load(Relaxed);
         if holder.record_key == me || seen == me {
@@ -178,7 +242,45 @@ impl Allocation {
 
     /// Notes that this handle is in the map of opened objects under `block`.
     pub(crate) fn set_mapped(&self, block: u64) {
-        self.mapped.store(block, Relaxed);
+        debug_assert_eq!(block, self.block_offset(), "mapped under another key");
+        self.mapped.store(MAPPED, Relaxed);
+    }
+
+    /// Notes that this handle is queued for the map of opened objects (`opened::record_fresh`).
+    pub(crate) fn set_queued(&self) {
+        self.mapped.store(QUEUED, Relaxed);
+    }
+
+    /// The open records of this handle, if it has any.
+    fn records(&self) -> Option<&Records> {
+        let p = self.records.load(Acquire);
+        // SAFETY: a non-null pointer here came from `Box::into_raw` (in `make`, or in
+        // `records_or_new`, which stores it once, over null only); it is freed only by
+        // `drop`, which has `&mut self`, so it lives at least as long as this `&self`.
+        // The `Records` is only read here (its mutable fields are atomics).
+        unsafe { p.as_ref() }
+    }
+
+    /// The open records of this handle, made empty if it has none yet.
+    fn records_or_new(&self) -> &Records {
+        if let Some(r) = self.records() {
+            return r;
+        }
+        let new = Box::into_raw(Box::<Records>::default());
+        match self
+            .records
+            .compare_exchange(null_mut(), new, AcqRel, Acquire)
+        {
+            // SAFETY: `new` is now this handle's (see `records`), valid until its drop.
+            Ok(_) => unsafe { &*new },
+            Err(first) => {
+                // SAFETY: `new` came from `Box::into_raw` just above and was not stored: it
+                // is freed once, here.
+                drop(unsafe { Box::from_raw(new) });
+                // SAFETY: `first`, non-null, was stored by another thread: as in `records`.
+                unsafe { &*first }
+            }
+        }
     }
 
     /// The block this is a part of, if it is a part.
@@ -196,12 +298,9 @@ impl Allocation {
             offset,
             owner: AtomicU64::new(0),
             borrowed_by: AtomicI32::new(0),
-            record: 0,
-            record_key: 0,
             parent: None,
-            adopted: AtomicU64::new(0),
-            adopted_key: AtomicU64::new(0),
-            mapped: AtomicU64::new(0),
+            records: AtomicPtr::new(null_mut()),
+            mapped: AtomicU8::new(0),
             class: None,
         }
     }
@@ -370,24 +469,45 @@ impl Drop for Allocation {
             // outcome. `Arena::check` reports such damage.
             let _ = self.arena.free_owned(self.offset, self.class);
         }
-        if self.record != 0 && self.record_key == process_key() {
-            // As above: on failure the record (and a removed object) stays allocated.
-            let (record, object) = (self.record, self.offset);
-            let _ = self
-                .arena
-                .with_heap(|h| h.close_record(record, object, self.arena.owner_tag()));
-            crate::arena::opened::forget(&self.arena, object);
+        let records = std::mem::replace(self.records.get_mut(), null_mut());
+        // SAFETY: non-null, it came from `Box::into_raw` and is owned by this handle alone
+        // (see `records`); swapped out above, so it is freed once, here.
+        let records = (!records.is_null()).then(|| unsafe { Box::from_raw(records) });
+        if let Some(r) = &records {
+            if r.record != 0 && r.record_key == process_key() {
+                // As above: on failure the record (and a removed object) stays allocated.
+                let (record, object) = (r.record, self.offset);
+                let _ = self
+                    .arena
+                    .with_heap(|h| h.close_record(record, object, self.arena.owner_tag()));
+                crate::arena::opened::forget(&self.arena, object);
+            }
         }
-        let mapped = self.mapped.load(Relaxed);
-        if mapped != 0 {
-            crate::arena::opened::forget(&self.arena, mapped);
+        match self.mapped.load(Relaxed) {
+            MAPPED => opened::forget(&self.arena, self.block_offset()),
+            QUEUED => opened::pending_dropped(),
+            _ => {}
         }
-        let adopted = self.adopted.load(Relaxed);
-        if adopted != 0 && self.adopted_key.load(Relaxed) == process_key() {
-            let object = self.offset;
-            let _ = self
-                .arena
-                .with_heap(|h| h.close_record(adopted, object, self.arena.owner_tag()));
+        if let Some(r) = &records {
+            let adopted = r.adopted.load(Relaxed);
+            if adopted != 0 && r.adopted_key.load(Relaxed) == process_key() {
+                let object = self.offset;
+                let _ = self
+                    .arena
+                    .with_heap(|h| h.close_record(adopted, object, self.arena.owner_tag()));
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The handle of every object is allocated, written and freed with it: kept small (an
+    /// `Arc` of it is an 80-byte `malloc` chunk). A named object's records are out of line.
+    #[test]
+    fn the_handle_stays_small() {
+        assert!(size_of::<Allocation>() <= 56, "{}", size_of::<Allocation>());
     }
 }

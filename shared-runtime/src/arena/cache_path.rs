@@ -27,7 +27,7 @@ use crate::arena::heap::{tag_code, CACHED_CODE, HDR, USED};
 use crate::arena::namespace::FOREIGN_OWNER;
 use crate::arena::registry::REGISTRY_OWNER;
 use crate::arena::slab::{mark_index, stride_index, MARK_KINDS};
-use crate::arena::{heap, Allocation, Arena, ArenaRef, GLOBAL};
+use crate::arena::{heap, Arena, Fresh, GLOBAL};
 use crate::sys::liveness::process_ended;
 use crate::sys::process::process_key;
 use crate::{Error, Result};
@@ -89,16 +89,17 @@ impl Arena {
     /// Allocates `size` zeroed bytes aligned to `align` (at most `MAX_ALIGN`, checked by
     /// the caller), owned by the calling process, the block's first word marked with
     /// `marks` (0, `heap::LOCK_BLOCK` or a `heap::kind_tag`): from this process's cache if
-    /// it holds a block of the size, from the allocator otherwise.
+    /// it holds a block of the size, from the allocator otherwise. The caller makes the
+    /// block's handle (`Allocation::fresh`) where it keeps it: a whole `Allocation` passed
+    /// back through `Result`s was copied twice, and the copies stalled on the stores that
+    /// had just made it.
     #[inline]
-    pub(crate) fn alloc_marked(&self, size: u64, align: u64, marks: u64) -> Result<Allocation> {
+    pub(crate) fn alloc_marked(&self, size: u64, align: u64, marks: u64) -> Result<Fresh> {
         if crate::arena::crash::slabs_on() {
             if let (Some(si), Some(mi)) = (stride_index(size, align), mark_index(marks)) {
-                if let Some(at) = self.alloc_slot(si, mi)? {
-                    let list = si * MARK_KINDS + mi;
-                    return Ok(
-                        Allocation::new(ArenaRef::of(self), at).cached_as(Some(Class::slot(list)))
-                    );
+                if let Some(offset) = self.alloc_slot(si, mi)? {
+                    let class = Some(Class::slot(si * MARK_KINDS + mi));
+                    return Ok(Fresh { offset, class });
                 }
             }
         }
@@ -115,7 +116,7 @@ impl Arena {
                 Ok(at)
             })?,
         };
-        Ok(Allocation::new(ArenaRef::of(self), offset).cached_as(class))
+        Ok(Fresh { offset, class })
     }
 
     /// The cache class of a block of `size` bytes aligned to `align`, if this process

@@ -42,7 +42,7 @@ use crate::sys::memory::{page_size, physical_memory, SharedMemory};
 use crate::sys::process::process_key;
 use crate::{Error, Result};
 
-pub(crate) use allocation::{Allocation, MappedPtr};
+pub(crate) use allocation::{Allocation, Fresh, MappedPtr};
 use cache::BlockCache;
 pub(crate) use cache::{slot_counts, slot_owner};
 pub(crate) use cache_path::cache_global_blocks_here;
@@ -298,14 +298,16 @@ impl Arena {
     }
 
     /// Allocates `size` zeroed bytes aligned to `align`, owned by the calling process.
-    pub(crate) fn alloc(&self, size: usize, align: usize) -> Result<Allocation> {
+    #[inline]
+    pub(crate) fn alloc(&self, size: usize, align: usize) -> Result<Arc<Allocation>> {
         if align > MAX_ALIGN {
             return Err(Error::Alignment {
                 align,
                 max: MAX_ALIGN,
             });
         }
-        self.alloc_marked(size as u64, align as u64, 0)
+        let block = self.alloc_marked(size as u64, align as u64, 0)?;
+        Ok(Allocation::fresh(self, block))
     }
 
     /// Allocates `size` zeroed bytes (8-aligned, or `align` if more) owned by the calling
@@ -323,12 +325,13 @@ impl Arena {
                 max: MAX_ALIGN,
             });
         }
-        self.alloc_marked(size as u64, align.max(8) as u64, heap::kind_tag(kind))
+        let block = self.alloc_marked(size as u64, align.max(8) as u64, heap::kind_tag(kind))?;
+        Ok(Allocation::new(ArenaRef::of(self), block.offset).cached_as(block.class))
     }
 
     /// Allocates a zeroed lock cell owned by the calling process, its block marked as a
     /// lock (`heap::LOCK_BLOCK`) so that only such blocks are opened as locks by handle.
-    pub(crate) fn alloc_lock_cell(&self) -> Result<Allocation> {
+    pub(crate) fn alloc_lock_cell(&self) -> Result<Arc<Allocation>> {
         self.alloc_lock_block(LOCK_CELL, 8)
     }
 
@@ -337,7 +340,8 @@ impl Arena {
     /// the one block of a `Value`/`Array` made with its own lock (the cell, then the data).
     /// Marked as a lock (`heap::LOCK_BLOCK`) so that a handle may name it as one; data is
     /// never at its start.
-    pub(crate) fn alloc_lock_block(&self, size: u64, align: usize) -> Result<Allocation> {
+    #[inline]
+    pub(crate) fn alloc_lock_block(&self, size: u64, align: usize) -> Result<Arc<Allocation>> {
         if align > MAX_ALIGN {
             return Err(Error::Alignment {
                 align,
@@ -345,7 +349,8 @@ impl Arena {
             });
         }
         let (size, align) = (size.max(LOCK_CELL), align.max(8) as u64);
-        self.alloc_marked(size, align, heap::LOCK_BLOCK)
+        let block = self.alloc_marked(size, align, heap::LOCK_BLOCK)?;
+        Ok(Allocation::fresh(self, block))
     }
 
     /// Counters of the allocator.

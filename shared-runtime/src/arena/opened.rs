@@ -25,21 +25,40 @@
 //! same offset (a forked child inherits its parent's slots, including ones the parent has
 //! since let go): it never matches, and is replaced.
 //!
+//! A `Value`/`Array` made with its own lock, in a block just allocated, is not put in the
+//! map when it is made: it is checked against the map (a live handle of the block here, a
+//! view of an object that had it before, refuses it as [`record_owned`] does) and queued
+//! in the map's *pending* list (a weak handle, its key and lock), which every lookup of
+//! the map first moves into it ([`Opened::settle`]). Nothing finds a block but through a
+//! lookup, so every lookup still sees every handle this process has; a process that makes
+//! and drops objects without opening any (the common case) never pays for hashing them in
+//! and out (a fifth of making and dropping a `Value`, and half of making a million of
+//! them, mostly cache misses in a map of a million slots). The queue's entries of dropped
+//! objects are pruned when they are half of it. A forked child moves the queue it
+//! inherited into the map at its first use of the map, so that a fresh object of its own
+//! is checked against the handles it inherited (its parent's objects, whose blocks its
+//! parent may free and it may then be given). In the process that made them, two live
+//! entries for one block cannot arise from the queue: the allocator hands a block to one
+//! object at a time, and a block this process owns stays allocated while a handle of it
+//! lives.
+//!
 //! The map is guarded by a spin lock. A fork handler (`sys::process`) takes it before every
 //! `fork()` made through libc and releases it on both sides, so a child never inherits it
 //! held. A child made by a raw `fork`/`clone` system call (no handlers run) while another
 //! thread held it cannot trust the map: every use then fails with an error rather than
 //! waiting forever or starting from an empty map (which would hand out second handles).
 
-use std::collections::HashMap;
+use std::collections::hash_map::{Entry, HashMap, RandomState};
+use std::hash::{BuildHasher, Hasher};
 use std::ptr::null_mut;
 use std::sync::atomic::{
-    AtomicBool, AtomicPtr,
+    AtomicBool, AtomicPtr, AtomicUsize,
     Ordering::{Acquire, Relaxed, Release},
 };
 use std::sync::{Arc, Weak};
 
 use crate::arena::{Allocation, Arena, ObjectKind};
+use crate::sys::process::process_key;
 use crate::{Error, Result};
 
 /// What a block is open as in this process. The data kinds (`RawValue`, `RawArray`,
@@ -75,12 +94,147 @@ struct Slot {
     data: Weak<Allocation>,
 }
 
-type Map = HashMap<(u64, u64), Slot>;
+type Map = HashMap<(u64, u64), Slot, KeyHash>;
+
+/// A fresh object not yet moved into the map (see the module notes).
+struct Pending {
+    key: (u64, u64),
+    lock: u64,
+    data: Weak<Allocation>,
+}
+
+/// Entries of the pending list whose handle has been dropped, and the list's length (both
+/// approximate, read without the lock: they only decide when to prune).
+static DEAD: AtomicUsize = AtomicUsize::new(0);
+static PENDING_LEN: AtomicUsize = AtomicUsize::new(0);
+/// Fewer dead entries than this are never pruned (pruning walks the whole list).
+const PRUNE_MIN: usize = 32;
+
+/// This process's handles of opened objects: the map, and the fresh objects queued for it.
+struct Opened {
+    slots: Map,
+    pending: Vec<Pending>,
+    /// The `process_key` of the process whose queue `pending` is: a forked child finds
+    /// its parent's here, and moves it into the map at its first use of the map.
+    queued_by: u64,
+}
+
+impl Opened {
+    /// Moves every queued fresh object that is still alive into the map. Returns the
+    /// handles it had to hold to mark them mapped: the caller drops them with the map's
+    /// lock released (the last one may be the object's last handle, whose drop uses the
+    /// map).
+    fn settle(&mut self) -> Vec<Arc<Allocation>> {
+        if self.pending.is_empty() {
+            return Vec::new();
+        }
+        let mut held = Vec::with_capacity(self.pending.len());
+        let role = Role::of(ObjectKind::RawValue);
+        for p in self.pending.drain(..) {
+            let Some(live) = p.data.upgrade() else {
+                continue; // dropped: nothing to record (drops a `Weak` only)
+            };
+            // A live slot of the block here is another handle's: the allocator never gives a
+            // block owned by this process to a second object, and the queue's entry was
+            // checked against the map when it was made, so this only happens if the
+            // arena's bookkeeping was damaged; the earlier handle keeps the slot.
+            let taken = self
+                .slots
+                .get(&p.key)
+                .is_some_and(|s| s.data.strong_count() > 0);
+            if !taken {
+                live.set_mapped(p.key.1);
+                let slot = Slot {
+                    role,
+                    stamp: 0,
+                    lock: p.lock,
+                    data: p.data,
+                };
+                self.slots.insert(p.key, slot);
+            }
+            held.push(live);
+        }
+        PENDING_LEN.store(0, Relaxed);
+        DEAD.store(0, Relaxed);
+        held
+    }
+
+    /// Drops the queue's entries of dropped objects (and gives back most of its memory
+    /// once it is mostly empty: a million values made and dropped leave no 32 MB queue).
+    fn prune(&mut self) {
+        let before = self.pending.len();
+        self.pending.retain(|p| p.data.strong_count() > 0);
+        let left = self.pending.len();
+        if self.pending.capacity() > 4 * left.max(PRUNE_MIN) {
+            self.pending.shrink_to(2 * left.max(PRUNE_MIN));
+        }
+        let removed = before - left;
+        PENDING_LEN.store(self.pending.len(), Relaxed);
+        let _ = DEAD.fetch_update(Relaxed, Relaxed, |d| Some(d.saturating_sub(removed)));
+    }
+}
+
+/// The map's hasher: its keys are two words, so a seeded multiply-fold per word instead of
+/// std's SipHash (which took a fifth of making and dropping a `Value`: hashed on insert,
+/// lookup and removal). Seeded once per map from std's random keys, so a process that
+/// chooses block offsets (another user of the arena) cannot choose colliding keys for it
+/// either; a collision only ever costs time.
+#[derive(Clone, Copy)]
+struct KeyHash(u64);
+
+impl KeyHash {
+    fn new() -> Self {
+        KeyHash(RandomState::new().hash_one(0x5eed_u64) | 1)
+    }
+}
+
+impl BuildHasher for KeyHash {
+    type Hasher = WordHasher;
+
+    #[inline]
+    fn build_hasher(&self) -> WordHasher {
+        WordHasher(self.0)
+    }
+}
+
+/// Multiplies `a` by `b` as 128-bit numbers and folds the halves together: every bit of
+/// the result depends on every bit of both.
+#[inline]
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let full = u128::from(a) * u128::from(b);
+    (full as u64) ^ ((full >> 64) as u64)
+}
+
+/// The state of one [`KeyHash`] hashing.
+struct WordHasher(u64);
+
+/// An odd constant with well-spread bits (the fractional part of the golden ratio).
+const SPREAD: u64 = 0x9e37_79b9_7f4a_7c15;
+
+impl Hasher for WordHasher {
+    #[inline]
+    fn write_u64(&mut self, word: u64) {
+        self.0 = fold_mul(self.0 ^ word, SPREAD);
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        fold_mul(self.0, SPREAD ^ 0xff51_afd7_ed55_8ccd)
+    }
+}
 
 static HELD: AtomicBool = AtomicBool::new(false);
 /// Set in a child made without libc's `fork` while the map was held.
 static BROKEN: AtomicBool = AtomicBool::new(false);
-static MAP: AtomicPtr<Map> = AtomicPtr::new(null_mut());
+static MAP: AtomicPtr<Opened> = AtomicPtr::new(null_mut());
 
 fn take() {
     while HELD
@@ -118,13 +272,25 @@ impl Drop for Held {
     }
 }
 
-/// Runs `f` on the map. `f` must not drop an `Arc<Allocation>` (its drop uses the map).
+/// Runs `f` on the map, with every queued fresh object moved into it first. `f` must not
+/// drop an `Arc<Allocation>` (its drop uses the map).
+fn with_map<R>(f: impl FnOnce(&mut Map) -> R) -> Result<R> {
+    let (r, held) = with_opened(|o| {
+        let held = o.settle();
+        (f(&mut o.slots), held)
+    })?;
+    drop(held); // with the map's lock released
+    Ok(r)
+}
+
+/// Runs `f` on the map and its queue of fresh objects, as they are. `f` must not drop an
+/// `Arc<Allocation>` (its drop uses the map).
 ///
 /// Every use of the map comes through here, so this is where a child made by a raw fork
 /// learns that it is one (and whether the map was held at the fork), before it trusts
 /// `BROKEN` or waits for the lock: a lock held by a thread that does not exist in the
 /// child would otherwise be waited for forever.
-fn with_map<R>(f: impl FnOnce(&mut Map) -> R) -> Result<R> {
+fn with_opened<R>(f: impl FnOnce(&mut Opened) -> R) -> Result<R> {
     crate::sys::process::renew_if_forked();
     if BROKEN.load(Acquire) {
         return Err(Error::Corrupted(
@@ -133,16 +299,35 @@ fn with_map<R>(f: impl FnOnce(&mut Map) -> R) -> Result<R> {
                 .into(),
         ));
     }
-    take();
-    let _held = Held;
-    let mut map = MAP.load(Relaxed);
-    if map.is_null() {
-        map = Box::into_raw(Box::default());
-        MAP.store(map, Relaxed);
-    }
-    // SAFETY: `map` came from `Box::into_raw` and is never freed; the spin lock, held by
-    // this thread, makes this the only reference to it.
-    Ok(f(unsafe { &mut *map }))
+    let me = process_key();
+    let (r, inherited) = {
+        take();
+        let _held = Held;
+        let mut map = MAP.load(Relaxed);
+        if map.is_null() {
+            map = Box::into_raw(Box::new(Opened {
+                slots: HashMap::with_hasher(KeyHash::new()),
+                pending: Vec::new(),
+                queued_by: me,
+            }));
+            MAP.store(map, Relaxed);
+        }
+        // SAFETY: `map` came from `Box::into_raw` and is never freed; the spin lock, held by
+        // this thread, makes this the only reference to it.
+        let o = unsafe { &mut *map };
+        // A queue inherited from the parent process goes into the map before anything
+        // else: its live entries are handles of blocks the parent owned, views here (see
+        // `record_fresh`).
+        let inherited = if o.queued_by != me {
+            o.queued_by = me;
+            o.settle()
+        } else {
+            Vec::new()
+        };
+        (f(o), inherited)
+    };
+    drop(inherited); // with the map's lock released
+    Ok(r)
 }
 
 /// This process's handle of the object of stamp `stamp` whose block is at `block` and
@@ -326,6 +511,52 @@ pub(crate) fn record_owned(
     }
 }
 
+/// Records `data`, the handle of the data of a `Value`/`Array` this process has just made
+/// in the block at `block` (just allocated, owned here), paired with the lock at `lock`:
+/// queued for the map (see the module notes). Refused as [`record_owned`] refuses: a live
+/// handle this process has of the block (a view of an object that had it before, kept
+/// here or inherited from the parent process) could reach the data behind a guard.
+pub(crate) fn record_fresh(
+    arena: &Arena,
+    block: u64,
+    lock: u64,
+    data: &Arc<Allocation>,
+) -> Result<()> {
+    let key = (arena.id(), block);
+    let weak = Arc::downgrade(data);
+    let other = with_opened(|o| {
+        // (Usually empty: nothing opened by name or handle.)
+        if let Some(s) = (!o.slots.is_empty()).then(|| o.slots.get(&key)).flatten() {
+            if s.data.strong_count() > 0 {
+                return Some((s.role, s.stamp)); // drops a `Weak` only
+            }
+        }
+        data.set_queued();
+        o.pending.push(Pending {
+            key,
+            lock,
+            data: weak,
+        });
+        PENDING_LEN.store(o.pending.len(), Relaxed);
+        None
+    });
+    match other {
+        Ok(Some((have, stamp))) => Err(already_open(block, have, stamp)),
+        // A broken map refuses every later open: no second handle can be made.
+        Ok(None) | Err(_) => Ok(()),
+    }
+}
+
+/// Called when a handle queued in the pending list (`Allocation::set_queued`)
+/// is dropped: counts it, and prunes the list when half of it is dropped handles.
+pub(crate) fn pending_dropped() {
+    let dead = DEAD.fetch_add(1, Relaxed) + 1;
+    if dead >= PRUNE_MIN && dead * 2 >= PENDING_LEN.load(Relaxed) {
+        // Drops `Weak`s only. A broken map is left as it is.
+        let _ = with_opened(Opened::prune);
+    }
+}
+
 /// This process's one handle of the block at `block`, which it has just taken ownership
 /// of (`Allocation::adopt`): the handle it has of it as data already (a view opened by
 /// handle, or inherited from its parent), else `fresh`, recorded. A live handle of the
@@ -382,10 +613,12 @@ fn already_open(block: u64, have: Role, stamp: u64) -> Error {
 
 /// Forgets the slot of the block at `block`, if its handle is gone.
 pub(crate) fn forget(arena: &Arena, block: u64) {
-    let _ = with_map(|m| {
-        let key = (arena.id(), block);
-        if m.get(&key).is_some_and(|s| s.data.strong_count() == 0) {
-            m.remove(&key);
+    let _ = with_opened(|o| {
+        if let Entry::Occupied(slot) = o.slots.entry((arena.id(), block)) {
+            if slot.get().data.strong_count() == 0 {
+                // Drops a `Weak`, never an `Allocation`.
+                slot.remove();
+            }
         }
     });
 }
@@ -409,7 +642,7 @@ mod tests {
             (ObjectKind::Queue, ObjectKind::Barrier),
         ];
         for (first, second) in roles.into_iter().flat_map(|(a, b)| [(a, b), (b, a)]) {
-            let data = Arc::new(arena.alloc(64, 8).unwrap());
+            let data = arena.alloc(64, 8).unwrap();
             let block = data.offset();
             let (r1, r2) = (Role::of(first), Role::of(second));
             let got = insert(&arena, block, 0, 0, r1, data.clone()).unwrap();
@@ -438,7 +671,7 @@ mod tests {
     #[test]
     fn a_block_is_open_with_one_data_offset_only() {
         let arena = Arena::with_capacity(1 << 16).unwrap();
-        let block = Arc::new(arena.alloc(128, 64).unwrap());
+        let block = arena.alloc(128, 64).unwrap();
         let at = block.offset();
         let role = Role::of(ObjectKind::Array(crate::arena::LockKind::RLock));
         let part = |off| Arc::new(Allocation::part(block.clone(), off));

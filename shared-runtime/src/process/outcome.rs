@@ -121,7 +121,7 @@ impl<T: SharedType> Outcome<T> {
     pub(crate) fn new() -> Result<Self> {
         let size = Self::VALUE + size_of::<T>();
         let align = align_of::<T>().max(align_of::<AtomicU32>());
-        let alloc = Arc::new(Arena::try_global()?.alloc(size, align)?);
+        let alloc = Arena::try_global()?.alloc(size, align)?;
         let block = Block { alloc, size, align };
         // Fresh arena memory is zero already; say so explicitly all the same.
         block.word(STATE).store(NOTHING, Ordering::Relaxed);

@@ -94,7 +94,7 @@ impl<T: SharedType> RawArray<T> {
     pub fn zeroed_in(arena: &Arena, len: usize) -> Result<Self> {
         let alloc = arena.alloc(byte_len::<T>(len)?, align_of::<T>())?;
         Ok(RawArray {
-            alloc: Arc::new(alloc),
+            alloc,
             len,
             _type: PhantomData,
         })

@@ -93,7 +93,7 @@ impl<T: SharedType> RawValue<T> {
         // Fresh arena memory is zero (the allocator zeroes what it frees).
         let alloc = arena.alloc(size_of::<T>(), align_of::<T>())?;
         Ok(RawValue {
-            alloc: Arc::new(alloc),
+            alloc,
             _type: PhantomData,
         })
     }
@@ -128,6 +128,7 @@ impl<T: SharedType> RawValue<T> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     #[track_caller]
+    #[inline]
     pub fn get(&self) -> T {
         self.alloc.assert_not_borrowed_here();
         self.get_unchecked()
@@ -135,6 +136,7 @@ impl<T: SharedType> RawValue<T> {
 
     /// [`get`](Self::get) without the borrow check, for `Synchronized`, which reads under
     /// its own lock (with the mark set by itself).
+    #[inline]
     pub(crate) fn get_unchecked(&self) -> T {
         // SAFETY: the allocation holds a `T`-sized, `T`-aligned block that lives as long as
         // `self`; other writers use atomics or are other processes, so the relaxed atomic
@@ -155,12 +157,14 @@ impl<T: SharedType> RawValue<T> {
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
     #[track_caller]
+    #[inline]
     pub fn set(&self, value: T) {
         self.alloc.assert_not_borrowed_here();
         self.set_unchecked(value)
     }
 
     /// [`set`](Self::set) without the borrow check (see [`load`](Self::load)).
+    #[inline]
     pub(crate) fn set_unchecked(&self, value: T) {
         // SAFETY: as in `load`; `store` writes with relaxed atomics.
         unsafe { T::store(&value, self.as_ptr()) }

@@ -423,6 +423,9 @@ impl Condition {
         // SAFETY: `check_waitable` passed just now on this thread, and nothing released the
         // lock since; the guard is not used (only held) until the lock is retaken below.
         unsafe { core.release_for_wait(me) };
+        // A live guard always means a held lock (its release trusts that): should anything
+        // below unwind, the lock is retaken before the guard is dropped.
+        let retake = Retake { core, me };
         let timed_out = loop {
             let nap = match deadline {
                 None => POLL,
@@ -442,11 +445,24 @@ impl Condition {
             }
         };
         drop(waiting);
+        std::mem::forget(retake);
         let poisoned = core.retake_after_wait(me);
         if let Some(mark) = mark {
             mark.store(lock.tid(), Relaxed);
         }
         (guard, timed_out, poisoned)
+    }
+}
+
+/// Retakes a lock released for a condition wait if the wait unwinds (see `wait_until`).
+struct Retake<'a> {
+    core: &'a crate::sync::lock_cell::LockCore,
+    me: u64,
+}
+
+impl Drop for Retake<'_> {
+    fn drop(&mut self) {
+        self.core.retake_after_wait(self.me);
     }
 }
 

@@ -11,61 +11,81 @@ use crate::arena::{mark_renewed, Allocation, Arena, MappedPtr};
 use crate::sync::inspect::{Holder, LockState};
 use crate::sync::lock::{LockGuard, Reentrancy};
 use crate::sync::poison::{Poison, PoisonCause};
-use crate::sys::futex::{Acquired, FutexLock, WAITERS};
+use crate::sys::counted_lock::CountedLock;
+use crate::sys::futex::Acquired;
 use crate::sys::liveness::{
     cached_identity_renewed, thread_ended, thread_identity, thread_of_live_process, FOREIGN,
     TID_MASK,
 };
-use crate::sys::process::{current_pid_renewed, renew_if_forked};
+use crate::sys::process::{current_pid_renewed, renew_if_forked, renew_if_forked_plain_release};
 use crate::{Error, Result};
 
-/// A lock in shared memory: the robust futex lock word, plus what `Debug` shows and the
-/// poison record. 24 bytes (48 of arena with the block header).
+/// A lock in shared memory: the robust futex lock word and its sleeper count
+/// ([`CountedLock`]), plus what `Debug` shows and the poison record. 24 bytes, in one cache
+/// line (48 of arena with the block header).
 #[repr(C)]
 pub(crate) struct LockCell {
-    lock: FutexLock,
+    /// The lock word: the holder's identity, 0 when free.
+    word: AtomicU64,
     /// Process id of the holder, 0 when free (informational: written by the holder).
     owner: AtomicI32,
-    /// How many times the holder has acquired it (at most 1 for `Lock`).
+    /// How many times the holder has acquired it *again* (an `RLock` re-entered; always 0
+    /// for `Lock`), so that a fresh acquisition and its release write nothing here.
     depth: AtomicU32,
+    /// How many threads sleep on the word (see [`CountedLock`]).
+    sleepers: AtomicU32,
     /// The poison record, sticky until `clear_poison`, in one word so that it is written,
     /// cleared and read whole (two words raced: a record could be read as one holder's
     /// cause with another's pid, or with none): the cause ([`NOT_POISONED`], [`PANICKED`],
-    /// [`DIED`], [`THREAD_DIED`]) in the low 32 bits, the poisoning holder's process id (0
-    /// if unknown) in the high 32. On little-endian machines that is where the two 32-bit
-    /// fields it replaces were (cause at byte 16, pid at byte 20).
-    poison: AtomicU64,
+    /// [`DIED`], [`THREAD_DIED`]) in the low [`CAUSE_BITS`] bits, the poisoning holder's
+    /// process id (0 if unknown; pids are below `PID_MAX_LIMIT`, 2^22) above them.
+    poison: AtomicU32,
 }
 
 const _: () = assert!(size_of::<LockCell>() as u64 == crate::arena::LOCK_CELL);
 const _: () = assert!(size_of::<LockCell>() == 24);
-const _: () = assert!(std::mem::offset_of!(LockCell, poison) == 16);
+const _: () = assert!(std::mem::offset_of!(LockCell, sleepers) == 16);
+const _: () = assert!(std::mem::offset_of!(LockCell, poison) == 20);
 
 impl LockCell {
+    /// The lock word and its sleeper count.
+    #[inline]
+    fn lock(&self) -> CountedLock<'_> {
+        CountedLock::new(&self.word, &self.sleepers)
+    }
+
     /// The poison record: why and by whom the lock was poisoned, `None` if it is not.
     fn poison(&self) -> Option<Poison> {
         let word = self.poison.load(Relaxed);
-        let cause = match word as u32 {
+        let cause = match word & CAUSE_MASK {
             NOT_POISONED => return None,
             PANICKED => PoisonCause::Panicked,
             DIED => PoisonCause::Died,
-            THREAD_DIED => PoisonCause::ThreadDied,
-            _ => PoisonCause::Unknown,
+            _ => PoisonCause::ThreadDied,
         };
-        let pid = (word >> 32) as u32 as i32;
+        let pid = (word >> CAUSE_BITS) as i32;
         Some(Poison {
             pid: (pid > 0).then_some(pid),
             cause,
         })
     }
 
+    /// How many times the holder has acquired the lock (0 when free).
+    fn depth(&self, held: bool) -> u32 {
+        if held {
+            self.depth.load(Relaxed).saturating_add(1)
+        } else {
+            0
+        }
+    }
+
     /// A snapshot of the cell, each field read atomically; nothing read is followed.
     pub(crate) fn state(&self) -> LockState {
-        let holder = self.lock.holder();
+        let holder = self.lock().holder();
         let holder = (holder != 0).then(|| Holder::of(holder, self.owner.load(Relaxed)));
         LockState {
             holder,
-            depth: self.depth.load(Relaxed),
+            depth: self.depth(holder.is_some()),
             poison: self.poison(),
         }
     }
@@ -81,8 +101,7 @@ pub(crate) unsafe fn lock_state_at(cell: *const u8) -> LockState {
     unsafe { &*cell.cast::<LockCell>() }.state()
 }
 
-/// Causes in `LockCell::poison` (a zeroed cell is not poisoned; any other value, written
-/// by a foreign version or writer, is reported as an unknown cause).
+/// Causes in `LockCell::poison`'s low [`CAUSE_BITS`] (a zeroed cell is not poisoned).
 const NOT_POISONED: u32 = 0;
 const PANICKED: u32 = 1;
 /// The holding process ended.
@@ -99,9 +118,17 @@ fn depth_overflow() -> ! {
     )
 }
 
-/// One poison record word.
-fn record(cause: u32, pid: i32) -> u64 {
-    u64::from(cause) | u64::from(pid as u32) << 32
+/// How many low bits of a poison record hold the cause.
+const CAUSE_BITS: u32 = 2;
+const CAUSE_MASK: u32 = (1 << CAUSE_BITS) - 1;
+
+/// One poison record word. A pid that does not fit (none does: pids are below 2^22) is
+/// recorded as unknown.
+fn record(cause: u32, pid: i32) -> u32 {
+    let pid = u32::try_from(pid)
+        .ok()
+        .filter(|&p| p <= u32::MAX >> CAUSE_BITS);
+    cause | pid.unwrap_or(0) << CAUSE_BITS
 }
 
 /// The process-local handle of a lock; clones of `Lock`/`RLock` share one. Whether the lock
@@ -147,6 +174,7 @@ impl From<Acquired> for Entry {
 }
 
 impl LockCore {
+    #[inline]
     fn with_alloc(alloc: Arc<Allocation>) -> Self {
         let cell = MappedPtr::new(
             NonNull::new(alloc.ptr().cast::<LockCell>())
@@ -166,10 +194,11 @@ impl LockCore {
         arena.lock_identity()?;
         // A fresh block is zeroed: an unlocked lock word, no owner, depth 0, not poisoned.
         let alloc = arena.alloc_lock_cell()?;
-        Ok(LockCore::with_alloc(Arc::new(alloc)))
+        Ok(LockCore::with_alloc(alloc))
     }
 
     /// The lock cell at the start of a shared block (a named or handed-over lock).
+    #[inline]
     pub(crate) fn from_alloc(alloc: Arc<Allocation>) -> Self {
         LockCore::with_alloc(alloc)
     }
@@ -222,7 +251,7 @@ impl LockCore {
     /// Whether this thread holds the lock already.
     #[inline]
     fn held_by(&self, me: u64) -> bool {
-        self.cell().lock.holder() == me
+        self.cell().lock().holder() == me
     }
 
     /// A snapshot of the lock, for inspection.
@@ -237,7 +266,7 @@ impl LockCore {
 
     #[inline]
     pub(crate) fn is_poisoned(&self) -> bool {
-        self.cell().poison.load(Relaxed) as u32 != NOT_POISONED
+        self.cell().poison.load(Relaxed) & CAUSE_MASK != NOT_POISONED
     }
 
     pub(crate) fn clear_poison(&self) {
@@ -260,23 +289,17 @@ impl LockCore {
     fn enter(&self, how: Entry, me: u64) -> LockResult<LockGuard<'_>> {
         let c = self.cell();
         // Only the holder writes these fields, so plain loads and stores suffice (atomics
-        // only because other threads and processes may read them for `Debug`).
-        let depth = match how {
-            // A released lock has depth 0 (its last holder stored it before the release
-            // swap this thread's acquisition synchronised with).
-            Entry::Fresh => 0,
-            Entry::Again => c.depth.load(Relaxed),
-            Entry::OwnerDied { holder } => self.take_over(holder),
-        };
-        // Only a re-entry can be this deep (a fresh acquisition starts from 0), so the lock
-        // is this thread's and stays held by its earlier guards: refusing leaves it as it
-        // was. Wrapping instead would let the next release unlock under live guards.
-        let Some(deeper) = depth.checked_add(1) else {
-            depth_overflow()
-        };
-        c.depth.store(deeper, Relaxed);
-        if depth == 0 {
-            c.owner.store(current_pid_renewed(), Relaxed);
+        // only because other threads and processes may read them for `Debug`). A released
+        // lock has no re-entries recorded (its last holder left `depth` at 0 before the
+        // release store this thread's acquisition synchronised with), so a fresh
+        // acquisition writes only `owner`.
+        match how {
+            Entry::Fresh => c.owner.store(current_pid_renewed(), Relaxed),
+            Entry::Again => self.reenter(),
+            Entry::OwnerDied { holder } => {
+                self.take_over(holder);
+                c.owner.store(current_pid_renewed(), Relaxed);
+            }
         }
         // SAFETY: the lock was just acquired (or re-entered) by this thread as `me`; the
         // guard releases one level of it, once.
@@ -289,11 +312,26 @@ impl LockCore {
         }
     }
 
-    /// Records the poison of a lock taken over from `holder`, proven dead; the depth the
-    /// new holder starts from (0).
-    #[cold]
-    fn take_over(&self, holder: u64) -> u32 {
+    /// Records one more level taken by the thread that holds the lock (an `RLock`).
+    #[inline]
+    fn reenter(&self) {
         let c = self.cell();
+        // Only a re-entry can be this deep, so the lock is this thread's and stays held by
+        // its earlier guards: refusing leaves it as it was. Wrapping instead would let the
+        // next release unlock under live guards. (At most `u32::MAX` levels in all.)
+        let again = c.depth.load(Relaxed);
+        let Some(deeper) = again.checked_add(1).filter(|&d| d < u32::MAX) else {
+            depth_overflow()
+        };
+        c.depth.store(deeper, Relaxed);
+    }
+
+    /// Records the poison of a lock taken over from `holder`, proven dead, and forgets the
+    /// dead holder's re-entries.
+    #[cold]
+    fn take_over(&self, holder: u64) {
+        let c = self.cell();
+        c.depth.store(0, Relaxed);
         // The dead holder's pid is still in `owner` (unless it died before writing it,
         // or after clearing it: then 0, "unknown"). Read it before it is overwritten.
         let pid = c.owner.load(Relaxed);
@@ -309,7 +347,6 @@ impl LockCore {
         // death in between record a holder that never touched the data and lose the
         // one that did. (Once `owner` names us, a death of ours is ours to report.)
         self.set_poison(why, pid);
-        0
     }
 
     fn enter_try(&self, how: Option<Entry>, me: u64) -> TryLockResult<LockGuard<'_>> {
@@ -327,9 +364,9 @@ impl LockCore {
         let me = self.me();
         // The compare-and-swap first: on a free lock it is all there is to do, and when it
         // fails the word it found says whether this thread holds the lock already.
-        let how = match self.cell().lock.take(me) {
+        let how = match self.cell().lock().take(me) {
             Ok(()) => Entry::Fresh,
-            Err(cur) if cur & !WAITERS == me => {
+            Err(cur) if cur == me => {
                 assert!(
                     K::REENTRANT,
                     "deadlock: this thread already holds this Lock, which is not re-entrant \
@@ -339,7 +376,7 @@ impl LockCore {
             }
             Err(_) => self
                 .cell()
-                .lock
+                .lock()
                 .lock_slow(me, None)
                 .expect("an unbounded wait succeeds")
                 .into(),
@@ -353,7 +390,7 @@ impl LockCore {
             // For the non-blocking forms, a `Lock` this thread holds simply "would block".
             return self.enter_try(K::REENTRANT.then_some(Entry::Again), me);
         }
-        self.enter_try(self.cell().lock.try_lock(me).map(Entry::from), me)
+        self.enter_try(self.cell().lock().try_lock(me).map(Entry::from), me)
     }
 
     pub(crate) fn try_lock_for<K: Reentrancy>(
@@ -365,7 +402,7 @@ impl LockCore {
             return self.enter_try(K::REENTRANT.then_some(Entry::Again), me);
         }
         let deadline = Instant::now().checked_add(timeout);
-        let how = self.cell().lock.lock(me, deadline);
+        let how = self.cell().lock().lock(me, deadline);
         self.enter_try(how.map(Entry::from), me)
     }
 
@@ -388,10 +425,10 @@ impl LockCore {
             0 => self.arena().lock_identity()?,
             raw => mark_renewed(raw, self.creator_pidns),
         };
-        let lock = &self.cell().lock;
+        let lock = self.cell().lock();
         let how = match lock.take(me) {
             Ok(()) => Acquired::Clean,
-            Err(cur) if cur & !WAITERS == me => return Err(self.names_me()),
+            Err(cur) if cur == me => return Err(self.names_me()),
             Err(_) => match lock.lock_slow(me, deadline) {
                 Some(how) => how,
                 None => return Ok(None),
@@ -413,6 +450,31 @@ impl LockCore {
     /// `was_panicking`: whether the thread was already unwinding when it took this level.
     #[inline(always)]
     pub(crate) fn leave(&self, me: u64, was_panicking: bool) {
+        let plain = renew_if_forked_plain_release();
+        let c = self.cell();
+        // The common case, all in one test: the identity this thread still has cached is
+        // the one the guard took the lock with (so this is that thread, in the process that
+        // took it: a forked child has renewed its cache just now; see `leave_slow`), the
+        // lock is held at one level, and the thread is not newly panicking. The word itself
+        // is not read: a live guard means a held lock (a condition wait, which releases the
+        // lock under a live guard, retakes it before the guard can be dropped, even when
+        // unwinding), and only a writer that breaks the lock anyway could have changed it.
+        if cached_identity_renewed() == me
+            && c.depth.load(Relaxed) == 0
+            && (was_panicking || !std::thread::panicking())
+        {
+            c.owner.store(0, Relaxed);
+            // SAFETY: the calling thread holds the lock at its last level.
+            unsafe { c.lock().unlock(plain) }
+        } else {
+            self.leave_slow(me, was_panicking, plain);
+        }
+    }
+
+    /// [`leave`](Self::leave), for anything but the common case.
+    #[cold]
+    #[inline(never)]
+    fn leave_slow(&self, me: u64, was_panicking: bool, plain: bool) {
         let c = self.cell();
         // A guard that crossed a fork (moved into a child's closure) releases nothing: the
         // lock is the parent thread's (the child's thread has another identity), and only
@@ -421,9 +483,8 @@ impl LockCore {
         // is the identity `held_here` would find, unmarked: this process is not foreign,
         // as a foreign identity is never a cached one). Anything else (a child, a foreign
         // process, a `vfork` child, which caches nothing) looks its identity up afresh.
-        renew_if_forked();
         let holds = if cached_identity_renewed() == me {
-            c.lock.holder() == me
+            c.lock().holder() == me
         } else {
             self.held_here()
         };
@@ -436,13 +497,14 @@ impl LockCore {
         if !was_panicking && std::thread::panicking() {
             self.poison_panicked();
         }
-        let depth = c.depth.load(Relaxed);
-        c.depth.store(depth.saturating_sub(1), Relaxed);
-        if depth <= 1 {
+        let again = c.depth.load(Relaxed);
+        if again > 0 {
+            c.depth.store(again - 1, Relaxed);
+        } else {
             c.owner.store(0, Relaxed);
             // SAFETY: called only from a guard's drop, on the thread that holds the lock,
             // and this was its last level.
-            unsafe { c.lock.unlock() }
+            unsafe { c.lock().unlock(plain) }
         }
     }
 
@@ -456,7 +518,7 @@ impl LockCore {
                 Err(_) => return false,
             },
         };
-        self.cell().lock.holder() == me
+        self.cell().lock().holder() == me
     }
 
     /// Checks that the calling thread may wait on a condition with the level it holds as
@@ -467,11 +529,11 @@ impl LockCore {
     #[track_caller]
     pub(crate) fn check_waitable(&self, me: u64) {
         assert!(
-            self.cell().lock.holder() == me && self.me() == me,
+            self.cell().lock().holder() == me && self.me() == me,
             "cannot wait on a Condition with a guard this thread does not hold (a guard \
              taken in another process and moved into a forked child)"
         );
-        let depth = self.cell().depth.load(Relaxed);
+        let depth = self.cell().depth(true);
         assert!(
             depth <= 1,
             "cannot wait on a Condition with an RLock held {depth} times: waiting releases \
@@ -488,12 +550,13 @@ impl LockCore {
     /// [`check_waitable(me)`](Self::check_waitable) passed on this thread, and the lock has
     /// not been released since.
     pub(crate) unsafe fn release_for_wait(&self, me: u64) {
+        let plain = renew_if_forked_plain_release();
         let c = self.cell();
-        debug_assert_eq!(c.lock.holder(), me);
-        c.depth.store(0, Relaxed);
+        debug_assert_eq!(c.lock().holder(), me);
+        // No re-entries to forget (`check_waitable`).
         c.owner.store(0, Relaxed);
         // SAFETY: the calling thread holds the lock (the caller's contract).
-        unsafe { c.lock.unlock() }
+        unsafe { c.lock().unlock(plain) }
     }
 
     /// Takes the lock again as `me` after a condition wait, through the robust path (a
@@ -503,7 +566,7 @@ impl LockCore {
     pub(crate) fn retake_after_wait(&self, me: u64) -> bool {
         let how = self
             .cell()
-            .lock
+            .lock()
             .lock(me, None)
             .expect("an unbounded wait succeeds");
         let (guard, poisoned) = match self.enter(how.into(), me) {
@@ -520,7 +583,7 @@ impl LockCore {
     /// A process of another pid namespace than the arena's creator proves nothing (the
     /// ids it would check name other threads where it lives), as for a take-over.
     pub(crate) fn holder_proven_dead(&self) -> bool {
-        let holder = self.cell().lock.holder();
+        let holder = self.cell().lock().holder();
         holder != 0 && self.me() & FOREIGN == 0 && thread_ended(holder)
     }
 
@@ -530,7 +593,7 @@ impl LockCore {
     /// The calling thread must hold the lock (the depth is the holder's to write), and the
     /// guards it drops afterwards must not release the lock while another still lives.
     pub(crate) unsafe fn set_depth(&self, depth: u32) {
-        self.cell().depth.store(depth, Relaxed);
+        self.cell().depth.store(depth.saturating_sub(1), Relaxed);
     }
 
     pub(crate) fn debug(
@@ -544,7 +607,7 @@ impl LockCore {
         let mut d = f.debug_struct(name);
         d.field("owner", &(owner != 0).then_some(owner));
         if reentrant {
-            d.field("depth", &c.depth.load(Relaxed));
+            d.field("depth", &c.depth(c.lock().holder() != 0));
         }
         d.field("poisoned", &self.is_poisoned()).finish()
     }

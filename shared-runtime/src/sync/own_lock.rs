@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use crate::arena::{data_offset, Allocation, Arena, LockKind, ObjectKind};
+use crate::arena::{data_offset, opened, Allocation, Arena, LockKind, ObjectKind};
 use crate::raw::{byte_len, RawArray, RawValue};
 use crate::sync::{GenericLock, LockCore, Reentrancy, Synchronized};
 use crate::{Result, SharedType};
@@ -15,6 +15,7 @@ use crate::{Result, SharedType};
 /// A fresh zeroed block for `bytes` bytes of data aligned to `align` after a lock cell: the
 /// data (a part of the block, which it keeps alive) and the lock (the whole block). The
 /// block is freed when the last handle of either is dropped.
+#[inline]
 fn block<K: Reentrancy>(
     arena: &Arena,
     kind: ObjectKind,
@@ -22,8 +23,9 @@ fn block<K: Reentrancy>(
     align: usize,
 ) -> Result<(Arc<Allocation>, GenericLock<K>)> {
     // As `Lock::new_in`: the creating thread will most likely take the lock, so a thread
-    // that cannot be identified is told now, as an error, not at the first `lock`.
-    arena.lock_identity()?;
+    // that cannot be identified is told now, as an error, not at the first `lock` (the
+    // identity itself, cached per thread, is not needed yet).
+    crate::sys::liveness::thread_identity()?;
     let at = data_offset(kind, align as u64);
     let size = at
         .checked_add(bytes as u64)
@@ -31,8 +33,11 @@ fn block<K: Reentrancy>(
             count: bytes,
             elem_size: 1,
         })?;
-    let block = Arc::new(arena.alloc_lock_block(size, align)?);
-    let data = Arc::new(Allocation::part(Arc::clone(&block), at));
+    let block = arena.alloc_lock_block(size, align)?;
+    let data = Allocation::part_arc(Arc::clone(&block), at);
+    // This process's one handle of the data, paired with the lock at the block's start
+    // (what `Synchronized::from_parts` records for an owned object).
+    opened::record_fresh(arena, block.offset(), block.offset(), &data)?;
     // A fresh block is zeroed: an unlocked lock cell.
     Ok((data, GenericLock::from_core(LockCore::from_alloc(block))))
 }
@@ -48,6 +53,7 @@ fn lock_kind<K: Reentrancy>() -> LockKind {
 
 /// A new `Value` holding `value` (zero if `None`) with its own lock, in one block of
 /// `arena`.
+#[inline]
 pub(crate) fn value_in<T: SharedType, K: Reentrancy>(
     arena: &Arena,
     value: Option<T>,
@@ -60,7 +66,7 @@ pub(crate) fn value_in<T: SharedType, K: Reentrancy>(
         raw.set_unchecked(v);
     }
     // The data's handle is new and this process's only one: wrapping it is sound.
-    Synchronized::from_parts(raw, lock)
+    Ok(Synchronized::from_opened(raw, lock))
 }
 
 /// A new `Array` of `len` elements, holding `items` (zeroes if `None`; `items.len()` is
@@ -79,5 +85,5 @@ pub(crate) fn array_in<T: SharedType, K: Reentrancy>(
         // A fresh object: no thread has it borrowed.
         raw.write_unchecked(0, items);
     }
-    Synchronized::from_parts(raw, lock)
+    Ok(Synchronized::from_opened(raw, lock))
 }

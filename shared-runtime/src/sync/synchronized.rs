@@ -192,7 +192,9 @@ impl<O: SharedObject, L: SharedLock> Synchronized<O, L> {
     }
 
     /// Pairs `obj`, this process's one handle of an object it opened (by name or by
-    /// handle: already in its map of opened objects, and not owned here), with `lock`.
+    /// handle: already in its map of opened objects, and not owned here) or has just made
+    /// with its own lock (`own_lock`: queued for that map by `opened::record_fresh`), with
+    /// `lock`.
     pub(crate) fn from_opened(obj: O, lock: L) -> Self {
         Synchronized { obj, lock }
     }

@@ -1,5 +1,6 @@
 //! Processes: the cached process id and fork generation, fork, wait and signals.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU64, Ordering};
 use std::sync::Once;
 use std::time::{Duration, Instant};
@@ -50,10 +51,19 @@ fn register_fork_handling() {
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
 /// A page the kernel zeroes in every child, however the child was made (`MADV_WIPEONFORK`):
-/// its first word is 1 in a process whose caches are its own, 0 in a child that has not
-/// renewed them yet. Null where the kernel refuses the advice (then only children made by
-/// libc's `fork`, which runs the `pthread_atfork` handler, renew their caches).
+/// its first word has [`RENEWED`] in a process whose caches are its own, and is 0 in a child
+/// that has not renewed them yet. Null where the kernel refuses the advice (then only
+/// children made by libc's `fork`, which runs the `pthread_atfork` handler, renew their
+/// caches).
 static WIPED_IN_CHILDREN: AtomicPtr<AtomicU64> = AtomicPtr::new(std::ptr::null_mut());
+/// In the wipe page's word: this process's caches are its own.
+const RENEWED: u64 = 1;
+/// In the wipe page's word: this process (its address space) is registered for global
+/// membarriers, so its lock releases may be plain stores (`sys::counted_lock`). Kept in the
+/// wipe page because registration is not inherited: the kernel clears the bit in every
+/// child, however made, exactly as it forgets the registration; an `exec` starts afresh.
+/// Without the wipe page the bit is never set, and every release is the fenced one.
+const REGISTERED: u64 = 2;
 
 /// Sets up [`WIPED_IN_CHILDREN`]; called once, before any fork this crate can see.
 fn map_wipe_page() {
@@ -81,17 +91,89 @@ fn map_wipe_page() {
     let word = page.cast::<AtomicU64>();
     // SAFETY: the page is mapped, writable, page-aligned and never unmapped; an AtomicU64
     // may live in it.
-    unsafe { (*word).store(1, Ordering::Relaxed) };
+    unsafe { (*word).store(RENEWED | registered(), Ordering::Relaxed) };
     WIPED_IN_CHILDREN.store(word, Ordering::Release);
+}
+
+/// Registers this process for global membarriers: [`REGISTERED`] if the kernel accepted.
+fn registered() -> u64 {
+    if crate::sys::membarrier::register_global() {
+        REGISTERED
+    } else {
+        0
+    }
+}
+
+thread_local! {
+    /// [`WIPED_IN_CHILDREN`], copied into each thread that asks: one load from the thread
+    /// pointer rather than two through the global offset table, on the lock hot path (whose
+    /// compare-and-swap waits for the chain of loads before it).
+    static WIPE_WORD: Cell<*const AtomicU64> = const { Cell::new(std::ptr::null()) };
+}
+
+/// The wipe page's word, null if there is none.
+#[inline(always)]
+fn wipe_word() -> *const AtomicU64 {
+    let word = WIPE_WORD.with(Cell::get);
+    if word.is_null() {
+        return wipe_word_first();
+    }
+    word
+}
+
+#[cold]
+#[inline(never)]
+fn wipe_word_first() -> *const AtomicU64 {
+    let word = WIPED_IN_CHILDREN.load(Ordering::Acquire);
+    WIPE_WORD.with(|w| w.set(word));
+    word
 }
 
 /// Whether this process is a child whose inherited caches have not been renewed yet.
 #[inline]
 fn unrenewed_child() -> bool {
-    let word = WIPED_IN_CHILDREN.load(Ordering::Acquire);
+    let word = wipe_word();
     // SAFETY: a non-null pointer is the wipe page, mapped for the life of the process (and
-    // inherited, mapped, by every child).
+    // inherited, mapped, by every child, at the same address).
     !word.is_null() && unsafe { (*word).load(Ordering::Relaxed) } == 0
+}
+
+/// [`renew_if_forked`], then whether this process may release a lock with a plain store
+/// (it is registered for global membarriers: see `sys::counted_lock`). One check of the
+/// wipe page for both. A child that had to renew its caches just now answers `false` this
+/// once (it registered meanwhile: the next release may be plain).
+#[inline(always)]
+pub(crate) fn renew_if_forked_plain_release() -> bool {
+    let word = wipe_word();
+    if word.is_null() {
+        return false;
+    }
+    // SAFETY: as in `unrenewed_child`.
+    match unsafe { (*word).load(Ordering::Relaxed) } {
+        0 => {
+            renew_raw_child();
+            false
+        }
+        state => state & REGISTERED != 0,
+    }
+}
+
+/// Whether this process's next release is a plain store (a test hook: see
+/// [`renew_if_forked_plain_release`]).
+#[cfg(feature = "test-hooks")]
+pub fn releases_plain() -> bool {
+    renew_if_forked_plain_release()
+}
+
+/// Makes every later release of this process the fenced one, as in a process that could
+/// not register for membarriers (a test hook).
+#[cfg(feature = "test-hooks")]
+pub fn force_fenced_release() {
+    let word = WIPED_IN_CHILDREN.load(Ordering::Acquire);
+    if !word.is_null() {
+        // SAFETY: as in `unrenewed_child`.
+        unsafe { (*word).fetch_and(!REGISTERED, Ordering::Relaxed) };
+    }
 }
 
 /// Takes the locks of process-local tables that a child must not inherit held (the map of
@@ -116,12 +198,19 @@ extern "C" fn refresh_pid_in_child() {
     let word = WIPED_IN_CHILDREN.load(Ordering::Acquire);
     if !word.is_null() {
         // SAFETY: as in `unrenewed_child`.
-        unsafe { (*word).store(1, Ordering::Relaxed) };
+        unsafe { (*word).store(RENEWED, Ordering::Relaxed) };
     }
     PID.store(nix::unistd::getpid().as_raw(), Ordering::Relaxed);
     GENERATION.fetch_add(1, Ordering::Relaxed);
     // The child's only thread is a new thread with the forking thread's memory.
     crate::sys::liveness::renew_thread_ids_after_fork();
+    // The child is a new address space, not registered for membarriers (its releases are
+    // the fenced ones until this is done). One system call: async-signal-safe.
+    if !word.is_null() {
+        let registered = registered();
+        // SAFETY: as in `unrenewed_child`.
+        unsafe { (*word).fetch_or(registered, Ordering::Relaxed) };
+    }
 }
 
 /// Renews the process-local caches in a child that was made without libc's `fork` (a raw
@@ -130,10 +219,16 @@ extern "C" fn refresh_pid_in_child() {
 #[inline]
 pub(crate) fn renew_if_forked() {
     if unrenewed_child() {
-        refresh_pid_in_child();
-        // No prepare handler ran: tables held by another thread at the fork are suspect.
-        crate::arena::opened::after_raw_fork();
+        renew_raw_child();
     }
+}
+
+#[cold]
+#[inline(never)]
+fn renew_raw_child() {
+    refresh_pid_in_child();
+    // No prepare handler ran: tables held by another thread at the fork are suspect.
+    crate::arena::opened::after_raw_fork();
 }
 
 /// A key for "this very process": its id and its fork generation. A process that reuses

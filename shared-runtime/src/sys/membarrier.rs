@@ -1,0 +1,63 @@
+//! `membarrier(2)`: the system-wide memory barrier that lets a lock release with a plain
+//! store (see `counted_lock` for the protocol and the argument).
+//!
+//! A process *registers* with `MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED`; from then on a
+//! `MEMBARRIER_CMD_GLOBAL_EXPEDITED` issued by any thread of any process returns only after
+//! every CPU running a thread of a registered process has executed a full memory barrier
+//! (a CPU running something else, or a thread not running, is in such a state already: a
+//! context switch is a full barrier). Registration belongs to the address space: a forked
+//! child (a new one) and an `exec`ed image start unregistered, so the child registers again
+//! when it renews its caches (`process::refresh_pid_in_child`).
+//!
+//! Either call may be refused (a kernel before 4.16, or a seccomp filter): `false` then, and
+//! the callers fall back to what needs no membarrier.
+
+/// `MEMBARRIER_CMD_GLOBAL_EXPEDITED` (linux/membarrier.h).
+const GLOBAL_EXPEDITED: libc::c_int = 1 << 1;
+/// `MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED`.
+const REGISTER_GLOBAL_EXPEDITED: libc::c_int = 1 << 2;
+
+fn membarrier(cmd: libc::c_int) -> bool {
+    // SAFETY: membarrier takes two integers (command, flags; and a cpu id that these
+    // commands ignore) and touches no memory of ours. A refusal is an error return.
+    unsafe { libc::syscall(libc::SYS_membarrier, cmd, 0, 0) == 0 }
+}
+
+/// Registers this process (its address space) to receive global expedited barriers;
+/// whether the kernel accepted. Async-signal-safe (one system call): it runs in a child
+/// right after `fork`.
+pub(crate) fn register_global() -> bool {
+    membarrier(REGISTER_GLOBAL_EXPEDITED)
+}
+
+/// Runs a full memory barrier on every CPU that runs a thread of a registered process,
+/// and returns after all of them did; whether it ran (`false`: refused, nothing is
+/// guaranteed).
+pub(crate) fn global_barrier() -> bool {
+    #[cfg(feature = "test-hooks")]
+    if REFUSED.load(std::sync::atomic::Ordering::Relaxed) {
+        return false;
+    }
+    membarrier(GLOBAL_EXPEDITED)
+}
+
+/// Set by [`refuse_for_tests`].
+#[cfg(feature = "test-hooks")]
+static REFUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes this process behave as one where membarrier is refused: its releases are the
+/// fenced ones and its waiters nap briefly (a test hook).
+#[cfg(feature = "test-hooks")]
+pub fn refuse_for_tests() {
+    REFUSED.store(true, std::sync::atomic::Ordering::Relaxed);
+    crate::sys::process::force_fenced_release();
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn registered_barrier_runs() {
+        // This test machine's kernel has membarrier; where it is refused, both are refused.
+        assert_eq!(super::register_global(), super::global_barrier());
+    }
+}
