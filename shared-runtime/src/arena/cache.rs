@@ -430,6 +430,20 @@ impl BlockCache {
         self.closed.store(true, Release);
     }
 
+    /// Waits, at most `patience`, until no thread of this process is inside the cache.
+    /// Called after [`close`](Self::close) and before taking the allocator's lock for the
+    /// last drain: a thread inside then leaves after one `take` or `put` (each refuses a
+    /// closed cache, and a take ends without waiting for anything), but it may be
+    /// descheduled there for longer than [`drain`](Self::drain)'s few yields under the lock
+    /// last, and the whole cache then stayed behind. A copy inherited through fork from
+    /// a thread that was inside stays busy for good: the wait then ends at `patience`.
+    pub(crate) fn wait_idle(&self, patience: std::time::Duration) {
+        let deadline = std::time::Instant::now() + patience;
+        while self.busy.load(Acquire) && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+    }
+
     /// Whether this process holds a slot of the arena's table or any cached block
     /// (`false` too if another thread of it is using the cache right now).
     pub(crate) fn holds_any(&self) -> bool {
