@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
 
 use crate::arena::heap::{
     bump, kind_tag, step, tag_code, Heap, FLAGS, HDR, KIND_TAG, KIND_TAG_SHIFT, LOCK_BLOCK,
-    RECORD_BLOCK, USED,
+    MIN_BLOCK, PREV_USED, PUNCHED, RECORD_BLOCK, USED,
 };
 use crate::arena::namespace::FOREIGN_OWNER;
 use crate::arena::ObjectKind;
@@ -292,6 +292,7 @@ impl Heap<'_> {
     pub(crate) fn carve_slab(&self, stride: u64, marks: u64) -> Result<u64> {
         let s = self.alloc(SLAB_PAYLOAD, SLAB_BLOCK, SLAB_OWNER)?;
         debug_assert_eq!(s % SLAB_BLOCK, 0);
+        self.trim_slab_block(s - HDR)?;
         // A slab is no object: its slots are counted instead.
         bump(&self.state().allocations, -1);
         let canary = self.slab_canary(s);
@@ -306,6 +307,42 @@ impl Heap<'_> {
         self.set_word(b, self.word(b) | SLAB_TAG);
         step();
         Ok(s)
+    }
+
+    /// Makes the block at `b`, just allocated for a slab, exactly [`SLAB_BLOCK`] bytes, as
+    /// `is_slab_block` (and so `check`) requires: the allocator leaves a remainder too
+    /// small for a block with the block it was cut from, so near the end of a full heap a
+    /// slab's block came out larger (4160 bytes was seen). A remainder that can be a block
+    /// is split off and freed (as `place` splits a tail: written free but unlisted first,
+    /// then the slab block shrunk, then listed); one that cannot gives the whole block
+    /// back and reports `OutOfMemory`, so the claimer makes an ordinary block instead.
+    fn trim_slab_block(&self, b: u64) -> Result<()> {
+        let w = self.word(b);
+        let size = w & !FLAGS;
+        if size == SLAB_BLOCK {
+            return Ok(());
+        }
+        let st = self.state();
+        let rest = size - SLAB_BLOCK;
+        if rest < MIN_BLOCK {
+            self.free(b + HDR, SLAB_OWNER)?;
+            // Neither an object made nor one freed.
+            bump(&st.allocations, -1);
+            bump(&st.frees, -1);
+            return Err(Error::OutOfMemory {
+                requested: SLAB_BLOCK,
+                available: rest,
+                capacity: self.mem.len(),
+            });
+        }
+        let r = b + SLAB_BLOCK;
+        // Fresh heap memory is zero: so is the remainder, header word aside.
+        self.set_word(r, rest | (w & PUNCHED) | PREV_USED);
+        step();
+        self.set_word(b, SLAB_BLOCK | (w & FLAGS));
+        step();
+        bump(&st.used_bytes, -(rest as i64));
+        self.release(r, false)
     }
 
     /// Every slab block's payload offset, and every untagged block a carver left owned by
