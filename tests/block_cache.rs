@@ -141,7 +141,9 @@ fn a_killed_processes_cached_blocks_are_never_reused_while_it_lives_then_reclaim
     let shared = offsets.clone();
     let mut child = Process::start(move || -> u8 {
         warm(Arena::global());
-        let vs: Vec<_> = (0..N).map(|i| RawValue::new(big(i as u64)).unwrap()).collect();
+        let vs: Vec<_> = (0..N)
+            .map(|i| RawValue::new(big(i as u64)).unwrap())
+            .collect();
         for (i, v) in vs.iter().enumerate() {
             shared.set(i, v.offset());
         }

@@ -42,7 +42,9 @@ fn rv2_process_child_with_a_freeing_thread_ends_with_blocks_cached() {
     for run in 0..10 {
         let mut child = Process::start(|| -> u8 {
             // 64-byte values: the block cache serves 61..=112 bytes (smaller: slab slots).
-            let held: Vec<_> = (0..300u64).map(|i| RawValue::new([i; 8]).unwrap()).collect();
+            let held: Vec<_> = (0..300u64)
+                .map(|i| RawValue::new([i; 8]).unwrap())
+                .collect();
             drop(held); // now cached in this child
             let stop = Arc::new(AtomicBool::new(false));
             let s = stop.clone();

@@ -173,7 +173,11 @@ fn a_value_whose_lock_fits_but_not_its_data_leaks_nothing() {
         let err = Value::new_in(&arena, [7u64; 8]).unwrap_err();
         assert!(matches!(err, Error::OutOfMemory { .. }), "{err}");
         let lock = RLock::new_in(&arena).unwrap();
-        assert_eq!(arena.check().unwrap().free_bytes, 32, "the lock took the hole");
+        assert_eq!(
+            arena.check().unwrap().free_bytes,
+            32,
+            "the lock took the hole"
+        );
         let err = Value::with_lock_in(&arena, [7u64; 8], lock).unwrap_err();
         assert!(matches!(err, Error::OutOfMemory { .. }), "{err}");
         assert_eq!(arena.check().unwrap(), before, "attempt {attempt} leaked");

@@ -392,10 +392,10 @@ fn machine() {
 }
 
 fn main() {
-    // `SHR_SLABS=1`: small objects in slabs (not on by default yet: docs/design.md, "Slabs
-    // of small objects"), so that the same binary measures both.
-    if std::env::var_os("SHR_SLABS").is_some() {
-        shared_runtime::test_hooks::set_slabs_for_tests(true);
+    // `SHR_SLABS=0`: small objects as blocks of their own (slabs are on by default:
+    // docs/design.md, "Slabs of small objects"), so that the same binary measures both.
+    if std::env::var_os("SHR_SLABS").is_some_and(|v| v == "0") {
+        shared_runtime::test_hooks::set_slabs_for_tests(false);
     }
     // Criterion's default place (`target/criterion`), from this executable's
     // `target/<profile>/deps/` directory, so the estimates can be read back.

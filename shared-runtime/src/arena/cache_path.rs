@@ -339,7 +339,10 @@ impl Arena {
             global.inner.cache.close();
             // A thread still freeing may be inside the cache: let it leave (bounded) before
             // the drain, which under the allocator's lock only yields a little.
-            global.inner.cache.wait_idle(std::time::Duration::from_millis(100));
+            global
+                .inner
+                .cache
+                .wait_idle(std::time::Duration::from_millis(100));
             // Nobody to report a failure to: the blocks then stay this process's, and are
             // reclaimed as a dead process's.
             let _ = global.with_heap(|h| global.flush_cache_and(h, true));

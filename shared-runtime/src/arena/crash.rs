@@ -152,9 +152,8 @@ pub unsafe fn poke_slab_for_tests(arena: &crate::Arena, at: u64, value: u64) -> 
     })
 }
 
-/// Whether small objects are made in slabs by default: not yet (see docs/design.md,
-/// "Slabs of small objects": some fault reproducers of the block cache still assume every
-/// small object is a block of its own). Tests turn them on with `set_slabs_for_tests`.
+/// Whether small objects are made in slabs by default: yes (docs/design.md, "Slabs of
+/// small objects"). Tests turn them off or on with `set_slabs_for_tests`.
 pub(crate) const SLABS_BY_DEFAULT: bool = true;
 
 /// Whether slabs are on, as `set_slabs_for_tests` last set it.
