@@ -2,6 +2,11 @@
 //! reused zeroed, counters stay truthful, a forked child never takes its parent's cached
 //! blocks, a child's cache is given back when it ends, and a killed process's cached
 //! blocks are reclaimed like anything else it owned, never handed out while it lives.
+//!
+//! The cache serves blocks of 61 to 112 payload bytes (smaller objects are slots of slabs,
+//! `tests/slab.rs`), so the objects here are of that size: a `Big` (64 bytes) as data, a
+//! `Value<Big>` made with its own lock (lock cell and data in one 88-byte block) as a
+//! block that starts with a lock cell.
 
 mod common;
 
@@ -10,10 +15,18 @@ use std::time::Duration;
 use common::{finish, forking, in_child, wait_until, PATIENCE};
 use shared_runtime::{Arena, Event, Lock, Process, RawArray, RawValue, Value};
 
+/// A payload the block cache serves (61..=112 bytes): larger than any slab slot.
+type Big = [u64; 8];
+
+/// `x` in every word of a `Big`.
+fn big(x: u64) -> Big {
+    [x; 8]
+}
+
 /// Allocates and frees one small value in `arena`, so that this process holds a slot of
 /// the arena's table of caches (taken by the first free that finds none).
 fn warm(arena: &Arena) {
-    drop(RawValue::new_in(arena, 0u64).unwrap());
+    drop(RawValue::new_in(arena, big(0)).unwrap());
 }
 
 #[test]
@@ -21,14 +34,14 @@ fn a_freed_small_value_is_reused_zeroed_without_the_allocator() {
     let _serial = forking();
     let arena = Arena::with_capacity(1 << 20).unwrap();
     warm(&arena);
-    let v = RawValue::new_in(&arena, u64::MAX).unwrap();
+    let v = RawValue::new_in(&arena, big(u64::MAX)).unwrap();
     let at = v.offset();
     drop(v);
-    let w = RawValue::<u64>::zeroed_in(&arena).unwrap();
+    let w = RawValue::<Big>::zeroed_in(&arena).unwrap();
     assert_eq!(w.offset(), at, "the freed block is taken from the cache");
     assert_eq!(
         w.get(),
-        0,
+        big(0),
         "a cached block is zeroed before it is handed out"
     );
     drop(w);
@@ -46,9 +59,11 @@ fn a_freed_small_value_is_reused_zeroed_without_the_allocator() {
 fn a_cached_lock_cell_comes_back_unlocked() {
     let _serial = forking();
     let arena = Arena::with_capacity(1 << 20).unwrap();
+    // A lock of its own is a slab slot (24 bytes); a Value<Big>'s one block starts with a
+    // lock cell and is cached.
     for _ in 0..3 {
-        let lock = Lock::new_in(&arena).unwrap();
-        let guard = lock.try_lock().expect("a new lock is free");
+        let v = Value::new_in(&arena, big(1)).unwrap();
+        let guard = v.getlock().try_lock().expect("a new lock is free");
         std::mem::forget(guard); // its cell is dropped held
     }
     let s = arena.stats().unwrap();
@@ -69,8 +84,8 @@ fn threads_share_the_cache_and_the_counters_add_up() {
                     if i % 3 == 2 {
                         live.pop();
                     }
-                    let v = RawValue::new_in(arena, t << 32 | i).unwrap();
-                    assert_eq!(v.get(), t << 32 | i);
+                    let v = RawValue::new_in(arena, big(t << 32 | i)).unwrap();
+                    assert_eq!(v.get(), big(t << 32 | i));
                     live.push(v);
                     if live.len() > 40 {
                         live.drain(..20);
@@ -90,12 +105,12 @@ fn a_forked_child_never_takes_its_parents_cached_blocks() {
     let global = Arena::global();
     let before = global.stats().unwrap().live_allocations;
     warm(global);
-    let v = RawValue::new(7u64).unwrap();
+    let v = RawValue::new(big(7)).unwrap();
     let cached = v.offset();
     drop(v); // into this process's cache of the global arena
     let child = Process::start(move || {
         // Many allocations of the same class: none may be the parent's cached block.
-        let held: Vec<_> = (0..200).map(|_| RawValue::new(1u64).unwrap()).collect();
+        let held: Vec<_> = (0..200).map(|_| RawValue::new(big(1)).unwrap()).collect();
         let clash = held.iter().any(|v| v.offset() == cached);
         drop(held); // into the child's own cache, given back when the child ends
         u8::from(clash)
@@ -108,9 +123,9 @@ fn a_forked_child_never_takes_its_parents_cached_blocks() {
     );
     // The child's cache went back to the arena as it ended; the parent's block is still
     // the parent's, and its next allocation of that class takes it.
-    let again = RawValue::new(0u64).unwrap();
+    let again = RawValue::new(big(0)).unwrap();
     assert_eq!(again.offset(), cached);
-    assert_eq!(again.get(), 0);
+    assert_eq!(again.get(), big(0));
     drop(again);
     assert_eq!(global.stats().unwrap().live_allocations, before);
 }
@@ -126,7 +141,9 @@ fn a_killed_processes_cached_blocks_are_never_reused_while_it_lives_then_reclaim
     let shared = offsets.clone();
     let mut child = Process::start(move || -> u8 {
         warm(Arena::global());
-        let vs: Vec<_> = (0..N).map(|i| RawValue::new(i as u64).unwrap()).collect();
+        let vs: Vec<_> = (0..N)
+            .map(|i| RawValue::new(big(i as u64)).unwrap())
+            .collect();
         for (i, v) in vs.iter().enumerate() {
             shared.set(i, v.offset());
         }
@@ -142,7 +159,7 @@ fn a_killed_processes_cached_blocks_are_never_reused_while_it_lives_then_reclaim
         "the child never got ready"
     );
     let cached: Vec<u64> = offsets.read(..N);
-    let mine: Vec<_> = (0..4 * N).map(|_| RawValue::new(0u64).unwrap()).collect();
+    let mine: Vec<_> = (0..4 * N).map(|_| RawValue::new(big(0)).unwrap()).collect();
     assert!(
         mine.iter().all(|v| !cached.contains(&v.offset())),
         "a block cached by a live process was handed out again"
@@ -173,22 +190,22 @@ fn a_handle_to_a_cached_block_opens_nothing_and_it_cannot_be_adopted() {
     let _serial = forking();
     let arena = Arena::with_capacity(1 << 20).unwrap();
     warm(&arena);
-    let v = RawValue::new_in(&arena, 7u64).unwrap();
+    let v = RawValue::new_in(&arena, big(7)).unwrap();
     let (h, at) = (v.handle(), v.offset());
     drop(v);
-    let err = RawValue::<u64>::open_handle(&arena, &h).unwrap_err();
+    let err = RawValue::<Big>::open_handle(&arena, &h).unwrap_err();
     assert!(err.to_string().contains("freed"), "{err}");
-    let err = RawValue::<u64>::from_offset_in(&arena, at).unwrap_err();
+    let err = RawValue::<Big>::from_offset_in(&arena, at).unwrap_err();
     assert!(err.to_string().contains("freed"), "{err}");
     // Nor in a child, where the block is its parent's.
-    let refused = in_child(|| RawValue::<u64>::open_handle(&arena, &h).is_err() as u8).unwrap();
+    let refused = in_child(|| RawValue::<Big>::open_handle(&arena, &h).is_err() as u8).unwrap();
     assert_eq!(refused, 1, "a child opened its parent's cached block");
     // Taken out again, it is an object: the block is the same one.
-    let w = RawValue::<u64>::zeroed_in(&arena).unwrap();
+    let w = RawValue::<Big>::zeroed_in(&arena).unwrap();
     assert_eq!(w.offset(), at);
-    w.set(3);
+    w.set(big(3));
     let seen =
-        in_child(|| RawValue::<u64>::open_handle(&arena, &h).map_or(99, |v| v.get())).unwrap();
+        in_child(|| RawValue::<Big>::open_handle(&arena, &h).map_or(99, |v| v.get()[7])).unwrap();
     assert_eq!(seen, 3, "the child opens the live object again");
 }
 
@@ -196,40 +213,52 @@ fn a_handle_to_a_cached_block_opens_nothing_and_it_cannot_be_adopted() {
 fn a_cached_block_takes_the_marks_of_its_next_use_only() {
     let _serial = forking();
     let arena = Arena::with_capacity(1 << 20).unwrap();
+    // The kind-tagged objects (Event, Condition, Barrier: 24 to 40 bytes) are slots of
+    // slabs kept per mark, so an Event's slot never becomes data.
     let e = Event::new_in(&arena).unwrap();
     e.set();
     let eh = e.handle();
     drop(e);
-    // The Event's block (24 bytes of state) comes back as data of the same size.
-    let r = RawArray::<u8>::zeroed_in(&arena, 24).unwrap();
-    assert_eq!(r.handle().offset, eh.offset, "from the cache");
-    assert_eq!(r.to_vec(), vec![0; 24], "zeroed");
+    let d = RawArray::<u8>::zeroed_in(&arena, 24).unwrap();
+    assert_ne!(d.handle().offset, eh.offset, "an Event's slot became data");
+    let refused = in_child(|| u8::from(Event::open_handle(&arena, &eh).is_err())).unwrap();
+    assert_eq!(refused, 1, "a freed Event's handle opened");
+    drop(d);
+    // The marks the cache sees: a block starting with a lock cell (a Value<Big> made with
+    // its own lock: 88 bytes) comes back as data of the same size.
+    let v = Value::new_in(&arena, big(9)).unwrap();
+    let lh = v.getlock().handle();
+    drop(v);
+    let r = RawArray::<u8>::zeroed_in(&arena, 88).unwrap();
+    assert_eq!(r.handle().offset, lh.offset, "from the cache");
+    assert_eq!(r.to_vec(), vec![0; 88], "zeroed");
     let rh = r.handle();
     // Opened in a child (the owner uses the handle it has): as data only.
     let seen = in_child(|| {
-        u8::from(Event::open_handle(&arena, &eh).is_err())
+        u8::from(Lock::open_handle(&arena, &lh).is_err())
             | u8::from(RawArray::<u8>::open_handle(&arena, &rh).is_ok()) << 1
     })
     .unwrap();
     assert_eq!(
         seen, 3,
-        "an Event handle opened a data block, or data did not open"
+        "a lock handle opened a data block, or data did not open"
     );
     drop(r);
-    // And data's block comes back as an Event: tagged, unset.
-    let e = Event::new_in(&arena).unwrap();
-    assert_eq!(e.handle().offset, rh.offset, "from the cache");
-    assert!(!e.is_set());
+    // And data's block comes back as a lock block: marked, unlocked.
+    let v = Value::new_in(&arena, big(4)).unwrap();
+    let vh = v.handle();
+    assert_eq!(v.getlock().handle().offset, rh.offset, "from the cache");
+    assert!(v.getlock().try_lock().is_ok(), "unlocked");
     let seen = in_child(|| {
         u8::from(RawArray::<u8>::open_handle(&arena, &rh).is_err())
-            | u8::from(Event::open_handle(&arena, &e.handle()).is_ok_and(|e| !e.is_set())) << 1
+            | u8::from(Value::<Big>::open_handle(&arena, &vh).is_ok_and(|v| v.get() == big(4))) << 1
     })
     .unwrap();
     assert_eq!(
         seen, 3,
-        "a data handle opened an Event's block, or the Event did not"
+        "a data handle opened a lock block, or the Value did not open"
     );
-    drop(e);
+    drop(v);
     arena.check().unwrap();
 }
 
@@ -237,23 +266,23 @@ fn a_cached_block_takes_the_marks_of_its_next_use_only() {
 fn a_one_block_value_dropped_locked_comes_back_unlocked_or_as_plain_data() {
     let _serial = forking();
     let arena = Arena::with_capacity(1 << 20).unwrap();
-    let v = Value::new_in(&arena, 5u64).unwrap();
+    let v = Value::new_in(&arena, big(5)).unwrap();
     let lh = v.getlock().handle();
     std::mem::forget(v.getlock().try_lock().expect("a new lock is free"));
     drop(v);
-    // Lock cell and value: 32 bytes, the same class as 32 bytes of data.
-    let r = RawArray::<u64>::zeroed_in(&arena, 4).unwrap();
+    // Lock cell and value: 88 bytes, the same class as 88 bytes of data.
+    let r = RawArray::<u64>::zeroed_in(&arena, 11).unwrap();
     assert_eq!(r.handle().offset, lh.offset, "from the cache");
-    assert_eq!(r.to_vec(), vec![0; 4], "the held lock cell was zeroed");
+    assert_eq!(r.to_vec(), vec![0; 11], "the held lock cell was zeroed");
     let refused = in_child(|| u8::from(Lock::open_handle(&arena, &lh).is_err())).unwrap();
     assert_eq!(refused, 1, "a lock handle opened a data block");
     drop(r);
-    let v = Value::new_in(&arena, 6u64).unwrap();
+    let v = Value::new_in(&arena, big(6)).unwrap();
     assert_eq!(v.getlock().handle().offset, lh.offset, "from the cache");
     assert!(v.getlock().try_lock().is_ok(), "unlocked");
-    assert_eq!(v.get(), 6);
-    v.update(|x| *x += 1);
-    assert_eq!(v.get(), 7);
+    assert_eq!(v.get(), big(6));
+    v.update(|x| x[0] += 1);
+    assert_eq!(v.get()[0], 7);
     drop(v);
     arena.check().unwrap();
 }

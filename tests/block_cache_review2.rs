@@ -41,13 +41,16 @@ fn rv2_process_child_with_a_freeing_thread_ends_with_blocks_cached() {
     let mut left = Vec::new();
     for run in 0..10 {
         let mut child = Process::start(|| -> u8 {
-            let held: Vec<_> = (0..300u64).map(|i| RawValue::new(i).unwrap()).collect();
+            // 64-byte values: the block cache serves 61..=112 bytes (smaller: slab slots).
+            let held: Vec<_> = (0..300u64)
+                .map(|i| RawValue::new([i; 8]).unwrap())
+                .collect();
             drop(held); // now cached in this child
             let stop = Arc::new(AtomicBool::new(false));
             let s = stop.clone();
             std::thread::spawn(move || {
                 while !s.load(Ordering::Relaxed) {
-                    drop(RawValue::new(1u64).unwrap());
+                    drop(RawValue::new([1u64; 8]).unwrap());
                 }
             });
             std::thread::sleep(Duration::from_millis(20));
@@ -77,11 +80,12 @@ fn rv2_process_child_with_a_freeing_thread_ends_with_blocks_cached() {
 /// (the handler must not give back what the parent still holds).
 #[test]
 fn rv2_raw_fork_child_exit_handler_leaves_the_parents_cache_alone() {
+    // Values of 64 bytes: the block cache serves 61..=112 (smaller ones are slab slots).
     let _serial = forking();
     let global = Arena::global();
     global.reclaim_dead().unwrap();
     let held: Vec<_> = (0..50u64)
-        .map(|i| RawValue::new_in(global, i).unwrap())
+        .map(|i| RawValue::new_in(global, [i; 8]).unwrap())
         .collect();
     drop(held);
     let before = cached_seen_by_a_child();
@@ -89,7 +93,7 @@ fn rv2_raw_fork_child_exit_handler_leaves_the_parents_cache_alone() {
     let pid = unsafe { libc::fork() };
     if pid == 0 {
         let v: Vec<_> = (0..20u64)
-            .map(|i| RawValue::new_in(Arena::global(), i).unwrap())
+            .map(|i| RawValue::new_in(Arena::global(), [i; 8]).unwrap())
             .collect();
         drop(v);
         std::process::exit(0);
@@ -103,10 +107,10 @@ fn rv2_raw_fork_child_exit_handler_leaves_the_parents_cache_alone() {
     );
     // The parent uses its cache again; the arena stays sound.
     let again: Vec<_> = (0..50u64)
-        .map(|i| RawValue::new_in(global, i).unwrap())
+        .map(|i| RawValue::new_in(global, [i; 8]).unwrap())
         .collect();
     for (i, v) in again.iter().enumerate() {
-        assert_eq!(v.get(), i as u64);
+        assert_eq!(v.get(), [i as u64; 8]);
     }
     drop(again);
     global.check().unwrap();

@@ -143,40 +143,51 @@ fn a_full_arena_refuses_with_out_of_memory_and_keeps_its_objects() {
     assert_eq!(arena.check().unwrap().used_blocks, objects.len() as u64 + 1);
 }
 
-/// A `Value` with a lock passed in needs two blocks, its lock's and its data's. When only
-/// the first fits, the half-made value must give the lock's block back. A `Value` made with
+/// A `Value` with a lock passed in needs two allocations, its lock's and its data's. When
+/// only the first fits, the half-made value must give the lock's back. A `Value` made with
 /// its own lock is one block: it fits the hole, or nothing is taken.
+///
+/// Small objects are slots of slabs; where no slab can be had (no room for a 4096-byte
+/// one) they are ordinary blocks. So the arena is filled with 80-byte blocks (64-byte
+/// payloads, larger than any slot), topped up with small objects (slots until no slab fits,
+/// then small blocks), and one 80-byte hole is made: a lock (24 bytes) then takes a 48-byte
+/// block of the hole, and 64 bytes of data do not fit in the 32 left.
 #[test]
 fn a_value_whose_lock_fits_but_not_its_data_leaks_nothing() {
     let arena = Arena::with_capacity(64 << 10).unwrap();
-    // Fill with 48-byte blocks (32-byte payloads: a lock's size class), then top up.
     let mut fill: Vec<RawArray<u64>> = Vec::new();
-    for len in [4, 2, 0] {
+    for len in [8, 4, 2, 0] {
         while let Ok(a) = RawArray::<u64>::zeroed_in(&arena, len) {
             fill.push(a);
         }
     }
-    let lock_sized: Vec<usize> = (0..fill.len() - 1)
-        .filter(|&i| fill[i].len() == 4)
+    let block_sized: Vec<usize> = (0..fill.len() - 1)
+        .filter(|&i| fill[i].len() == 8)
         .collect();
-    assert!(lock_sized.len() > 100);
-    drop(fill.remove(lock_sized[lock_sized.len() / 2])); // one hole, between used blocks
+    assert!(block_sized.len() > 100);
+    drop(fill.remove(block_sized[block_sized.len() / 2])); // one hole, between used blocks
     let before = arena.check().unwrap();
-    assert_eq!((before.free_blocks, before.free_bytes), (1, 48));
+    assert_eq!((before.free_blocks, before.free_bytes), (1, 80));
     for attempt in 0..3 {
-        // Lock cell and a 16-byte value: a 64-byte block, larger than the hole.
-        let err = Value::new_in(&arena, [7u64; 2]).unwrap_err();
+        // Lock cell and 64 bytes of data: a 96-byte block, larger than the hole.
+        let err = Value::new_in(&arena, [7u64; 8]).unwrap_err();
         assert!(matches!(err, Error::OutOfMemory { .. }), "{err}");
-        let err = Value::with_lock_in(&arena, 7u64, RLock::new_in(&arena).unwrap()).unwrap_err();
+        let lock = RLock::new_in(&arena).unwrap();
+        assert_eq!(
+            arena.check().unwrap().free_bytes,
+            32,
+            "the lock took the hole"
+        );
+        let err = Value::with_lock_in(&arena, [7u64; 8], lock).unwrap_err();
         assert!(matches!(err, Error::OutOfMemory { .. }), "{err}");
         assert_eq!(arena.check().unwrap(), before, "attempt {attempt} leaked");
     }
     // The hole is still there for whoever fits.
-    let lock = Lock::new_in(&arena).unwrap();
+    let a = RawArray::<u64>::zeroed_in(&arena, 8).unwrap();
     assert_eq!(arena.check().unwrap().free_blocks, 0);
-    drop(lock);
-    // A lock cell and a u64 in one 48-byte block: the hole.
-    let v = Value::new_in(&arena, 7u64).unwrap();
+    drop(a);
+    // A lock cell and 40 bytes of data in one 80-byte block: the hole.
+    let v = Value::new_in(&arena, [7u64; 5]).unwrap();
     assert_eq!(arena.check().unwrap().free_blocks, 0);
     drop(v);
     assert_eq!(arena.check().unwrap(), before);

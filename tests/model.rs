@@ -18,6 +18,14 @@
 //! must be [`Error::OutOfMemory`] reporting the real tail, and must change nothing. In
 //! particular, once everything is freed, half the capacity can always be allocated again.
 //!
+//! Small objects are slots of slabs (docs/design.md, "Slabs of small objects"): an object
+//! of at most `stride - 4` bytes aligned to at most the largest power of two dividing the
+//! stride (at most 16), for a stride of [`STRIDES`], takes no block of its own. Its slab (a
+//! 4096-byte block, payload at a multiple of 4096) counts whole in `bytes_in_use` while it
+//! holds any object, so the model counts `SLAB` bytes for every distinct slab (offset /
+//! 4096) among its live slots; a slot's allocation may succeed from a slab with no room
+//! left in the heap, and needs at most room for a new slab when it must succeed.
+//!
 //! Proptest shrinks a failing sequence to a minimal one (default shrinking).
 //! Reproduce with `cargo test --test model`.
 
@@ -35,6 +43,9 @@ const HEADER: u64 = 16;
 const GRAIN: u64 = 16;
 /// The smallest block; a remainder smaller than this stays with the block it was cut from.
 const MIN_BLOCK: u64 = 32;
+/// The slot strides of slabs, and a slab's bytes (its block, header included).
+const STRIDES: [u64; 7] = [8, 16, 24, 32, 40, 48, 64];
+const SLAB: u64 = 4096;
 /// Operations per case, at most.
 const MAX_OPS: usize = 64;
 /// Cases per run: 5-10 s in a debug build on two shared cores.
@@ -158,6 +169,19 @@ fn alloc(arena: &Arena, align_log2: u32, len: usize) -> Result<Box<dyn Obj>, Err
     }
 }
 
+/// Whether an object of `size` bytes aligned to `align` is a slot of a slab.
+fn is_slot(size: u64, align: u64) -> bool {
+    STRIDES
+        .iter()
+        .any(|&s| size + 4 <= s && align <= (s & s.wrapping_neg()).min(16))
+}
+
+/// The slab holding a slot at `offset` (slab payloads start at multiples of 4096 and a slot
+/// lies within the slab's 4080 payload bytes).
+fn slab_of(offset: u64) -> u64 {
+    offset / SLAB
+}
+
 /// The most contiguous free bytes an allocation of `size` bytes aligned to `align` can need.
 fn worst_case(size: u64, align: u64) -> u64 {
     let block = (size + HEADER).next_multiple_of(GRAIN).max(MIN_BLOCK);
@@ -263,8 +287,11 @@ struct Live {
     obj: Box<dyn Obj>,
     /// The bytes it must hold.
     expect: Vec<u8>,
-    /// The arena bytes its block took (the growth of `bytes_in_use` when it was made).
+    /// The arena bytes its block took (the growth of `bytes_in_use` when it was made); 0
+    /// for a slot.
     block: u64,
+    /// Whether it is a slot of a slab.
+    slot: bool,
 }
 
 /// The model, and the real arena it is compared with.
@@ -343,10 +370,20 @@ impl World {
             Op::Free { k } => {
                 if !self.live.is_empty() {
                     let gone = self.live.swap_remove(k.index(self.live.len()));
+                    // The last slot of a slab frees the slab's whole count with it.
+                    let slab = slab_of(gone.obj.offset());
+                    let last = gone.slot
+                        && !self
+                            .live
+                            .iter()
+                            .any(|l| l.slot && slab_of(l.obj.offset()) == slab);
                     let before = self.arena.stats().unwrap();
                     drop(gone.obj);
                     let after = self.arena.stats().unwrap();
-                    prop_assert_eq!(before.bytes_in_use - after.bytes_in_use, gone.block);
+                    prop_assert_eq!(
+                        before.bytes_in_use - after.bytes_in_use,
+                        gone.block + if last { SLAB } else { 0 }
+                    );
                     self.frees += 1;
                 }
             }
@@ -390,8 +427,11 @@ impl World {
             .free_bytes
             .checked_div(report.free_blocks)
             .unwrap_or(0);
+        let small = is_slot(bytes, align as u64);
+        // Where no slab can be had, a small object is an ordinary block: it needs no more.
         let must_fit = align <= MAX_ALIGN && worst_case(bytes, align as u64) <= tail.max(avg_free);
-        let cannot_fit = bytes.saturating_add(HEADER) > tail.max(report.free_bytes);
+        // A slot may come from a slab with room while the heap has none.
+        let cannot_fit = !small && bytes.saturating_add(HEADER) > tail.max(report.free_bytes);
         match alloc(&self.arena, align_log2, len) {
             Ok(obj) => {
                 let after = self.arena.stats().unwrap();
@@ -405,9 +445,28 @@ impl World {
                 );
                 prop_assert_eq!(obj.offset() % align as u64, 0, "misaligned");
                 prop_assert_eq!(obj.len(), len);
-                let block = after.bytes_in_use - before.bytes_in_use;
+                let grew = after.bytes_in_use - before.bytes_in_use;
+                // A small object is a slot (its slab already counted, or a new one counted
+                // whole) unless no slab could be had: then its block is what it took.
+                let slot = small && (grew == 0 || grew == SLAB);
                 prop_assert!(
-                    block >= bytes + HEADER && block <= bytes + HEADER + MIN_BLOCK,
+                    slot || !small || (grew > 0 && grew <= bytes + HEADER + MIN_BLOCK),
+                    "a small object took {}",
+                    grew
+                );
+                let block = if slot {
+                    let slab = slab_of(obj.offset());
+                    let holds = self
+                        .live
+                        .iter()
+                        .any(|l| l.slot && slab_of(l.obj.offset()) == slab);
+                    prop_assert_eq!(grew == 0, holds, "a slab counted whole once");
+                    0
+                } else {
+                    grew
+                };
+                prop_assert!(
+                    slot || (block >= bytes + HEADER && block <= bytes + HEADER + MIN_BLOCK),
                     "{} bytes took a block of {}",
                     bytes,
                     block
@@ -425,6 +484,7 @@ impl World {
                     obj,
                     expect: vec![0; bytes as usize],
                     block,
+                    slot,
                 });
             }
             Err(err) => {
@@ -474,10 +534,22 @@ impl World {
         prop_assert_eq!(stats.live_allocations, n);
         prop_assert_eq!(stats.allocations - self.base_allocations, self.allocations);
         prop_assert_eq!(stats.frees, self.frees);
-        let sizes: u64 = self.live.iter().map(|l| l.expect.len() as u64).sum();
+        let in_blocks = self.live.iter().filter(|l| !l.slot);
+        let sizes: u64 = in_blocks.clone().map(|l| l.expect.len() as u64).sum();
+        let n_blocks = in_blocks.count() as u64;
         let blocks: u64 = self.live.iter().map(|l| l.block).sum();
-        prop_assert!(stats.bytes_in_use >= sizes + n * HEADER);
-        prop_assert_eq!(stats.bytes_in_use, blocks);
+        let mut slabs: Vec<u64> = self
+            .live
+            .iter()
+            .filter(|l| l.slot)
+            .map(|l| slab_of(l.obj.offset()))
+            .collect();
+        slabs.sort_unstable();
+        slabs.dedup();
+        let slab_bytes = slabs.len() as u64 * SLAB;
+        prop_assert!(stats.bytes_in_use >= sizes + n_blocks * HEADER + slab_bytes);
+        prop_assert_eq!(stats.bytes_in_use, blocks + slab_bytes);
+        prop_assert_eq!(stats.slab_spare_bytes, 0, "stats gives empty slabs back");
         prop_assert!(stats.heap_bytes >= stats.bytes_in_use);
         prop_assert!(stats.heap_bytes <= self.span);
         let start = CAPACITY - self.span;
@@ -486,7 +558,10 @@ impl World {
         prop_assert_eq!(report.used_blocks, n);
         prop_assert_eq!(report.used_bytes, stats.bytes_in_use);
         prop_assert_eq!(report.heap_bytes, stats.heap_bytes);
-        prop_assert_eq!(report.used_bytes + report.free_bytes, report.heap_bytes);
+        prop_assert_eq!(
+            report.used_bytes + report.free_bytes + report.slab_spare_bytes,
+            report.heap_bytes
+        );
         // No two objects overlap: their byte ranges (at least one byte each) are disjoint.
         let mut spans: Vec<(u64, u64)> = self
             .live

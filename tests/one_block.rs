@@ -281,7 +281,9 @@ fn a_fresh_value_opened_by_its_handle_here_or_in_a_child_is_its_own_handle() {
 fn a_fresh_value_in_a_block_an_inherited_value_names_is_refused() {
     let _serial = forking();
     let a = arena();
-    let v = Value::new_in(&a, 1u64).unwrap();
+    // 64 bytes of data: one 88-byte block, not a slab slot (a forked child claims slots in
+    // slabs of its own only, so it never gets its parent's freed slot; blocks it can get).
+    let v = Value::new_in(&a, [1u64; 8]).unwrap();
     let off = v.handle().lock;
     let freed = RawValue::new_in(&a, 0u8).unwrap();
     let code = Process::scope(|s| {
@@ -292,7 +294,7 @@ fn a_fresh_value_in_a_block_an_inherited_value_names_is_refused() {
             }
             let mut held = Vec::new();
             while held.len() < 64 {
-                match Value::new_in(&a, 2u64) {
+                match Value::new_in(&a, [2u64; 8]) {
                     Ok(x) if x.handle().lock == off => return 1,
                     Ok(x) => held.push(x),
                     Err(Error::AlreadyOpen { .. }) => return 3,

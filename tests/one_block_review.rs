@@ -16,6 +16,7 @@ use std::time::Duration;
 use common::{finish, forking, in_child, wait_until};
 use shared_runtime::arena::{LockKind, ObjectKind};
 use shared_runtime::handle::Handle;
+use shared_runtime::test_hooks::set_slabs_for_tests;
 use shared_runtime::{Arena, Array, Error, Process, RawArray, SharedStruct};
 
 #[derive(SharedStruct, Clone, Copy, Debug, PartialEq)]
@@ -34,8 +35,14 @@ fn arena() -> Arena {
 fn setup(a: &Arena) -> (Array<A64>, RawArray<u8>, RawArray<u8>) {
     let x = Array::<A64>::zeroed_in(a, 1).unwrap();
     let h = x.handle();
-    // The alignment gap in front of the block, taken so a later block can reuse x's.
-    let filler = RawArray::<u8>::zeroed_in(a, 32).unwrap();
+    // The alignment gap in front of the block, taken so a later block can reuse x's. It
+    // holds 32 bytes only, which are a slab slot unless slabs are off: the filler must be a
+    // block of the heap, so slabs are off for it alone (every test here holds `forking()`,
+    // and no other thread of this process allocates meanwhile).
+    set_slabs_for_tests(false);
+    let filler = RawArray::<u8>::zeroed_in(a, 32);
+    set_slabs_for_tests(true);
+    let filler = filler.unwrap();
     let neighbour = RawArray::<u8>::from_slice_in(a, &[0x11; 64]).unwrap();
     assert_eq!(h.offset - h.lock, 64, "{h:?}");
     assert!(

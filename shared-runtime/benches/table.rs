@@ -392,6 +392,11 @@ fn machine() {
 }
 
 fn main() {
+    // `SHR_SLABS=0`: small objects as blocks of their own (slabs are on by default:
+    // docs/design.md, "Slabs of small objects"), so that the same binary measures both.
+    if std::env::var_os("SHR_SLABS").is_some_and(|v| v == "0") {
+        shared_runtime::test_hooks::set_slabs_for_tests(false);
+    }
     // Criterion's default place (`target/criterion`), from this executable's
     // `target/<profile>/deps/` directory, so the estimates can be read back.
     let exe = std::env::current_exe().expect("the benchmark's own path");

@@ -169,6 +169,7 @@ pub mod __private_v1 {
 pub mod test_hooks {
     pub use crate::arena::crash::{
         crash_after_steps, end_failed_wake_for_tests, peek_for_tests, poke_for_tests,
+        poke_slab_for_tests, set_slabs_for_tests,
     };
     pub use crate::arena::header::layout_for_tests;
     pub use crate::sync::queue::{set_queue_hook, QueueStep};

@@ -402,7 +402,7 @@ impl Allocation {
                      aligned to {align}"
                 )));
             }
-            let word = h.word(h.used_block(offset)?);
+            let word = h.object(offset)?.marks;
             let made_for = if word & LOCK_BLOCK != 0 {
                 Some("a lock".to_string())
             } else if word & RECORD_BLOCK != 0 {

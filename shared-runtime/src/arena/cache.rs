@@ -88,6 +88,9 @@ const STACKS: usize = CLASSES;
 /// Blocks kept per stack; a free that finds its stack full goes to the arena.
 const DEPTH: usize = 128;
 
+/// The bit of a [`Class`] that marks a slab slot rather than a cache class.
+const SLOT_CLASS: u8 = 0x80;
+
 /// A size class of cached block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Class(u8);
@@ -192,6 +195,19 @@ impl Class {
 
     fn index(self) -> usize {
         self.0 as usize
+    }
+
+    /// Not a cache class: the mark of an object in a slab slot of list `i` (stride and
+    /// marks, `slab.rs`), freed by its owner without the lock (`Arena::free_slot`).
+    #[inline]
+    pub(crate) fn slot(i: usize) -> Class {
+        Class(SLOT_CLASS | i as u8)
+    }
+
+    /// The slab list of a slot's mark (see [`slot`](Self::slot)).
+    #[inline]
+    pub(crate) fn slot_index(self) -> Option<usize> {
+        (self.0 & SLOT_CLASS != 0).then_some((self.0 & !SLOT_CLASS) as usize)
     }
 }
 
@@ -412,6 +428,20 @@ impl BlockCache {
     /// process that ends, so that a thread still freeing cannot cache anything after it.
     pub(crate) fn close(&self) {
         self.closed.store(true, Release);
+    }
+
+    /// Waits, at most `patience`, until no thread of this process is inside the cache.
+    /// Called after [`close`](Self::close) and before taking the allocator's lock for the
+    /// last drain: a thread inside then leaves after one `take` or `put` (each refuses a
+    /// closed cache, and a take ends without waiting for anything), but it may be
+    /// descheduled there for longer than [`drain`](Self::drain)'s few yields under the lock
+    /// last, and the whole cache then stayed behind. A copy inherited through fork from
+    /// a thread that was inside stays busy for good: the wait then ends at `patience`.
+    pub(crate) fn wait_idle(&self, patience: std::time::Duration) {
+        let deadline = std::time::Instant::now() + patience;
+        while self.busy.load(Acquire) && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
     }
 
     /// Whether this process holds a slot of the arena's table or any cached block

@@ -26,6 +26,7 @@ use crate::arena::header::ArenaHeader;
 use crate::arena::heap::{tag_code, CACHED_CODE, HDR, USED};
 use crate::arena::namespace::FOREIGN_OWNER;
 use crate::arena::registry::REGISTRY_OWNER;
+use crate::arena::slab::{mark_index, stride_index, MARK_KINDS};
 use crate::arena::{heap, Arena, Fresh, GLOBAL};
 use crate::sys::liveness::process_ended;
 use crate::sys::process::process_key;
@@ -67,11 +68,17 @@ impl heap::Heap<'_> {
     /// named objects and their registry entries, open records.
     pub(crate) fn alloc(&self, size: u64, align: u64, owner: u32) -> Result<u64> {
         match self.alloc_once(size, align, owner) {
-            Err(Error::OutOfMemory { .. })
-                if self.arena.caches() && self.arena.inner.cache.holds_any() =>
-            {
-                self.arena.flush_cache(self)?;
-                self.alloc_once(size, align, owner)
+            Err(e @ Error::OutOfMemory { .. }) => {
+                let flushed = self.arena.caches() && self.arena.inner.cache.holds_any();
+                if flushed {
+                    self.arena.flush_cache(self)?;
+                }
+                // Empty slabs (of every process) go back too.
+                if self.sweep_slabs()? > 0 || flushed {
+                    self.alloc_once(size, align, owner)
+                } else {
+                    Err(e)
+                }
             }
             other => other,
         }
@@ -88,6 +95,14 @@ impl Arena {
     /// had just made it.
     #[inline]
     pub(crate) fn alloc_marked(&self, size: u64, align: u64, marks: u64) -> Result<Fresh> {
+        if crate::arena::crash::slabs_on() {
+            if let (Some(si), Some(mi)) = (stride_index(size, align), mark_index(marks)) {
+                if let Some(offset) = self.alloc_slot(si, mi)? {
+                    let class = Some(Class::slot(si * MARK_KINDS + mi));
+                    return Ok(Fresh { offset, class });
+                }
+            }
+        }
         let class = self.cache_class(size, align);
         let offset = match class.and_then(|c| self.take_cached(c, marks)) {
             Some(offset) => offset,
@@ -204,6 +219,9 @@ impl Arena {
     /// Frees the used block at `payload`, owned by the calling process and allocated as
     /// `class` (see `Allocation`), or keeps it in this process's cache.
     pub(crate) fn free_owned(&self, payload: u64, class: Option<Class>) -> Result<()> {
+        if let Some(si) = class.and_then(Class::slot_index) {
+            return self.free_slot(payload, si);
+        }
         if let Some(class) = class {
             let header = self.header_word(payload);
             match self
@@ -225,8 +243,7 @@ impl Arena {
                 Put::Refused => {}
             }
         }
-        let me = self.owner_tag();
-        self.with_heap(|h| h.free(payload, me))
+        self.with_heap(|h| self.free_adopted(h, payload))
     }
 
     /// Takes a slot of the arena's table for this process's cache (the allocator held as
@@ -320,6 +337,12 @@ impl Arena {
                 return;
             }
             global.inner.cache.close();
+            // A thread still freeing may be inside the cache: let it leave (bounded) before
+            // the drain, which under the allocator's lock only yields a little.
+            global
+                .inner
+                .cache
+                .wait_idle(std::time::Duration::from_millis(100));
             // Nobody to report a failure to: the blocks then stay this process's, and are
             // reclaimed as a dead process's.
             let _ = global.with_heap(|h| global.flush_cache_and(h, true));

@@ -3,6 +3,7 @@
 use crate::arena::heap::{
     bin_index, tag_code, Heap, BINS, CACHED_CODE, HDR, NBINS, PREV_USED, PUNCHED, USED,
 };
+use crate::arena::slab::SLAB_CODE;
 use crate::{Error, Result};
 
 /// What [`Arena::check`](crate::Arena::check) found: the heap's blocks, all verified.
@@ -18,7 +19,7 @@ pub struct HeapReport {
     /// Bytes of free blocks.
     pub free_bytes: u64,
     /// Bytes from the heap's start to its high-water mark:
-    /// `used_bytes + cached_bytes + free_bytes`.
+    /// `used_bytes + cached_bytes + free_bytes + slab_spare_bytes`.
     pub heap_bytes: u64,
     /// Blocks of freed small objects that other processes keep in their caches (see
     /// [`ArenaStats::cached_blocks`](crate::arena::ArenaStats::cached_blocks)): used blocks
@@ -27,6 +28,12 @@ pub struct HeapReport {
     pub cached_blocks: u64,
     /// Bytes of those blocks, headers included.
     pub cached_bytes: u64,
+    /// Slabs of small objects (see [`ArenaStats::slabs`](crate::arena::ArenaStats::slabs)):
+    /// their used slots count in `used_blocks` and `used_bytes` as `stats` counts them.
+    pub slabs: u64,
+    /// Bytes of slabs holding no object (not counted in `used_bytes`):
+    /// `heap_bytes = used_bytes + cached_bytes + free_bytes + slab_spare_bytes`.
+    pub slab_spare_bytes: u64,
 }
 
 fn broken(what: String) -> Error {
@@ -61,7 +68,11 @@ pub(crate) fn verify(h: &Heap<'_>) -> Result<HeapReport> {
         heap_bytes: 0,
         cached_blocks: 0,
         cached_bytes: 0,
+        slabs: 0,
+        slab_spare_bytes: 0,
     };
+    // The used blocks as the allocator's counters count them (a slab is one).
+    let (mut raw_blocks, mut raw_bytes) = (0, 0);
     let mut prev_used = true;
     walk(h, |b, size, w| {
         if (w & PREV_USED != 0) != prev_used {
@@ -71,6 +82,19 @@ pub(crate) fn verify(h: &Heap<'_>) -> Result<HeapReport> {
         }
         if w & USED != 0 {
             h.owner_of(b)?;
+            (raw_blocks, raw_bytes) = (raw_blocks + 1, raw_bytes + size);
+            prev_used = true;
+            if tag_code(w) == SLAB_CODE {
+                if !h.is_slab_block(b) {
+                    return Err(broken(format!("block {b} is tagged as a slab but is none")));
+                }
+                let (used, bytes) = h.verify_slab(b + HDR)?;
+                r.slabs += 1;
+                r.used_blocks += used;
+                r.used_bytes += bytes;
+                r.slab_spare_bytes += size - bytes;
+                return Ok(());
+            }
             // A block kept in a process's cache of freed blocks holds no object: its tag,
             // not the table of caches, says so.
             if tag_code(w) == CACHED_CODE {
@@ -80,7 +104,6 @@ pub(crate) fn verify(h: &Heap<'_>) -> Result<HeapReport> {
                 r.used_blocks += 1;
                 r.used_bytes += size;
             }
-            prev_used = true;
             return Ok(());
         }
         if !prev_used {
@@ -111,10 +134,7 @@ pub(crate) fn verify(h: &Heap<'_>) -> Result<HeapReport> {
         ));
     }
     r.heap_bytes = st.top.get() - st.start.get();
-    let (used_blocks, used_bytes) = (
-        r.used_blocks + r.cached_blocks,
-        r.used_bytes + r.cached_bytes,
-    );
+    let (used_blocks, used_bytes) = (raw_blocks, raw_bytes);
     if used_bytes + r.free_bytes != r.heap_bytes {
         return Err(broken(format!(
             "used {used_bytes} + free {} != heap {} bytes",

@@ -139,3 +139,81 @@ pub unsafe fn poke_for_tests(
     unsafe { &*arena.base().add(at as usize).cast::<AtomicU64>() }.store(value, Relaxed);
     Ok(())
 }
+
+/// Overwrites the 8-byte word at offset `at` of a slab of small objects (its header, owner
+/// words or slots), as a hostile process writing the segment could: for tests of how the
+/// arena takes garbage in a slab. `at` must be 8-aligned and inside a slab's payload.
+///
+/// # Errors
+/// [`Error::Corrupted`](crate::Error::Corrupted) if `at` lies in no slab.
+///
+/// # Safety
+/// As [`poke_for_tests`]: no reference this process holds may cover the word.
+///
+/// ```
+/// use shared_runtime::{test_hooks::poke_slab_for_tests, Arena, RawValue};
+/// let arena = Arena::with_capacity(1 << 20)?;
+/// shared_runtime::test_hooks::set_slabs_for_tests(true);
+/// let v = RawValue::new_in(&arena, 5i32)?;
+/// let slab = v.handle().offset & !4095;
+/// // SAFETY: no reference to the slab's header is held.
+/// unsafe { poke_slab_for_tests(&arena, slab + 8, 12345)? };
+/// assert!(arena.check().is_err());
+/// # std::mem::forget(v);
+/// # Ok::<(), shared_runtime::Error>(())
+/// ```
+#[cfg(feature = "test-hooks")]
+pub unsafe fn poke_slab_for_tests(arena: &crate::Arena, at: u64, value: u64) -> crate::Result<()> {
+    arena.with_heap(|h| {
+        if at % 8 != 0 || h.slab_around(at).is_none() {
+            return Err(crate::Error::Corrupted(format!(
+                "offset {at} lies in no slab"
+            )));
+        }
+        // SAFETY: `at` is an 8-aligned word of a slab payload (checked under the arena
+        // lock), inside the mapping that `arena` keeps alive; written atomically; no
+        // reference of this process covers it (the caller's contract).
+        unsafe { &*arena.base().add(at as usize).cast::<AtomicU64>() }.store(value, Relaxed);
+        Ok(())
+    })
+}
+
+/// Whether small objects are made in slabs by default: yes (docs/design.md, "Slabs of
+/// small objects"). Tests turn them off or on with `set_slabs_for_tests`.
+pub(crate) const SLABS_BY_DEFAULT: bool = true;
+
+/// Whether slabs are on, as `set_slabs_for_tests` last set it.
+#[cfg(feature = "test-hooks")]
+static SLABS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(SLABS_BY_DEFAULT);
+
+/// Turns slabs of small objects (`slab.rs`) on or off for the whole process. Objects
+/// already made stay where they are and are freed as they were made.
+///
+/// ```
+/// use shared_runtime::{test_hooks::set_slabs_for_tests, Arena, RawValue};
+/// let arena = Arena::with_capacity(1 << 20)?;
+/// set_slabs_for_tests(true);
+/// let v = RawValue::new_in(&arena, 1u8)?;
+/// assert_eq!(arena.stats()?.slabs, 1);
+/// set_slabs_for_tests(false);
+/// # drop(v);
+/// # Ok::<(), shared_runtime::Error>(())
+/// ```
+#[cfg(feature = "test-hooks")]
+pub fn set_slabs_for_tests(on: bool) {
+    SLABS.store(on, Relaxed);
+}
+
+/// Whether small objects go to slabs.
+#[cfg(feature = "test-hooks")]
+#[inline]
+pub(crate) fn slabs_on() -> bool {
+    SLABS.load(Relaxed)
+}
+
+/// Whether small objects go to slabs.
+#[cfg(not(feature = "test-hooks"))]
+#[inline(always)]
+pub(crate) fn slabs_on() -> bool {
+    SLABS_BY_DEFAULT
+}

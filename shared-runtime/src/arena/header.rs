@@ -11,7 +11,7 @@ use crate::{Error, Result};
 /// "shctypes", little-endian.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"shctypes");
 /// Bumped whenever the header or block format changes (4: an object's lock cell counts its
-/// sleepers and packs its poison record into 32 bits).
+/// sleepers and packs its poison record into 32 bits; small objects live in slabs of slots).
 pub(crate) const VERSION: u32 = 4;
 
 /// What sits at offset 0 of every arena.

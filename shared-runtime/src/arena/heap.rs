@@ -120,6 +120,9 @@ pub(crate) struct HeapState {
     pub(crate) registry: Cell<u64>,
     /// Non-zero while `check::rebuild` runs: if its process dies too, the next one redoes it.
     pub(crate) rebuilding: Cell<u64>,
+    /// Slab slots claimed (see `slab.rs`), as folded in from the slabs' state words when
+    /// they are closed; the claims a live slab still counts are added when reading.
+    pub(crate) slot_allocations: Cell<u64>,
 }
 
 /// Adds `delta` to a counter.

@@ -25,6 +25,8 @@ pub(crate) mod opened;
 mod reclaim;
 mod records;
 pub(crate) mod registry;
+pub(crate) mod slab;
+mod slab_path;
 mod snapshot;
 pub(crate) mod stats;
 mod tags;
@@ -81,6 +83,8 @@ struct ArenaInner {
     /// Set for the global arena, whose cache is used by the process that created it and
     /// by the children run by `Process` (see `cache.rs`, "Who caches").
     cache_anywhere: AtomicBool,
+    /// Which slabs this process claims small objects in (see `slab_path.rs`).
+    slabs: slab_path::SlabHints,
 }
 
 impl Drop for ArenaInner {
@@ -179,6 +183,7 @@ impl Arena {
                 cache: BlockCache::new(capacity),
                 cache_by: process_key(),
                 cache_anywhere: AtomicBool::new(false),
+                slabs: slab_path::SlabHints::new(),
             }),
         }
     }
@@ -370,7 +375,8 @@ impl Arena {
             // when it was killed (two words, not one atomic change): recounted from the
             // blocks' tags, as `check` counts them.
             let _ = self.recount_dead_caches(h);
-            Ok(ArenaStats::read(h))
+            h.sweep_slabs()?;
+            ArenaStats::read(h)
         })
     }
 
@@ -390,6 +396,7 @@ impl Arena {
     pub fn check(&self) -> Result<HeapReport> {
         self.with_heap(|h| {
             self.flush_cache(h)?;
+            h.sweep_slabs()?;
             check::verify(h)
         })
     }

@@ -62,6 +62,7 @@ impl Arena {
         self.with_heap(|h| {
             self.flush_cache(h)?;
             let mut done = owned_by_dead(h)?;
+            h.sweep_slabs()?;
             // Blocks of a `create`/`remove` whose process died half-way.
             h.orphan_unreferenced()?;
             // Removed objects whose last openers were among the dead.
@@ -105,6 +106,9 @@ fn owned_by_dead(h: &Heap<'_>) -> Result<Reclaimed> {
         }
     }
     let mut done = Reclaimed::default();
+    // Slots of small objects, in slabs, that dead processes owned (or that a reclaimer
+    // that died was freeing).
+    (done.objects, done.bytes) = h.reclaim_slots(h.arena.owner_tag(), &mut ended)?;
     for (b, size, owner, cached) in dead {
         h.free(b + HDR, owner)?;
         if !cached {

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use crate::arena::check::HeapReport;
 use crate::arena::header::{self, heap_start, identity_at, ArenaHeader};
-use crate::arena::heap::{HeapState, FLAGS, GRAIN, HDR, MIN_BLOCK};
+use crate::arena::heap::{tag_code, HeapState, FLAGS, GRAIN, HDR, MIN_BLOCK};
+use crate::arena::slab::SLAB_CODE;
 use crate::arena::{Arena, ArenaStats, ObjectInfo};
 use crate::sync::{Holder, HolderStatus};
 use crate::sys::memory::{page_size, segment_names, SharedMemory};
@@ -306,13 +307,16 @@ fn plan(ro: &ReadOnlySegment, top: u64) -> Result<Vec<(u64, u64)>> {
     let mut ranges = vec![(0, start)];
     let mut b = start;
     while b < top {
-        let size = ro.load(b).unwrap_or(0) & !FLAGS;
+        let w = ro.load(b).unwrap_or(0);
+        let size = w & !FLAGS;
         if size < MIN_BLOCK || size > top - b {
             return Err(Error::Corrupted(format!(
                 "block at {b} has impossible size {size} (damaged, or changing as it was read)"
             )));
         }
-        ranges.push((b, b + size.min(HEAD)));
+        // A slab's objects are its payload: copied whole (owner words and all).
+        let head = if tag_code(w) == SLAB_CODE { size } else { HEAD };
+        ranges.push((b, b + size.min(head)));
         if size > HEAD {
             ranges.push((b + size - 8, b + size));
         }

@@ -3,7 +3,9 @@
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::arena::heap::Heap;
+use crate::arena::slab::SLAB_BLOCK;
 use crate::arena::{slot_counts, slot_owner};
+use crate::Result;
 
 /// A snapshot of an arena's allocator counters, from [`Arena::stats`](crate::Arena::stats).
 ///
@@ -20,7 +22,10 @@ pub struct ArenaStats {
     /// The most bytes the arena can hold.
     pub capacity: u64,
     /// Bytes of blocks in use by objects, headers included (blocks kept in processes'
-    /// caches of freed small blocks are not: see `cached_bytes`).
+    /// caches of freed small blocks are not: see `cached_bytes`). Small objects are slots
+    /// of slabs (4096-byte blocks of equal slots): every slab holding at least one object
+    /// counts whole, its free slots included (a `RawValue<i32>` takes an 8-byte slot, 506
+    /// to a slab).
     pub bytes_in_use: u64,
     /// Bytes the heap spans (used and free blocks), from its start to its high-water mark.
     pub heap_bytes: u64,
@@ -39,6 +44,12 @@ pub struct ArenaStats {
     pub cached_blocks: u64,
     /// Bytes of those blocks, headers included (not counted in `bytes_in_use`).
     pub cached_bytes: u64,
+    /// Slabs of small objects (4096-byte blocks of equal slots) in the heap.
+    pub slabs: u64,
+    /// Bytes of slabs holding no object (not counted in `bytes_in_use`): such a slab is
+    /// given back to the heap by `stats`, `check`, `reclaim_dead`, or when an allocation
+    /// finds the arena full, unless a claimer is inside it at that moment.
+    pub slab_spare_bytes: u64,
     /// Allocations made since the arena was created.
     pub allocations: u64,
     /// Frees made since the arena was created.
@@ -46,21 +57,33 @@ pub struct ArenaStats {
 }
 
 impl ArenaStats {
-    pub(crate) fn read(h: &Heap<'_>) -> Self {
+    pub(crate) fn read(h: &Heap<'_>) -> Result<Self> {
         let st = h.state();
         let (used_blocks, used_bytes) = (st.used_blocks.get(), st.used_bytes.get());
         let (blocks, bytes) = cached(h);
-        ArenaStats {
+        let c = h.slab_census()?;
+        let slab_bytes = c.slabs * SLAB_BLOCK;
+        let claims = st.slot_allocations.get().wrapping_add(c.claims);
+        // Objects and cached blocks together, as the heap holds them (a slab is no object,
+        // its used slots are); the table's counts (garbage there gives wrong counts) are
+        // capped by them, so that the two always add up to what `check` finds.
+        let all_blocks = used_blocks.saturating_sub(c.slabs) + c.used;
+        let all_bytes = used_bytes.saturating_sub(slab_bytes) + c.used_bytes;
+        let (blocks, bytes) = (blocks.min(all_blocks), bytes.min(all_bytes));
+        Ok(ArenaStats {
             capacity: h.mem.len(),
-            bytes_in_use: used_bytes - bytes,
+            bytes_in_use: all_bytes - bytes,
             heap_bytes: st.top.get() - st.start.get(),
             reserved_bytes: st.committed.get(),
-            live_allocations: used_blocks - blocks,
+            live_allocations: all_blocks - blocks,
             cached_blocks: blocks,
             cached_bytes: bytes,
-            allocations: st.allocations.get(),
-            frees: st.frees.get(),
-        }
+            slabs: c.slabs,
+            slab_spare_bytes: slab_bytes.saturating_sub(c.used_bytes),
+            allocations: st.allocations.get().wrapping_add(claims),
+            // Every slot claimed and no longer in use was freed.
+            frees: st.frees.get().wrapping_add(claims.saturating_sub(c.used)),
+        })
     }
 }
 

@@ -23,7 +23,7 @@
 //!   never from a tagged block: a forged handle cannot make one object's words another
 //!   kind's.
 
-use crate::arena::heap::{tag_code, Heap, HDR, LOCK_BLOCK, RECORD_BLOCK};
+use crate::arena::heap::{tag_code, Heap, LOCK_BLOCK, RECORD_BLOCK};
 use crate::arena::registry::{Entry, ORPHAN_OWNER, REGISTRY_OWNER};
 use crate::arena::{data_offset, Arena, ObjectKind, LOCK_CELL};
 use crate::handle::Handle;
@@ -51,24 +51,24 @@ fn bad(h: &Handle, reason: &'static str) -> Error {
 
 /// The owner tag of the used block whose payload is at `at`.
 fn owner(heap: &Heap<'_>, at: u64) -> Result<u32> {
-    heap.owner_of(heap.used_block(at)?)
+    Ok(heap.object(at)?.owner)
 }
 
 fn is_lock_block(heap: &Heap<'_>, at: u64) -> Result<bool> {
-    let b = heap.used_block(at)?;
-    Ok(heap.word(b) & LOCK_BLOCK != 0 && heap.size_of(b)? - HDR >= LOCK_CELL)
+    let o = heap.object(at)?;
+    Ok(o.marks & LOCK_BLOCK != 0 && o.capacity >= LOCK_CELL)
 }
 
 /// Whether the used block whose payload is at `at` is an open record (`records.rs`).
 fn is_record_block(heap: &Heap<'_>, at: u64) -> Result<bool> {
-    Ok(heap.word(heap.used_block(at)?) & RECORD_BLOCK != 0)
+    Ok(heap.object(at)?.marks & RECORD_BLOCK != 0)
 }
 
 /// Checks the kind tag of the unnamed used block at `at` (`heap::KIND_TAG`): a
 /// synchronization object's handle names only a block made as that kind, a data handle
 /// (`RawValue`, `RawArray`, `Value`, `Array`) only an untagged block.
 fn check_tag(heap: &Heap<'_>, h: &Handle, at: u64, kind: ObjectKind) -> Result<()> {
-    let tag = tag_code(heap.word(heap.used_block(at)?));
+    let tag = tag_code(heap.object(at)?.marks);
     let want = match kind {
         ObjectKind::RawValue
         | ObjectKind::RawArray
