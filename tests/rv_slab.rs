@@ -10,12 +10,43 @@ use shared_runtime::{Arena, RawArray, RawValue};
 
 const PAGE: u64 = 4096;
 
+/// `set_slabs_for_tests` is process-wide: tests that turn slabs off for a moment run alone.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn canary(id: u64, off: u64) -> u64 {
+    (id ^ off).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32
+}
+
+fn check_word(canary: u64, stride: u64, marks: u64) -> u64 {
+    (canary ^ stride.rotate_left(17) ^ marks.rotate_left(7)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// Writes, into the data array `big` (plain `set`s of its own elements, as any process
+/// holding the array may), the bytes a slab of 8-byte slots at payload offset `s` has.
+fn forge_slab(arena: &Arena, big: &RawArray<u64>, s: u64) {
+    let at = |off: u64| ((off - big.offset()) / 8) as usize;
+    let id = arena.id();
+    let b = s - 16;
+    big.set(at(b), PAGE | 1 | (0x3e << 56)); // size | USED | SLAB tag
+    big.set(at(b + 8), u64::from(u32::MAX - 2) | canary(id, b) << 32); // SLAB_OWNER
+    let c = canary(id, s);
+    big.set(at(s), c << 32); // state: canary, open, no pins
+    big.set(at(s + 8), 8); // stride
+    big.set(at(s + 16), 0); // marks: data
+    big.set(at(s + 24), check_word(c, 8, 0));
+}
+
 /// `check()` runs while another thread claims a slot, writes into it and frees it, over and
 /// over (no lock is taken by claim or free). `verify_slab` reads the owner word (FREE),
 /// then the payload (dirty: claimed and written meanwhile), then the owner word again
 /// (FREE: freed meanwhile) and reports a sound slab as "free but not zero".
 #[test]
 fn check_reports_a_sound_slab_corrupted_under_claim_write_free() {
+    let _serial = serial();
     set_slabs_for_tests(true);
     let arena = Arena::with_capacity(1 << 20).unwrap();
     let _keep = RawValue::new_in(&arena, 1u64).unwrap(); // the slab is never swept
@@ -45,4 +76,171 @@ fn check_reports_a_sound_slab_corrupted_under_claim_write_free() {
     if let Err(e) = result {
         panic!("check() failed on a sound arena under concurrent claims: {e}");
     }
+}
+
+/// A process's current-slab hint outlives its slab: another process's `stats()` (or
+/// `check`, `reclaim_dead`, a full arena) sweeps the emptied slab, and its memory becomes
+/// part of a data array. Bytes the array's owner writes into its own elements (here, the
+/// old slab header replayed: everything in it is computable from `Arena::id` and the
+/// offset) pass every check of `claim_in`, and the next small allocation of the process is
+/// a "slot" inside the live array: two objects share memory, and freeing the slot zeroes
+/// part of the array.
+#[test]
+fn a_stale_current_slab_hands_out_a_slot_inside_a_data_array() {
+    let _serial = serial();
+    set_slabs_for_tests(true);
+    let arena = Arena::with_capacity(1 << 20).unwrap();
+    let v = RawValue::new_in(&arena, 1i32).unwrap();
+    let s = v.offset() & !(PAGE - 1);
+    drop(v);
+    // Any process's stats() gives the empty slab back (this process's hint still names it).
+    assert_eq!(arena.stats().unwrap().slabs, 0);
+    set_slabs_for_tests(false);
+    let big = RawArray::<u64>::zeroed_in(&arena, 4096).unwrap();
+    set_slabs_for_tests(true);
+    let (lo, hi) = (big.offset(), big.offset() + 8 * 4096);
+    assert!(lo < s - 16 && s + PAGE <= hi, "the array [{lo}, {hi}) does not cover the old slab {s}");
+    forge_slab(&arena, &big, s);
+    let before = big.to_vec();
+    let w = RawValue::new_in(&arena, 0x7777_7777i32).unwrap();
+    let inside = (lo..hi).contains(&w.offset());
+    let changed = big.to_vec() != before;
+    let at = w.offset();
+    std::mem::forget(w);
+    assert!(
+        !inside && !changed,
+        "a new RawValue was placed at {at}, inside the live array [{lo}, {hi}) (array \
+         changed: {changed}); the old slab was at {s}"
+    );
+}
+
+/// A sweeper (here `stats()` in a child) killed at every step of giving empty slabs
+/// back: afterwards `check` passes, the busy slab's object is intact, the counters of
+/// allocations and frees did not move (a sweep allocates and frees no object), and the
+/// empty slabs are gone after the next sweep.
+#[test]
+fn a_killed_sweeper_leaves_counts_and_check_right() {
+    let _serial = serial();
+    let _fork = common::forking();
+    set_slabs_for_tests(true);
+    let mut killed = 0;
+    for step in 1..60 {
+        let arena = Arena::with_capacity(4 << 20).unwrap();
+        let keep = RawValue::new_in(&arena, 77i32).unwrap();
+        drop(RawValue::new_in(&arena, 1u64).unwrap());
+        drop(shared_runtime::Lock::new_in(&arena).unwrap());
+        drop(RawValue::new_in(&arena, [1u32; 10]).unwrap());
+        let before = arena.check().map(|_| ()).and_then(|_| arena.stats());
+        // `check` swept already: carve the empty slabs again.
+        drop(RawValue::new_in(&arena, 1u64).unwrap());
+        drop(shared_runtime::Lock::new_in(&arena).unwrap());
+        drop(RawValue::new_in(&arena, [1u32; 10]).unwrap());
+        let before = before.unwrap();
+        let a = arena.clone();
+        let r = common::in_child(move || {
+            shared_runtime::test_hooks::crash_after_steps(step);
+            let _ = a.stats();
+            shared_runtime::test_hooks::crash_after_steps(0);
+            1u8
+        });
+        match r {
+            Ok(_) => {
+                let s = arena.stats().unwrap();
+                assert_eq!(s.slabs, 1, "step {step}");
+                break;
+            }
+            Err(e) => assert!(e.to_string().contains("SIGKILL"), "step {step}: {e}"),
+        }
+        killed += 1;
+        arena.check().unwrap_or_else(|e| panic!("step {step}: check: {e}"));
+        let s = arena.stats().unwrap();
+        assert_eq!(keep.get(), 77, "step {step}");
+        assert_eq!(s.live_allocations, 1, "step {step}");
+        assert_eq!(s.slabs, 1, "step {step}: empty slabs left");
+        assert_eq!(
+            (s.allocations, s.frees),
+            (before.allocations + 3, before.frees + 3),
+            "step {step}: allocations/frees counters moved (before {}/{})",
+            before.allocations,
+            before.frees
+        );
+    }
+    eprintln!("sweeper killed {killed}");
+    assert!(killed >= 3, "only {killed} crash points were exercised");
+}
+
+/// A claimer killed at every step of carving its first slab (and claiming in it): the
+/// next `reclaim_dead` and sweep leave nothing behind, and `check` passes.
+#[test]
+fn a_killed_carver_leaves_nothing_behind() {
+    let _serial = serial();
+    let _fork = common::forking();
+    set_slabs_for_tests(true);
+    let mut killed = 0;
+    for step in 1..60 {
+        let arena = Arena::with_capacity(4 << 20).unwrap();
+        let keep = RawValue::new_in(&arena, [3u16; 6]).unwrap();
+        let a = arena.clone();
+        let r = common::in_child(move || {
+            shared_runtime::test_hooks::crash_after_steps(step);
+            for i in 0..3 {
+                std::mem::forget(RawValue::new_in(&a, i as i32).unwrap());
+            }
+            shared_runtime::test_hooks::crash_after_steps(0);
+            1u8
+        });
+        let done = matches!(r, Ok(_));
+        if !done {
+            killed += 1;
+        }
+        arena.reclaim_dead().unwrap();
+        arena.check().unwrap_or_else(|e| panic!("step {step}: check: {e}"));
+        let s = arena.stats().unwrap();
+        assert_eq!(keep.get(), [3u16; 6], "step {step}");
+        assert_eq!(s.live_allocations, 1, "step {step}");
+        assert_eq!(s.slabs, 1, "step {step}: slabs left");
+        assert_eq!(s.allocations - s.frees, 1, "step {step}: {s:?}");
+        if done {
+            break;
+        }
+    }
+    eprintln!("carver killed {killed}");
+    assert!(killed >= 2, "only {killed} crash points were exercised");
+}
+
+/// One word of garbage in a slab's block header — its kind tag cleared, everything else
+/// (size, USED, `SLAB_OWNER` and canary) left as it was — makes the next `stats()` (of any
+/// process) free the whole slab as a "block a carver killed half-way left", although its
+/// slots hold live objects: their memory goes back to the heap (zeroed) and is handed out
+/// again. Expected: an error (the block is owned by `SLAB_OWNER` but its payload carries a
+/// valid slab header / used owner words), or leaving it alone.
+#[test]
+fn an_untagged_slab_with_live_slots_is_freed_as_a_stray() {
+    use std::os::unix::fs::FileExt;
+    let _serial = serial();
+    set_slabs_for_tests(true);
+    let name = format!("rv-slab-stray-{}", std::process::id());
+    let arena = Arena::create_segment(&name, 1 << 20).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/dev/shm/{name}"))
+        .unwrap();
+    let v = RawValue::new_in(&arena, 0x1111_2222i32).unwrap();
+    let b = (v.offset() & !(PAGE - 1)) - 16;
+    let mut w = [0u8; 8];
+    file.read_at(&mut w, b).unwrap();
+    let word = u64::from_le_bytes(w);
+    assert_eq!(word >> 56, 0x3e, "not a slab block header at {b}: {word:#x}");
+    // Another process's stray write: the tag bits cleared.
+    file.write_at(&(word & !(0x3f << 56)).to_le_bytes(), b).unwrap();
+    let stats = arena.stats();
+    let value = v.get();
+    let check = arena.check();
+    let _ = Arena::remove_segment(&name);
+    std::mem::forget(v);
+    assert_eq!(
+        value, 0x1111_2222,
+        "a live object's slot was freed and zeroed by stats() ({stats:?}); check says {check:?}"
+    );
 }
