@@ -244,3 +244,58 @@ fn an_untagged_slab_with_live_slots_is_freed_as_a_stray() {
         "a live object's slot was freed and zeroed by stats() ({stats:?}); check says {check:?}"
     );
 }
+
+/// `Heap::slot` decides that an offset names a slot when the 16 bytes before its page look
+/// like a slab block header, but for an ordinary block whose payload does not start a page
+/// those bytes belong to whatever block precedes it — here a data array whose owner wrote
+/// a slab header into its own elements (computable from `Arena::id`). The neighbour's
+/// legitimate block then resolves as a free "slot": its owner cannot free it (leaked),
+/// and no process can open its handle. Slabs need not even be on.
+#[test]
+fn a_neighbours_data_makes_a_real_block_resolve_as_a_slot() {
+    let _serial = serial();
+    let _fork = common::forking();
+    set_slabs_for_tests(false);
+    let arena = Arena::with_capacity(1 << 20).unwrap();
+    let h0 = RawArray::<u64>::zeroed_in(&arena, 2).unwrap().offset();
+    // A data array ending so that the next block's payload sits at page + 64.
+    let k = ((64u64 + 8192 - (h0 + 16) % 4096) % 4096) + 4096;
+    let big = RawArray::<u64>::zeroed_in(&arena, (k / 8) as usize).unwrap();
+    let victim = RawArray::<u64>::from_slice_in(&arena, &[5u64; 32]).unwrap();
+    let _after = RawArray::<u64>::zeroed_in(&arena, 1024).unwrap(); // the heap goes on
+    let p = victim.offset();
+    let s = p & !(PAGE - 1);
+    assert_eq!(p - s, 64, "layout: array at {}, victim at {p}", big.offset());
+    assert!(big.offset() + 8 <= s - 16);
+    // The owner of `big` writes a slab header (stride 32: the victim's payload is slot 1).
+    let at = |off: u64| ((off - big.offset()) / 8) as usize;
+    let id = arena.id();
+    let b = s - 16;
+    big.set(at(b), PAGE | 1 | (0x3e << 56));
+    big.set(at(b + 8), u64::from(u32::MAX - 2) | canary(id, b) << 32);
+    let c = canary(id, s);
+    big.set(at(s), c << 32);
+    big.set(at(s + 8), 32);
+    big.set(at(s + 16), 0);
+    big.set(at(s + 24), check_word(c, 32, 0));
+    // Another process opens the victim's (real, valid) handle.
+    let (a, h) = (arena.clone(), victim.handle());
+    let opened = common::in_child(move || match RawArray::<u64>::open_handle(&a, &h) {
+        Ok(v) => u64::from(v.get(0) == Some(5)),
+        Err(e) => {
+            eprintln!("child: the victim's handle is refused: {e}");
+            2
+        }
+    })
+    .unwrap();
+    let live = arena.stats().unwrap().live_allocations;
+    drop(victim);
+    let after = arena.stats().unwrap().live_allocations;
+    assert!(
+        opened == 1 && after + 1 == live,
+        "a real block at {p} was taken for a slot of a forged slab at {s}: handle opened in \
+         another process: {} ; drop freed it: {}",
+        opened == 1,
+        after + 1 == live
+    );
+}
