@@ -299,3 +299,55 @@ fn a_neighbours_data_makes_a_real_block_resolve_as_a_slot() {
         after + 1 == live
     );
 }
+
+/// The same trust, turned into a write: a process holding two data arrays around another
+/// process's small block writes, into its own elements only, a slab header (in the first)
+/// and a DETACHED owner word (in the second), then takes over the "slot" that spans the
+/// other block with the public `from_offset_in` and writes through it: the neighbour's
+/// value and two block headers of the heap are overwritten from safe code.
+#[test]
+fn a_forged_slot_spanning_a_neighbour_is_taken_over_and_written() {
+    let _serial = serial();
+    set_slabs_for_tests(false);
+    let arena = Arena::with_capacity(1 << 20).unwrap();
+    let h0 = RawArray::<u64>::zeroed_in(&arena, 2).unwrap().offset();
+    // `a`'s block ends (the victim's block starts) at page + 96.
+    let n = ((96u64 + 8192 - h0 % 4096) % 4096) + 4096;
+    let a = RawArray::<u64>::zeroed_in(&arena, (n / 8) as usize).unwrap();
+    let victim = RawValue::new_in(&arena, 0x5555_5555_5555_5555u64).unwrap();
+    let c = RawArray::<u64>::zeroed_in(&arena, 8).unwrap();
+    let _pad = RawArray::<u64>::zeroed_in(&arena, 1024).unwrap();
+    let e = victim.offset() - 16;
+    assert_eq!(e, a.offset() + n, "layout");
+    assert_eq!(c.offset(), e + 48, "layout");
+    let s = e & !(PAGE - 1);
+    assert_eq!(e - s, 96);
+    let at = |off: u64| ((off - a.offset()) / 8) as usize;
+    let id = arena.id();
+    let b = s - 16;
+    a.set(at(b), PAGE | 1 | (0x3e << 56));
+    a.set(at(b + 8), u64::from(u32::MAX - 2) | canary(id, b) << 32);
+    let cn = canary(id, s);
+    a.set(at(s), cn << 32);
+    a.set(at(s + 8), 64);
+    a.set(at(s + 16), 0);
+    a.set(at(s + 24), check_word(cn, 64, 0));
+    // Slot 1 is [e, e + 64): its owner word is bytes 12..16 of `c`'s payload.
+    c.set(1, (1u64 << 29) << 32);
+    arena.check().expect("the heap is sound before the takeover");
+    let taken = RawValue::<[u8; 60]>::from_offset_in(&arena, e);
+    let took = taken.is_ok();
+    if let Ok(t) = &taken {
+        t.set([0xaa; 60]);
+    }
+    let value = victim.get();
+    let check = arena.check();
+    std::mem::forget(taken);
+    std::mem::forget(victim);
+    std::mem::forget(c);
+    assert!(
+        !took && value == 0x5555_5555_5555_5555 && check.is_ok(),
+        "took over a forged slot at {e} spanning another block: {took}; the victim now \
+         reads {value:#x}; check: {check:?}"
+    );
+}
