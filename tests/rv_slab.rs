@@ -51,7 +51,7 @@ fn check_reports_a_sound_slab_corrupted_under_claim_write_free() {
     let arena = Arena::with_capacity(1 << 20).unwrap();
     let _keep = RawValue::new_in(&arena, 1u64).unwrap(); // the slab is never swept
     let stop = AtomicBool::new(false);
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(30);
     let result = std::thread::scope(|s| {
         s.spawn(|| {
             while !stop.load(Relaxed) {
