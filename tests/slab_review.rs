@@ -1,4 +1,5 @@
-//! Attacking review of issue 12's slabs (branch `slab`). Every wait is bounded.
+//! Reproducers of the attacking review of slabs (issue 12), kept as regression tests.
+//! Every wait is bounded.
 
 mod common;
 
@@ -99,7 +100,10 @@ fn a_stale_current_slab_hands_out_a_slot_inside_a_data_array() {
     let big = RawArray::<u64>::zeroed_in(&arena, 4096).unwrap();
     set_slabs_for_tests(true);
     let (lo, hi) = (big.offset(), big.offset() + 8 * 4096);
-    assert!(lo < s - 16 && s + PAGE <= hi, "the array [{lo}, {hi}) does not cover the old slab {s}");
+    assert!(
+        lo < s - 16 && s + PAGE <= hi,
+        "the array [{lo}, {hi}) does not cover the old slab {s}"
+    );
     forge_slab(&arena, &big, s);
     let before = big.to_vec();
     let w = RawValue::new_in(&arena, 0x7777_7777i32).unwrap();
@@ -152,7 +156,9 @@ fn a_killed_sweeper_leaves_counts_and_check_right() {
             Err(e) => assert!(e.to_string().contains("SIGKILL"), "step {step}: {e}"),
         }
         killed += 1;
-        arena.check().unwrap_or_else(|e| panic!("step {step}: check: {e}"));
+        arena
+            .check()
+            .unwrap_or_else(|e| panic!("step {step}: check: {e}"));
         let s = arena.stats().unwrap();
         assert_eq!(keep.get(), 77, "step {step}");
         assert_eq!(s.live_allocations, 1, "step {step}");
@@ -194,7 +200,9 @@ fn a_killed_carver_leaves_nothing_behind() {
             killed += 1;
         }
         arena.reclaim_dead().unwrap();
-        arena.check().unwrap_or_else(|e| panic!("step {step}: check: {e}"));
+        arena
+            .check()
+            .unwrap_or_else(|e| panic!("step {step}: check: {e}"));
         let s = arena.stats().unwrap();
         assert_eq!(keep.get(), [3u16; 6], "step {step}");
         assert_eq!(s.live_allocations, 1, "step {step}");
@@ -231,9 +239,14 @@ fn an_untagged_slab_with_live_slots_is_freed_as_a_stray() {
     let mut w = [0u8; 8];
     file.read_at(&mut w, b).unwrap();
     let word = u64::from_le_bytes(w);
-    assert_eq!(word >> 56, 0x3e, "not a slab block header at {b}: {word:#x}");
+    assert_eq!(
+        word >> 56,
+        0x3e,
+        "not a slab block header at {b}: {word:#x}"
+    );
     // Another process's stray write: the tag bits cleared.
-    file.write_at(&(word & !(0x3f << 56)).to_le_bytes(), b).unwrap();
+    file.write_at(&(word & !(0x3f << 56)).to_le_bytes(), b)
+        .unwrap();
     let stats = arena.stats();
     let value = v.get();
     let check = arena.check();
@@ -265,7 +278,12 @@ fn a_neighbours_data_makes_a_real_block_resolve_as_a_slot() {
     let _after = RawArray::<u64>::zeroed_in(&arena, 1024).unwrap(); // the heap goes on
     let p = victim.offset();
     let s = p & !(PAGE - 1);
-    assert_eq!(p - s, 64, "layout: array at {}, victim at {p}", big.offset());
+    assert_eq!(
+        p - s,
+        64,
+        "layout: array at {}, victim at {p}",
+        big.offset()
+    );
     assert!(big.offset() + 8 <= s - 16);
     // The owner of `big` writes a slab header (stride 32: the victim's payload is slot 1).
     let at = |off: u64| ((off - big.offset()) / 8) as usize;
@@ -334,7 +352,9 @@ fn a_forged_slot_spanning_a_neighbour_is_taken_over_and_written() {
     a.set(at(s + 24), check_word(cn, 64, 0));
     // Slot 1 is [e, e + 64): its owner word is bytes 12..16 of `c`'s payload.
     c.set(1, (1u64 << 29) << 32);
-    arena.check().expect("the heap is sound before the takeover");
+    arena
+        .check()
+        .expect("the heap is sound before the takeover");
     let taken = RawValue::<[u8; 60]>::from_offset_in(&arena, e);
     let took = taken.is_ok();
     if let Ok(t) = &taken {
