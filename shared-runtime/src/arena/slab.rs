@@ -338,6 +338,7 @@ impl Heap<'_> {
     pub(crate) fn sweep_slabs(&self) -> Result<u64> {
         let mut freed = self.free_slab_strays()?;
         let (slabs, _) = self.slab_blocks()?;
+        let mut left = slabs.len();
         for s in slabs {
             let Ok(slab) = self.slab(s) else {
                 continue; // damaged: left for `check` to report
@@ -369,6 +370,10 @@ impl Heap<'_> {
             self.free(s, SLAB_OWNER)?;
             bump(&self.state().frees, -1);
             freed += SLAB_BLOCK;
+            left -= 1;
+        }
+        if left == 0 {
+            freed += self.free_idle_slab_map()?;
         }
         Ok(freed)
     }

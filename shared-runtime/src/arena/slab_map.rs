@@ -110,6 +110,28 @@ impl Heap<'_> {
         Ok(m)
     }
 
+    /// Frees the slab map if it marks no slab (the last one was just freed), so that an
+    /// arena whose small objects are all gone shrinks back to nothing; returns the bytes
+    /// given back. Unpublished first: a process killed before the free leaves a map block
+    /// the heap state does not name, which `free_slab_strays` frees. A claimer that read
+    /// the old offset just before finds its slab's bit clear, or, if the map's memory was
+    /// handed out again meanwhile, checks the map again once pinned (see `claim_in`).
+    pub(crate) fn free_idle_slab_map(&self) -> Result<u64> {
+        let Some(m) = self.slab_map() else {
+            return Ok(0);
+        };
+        let words = map_bytes(self.mem.len()) / 8;
+        if (0..words).any(|i| self.atomic64(m + 8 * i).load(SeqCst) != 0) {
+            return Ok(0);
+        }
+        let size = self.word(m - HDR) & !FLAGS;
+        self.state().slab_map.store(0, SeqCst);
+        step();
+        self.free(m, SLAB_MAP_OWNER)?;
+        bump(&self.state().frees, -1);
+        Ok(size)
+    }
+
     /// Whether the used block `b` (header word `w`) is what a carver or a sweeper killed
     /// half-way left, and may be freed: a map block the heap state does not name, or a
     /// block of [`SLAB_OWNER`] (tagged or not) that the map does not mark as a slab and
