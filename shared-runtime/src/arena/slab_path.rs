@@ -87,8 +87,9 @@ impl Arena {
         debug_assert!(off % 8 == 0 && off + 8 <= self.inner.mem.exposed());
         // SAFETY: `off` lies inside a slab this process found under the allocator's lock
         // (`refill`), so inside the prefix it exposed then, which never shrinks (or its
-        // parent did, before forking: the mapping is inherited); 8-aligned; the mapping
-        // lives as long as `self`. Every access to slab words is atomic.
+        // parent did, before forking: the mapping is inherited), or is a word of the slab
+        // map that `slab_published` checked lies inside that prefix; 8-aligned; the
+        // mapping lives as long as `self`. Every access to slab and map words is atomic.
         unsafe { AtomicU64::from_ptr(self.base().add(off as usize).cast()) }
     }
 
