@@ -378,6 +378,29 @@ impl Heap<'_> {
         Ok(freed)
     }
 
+    /// Folds the claims the state word of the slab at `s` counts into the allocator's
+    /// counters (the lock held), so that a slab in constant use, whose count would reach
+    /// [`CLAIMS_LIMIT`] and refuse every claimer until a sweep, stays usable. Claimers pin,
+    /// unpin and count concurrently: one compare-and-swap, retried a few times, takes the
+    /// count away exactly once or not at all.
+    pub(crate) fn fold_claims(&self, s: u64) {
+        let state = self.atomic64(s);
+        for _ in 0..8 {
+            let now = state.load(SeqCst);
+            if now & CLAIMS == 0 || now & CLOSING != 0 {
+                return;
+            }
+            if state
+                .compare_exchange(now, now & !CLAIMS, SeqCst, SeqCst)
+                .is_ok()
+            {
+                bump(&self.state().slot_allocations, (now & CLAIMS) as i64);
+                step();
+                return;
+            }
+        }
+    }
+
     /// Frees the slots whose owners `ended` proves dead, and finishes those a reclaimer
     /// that died left marked [`RECLAIMING`]; `me` is the calling process's owner tag.
     /// Returns the objects and bytes freed.

@@ -187,6 +187,7 @@ impl Arena {
                     continue;
                 }
                 *cursor = i + 1;
+                h.fold_claims(s);
                 if roomy(s) {
                     return Ok(s);
                 }
