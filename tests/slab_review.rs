@@ -256,6 +256,10 @@ fn an_untagged_slab_with_live_slots_is_freed_as_a_stray() {
         value, 0x1111_2222,
         "a live object's slot was freed and zeroed by stats() ({stats:?}); check says {check:?}"
     );
+    assert!(
+        matches!(check, Err(shared_runtime::Error::Corrupted(_))),
+        "check() does not report the damaged slab: {check:?}"
+    );
 }
 
 /// `Heap::slot` decides that an offset names a slot when the 16 bytes before its page look
@@ -401,4 +405,51 @@ fn a_slab_past_its_claims_limit_is_reused_without_a_sweep() {
         "a new slab was carved past the claims limit of the first"
     );
     assert_eq!(s.slabs, 1);
+}
+
+/// A sweeper killed at every step of giving back the last slab and then the slab map:
+/// the next sweep finishes (nothing left: no slab, no map, no heap bytes), `check` passes
+/// in between, and the counters of allocations and frees do not move.
+#[test]
+fn a_sweeper_killed_while_freeing_the_slab_map_leaves_nothing_behind() {
+    let _serial = serial();
+    let _fork = common::forking();
+    set_slabs_for_tests(true);
+    let mut killed = 0;
+    for step in 1..80 {
+        let arena = Arena::with_capacity(4 << 20).unwrap();
+        let before = arena.stats().unwrap();
+        // Freed without a sweep: an empty slab and the map stay until the next one.
+        drop(RawValue::new_in(&arena, 1u64).unwrap());
+        let a = arena.clone();
+        let r = common::in_child(move || {
+            shared_runtime::test_hooks::crash_after_steps(step);
+            let _ = a.stats();
+            shared_runtime::test_hooks::crash_after_steps(0);
+            1u8
+        });
+        let done = r.is_ok();
+        if !done {
+            killed += 1;
+        }
+        arena
+            .check()
+            .unwrap_or_else(|e| panic!("step {step}: check: {e}"));
+        let s = arena.stats().unwrap();
+        assert_eq!(
+            (s.slabs, s.heap_bytes, s.live_allocations),
+            (0, 0, 0),
+            "step {step}: {s:?}"
+        );
+        assert_eq!(
+            (s.allocations, s.frees),
+            (before.allocations + 1, before.frees + 1),
+            "step {step}"
+        );
+        if done {
+            break;
+        }
+    }
+    eprintln!("sweeper killed {killed}");
+    assert!(killed >= 4, "only {killed} crash points were exercised");
 }
