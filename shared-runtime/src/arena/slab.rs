@@ -209,7 +209,8 @@ impl Heap<'_> {
     }
 
     /// Whether the block at `b` (inside the heap) is a slab block: used, 4096 bytes,
-    /// tagged [`SLAB_CODE`], owned by [`SLAB_OWNER`] with the right canary.
+    /// tagged [`SLAB_CODE`], owned by [`SLAB_OWNER`] with the right canary, and marked in
+    /// the slab map (`slab_map.rs`: the only part no object's data can forge).
     pub(crate) fn is_slab_block(&self, b: u64) -> bool {
         let w = self.word(b);
         w & USED != 0

@@ -7,8 +7,8 @@
 //! and counts the claim in one read-modify-write. A sweeper (`Heap::sweep_slabs`, with the
 //! allocator's lock) closes a slab only by a compare-and-swap that finds no pin, so no slot
 //! is ever claimed in a slab being freed; the claimer's offset may be stale (the slab freed
-//! since, by any process), which the canary in the state word reveals: every word is read
-//! and checked before anything is written.
+//! since, by any process), which the slab map (`slab_map.rs`) reveals, checked before
+//! and again after the pin: every word is read and checked before anything is written.
 
 use std::sync::atomic::{
     AtomicU32, AtomicU64,
