@@ -67,7 +67,8 @@ _START, _TOP, _COMMITTED = _HEAP, _HEAP + 8, _HEAP + 16
 _REGISTRY = _HEAP + 8 * (7 + 2 + 128)  # 7 counters, the bin bitmap, 128 bins
 _REBUILDING = _REGISTRY + 8
 _SLOT_ALLOCATIONS = _REBUILDING + 8
-HEAP_START = -(-(_SLOT_ALLOCATIONS + 8) // 64) * 64  # the header's size, rounded to 64
+_SLAB_MAP = _SLOT_ALLOCATIONS + 8  # the slab map's offset (slabs are not read here)
+HEAP_START = -(-(_SLAB_MAP + 8) // 64) * 64  # the header's size, rounded to 64
 _GRAIN, _HDR, _MIN_BLOCK, _USED = 16, 16, 32, 1
 # The flag bits of a block's size word (heap.rs FLAGS): the low GRAIN bits, RECORD_BLOCK
 # and the six KIND_TAG bits; the rest is the block's size.

@@ -84,6 +84,10 @@ pub(crate) fn verify(h: &Heap<'_>) -> Result<HeapReport> {
             h.owner_of(b)?;
             (raw_blocks, raw_bytes) = (raw_blocks + 1, raw_bytes + size);
             prev_used = true;
+            if let Some(spare) = h.check_slab_metadata(b, size, w)? {
+                r.slab_spare_bytes += spare;
+                return Ok(());
+            }
             if tag_code(w) == SLAB_CODE {
                 if !h.is_slab_block(b) {
                     return Err(broken(format!("block {b} is tagged as a slab but is none")));

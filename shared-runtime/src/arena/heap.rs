@@ -123,6 +123,11 @@ pub(crate) struct HeapState {
     /// Slab slots claimed (see `slab.rs`), as folded in from the slabs' state words when
     /// they are closed; the claims a live slab still counts are added when reading.
     pub(crate) slot_allocations: Cell<u64>,
+    /// Payload offset of the slab map (`slab_map.rs`): one bit per page of the arena, set
+    /// where a slab's payload starts; 0 until the first slab is carved. Read without the
+    /// lock by claimers, so atomic. (It fits in the header's padding: the heap's start is
+    /// unchanged.)
+    pub(crate) slab_map: AtomicU64,
 }
 
 /// Adds `delta` to a counter.

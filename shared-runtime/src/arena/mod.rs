@@ -26,6 +26,7 @@ mod reclaim;
 mod records;
 pub(crate) mod registry;
 pub(crate) mod slab;
+mod slab_map;
 mod slab_path;
 mod snapshot;
 pub(crate) mod stats;

@@ -209,7 +209,8 @@ impl Heap<'_> {
     }
 
     /// Whether the block at `b` (inside the heap) is a slab block: used, 4096 bytes,
-    /// tagged [`SLAB_CODE`], owned by [`SLAB_OWNER`] with the right canary.
+    /// tagged [`SLAB_CODE`], owned by [`SLAB_OWNER`] with the right canary, and marked in
+    /// the slab map (`slab_map.rs`: the only part no object's data can forge).
     pub(crate) fn is_slab_block(&self, b: u64) -> bool {
         let w = self.word(b);
         w & USED != 0
@@ -217,6 +218,7 @@ impl Heap<'_> {
             && tag_code(w) == SLAB_CODE
             && w & (RECORD_BLOCK | LOCK_BLOCK) == 0
             && self.word(b + 8) == self.tag(b, SLAB_OWNER)
+            && self.slab_bit(b + HDR)
     }
 
     /// The slab payload `offset` lies in, if a slab block starts where it would.
@@ -290,6 +292,7 @@ impl Heap<'_> {
     /// Carves a new slab of stride `stride` for objects marked `marks`; returns its
     /// payload offset. The payload is zero (fresh heap memory always is).
     pub(crate) fn carve_slab(&self, stride: u64, marks: u64) -> Result<u64> {
+        let map = self.ensure_slab_map()?;
         let s = self.alloc(SLAB_PAYLOAD, SLAB_BLOCK, SLAB_OWNER)?;
         debug_assert_eq!(s % SLAB_BLOCK, 0);
         self.trim_slab_block(s - HDR)?;
@@ -306,6 +309,9 @@ impl Heap<'_> {
         let b = s - HDR;
         self.set_word(b, self.word(b) | SLAB_TAG);
         step();
+        // Published in the map last: until then no process takes it for a slab, and a
+        // carver killed before this leaves a block `free_slab_strays` frees.
+        self.set_slab_bit(map, s, true);
         Ok(s)
     }
 
@@ -368,13 +374,9 @@ impl Heap<'_> {
     /// Frees every slab with no slot in use and no claimer inside (and blocks a carver
     /// killed half-way left): returns how many bytes went back to the heap.
     pub(crate) fn sweep_slabs(&self) -> Result<u64> {
-        let (slabs, stray) = self.slab_blocks()?;
-        let mut freed = 0;
-        for b in stray {
-            self.free(b + HDR, SLAB_OWNER)?;
-            bump(&self.state().frees, -1);
-            freed += SLAB_BLOCK;
-        }
+        let mut freed = self.free_slab_strays()?;
+        let (slabs, _) = self.slab_blocks()?;
+        let mut left = slabs.len();
         for s in slabs {
             let Ok(slab) = self.slab(s) else {
                 continue; // damaged: left for `check` to report
@@ -398,11 +400,43 @@ impl Heap<'_> {
                 state.store(self.slab_canary(s) << 32, SeqCst);
                 continue;
             }
+            // Out of the map first: no claimer's hint passes from here on (one killed
+            // right after leaves a zero slab that `free_slab_strays` frees).
+            if let Some(map) = self.slab_map() {
+                self.set_slab_bit(map, s, false);
+            }
             self.free(s, SLAB_OWNER)?;
             bump(&self.state().frees, -1);
             freed += SLAB_BLOCK;
+            left -= 1;
+        }
+        if left == 0 {
+            freed += self.free_idle_slab_map()?;
         }
         Ok(freed)
+    }
+
+    /// Folds the claims the state word of the slab at `s` counts into the allocator's
+    /// counters (the lock held), so that a slab in constant use, whose count would reach
+    /// [`CLAIMS_LIMIT`] and refuse every claimer until a sweep, stays usable. Claimers pin,
+    /// unpin and count concurrently: one compare-and-swap, retried a few times, takes the
+    /// count away exactly once or not at all.
+    pub(crate) fn fold_claims(&self, s: u64) {
+        let state = self.atomic64(s);
+        for _ in 0..8 {
+            let now = state.load(SeqCst);
+            if now & CLAIMS == 0 || now & CLOSING != 0 {
+                return;
+            }
+            if state
+                .compare_exchange(now, now & !CLAIMS, SeqCst, SeqCst)
+                .is_ok()
+            {
+                bump(&self.state().slot_allocations, (now & CLAIMS) as i64);
+                step();
+                return;
+            }
+        }
     }
 
     /// Frees the slots whose owners `ended` proves dead, and finishes those a reclaimer
@@ -482,6 +516,43 @@ impl Heap<'_> {
         Ok(c)
     }
 
+    /// Checks that every free slot of `slab` is zero, with the slab closed meanwhile so
+    /// that no slot is claimed (and written, and freed again) between reading its owner
+    /// word and its payload; skipped if a claimer is inside (the slab cannot be closed).
+    /// An owner frees its slot by zeroing it before storing [`FREE`] (release), so a slot
+    /// read free (sequentially consistent) while no claim can happen reads zero.
+    fn verify_free_slots(&self, slab: Slab) -> Result<()> {
+        let state = self.atomic64(slab.at);
+        let now = state.load(SeqCst);
+        if now & CLOSING == 0 {
+            // Closed as a sweeper closes (claims folded into the allocator's counters), so
+            // a checker killed before reopening leaves what the next sweep finishes.
+            if now & PINS != 0
+                || state
+                    .compare_exchange(now, now & !CLAIMS | CLOSING, SeqCst, SeqCst)
+                    .is_err()
+            {
+                return Ok(());
+            }
+            bump(&self.state().slot_allocations, (now & CLAIMS) as i64);
+            step();
+        }
+        let dirty = (0..slab.slots()).find(|&i| {
+            let at = slab.slot(i);
+            self.atomic32(slab.owner_at(i)).load(SeqCst) == FREE
+                && (0..(slab.stride - 4) / 4).any(|k| self.atomic32(at + 4 * k).load(SeqCst) != 0)
+        });
+        state.store(self.slab_canary(slab.at) << 32, SeqCst);
+        step();
+        match dirty {
+            Some(i) => Err(Error::Corrupted(format!(
+                "slot {i} of the slab at {} is free but not zero",
+                slab.at
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// Checks the slab at `s` for `check::verify`: its header, every owner word, and that
     /// free slots are zero. Returns its used slots and the bytes `stats` counts for them.
     pub(crate) fn verify_slab(&self, s: u64) -> Result<(u64, u64)> {
@@ -497,19 +568,9 @@ impl Heap<'_> {
             }
             if w != FREE {
                 used += 1;
-                continue;
-            }
-            let at = slab.slot(i);
-            let dirty =
-                (0..(slab.stride - 4) / 4).any(|k| self.atomic32(at + 4 * k).load(SeqCst) != 0);
-            // A claimer may have taken the slot (without the lock) and written into it
-            // since its owner word was read: only a slot still free is at fault.
-            if dirty && word.load(SeqCst) == FREE {
-                return Err(Error::Corrupted(format!(
-                    "slot {i} of the slab at {s} is free but not zero"
-                )));
             }
         }
+        self.verify_free_slots(slab)?;
         let bytes = if used > 0 { SLAB_BLOCK } else { 0 };
         Ok((used, bytes))
     }

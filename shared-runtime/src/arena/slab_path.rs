@@ -7,8 +7,8 @@
 //! and counts the claim in one read-modify-write. A sweeper (`Heap::sweep_slabs`, with the
 //! allocator's lock) closes a slab only by a compare-and-swap that finds no pin, so no slot
 //! is ever claimed in a slab being freed; the claimer's offset may be stale (the slab freed
-//! since, by any process), which the canary in the state word reveals: every word is read
-//! and checked before anything is written.
+//! since, by any process), which the slab map (`slab_map.rs`) reveals, checked before
+//! and again after the pin: every word is read and checked before anything is written.
 
 use std::sync::atomic::{
     AtomicU32, AtomicU64,
@@ -16,11 +16,13 @@ use std::sync::atomic::{
 };
 use std::sync::Mutex;
 
+use crate::arena::header::heap_start;
 use crate::arena::heap::{tag_code, FLAGS, HDR, LOCK_BLOCK, RECORD_BLOCK, USED};
 use crate::arena::slab::{
     check_word, marks_of, slots, CLAIMS, CLAIMS_LIMIT, CLOSING, LISTS, MARK_KINDS, PIN, PINS,
     SLAB_BLOCK, SLAB_CODE, SLAB_HEADER, SLAB_OWNER, SLAB_PAYLOAD, STRIDES,
 };
+use crate::arena::slab_map::bit_of;
 use crate::arena::tags::canary_for;
 use crate::arena::{heap, Arena};
 use crate::sys::process::process_key;
@@ -85,8 +87,9 @@ impl Arena {
         debug_assert!(off % 8 == 0 && off + 8 <= self.inner.mem.exposed());
         // SAFETY: `off` lies inside a slab this process found under the allocator's lock
         // (`refill`), so inside the prefix it exposed then, which never shrinks (or its
-        // parent did, before forking: the mapping is inherited); 8-aligned; the mapping
-        // lives as long as `self`. Every access to slab words is atomic.
+        // parent did, before forking: the mapping is inherited), or is a word of the slab
+        // map that `slab_published` checked lies inside that prefix; 8-aligned; the
+        // mapping lives as long as `self`. Every access to slab and map words is atomic.
         unsafe { AtomicU64::from_ptr(self.base().add(off as usize).cast()) }
     }
 
@@ -96,6 +99,23 @@ impl Arena {
         debug_assert!(off % 4 == 0 && off + 4 <= self.inner.mem.exposed());
         // SAFETY: as in `word64`.
         unsafe { AtomicU32::from_ptr(self.base().add(off as usize).cast()) }
+    }
+
+    /// Whether the slab map (`slab_map.rs`) marks `s` as a slab's payload, read without
+    /// the lock: the map's offset comes from the heap state and is only used inside the
+    /// heap and the prefix this process exposed (garbage there gives a wrong answer, never
+    /// an access outside the mapping).
+    #[inline]
+    fn slab_published(&self, s: u64) -> bool {
+        let m = self.header().heap.slab_map.load(Acquire);
+        let (word, bit) = bit_of(s);
+        let at = m.wrapping_add(word);
+        m >= heap_start()
+            && at % 8 == 0
+            && at
+                .checked_add(8)
+                .is_some_and(|end| end <= self.inner.mem.exposed())
+            && self.word64(at).load(Acquire) & bit != 0
     }
 
     /// Claims a free slot of stride index `si` marked `mi` (`slab::mark_index`) for the
@@ -167,6 +187,7 @@ impl Arena {
                     continue;
                 }
                 *cursor = i + 1;
+                h.fold_claims(s);
                 if roomy(s) {
                     return Ok(s);
                 }
@@ -186,7 +207,11 @@ impl Arena {
         let (stride, marks) = (STRIDES[list / MARK_KINDS], marks_of(list % MARK_KINDS));
         let id = self.header().id();
         let b = s - HDR;
-        // The block must still be a slab: read, never written, until the pin succeeds.
+        // The block must still be a slab, as the slab map says (its bit is cleared before
+        // any process frees a slab): read, never written, until the pin succeeds.
+        if !self.slab_published(s) {
+            return None;
+        }
         let w = self.word64(b).load(Relaxed);
         if w & USED == 0
             || w & !FLAGS != SLAB_BLOCK
@@ -212,8 +237,10 @@ impl Arena {
                 Err(seen) => now = seen,
             }
         }
-        // Pinned: the slab cannot be freed. Its header must be of this list.
-        if self.word64(s + 8).load(Relaxed) != stride
+        // Pinned: the slab cannot be freed. It must still be in the map (a sweeper may have
+        // freed it between the check above and the pin) and its header of this list.
+        if !self.slab_published(s)
+            || self.word64(s + 8).load(Relaxed) != stride
             || self.word64(s + 16).load(Relaxed) != marks
             || self.word64(s + 24).load(Relaxed) != check_word(canary, stride, marks)
         {

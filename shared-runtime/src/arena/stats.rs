@@ -63,12 +63,15 @@ impl ArenaStats {
         let (blocks, bytes) = cached(h);
         let c = h.slab_census()?;
         let slab_bytes = c.slabs * SLAB_BLOCK;
+        // The slab map (`slab_map.rs`) is one used block, no object: spare slab bytes.
+        let map = h.slab_map_bytes();
+        let (slab_blocks, slab_bytes_all) = (c.slabs + u64::from(map > 0), slab_bytes + map);
         let claims = st.slot_allocations.get().wrapping_add(c.claims);
         // Objects and cached blocks together, as the heap holds them (a slab is no object,
         // its used slots are); the table's counts (garbage there gives wrong counts) are
         // capped by them, so that the two always add up to what `check` finds.
-        let all_blocks = used_blocks.saturating_sub(c.slabs) + c.used;
-        let all_bytes = used_bytes.saturating_sub(slab_bytes) + c.used_bytes;
+        let all_blocks = used_blocks.saturating_sub(slab_blocks) + c.used;
+        let all_bytes = used_bytes.saturating_sub(slab_bytes_all) + c.used_bytes;
         let (blocks, bytes) = (blocks.min(all_blocks), bytes.min(all_bytes));
         Ok(ArenaStats {
             capacity: h.mem.len(),
@@ -79,7 +82,7 @@ impl ArenaStats {
             cached_blocks: blocks,
             cached_bytes: bytes,
             slabs: c.slabs,
-            slab_spare_bytes: slab_bytes.saturating_sub(c.used_bytes),
+            slab_spare_bytes: slab_bytes.saturating_sub(c.used_bytes) + map,
             allocations: st.allocations.get().wrapping_add(claims),
             // Every slot claimed and no longer in use was freed.
             frees: st.frees.get().wrapping_add(claims.saturating_sub(c.used)),
