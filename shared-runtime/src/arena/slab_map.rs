@@ -135,7 +135,8 @@ impl Heap<'_> {
     /// Whether the used block `b` (header word `w`) is what a carver or a sweeper killed
     /// half-way left, and may be freed: a map block the heap state does not name, or a
     /// block of [`SLAB_OWNER`] (tagged or not) that the map does not mark as a slab and
-    /// whose payload past a slab's header is zero (no slot was ever claimed in it). A
+    /// whose slots (its first [`SLAB_BLOCK`] bytes past a slab's header) are zero: no slot
+    /// was ever claimed in it (a larger block is one a carver was trimming). A
     /// block of [`SLAB_OWNER`] that the map marks, or that holds data, is left alone
     /// (`check` reports it).
     fn is_slab_stray(&self, b: u64, size: u64, w: u64) -> bool {
@@ -148,8 +149,11 @@ impl Heap<'_> {
             Ok(SLAB_MAP_OWNER) => self.state().slab_map.load(SeqCst) != b + HDR,
             Ok(SLAB_OWNER) => {
                 let s = b + HDR;
+                // Only a slab's first `SLAB_BLOCK` bytes hold slots: past them lies what
+                // a carver killed in `trim_slab_block` left, the remainder's header word
+                // written before the slab block was shrunk.
                 !self.slab_bit(s)
-                    && (s + SLAB_HEADER..b + size)
+                    && (s + SLAB_HEADER..b + size.min(SLAB_BLOCK))
                         .step_by(8)
                         .all(|o| self.word(o) == 0)
             }
