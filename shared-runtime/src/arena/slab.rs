@@ -293,9 +293,20 @@ impl Heap<'_> {
     /// payload offset. The payload is zero (fresh heap memory always is).
     pub(crate) fn carve_slab(&self, stride: u64, marks: u64) -> Result<u64> {
         let map = self.ensure_slab_map()?;
-        let s = self.alloc(SLAB_PAYLOAD, SLAB_BLOCK, SLAB_OWNER)?;
+        let made = self
+            .alloc(SLAB_PAYLOAD, SLAB_BLOCK, SLAB_OWNER)
+            .and_then(|s| self.trim_slab_block(s - HDR).map(|()| s));
+        let s = match made {
+            Ok(s) => s,
+            Err(e) => {
+                // No slab: a map just made for it is given back, so that a small object
+                // that becomes an ordinary block instead (or fails) leaves the arena as a
+                // failed allocation must, unchanged.
+                self.free_idle_slab_map()?;
+                return Err(e);
+            }
+        };
         debug_assert_eq!(s % SLAB_BLOCK, 0);
-        self.trim_slab_block(s - HDR)?;
         // A slab is no object: its slots are counted instead.
         bump(&self.state().allocations, -1);
         let canary = self.slab_canary(s);
