@@ -60,6 +60,7 @@ pub(crate) fn walk(h: &Heap<'_>, mut f: impl FnMut(u64, u64, u64) -> Result<()>)
 /// Verifies every invariant listed in `heap.rs`.
 pub(crate) fn verify(h: &Heap<'_>) -> Result<HeapReport> {
     let st = h.state();
+    h.slab_map_checked()?;
     let mut r = HeapReport {
         used_blocks: 0,
         used_bytes: 0,

@@ -51,6 +51,25 @@ impl Heap<'_> {
         self.is_slab_map_block(m - HDR).then_some(m)
     }
 
+    /// The slab map's payload offset, `None` if there is none yet; an error if the heap
+    /// state's map word is neither 0 nor a sound map block's offset. The word only ever
+    /// holds one or the other (published once the map is complete, set to 0 before it is
+    /// freed), so anything else is damage: it is reported, never taken as "no map", which
+    /// would make the real map a stray to free, a second map to carve, and every slab
+    /// unrecognised.
+    pub(crate) fn slab_map_checked(&self) -> Result<Option<u64>> {
+        let word = self.state().slab_map.load(SeqCst);
+        if word == 0 {
+            return Ok(None);
+        }
+        match self.slab_map() {
+            Some(m) => Ok(Some(m)),
+            None => Err(crate::Error::Corrupted(format!(
+                "the heap state's slab map offset {word} names no slab map (damaged header)"
+            ))),
+        }
+    }
+
     /// Whether the block at `b` is a slab map's: used, tagged [`SLAB_CODE`], owned by
     /// [`SLAB_MAP_OWNER`], large enough, and the one the heap state names.
     pub(crate) fn is_slab_map_block(&self, b: u64) -> bool {
@@ -93,7 +112,7 @@ impl Heap<'_> {
 
     /// The slab map, allocated if there is none yet (the lock held).
     pub(crate) fn ensure_slab_map(&self) -> Result<u64> {
-        if let Some(m) = self.slab_map() {
+        if let Some(m) = self.slab_map_checked()? {
             return Ok(m);
         }
         let m = self.alloc(map_bytes(self.mem.len()), 16, SLAB_MAP_OWNER)?;
@@ -117,7 +136,7 @@ impl Heap<'_> {
     /// the old offset just before finds its slab's bit clear, or, if the map's memory was
     /// handed out again meanwhile, checks the map again once pinned (see `claim_in`).
     pub(crate) fn free_idle_slab_map(&self) -> Result<u64> {
-        let Some(m) = self.slab_map() else {
+        let Some(m) = self.slab_map_checked()? else {
             return Ok(0);
         };
         let words = map_bytes(self.mem.len()) / 8;
@@ -146,7 +165,9 @@ impl Heap<'_> {
             return false;
         }
         match self.owner_of(b) {
-            Ok(SLAB_MAP_OWNER) => self.state().slab_map.load(SeqCst) != b + HDR,
+            Ok(SLAB_MAP_OWNER) => {
+                self.state().slab_map.load(SeqCst) != b + HDR && self.map_block_is_blank(b, size)
+            }
             Ok(SLAB_OWNER) => {
                 let s = b + HDR;
                 // Only a slab's first `SLAB_BLOCK` bytes hold slots: past them lies what
@@ -161,11 +182,33 @@ impl Heap<'_> {
         }
     }
 
+    /// Whether the map block at `b` (`size` bytes) marks no slab. A map the heap state
+    /// does not name is blank if a process was killed making or freeing it (it is
+    /// published before any bit is set, and freed only once every bit is clear).
+    fn map_block_is_blank(&self, b: u64, size: u64) -> bool {
+        let end = (b + HDR + map_bytes(self.mem.len())).min(b + size);
+        (b + HDR..end).step_by(8).all(|o| self.word(o) == 0)
+    }
+
     /// Frees what carvers and sweepers killed half-way left (see `is_slab_stray`); returns
-    /// the bytes given back.
+    /// the bytes given back. A damaged map word (see `slab_map_checked`), or a map block
+    /// the heap state does not name but that marks slabs (the real map, its word lost),
+    /// is reported and nothing is freed: the real map (and empty slabs) would look like
+    /// strays.
     pub(crate) fn free_slab_strays(&self) -> Result<u64> {
+        self.slab_map_checked()?;
         let mut strays = Vec::new();
         walk(self, |b, size, w| {
+            if w & USED != 0
+                && tag_code(w) == SLAB_CODE
+                && self.owner_of(b).ok() == Some(SLAB_MAP_OWNER)
+                && self.state().slab_map.load(SeqCst) != b + HDR
+                && !self.map_block_is_blank(b, size)
+            {
+                return Err(crate::Error::Corrupted(format!(
+                    "block {b} is a slab map marking slabs, but the heap state names                      another (damaged header)"
+                )));
+            }
             if self.is_slab_stray(b, size, w) {
                 strays.push((b, size));
             }
