@@ -128,7 +128,9 @@ fn a_reused_live_block_gives_two_handles_not_an_error() {
     let name = common::unique("rvalloc");
     let made = 20_000;
     let a = Arena::create_segment(&name, 1 << 22).unwrap();
-    let v1 = Value::new_in(&a, 7u64).unwrap();
+    // 64 bytes of data: one block (lock cell and data), larger than any slab slot, whose
+    // owner word is the block header's (a small `Value` is a slot, owner word elsewhere).
+    let v1 = Value::new_in(&a, [7u64; 8]).unwrap();
     let b = v1.handle().lock;
     // A pid that has certainly ended.
     let dead = {
@@ -165,7 +167,7 @@ fn a_reused_live_block_gives_two_handles_not_an_error() {
     // Make Values until one lands in the block v1 still names.
     let mut held = Vec::new();
     let v2 = loop {
-        match Value::new_in(&a, 9u64) {
+        match Value::new_in(&a, [9u64; 8]) {
             Ok(v) if v.handle().lock == b => break Some(v),
             Ok(v) => held.push(v),
             Err(Error::AlreadyOpen { .. }) => break None, // refused: the safe outcome
@@ -185,7 +187,7 @@ fn a_reused_live_block_gives_two_handles_not_an_error() {
     assert!(
         unguarded.is_err(),
         "two live handles of one block in one process: v2's raw read ({:?}) went behind \
-         v1's guard (&mut u64) on the same thread",
+         v1's guard (&mut [u64; 8]) on the same thread",
         unguarded
     );
 }

@@ -71,7 +71,8 @@ fn neighbours_coalesce() {
     let parts: Vec<_> = (0..4)
         .map(|_| RawArray::<u8>::zeroed_in(&arena, 100).unwrap())
         .collect();
-    let end = RawValue::new_in(&arena, 0u8).unwrap();
+    // A block (larger than any slab slot) right after them keeps them below the top.
+    let end = RawArray::<u8>::zeroed_in(&arena, 100).unwrap();
     let first = parts[0].offset();
     drop(parts);
     let report = arena.check().unwrap();
