@@ -259,7 +259,17 @@ impl Arena {
         });
         match found {
             Some(i) => {
-                // Unpinned and counted in one step.
+                // Zeroed again now that it is ours, while the slab is still pinned: a free
+                // slot is zeroed when freed, but another process's stale view of the freed
+                // object (opened by handle, or kept past `reclaim_dead`) may have written
+                // into it since, and a fresh object must not start held, set or non-zero
+                // (the block cache zeroes a block it takes out for the same reason). At
+                // most 60 bytes, only in the claiming process.
+                for k in 0..(stride - 4) / 4 {
+                    self.word32(slot_at(i) + 4 * k).store(0, Relaxed);
+                }
+                // Unpinned and counted in one step (its release orders the zeroes before
+                // any later use of the slot by another thread that learns of it).
                 state.fetch_add(1u64.wrapping_sub(PIN), SeqCst);
                 hint.store((i + 1) as u32, Relaxed);
                 Some(slot_at(i))

@@ -44,11 +44,18 @@ fn a_new_lock_in_a_reused_slot_is_born_held_by_a_stale_view() {
         f.set(2, took as u64 + 1);
     })
     .unwrap();
-    assert!(wait_until(|| f.get(0) == Some(1)), "child never opened its view");
+    assert!(
+        wait_until(|| f.get(0) == Some(1)),
+        "child never opened its view"
+    );
     drop(lock);
     f.set(1, 1);
     finish(child).unwrap();
-    assert_eq!(f.get(2), Some(2), "the stale view could not even take the freed lock");
+    assert_eq!(
+        f.get(2),
+        Some(2),
+        "the stale view could not even take the freed lock"
+    );
     let mut keep = Vec::new();
     let fresh = loop {
         let l = Lock::new_in(&arena).unwrap();
@@ -61,7 +68,10 @@ fn a_new_lock_in_a_reused_slot_is_born_held_by_a_stale_view() {
     // A freshly made lock must be unlocked and unpoisoned.
     assert!(!fresh.is_poisoned(), "Lock::new returned a poisoned lock");
     let r = fresh.try_lock();
-    assert!(r.is_ok(), "Lock::new returned a lock that is already held / poisoned");
+    assert!(
+        r.is_ok(),
+        "Lock::new returned a lock that is already held / poisoned"
+    );
 }
 
 /// The same with data: `RawArray::zeroed_in` of a small array reuses a slot a child wrote
@@ -103,7 +113,11 @@ fn a_zeroed_small_array_in_a_reused_slot_is_not_zero() {
         assert!(keep.len() < 600, "slot never reused");
     };
     let got: Vec<u32> = (0..4).map(|i| fresh.get(i).unwrap()).collect();
-    assert_eq!(got, vec![0; 4], "RawArray::zeroed_in handed out non-zero memory");
+    assert_eq!(
+        got,
+        vec![0; 4],
+        "RawArray::zeroed_in handed out non-zero memory"
+    );
 }
 
 /// An `Event` set through a stale view after its owner dropped it: the owner's next
@@ -139,7 +153,10 @@ fn a_new_event_in_a_reused_slot_is_born_set() {
         keep.push(e);
         assert!(keep.len() < 600, "slot never reused");
     };
-    assert!(!fresh.is_set(), "Event::new returned an event that is already set");
+    assert!(
+        !fresh.is_set(),
+        "Event::new returned an event that is already set"
+    );
 }
 
 /// A `Value<i32>` (lock cell and data in one slot) whose stale view in a child holds the
@@ -179,7 +196,10 @@ fn a_new_value_in_a_reused_slot_is_born_locked() {
         assert!(keep.len() < 600, "slot never reused");
     };
     assert!(!fresh.is_poisoned(), "Value::new returned a poisoned value");
-    assert!(fresh.getlock().try_lock().is_ok(), "Value::new returned a value already locked");
+    assert!(
+        fresh.getlock().try_lock().is_ok(),
+        "Value::new returned a value already locked"
+    );
 }
 
 /// Through `reclaim_dead`: a child makes an `Event`, the parent opens it by handle, the
@@ -221,5 +241,8 @@ fn a_reclaimed_event_set_through_a_stale_view_is_born_set_again() {
         keep.push(e);
         assert!(keep.len() < 600, "never reused");
     };
-    assert!(!fresh.is_set(), "Event::new returned an event that is already set");
+    assert!(
+        !fresh.is_set(),
+        "Event::new returned an event that is already set"
+    );
 }
