@@ -393,18 +393,8 @@ impl Heap<'_> {
                 continue; // damaged: left for `check` to report
             };
             let state = self.atomic64(s);
-            let now = state.load(SeqCst);
-            // A slab left closing was closed by a holder of this lock that died: finish.
-            if now & CLOSING == 0 {
-                if now & PINS != 0
-                    || state
-                        .compare_exchange(now, now & !CLAIMS | CLOSING, SeqCst, SeqCst)
-                        .is_err()
-                {
-                    continue; // a claimer is inside
-                }
-                bump(&self.state().slot_allocations, (now & CLAIMS) as i64);
-                step();
+            if !self.close_slab(s) {
+                continue; // a claimer is inside
             }
             let busy = (0..slab.slots()).any(|i| self.atomic32(slab.owner_at(i)).load(SeqCst) != 0);
             if busy {
@@ -534,19 +524,10 @@ impl Heap<'_> {
     /// read free (sequentially consistent) while no claim can happen reads zero.
     fn verify_free_slots(&self, slab: Slab) -> Result<()> {
         let state = self.atomic64(slab.at);
-        let now = state.load(SeqCst);
-        if now & CLOSING == 0 {
-            // Closed as a sweeper closes (claims folded into the allocator's counters), so
-            // a checker killed before reopening leaves what the next sweep finishes.
-            if now & PINS != 0
-                || state
-                    .compare_exchange(now, now & !CLAIMS | CLOSING, SeqCst, SeqCst)
-                    .is_err()
-            {
-                return Ok(());
-            }
-            bump(&self.state().slot_allocations, (now & CLAIMS) as i64);
-            step();
+        // Closed as a sweeper closes (claims folded into the allocator's counters), so a
+        // checker killed before reopening leaves what the next sweep finishes.
+        if !self.close_slab(slab.at) {
+            return Ok(());
         }
         let dirty = (0..slab.slots()).find(|&i| {
             let at = slab.slot(i);
@@ -562,6 +543,28 @@ impl Heap<'_> {
             ))),
             None => Ok(()),
         }
+    }
+
+    /// Closes the slab at `s` for a sweep or a check (the lock held): a compare-and-swap
+    /// of its state that requires no pin and folds its claim count into the allocator's
+    /// counters. `true` if it is closed now, or was left closing by a holder of this lock
+    /// that died (the caller finishes); `false` if a claimer is inside.
+    fn close_slab(&self, s: u64) -> bool {
+        let state = self.atomic64(s);
+        let now = state.load(SeqCst);
+        if now & CLOSING != 0 {
+            return true;
+        }
+        if now & PINS != 0
+            || state
+                .compare_exchange(now, now & !CLAIMS | CLOSING, SeqCst, SeqCst)
+                .is_err()
+        {
+            return false;
+        }
+        bump(&self.state().slot_allocations, (now & CLAIMS) as i64);
+        step();
+        true
     }
 
     /// Checks the slab at `s` for `check::verify`: its header, every owner word, and that
