@@ -88,6 +88,19 @@ struct Slot {
     data: Weak<Allocation>,
 }
 
+impl Slot {
+    /// A slot recorded by this process now.
+    fn new(role: Role, stamp: u64, lock: u64, data: Weak<Allocation>) -> Self {
+        Slot {
+            role,
+            by: generation(),
+            stamp,
+            lock,
+            data,
+        }
+    }
+}
+
 /// This process's fork generation, as [`Slot::by`] records it.
 fn generation() -> u32 {
     (process_key() >> 32) as u32
@@ -377,16 +390,7 @@ pub(crate) fn insert(
             None => {
                 data.set_mapped(block);
                 let data = Arc::downgrade(&data);
-                m.insert(
-                    key,
-                    Slot {
-                        role,
-                        by: generation(),
-                        stamp,
-                        lock,
-                        data,
-                    },
-                );
+                m.insert(key, Slot::new(role, stamp, lock, data));
                 Ok(None)
             }
         }
@@ -439,16 +443,7 @@ pub(crate) fn record(
                 data.set_mapped(block);
                 let data = Arc::downgrade(data);
                 // Dropping the old slot drops a `Weak`, never an `Allocation`.
-                m.insert(
-                    key,
-                    Slot {
-                        role,
-                        by: generation(),
-                        stamp: 0,
-                        lock,
-                        data,
-                    },
-                );
+                m.insert(key, Slot::new(role, 0, lock, data));
                 None
             }
         }
@@ -510,16 +505,7 @@ pub(crate) fn adopt(arena: &Arena, block: u64, fresh: Arc<Allocation>) -> Result
             }
         }
         fresh.set_mapped(block);
-        m.insert(
-            key,
-            Slot {
-                role,
-                by: generation(),
-                stamp: 0,
-                lock: 0,
-                data: Arc::downgrade(&fresh),
-            },
-        );
+        m.insert(key, Slot::new(role, 0, 0, Arc::downgrade(&fresh)));
         Ok(fresh.clone())
     })?;
     match found {
