@@ -1,8 +1,7 @@
-//! rv-final: slabs end to end. A slot is handed out again without being zeroed
-//! ("allocation never zeroes"), so a write through another process's stale view of the
-//! freed object, made between the free and the next claim, survives into the new object.
-//! The block cache zeroes a block when it takes it out ("so no block leaves the cache with
-//! a stale lock"); slots do not. Every wait is bounded.
+//! Slabs end to end: a write through another process's stale view of a freed object,
+//! made between the free and the next claim, must not survive into the next object made
+//! in that slot (the claimer zeroes the slot, as the block cache zeroes a block it takes
+//! out). Reproducers of a review finding, kept as regression tests. Every wait is bounded.
 
 mod common;
 
@@ -17,6 +16,20 @@ fn flags(arena: &Arena) -> RawArray<u64> {
 
 fn child_flags(a: &Arena, parent_flags_at: &shared_runtime::handle::Handle) -> RawArray<u64> {
     RawArray::<u64>::open_handle(a, parent_flags_at).unwrap()
+}
+
+/// Makes objects with `make` until one lands at `off` (as `at` reads it), keeping the
+/// others alive so the allocator moves on; at most 600 tries.
+fn made_at<T>(off: u64, make: impl Fn() -> T, at: impl Fn(&T) -> u64) -> (T, Vec<T>) {
+    let mut keep = Vec::new();
+    loop {
+        let x = make();
+        if at(&x) == off {
+            return (x, keep);
+        }
+        keep.push(x);
+        assert!(keep.len() < 600, "the slot at {off} was never reused");
+    }
 }
 
 /// A `Lock` dropped by its owner while a child holds a view of it by handle: the child
@@ -56,15 +69,7 @@ fn a_new_lock_in_a_reused_slot_is_born_held_by_a_stale_view() {
         Some(2),
         "the stale view could not even take the freed lock"
     );
-    let mut keep = Vec::new();
-    let fresh = loop {
-        let l = Lock::new_in(&arena).unwrap();
-        if l.handle().offset == off {
-            break l;
-        }
-        keep.push(l);
-        assert!(keep.len() < 600, "slot never reused");
-    };
+    let (fresh, _keep) = made_at(off, || Lock::new_in(&arena).unwrap(), |l| l.handle().offset);
     // A freshly made lock must be unlocked and unpoisoned.
     assert!(!fresh.is_poisoned(), "Lock::new returned a poisoned lock");
     let r = fresh.try_lock();
@@ -103,15 +108,11 @@ fn a_zeroed_small_array_in_a_reused_slot_is_not_zero() {
     drop(arr);
     f.set(1, 1);
     finish(child).unwrap();
-    let mut keep = Vec::new();
-    let fresh = loop {
-        let x = RawArray::<u32>::zeroed_in(&arena, 4).unwrap();
-        if x.handle().offset == off {
-            break x;
-        }
-        keep.push(x);
-        assert!(keep.len() < 600, "slot never reused");
-    };
+    let (fresh, _keep) = made_at(
+        off,
+        || RawArray::<u32>::zeroed_in(&arena, 4).unwrap(),
+        |x| x.handle().offset,
+    );
     let got: Vec<u32> = (0..4).map(|i| fresh.get(i).unwrap()).collect();
     assert_eq!(
         got,
@@ -144,15 +145,11 @@ fn a_new_event_in_a_reused_slot_is_born_set() {
     drop(ev);
     f.set(1, 1);
     finish(child).unwrap();
-    let mut keep = Vec::new();
-    let fresh = loop {
-        let e = Event::new_in(&arena).unwrap();
-        if e.handle().offset == off {
-            break e;
-        }
-        keep.push(e);
-        assert!(keep.len() < 600, "slot never reused");
-    };
+    let (fresh, _keep) = made_at(
+        off,
+        || Event::new_in(&arena).unwrap(),
+        |e| e.handle().offset,
+    );
     assert!(
         !fresh.is_set(),
         "Event::new returned an event that is already set"
@@ -186,15 +183,11 @@ fn a_new_value_in_a_reused_slot_is_born_locked() {
     f.set(1, 1);
     finish(child).unwrap();
     assert_eq!(f.get(2), Some(2));
-    let mut keep = Vec::new();
-    let fresh = loop {
-        let x = Value::new_in(&arena, 7i32).unwrap();
-        if x.handle().lock == off {
-            break x;
-        }
-        keep.push(x);
-        assert!(keep.len() < 600, "slot never reused");
-    };
+    let (fresh, _keep) = made_at(
+        off,
+        || Value::new_in(&arena, 7i32).unwrap(),
+        |x| x.handle().lock,
+    );
     assert!(!fresh.is_poisoned(), "Value::new returned a poisoned value");
     assert!(
         fresh.getlock().try_lock().is_ok(),
@@ -232,15 +225,11 @@ fn a_reclaimed_event_set_through_a_stale_view_is_born_set_again() {
     assert!(finish(child).is_err());
     assert_eq!(arena.reclaim_dead().unwrap().objects, 1);
     view.set(); // a stale view: wrong but harmless, says the design
-    let mut keep = Vec::new();
-    let fresh = loop {
-        let e = Event::new_in(&arena).unwrap();
-        if e.handle().offset == off {
-            break e;
-        }
-        keep.push(e);
-        assert!(keep.len() < 600, "never reused");
-    };
+    let (fresh, _keep) = made_at(
+        off,
+        || Event::new_in(&arena).unwrap(),
+        |e| e.handle().offset,
+    );
     assert!(
         !fresh.is_set(),
         "Event::new returned an event that is already set"
