@@ -9,7 +9,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use common::{forking, in_child, wait_until};
 use shared_runtime::arena::{LockKind, ObjectKind};
 use shared_runtime::handle::Handle;
-use shared_runtime::{synchronized, Arena, Array, Error, Lock, Process, RLock, RawValue, Value};
+use shared_runtime::{
+    synchronized, Arena, Array, Error, Lock, Process, RLock, RawValue, Synchronized, Value,
+};
 
 fn arena() -> Arena {
     Arena::with_capacity(1 << 20).unwrap()
@@ -296,6 +298,49 @@ fn a_fresh_value_in_a_block_an_inherited_value_names_is_refused() {
             while held.len() < 64 {
                 match Value::new_in(&a, [2u64; 8]) {
                     Ok(x) if x.handle().lock == off => return 1,
+                    Ok(x) => held.push(x),
+                    Err(Error::AlreadyOpen { .. }) => return 3,
+                    Err(_) => return 2,
+                }
+            }
+            0
+        })?;
+        drop(v);
+        freed.set(1);
+        child.join()
+    })
+    .unwrap();
+    assert_eq!(
+        code, 0,
+        "1: made in the block the inherited Value names; 2: another error; 3: refused"
+    );
+}
+
+/// As above, for a `Value` made with a lock passed in (its data in a block of its own):
+/// once the parent has freed a value the child inherited, a block the child is given for
+/// new data may be the one the inherited copy names. It is set aside and another taken,
+/// so the child still gets every `Value` it asks for, none of them in that block.
+#[test]
+fn a_child_is_not_refused_a_value_with_a_lock_passed_in() {
+    let _serial = forking();
+    let a = arena();
+    let lock = Lock::new_in(&a).unwrap();
+    // 64 bytes of data: an ordinary block, not a slab slot.
+    let v =
+        Synchronized::with_lock(RawValue::new_in(&a, [1u64; 8]).unwrap(), lock.clone()).unwrap();
+    let off = v.handle().offset;
+    let freed = RawValue::new_in(&a, 0u8).unwrap();
+    let code = Process::scope(|s| {
+        let child = s.start(|| {
+            if !wait_until(|| freed.get() == 1) {
+                return 99u8;
+            }
+            let mut held = Vec::new();
+            while held.len() < 64 {
+                let made = RawValue::new_in(&a, [2u64; 8])
+                    .and_then(|raw| Synchronized::with_lock(raw, lock.clone()));
+                match made {
+                    Ok(x) if x.handle().offset == off => return 1,
                     Ok(x) => held.push(x),
                     Err(Error::AlreadyOpen { .. }) => return 3,
                     Err(_) => return 2,

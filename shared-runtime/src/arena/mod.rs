@@ -44,6 +44,13 @@ use crate::sys::process::process_key;
 use crate::{Error, Result};
 
 pub(crate) use allocation::{Allocation, Fresh, MappedPtr};
+
+/// How many fresh blocks a maker of data takes before it gives up (`Arena::alloc`,
+/// `sync::own_lock`). A block is refused when this process has a live handle of it that it
+/// inherited from an ancestor (a copy of an object its parent has since freed, never
+/// dropped here) and is then set aside, so each such block is refused once; more refusals
+/// in a row than this means that most of the blocks this process is given are such.
+pub(crate) const FRESH_TRIES: usize = 32;
 use cache::BlockCache;
 pub(crate) use cache::{slot_counts, slot_owner};
 pub(crate) use cache_path::cache_global_blocks_here;
@@ -299,6 +306,10 @@ impl Arena {
     }
 
     /// Allocates `size` zeroed bytes aligned to `align`, owned by the calling process.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyOpen`] if each of [`FRESH_TRIES`] blocks in a row was named by a
+    /// live copy of an ancestor's object (`opened::inherited_live`).
     #[inline]
     pub(crate) fn alloc(&self, size: usize, align: usize) -> Result<Arc<Allocation>> {
         if align > MAX_ALIGN {
@@ -307,8 +318,26 @@ impl Arena {
                 max: MAX_ALIGN,
             });
         }
-        let block = self.alloc_marked(size as u64, align as u64, 0)?;
-        Ok(Allocation::fresh(self, block))
+        let mut last = 0;
+        for _ in 0..FRESH_TRIES {
+            let block = self.alloc_marked(size as u64, align as u64, 0)?;
+            let fresh = Allocation::fresh(self, block);
+            last = block.offset;
+            if !opened::inherited_live(self, block.offset) {
+                return Ok(fresh);
+            }
+            // A copy of an ancestor's object names this block (the ancestor has freed it
+            // since): kept out of this process's use while that copy lives, and the next
+            // block is another one (as `Value::new` does for its own blocks).
+            opened::set_aside(self, fresh);
+        }
+        Err(Error::AlreadyOpen {
+            offset: last,
+            open_as: format!(
+                "data (a copy of an object its parent process had there; the last of \
+                 {FRESH_TRIES} fresh blocks this process was given, all of them such)"
+            ),
+        })
     }
 
     /// Allocates `size` zeroed bytes (8-aligned, or `align` if more) owned by the calling

@@ -548,6 +548,23 @@ pub(crate) fn forget(arena: &Arena, block: u64) {
     drop(released);
 }
 
+/// Whether this process has a live handle of the block at `block` that it inherited from
+/// an ancestor (a copy of an object its parent had at the fork, never dropped here): a
+/// block it has just been given for new data must then be set aside ([`set_aside`]), not
+/// used, or that copy would reach the new object's data (`Arena::alloc`). Never true in a
+/// process that was not forked from one using this crate (it inherited nothing), which
+/// does not look. A map that cannot be trusted (see [`with_opened`]) says no: every open
+/// through it is refused anyway.
+pub(crate) fn inherited_live(arena: &Arena, block: u64) -> bool {
+    let me = generation();
+    me != 0
+        && with_map(|m| {
+            m.get(&(arena.id(), block))
+                .is_some_and(|s| s.by < me && s.data.strong_count() > 0)
+        })
+        .unwrap_or(false)
+}
+
 /// Takes the blocks set aside whose key `done` accepts out of the list.
 fn take_aside(
     o: &mut Opened,

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use crate::arena::{data_offset, opened, Allocation, Arena, LockKind, ObjectKind};
+use crate::arena::{data_offset, opened, Allocation, Arena, LockKind, ObjectKind, FRESH_TRIES};
 use crate::raw::{byte_len, RawArray, RawValue};
 use crate::sync::{GenericLock, LockCore, Reentrancy, Synchronized};
 use crate::{Result, SharedType};
@@ -56,13 +56,6 @@ fn block<K: Reentrancy>(
         }
     }
 }
-
-/// How many fresh blocks [`block`] takes before it gives up. A block is refused for good
-/// when this process has a live handle of it that it inherited from an ancestor (a copy of
-/// an object its parent has since freed, never dropped here) and is then set aside, so
-/// each such block is refused once; more refusals in a row than this means that most of
-/// the blocks this process is given are such.
-const FRESH_TRIES: usize = 32;
 
 /// A fresh block for [`block`], its data recorded as this process's one handle of it in its
 /// map of opened objects (paired with the lock at the block's start, what
