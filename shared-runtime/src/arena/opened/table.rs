@@ -144,6 +144,9 @@ pub(super) struct Table {
     last: Option<((u64, u64), NonNull<Leaf>)>,
     /// The slots not kept in a leaf word.
     full: HashMap<(u64, u64), Slot, KeyHash>,
+    /// The leaf emptied last, kept (while no other one is emptied) so that a process
+    /// making and dropping one object at a time does not allocate a leaf per object.
+    kept: Option<(u64, u64)>,
 }
 
 impl Table {
@@ -153,6 +156,7 @@ impl Table {
             leaves: HashMap::with_hasher(hash),
             last: None,
             full: HashMap::with_hasher(hash),
+            kept: None,
         }
     }
 
@@ -314,7 +318,7 @@ impl Table {
                 if word != 0 {
                     l.used -= 1;
                     if l.used == 0 {
-                        self.free_leaf(arena, block);
+                        self.emptied((arena, block & !(SPAN - 1)));
                     }
                 }
                 take_word(word);
@@ -327,17 +331,27 @@ impl Table {
         shrink(&mut self.full);
     }
 
-    /// Frees the (empty) leaf that holds `block`'s word.
-    fn free_leaf(&mut self, arena: u64, block: u64) {
-        let key = (arena, block & !(SPAN - 1));
-        if self.last.is_some_and(|(k, _)| k == key) {
+    /// Keeps the leaf of key `key`, just emptied, and frees the one kept before, if it is
+    /// still empty.
+    fn emptied(&mut self, key: (u64, u64)) {
+        let Some(before) = self.kept.replace(key).filter(|&k| k != key) else {
+            return;
+        };
+        let Some(&leaf) = self.leaves.get(&before) else {
+            return;
+        };
+        // SAFETY: as in `leaf_to_change`; only read here.
+        if unsafe { leaf.as_ref() }.used != 0 {
+            return;
+        }
+        if self.last.is_some_and(|(k, _)| k == before) {
             self.last = None;
         }
-        if let Some(leaf) = self.leaves.remove(&key) {
-            // SAFETY: the leaf came from `Box::leak` and was just removed from `leaves`
-            // and `last`, the only places that held it: freed once, here.
-            drop(unsafe { Box::from_raw(leaf.as_ptr()) });
-        }
+        self.leaves.remove(&before);
+        // SAFETY: the leaf came from `Box::leak` and was just removed from `leaves` and
+        // `last`, the only places that held it (`kept` holds its key, replaced above):
+        // freed once, here. Empty: it keeps no weak reference.
+        drop(unsafe { Box::from_raw(leaf.as_ptr()) });
         shrink(&mut self.leaves);
     }
 }
@@ -360,7 +374,7 @@ impl Drop for Table {
     fn drop(&mut self) {
         self.last = None;
         for (_, leaf) in self.leaves.drain() {
-            // SAFETY: as in `free_leaf`: each leaf is freed once, here, its words' weak
+            // SAFETY: as in `emptied`: each leaf is freed once, here, its words' weak
             // references given back first.
             let leaf = unsafe { Box::from_raw(leaf.as_ptr()) };
             leaf.words.iter().for_each(|&w| take_word(w));
@@ -516,8 +530,14 @@ mod tests {
         t.remove(id, at);
         t.remove(id, bt);
         assert!(t.get(id, at).is_none() && t.get(id, bt).is_none());
-        assert_eq!(t.footprint().0 + t.footprint().1, 0, "not emptied");
         assert_eq!((Arc::weak_count(&a), Arc::weak_count(&b)), (0, 0));
+        // The emptied leaf is kept until another one is emptied.
+        assert_eq!(t.footprint().0..t.footprint().1, 1..0, "not emptied");
+        t.put(id + 1, at, Slot::new(DATA, 0, 0, Arc::downgrade(&a)));
+        assert_eq!(t.footprint().0, 2);
+        t.remove(id + 1, at);
+        assert_eq!(t.footprint().0..t.footprint().1, 1..0, "not freed");
+        assert!(t.get(id, at).is_none() && t.get(id + 1, at).is_none());
     }
 
     /// The words of a leaf last changed in another generation are marked inherited
