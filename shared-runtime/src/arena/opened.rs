@@ -30,8 +30,11 @@
 //! an object that had the block before, kept here or inherited from the parent process)
 //! refuses it ([`Error::AlreadyOpen`]), and its maker sets the block aside ([`set_aside`]);
 //! if that handle was inherited from an ancestor ([`record`]: never dropped here), it takes
-//! another block (`sync::own_lock`). The map's hasher is a seeded multiply-fold (`table::KeyHash`),
-//! and dropping a handle forgets its slot in one lookup ([`forget`]).
+//! another block (`sync::own_lock`).
+//!
+//! How the slots are kept is `table.rs`: a slot of that common kind (data, no stamp, its
+//! lock at the block's start or none, recorded here) is one word in a leaf found by the
+//! block's offset, every other slot a full one in a hash map.
 //!
 //! The map is guarded by a spin lock. A fork handler (`sys::process`) takes it before every
 //! `fork()` made through libc and releases it on both sides, so a child never inherits it
