@@ -53,8 +53,8 @@ impl Slot {
 }
 
 /// How many bytes of an arena one leaf covers: a word per 8-byte offset, so a leaf is
-/// 1 KiB and one block of a 1 KiB stretch in use costs at most that.
-const SPAN: u64 = 1 << 10;
+/// 264 bytes, what one plain slot costs at most (alone in its stretch).
+const SPAN: u64 = 1 << 8;
 const WORDS: usize = (SPAN / 8) as usize;
 
 /// Tag bits of a leaf word (a `Weak<Allocation>`'s pointer is 8-aligned, see below): the
@@ -176,21 +176,12 @@ impl Table {
 
     /// The leaf that holds `block`'s word, made if there is none, its words marked
     /// inherited if it was last changed by an ancestor: ready to be changed.
-    fn leaf_to_change(&mut self, arena: u64, block: u64) -> &mut Leaf {
+    fn leaf_to_change(&mut self, arena: u64, block: u64, make: bool) -> Option<&mut Leaf> {
         let gen = generation();
         let mut leaf = match self.leaf(arena, block) {
             Some(leaf) => leaf,
-            None => {
-                let leaf = NonNull::from(Box::leak(Box::new(Leaf {
-                    gen,
-                    used: 0,
-                    words: [0; WORDS],
-                })));
-                let key = (arena, block & !(SPAN - 1));
-                self.leaves.insert(key, leaf);
-                self.last = Some((key, leaf));
-                leaf
-            }
+            None if make => self.new_leaf(arena, block, gen),
+            None => return None,
         };
         // SAFETY: every leaf pointer came from `Box::leak` and stays valid until it is
         // removed from `leaves` (and from `last`) and freed, which needs `&mut self`, as
@@ -204,6 +195,41 @@ impl Table {
             }
             leaf.gen = gen;
         }
+        Some(leaf)
+    }
+
+    /// A new leaf for `block`'s stretch, whose words say which of its blocks have full
+    /// slots (made without a leaf: a full slot makes none, so that a process with many
+    /// named objects or handles far apart does not keep a leaf for each).
+    fn new_leaf(&mut self, arena: u64, block: u64, gen: u32) -> NonNull<Leaf> {
+        let base = block & !(SPAN - 1);
+        let mut leaf = Box::new(Leaf {
+            gen,
+            used: 0,
+            words: [0; WORDS],
+        });
+        let mut mark = |at: u64| {
+            leaf.words[index(at)] = FULL;
+            leaf.used += 1;
+        };
+        // Whichever is fewer lookups: the full slots, or the stretch's blocks.
+        if self.full.len() <= WORDS {
+            let mine = |&&(a, at): &&(u64, u64)| a == arena && at & !(SPAN - 1) == base;
+            self.full
+                .keys()
+                .filter(mine)
+                .filter(|(_, at)| at % 8 == 0)
+                .for_each(|&(_, at)| mark(at));
+        } else {
+            (base..base + SPAN)
+                .step_by(8)
+                .filter(|&at| self.full.contains_key(&(arena, at)))
+                .for_each(&mut mark);
+        }
+        let leaf = NonNull::from(Box::leak(leaf));
+        let key = (arena, base);
+        self.leaves.insert(key, leaf);
+        self.last = Some((key, leaf));
         leaf
     }
 
@@ -211,21 +237,27 @@ impl Table {
     #[inline]
     pub(super) fn get(&mut self, arena: u64, block: u64) -> Option<Seen<'_>> {
         if block % 8 == 0 {
-            let leaf = self.leaf(arena, block)?;
-            // SAFETY: as in `leaf_to_change`; only read here.
-            let leaf = unsafe { leaf.as_ref() };
-            let word = leaf.words[index(block)];
-            if word == 0 {
-                return None;
-            }
-            if word != FULL {
-                return Some(Seen {
-                    role: DATA,
-                    stamp: 0,
-                    lock: if word & LOCK_AT_BLOCK != 0 { block } else { 0 },
-                    by: if word & INHERITED != 0 { 0 } else { leaf.gen },
-                    data: borrow_word(word),
-                });
+            match self.leaf(arena, block) {
+                Some(leaf) => {
+                    // SAFETY: as in `leaf_to_change`; only read here.
+                    let leaf = unsafe { leaf.as_ref() };
+                    let word = leaf.words[index(block)];
+                    if word == 0 {
+                        return None;
+                    }
+                    if word != FULL {
+                        return Some(Seen {
+                            role: DATA,
+                            stamp: 0,
+                            lock: if word & LOCK_AT_BLOCK != 0 { block } else { 0 },
+                            by: if word & INHERITED != 0 { 0 } else { leaf.gen },
+                            data: borrow_word(word),
+                        });
+                    }
+                }
+                // A full slot may be kept without a leaf.
+                None if self.full.is_empty() => return None,
+                None => {}
             }
         }
         let s = self.full.get(&(arena, block))?;
@@ -256,26 +288,30 @@ impl Table {
             Some(tag) => (Weak::into_raw(slot.data) as usize | tag, None),
             None => (FULL, Some(slot)),
         };
-        let leaf = self.leaf_to_change(arena, block);
-        let old = std::mem::replace(&mut leaf.words[index(block)], word);
-        if old == 0 {
-            leaf.used += 1;
+        debug_assert!(word == FULL || word & TAGS == word & LOCK_AT_BLOCK);
+        // A full slot is kept without a leaf if its stretch has none.
+        if let Some(leaf) = self.leaf_to_change(arena, block, full.is_none()) {
+            let old = std::mem::replace(&mut leaf.words[index(block)], word);
+            if old == 0 {
+                leaf.used += 1;
+            }
+            take_word(old);
+            if full.is_none() && old == FULL {
+                self.full.remove(&(arena, block));
+            }
         }
-        take_word(old);
-        match full {
-            Some(slot) => drop(self.full.insert((arena, block), slot)),
-            None if old == FULL => drop(self.full.remove(&(arena, block))),
-            None => {}
+        if let Some(slot) = full {
+            self.full.insert((arena, block), slot);
         }
     }
 
     /// Pairs the block's slot (which it has) with the lock at `lock`.
     pub(super) fn set_lock(&mut self, arena: u64, block: u64, lock: u64) {
         if block % 8 == 0 {
-            let leaf = self.leaf_to_change(arena, block);
-            let at = &mut leaf.words[index(block)];
-            let word = *at;
-            if word != 0 && word != FULL {
+            let leaf = self.leaf_to_change(arena, block, false);
+            let at = leaf.map(|l| &mut l.words[index(block)]);
+            let word = at.as_deref().copied().unwrap_or(0);
+            if let (Some(at), true) = (at, word != 0 && word != FULL) {
                 if lock == 0 || lock == block {
                     let tag = if lock == 0 { 0 } else { LOCK_AT_BLOCK };
                     *at = (word & !LOCK_AT_BLOCK) | tag;
@@ -391,7 +427,7 @@ impl Drop for Table {
 /// the offset pick the bucket next to it ([`WINDOW`]): blocks recorded one after another
 /// land in neighbouring buckets. At most 64 keys (8-byte aligned blocks) share a window,
 /// 4 a hash, so no choice of offsets gives more equal hashes than that. (The leaves' keys
-/// are multiples of [`SPAN`]: one per window.)
+/// are multiples of [`SPAN`]: two per window.)
 #[derive(Clone, Copy)]
 pub(super) struct KeyHash(u64);
 
@@ -549,8 +585,8 @@ mod tests {
         let id = arena.id();
         let a = arena.alloc(64, 8).unwrap();
         let b = arena.alloc(64, 8).unwrap();
-        let (at, bt) = (a.offset(), b.offset());
-        assert_eq!(at & !(SPAN - 1), bt & !(SPAN - 1), "not in one leaf");
+        // Keys of one leaf (the table never looks at the blocks).
+        let (at, bt) = (16 * SPAN, 16 * SPAN + 64);
         let mut t = Table::new();
         t.put(id, at, Slot::new(DATA, 0, at, Arc::downgrade(&a)));
         // As a forked process sees a leaf its ancestor changed last.
@@ -570,6 +606,45 @@ mod tests {
         assert_eq!(words[index(bt)] & INHERITED, 0, "the new word marked");
         t.set_lock(id, at, bt);
         assert_eq!((by(&mut t, at), t.get(id, at).unwrap().lock), (0, bt));
+    }
+
+    /// A full slot makes no leaf; a leaf made later for a plain slot of its stretch says
+    /// where its full slots are (found by a walk of the full slots when they are fewer than
+    /// its words, else by a lookup per word).
+    #[test]
+    fn full_slots_make_no_leaf_and_are_found_when_one_is_made() {
+        let arena = Arena::with_capacity(1 << 16).unwrap();
+        let id = arena.id();
+        let a = arena.alloc(64, 8).unwrap();
+        let event = Role::of(ObjectKind::Event);
+        for others in [0, 2 * WORDS as u64] {
+            let mut t = Table::new();
+            for o in 0..others {
+                t.put(id + 1 + o, 0, Slot::new(event, 0, 0, Arc::downgrade(&a)));
+            }
+            let base = 8 * SPAN;
+            t.put(id, base + 16, Slot::new(event, 0, 0, Arc::downgrade(&a)));
+            t.put(
+                id,
+                base + SPAN - 8,
+                Slot::new(DATA, 3, 0, Arc::downgrade(&a)),
+            );
+            t.put(id, base + SPAN, Slot::new(event, 0, 0, Arc::downgrade(&a)));
+            assert_eq!(t.footprint().0, 0, "a leaf for full slots");
+            t.put(id, base, Slot::new(DATA, 0, 0, Arc::downgrade(&a)));
+            assert_eq!(t.footprint().0, 1);
+            assert_eq!(t.get(id, base + 16).unwrap().role, event);
+            assert_eq!(t.get(id, base + SPAN - 8).unwrap().stamp, 3);
+            assert_eq!(t.get(id, base + SPAN).unwrap().role, event);
+            assert!(t.get(id, base + 8).is_none());
+            t.remove(id, base);
+            assert_eq!(t.footprint().0, 1, "a leaf with full slots emptied");
+            t.remove(id, base + 16);
+            t.remove(id, base + SPAN - 8);
+            assert!(t.get(id, base + 16).is_none() && t.get(id, base + SPAN - 8).is_none());
+            t.remove(id, base + SPAN);
+            assert_eq!(t.footprint().1 as u64, others);
+        }
     }
 
     /// Blocks of one window hash to neighbouring buckets with distinct tags; the same block
