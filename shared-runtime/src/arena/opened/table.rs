@@ -534,7 +534,7 @@ mod tests {
         let (at, bt) = (a.offset(), b.offset());
         let mut t = Table::new();
         t.put(id, at, Slot::new(DATA, 0, at, Arc::downgrade(&a)));
-        assert_eq!(t.footprint().0..t.footprint().1, 1..0, "not a word");
+        assert_eq!((t.footprint().0, t.footprint().1), (1, 0), "not a word");
         let s = t.get(id, at).unwrap();
         assert_eq!(
             (s.role, s.stamp, s.lock, s.inherited()),
@@ -568,11 +568,11 @@ mod tests {
         assert!(t.get(id, at).is_none() && t.get(id, bt).is_none());
         assert_eq!((Arc::weak_count(&a), Arc::weak_count(&b)), (0, 0));
         // The emptied leaf is kept until another one is emptied.
-        assert_eq!(t.footprint().0..t.footprint().1, 1..0, "not emptied");
+        assert_eq!((t.footprint().0, t.footprint().1), (1, 0), "not emptied");
         t.put(id + 1, at, Slot::new(DATA, 0, 0, Arc::downgrade(&a)));
         assert_eq!(t.footprint().0, 2);
         t.remove(id + 1, at);
-        assert_eq!(t.footprint().0..t.footprint().1, 1..0, "not freed");
+        assert_eq!((t.footprint().0, t.footprint().1), (1, 0), "not freed");
         assert!(t.get(id, at).is_none() && t.get(id + 1, at).is_none());
     }
 
