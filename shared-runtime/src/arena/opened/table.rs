@@ -11,7 +11,8 @@
 //!
 //! Every other slot (another role, a named object's stamp, a lock elsewhere, a block
 //! offset that is not a multiple of 8) is a [`Slot`] in a hash map keyed by (arena id,
-//! block offset) ([`Table::full`]), its leaf word (if it has one) [`FULL`].
+//! block offset) ([`Table::full`]), its leaf word [`FULL`] if its stretch has a leaf (a full
+//! slot makes none: a leaf made later marks the full slots of its stretch).
 //!
 //! Which slots were recorded by an ancestor (inherited through fork): a full slot says so
 //! itself ([`Slot::by`]); a leaf remembers the fork generation of the process that last
@@ -138,7 +139,7 @@ fn take_word(word: usize) {
 /// The slots of this process's opened objects (see the module notes).
 pub(super) struct Table {
     /// The leaves, by (arena id, offset of the stretch they cover); each one came from
-    /// `Box::into_raw` and is freed when its last word is cleared.
+    /// `Box::leak` and is freed when emptied (see [`kept`](Self::kept)).
     leaves: HashMap<(u64, u64), NonNull<Leaf>, KeyHash>,
     /// The leaf used last, if it still exists.
     last: Option<((u64, u64), NonNull<Leaf>)>,
@@ -174,8 +175,8 @@ impl Table {
         }
     }
 
-    /// The leaf that holds `block`'s word, made if there is none, its words marked
-    /// inherited if it was last changed by an ancestor: ready to be changed.
+    /// The leaf that holds `block`'s word (made if there is none and `make`), its words
+    /// marked inherited if it was last changed by an ancestor: ready to be changed.
     fn leaf_to_change(&mut self, arena: u64, block: u64, make: bool) -> Option<&mut Leaf> {
         let gen = generation();
         let mut leaf = match self.leaf(arena, block) {
