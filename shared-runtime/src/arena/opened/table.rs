@@ -138,7 +138,7 @@ fn take_word(word: usize) {
 
 /// The slots of this process's opened objects (see the module notes).
 pub(super) struct Table {
-    /// The leaves, by (arena id, offset of the stretch they cover); each one came from
+    /// The leaves, by [`leaf_key`] of the stretch they cover; each one came from
     /// `Box::leak` and is freed when emptied (see [`kept`](Self::kept)).
     leaves: HashMap<(u64, u64), NonNull<Leaf>, KeyHash>,
     /// The leaf used last, if it still exists.
@@ -164,7 +164,7 @@ impl Table {
     /// The leaf that holds `block`'s word, if any (`block` is a multiple of 8).
     #[inline]
     fn leaf(&mut self, arena: u64, block: u64) -> Option<NonNull<Leaf>> {
-        let key = (arena, block & !(SPAN - 1));
+        let key = leaf_key(arena, block);
         match self.last {
             Some((k, leaf)) if k == key => Some(leaf),
             _ => {
@@ -228,7 +228,7 @@ impl Table {
                 .for_each(&mut mark);
         }
         let leaf = NonNull::from(Box::leak(leaf));
-        let key = (arena, base);
+        let key = leaf_key(arena, base);
         self.leaves.insert(key, leaf);
         self.last = Some((key, leaf));
         leaf
@@ -355,7 +355,7 @@ impl Table {
                 if word != 0 {
                     l.used -= 1;
                     if l.used == 0 {
-                        self.emptied((arena, block & !(SPAN - 1)));
+                        self.emptied(leaf_key(arena, block));
                     }
                 }
                 take_word(word);
@@ -393,6 +393,15 @@ impl Table {
     }
 }
 
+/// The key of the leaf of `block`'s stretch in [`Table::leaves`]: the arena, and the
+/// stretch's start divided by 8 (as if it were the offset of a block), so that the hasher
+/// puts 16 stretches one after another in neighbouring buckets (see [`KeyHash`]), as it
+/// does blocks: a process going through its blocks in order finds their leaves in order.
+#[inline]
+fn leaf_key(arena: u64, block: u64) -> (u64, u64) {
+    (arena, (block & !(SPAN - 1)) / 8)
+}
+
 /// The index of `block`'s word in its leaf.
 #[inline]
 fn index(block: u64) -> usize {
@@ -427,8 +436,8 @@ impl Drop for Table {
 /// Blocks in one 512-byte window of an arena hash to one random place, and bits 5 to 8 of
 /// the offset pick the bucket next to it ([`WINDOW`]): blocks recorded one after another
 /// land in neighbouring buckets. At most 64 keys (8-byte aligned blocks) share a window,
-/// 4 a hash, so no choice of offsets gives more equal hashes than that. (The leaves' keys
-/// are multiples of [`SPAN`]: two per window.)
+/// 4 a hash, so no choice of offsets gives more equal hashes than that. (The leaves'
+/// keys are made to look like blocks one after another: see [`leaf_key`].)
 #[derive(Clone, Copy)]
 pub(super) struct KeyHash(u64);
 
@@ -668,5 +677,13 @@ mod tests {
             first & !15,
             "another window's block"
         );
+        // So are the leaves of 16 stretches one after another.
+        let stretch = 64 * SPAN;
+        let first = h.hash_one(leaf_key(1, stretch));
+        for i in 0..16u64 {
+            let x = h.hash_one(leaf_key(1, stretch + i * SPAN + 8));
+            assert_eq!(x & !15 & ((1 << 57) - 1), first & !15 & ((1 << 57) - 1));
+            assert_eq!(x & 15, i, "not the i-th bucket of the window");
+        }
     }
 }
