@@ -81,7 +81,7 @@ impl Role {
     }
 }
 
-/// This process's fork generation, as [`Slot::by`] records it.
+/// This process's fork generation, as a slot records it (`table::Slot::by`).
 fn generation() -> u32 {
     (process_key() >> 32) as u32
 }
@@ -171,7 +171,9 @@ fn with_opened<R>(f: impl FnOnce(&mut Opened) -> R) -> Result<R> {
     }
     // SAFETY: `map` came from `Box::into_raw` and is never freed; the spin lock, held by
     // this thread, makes this the only reference to it.
-    Ok(f(unsafe { &mut *map }))
+    let opened = unsafe { &mut *map };
+    opened.slots.renew();
+    Ok(f(opened))
 }
 
 /// This process's handle of the object of stamp `stamp` whose block is at `block` and

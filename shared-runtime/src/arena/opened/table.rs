@@ -41,11 +41,11 @@ pub(super) struct Slot {
 }
 
 impl Slot {
-    /// A slot recorded by this process now.
+    /// A slot to be recorded by this process now ([`Table::put`] sets [`by`](Self::by)).
     pub(super) fn new(role: Role, stamp: u64, lock: u64, data: Weak<Allocation>) -> Self {
         Slot {
             role,
-            by: generation(),
+            by: 0,
             stamp,
             lock,
             data,
@@ -89,6 +89,8 @@ pub(super) struct Seen<'a> {
     pub(super) stamp: u64,
     pub(super) lock: u64,
     by: u32,
+    /// This process's generation.
+    now: u32,
     data: SeenData<'a>,
 }
 
@@ -109,7 +111,7 @@ impl Seen<'_> {
 
     /// Whether an ancestor of this process recorded the slot.
     pub(super) fn inherited(&self) -> bool {
-        self.by < generation()
+        self.by < self.now
     }
 }
 
@@ -148,6 +150,8 @@ pub(super) struct Table {
     /// The leaf emptied last, kept (while no other one is emptied) so that a process
     /// making and dropping one object at a time does not allocate a leaf per object.
     kept: Option<(u64, u64)>,
+    /// This process's fork generation, as of [`renew`](Self::renew).
+    now: u32,
 }
 
 impl Table {
@@ -158,7 +162,15 @@ impl Table {
             last: None,
             full: HashMap::with_hasher(hash),
             kept: None,
+            now: generation(),
         }
+    }
+
+    /// Notes this process's fork generation: called whenever the table is taken, after
+    /// the process's fork-dependent caches are renewed (no fork happens while it is held).
+    #[inline]
+    pub(super) fn renew(&mut self) {
+        self.now = generation();
     }
 
     /// The leaf that holds `block`'s word, if any (`block` is a multiple of 8).
@@ -178,7 +190,7 @@ impl Table {
     /// The leaf that holds `block`'s word (made if there is none and `make`), its words
     /// marked inherited if it was last changed by an ancestor: ready to be changed.
     fn leaf_to_change(&mut self, arena: u64, block: u64, make: bool) -> Option<&mut Leaf> {
-        let gen = generation();
+        let gen = self.now;
         let mut leaf = match self.leaf(arena, block) {
             Some(leaf) => leaf,
             None if make => self.new_leaf(arena, block, gen),
@@ -252,6 +264,7 @@ impl Table {
                             stamp: 0,
                             lock: if word & LOCK_AT_BLOCK != 0 { block } else { 0 },
                             by: if word & INHERITED != 0 { 0 } else { leaf.gen },
+                            now: self.now,
                             data: borrow_word(word),
                         });
                     }
@@ -267,18 +280,21 @@ impl Table {
             stamp: s.stamp,
             lock: s.lock,
             by: s.by,
+            now: self.now,
             data: SeenData::Full(&s.data),
         })
     }
 
-    /// Records `slot` as the block's, replacing the slot it had, if any.
-    pub(super) fn put(&mut self, arena: u64, block: u64, slot: Slot) {
+    /// Records `slot` as the block's, recorded by this process now, replacing the slot it
+    /// had, if any.
+    pub(super) fn put(&mut self, arena: u64, block: u64, mut slot: Slot) {
+        slot.by = self.now;
         if block % 8 != 0 {
             self.full.insert((arena, block), slot);
             return;
         }
         let word_of = |s: &Slot| {
-            let plain = s.role == DATA && s.stamp == 0 && s.by == generation();
+            let plain = s.role == DATA && s.stamp == 0;
             match s.lock {
                 0 if plain => Some(0),
                 l if plain && l == block => Some(LOCK_AT_BLOCK),
@@ -324,11 +340,7 @@ impl Table {
                 // SAFETY: as in `take_word`: the word was cleared just above, so its weak
                 // reference is moved into the slot once.
                 let data = unsafe { Weak::from_raw((word & !TAGS) as *const Allocation) };
-                let by = if word & INHERITED != 0 {
-                    0
-                } else {
-                    generation()
-                };
+                let by = if word & INHERITED != 0 { 0 } else { self.now };
                 let slot = Slot {
                     role: DATA,
                     by,
