@@ -42,6 +42,7 @@
 //! thread held it cannot trust the map: every use then fails with an error rather than
 //! waiting forever or starting from an empty map (which would hand out second handles).
 
+mod key_hash;
 mod table;
 
 use std::ptr::null_mut;
@@ -86,11 +87,9 @@ fn generation() -> u32 {
     (process_key() >> 32) as u32
 }
 
-type Map = Table;
-
 /// This process's handles of opened objects, and the fresh blocks it has set aside.
 struct Opened {
-    slots: Map,
+    slots: Table,
     /// Fresh blocks refused because this process has a live handle of them (see
     /// [`set_aside`]), each with its key: held (owned here, allocated) so that they are not
     /// handed to this process again while that handle lives.
@@ -139,7 +138,7 @@ impl Drop for Held {
 }
 
 /// Runs `f` on the map. `f` must not drop an `Arc<Allocation>` (its drop uses the map).
-fn with_map<R>(f: impl FnOnce(&mut Map) -> R) -> Result<R> {
+fn with_map<R>(f: impl FnOnce(&mut Table) -> R) -> Result<R> {
     with_opened(|o| f(&mut o.slots))
 }
 
