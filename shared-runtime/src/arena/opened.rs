@@ -30,8 +30,11 @@
 //! an object that had the block before, kept here or inherited from the parent process)
 //! refuses it ([`Error::AlreadyOpen`]), and its maker sets the block aside ([`set_aside`]);
 //! if that handle was inherited from an ancestor ([`record`]: never dropped here), it takes
-//! another block (`sync::own_lock`). The map's hasher is a seeded multiply-fold ([`KeyHash`]),
-//! and dropping a handle forgets its slot in one lookup ([`forget`]).
+//! another block (`sync::own_lock`).
+//!
+//! How the slots are kept is `table.rs`: a slot of that common kind (data, no stamp, its
+//! lock at the block's start or none, recorded here) is one word in a leaf found by the
+//! block's offset, every other slot a full one in a hash map.
 //!
 //! The map is guarded by a spin lock. A fork handler (`sys::process`) takes it before every
 //! `fork()` made through libc and releases it on both sides, so a child never inherits it
@@ -39,18 +42,20 @@
 //! thread held it cannot trust the map: every use then fails with an error rather than
 //! waiting forever or starting from an empty map (which would hand out second handles).
 
-use std::collections::hash_map::{Entry, HashMap, RandomState};
-use std::hash::{BuildHasher, Hasher};
+mod key_hash;
+mod table;
+
 use std::ptr::null_mut;
 use std::sync::atomic::{
     AtomicBool, AtomicPtr,
     Ordering::{Acquire, Relaxed, Release},
 };
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use crate::arena::{Allocation, Arena, ObjectKind};
 use crate::sys::process::process_key;
 use crate::{Error, Result};
+use table::{Slot, Table};
 
 /// What a block is open as in this process. The data kinds (`RawValue`, `RawArray`,
 /// `Value`, `Array`) share one role: a raw view and a locked wrapper of the same data
@@ -77,128 +82,18 @@ impl Role {
     }
 }
 
-/// What the map holds of one block.
-struct Slot {
-    role: Role,
-    /// The fork generation (`process_key`'s high half) of the process that recorded the
-    /// slot: lower than this process's in a slot inherited from an ancestor.
-    by: u32,
-    stamp: u64,
-    lock: u64,
-    data: Weak<Allocation>,
-}
-
-impl Slot {
-    /// A slot recorded by this process now.
-    fn new(role: Role, stamp: u64, lock: u64, data: Weak<Allocation>) -> Self {
-        Slot {
-            role,
-            by: generation(),
-            stamp,
-            lock,
-            data,
-        }
-    }
-}
-
-/// This process's fork generation, as [`Slot::by`] records it.
+/// This process's fork generation, as a slot records it (`table::Slot::by`).
 fn generation() -> u32 {
     (process_key() >> 32) as u32
 }
 
-type Map = HashMap<(u64, u64), Slot, KeyHash>;
-
 /// This process's handles of opened objects, and the fresh blocks it has set aside.
 struct Opened {
-    slots: Map,
+    slots: Table,
     /// Fresh blocks refused because this process has a live handle of them (see
     /// [`set_aside`]), each with its key: held (owned here, allocated) so that they are not
     /// handed to this process again while that handle lives.
     aside: Vec<((u64, u64), Arc<Allocation>)>,
-}
-
-/// The map's hasher: its keys are two words (arena id, block offset), so a seeded
-/// multiply-fold instead of std's SipHash (which took a fifth of making and dropping a
-/// `Value`: hashed on insert, lookup and removal). Seeded once per map from std's random
-/// keys, so a process that chooses block offsets (another user of the arena) cannot choose
-/// colliding keys for it either; a collision only ever costs time.
-///
-/// Blocks in one 512-byte window of an arena hash to one random place, and bits 5 to 8 of
-/// the offset pick the bucket next to it ([`WINDOW`]): blocks allocated one after another
-/// (a process making many objects) land in neighbouring buckets, so inserting and
-/// forgetting them touches the map's memory in order instead of a cache line (and often a
-/// page) at random per object. At most 64 keys (8-byte aligned blocks) share a window,
-/// 4 a hash, so no choice of offsets gives more equal hashes than that.
-#[derive(Clone, Copy)]
-struct KeyHash(u64);
-
-impl KeyHash {
-    fn new() -> Self {
-        KeyHash(RandomState::new().hash_one(0x5eed_u64) | 1)
-    }
-}
-
-impl BuildHasher for KeyHash {
-    type Hasher = WordHasher;
-
-    #[inline]
-    fn build_hasher(&self) -> WordHasher {
-        WordHasher {
-            mix: self.0,
-            last: None,
-        }
-    }
-}
-
-/// Multiplies `a` by `b` as 128-bit numbers and folds the halves together: every bit of
-/// the result depends on every bit of both.
-#[inline]
-fn fold_mul(a: u64, b: u64) -> u64 {
-    let full = u128::from(a) * u128::from(b);
-    (full as u64) ^ ((full >> 64) as u64)
-}
-
-/// The state of one [`KeyHash`] hashing: the words before the last folded in, and the last
-/// (a key's block offset), whose low bits place it within its window.
-struct WordHasher {
-    mix: u64,
-    last: Option<u64>,
-}
-
-/// An odd constant with well-spread bits (the fractional part of the golden ratio).
-const SPREAD: u64 = 0x9e37_79b9_7f4a_7c15;
-
-/// The bits of a block offset that place it within its window (see [`KeyHash`]): bits 5 to
-/// 8, so a 512-byte window spans 16 buckets, one group of the map's control bytes.
-const WINDOW: (u32, u64) = (5, 15);
-
-impl Hasher for WordHasher {
-    #[inline]
-    fn write_u64(&mut self, word: u64) {
-        if let Some(before) = self.last.replace(word) {
-            self.mix = fold_mul(self.mix ^ before, SPREAD);
-        }
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(word));
-        }
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        let (shift, mask) = WINDOW;
-        let last = self.last.unwrap_or(0);
-        let window = last >> (shift + mask.count_ones());
-        let spread = fold_mul(self.mix ^ window, SPREAD ^ 0xff51_afd7_ed55_8ccd);
-        let at = (last >> shift) & mask;
-        // The top 7 bits are the map's tag of the key in its control bytes: varied within
-        // a window too, so a lookup does not match all of its neighbours' tags.
-        ((spread & !mask) ^ (at << 57)) | at
-    }
 }
 
 static HELD: AtomicBool = AtomicBool::new(false);
@@ -243,7 +138,7 @@ impl Drop for Held {
 }
 
 /// Runs `f` on the map. `f` must not drop an `Arc<Allocation>` (its drop uses the map).
-fn with_map<R>(f: impl FnOnce(&mut Map) -> R) -> Result<R> {
+fn with_map<R>(f: impl FnOnce(&mut Table) -> R) -> Result<R> {
     with_opened(|o| f(&mut o.slots))
 }
 
@@ -268,14 +163,16 @@ fn with_opened<R>(f: impl FnOnce(&mut Opened) -> R) -> Result<R> {
     let mut map = MAP.load(Relaxed);
     if map.is_null() {
         map = Box::into_raw(Box::new(Opened {
-            slots: HashMap::with_hasher(KeyHash::new()),
+            slots: Table::new(),
             aside: Vec::new(),
         }));
         MAP.store(map, Relaxed);
     }
     // SAFETY: `map` came from `Box::into_raw` and is never freed; the spin lock, held by
     // this thread, makes this the only reference to it.
-    Ok(f(unsafe { &mut *map }))
+    let opened = unsafe { &mut *map };
+    opened.slots.renew();
+    Ok(f(opened))
 }
 
 /// This process's handle of the object of stamp `stamp` whose block is at `block` and
@@ -292,11 +189,11 @@ pub(crate) fn find(
     role: Role,
 ) -> Result<Option<(Arc<Allocation>, u64)>> {
     let found = with_map(|m| {
-        let slot = m.get(&(arena.id(), block))?;
+        let slot = m.get(arena.id(), block)?;
         if slot.stamp != stamp || slot.role != role {
             return None;
         }
-        Some((slot.data.upgrade()?, slot.lock))
+        Some((slot.data().upgrade()?, slot.lock))
     })?;
     // Dropped (if not this object's) with the map's lock released.
     Ok(found.filter(|(data, _)| data.offset() == data_at))
@@ -363,11 +260,11 @@ pub(crate) fn insert(
     data: Arc<Allocation>,
 ) -> Result<Inserted> {
     let first = with_map(|m| {
-        let key = (arena.id(), block);
+        let id = arena.id();
         let live = m
-            .get(&key)
+            .get(id, block)
             .filter(|s| s.stamp == stamp)
-            .and_then(|s| Some((s.data.upgrade()?, s.lock, s.role)));
+            .and_then(|s| Some((s.data().upgrade()?, s.lock, s.role)));
         match live {
             // Checked first: whatever the locks, a block is one kind of object here.
             Some((first, _, have)) if have != role => {
@@ -383,14 +280,14 @@ pub(crate) fn insert(
             }
             Some((first, have, _)) => {
                 if have == 0 && lock != 0 {
-                    m.get_mut(&key).expect("just found").lock = lock;
+                    m.set_lock(id, block, lock);
                 }
                 Ok(Some(first))
             }
             None => {
                 data.set_mapped(block);
                 let data = Arc::downgrade(&data);
-                m.insert(key, Slot::new(role, stamp, lock, data));
+                m.put(id, block, Slot::new(role, stamp, lock, data));
                 Ok(None)
             }
         }
@@ -432,24 +329,29 @@ pub(crate) fn record(
 ) -> std::result::Result<(), (Error, bool)> {
     let role = Role::of(ObjectKind::RawValue);
     let other = with_map(|m| {
-        let key = (arena.id(), block);
-        match m.get_mut(&key) {
-            Some(s) if std::ptr::eq(s.data.as_ptr(), Arc::as_ptr(data)) => {
-                s.lock = lock;
+        let id = arena.id();
+        let seen = m.get(id, block).map(|s| {
+            let mine = std::ptr::eq(s.data().as_ptr(), Arc::as_ptr(data));
+            let live = s.data().strong_count() > 0;
+            (mine, live, (s.role, s.stamp, s.inherited()))
+        });
+        match seen {
+            Some((true, _, _)) => {
+                m.set_lock(id, block, lock);
                 None
             }
-            Some(s) if s.data.strong_count() > 0 => Some((s.role, s.stamp, s.by)),
+            Some((false, true, other)) => Some(other),
             _ => {
                 data.set_mapped(block);
                 let data = Arc::downgrade(data);
                 // Dropping the old slot drops a `Weak`, never an `Allocation`.
-                m.insert(key, Slot::new(role, 0, lock, data));
+                m.put(id, block, Slot::new(role, 0, lock, data));
                 None
             }
         }
     });
     match other {
-        Ok(Some((have, stamp, by))) => Err((already_open(block, have, stamp), by < generation())),
+        Ok(Some((have, stamp, inherited))) => Err((already_open(block, have, stamp), inherited)),
         // A broken map refuses every later open: no second handle can be made, nothing
         // to record.
         Ok(None) | Err(_) => Ok(()),
@@ -469,8 +371,12 @@ pub(crate) fn record(
 pub(crate) fn set_aside(arena: &Arena, block: Arc<Allocation>) {
     let key = (arena.id(), block.offset());
     let released = with_opened(|o| {
-        let slots = &o.slots;
-        let live = |k: &(u64, u64)| slots.get(k).is_some_and(|s| s.data.strong_count() > 0);
+        let slots = &mut o.slots;
+        let mut live = |&(id, at): &(u64, u64)| {
+            slots
+                .get(id, at)
+                .is_some_and(|s| s.data().strong_count() > 0)
+        };
         let (kept, released): (Vec<_>, Vec<_>) = std::mem::take(&mut o.aside)
             .into_iter()
             .partition(|(k, _)| live(k));
@@ -489,9 +395,9 @@ pub(crate) fn set_aside(arena: &Arena, block: Arc<Allocation>) {
 pub(crate) fn adopt(arena: &Arena, block: u64, fresh: Arc<Allocation>) -> Result<Arc<Allocation>> {
     let role = Role::of(ObjectKind::RawValue);
     let found = with_map(|m| {
-        let key = (arena.id(), block);
-        if let Some(s) = m.get(&key) {
-            if let Some(live) = s.data.upgrade() {
+        let id = arena.id();
+        if let Some(s) = m.get(id, block) {
+            if let Some(live) = s.data().upgrade() {
                 // Handed out of the closure either way: an `Arc` is dropped only with the
                 // map's lock released. A handle whose data is not at the block's start (a
                 // part of an earlier `Value`'s block, inherited or kept here) is another
@@ -505,7 +411,7 @@ pub(crate) fn adopt(arena: &Arena, block: u64, fresh: Arc<Allocation>) -> Result
             }
         }
         fresh.set_mapped(block);
-        m.insert(key, Slot::new(role, 0, 0, Arc::downgrade(&fresh)));
+        m.put(id, block, Slot::new(role, 0, 0, Arc::downgrade(&fresh)));
         Ok(fresh.clone())
     })?;
     match found {
@@ -533,16 +439,19 @@ fn already_open(block: u64, have: Role, stamp: u64) -> Error {
 pub(crate) fn forget(arena: &Arena, block: u64) {
     let key = (arena.id(), block);
     let released = with_opened(|o| {
-        if let Entry::Occupied(slot) = o.slots.entry(key) {
-            if slot.get().data.strong_count() == 0 {
-                // Drops a `Weak`, never an `Allocation`.
-                slot.remove();
-                if !o.aside.is_empty() {
-                    return take_aside(o, |k| *k == key);
-                }
-            }
+        let dead = o
+            .slots
+            .get(key.0, block)
+            .is_some_and(|s| s.data().strong_count() == 0);
+        if !dead {
+            return Vec::new();
         }
-        Vec::new()
+        // Drops a `Weak`, never an `Allocation`.
+        o.slots.remove(key.0, block);
+        if o.aside.is_empty() {
+            return Vec::new();
+        }
+        take_aside(o, |k| *k == key)
     });
     // Dropped with the map's lock released.
     drop(released);
@@ -619,34 +528,6 @@ mod tests {
         );
     }
 
-    /// A slot is four words: the recording process's generation fits beside the role.
-    #[test]
-    fn a_slot_stays_small() {
-        assert!(size_of::<Slot>() <= 32, "{}", size_of::<Slot>());
-    }
-
-    /// Blocks of one window hash to neighbouring buckets with distinct tags; the same block
-    /// of another arena, or of another window, hashes elsewhere.
-    #[test]
-    fn blocks_of_one_window_are_neighbours() {
-        let h = KeyHash::new();
-        let hash = |id: u64, block: u64| h.hash_one((id, block));
-        let base = 7 << 9;
-        let first = hash(1, base);
-        for i in 0..16u64 {
-            let x = hash(1, base + 32 * i);
-            assert_eq!(x & !15 & ((1 << 57) - 1), first & !15 & ((1 << 57) - 1));
-            assert_eq!(x & 15, i, "not the i-th bucket of the window");
-            assert_eq!(x >> 57, (first >> 57) ^ i, "the tags are not distinct");
-        }
-        assert_ne!(hash(2, base) & !15, first & !15, "another arena's block");
-        assert_ne!(
-            hash(1, base + 512) & !15,
-            first & !15,
-            "another window's block"
-        );
-    }
-
     /// A block set aside is held while the handle of its block in the map lives, and given
     /// back at the next refusal once that handle is gone.
     #[test]
@@ -694,5 +575,26 @@ mod tests {
         assert!(Arc::ptr_eq(&found, &data));
         let got = insert(&arena, at, 0, at, role, part(64)).unwrap();
         assert!(matches!(got, Inserted::Ok(ref d) if Arc::ptr_eq(d, &data)));
+    }
+
+    /// Making a million `Value`s fills the map (in leaves, no full slots), and dropping
+    /// them gives its memory back: a few leaves and little room are left (other tests of
+    /// this process may hold a few handles meanwhile).
+    #[test]
+    fn a_million_values_made_and_dropped_leave_the_map_small() {
+        let footprint = || with_opened(|o| o.slots.footprint()).unwrap();
+        let arena = Arena::with_capacity(1 << 30).unwrap();
+        let values: Vec<crate::Value<i32>> = (0..1_000_000)
+            .map(|i| crate::Value::new_in(&arena, i).unwrap())
+            .collect();
+        let (leaves, _, _) = footprint();
+        assert!(leaves >= 10_000, "{leaves} leaves for a million values");
+        drop(values);
+        let (leaves, full, room) = footprint();
+        assert!(
+            leaves < 200 && full < 200,
+            "{leaves} leaves, {full} full slots"
+        );
+        assert!(room < 4096, "room for {room} keys left");
     }
 }
