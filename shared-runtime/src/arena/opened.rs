@@ -465,11 +465,10 @@ pub(crate) fn forget(arena: &Arena, block: u64) {
 /// does not look. A map that cannot be trusted (see [`with_opened`]) says no: every open
 /// through it is refused anyway.
 pub(crate) fn inherited_live(arena: &Arena, block: u64) -> bool {
-    let me = generation();
-    me != 0
+    generation() != 0
         && with_map(|m| {
-            m.get(&(arena.id(), block))
-                .is_some_and(|s| s.by < me && s.data.strong_count() > 0)
+            m.get(arena.id(), block)
+                .is_some_and(|s| s.inherited() && s.data().strong_count() > 0)
         })
         .unwrap_or(false)
 }
