@@ -33,65 +33,58 @@ fn block<K: Reentrancy>(
             count: bytes,
             elem_size: 1,
         })?;
-    for _ in 1..FRESH_TRIES {
-        match fresh(arena, size, align, at)? {
-            Ok(made) => return Ok(made),
-            // Refused for good (a copy of an ancestor's handle names it): kept out of this
-            // process's use, and the next block is another one.
-            Err(refused) => opened::set_aside(arena, refused),
-        }
-    }
-    match fresh(arena, size, align, at)? {
-        Ok(made) => Ok(made),
-        Err(refused) => {
-            let offset = refused.offset();
-            opened::set_aside(arena, refused);
-            Err(crate::Error::AlreadyOpen {
-                offset,
-                open_as: format!(
-                    "data (a copy of an object its parent process had there; the last of \
-                     {FRESH_TRIES} fresh blocks this process was given, all of them such)"
-                ),
-            })
+    let mut tries = 0;
+    loop {
+        let block = arena.alloc_lock_block(size, align)?;
+        let data = Allocation::part_arc(Arc::clone(&block), at);
+        // Recorded as this process's one handle of the data, paired with the lock at the
+        // block's start (what `Synchronized::from_parts` records for an owned object).
+        match opened::record(arena, block.offset(), block.offset(), &data) {
+            // A fresh block is zeroed: an unlocked lock cell.
+            Ok(()) => return Ok((data, GenericLock::from_core(LockCore::from_alloc(block)))),
+            Err((e, inherited)) => {
+                drop(data);
+                tries += 1;
+                refused(arena, block, e, inherited, tries)?;
+            }
         }
     }
 }
 
-/// A fresh block for [`block`], its data recorded as this process's one handle of it in its
-/// map of opened objects (paired with the lock at the block's start, what
-/// `Synchronized::from_parts` records for an owned object); or the block (its only handle),
-/// if that map refused it because of a handle this process inherited
-/// (`opened::record`).
+/// After the map of opened objects refused `block` (`tries` blocks in a row so far) because
+/// this process has a live handle of it: the block is set aside (kept out of this
+/// process's use while that handle lives), and the caller takes another one if the handle
+/// was `inherited` from an ancestor (a copy of an object its parent has since freed, never
+/// dropped here), at most [`FRESH_TRIES`] in all.
 ///
 /// # Errors
-/// [`crate::Error::AlreadyOpen`] if the map refused the block because of a handle this
-/// process recorded itself (a view of an object that had the block before, which it can
-/// drop): the block is set aside until that handle is dropped.
-#[inline]
-#[allow(clippy::type_complexity)]
-fn fresh<K: Reentrancy>(
+/// `refusal` ([`crate::Error::AlreadyOpen`]) if the handle is one this process recorded
+/// itself (a view of an object that had the block before, which it can drop), or
+/// `AlreadyOpen` for the last of [`FRESH_TRIES`] blocks refused in a row.
+#[cold]
+#[inline(never)]
+fn refused(
     arena: &Arena,
-    size: u64,
-    align: usize,
-    at: u64,
-) -> Result<std::result::Result<(Arc<Allocation>, GenericLock<K>), Arc<Allocation>>> {
-    let block = arena.alloc_lock_block(size, align)?;
-    let data = Allocation::part_arc(Arc::clone(&block), at);
-    match opened::record(arena, block.offset(), block.offset(), &data) {
-        // A fresh block is zeroed: an unlocked lock cell.
-        Ok(()) => Ok(Ok((
-            data,
-            GenericLock::from_core(LockCore::from_alloc(block)),
-        ))),
-        Err((e, inherited)) => {
-            drop(data);
-            if inherited {
-                return Ok(Err(block));
-            }
-            opened::set_aside(arena, block);
-            Err(e)
-        }
+    block: Arc<Allocation>,
+    refusal: crate::Error,
+    inherited: bool,
+    tries: usize,
+) -> Result<()> {
+    let offset = block.offset();
+    opened::set_aside(arena, block);
+    if !inherited {
+        return Err(refusal);
     }
+    if tries < FRESH_TRIES {
+        return Ok(());
+    }
+    Err(crate::Error::AlreadyOpen {
+        offset,
+        open_as: format!(
+            "data (a copy of an object its parent process had there; the last of \
+             {FRESH_TRIES} fresh blocks this process was given, all of them such)"
+        ),
+    })
 }
 
 /// The lock kind `K` as the directory names it (the data offset does not depend on it).
