@@ -323,7 +323,7 @@ impl Arena {
             let block = self.alloc_marked(size as u64, align as u64, 0)?;
             let fresh = Allocation::fresh(self, block);
             last = block.offset;
-            if !opened::inherited_live(self, block.offset) {
+            if !opened::inherited_live(self, block.offset)? {
                 return Ok(fresh);
             }
             // A copy of an ancestor's object names this block (the ancestor has freed it

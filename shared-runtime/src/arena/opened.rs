@@ -352,9 +352,11 @@ pub(crate) fn record(
     });
     match other {
         Ok(Some((have, stamp, inherited))) => Err((already_open(block, have, stamp), inherited)),
-        // A broken map refuses every later open: no second handle can be made, nothing
-        // to record.
-        Ok(None) | Err(_) => Ok(()),
+        Ok(None) => Ok(()),
+        // A broken map cannot say whether this process already has a handle of the block
+        // (an inherited copy, which would reach the new object's data behind its guards):
+        // the object is refused, as every open is.
+        Err(e) => Err((e, false)),
     }
 }
 
@@ -462,15 +464,19 @@ pub(crate) fn forget(arena: &Arena, block: u64) {
 /// block it has just been given for new data must then be set aside ([`set_aside`]), not
 /// used, or that copy would reach the new object's data (`Arena::alloc`). Never true in a
 /// process that was not forked from one using this crate (it inherited nothing), which
-/// does not look. A map that cannot be trusted (see [`with_opened`]) says no: every open
-/// through it is refused anyway.
-pub(crate) fn inherited_live(arena: &Arena, block: u64) -> bool {
-    generation() != 0
-        && with_map(|m| {
-            m.get(arena.id(), block)
-                .is_some_and(|s| s.inherited() && s.data().strong_count() > 0)
-        })
-        .unwrap_or(false)
+/// does not look.
+///
+/// # Errors
+/// [`Error::Corrupted`] if the map cannot be trusted (see [`with_opened`]): it cannot say,
+/// so the block is not used.
+pub(crate) fn inherited_live(arena: &Arena, block: u64) -> Result<bool> {
+    if generation() == 0 {
+        return Ok(false);
+    }
+    with_map(|m| {
+        m.get(arena.id(), block)
+            .is_some_and(|s| s.inherited() && s.data().strong_count() > 0)
+    })
 }
 
 /// Takes the blocks set aside whose key `done` accepts out of the list.
