@@ -8,13 +8,160 @@
 //! child's new `Value` could be given that block: two live handles of one block, and the
 //! copy's raw write went behind the new `Value`'s guard. It is now refused with the map's
 //! error, as every open is.
+//!
+//! The two ignored tests are the review's reproducers of the gaps that remain (docs/design.md,
+//! "Known gaps for stale copies in forked children"): run them with `--ignored`; they fail.
 
 mod common;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Mutex;
 
-use shared_runtime::{Arena, RawValue, Value};
+use shared_runtime::{Arena, Process, RawArray, RawValue, Synchronized, Value};
+
+/// Outcomes a child reports.
+const SAFE: u64 = 0;
+const ALIASED: u64 = 1;
+const TIMEOUT: u64 = 2;
+const ERROR: u64 = 3;
+
+fn describe(code: u64) -> &'static str {
+    match code {
+        SAFE => "refused or never handed out (safe)",
+        ALIASED => {
+            "a write through the inherited copy changed data under the new object's live guard"
+        }
+        TIMEOUT => "child timed out waiting for the parent",
+        _ => "unexpected error in the child",
+    }
+}
+
+static RAW: Mutex<Option<RawValue<[u64; 32]>>> = Mutex::new(None);
+
+/// A parent's `RawValue` (never recorded in the map: only wrapped data is) inherited by a
+/// forked child. The parent frees it; the child's `RawValue::new_in` is given the same block:
+/// `inherited_live` finds no slot and says "no", and the child wraps the fresh block in a
+/// lock. The inherited copy (another `Allocation`, another borrow mark) then writes under the
+/// guard's `&mut [u64; 32]`.
+#[test]
+#[ignore = "known gap (docs/design.md, stale copies in forked children): fails"]
+fn inherited_unrecorded_raw_value_is_not_seen_by_inherited_live() {
+    let _serial = common::forking();
+    let a = Arena::with_capacity(1 << 22).unwrap();
+    // 256 bytes: a heap block (not a per-process cache class, not a slab slot).
+    let r = RawValue::new_in(&a, [1u64; 32]).unwrap();
+    let at = r.offset();
+    *RAW.lock().unwrap() = Some(r);
+    let freed = RawValue::new_in(&a, 0u8).unwrap();
+    let out = Process::scope(|s| {
+        let child = s.start(|| -> u64 {
+            if !common::wait_until(|| freed.get() == 1) {
+                return TIMEOUT;
+            }
+            let mut held = Vec::new();
+            let mine = loop {
+                match RawValue::new_in(&a, [0u64; 32]) {
+                    Ok(x) if x.offset() == at => break x,
+                    Ok(x) => held.push(x),
+                    Err(_) => return SAFE,
+                }
+                if held.len() > 64 {
+                    return SAFE; // set aside: never handed out here
+                }
+            };
+            let Ok(v) = Synchronized::new(mine) else {
+                return SAFE; // refused when wrapped
+            };
+            let g = v.lock().unwrap();
+            let stash = RAW.lock().unwrap();
+            let old = stash.as_ref().unwrap();
+            if catch_unwind(AssertUnwindSafe(|| old.set([5u64; 32]))).is_err() {
+                return SAFE; // one handle: its borrow mark refused the raw write
+            }
+            if std::hint::black_box(&*g)[0] == 5 {
+                ALIASED
+            } else {
+                ERROR
+            }
+        })?;
+        drop(RAW.lock().unwrap().take());
+        freed.set(1);
+        common::finish(child)
+    })
+    .unwrap();
+    assert_eq!(out, SAFE, "{}", describe(out));
+}
+
+static VAL: Mutex<Option<Value<[u64; 32]>>> = Mutex::new(None);
+
+/// A parent's `Value` (recorded in the map, a leaf word) inherited by a forked child. The
+/// parent frees it, and the free block coalesces with the free block just before it. The
+/// child's `RawArray::zeroed_in` is given a block that starts before the old one and covers
+/// it: `inherited_live` asks only for a slot keyed by the fresh block's start, finds none,
+/// and says "no". The inherited `Value`'s raw handle then writes under the guard of the
+/// child's wrapped array.
+#[test]
+#[ignore = "known gap (docs/design.md, stale copies in forked children): fails"]
+fn inherited_live_misses_a_copy_inside_a_larger_fresh_block() {
+    let _serial = common::forking();
+    let a = Arena::with_capacity(1 << 22).unwrap();
+    let before = Value::new_in(&a, [0u64; 32]).unwrap();
+    let v = Value::new_in(&a, [1u64; 32]).unwrap();
+    let after = Value::new_in(&a, [2u64; 32]).unwrap(); // keeps `v` off the tail
+    let (b0, vb, vd) = (before.handle().lock, v.handle().lock, v.getobj().offset());
+    assert!(
+        b0 < vb && vb - b0 < 1024,
+        "blocks not neighbours: {b0} {vb}"
+    );
+    drop(before); // free before the fork: the child's copy has no slot for it
+    *VAL.lock().unwrap() = Some(v);
+    let freed = RawValue::new_in(&a, 0u8).unwrap();
+    let out = Process::scope(|s| {
+        let child = s.start(|| -> u64 {
+            if !common::wait_until(|| freed.get() == 1) {
+                return TIMEOUT;
+            }
+            // Largest first: a block cut from the coalesced free run at its start.
+            let mut held = Vec::new();
+            let mut found = None;
+            'sizes: for len in (40..=80usize).rev() {
+                match RawArray::<u64>::zeroed_in(&a, len) {
+                    Ok(x) => {
+                        let (o, end) = (x.offset(), x.offset() + 8 * len as u64);
+                        if o < vb && vd + 256 <= end {
+                            found = Some(x);
+                            break 'sizes;
+                        }
+                        held.push(x);
+                    }
+                    Err(_) => return ERROR,
+                }
+            }
+            let Some(mine) = found else { return SAFE };
+            let Ok(w) = Synchronized::new(mine) else {
+                return SAFE;
+            };
+            let idx = ((vd - w.getobj().offset()) / 8) as usize;
+            let g = w.lock().unwrap();
+            let stash = VAL.lock().unwrap();
+            let old = stash.as_ref().unwrap();
+            if catch_unwind(AssertUnwindSafe(|| old.getobj().set([5u64; 32]))).is_err() {
+                return SAFE;
+            }
+            if std::hint::black_box(&*g)[idx] == 5 {
+                ALIASED
+            } else {
+                ERROR
+            }
+        })?;
+        drop(VAL.lock().unwrap().take());
+        freed.set(1);
+        common::finish(child)
+    })
+    .unwrap();
+    drop(after);
+    assert_eq!(out, SAFE, "{}", describe(out));
+}
 
 static BROKEN_VAL: Mutex<Option<Value<[u64; 32]>>> = Mutex::new(None);
 
