@@ -3,10 +3,11 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of};
+use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::arena::{Allocation, Arena};
+use crate::arena::{Allocation, Arena, MappedPtr};
 use crate::{Result, SharedType};
 
 /// One value of type `T` in shared memory, without a lock (ctypes' `RawValue`).
@@ -31,6 +32,10 @@ pub struct RawValue<T: SharedType> {
     /// Shared by every clone of this handle in this process; the block is freed (by its
     /// owner) when the last clone is dropped.
     alloc: Arc<Allocation>,
+    /// The value in this process's mapping (`alloc.ptr()`, kept here so that an access
+    /// follows one pointer, not two: a read right after a lock's compare-and-swap waits for
+    /// that to complete, then for each pointer on its way in turn).
+    ptr: MappedPtr<T>,
     _type: PhantomData<T>,
 }
 
@@ -92,16 +97,18 @@ impl<T: SharedType> RawValue<T> {
     pub fn zeroed_in(arena: &Arena) -> Result<Self> {
         // Fresh arena memory is zero (the allocator zeroes what it frees).
         let alloc = arena.alloc(size_of::<T>(), align_of::<T>())?;
-        Ok(RawValue {
-            alloc,
-            _type: PhantomData,
-        })
+        Ok(RawValue::from_arc(alloc))
     }
 
     /// Wraps a shared block already holding a `T`.
+    #[inline]
     pub(crate) fn from_arc(alloc: Arc<Allocation>) -> Self {
+        let ptr = MappedPtr::new(
+            NonNull::new(alloc.ptr().cast::<T>()).expect("shared objects are never at address 0"),
+        );
         RawValue {
             alloc,
+            ptr,
             _type: PhantomData,
         }
     }
@@ -111,8 +118,9 @@ impl<T: SharedType> RawValue<T> {
         &self.alloc
     }
 
+    #[inline]
     pub(crate) fn as_ptr(&self) -> *mut T {
-        self.alloc.ptr().cast::<T>()
+        self.ptr.get().as_ptr()
     }
 
     /// Reads the value (a relaxed atomic copy; may be torn by a concurrent writer).
@@ -130,8 +138,19 @@ impl<T: SharedType> RawValue<T> {
     #[track_caller]
     #[inline]
     pub fn get(&self) -> T {
-        self.alloc.assert_not_borrowed_here();
+        self.assert_not_borrowed_here();
         self.get_unchecked()
+    }
+
+    /// Panics if the calling thread has this value borrowed through a lock guard. Inline,
+    /// only the load of the mark and its test against 0 (nobody): the thread's id is looked
+    /// up out of line, when some thread has it borrowed.
+    #[track_caller]
+    #[inline(always)]
+    fn assert_not_borrowed_here(&self) {
+        if self.alloc.borrow_mark().load(Ordering::Relaxed) != 0 {
+            marked(&self.alloc);
+        }
     }
 
     /// [`get`](Self::get) without the borrow check, for `Synchronized`, which reads under
@@ -159,7 +178,7 @@ impl<T: SharedType> RawValue<T> {
     #[track_caller]
     #[inline]
     pub fn set(&self, value: T) {
-        self.alloc.assert_not_borrowed_here();
+        self.assert_not_borrowed_here();
         self.set_unchecked(value)
     }
 
@@ -237,11 +256,17 @@ impl<T: SharedType> RawValue<T> {
     /// ```
     pub fn from_offset_in(arena: &Arena, offset: u64) -> Result<Self> {
         let alloc = Allocation::adopt(arena, offset, size_of::<T>(), align_of::<T>())?;
-        Ok(RawValue {
-            alloc,
-            _type: PhantomData,
-        })
+        Ok(RawValue::from_arc(alloc))
     }
+}
+
+/// The rest of `RawValue::assert_not_borrowed_here`, when the value is marked borrowed by
+/// some thread of this process: panics if it is this one.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn marked(alloc: &Allocation) {
+    alloc.assert_not_borrowed_here();
 }
 
 /// Another handle to the same shared object (no copy is made): cheap, like cloning an
@@ -260,6 +285,7 @@ impl<T: SharedType> Clone for RawValue<T> {
     fn clone(&self) -> Self {
         RawValue {
             alloc: Arc::clone(&self.alloc),
+            ptr: self.ptr,
             _type: PhantomData,
         }
     }

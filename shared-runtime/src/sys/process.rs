@@ -207,11 +207,17 @@ pub(crate) fn release_key() -> u64 {
 /// other answer sends the release down the path that checks everything afresh.
 #[inline(always)]
 pub(crate) fn plain_release(key: u64) -> bool {
-    // The thread's copy of the page's address, set when the key was read if there is a
-    // page (the guard is not `Send`: this is that thread, or a forked copy of it).
+    if key & REGISTERED == 0 {
+        return false;
+    }
+    // A key with `REGISTERED` was read through this thread's copy of the page's address
+    // (the guard is not `Send`: this is that thread, or a forked copy of it, whose memory
+    // is a copy of the thread's), and a copy once set is never cleared: not null.
     let word = WIPE_WORD.with(Cell::get);
-    // SAFETY: as in `unrenewed_child`.
-    key & REGISTERED != 0 && !word.is_null() && unsafe { (*word).load(Ordering::Relaxed) } == key
+    debug_assert!(!word.is_null());
+    // SAFETY: as in `unrenewed_child`: the page's address, mapped for the life of the
+    // process and of every child (at the same address), not null (above).
+    unsafe { (*word).load(Ordering::Relaxed) == key }
 }
 
 /// Whether this process's next release is a plain store (a test hook: see
@@ -258,6 +264,7 @@ extern "C" fn refresh_pid_in_child() {
         unsafe { (*word).store(RENEWED | stamp(generation), Ordering::Relaxed) };
     }
     PID.store(nix::unistd::getpid().as_raw(), Ordering::Relaxed);
+    let _ = PID_HERE.try_with(|p| p.set(0));
     // The child's only thread is a new thread with the forking thread's memory.
     crate::sys::liveness::renew_thread_ids_after_fork();
     // The child is a new address space, not registered for membarriers (its releases are
@@ -315,10 +322,17 @@ pub(crate) fn current_pid() -> i32 {
     PID.load(Ordering::Relaxed)
 }
 
+thread_local! {
+    /// [`PID`], copied into each thread that asks (0 until then, and again in a forked
+    /// child's one thread until it asks): the lock hot path reads it from the thread
+    /// pointer rather than through the global offset table.
+    static PID_HERE: Cell<i32> = const { Cell::new(0) };
+}
+
 /// [`current_pid`] for a caller that has just called [`renew_if_forked`].
 #[inline]
 pub(crate) fn current_pid_renewed() -> i32 {
-    match PID.load(Ordering::Relaxed) {
+    match PID_HERE.with(Cell::get) {
         0 => first_pid(),
         pid => pid,
     }
@@ -326,7 +340,11 @@ pub(crate) fn current_pid_renewed() -> i32 {
 
 #[cold]
 fn first_pid() -> i32 {
-    current_pid()
+    let pid = current_pid();
+    // A copy of what the static holds (so a `vfork` child, which shares this thread's
+    // memory, copies nothing the static would not tell the parent anyway).
+    PID_HERE.with(|p| p.set(pid));
+    pid
 }
 
 /// Which side of a fork the caller is on.
