@@ -214,7 +214,15 @@ fn foreign_namespace_child_locks() {
         let pid = libc_fork();
         if pid == 0 {
             let mut code = 0;
-            drop(lock.lock().unwrap());
+            {
+                let _g = lock.lock().unwrap();
+                // Written as foreign: no process of the creator's namespace can check it
+                // (the parent's per-thread copy of its namespace was not kept).
+                let status = lock.state().holder.map(|h| h.status);
+                if status != Some(shared_runtime::HolderStatus::Unknown) {
+                    code |= 32;
+                }
+            }
             if lock.try_lock().is_err() {
                 code |= 1;
             }
