@@ -6,7 +6,7 @@ use std::sync::{LockResult, TryLockResult};
 use std::time::Duration;
 
 use crate::arena::Arena;
-use crate::sync::lock_cell::{tid_of, LockCore, Taker};
+use crate::sync::lock_cell::{tid_of, LockCore, Taker, UNWINDING};
 use crate::sync::poison::{HoldsLock, Poison, WaitParts};
 use crate::Result;
 
@@ -35,12 +35,12 @@ pub struct LockGuard<'a> {
     me: u64,
     /// The release key read when the lock was taken (`sys::process::release_key`): the
     /// release's one check that it runs in the process that took the lock, and may be a
-    /// plain store.
+    /// plain store. Its [`UNWINDING`] bit says whether the thread was already unwinding
+    /// when it took this level: then its release during that unwinding is no sign of a
+    /// half-done critical section (std's rule), e.g. a lock used inside a destructor that
+    /// runs while an unrelated panic unwinds. (One word for both: a guard's every field is
+    /// a register the caller keeps, or spills, for as long as the guard lives.)
     key: u64,
-    /// Whether the thread was already unwinding when it took this level: then its release
-    /// during that unwinding is no sign of a half-done critical section (std's rule), e.g.
-    /// a lock used inside a destructor that runs while an unrelated panic unwinds.
-    panicking: bool,
     /// Not `Send`: the lock word names the acquiring thread, which alone may release it.
     _not_send: PhantomData<*const ()>,
 }
@@ -55,8 +55,12 @@ impl<'a> LockGuard<'a> {
         LockGuard {
             core,
             me: taker.me,
-            key: taker.key,
-            panicking: std::thread::panicking(),
+            key: taker.key
+                | if std::thread::panicking() {
+                    UNWINDING
+                } else {
+                    0
+                },
             _not_send: PhantomData,
         }
     }
@@ -77,7 +81,7 @@ impl<'a> LockGuard<'a> {
 impl Drop for LockGuard<'_> {
     #[inline(always)]
     fn drop(&mut self) {
-        self.core.leave(self.me, self.key, self.panicking);
+        self.core.leave(self.me, self.key);
     }
 }
 

@@ -18,7 +18,7 @@ use crate::sys::liveness::{
     TID_MASK,
 };
 use crate::sys::process::{
-    current_pid_renewed, plain_release, release_key, renew_if_forked_plain_release,
+    current_pid_renewed, plain_release, release_key, renew_if_forked_plain_release, NOT_A_KEY,
 };
 use crate::{Error, Result};
 
@@ -153,6 +153,10 @@ pub(crate) struct LockCore {
 pub(crate) fn tid_of(me: u64) -> i32 {
     (me & TID_MASK) as i32
 }
+
+/// In a guard's release key: the thread was unwinding already when it took the level (a
+/// bit no key has, so the release takes its careful path, which reads it).
+pub(crate) const UNWINDING: u64 = NOT_A_KEY;
 
 /// The calling thread, as an acquisition records it (see [`LockCore::taker`]).
 #[derive(Clone, Copy)]
@@ -472,33 +476,34 @@ impl LockCore {
     }
 
     /// Called by the guard, on the holding thread, to release one level taken as `me`, with
-    /// the release key `key` read at the acquisition. `was_panicking`: whether the thread
-    /// was already unwinding when it took this level.
+    /// the release key `key` read at the acquisition (with [`UNWINDING`] if the thread was
+    /// already unwinding when it took this level).
     #[inline(always)]
-    pub(crate) fn leave(&self, me: u64, key: u64, was_panicking: bool) {
+    pub(crate) fn leave(&self, me: u64, key: u64) {
         let c = self.cell();
         // The common case, all in one test: the wipe page's word is the key read when the
         // lock was taken (so this is the process that took it, not a forked child the guard
         // was copied into, and the guard is not `Send`: the thread that took it), and this
-        // process may release with a plain store; the lock is held at one level, the lock
-        // word still names this thread, and the thread is not newly panicking. A live guard
-        // means a held lock (a condition wait, which releases the lock under a live guard,
-        // retakes it before the guard can be dropped, even when unwinding), so the word is
-        // read only as defence in depth: a word that another process overwrote (or another
-        // holder took over, wrongly proving this thread dead) is not released from under
-        // its holder by this thread's store of 0. The read costs little: this thread wrote
-        // that line when it took the lock.
+        // process may release with a plain store (a key with `UNWINDING` never passes); the
+        // lock is held at one level, the lock word still names this thread, and the thread
+        // is not panicking (nor was it when it took the level: a new panic poisons). A
+        // live guard means a held lock (a condition wait, which releases the lock under a
+        // live guard, retakes it before the guard can be dropped, even when unwinding), so
+        // the word is read only as defence in depth: a word that another process overwrote
+        // (or another holder took over, wrongly proving this thread dead) is not released
+        // from under its holder by this thread's store of 0. The read costs little: this
+        // thread wrote that line when it took the lock.
         if plain_release(key)
             && c.lock().holder() == me
             && c.depth.load(Relaxed) == 0
-            && (was_panicking || !std::thread::panicking())
+            && !std::thread::panicking()
         {
             c.owner.store(0, Relaxed);
             // SAFETY: the calling thread holds the lock at its last level, and this process
             // is registered for global membarriers (`plain_release`).
             unsafe { c.lock().unlock(true) }
         } else {
-            self.leave_slow(me, was_panicking);
+            self.leave_slow(me, key & UNWINDING != 0);
         }
     }
 

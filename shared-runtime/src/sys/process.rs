@@ -107,10 +107,15 @@ fn map_wipe_page() {
 }
 
 /// A fork generation, placed above the flags of the wipe page's word (the top bits of a
-/// generation past 2^62 are dropped: no process family forks that often).
+/// generation past 2^61 are dropped: no process family forks that often).
 fn stamp(generation: u64) -> u64 {
-    generation << GENERATION_SHIFT
+    (generation << GENERATION_SHIFT) & !NOT_A_KEY
 }
+
+/// A bit no value of the wipe page's word has (see [`stamp`]): a release key with it set
+/// never passes [`plain_release`], so a guard may use it for a flag of its own that sends
+/// its release down the path that checks everything.
+pub(crate) const NOT_A_KEY: u64 = 1 << 63;
 
 /// Registers this process for global membarriers: [`REGISTERED`] if the kernel accepted.
 fn registered() -> u64 {
