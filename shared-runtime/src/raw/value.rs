@@ -3,11 +3,10 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of};
-use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::arena::{Allocation, Arena, MappedPtr};
+use crate::arena::{Allocation, Arena};
 use crate::{Result, SharedType};
 
 /// One value of type `T` in shared memory, without a lock (ctypes' `RawValue`).
@@ -32,10 +31,6 @@ pub struct RawValue<T: SharedType> {
     /// Shared by every clone of this handle in this process; the block is freed (by its
     /// owner) when the last clone is dropped.
     alloc: Arc<Allocation>,
-    /// The value in this process's mapping (`alloc.ptr()`, kept here so that an access
-    /// follows one pointer, not two: a read right after a lock's compare-and-swap waits for
-    /// that to complete, then for each pointer on its way in turn).
-    ptr: MappedPtr<T>,
     _type: PhantomData<T>,
 }
 
@@ -101,14 +96,9 @@ impl<T: SharedType> RawValue<T> {
     }
 
     /// Wraps a shared block already holding a `T`.
-    #[inline]
     pub(crate) fn from_arc(alloc: Arc<Allocation>) -> Self {
-        let ptr = MappedPtr::new(
-            NonNull::new(alloc.ptr().cast::<T>()).expect("shared objects are never at address 0"),
-        );
         RawValue {
             alloc,
-            ptr,
             _type: PhantomData,
         }
     }
@@ -118,9 +108,8 @@ impl<T: SharedType> RawValue<T> {
         &self.alloc
     }
 
-    #[inline]
     pub(crate) fn as_ptr(&self) -> *mut T {
-        self.ptr.get().as_ptr()
+        self.alloc.ptr().cast::<T>()
     }
 
     /// Reads the value (a relaxed atomic copy; may be torn by a concurrent writer).
@@ -285,7 +274,6 @@ impl<T: SharedType> Clone for RawValue<T> {
     fn clone(&self) -> Self {
         RawValue {
             alloc: Arc::clone(&self.alloc),
-            ptr: self.ptr,
             _type: PhantomData,
         }
     }
