@@ -1,5 +1,5 @@
-//! The lock's fast path: the identity kept in the guard (a guard crossing a fork releases
-//! nothing), the compare-and-swap before the re-entry check (re-locking a held `Lock` still
+//! The lock's fast path: the identity and release key kept in the guard (a guard crossing a
+//! fork releases nothing), the pid a forked child records, the compare-and-swap before the re-entry check (re-locking a held `Lock` still
 //! panics), a fresh acquisition's depth, the borrow mark taken from the guard, a foreign pid
 //! namespace, and the `vfork` limit. Every wait is bounded.
 
@@ -87,6 +87,34 @@ fn lock_guard_dropped_in_raw_fork_child() {
 #[test]
 fn lock_guard_dropped_in_libc_fork_child() {
     guard_crosses_fork(libc_fork);
+}
+
+/// A forked child records its own pid as a lock's holder, not its parent's (which the
+/// forking thread had copied before the fork), with either fork: the pid a poison record
+/// names if the child dies holding it.
+fn child_records_its_own_pid(fork: fn() -> libc::pid_t) {
+    let _f = common::forking();
+    let lock = Lock::new().unwrap();
+    drop(lock.lock().unwrap()); // this thread's copies are made before the fork
+    let pid = fork();
+    if pid == 0 {
+        let me = std::process::id() as i32;
+        let g = lock.lock().unwrap();
+        let recorded = lock.state().holder.and_then(|h| h.pid);
+        drop(g);
+        exit(if recorded == Some(me) { 0 } else { 1 });
+    }
+    assert_eq!(reap(pid), 0, "the child recorded another pid as the holder");
+}
+
+#[test]
+fn raw_fork_child_records_its_own_pid() {
+    child_records_its_own_pid(raw_fork);
+}
+
+#[test]
+fn libc_fork_child_records_its_own_pid() {
+    child_records_its_own_pid(libc_fork);
 }
 
 /// The same for an RLock held twice: the child's drops change no depth.
@@ -214,7 +242,15 @@ fn foreign_namespace_child_locks() {
         let pid = libc_fork();
         if pid == 0 {
             let mut code = 0;
-            drop(lock.lock().unwrap());
+            {
+                let _g = lock.lock().unwrap();
+                // Written as foreign: no process of the creator's namespace can check it
+                // (the parent's per-thread copy of its namespace was not kept).
+                let status = lock.state().holder.map(|h| h.status);
+                if status != Some(shared_runtime::HolderStatus::Unknown) {
+                    code |= 32;
+                }
+            }
             if lock.try_lock().is_err() {
                 code |= 1;
             }

@@ -92,10 +92,7 @@ impl<T: SharedType> RawValue<T> {
     pub fn zeroed_in(arena: &Arena) -> Result<Self> {
         // Fresh arena memory is zero (the allocator zeroes what it frees).
         let alloc = arena.alloc(size_of::<T>(), align_of::<T>())?;
-        Ok(RawValue {
-            alloc,
-            _type: PhantomData,
-        })
+        Ok(RawValue::from_arc(alloc))
     }
 
     /// Wraps a shared block already holding a `T`.
@@ -130,8 +127,19 @@ impl<T: SharedType> RawValue<T> {
     #[track_caller]
     #[inline]
     pub fn get(&self) -> T {
-        self.alloc.assert_not_borrowed_here();
+        self.assert_not_borrowed_here();
         self.get_unchecked()
+    }
+
+    /// Panics if the calling thread has this value borrowed through a lock guard. Inline,
+    /// only the load of the mark and its test against 0 (nobody): the thread's id is looked
+    /// up out of line, when some thread has it borrowed.
+    #[track_caller]
+    #[inline(always)]
+    fn assert_not_borrowed_here(&self) {
+        if self.alloc.borrow_mark().load(Ordering::Relaxed) != 0 {
+            marked(&self.alloc);
+        }
     }
 
     /// [`get`](Self::get) without the borrow check, for `Synchronized`, which reads under
@@ -159,7 +167,7 @@ impl<T: SharedType> RawValue<T> {
     #[track_caller]
     #[inline]
     pub fn set(&self, value: T) {
-        self.alloc.assert_not_borrowed_here();
+        self.assert_not_borrowed_here();
         self.set_unchecked(value)
     }
 
@@ -237,11 +245,17 @@ impl<T: SharedType> RawValue<T> {
     /// ```
     pub fn from_offset_in(arena: &Arena, offset: u64) -> Result<Self> {
         let alloc = Allocation::adopt(arena, offset, size_of::<T>(), align_of::<T>())?;
-        Ok(RawValue {
-            alloc,
-            _type: PhantomData,
-        })
+        Ok(RawValue::from_arc(alloc))
     }
+}
+
+/// The rest of `RawValue::assert_not_borrowed_here`, when the value is marked borrowed by
+/// some thread of this process: panics if it is this one.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn marked(alloc: &Allocation) {
+    alloc.assert_not_borrowed_here();
 }
 
 /// Another handle to the same shared object (no copy is made): cheap, like cloning an

@@ -6,7 +6,7 @@ use std::sync::{LockResult, TryLockResult};
 use std::time::Duration;
 
 use crate::arena::Arena;
-use crate::sync::lock_cell::{tid_of, LockCore};
+use crate::sync::lock_cell::{tid_of, LockCore, Taker, UNWINDING};
 use crate::sync::poison::{HoldsLock, Poison, WaitParts};
 use crate::Result;
 
@@ -33,23 +33,34 @@ pub struct LockGuard<'a> {
     core: &'a LockCore,
     /// The identity the lock was taken with, for the release.
     me: u64,
-    /// Whether the thread was already unwinding when it took this level: then its release
-    /// during that unwinding is no sign of a half-done critical section (std's rule), e.g.
-    /// a lock used inside a destructor that runs while an unrelated panic unwinds.
-    panicking: bool,
+    /// The release key read when the lock was taken (`sys::process::release_key`): the
+    /// release's one check that it runs in the process that took the lock, and may be a
+    /// plain store. Its [`UNWINDING`] bit says whether the thread was already unwinding
+    /// when it took this level: then its release during that unwinding is no sign of a
+    /// half-done critical section (std's rule), e.g. a lock used inside a destructor that
+    /// runs while an unrelated panic unwinds. (One word for both: a guard's every field is
+    /// a register the caller keeps, or spills, for as long as the guard lives.)
+    key: u64,
     /// Not `Send`: the lock word names the acquiring thread, which alone may release it.
     _not_send: PhantomData<*const ()>,
 }
 
 impl<'a> LockGuard<'a> {
     /// # Safety
-    /// The calling thread must have just acquired `core`'s lock (one level of it) as `me`.
+    /// The calling thread must have just acquired `core`'s lock (one level of it) as
+    /// `taker.me`, and read `taker` on this thread (`taker.key` may be 0: the release then
+    /// checks everything afresh).
     #[inline]
-    pub(crate) unsafe fn new(core: &'a LockCore, me: u64) -> Self {
+    pub(crate) unsafe fn new(core: &'a LockCore, taker: Taker) -> Self {
         LockGuard {
             core,
-            me,
-            panicking: std::thread::panicking(),
+            me: taker.me,
+            key: taker.key
+                | if std::thread::panicking() {
+                    UNWINDING
+                } else {
+                    0
+                },
             _not_send: PhantomData,
         }
     }
@@ -70,7 +81,7 @@ impl<'a> LockGuard<'a> {
 impl Drop for LockGuard<'_> {
     #[inline(always)]
     fn drop(&mut self) {
-        self.core.leave(self.me, self.panicking);
+        self.core.leave(self.me, self.key);
     }
 }
 

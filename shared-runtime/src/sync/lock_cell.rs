@@ -17,7 +17,9 @@ use crate::sys::liveness::{
     cached_identity_renewed, thread_ended, thread_identity, thread_of_live_process, FOREIGN,
     TID_MASK,
 };
-use crate::sys::process::{current_pid_renewed, renew_if_forked, renew_if_forked_plain_release};
+use crate::sys::process::{
+    current_pid_renewed, plain_release, release_key, renew_if_forked_plain_release, NOT_A_KEY,
+};
 use crate::{Error, Result};
 
 /// A lock in shared memory: the robust futex lock word and its sleeper count
@@ -152,6 +154,19 @@ pub(crate) fn tid_of(me: u64) -> i32 {
     (me & TID_MASK) as i32
 }
 
+/// In a guard's release key: the thread was unwinding already when it took the level (a
+/// bit no key has, so the release takes its careful path, which reads it).
+pub(crate) const UNWINDING: u64 = NOT_A_KEY;
+
+/// The calling thread, as an acquisition records it (see [`LockCore::taker`]).
+#[derive(Clone, Copy)]
+pub(crate) struct Taker {
+    /// Its identity in the lock's arena: what the lock word holds while it holds the lock.
+    pub(crate) me: u64,
+    /// The release key for a guard taken now (`sys::process::release_key`).
+    pub(crate) key: u64,
+}
+
 /// How `enter` came to hold the lock.
 #[derive(Clone, Copy)]
 enum Entry {
@@ -231,12 +246,22 @@ impl LockCore {
     #[track_caller]
     #[inline]
     fn me(&self) -> u64 {
-        renew_if_forked();
+        self.taker().me
+    }
+
+    /// [`me`](Self::me), and the release key for a guard taken now ([`release_key`]: read
+    /// with the fork check, once for the whole acquisition).
+    #[track_caller]
+    #[inline(always)]
+    fn taker(&self) -> Taker {
+        let key = release_key();
         let raw = cached_identity_renewed();
-        if raw == 0 {
-            return self.me_uncached();
-        }
-        mark_renewed(raw, self.creator_pidns)
+        let me = if raw == 0 {
+            self.me_uncached()
+        } else {
+            mark_renewed(raw, self.creator_pidns)
+        };
+        Taker { me, key }
     }
 
     /// [`me`](Self::me) when the identity is not cached yet (a thread's first lock, or any
@@ -286,7 +311,7 @@ impl LockCore {
     }
 
     #[inline(always)]
-    fn enter(&self, how: Entry, me: u64) -> LockResult<LockGuard<'_>> {
+    fn enter(&self, how: Entry, taker: Taker) -> LockResult<LockGuard<'_>> {
         let c = self.cell();
         // Only the holder writes these fields, so plain loads and stores suffice (atomics
         // only because other threads and processes may read them for `Debug`). A released
@@ -301,9 +326,9 @@ impl LockCore {
                 c.owner.store(current_pid_renewed(), Relaxed);
             }
         }
-        // SAFETY: the lock was just acquired (or re-entered) by this thread as `me`; the
-        // guard releases one level of it, once.
-        let guard = unsafe { LockGuard::new(self, me) };
+        // SAFETY: the lock was just acquired (or re-entered) by this thread as `taker.me`,
+        // and `taker` was read on this thread; the guard releases one level of it, once.
+        let guard = unsafe { LockGuard::new(self, taker) };
         // Sticky, as std's: every acquisition is told until someone calls `clear_poison`.
         if self.is_poisoned() {
             Err(PoisonError::new(guard))
@@ -349,10 +374,10 @@ impl LockCore {
         self.set_poison(why, pid);
     }
 
-    fn enter_try(&self, how: Option<Entry>, me: u64) -> TryLockResult<LockGuard<'_>> {
+    fn enter_try(&self, how: Option<Entry>, taker: Taker) -> TryLockResult<LockGuard<'_>> {
         match how {
             None => Err(TryLockError::WouldBlock),
-            Some(how) => self.enter(how, me).map_err(TryLockError::Poisoned),
+            Some(how) => self.enter(how, taker).map_err(TryLockError::Poisoned),
         }
     }
 
@@ -361,7 +386,8 @@ impl LockCore {
     /// guard went through memory and its copy stalled on store forwarding.
     #[inline(always)]
     pub(crate) fn lock<K: Reentrancy>(&self) -> LockResult<LockGuard<'_>> {
-        let me = self.me();
+        let taker = self.taker();
+        let me = taker.me;
         // The compare-and-swap first: on a free lock it is all there is to do, and when it
         // fails the word it found says whether this thread holds the lock already.
         let how = match self.cell().lock().take(me) {
@@ -381,29 +407,31 @@ impl LockCore {
                 .expect("an unbounded wait succeeds")
                 .into(),
         };
-        self.enter(how, me)
+        self.enter(how, taker)
     }
 
     pub(crate) fn try_lock<K: Reentrancy>(&self) -> TryLockResult<LockGuard<'_>> {
-        let me = self.me();
+        let taker = self.taker();
+        let me = taker.me;
         if self.held_by(me) {
             // For the non-blocking forms, a `Lock` this thread holds simply "would block".
-            return self.enter_try(K::REENTRANT.then_some(Entry::Again), me);
+            return self.enter_try(K::REENTRANT.then_some(Entry::Again), taker);
         }
-        self.enter_try(self.cell().lock().try_lock(me).map(Entry::from), me)
+        self.enter_try(self.cell().lock().try_lock(me).map(Entry::from), taker)
     }
 
     pub(crate) fn try_lock_for<K: Reentrancy>(
         &self,
         timeout: Duration,
     ) -> TryLockResult<LockGuard<'_>> {
-        let me = self.me();
+        let taker = self.taker();
+        let me = taker.me;
         if self.held_by(me) {
-            return self.enter_try(K::REENTRANT.then_some(Entry::Again), me);
+            return self.enter_try(K::REENTRANT.then_some(Entry::Again), taker);
         }
         let deadline = Instant::now().checked_add(timeout);
         let how = self.cell().lock().lock(me, deadline);
-        self.enter_try(how.map(Entry::from), me)
+        self.enter_try(how.map(Entry::from), taker)
     }
 
     /// Takes a lock its user never nests (a `Queue`'s), waiting until `deadline` (`None`:
@@ -420,11 +448,12 @@ impl LockCore {
         &self,
         deadline: Option<Instant>,
     ) -> Result<Option<LockResult<LockGuard<'_>>>> {
-        renew_if_forked();
+        let key = release_key();
         let me = match cached_identity_renewed() {
             0 => self.arena().lock_identity()?,
             raw => mark_renewed(raw, self.creator_pidns),
         };
+        let taker = Taker { me, key };
         let lock = self.cell().lock();
         let how = match lock.take(me) {
             Ok(()) => Acquired::Clean,
@@ -434,7 +463,7 @@ impl LockCore {
                 None => return Ok(None),
             },
         };
-        Ok(Some(self.enter(how.into(), me)))
+        Ok(Some(self.enter(how.into(), taker)))
     }
 
     #[cold]
@@ -446,39 +475,45 @@ impl LockCore {
         ))
     }
 
-    /// Called by the guard, on the holding thread, to release one level taken as `me`.
-    /// `was_panicking`: whether the thread was already unwinding when it took this level.
+    /// Called by the guard, on the holding thread, to release one level taken as `me`, with
+    /// the release key `key` read at the acquisition (with [`UNWINDING`] if the thread was
+    /// already unwinding when it took this level).
     #[inline(always)]
-    pub(crate) fn leave(&self, me: u64, was_panicking: bool) {
-        let plain = renew_if_forked_plain_release();
+    pub(crate) fn leave(&self, me: u64, key: u64) {
         let c = self.cell();
-        // The common case, all in one test: the identity this thread still has cached is
-        // the one the guard took the lock with (so this is that thread, in the process that
-        // took it: a forked child has renewed its cache just now; see `leave_slow`), the
+        // The common case, all in one test: the wipe page's word is the key read when the
+        // lock was taken (so this is the process that took it, not a forked child the guard
+        // was copied into, and the guard is not `Send`: the thread that took it), and this
+        // process may release with a plain store (a key with `UNWINDING` never passes); the
         // lock is held at one level, the lock word still names this thread, and the thread
-        // is not newly panicking. A live guard means a held lock (a condition wait, which
-        // releases the lock under a live guard, retakes it before the guard can be dropped,
-        // even when unwinding), so the word is read only as defence in depth: a word that
-        // another process overwrote (or another holder took over, wrongly proving this
-        // thread dead) is not released from under its holder by this thread's store of 0.
-        // The read costs little: this thread wrote that line when it took the lock.
-        if cached_identity_renewed() == me
+        // is not panicking (nor was it when it took the level: a new panic poisons). A
+        // live guard means a held lock (a condition wait, which releases the lock under a
+        // live guard, retakes it before the guard can be dropped, even when unwinding), so
+        // the word is read only as defence in depth: a word that another process overwrote
+        // (or another holder took over, wrongly proving this thread dead) is not released
+        // from under its holder by this thread's store of 0. The read costs little: this
+        // thread wrote that line when it took the lock.
+        if plain_release(key)
             && c.lock().holder() == me
             && c.depth.load(Relaxed) == 0
-            && (was_panicking || !std::thread::panicking())
+            && !std::thread::panicking()
         {
             c.owner.store(0, Relaxed);
-            // SAFETY: the calling thread holds the lock at its last level.
-            unsafe { c.lock().unlock(plain) }
+            // SAFETY: the calling thread holds the lock at its last level, and this process
+            // is registered for global membarriers (`plain_release`).
+            unsafe { c.lock().unlock(true) }
         } else {
-            self.leave_slow(me, was_panicking, plain);
+            self.leave_slow(me, key & UNWINDING != 0);
         }
     }
 
     /// [`leave`](Self::leave), for anything but the common case.
     #[cold]
     #[inline(never)]
-    fn leave_slow(&self, me: u64, was_panicking: bool, plain: bool) {
+    fn leave_slow(&self, me: u64, was_panicking: bool) {
+        // First of all: a child made without libc's `fork` renews its caches (its cached
+        // identity is still its parent thread's), and the release's kind is decided afresh.
+        let plain = renew_if_forked_plain_release();
         let c = self.cell();
         // A guard that crossed a fork (moved into a child's closure) releases nothing: the
         // lock is the parent thread's (the child's thread has another identity), and only
@@ -573,7 +608,9 @@ impl LockCore {
             .lock()
             .lock(me, None)
             .expect("an unbounded wait succeeds");
-        let (guard, poisoned) = match self.enter(how.into(), me) {
+        // Key 0: this guard is forgotten, never dropped.
+        let taker = Taker { me, key: 0 };
+        let (guard, poisoned) = match self.enter(how.into(), taker) {
             Ok(g) => (g, false),
             Err(p) => (p.into_inner(), true),
         };

@@ -48,6 +48,11 @@ thread_local! {
     static IDENTITY: Cell<u64> = const { Cell::new(0) };
     /// This thread's id, 0 until first asked for.
     static TID: Cell<i32> = const { Cell::new(0) };
+    /// A copy of [`PID_NAMESPACE`] once that is a namespace (0 until then, or for good when
+    /// it is "cannot tell"), for the lock hot path ([`in_other_pid_namespace_renewed`]): a
+    /// thread-local is read straight from the thread pointer, a static of this crate
+    /// through the global offset table.
+    static OWN_PID_NAMESPACE: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Renews the calling thread's cached ids: called in a forked child, whose only thread is
@@ -58,6 +63,7 @@ thread_local! {
 pub(crate) fn renew_thread_ids_after_fork() {
     let _ = IDENTITY.try_with(|t| t.set(0));
     let _ = TID.try_with(|t| t.set(0));
+    let _ = OWN_PID_NAMESPACE.try_with(|t| t.set(0));
     PROC_IS_OURS.store(UNKNOWN, Relaxed);
     PID_NAMESPACE.store(UNKNOWN_NS, Relaxed);
     OWN_START.store(UNKNOWN_START, Relaxed);
@@ -348,6 +354,18 @@ pub(crate) fn in_other_pid_namespace_for_life(ns: u64) -> bool {
 /// `renew_if_forked`.
 #[inline]
 pub(crate) fn in_other_pid_namespace_renewed(ns: u64) -> bool {
+    // The thread's copy is 0 or this process's namespace: equal to `ns`, the answer is
+    // "the same" either way (an arena whose creator could not tell, 0, tells nobody apart).
+    if ns == OWN_PID_NAMESPACE.with(Cell::get) {
+        return false;
+    }
+    in_other_pid_namespace_uncopied(ns)
+}
+
+/// [`in_other_pid_namespace_renewed`] when the thread's copy of the namespace does not
+/// settle it; makes the copy once the namespace is known.
+#[cold]
+fn in_other_pid_namespace_uncopied(ns: u64) -> bool {
     if ns == 0 {
         return false;
     }
@@ -355,6 +373,12 @@ pub(crate) fn in_other_pid_namespace_renewed(ns: u64) -> bool {
         Some(mine) => mine,
         None => pin_pid_namespace(),
     };
+    // Copied from the static, which a `vfork` child (sharing this thread's memory, and
+    // perhaps in another namespace) never sets, and a forked child resets along with the
+    // copy of its one thread.
+    if let Some(Some(cached)) = known(PID_NAMESPACE.load(Relaxed)) {
+        OWN_PID_NAMESPACE.with(|c| c.set(cached));
+    }
     mine != Some(ns)
 }
 

@@ -64,6 +64,12 @@ const RENEWED: u64 = 1;
 /// child, however made, exactly as it forgets the registration; an `exec` starts afresh.
 /// Without the wipe page the bit is never set, and every release is the fenced one.
 const REGISTERED: u64 = 2;
+/// In the wipe page's word, above [`RENEWED`] and [`REGISTERED`]: this process's fork
+/// [`GENERATION`], so that the word's value names this very process among all that share
+/// its memory by fork (a child's is always larger than its parent's was at the fork, or 0
+/// until the child renews): what lets a lock guard check with one load that it is dropped
+/// in the process that took it (see [`release_key`]).
+const GENERATION_SHIFT: u32 = 2;
 
 /// Sets up [`WIPED_IN_CHILDREN`]; called once, before any fork this crate can see.
 fn map_wipe_page() {
@@ -91,9 +97,25 @@ fn map_wipe_page() {
     let word = page.cast::<AtomicU64>();
     // SAFETY: the page is mapped, writable, page-aligned and never unmapped; an AtomicU64
     // may live in it.
-    unsafe { (*word).store(RENEWED | registered(), Ordering::Relaxed) };
+    unsafe {
+        (*word).store(
+            RENEWED | stamp(GENERATION.load(Ordering::Relaxed)) | registered(),
+            Ordering::Relaxed,
+        )
+    };
     WIPED_IN_CHILDREN.store(word, Ordering::Release);
 }
+
+/// A fork generation, placed above the flags of the wipe page's word (the top bits of a
+/// generation past 2^61 are dropped: no process family forks that often).
+fn stamp(generation: u64) -> u64 {
+    (generation << GENERATION_SHIFT) & !NOT_A_KEY
+}
+
+/// A bit no value of the wipe page's word has (see [`stamp`]): a release key with it set
+/// never passes [`plain_release`], so a guard may use it for a flag of its own that sends
+/// its release down the path that checks everything.
+pub(crate) const NOT_A_KEY: u64 = 1 << 63;
 
 /// Registers this process for global membarriers: [`REGISTERED`] if the kernel accepted.
 fn registered() -> u64 {
@@ -158,6 +180,51 @@ pub(crate) fn renew_if_forked_plain_release() -> bool {
     }
 }
 
+/// [`renew_if_forked`], then the *release key* of a lock taken now: the wipe page's word if
+/// this process may release with a plain store (it is registered for global membarriers:
+/// see `sys::counted_lock`), 0 if it may not (or has no wipe page, or is a child that had
+/// to renew its caches just now). One check of the wipe page for all of it.
+///
+/// A guard keeps the key, and [`plain_release`] with it answers, with one load, both
+/// whether the guard is being dropped in the process that took the lock (not in a forked
+/// child it was copied into: the child's word is 0 until it renews, then holds its own,
+/// larger generation) and whether the release may be plain.
+#[inline(always)]
+pub(crate) fn release_key() -> u64 {
+    let word = wipe_word();
+    if word.is_null() {
+        return 0;
+    }
+    // SAFETY: as in `unrenewed_child`.
+    match unsafe { (*word).load(Ordering::Relaxed) } {
+        0 => {
+            renew_raw_child();
+            0
+        }
+        state => state,
+    }
+}
+
+/// Whether a lock taken with the release key `key` (from [`release_key`], by the calling
+/// thread) may be released here with a plain store: the calling process is the one that
+/// took it (the wipe page's word is unchanged since: not a forked child the guard was
+/// copied into, and no renewal since) and it is registered for global membarriers. Any
+/// other answer sends the release down the path that checks everything afresh.
+#[inline(always)]
+pub(crate) fn plain_release(key: u64) -> bool {
+    if key & REGISTERED == 0 {
+        return false;
+    }
+    // A key with `REGISTERED` was read through this thread's copy of the page's address
+    // (the guard is not `Send`: this is that thread, or a forked copy of it, whose memory
+    // is a copy of the thread's), and a copy once set is never cleared: not null.
+    let word = WIPE_WORD.with(Cell::get);
+    debug_assert!(!word.is_null());
+    // SAFETY: as in `unrenewed_child`: the page's address, mapped for the life of the
+    // process and of every child (at the same address), not null (above).
+    unsafe { (*word).load(Ordering::Relaxed) == key }
+}
+
 /// Whether this process's next release is a plain store (a test hook: see
 /// [`renew_if_forked_plain_release`]).
 #[cfg(feature = "test-hooks")]
@@ -195,13 +262,14 @@ extern "C" fn after_fork_in_child() {
 extern "C" fn refresh_pid_in_child() {
     // Marked renewed first: what follows asks for the pid and thread id, which must not
     // start the renewal again.
+    let generation = GENERATION.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
     let word = WIPED_IN_CHILDREN.load(Ordering::Acquire);
     if !word.is_null() {
         // SAFETY: as in `unrenewed_child`.
-        unsafe { (*word).store(RENEWED, Ordering::Relaxed) };
+        unsafe { (*word).store(RENEWED | stamp(generation), Ordering::Relaxed) };
     }
     PID.store(nix::unistd::getpid().as_raw(), Ordering::Relaxed);
-    GENERATION.fetch_add(1, Ordering::Relaxed);
+    let _ = PID_HERE.try_with(|p| p.set(0));
     // The child's only thread is a new thread with the forking thread's memory.
     crate::sys::liveness::renew_thread_ids_after_fork();
     // The child is a new address space, not registered for membarriers (its releases are
@@ -259,10 +327,17 @@ pub(crate) fn current_pid() -> i32 {
     PID.load(Ordering::Relaxed)
 }
 
+thread_local! {
+    /// [`PID`], copied into each thread that asks (0 until then, and again in a forked
+    /// child's one thread until it asks): the lock hot path reads it from the thread
+    /// pointer rather than through the global offset table.
+    static PID_HERE: Cell<i32> = const { Cell::new(0) };
+}
+
 /// [`current_pid`] for a caller that has just called [`renew_if_forked`].
 #[inline]
 pub(crate) fn current_pid_renewed() -> i32 {
-    match PID.load(Ordering::Relaxed) {
+    match PID_HERE.with(Cell::get) {
         0 => first_pid(),
         pid => pid,
     }
@@ -270,7 +345,11 @@ pub(crate) fn current_pid_renewed() -> i32 {
 
 #[cold]
 fn first_pid() -> i32 {
-    current_pid()
+    let pid = current_pid();
+    // A copy of what the static holds (so a `vfork` child, which shares this thread's
+    // memory, copies nothing the static would not tell the parent anyway).
+    PID_HERE.with(|p| p.set(pid));
+    pid
 }
 
 /// Which side of a fork the caller is on.
