@@ -228,15 +228,24 @@ impl Arena {
     /// assert!(a.same_as(shared_runtime::Arena::global()));
     /// # Ok::<(), shared_runtime::Error>(())
     /// ```
+    #[inline]
     pub fn try_global() -> Result<&'static Arena> {
+        let published = GLOBAL.load(Acquire);
+        if !published.is_null() {
+            // SAFETY: a non-null pointer came from `Box::into_raw` in `make_global` and is
+            // never freed.
+            return Ok(unsafe { &*published });
+        }
+        Arena::make_global()
+    }
+
+    /// [`try_global`](Arena::try_global) the first time: creates the global arena.
+    #[cold]
+    #[inline(never)]
+    fn make_global() -> Result<&'static Arena> {
         // Not a `OnceLock`: no lock (a `Once` is one) may be held while creating, or a child
         // forked meanwhile would wait forever for a thread it does not have. Threads that
         // race each create one; the first published wins and the others drop theirs.
-        let published = GLOBAL.load(Acquire);
-        if !published.is_null() {
-            // SAFETY: a non-null pointer came from `Box::into_raw` below and is never freed.
-            return Ok(unsafe { &*published });
-        }
         let mut capacity = physical_memory();
         let arena = loop {
             match Arena::with_capacity(capacity) {

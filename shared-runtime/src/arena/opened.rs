@@ -469,10 +469,18 @@ pub(crate) fn forget(arena: &Arena, block: u64) {
 /// # Errors
 /// [`Error::Corrupted`] if the map cannot be trusted (see [`with_opened`]): it cannot say,
 /// so the block is not used.
+#[inline]
 pub(crate) fn inherited_live(arena: &Arena, block: u64) -> Result<bool> {
     if generation() == 0 {
         return Ok(false);
     }
+    inherited_live_here(arena, block)
+}
+
+/// [`inherited_live`] in a forked child: asks the map.
+#[cold]
+#[inline(never)]
+fn inherited_live_here(arena: &Arena, block: u64) -> Result<bool> {
     with_map(|m| {
         m.get(arena.id(), block)
             .is_some_and(|s| s.inherited() && s.data().strong_count() > 0)
