@@ -83,6 +83,7 @@ impl Role {
 }
 
 /// This process's fork generation, as a slot records it (`table::Slot::by`).
+#[inline]
 fn generation() -> u32 {
     (process_key() >> 32) as u32
 }
