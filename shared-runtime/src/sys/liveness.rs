@@ -61,14 +61,20 @@ thread_local! {
 /// allocates nothing and makes only async-signal-safe calls, as a `pthread_atfork` child
 /// handler must.
 pub(crate) fn renew_thread_ids_after_fork() {
-    let _ = IDENTITY.try_with(|t| t.set(0));
-    let _ = TID.try_with(|t| t.set(0));
-    let _ = OWN_PID_NAMESPACE.try_with(|t| t.set(0));
+    forget_thread_caches();
     PROC_IS_OURS.store(UNKNOWN, Relaxed);
     PID_NAMESPACE.store(UNKNOWN_NS, Relaxed);
     OWN_START.store(UNKNOWN_START, Relaxed);
     crate::sys::procfs::forget_time_namespace();
     let _ = establish_identity();
+}
+
+/// Empties the calling thread's cached identity, id and pid-namespace copy: they were
+/// filled in another process (this thread's memory is a copy of a thread of an ancestor).
+pub(crate) fn forget_thread_caches() {
+    let _ = IDENTITY.try_with(|t| t.set(0));
+    let _ = TID.try_with(|t| t.set(0));
+    let _ = OWN_PID_NAMESPACE.try_with(|t| t.set(0));
 }
 
 /// The calling thread's id (`gettid`), cached per thread and refreshed after fork.

@@ -151,13 +151,43 @@ fn wipe_word_first() -> *const AtomicU64 {
     word
 }
 
-/// Whether this process is a child whose inherited caches have not been renewed yet.
-#[inline]
-fn unrenewed_child() -> bool {
-    let word = wipe_word();
-    // SAFETY: a non-null pointer is the wipe page, mapped for the life of the process (and
-    // inherited, mapped, by every child, at the same address).
-    !word.is_null() && unsafe { (*word).load(Ordering::Relaxed) } == 0
+/// The bits of the wipe page's word that hold the fork generation (see [`stamp`]).
+const GENERATION_BITS: u64 = !(RENEWED | REGISTERED | NOT_A_KEY);
+
+thread_local! {
+    /// The generation bits of the wipe page's word when this thread's own caches (its pid
+    /// copy here, its identity, id and pid-namespace copy in `sys::liveness`) were last
+    /// known to be this process's: 0 in a new thread (whose caches are empty) and in the
+    /// first process. A child renews its caches on the one thread that notices the fork
+    /// first; its other thread with inherited caches (the copy of the thread that forked,
+    /// when a thread it started after a raw fork used the crate first) finds the word's
+    /// generation changed and empties its own.
+    static CACHES_OF: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Renews what the wipe page's word `state` (just loaded) says is stale: every cache of a
+/// child that has not renewed yet (`state` 0), or this thread's own caches if they were
+/// filled under another generation. Whether the process renewed just now.
+#[inline(always)]
+fn renew_for(state: u64) -> bool {
+    if state == 0 {
+        renew_raw_child();
+        return true;
+    }
+    if state & GENERATION_BITS != CACHES_OF.with(Cell::get) {
+        renew_thread_caches(state & GENERATION_BITS);
+    }
+    false
+}
+
+/// Empties the calling thread's own caches, filled under an earlier generation (see
+/// [`CACHES_OF`]), and notes that they are now of `generation` (the word's bits).
+#[cold]
+#[inline(never)]
+fn renew_thread_caches(generation: u64) {
+    let _ = PID_HERE.try_with(|p| p.set(0));
+    crate::sys::liveness::forget_thread_caches();
+    let _ = CACHES_OF.try_with(|c| c.set(generation));
 }
 
 /// [`renew_if_forked`], then whether this process may release a lock with a plain store
@@ -170,14 +200,10 @@ pub(crate) fn renew_if_forked_plain_release() -> bool {
     if word.is_null() {
         return false;
     }
-    // SAFETY: as in `unrenewed_child`.
-    match unsafe { (*word).load(Ordering::Relaxed) } {
-        0 => {
-            renew_raw_child();
-            false
-        }
-        state => state & REGISTERED != 0,
-    }
+    // SAFETY: a non-null pointer is the wipe page, mapped for the life of the process (and
+    // inherited, mapped, by every child, at the same address).
+    let state = unsafe { (*word).load(Ordering::Relaxed) };
+    !renew_for(state) && state & REGISTERED != 0
 }
 
 /// [`renew_if_forked`], then the *release key* of a lock taken now: the wipe page's word if
@@ -195,13 +221,12 @@ pub(crate) fn release_key() -> u64 {
     if word.is_null() {
         return 0;
     }
-    // SAFETY: as in `unrenewed_child`.
-    match unsafe { (*word).load(Ordering::Relaxed) } {
-        0 => {
-            renew_raw_child();
-            0
-        }
-        state => state,
+    // SAFETY: as in `renew_if_forked_plain_release`.
+    let state = unsafe { (*word).load(Ordering::Relaxed) };
+    if renew_for(state) {
+        0
+    } else {
+        state
     }
 }
 
@@ -220,7 +245,7 @@ pub(crate) fn plain_release(key: u64) -> bool {
     // is a copy of the thread's), and a copy once set is never cleared: not null.
     let word = WIPE_WORD.with(Cell::get);
     debug_assert!(!word.is_null());
-    // SAFETY: as in `unrenewed_child`: the page's address, mapped for the life of the
+    // SAFETY: as in `renew_if_forked_plain_release`: the page's address, mapped for the life of the
     // process and of every child (at the same address), not null (above).
     unsafe { (*word).load(Ordering::Relaxed) == key }
 }
@@ -238,7 +263,7 @@ pub fn releases_plain() -> bool {
 pub fn force_fenced_release() {
     let word = WIPED_IN_CHILDREN.load(Ordering::Acquire);
     if !word.is_null() {
-        // SAFETY: as in `unrenewed_child`.
+        // SAFETY: as in `renew_if_forked_plain_release`.
         unsafe { (*word).fetch_and(!REGISTERED, Ordering::Relaxed) };
     }
 }
@@ -265,18 +290,20 @@ extern "C" fn refresh_pid_in_child() {
     let generation = GENERATION.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
     let word = WIPED_IN_CHILDREN.load(Ordering::Acquire);
     if !word.is_null() {
-        // SAFETY: as in `unrenewed_child`.
+        // SAFETY: as in `renew_if_forked_plain_release`.
         unsafe { (*word).store(RENEWED | stamp(generation), Ordering::Relaxed) };
     }
     PID.store(nix::unistd::getpid().as_raw(), Ordering::Relaxed);
     let _ = PID_HERE.try_with(|p| p.set(0));
+    // This thread's caches are renewed below, under the new generation.
+    let _ = CACHES_OF.try_with(|c| c.set(stamp(generation)));
     // The child's only thread is a new thread with the forking thread's memory.
     crate::sys::liveness::renew_thread_ids_after_fork();
     // The child is a new address space, not registered for membarriers (its releases are
     // the fenced ones until this is done). One system call: async-signal-safe.
     if !word.is_null() {
         let registered = registered();
-        // SAFETY: as in `unrenewed_child`.
+        // SAFETY: as in `renew_if_forked_plain_release`.
         unsafe { (*word).fetch_or(registered, Ordering::Relaxed) };
     }
 }
@@ -286,8 +313,10 @@ extern "C" fn refresh_pid_in_child() {
 /// nothing to do: two loads.
 #[inline]
 pub(crate) fn renew_if_forked() {
-    if unrenewed_child() {
-        renew_raw_child();
+    let word = wipe_word();
+    if !word.is_null() {
+        // SAFETY: as in `renew_if_forked_plain_release`.
+        renew_for(unsafe { (*word).load(Ordering::Relaxed) });
     }
 }
 
