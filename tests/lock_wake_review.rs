@@ -646,6 +646,89 @@ fn seccomp_refused_membarrier() {
     assert_eq!(out[2], 0);
 }
 
+/// Installs a seccomp filter that fakes the success of membarrier's registration command
+/// (an error return of 0: nothing is registered) and lets every other call through.
+fn fake_membarrier_registration() {
+    let f = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
+    const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    // `MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED`; `seccomp_data.args[0]` (low word) is at 16.
+    const REGISTER: u32 = 1 << 2;
+    let prog = [
+        f(LD_W_ABS, 0, 0, 0), // seccomp_data.nr
+        f(JEQ_K, 0, 3, SYS_MEMBARRIER as u32),
+        f(LD_W_ABS, 0, 0, 16),
+        f(JEQ_K, 0, 1, REGISTER),
+        f(RET_K, 0, 0, libc::SECCOMP_RET_ERRNO),
+        f(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+    ];
+    let fprog = libc::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_ptr() as *mut _,
+    };
+    // SAFETY: standard seccomp installation on this thread (the child is single-threaded).
+    unsafe {
+        assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+        assert_eq!(
+            libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &fprog as *const _
+            ),
+            0
+        );
+    }
+}
+
+/// A process whose registration for membarriers is faked (the call "succeeds" and the
+/// kernel registers nothing) must not release with a plain store: waiters' barriers skip
+/// it, and a wake-up could be lost. A forked child inherits its parent's registration (the
+/// kernel copies it with the address space), so the faked one is that of a program
+/// started under the filter: this test runs itself again, under the filter, in the mode
+/// the environment variable names. Where the kernel cannot report registrations (before
+/// Linux 6.3) the test says so and checks nothing.
+#[test]
+fn a_faked_membarrier_registration_is_not_trusted() {
+    const MODE: &str = "SHR_TEST_FAKED_MEMBARRIER";
+    if std::env::var_os(MODE).is_some() {
+        // The program started under the filter.
+        assert!(
+            !shared_runtime::test_hooks::releases_plain(),
+            "a process whose membarrier registration was faked releases with a plain store"
+        );
+        return;
+    }
+    let _f = forking();
+    // SAFETY: membarrier takes integers only (`MEMBARRIER_CMD_GET_REGISTRATIONS`).
+    let askable = unsafe { libc::syscall(libc::SYS_membarrier, 1 << 9, 0, 0) } >= 0;
+    if !askable {
+        eprintln!("skipped: this kernel cannot report membarrier registrations (before 6.3)");
+        return;
+    }
+    let code = common::in_child(|| {
+        fake_membarrier_registration();
+        let run = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "a_faked_membarrier_registration_is_not_trusted",
+                "--test-threads=1",
+            ])
+            .env(MODE, "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        run.code().unwrap_or(255) as u8
+    })
+    .unwrap();
+    assert_eq!(
+        code, 0,
+        "the program started under a filter faking membarrier's registration failed: it \
+         released with a plain store"
+    );
+}
+
 /// A waiter that slept and then took the lock over from a dead holder clears a wake-up in
 /// flight, as one that takes a released lock does: the reviewed code left WOKEN set, and
 /// every later release skipped its wake-up until some sleeper cleared it.

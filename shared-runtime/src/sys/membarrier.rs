@@ -5,12 +5,16 @@
 //! `MEMBARRIER_CMD_GLOBAL_EXPEDITED` issued by any thread of any process returns only after
 //! every CPU running a thread of a registered process has executed a full memory barrier
 //! (a CPU running something else, or a thread not running, is in such a state already: a
-//! context switch is a full barrier). Registration belongs to the address space: a forked
-//! child (a new one) and an `exec`ed image start unregistered, so the child registers again
-//! when it renews its caches (`process::refresh_pid_in_child`).
+//! context switch is a full barrier). Registration belongs to the address space: the
+//! kernel copies it into a forked child's (Linux 6.18 reports it there), and an `exec`ed
+//! image starts unregistered. A child registers again anyway when it renews its caches
+//! (`process::refresh_pid_in_child`): registering twice is harmless, and the wipe page's
+//! bit that records it is the child's own.
 //!
 //! Either call may be refused (a kernel before 4.16, or a seccomp filter): `false` then, and
-//! the callers fall back to what needs no membarrier.
+//! the callers fall back to what needs no membarrier. A filter may also fake the
+//! registration's success; where the kernel can report registrations (6.3 and later) it is
+//! asked, and a registration it does not report is not trusted.
 
 /// `MEMBARRIER_CMD_GLOBAL_EXPEDITED` (linux/membarrier.h).
 const GLOBAL_EXPEDITED: libc::c_int = 1 << 1;
@@ -27,7 +31,22 @@ fn membarrier(cmd: libc::c_int) -> bool {
 /// whether the kernel accepted. Async-signal-safe (one system call): it runs in a child
 /// right after `fork`.
 pub(crate) fn register_global() -> bool {
-    membarrier(REGISTER_GLOBAL_EXPEDITED)
+    membarrier(REGISTER_GLOBAL_EXPEDITED) && registration_holds()
+}
+
+/// `MEMBARRIER_CMD_GET_REGISTRATIONS` (Linux 6.3): the commands this process is
+/// registered for.
+const GET_REGISTRATIONS: libc::c_int = 1 << 9;
+
+/// Whether the kernel confirms the registration just made. A seccomp filter may fake the
+/// registration's success (an error return of 0) without the kernel registering anything:
+/// then barriers would skip this process, and its plain releases could lose a wake-up. A
+/// kernel that cannot be asked (before 6.3), or a refused question, leaves the
+/// registration's own answer standing.
+fn registration_holds() -> bool {
+    // SAFETY: as in `membarrier`: two integers in, a bit mask or an error out.
+    let got = unsafe { libc::syscall(libc::SYS_membarrier, GET_REGISTRATIONS, 0, 0) };
+    got < 0 || got & libc::c_long::from(REGISTER_GLOBAL_EXPEDITED) != 0
 }
 
 /// Runs a full memory barrier on every CPU that runs a thread of a registered process,

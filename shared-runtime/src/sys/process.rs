@@ -60,8 +60,8 @@ static WIPED_IN_CHILDREN: AtomicPtr<AtomicU64> = AtomicPtr::new(std::ptr::null_m
 const RENEWED: u64 = 1;
 /// In the wipe page's word: this process (its address space) is registered for global
 /// membarriers, so its lock releases may be plain stores (`sys::counted_lock`). Kept in the
-/// wipe page because registration is not inherited: the kernel clears the bit in every
-/// child, however made, exactly as it forgets the registration; an `exec` starts afresh.
+/// wipe page, which the kernel clears in every child however made, so that a child sets it
+/// only once it has registered itself (`sys::membarrier`); an `exec` starts afresh.
 /// Without the wipe page the bit is never set, and every release is the fenced one.
 const REGISTERED: u64 = 2;
 /// In the wipe page's word, above [`RENEWED`] and [`REGISTERED`]: this process's fork
