@@ -5,40 +5,15 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod common;
+
+use common::{raw_fork, reap};
 
 use shared_runtime::{Lock, RLock, Value};
 
 /// Waits for `pid` at most 20 s (then kills it); its exit code, or 200+signal.
-fn reap(pid: libc::pid_t) -> i32 {
-    let start = Instant::now();
-    loop {
-        let mut st = 0;
-        // SAFETY: plain waitpid on our own child.
-        let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
-        if r == pid {
-            if libc::WIFEXITED(st) {
-                return libc::WEXITSTATUS(st);
-            }
-            return 200 + libc::WTERMSIG(st);
-        }
-        if start.elapsed() > Duration::from_secs(20) {
-            // SAFETY: our child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            return 255;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn raw_fork() -> libc::pid_t {
-    // SAFETY: a raw fork system call (no atfork handlers): the child only runs this test's
-    // code and ends with _exit.
-    unsafe { libc::syscall(libc::SYS_fork) as libc::pid_t }
-}
-
 fn libc_fork() -> libc::pid_t {
     // SAFETY: as above, through libc.
     unsafe { libc::fork() }

@@ -570,21 +570,37 @@ fn killed_woken_sleeper_costs_at_most_one_poll() {
 
 /// Installs a seccomp filter making membarrier fail with EPERM (other calls allowed).
 fn deny_membarrier() {
+    filter_membarrier(None, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32);
+}
+
+/// Installs a seccomp filter on the calling thread: membarrier with command `command`
+/// (every command if `None`) returns `action`; every other call is allowed.
+fn filter_membarrier(command: Option<u32>, action: u32) {
     let f = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
     const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
     const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
     const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
-    let prog = [
+    let mut prog = vec![
         f(LD_W_ABS, 0, 0, 0), // seccomp_data.nr
-        f(JEQ_K, 0, 1, SYS_MEMBARRIER as u32),
-        f(RET_K, 0, 0, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32),
-        f(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
     ];
+    match command {
+        None => prog.push(f(JEQ_K, 0, 1, SYS_MEMBARRIER as u32)),
+        Some(cmd) => prog.extend([
+            f(JEQ_K, 0, 3, SYS_MEMBARRIER as u32),
+            f(LD_W_ABS, 0, 0, 16), // seccomp_data.args[0], low word
+            f(JEQ_K, 0, 1, cmd),
+        ]),
+    }
+    prog.extend([
+        f(RET_K, 0, 0, action),
+        f(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+    ]);
     let fprog = libc::sock_fprog {
         len: prog.len() as u16,
-        filter: prog.as_ptr() as *mut _,
+        filter: prog.as_mut_ptr(),
     };
-    // SAFETY: standard seccomp installation on this thread (the child is single-threaded).
+    // SAFETY: standard seccomp installation on this thread (the child is single-threaded);
+    // the program outlives the call, which copies it.
     unsafe {
         assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
         assert_eq!(
@@ -649,36 +665,8 @@ fn seccomp_refused_membarrier() {
 /// Installs a seccomp filter that fakes the success of membarrier's registration command
 /// (an error return of 0: nothing is registered) and lets every other call through.
 fn fake_membarrier_registration() {
-    let f = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
-    const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
-    const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
-    const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
-    // `MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED`; `seccomp_data.args[0]` (low word) is at 16.
-    const REGISTER: u32 = 1 << 2;
-    let prog = [
-        f(LD_W_ABS, 0, 0, 0), // seccomp_data.nr
-        f(JEQ_K, 0, 3, SYS_MEMBARRIER as u32),
-        f(LD_W_ABS, 0, 0, 16),
-        f(JEQ_K, 0, 1, REGISTER),
-        f(RET_K, 0, 0, libc::SECCOMP_RET_ERRNO),
-        f(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
-    ];
-    let fprog = libc::sock_fprog {
-        len: prog.len() as u16,
-        filter: prog.as_ptr() as *mut _,
-    };
-    // SAFETY: standard seccomp installation on this thread (the child is single-threaded).
-    unsafe {
-        assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
-        assert_eq!(
-            libc::prctl(
-                libc::PR_SET_SECCOMP,
-                libc::SECCOMP_MODE_FILTER,
-                &fprog as *const _
-            ),
-            0
-        );
-    }
+    // `MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED`.
+    filter_membarrier(Some(1 << 2), libc::SECCOMP_RET_ERRNO);
 }
 
 /// A process whose registration for membarriers is faked (the call "succeeds" and the

@@ -12,37 +12,13 @@
 //! the wipe page's word names another.
 
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod common;
 
+use common::{raw_fork, reap};
+
 use shared_runtime::{Lock, RLock};
-
-fn reap(pid: libc::pid_t) -> i32 {
-    let start = Instant::now();
-    loop {
-        let mut st = 0;
-        // SAFETY: waitpid on our own child.
-        let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
-        if r == pid {
-            if libc::WIFEXITED(st) {
-                return libc::WEXITSTATUS(st);
-            }
-            return 200 + libc::WTERMSIG(st);
-        }
-        if start.elapsed() > Duration::from_secs(20) {
-            // SAFETY: our child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            return 255;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn raw_fork() -> libc::pid_t {
-    // SAFETY: raw fork system call; the child runs only this test's code and _exits.
-    unsafe { libc::syscall(libc::SYS_fork) as libc::pid_t }
-}
 
 fn exit(code: i32) -> ! {
     // SAFETY: ends the process at once.

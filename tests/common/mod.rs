@@ -234,3 +234,22 @@ pub fn wait_pid(pid: libc::pid_t) -> i32 {
         std::thread::sleep(Duration::from_millis(2));
     }
 }
+
+/// Waits for `pid` as [`wait_pid`] does: its exit code, or 200 plus the signal that ended
+/// it.
+pub fn reap(pid: libc::pid_t) -> i32 {
+    let status = wait_pid(pid);
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        200 + libc::WTERMSIG(status)
+    }
+}
+
+/// A raw `fork` system call: no `pthread_atfork` handler runs, in the parent or the child.
+/// The child must run only the test's own code and end with `_exit`.
+pub fn raw_fork() -> libc::pid_t {
+    // SAFETY: the system call takes no arguments and touches no memory of ours; what the
+    // child may do is the caller's contract above.
+    unsafe { libc::syscall(libc::SYS_fork) as libc::pid_t }
+}
