@@ -102,24 +102,46 @@ static HELD: AtomicBool = AtomicBool::new(false);
 static BROKEN: AtomicBool = AtomicBool::new(false);
 static MAP: AtomicPtr<Opened> = AtomicPtr::new(null_mut());
 
-fn take() {
+/// Whether [`before_fork`] took the map's lock (for [`after_fork`]).
+static TAKEN_FOR_FORK: AtomicBool = AtomicBool::new(false);
+
+/// Takes the map's spin lock: `false` (not taken) if the map turns out broken meanwhile (a
+/// lock held at a raw fork is never released in the child).
+fn take() -> bool {
     while HELD
         .compare_exchange_weak(false, true, Acquire, Relaxed)
         .is_err()
     {
+        if BROKEN.load(Acquire) {
+            return false;
+        }
         std::thread::yield_now();
     }
+    true
 }
 
 /// `pthread_atfork` prepare handler: the forking thread takes the map's lock, so no other
 /// thread is in the middle of an update when the child's copy is made.
 pub(crate) fn before_fork() {
-    take();
+    if take() {
+        TAKEN_FOR_FORK.store(true, Relaxed);
+    }
 }
 
 /// `pthread_atfork` parent and child handler: releases what `before_fork` took.
 pub(crate) fn after_fork() {
-    HELD.store(false, Release);
+    if TAKEN_FOR_FORK.swap(false, Relaxed) {
+        HELD.store(false, Release);
+    }
+}
+
+/// The error of every use of a map that cannot be trusted.
+fn broken() -> Error {
+    Error::Corrupted(
+        "this process was forked without libc's fork while another thread was updating its \
+         table of open objects: it cannot open shared objects by name or handle"
+            .into(),
+    )
 }
 
 /// Called in a child made without libc's `fork` (no handler ran): a map held at the fork
@@ -152,14 +174,9 @@ fn with_map<R>(f: impl FnOnce(&mut Table) -> R) -> Result<R> {
 /// child would otherwise be waited for forever.
 fn with_opened<R>(f: impl FnOnce(&mut Opened) -> R) -> Result<R> {
     crate::sys::process::renew_if_forked();
-    if BROKEN.load(Acquire) {
-        return Err(Error::Corrupted(
-            "this process was forked without libc's fork while another thread was updating \
-             its table of open objects: it cannot open shared objects by name or handle"
-                .into(),
-        ));
+    if BROKEN.load(Acquire) || !take() {
+        return Err(broken());
     }
-    take();
     let _held = Held;
     let mut map = MAP.load(Relaxed);
     if map.is_null() {

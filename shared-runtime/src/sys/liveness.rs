@@ -55,17 +55,22 @@ thread_local! {
     static OWN_PID_NAMESPACE: Cell<u64> = const { Cell::new(0) };
 }
 
-/// Renews the calling thread's cached ids: called in a forked child, whose only thread is
-/// a new thread with the parent thread's memory. The new identity is established at once
-/// when it can be (so a child that runs out of descriptors later still has one); this
-/// allocates nothing and makes only async-signal-safe calls, as a `pthread_atfork` child
-/// handler must.
-pub(crate) fn renew_thread_ids_after_fork() {
-    forget_thread_caches();
+/// Forgets what this module caches about the process (whether `/proc` is its own, its pid
+/// namespace, its start time): called in a forked child, before the child's renewal is
+/// published (`sys::process`), so that no thread of the child copies a value of its
+/// parent's once it sees the renewal. Allocates nothing, makes no system call.
+pub(crate) fn forget_process_caches() {
     PROC_IS_OURS.store(UNKNOWN, Relaxed);
     PID_NAMESPACE.store(UNKNOWN_NS, Relaxed);
     OWN_START.store(UNKNOWN_START, Relaxed);
     crate::sys::procfs::forget_time_namespace();
+}
+
+/// Establishes the calling thread's identity in a forked child (its caches were emptied by
+/// [`forget_thread_caches`]), at once when it can be, so that a child that runs out of
+/// descriptors later still has one. Allocates nothing and makes only async-signal-safe
+/// calls, as a `pthread_atfork` child handler must.
+pub(crate) fn establish_identity_after_fork() {
     let _ = establish_identity();
 }
 
@@ -131,7 +136,7 @@ fn establish_identity() -> Result<u64> {
         _ if !proc_mounted() => 0,
         Stat::Unreadable(source) => return Err(Error::ThreadIdentity { source }),
         // Our own stat file unreadable as one: say so without allocating (see
-        // `renew_thread_ids_after_fork`).
+        // `establish_identity_after_fork`).
         Stat::Ended | Stat::Unparsable => {
             return Err(Error::ThreadIdentity {
                 source: io::ErrorKind::InvalidData.into(),

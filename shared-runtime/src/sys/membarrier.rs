@@ -41,12 +41,20 @@ const GET_REGISTRATIONS: libc::c_int = 1 << 9;
 /// Whether the kernel confirms the registration just made. A seccomp filter may fake the
 /// registration's success (an error return of 0) without the kernel registering anything:
 /// then barriers would skip this process, and its plain releases could lose a wake-up. A
-/// kernel that cannot be asked (before 6.3), or a refused question, leaves the
+/// kernel that cannot be asked (before 6.3, as its list of commands says) leaves the
 /// registration's own answer standing.
 fn registration_holds() -> bool {
     // SAFETY: as in `membarrier`: two integers in, a bit mask or an error out.
     let got = unsafe { libc::syscall(libc::SYS_membarrier, GET_REGISTRATIONS, 0, 0) };
-    got < 0 || got & libc::c_long::from(REGISTER_GLOBAL_EXPEDITED) != 0
+    if got >= 0 {
+        return got & libc::c_long::from(REGISTER_GLOBAL_EXPEDITED) != 0;
+    }
+    // Refused: trusted only where the kernel has no such question (its list of commands
+    // lacks it). A kernel that has it but does not answer cannot tell: not trusted (the
+    // releases are then the fenced ones, slower but always right).
+    // SAFETY: as above (`MEMBARRIER_CMD_QUERY` is 0).
+    let commands = unsafe { libc::syscall(libc::SYS_membarrier, 0, 0, 0) };
+    commands >= 0 && commands & libc::c_long::from(GET_REGISTRATIONS) == 0
 }
 
 /// Runs a full memory barrier on every CPU that runs a thread of a registered process,

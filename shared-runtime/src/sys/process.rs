@@ -151,6 +151,10 @@ fn wipe_word_first() -> *const AtomicU64 {
     word
 }
 
+/// The wipe page's word while one thread of a child made without libc's `fork` renews the
+/// child's caches (see [`renew_raw_child`]): a value no renewed word has (only the bit
+/// [`stamp`] never sets), never a release key.
+const RENEWING: u64 = NOT_A_KEY;
 /// The bits of the wipe page's word that hold the fork generation (see [`stamp`]).
 const GENERATION_BITS: u64 = !(RENEWED | REGISTERED | NOT_A_KEY);
 
@@ -170,7 +174,7 @@ thread_local! {
 /// filled under another generation. Whether the process renewed just now.
 #[inline(always)]
 fn renew_for(state: u64) -> bool {
-    if state == 0 {
+    if state == 0 || state == RENEWING {
         renew_raw_child();
         return true;
     }
@@ -202,7 +206,7 @@ pub(crate) fn renew_if_forked_plain_release() -> bool {
     }
     // SAFETY: a non-null pointer is the wipe page, mapped for the life of the process (and
     // inherited, mapped, by every child, at the same address).
-    let state = unsafe { (*word).load(Ordering::Relaxed) };
+    let state = unsafe { (*word).load(Ordering::Acquire) };
     !renew_for(state) && state & REGISTERED != 0
 }
 
@@ -222,7 +226,7 @@ pub(crate) fn release_key() -> u64 {
         return 0;
     }
     // SAFETY: as in `renew_if_forked_plain_release`.
-    let state = unsafe { (*word).load(Ordering::Relaxed) };
+    let state = unsafe { (*word).load(Ordering::Acquire) };
     if renew_for(state) {
         0
     } else {
@@ -285,26 +289,29 @@ extern "C" fn after_fork_in_child() {
 }
 
 extern "C" fn refresh_pid_in_child() {
-    // Marked renewed first: what follows asks for the pid and thread id, which must not
-    // start the renewal again.
     let generation = GENERATION.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+    // Everything a thread of the child may copy once it sees the renewal is made the
+    // child's own first: the pid and the process-wide caches, then this thread's caches.
+    // (What is done here asks for no cached value, so it does not start the renewal again.)
+    PID.store(nix::unistd::getpid().as_raw(), Ordering::Relaxed);
+    crate::sys::liveness::forget_process_caches();
+    let _ = PID_HERE.try_with(|p| p.set(0));
+    crate::sys::liveness::forget_thread_caches();
+    let _ = CACHES_OF.try_with(|c| c.set(stamp(generation)));
     let word = WIPED_IN_CHILDREN.load(Ordering::Acquire);
     if !word.is_null() {
+        // Published with release: a thread that reads the word (acquire) sees the above.
         // SAFETY: as in `renew_if_forked_plain_release`.
-        unsafe { (*word).store(RENEWED | stamp(generation), Ordering::Relaxed) };
+        unsafe { (*word).store(RENEWED | stamp(generation), Ordering::Release) };
     }
-    PID.store(nix::unistd::getpid().as_raw(), Ordering::Relaxed);
-    let _ = PID_HERE.try_with(|p| p.set(0));
-    // This thread's caches are renewed below, under the new generation.
-    let _ = CACHES_OF.try_with(|c| c.set(stamp(generation)));
     // The child's only thread is a new thread with the forking thread's memory.
-    crate::sys::liveness::renew_thread_ids_after_fork();
-    // The child is a new address space, not registered for membarriers (its releases are
-    // the fenced ones until this is done). One system call: async-signal-safe.
+    crate::sys::liveness::establish_identity_after_fork();
+    // The child is a new address space: it registers for membarriers itself (its releases
+    // are the fenced ones until this is done). Two system calls: async-signal-safe.
     if !word.is_null() {
         let registered = registered();
         // SAFETY: as in `renew_if_forked_plain_release`.
-        unsafe { (*word).fetch_or(registered, Ordering::Relaxed) };
+        unsafe { (*word).fetch_or(registered, Ordering::Release) };
     }
 }
 
@@ -316,16 +323,41 @@ pub(crate) fn renew_if_forked() {
     let word = wipe_word();
     if !word.is_null() {
         // SAFETY: as in `renew_if_forked_plain_release`.
-        renew_for(unsafe { (*word).load(Ordering::Relaxed) });
+        renew_for(unsafe { (*word).load(Ordering::Acquire) });
     }
 }
 
 #[cold]
 #[inline(never)]
 fn renew_raw_child() {
-    refresh_pid_in_child();
-    // No prepare handler ran: tables held by another thread at the fork are suspect.
-    crate::arena::opened::after_raw_fork();
+    let word = WIPED_IN_CHILDREN.load(Ordering::Acquire);
+    if word.is_null() {
+        return;
+    }
+    // SAFETY: as in `renew_if_forked_plain_release`.
+    let word = unsafe { &*word };
+    // One thread of the child renews; any other that notices the fork meanwhile waits for
+    // it (a short wait: a few system calls and reads of `/proc` by a live thread of this
+    // very process), so the generation is counted once.
+    if word
+        .compare_exchange(0, RENEWING, Ordering::Acquire, Ordering::Acquire)
+        .is_ok()
+    {
+        // No prepare handler ran: tables held by another thread at the fork are suspect,
+        // which must be known before any thread of the child may use them.
+        crate::arena::opened::after_raw_fork();
+        refresh_pid_in_child();
+        return;
+    }
+    let mut state = word.load(Ordering::Acquire);
+    while state == RENEWING {
+        std::thread::yield_now();
+        state = word.load(Ordering::Acquire);
+    }
+    // Renewed by another thread: this thread's own caches are still its parent thread's.
+    if state & GENERATION_BITS != CACHES_OF.with(Cell::get) {
+        renew_thread_caches(state & GENERATION_BITS);
+    }
 }
 
 /// A key for "this very process": its id and its fork generation. A process that reuses
