@@ -721,3 +721,24 @@ fn a_fixed_sequence_exercises_every_path() {
     // 8192-byte alignment, the two over-capacity requests, and at least one 400 KiB block.
     assert!(failures >= 4, "{failures} failures");
 }
+
+/// A small object made when the heap is nearly full (one object of 2 087 644 bytes in this
+/// 2 MiB arena) leaves the arena failing `check()` ("no object starts at offset 2088960")
+/// and counts 4160 bytes in use. Found by a random case of `allocator_matches_the_model`;
+/// the allocator's slab carving near the end of a full heap is wrong here, and it is older
+/// than the last round of work (not fixed yet: run with `--ignored`, it fails).
+#[test]
+#[ignore = "known bug, not fixed yet: a slab carved at the end of a nearly full heap"]
+fn a_small_object_next_to_a_nearly_full_heap_keeps_the_arena_sound() {
+    let w = World::new();
+    let big = alloc(&w.arena, 2, 2087644 / 4).unwrap();
+    let before = w.arena.stats().unwrap().bytes_in_use;
+    let small = alloc(&w.arena, 4, 2).unwrap();
+    let grew = w.arena.stats().unwrap().bytes_in_use - before;
+    let checked = w.arena.check();
+    drop((small, big));
+    assert!(
+        checked.is_ok(),
+        "{checked:?} (the small object took {grew} bytes)"
+    );
+}

@@ -54,7 +54,11 @@ fn registration_holds() -> bool {
     // releases are then the fenced ones, slower but always right).
     // SAFETY: as above (`MEMBARRIER_CMD_QUERY` is 0).
     let commands = unsafe { libc::syscall(libc::SYS_membarrier, 0, 0, 0) };
-    commands >= 0 && commands & libc::c_long::from(GET_REGISTRATIONS) == 0
+    commands >= 0
+        && commands & libc::c_long::from(GET_REGISTRATIONS) == 0
+        // A kernel that just accepted the registration lists the command (a faked answer
+        // is 0).
+        && commands & libc::c_long::from(REGISTER_GLOBAL_EXPEDITED) != 0
 }
 
 /// Runs a full memory barrier on every CPU that runs a thread of a registered process,

@@ -275,6 +275,10 @@ pub fn force_fenced_release() {
 /// Takes the locks of process-local tables that a child must not inherit held (the map of
 /// opened objects, `arena::opened`): the child's only thread could never release them.
 extern "C" fn prepare_fork() {
+    // A child made by a raw fork that forks now learns first whether its map of opened
+    // objects can be trusted (the prepare handler runs in ordinary context): a map held at
+    // the raw fork is never released, and taking it would wait forever.
+    renew_if_forked();
     crate::arena::opened::before_fork();
 }
 
@@ -337,20 +341,37 @@ fn renew_raw_child() {
     // SAFETY: as in `renew_if_forked_plain_release`.
     let word = unsafe { &*word };
     // One thread of the child renews; any other that notices the fork meanwhile waits for
-    // it (a short wait: a few system calls and reads of `/proc` by a live thread of this
-    // very process), so the generation is counted once.
+    // it (a few system calls by a live thread of this very process), so the generation is
+    // counted once.
+    let me = nix::unistd::gettid().as_raw();
     if word
         .compare_exchange(0, RENEWING, Ordering::Acquire, Ordering::Acquire)
         .is_ok()
     {
-        // No prepare handler ran: tables held by another thread at the fork are suspect,
-        // which must be known before any thread of the child may use them.
-        crate::arena::opened::after_raw_fork();
-        refresh_pid_in_child();
+        RENEWER.store(me, Ordering::Release);
+        renew_claimed();
         return;
     }
+    let start = Instant::now();
     let mut state = word.load(Ordering::Acquire);
     while state == RENEWING {
+        let renewer = RENEWER.load(Ordering::Acquire);
+        if renewer == me {
+            // A signal handler of the renewing thread itself: waiting would never end. It
+            // goes on with caches that the renewal, once resumed, empties again.
+            return;
+        }
+        if renewer_gone(renewer, start.elapsed())
+            && RENEWER
+                .compare_exchange(renewer, me, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            // The renewing thread ended mid-renewal: this thread renews instead (one of the
+            // waiters, the one that named itself). Were it alive after all, both renewing
+            // is safe: each counts a generation, both larger than the parent's.
+            renew_claimed();
+            return;
+        }
         std::thread::yield_now();
         state = word.load(Ordering::Acquire);
     }
@@ -358,6 +379,46 @@ fn renew_raw_child() {
     if state & GENERATION_BITS != CACHES_OF.with(Cell::get) {
         renew_thread_caches(state & GENERATION_BITS);
     }
+}
+
+/// The renewal, by the thread that claimed it.
+fn renew_claimed() {
+    // No prepare handler ran: tables held by another thread at the fork are suspect, which
+    // must be known before any thread of the child may use them.
+    crate::arena::opened::after_raw_fork();
+    refresh_pid_in_child();
+}
+
+/// The thread id of the thread renewing this child's caches (see [`renew_raw_child`]); a
+/// stale value (another process's, inherited) is never this process's thread.
+static RENEWER: AtomicI32 = AtomicI32::new(0);
+
+/// How long a thread waits for another to renew before it asks whether that thread still
+/// exists.
+const RENEWAL_PATIENCE: Duration = Duration::from_millis(100);
+/// How long a thread waits for a renewal by another thread at most.
+const RENEWAL_STALL: Duration = Duration::from_secs(2);
+
+/// Whether this thread, having `waited` that long, should renew in place of the thread
+/// `renewer` that claimed this child's renewal: once that thread is proven gone, or after
+/// [`RENEWAL_STALL`] whatever it is (a renewal takes a few system calls: one that has not
+/// ended by then is stopped, or ended unseen, e.g. a thread group's first thread, which
+/// lingers as a zombie until the whole group ends). Two renewals are safe (see
+/// [`renew_raw_child`]); waiting forever is not.
+fn renewer_gone(renewer: i32, waited: Duration) -> bool {
+    waited >= RENEWAL_PATIENCE
+        && (waited > RENEWAL_STALL || (renewer != 0 && !thread_exists(renewer)))
+}
+
+/// Whether the thread `tid` of this process exists ("cannot tell" is yes).
+fn thread_exists(tid: i32) -> bool {
+    if tid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 to a thread of this process: nothing is delivered, only whether it
+    // exists is checked.
+    let rc = unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
 /// A key for "this very process": its id and its fork generation. A process that reuses
