@@ -293,8 +293,12 @@ impl Heap<'_> {
     /// payload offset. The payload is zero (fresh heap memory always is).
     pub(crate) fn carve_slab(&self, stride: u64, marks: u64) -> Result<u64> {
         let map = self.ensure_slab_map()?;
+        // Without the sweep `alloc` makes on a full heap: it would give back the map just
+        // made (it marks no slab yet), and the slab's bit would then be set in freed
+        // memory. Where no slab fits, the object becomes an ordinary block, whose
+        // allocation sweeps.
         let made = self
-            .alloc(SLAB_PAYLOAD, SLAB_BLOCK, SLAB_OWNER)
+            .alloc_once(SLAB_PAYLOAD, SLAB_BLOCK, SLAB_OWNER)
             .and_then(|s| self.trim_slab_block(s - HDR).map(|()| s));
         let s = match made {
             Ok(s) => s,
