@@ -358,7 +358,11 @@ fn renew_raw_child() {
         let renewer = RENEWER.load(Ordering::Acquire);
         if renewer == me {
             // A signal handler of the renewing thread itself: waiting would never end. It
-            // goes on with caches that the renewal, once resumed, empties again.
+            // must not go on with the caches the renewal has not emptied yet (its parent's
+            // pid and its parent thread's identity: it would re-enter a lock the parent
+            // holds), so it makes them the child's itself (the renewal, once resumed, does
+            // the same again) and leaves the rest (the word) to the renewal.
+            renew_caches_in_place();
             return;
         }
         if renewer_gone(renewer, start.elapsed())
@@ -368,9 +372,13 @@ fn renew_raw_child() {
         {
             // The renewing thread ended mid-renewal: this thread renews instead (one of the
             // waiters, the one that named itself). Were it alive after all, both renewing
-            // is safe: each counts a generation, both larger than the parent's.
-            renew_claimed();
-            return;
+            // is safe: each counts a generation, both larger than the parent's. Not if the
+            // renewal was published meanwhile: a thread may hold the map of opened objects
+            // by now, which a second renewal would take for held at the fork.
+            if word.load(Ordering::Acquire) == RENEWING {
+                renew_claimed();
+                return;
+            }
         }
         std::thread::yield_now();
         state = word.load(Ordering::Acquire);
@@ -387,6 +395,18 @@ fn renew_claimed() {
     // must be known before any thread of the child may use them.
     crate::arena::opened::after_raw_fork();
     refresh_pid_in_child();
+    // Nobody renews now: a child forked later inherits no thread id of this process here.
+    RENEWER.store(0, Ordering::Release);
+}
+
+/// The caches [`refresh_pid_in_child`] makes the child's before it publishes the renewal
+/// (the pid, the process-wide caches, the calling thread's caches), made so by a signal
+/// handler of the renewing thread, which cannot wait for it. Every step is idempotent.
+fn renew_caches_in_place() {
+    PID.store(nix::unistd::getpid().as_raw(), Ordering::Relaxed);
+    crate::sys::liveness::forget_process_caches();
+    let _ = PID_HERE.try_with(|p| p.set(0));
+    crate::sys::liveness::forget_thread_caches();
 }
 
 /// The thread id of the thread renewing this child's caches (see [`renew_raw_child`]); a
