@@ -576,42 +576,7 @@ fn deny_membarrier() {
 /// Installs a seccomp filter on the calling thread: membarrier with command `command`
 /// (every command if `None`) returns `action`; every other call is allowed.
 fn filter_membarrier(command: Option<u32>, action: u32) {
-    let f = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
-    const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
-    const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
-    const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
-    let mut prog = vec![
-        f(LD_W_ABS, 0, 0, 0), // seccomp_data.nr
-    ];
-    match command {
-        None => prog.push(f(JEQ_K, 0, 1, SYS_MEMBARRIER as u32)),
-        Some(cmd) => prog.extend([
-            f(JEQ_K, 0, 3, SYS_MEMBARRIER as u32),
-            f(LD_W_ABS, 0, 0, 16), // seccomp_data.args[0], low word
-            f(JEQ_K, 0, 1, cmd),
-        ]),
-    }
-    prog.extend([
-        f(RET_K, 0, 0, action),
-        f(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
-    ]);
-    let fprog = libc::sock_fprog {
-        len: prog.len() as u16,
-        filter: prog.as_mut_ptr(),
-    };
-    // SAFETY: standard seccomp installation on this thread (the child is single-threaded);
-    // the program outlives the call, which copies it.
-    unsafe {
-        assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
-        assert_eq!(
-            libc::prctl(
-                libc::PR_SET_SECCOMP,
-                libc::SECCOMP_MODE_FILTER,
-                &fprog as *const _
-            ),
-            0
-        );
-    }
+    common::seccomp::filter(libc::SYS_membarrier, command, action);
 }
 
 /// membarrier refused by a real seccomp filter: a process filtered before it forks has
@@ -697,23 +662,11 @@ fn a_faked_membarrier_registration_is_not_trusted() {
     }
     let code = common::in_child(|| {
         fake_membarrier_registration();
-        let run = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "a_faked_membarrier_registration_is_not_trusted",
-                "--test-threads=1",
-                "--nocapture",
-            ])
-            .env(MODE, "1")
-            .stderr(std::process::Stdio::null())
-            .output()
-            .unwrap();
-        let ran = String::from_utf8_lossy(&run.stdout).contains("faked-registration-checked");
-        match (ran, run.status.code()) {
-            (false, _) => 2u8, // the program ran no check
-            (true, Some(0)) => 0,
-            (true, _) => 1,
-        }
+        common::seccomp::run_self(
+            "a_faked_membarrier_registration_is_not_trusted",
+            MODE,
+            "faked-registration-checked",
+        )
     })
     .unwrap();
     assert_eq!(

@@ -16,19 +16,12 @@ use std::time::{Duration, Instant};
 
 mod common;
 
+use common::raw_fork;
+use common::seccomp::exit_now as exit;
+
 use common::reap;
 
 use shared_runtime::Lock;
-
-fn raw_fork() -> libc::pid_t {
-    // SAFETY: raw fork system call; the child runs only this test's code and _exits.
-    unsafe { libc::syscall(libc::SYS_fork) as libc::pid_t }
-}
-
-fn exit(code: i32) -> ! {
-    // SAFETY: ends the process at once.
-    unsafe { libc::_exit(code) }
-}
 
 static IN_HANDLER: AtomicBool = AtomicBool::new(false);
 static B_DONE: AtomicBool = AtomicBool::new(false);
@@ -55,36 +48,15 @@ extern "C" fn on_trapped_getpid(_: libc::c_int, _: *mut libc::siginfo_t, ctx: *m
 
 /// On the calling thread only: `getpid` traps (SIGSYS), everything else runs.
 fn trap_getpid_on_this_thread() {
-    let f = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
-    const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
-    const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
-    const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
-    let prog = [
-        f(LD_W_ABS, 0, 0, 0),
-        f(JEQ_K, 0, 1, libc::SYS_getpid as u32),
-        f(RET_K, 0, 0, libc::SECCOMP_RET_TRAP),
-        f(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
-    ];
-    let fprog = libc::sock_fprog {
-        len: prog.len() as u16,
-        filter: prog.as_ptr() as *mut _,
-    };
-    // SAFETY: handler and filter installation.
+    // SAFETY: installs this test's handler for SIGSYS (async-signal-safe: atomics and the
+    // interrupted context only).
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
         sa.sa_sigaction = on_trapped_getpid as *const () as usize;
         sa.sa_flags = libc::SA_SIGINFO;
         assert_eq!(libc::sigaction(libc::SIGSYS, &sa, std::ptr::null_mut()), 0);
-        assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
-        assert_eq!(
-            libc::prctl(
-                libc::PR_SET_SECCOMP,
-                libc::SECCOMP_MODE_FILTER,
-                &fprog as *const _
-            ),
-            0
-        );
     }
+    common::seccomp::filter(libc::SYS_getpid, None, libc::SECCOMP_RET_TRAP);
 }
 
 /// Two threads of a raw-fork child race: the original thread starts the renewal

@@ -15,12 +15,14 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use shared_runtime::{Arena, Lock, RawValue, Value};
+use common::seccomp::exit_now as exit;
 
-fn exit(code: i32) -> ! {
-    // SAFETY: ends the process at once.
-    unsafe { libc::_exit(code) }
+/// Seccomp filter on the calling thread: `getpid` returns `action`.
+fn filter_getpid(action: u32) {
+    common::seccomp::filter(libc::SYS_getpid, None, action);
 }
+
+use shared_runtime::{Arena, Lock, RawValue, Value};
 
 /// State letter of task `tid` of process `pid` (R, S, ...).
 fn task_state(pid: i32, tid: i32) -> Option<u8> {
@@ -146,36 +148,6 @@ extern "C" fn on_sigsys_try_lock(_: libc::c_int, _: *mut libc::siginfo_t, ctx: *
     unsafe {
         let uc = ctx.cast::<libc::ucontext_t>();
         (*uc).uc_mcontext.gregs[libc::REG_RAX as usize] = i64::from(A_PID.load(Ordering::SeqCst));
-    }
-}
-
-/// Seccomp filter on the calling thread: getpid returns `action`.
-fn filter_getpid(action: u32) {
-    let f = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
-    const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
-    const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
-    const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
-    let prog = [
-        f(LD_W_ABS, 0, 0, 0),
-        f(JEQ_K, 0, 1, libc::SYS_getpid as u32),
-        f(RET_K, 0, 0, action),
-        f(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
-    ];
-    let fprog = libc::sock_fprog {
-        len: prog.len() as u16,
-        filter: prog.as_ptr() as *mut _,
-    };
-    // SAFETY: filter installation on this thread.
-    unsafe {
-        assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
-        assert_eq!(
-            libc::prctl(
-                libc::PR_SET_SECCOMP,
-                libc::SECCOMP_MODE_FILTER,
-                &fprog as *const _
-            ),
-            0
-        );
     }
 }
 
@@ -312,11 +284,8 @@ fn a_faked_query_defeats_the_registration_check() {
     }
     let _f = common::forking();
     let code = common::in_child(|| {
-        let f = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
-        const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
-        const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
-        const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
-        let prog = [
+        use common::seccomp::{f, install, JEQ_K, LD_W_ABS, RET_K};
+        install(vec![
             f(LD_W_ABS, 0, 0, 0),
             f(JEQ_K, 0, 6, libc::SYS_membarrier as u32),
             f(LD_W_ABS, 0, 0, 16),
@@ -326,40 +295,12 @@ fn a_faked_query_defeats_the_registration_check() {
             f(RET_K, 0, 0, libc::SECCOMP_RET_ERRNO | libc::EINVAL as u32),
             f(RET_K, 0, 0, libc::SECCOMP_RET_ERRNO),
             f(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
-        ];
-        let fprog = libc::sock_fprog {
-            len: prog.len() as u16,
-            filter: prog.as_ptr() as *mut _,
-        };
-        // SAFETY: filter installation in this single-threaded child.
-        unsafe {
-            assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
-            assert_eq!(
-                libc::prctl(
-                    libc::PR_SET_SECCOMP,
-                    libc::SECCOMP_MODE_FILTER,
-                    &fprog as *const _
-                ),
-                0
-            );
-        }
-        let run = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "a_faked_query_defeats_the_registration_check",
-                "--test-threads=1",
-                "--nocapture",
-            ])
-            .env(MODE, "1")
-            .stderr(std::process::Stdio::null())
-            .output()
-            .unwrap();
-        let ran = String::from_utf8_lossy(&run.stdout).contains("faked-query-checked");
-        match (ran, run.status.code()) {
-            (false, _) => 2u8,
-            (true, Some(0)) => 0,
-            (true, _) => 1,
-        }
+        ]);
+        common::seccomp::run_self(
+            "a_faked_query_defeats_the_registration_check",
+            MODE,
+            "faked-query-checked",
+        )
     })
     .unwrap();
     assert_eq!(

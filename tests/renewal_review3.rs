@@ -9,12 +9,14 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use shared_runtime::RLock;
+use common::seccomp::exit_now as exit;
 
-fn exit(code: i32) -> ! {
-    // SAFETY: ends the process at once.
-    unsafe { libc::_exit(code) }
+/// Seccomp filter on the calling thread: `getpid` returns `action`.
+fn filter_getpid(action: u32) {
+    common::seccomp::filter(libc::SYS_getpid, None, action);
 }
+
+use shared_runtime::RLock;
 
 fn reap_within(pid: i32, limit: Duration) -> Option<i32> {
     let deadline = Instant::now() + limit;
@@ -38,36 +40,6 @@ fn reap_within(pid: i32, limit: Duration) -> Option<i32> {
             return None;
         }
         std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-/// Seccomp filter on the calling thread: getpid returns `action`.
-fn filter_getpid(action: u32) {
-    let f = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
-    const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
-    const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
-    const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
-    let prog = [
-        f(LD_W_ABS, 0, 0, 0),
-        f(JEQ_K, 0, 1, libc::SYS_getpid as u32),
-        f(RET_K, 0, 0, action),
-        f(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
-    ];
-    let fprog = libc::sock_fprog {
-        len: prog.len() as u16,
-        filter: prog.as_ptr() as *mut _,
-    };
-    // SAFETY: filter installation on this thread.
-    unsafe {
-        assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
-        assert_eq!(
-            libc::prctl(
-                libc::PR_SET_SECCOMP,
-                libc::SECCOMP_MODE_FILTER,
-                &fprog as *const _
-            ),
-            0
-        );
     }
 }
 

@@ -147,6 +147,7 @@ pub fn hide_proc() -> Result<(), String> {
 
 /// What a probing acquisition got, as a code a child can write into shared memory.
 pub mod python;
+pub mod seccomp;
 
 pub mod probe {
     use std::sync::TryLockResult;
