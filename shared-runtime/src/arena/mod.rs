@@ -51,6 +51,18 @@ pub(crate) use allocation::{Allocation, Fresh, MappedPtr};
 /// dropped here) and is then set aside, so each such block is refused once; more refusals
 /// in a row than this means that most of the blocks this process is given are such.
 pub(crate) const FRESH_TRIES: usize = 32;
+
+/// The error of a maker of data refused [`FRESH_TRIES`] blocks in a row, the last at
+/// `offset`, each named by a live copy of an ancestor's object.
+pub(crate) fn fresh_blocks_refused(offset: u64) -> Error {
+    Error::AlreadyOpen {
+        offset,
+        open_as: format!(
+            "data (a copy of an object its parent process had there; the last of \
+             {FRESH_TRIES} fresh blocks this process was given, all of them such)"
+        ),
+    }
+}
 use cache::BlockCache;
 pub(crate) use cache::{slot_counts, slot_owner};
 pub(crate) use cache_path::cache_global_blocks_here;
@@ -340,13 +352,7 @@ impl Arena {
             // block is another one (as `Value::new` does for its own blocks).
             opened::set_aside(self, fresh);
         }
-        Err(Error::AlreadyOpen {
-            offset: last,
-            open_as: format!(
-                "data (a copy of an object its parent process had there; the last of \
-                 {FRESH_TRIES} fresh blocks this process was given, all of them such)"
-            ),
-        })
+        Err(fresh_blocks_refused(last))
     }
 
     /// Allocates `size` zeroed bytes (8-aligned, or `align` if more) owned by the calling

@@ -7,7 +7,9 @@
 
 use std::sync::Arc;
 
-use crate::arena::{data_offset, opened, Allocation, Arena, LockKind, ObjectKind, FRESH_TRIES};
+use crate::arena::{
+    data_offset, fresh_blocks_refused, opened, Allocation, Arena, LockKind, ObjectKind, FRESH_TRIES,
+};
 use crate::raw::{byte_len, RawArray, RawValue};
 use crate::sync::{GenericLock, LockCore, Reentrancy, Synchronized};
 use crate::{Result, SharedType};
@@ -78,13 +80,7 @@ fn refused(
     if tries < FRESH_TRIES {
         return Ok(());
     }
-    Err(crate::Error::AlreadyOpen {
-        offset,
-        open_as: format!(
-            "data (a copy of an object its parent process had there; the last of \
-             {FRESH_TRIES} fresh blocks this process was given, all of them such)"
-        ),
-    })
+    Err(fresh_blocks_refused(offset))
 }
 
 /// The lock kind `K` as the directory names it (the data offset does not depend on it).

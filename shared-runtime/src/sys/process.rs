@@ -189,9 +189,15 @@ fn renew_for(state: u64) -> bool {
 #[cold]
 #[inline(never)]
 fn renew_thread_caches(generation: u64) {
+    forget_this_threads_caches();
+    let _ = CACHES_OF.try_with(|c| c.set(generation));
+}
+
+/// Empties the calling thread's caches: its pid copy here, its identity, id and
+/// pid-namespace copy in `sys::liveness`.
+fn forget_this_threads_caches() {
     let _ = PID_HERE.try_with(|p| p.set(0));
     crate::sys::liveness::forget_thread_caches();
-    let _ = CACHES_OF.try_with(|c| c.set(generation));
 }
 
 /// [`renew_if_forked`], then whether this process may release a lock with a plain store
@@ -249,8 +255,8 @@ pub(crate) fn plain_release(key: u64) -> bool {
     // is a copy of the thread's), and a copy once set is never cleared: not null.
     let word = WIPE_WORD.with(Cell::get);
     debug_assert!(!word.is_null());
-    // SAFETY: as in `renew_if_forked_plain_release`: the page's address, mapped for the life of the
-    // process and of every child (at the same address), not null (above).
+    // SAFETY: as in `renew_if_forked_plain_release`: the page's address, mapped for the
+    // life of the process and of every child (at the same address), not null (above).
     unsafe { (*word).load(Ordering::Relaxed) == key }
 }
 
@@ -297,10 +303,7 @@ extern "C" fn refresh_pid_in_child() {
     // Everything a thread of the child may copy once it sees the renewal is made the
     // child's own first: the pid and the process-wide caches, then this thread's caches.
     // (What is done here asks for no cached value, so it does not start the renewal again.)
-    PID.store(nix::unistd::getpid().as_raw(), Ordering::Relaxed);
-    crate::sys::liveness::forget_process_caches();
-    let _ = PID_HERE.try_with(|p| p.set(0));
-    crate::sys::liveness::forget_thread_caches();
+    renew_caches_in_place();
     let _ = CACHES_OF.try_with(|c| c.set(stamp(generation)));
     let word = WIPED_IN_CHILDREN.load(Ordering::Acquire);
     if !word.is_null() {
@@ -399,14 +402,14 @@ fn renew_claimed() {
     RENEWER.store(0, Ordering::Release);
 }
 
-/// The caches [`refresh_pid_in_child`] makes the child's before it publishes the renewal
-/// (the pid, the process-wide caches, the calling thread's caches), made so by a signal
-/// handler of the renewing thread, which cannot wait for it. Every step is idempotent.
+/// Makes the caches the child's that [`refresh_pid_in_child`] must make so before it
+/// publishes the renewal: the pid, the process-wide caches, the calling thread's caches.
+/// Also run by a signal handler of the renewing thread, which cannot wait for the renewal.
+/// Every step is idempotent.
 fn renew_caches_in_place() {
     PID.store(nix::unistd::getpid().as_raw(), Ordering::Relaxed);
     crate::sys::liveness::forget_process_caches();
-    let _ = PID_HERE.try_with(|p| p.set(0));
-    crate::sys::liveness::forget_thread_caches();
+    forget_this_threads_caches();
 }
 
 /// The thread id of the thread renewing this child's caches (see [`renew_raw_child`]); a
